@@ -1,0 +1,148 @@
+"""The seam between the service and a chain: the ChainAdapter protocol and the values that cross it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from x402.wire.models import PaymentRequirements, SupportedKind
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentContext:
+    """One payment, normalised to the v2 shape (v1 payloads are converted before they get here)."""
+
+    x402_version: int
+    scheme: str
+    network: str
+    payload: Mapping[str, Any]
+    requirements: PaymentRequirements
+    accepted: PaymentRequirements | None = None
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyOutcome:
+    """Result of verifying a payment: invalid is a value, not an exception."""
+
+    is_valid: bool
+    payer: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    extra: Mapping[str, Any] | None = None
+
+    @classmethod
+    def invalid(cls, reason: str, message: str | None = None, payer: str | None = None) -> VerifyOutcome:
+        """An invalid outcome with its reason code."""
+        return cls(False, payer=payer, reason=reason, message=message)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayKey:
+    """What makes a payment unique on its chain (EVM: network, asset, payer, nonce)."""
+
+    network: str
+    asset: str
+    payer: str
+    nonce: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSettlement:
+    """A signed settlement transaction, ready to broadcast; its id is known before it is sent."""
+
+    tx_id: str
+    raw: bytes
+    signer: str
+    signer_nonce: int | None = None
+    valid_until: int | None = None
+
+
+ConfirmationStatus = Literal["confirmed", "failed", "pending", "unknown"]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What the chain says about a broadcast settlement."""
+
+    status: ConfirmationStatus
+    reason: str | None = None
+    message: str | None = None
+    amount: int | None = None
+    block: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TxCheck:
+    """A request to verify a plain on-chain payment by its transaction id."""
+
+    network: str
+    tx_id: str
+    pay_to: str
+    asset: str
+    min_amount: int
+    confirmations: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TxVerification:
+    """The answer to a TxCheck; ``status`` is verified, pending or invalid."""
+
+    status: Literal["verified", "pending", "invalid"]
+    amount: int = 0
+    payer: str | None = None
+    confirmations: int = 0
+    reason: str | None = None
+    block: int | None = None
+
+
+@runtime_checkable
+class ChainAdapter(Protocol):
+    """A chain family plug-in: verifies, settles and inspects payments on its networks."""
+
+    name: str
+
+    def networks(self) -> Sequence[str]:
+        """CAIP-2 ids this adapter instance serves."""
+        ...
+
+    def supported_kinds(self) -> list[SupportedKind]:
+        """The (version, scheme, network) kinds it can verify and settle."""
+        ...
+
+    def signers(self) -> dict[str, list[str]]:
+        """Facilitator signer addresses by CAIP-2 pattern."""
+        ...
+
+    async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
+        """Check a payment; never raises for an invalid payment, only for a broken dependency."""
+        ...
+
+    def replay_key(self, ctx: PaymentContext) -> ReplayKey:
+        """The unique key of this payment for the replay ledger."""
+        ...
+
+    async def prepare_settlement(self, ctx: PaymentContext, *, nonce_floor: int | None = None) -> PreparedSettlement:
+        """Build and sign the settlement transaction (no broadcast)."""
+        ...
+
+    async def broadcast(self, network: str, prepared: PreparedSettlement) -> None:
+        """Send a prepared transaction; sending the same one twice is harmless."""
+        ...
+
+    async def confirm(self, ctx: PaymentContext | None, network: str, tx_id: str, *, timeout: float) -> Confirmation:
+        """Wait up to ``timeout`` for the transaction's outcome and check it moved the payment."""
+        ...
+
+    async def verify_transaction(self, check: TxCheck) -> TxVerification:
+        """Verify a plain on-chain transfer by transaction id."""
+        ...
+
+    async def check_health(self) -> dict[str, bool]:
+        """Per-network RPC reachability."""
+        ...
+
+    async def close(self) -> None:
+        """Release clients and sessions."""
+        ...

@@ -1,0 +1,144 @@
+"""Session-wide real services (Postgres, Redis, anvil) and per-test isolation."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.harness.services import postgres, redis_server, with_database
+from x402.settings import Settings
+from x402.storage.db import migrate
+
+TEMPLATE_DB = "x402_test_template"
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _warm_entry_points() -> None:
+    """Read the chain entry points once, outside any event loop (as ``x402 serve`` does)."""
+    from chains.registry import load_factories
+
+    load_factories()
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    """URL of a real Postgres server (any database on it)."""
+    with postgres() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_base_url() -> Iterator[str | None]:
+    """URL of a real Redis server, or None when none can be had here."""
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> str:
+    """A migrated template database, cloned for every test that needs a database."""
+    import asyncio
+
+    return asyncio.run(_make_template(pg_server_url))
+
+
+async def _make_template(pg_server_url: str) -> str:
+    name = f"{TEMPLATE_DB}_{_worker()}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(with_database(pg_server_url, name))
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return name
+
+
+@pytest.fixture
+async def database_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test, dropped afterwards."""
+    name = f"x402_t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    finally:
+        await admin.close()
+    yield with_database(pg_server_url, name)
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def empty_database_url(pg_server_url: str) -> AsyncIterator[str]:
+    """A fresh database with no schema at all."""
+    name = f"x402_e_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield with_database(pg_server_url, name)
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def redis_url(redis_base_url: str | None) -> AsyncIterator[str]:
+    """A Redis URL with a database number of its own for this xdist worker, flushed before the test."""
+    if redis_base_url is None:
+        pytest.fail("no Redis: set REDIS_URL or install redis-server (the test command starts it)")
+    import redis.asyncio as aioredis
+
+    n = int(_worker().removeprefix("gw") or 0) % 15 + 1
+    url = f"{redis_base_url.rstrip('/')}/{n}"
+    client = aioredis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    """Settings for an app on this test's database, no Redis, no chains."""
+    return Settings(database_url=database_url, data_dir=tmp_path, log_level="warning")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "allow_blocking: the test may make blocking calls inside the event loop")
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail an async test when the service's own code makes a blocking call inside the event loop."""
+    import inspect
+
+    fn = getattr(request.node, "obj", None)
+    if fn is None or not inspect.iscoroutinefunction(fn) or request.node.get_closest_marker("allow_blocking"):
+        yield
+        return
+    from blockbuster import blockbuster_ctx
+
+    with blockbuster_ctx(["x402", "chains", "risk", "wallets"]) as bb:
+        # asyncpg looks for ~/.pgpass and client certificates once per new connection (not per query)
+        for func in bb.functions.values():
+            func.can_block_in("asyncpg/connect_utils.py", {"_parse_connect_arguments"})
+        yield

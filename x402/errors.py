@@ -1,0 +1,139 @@
+"""One error tree for the whole service: every error carries an HTTP status and a stable ``code``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class X402Error(Exception):
+    """Base of every error the service raises on purpose; rendered as application/problem+json."""
+
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str | None = None, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        if code is not None:
+            self.code = code
+        self.extra = extra
+
+    def to_problem(self) -> dict[str, Any]:
+        """The RFC 9457 problem document for this error (no secrets: only detail + extra)."""
+        body: dict[str, Any] = {
+            "type": f"https://x402.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(X402Error):
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+
+class InvalidPaymentHeader(BadRequest):
+    """A payment header that cannot be decoded (base64, JSON, shape, size)."""
+
+    code = "invalid_payment_header"
+    title = "Invalid payment header"
+
+
+class ValidationFailed(X402Error):
+    status = 422
+    code = "validation_failed"
+    title = "Validation failed"
+
+
+class Unauthorized(X402Error):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(X402Error):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(X402Error):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(X402Error):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(X402Error):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class RateLimited(X402Error):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class DependencyError(X402Error):
+    """A dependency (database, cache, chain RPC, remote facilitator) failed; says which one."""
+
+    status = 503
+    code = "dependency_unavailable"
+    title = "Dependency unavailable"
+
+    def __init__(self, detail: str | None = None, *, dependency: str, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, code=code, dependency=dependency, **extra)
+        self.dependency = dependency
+
+
+class DatabaseUnavailable(DependencyError):
+    code = "database_unavailable"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, dependency="postgres", **extra)
+
+
+class ChainUnavailable(DependencyError):
+    """No RPC URL of a network answered (connection errors, timeouts, open circuit breakers)."""
+
+    code = "chain_unavailable"
+
+    def __init__(self, detail: str | None = None, *, network: str, **extra: Any) -> None:
+        super().__init__(detail, dependency=f"rpc:{network}", network=network, **extra)
+
+
+class ChainRejected(DependencyError):
+    """The chain answered but refused the request (RPC error that is not about the payment)."""
+
+    status = 502
+    code = "chain_rejected"
+
+    def __init__(self, detail: str | None = None, *, network: str, **extra: Any) -> None:
+        super().__init__(detail, dependency=f"rpc:{network}", network=network, **extra)
+
+
+class FacilitatorUnavailable(DependencyError):
+    code = "facilitator_unavailable"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, dependency="facilitator", **extra)
+
+
+class ConfigError(X402Error):
+    """Bad settings or network config; raised at start-up, never on a request."""
+
+    code = "config_error"
+    title = "Configuration error"
