@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from chains.base import ChainAdapter
 from x402.errors import BadRequest
+from x402.wire.models import SupportedResponse
 
 if TYPE_CHECKING:
     from x402.settings import NetworkConfig, Settings
@@ -75,6 +76,17 @@ class ChainRegistry:
         for adapter in self._all:
             out.extend(n for n in adapter.networks() if n not in out)
         return out
+
+    def supported(self, extensions: list[str] | None = None) -> SupportedResponse:
+        """``GET /supported``: the kinds and signers of every adapter (x402-spec §6.2)."""
+        kinds = []
+        signers: dict[str, list[str]] = {}
+        for adapter in self._all:
+            kinds.extend(adapter.supported_kinds())
+            for pattern, addrs in adapter.signers().items():
+                have = signers.setdefault(pattern, [])
+                have.extend(a for a in addrs if a not in have)
+        return SupportedResponse(kinds=kinds, extensions=list(extensions or []), signers=signers)
 
     async def close(self) -> None:
         """Close every adapter."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from chains.evm.devchain import DevChain
 from tests.harness.services import postgres, redis_server, with_database
 from x402.settings import Settings
 from x402.storage.db import migrate
@@ -142,3 +143,42 @@ def no_blocking_calls(request: pytest.FixtureRequest) -> Iterator[None]:
         for func in bb.functions.values():
             func.can_block_in("asyncpg/connect_utils.py", {"_parse_connect_arguments"})
         yield
+
+
+@pytest.fixture(scope="session")
+def devchain() -> Iterator[DevChain]:
+    """One anvil per test session (per xdist worker) with TestUSDC deployed and dev accounts 1-9 funded.
+
+    Tests share it: each signs with fresh nonces (and fresh payer keys when it needs known balances).
+    """
+    import asyncio
+    import subprocess
+    import time
+
+    from chains.evm.devchain import deploy_dev_token, find_anvil
+    from tests.harness.services import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                asyncio.run(deploy_dev_token(url))
+                break
+            except Exception:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield DevChain(rpc_url=url)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()

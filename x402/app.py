@@ -88,4 +88,6 @@ def create_app(
 
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
-    return []
+    from x402.facilitator import routes as facilitator
+
+    return [facilitator.install]

@@ -15,15 +15,7 @@ routes = web.RouteTableDef()
 
 def supported(request: web.Request) -> SupportedResponse:
     """The kinds and signers of every configured adapter."""
-    registry = request.app[CHAINS]
-    kinds = []
-    signers: dict[str, list[str]] = {}
-    for adapter in registry:
-        kinds.extend(adapter.supported_kinds())
-        for pattern, addrs in adapter.signers().items():
-            signers.setdefault(pattern, []).extend(a for a in addrs if a not in signers.get(pattern, []))
-    extensions = list(request.app[EXTRAS].get("extensions", []))
-    return SupportedResponse(kinds=kinds, extensions=extensions, signers=signers)
+    return request.app[CHAINS].supported(list(request.app[EXTRAS].get("extensions", [])))
 
 
 @routes.get("/supported")

@@ -1,0 +1,100 @@
+"""Facilitator HTTP input handling: malformed bodies are 400 problems; unroutable payments are values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from x402.app import create_app
+from x402.settings import Settings
+
+REQ = {
+    "scheme": "exact",
+    "network": "eip155:8453",
+    "amount": "10000",
+    "asset": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+    "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+    "maxTimeoutSeconds": 60,
+    "extra": {"name": "USD Coin", "version": "2"},
+}
+PAYLOAD = {"x402Version": 2, "accepted": REQ, "payload": {"signature": "0x00", "authorization": {}}}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"", "invalid_json"),
+        (b"{not json", "invalid_json"),
+        (b"[1,2]", "invalid_payload"),
+        (b'{"x402Version": 2}', "invalid_payload"),
+        (b'{"x402Version": 2, "paymentPayload": {"x402Version": 2}}', "invalid_payment_requirements"),
+        (b'{"paymentPayload": {"x402Version": 7}, "paymentRequirements": {}}', "invalid_x402_version"),
+        (
+            b'{"paymentPayload": {"x402Version": 2, "accepted": null, "payload": {}}, "paymentRequirements": {}}',
+            "invalid_payload",
+        ),
+    ],
+)
+@pytest.mark.parametrize("path", ["/verify", "/settle"])
+async def test_malformed_bodies_are_400(
+    aiohttp_client: Any, settings: Settings, path: str, body: bytes, code: str
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    r = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+    problem = await r.json()
+    assert r.status == 400, problem
+    assert problem["code"] == code
+    assert r.content_type == "application/problem+json"
+
+
+async def test_unconfigured_network_is_a_negative_result(aiohttp_client: Any, settings: Settings) -> None:
+    client = await aiohttp_client(create_app(settings))
+    body = {"x402Version": 2, "paymentPayload": PAYLOAD, "paymentRequirements": REQ}
+    r = await client.post("/verify", json=body)
+    assert r.status == 200
+    assert (await r.json()) == {
+        "isValid": False,
+        "invalidReason": "invalid_network",
+        "invalidMessage": "network 'eip155:8453' is not supported by this facilitator",
+    }
+    r = await client.post("/settle", json=body)
+    out = await r.json()
+    assert r.status == 200
+    assert out["success"] is False
+    assert out["errorReason"] == "invalid_network"
+    assert out["transaction"] == ""
+    assert out["network"] == "eip155:8453"
+
+
+async def test_wrong_content_type_and_oversized_body(aiohttp_client: Any, settings: Settings) -> None:
+    client = await aiohttp_client(create_app(settings.with_(max_body_bytes=4096)))
+    r = await client.post("/verify", data=b"x=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 400
+    assert (await r.json())["code"] == "unsupported_media_type"
+    r = await client.post("/verify", data=b"{" + b" " * 10_000 + b"}", headers={"Content-Type": "application/json"})
+    assert r.status == 413
+    assert (await r.json())["code"] == "payload_too_large"
+
+
+async def test_verify_tx_input_errors(aiohttp_client: Any, settings: Settings) -> None:
+    client = await aiohttp_client(create_app(settings))
+    r = await client.post("/v1/payments/verify-tx", json={"network": "eip155:8453"})
+    assert r.status == 400
+    assert (await r.json())["code"] == "invalid_payload"
+    good = {
+        "network": "base",
+        "transaction": "0x" + "ab" * 32,
+        "payTo": REQ["payTo"],
+        "asset": REQ["asset"],
+        "minAmount": "1.5",
+    }
+    r = await client.post("/v1/payments/verify-tx", json=good)
+    assert r.status == 400
+    assert (await r.json())["code"] == "invalid_amount"
+    r = await client.post("/v1/payments/verify-tx", json={**good, "minAmount": "10", "network": "nope"})
+    assert r.status == 400
+    assert (await r.json())["code"] == "invalid_network"
+    r = await client.post("/v1/payments/verify-tx", json={**good, "minAmount": "10"})
+    assert r.status == 400
+    assert (await r.json())["code"] == "invalid_network"  # base is a known network but not configured here

@@ -1,0 +1,201 @@
+"""EVM test helpers: payments signed with eth-account (independent of the service's fast path), balances."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from eth_account import Account
+
+from chains.evm.devchain import DevChain
+from x402.settings import AssetConfig, NetworkConfig, Settings
+from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A signed v2 payment and the requirements it pays."""
+
+    payload: PaymentPayload
+    requirements: PaymentRequirements
+    payer: str
+
+    def body(self) -> dict[str, Any]:
+        """The facilitator request body."""
+        import msgspec
+
+        return {
+            "x402Version": 2,
+            "paymentPayload": msgspec.to_builtins(self.payload),
+            "paymentRequirements": msgspec.to_builtins(self.requirements),
+        }
+
+
+def requirements(chain: DevChain, pay_to: str, amount: int = 10_000, **extra: Any) -> PaymentRequirements:
+    """Requirements for the dev token on the dev chain."""
+    return PaymentRequirements(
+        scheme="exact",
+        network=chain.network,
+        amount=str(amount),
+        asset=chain.token_address,
+        pay_to=pay_to,
+        max_timeout_seconds=60,
+        extra={"name": chain.token_name, "version": chain.token_version, **extra},
+    )
+
+
+def sign_payment(
+    chain: DevChain,
+    payer_key: str,
+    req: PaymentRequirements,
+    *,
+    value: int | None = None,
+    to: str | None = None,
+    valid_after: int = 0,
+    valid_before: int | None = None,
+    nonce: str | None = None,
+    name: str | None = None,
+    version: str | None = None,
+    chain_id: int | None = None,
+    verifying_contract: str | None = None,
+) -> Payment:
+    """Sign an EIP-3009 TransferWithAuthorization with eth-account (overrides make invalid payments)."""
+    acct = Account.from_key(payer_key)
+    message = {
+        "from": acct.address,
+        "to": to or req.pay_to,
+        "value": int(req.amount) if value is None else value,
+        "validAfter": valid_after,
+        "validBefore": int(time.time()) + 600 if valid_before is None else valid_before,
+        "nonce": nonce or "0x" + secrets.token_hex(32),
+    }
+    typed = {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            "TransferWithAuthorization": [
+                {"name": "from", "type": "address"},
+                {"name": "to", "type": "address"},
+                {"name": "value", "type": "uint256"},
+                {"name": "validAfter", "type": "uint256"},
+                {"name": "validBefore", "type": "uint256"},
+                {"name": "nonce", "type": "bytes32"},
+            ],
+        },
+        "primaryType": "TransferWithAuthorization",
+        "domain": {
+            "name": name or req.extra.get("name", chain.token_name),
+            "version": version or req.extra.get("version", chain.token_version),
+            "chainId": chain_id or chain.chain_id,
+            "verifyingContract": verifying_contract or req.asset,
+        },
+        "message": message,
+    }
+    sig = Account.sign_typed_data(payer_key, full_message=typed)
+    authorization = {k: str(v) if k != "from" and k != "to" and k != "nonce" else v for k, v in message.items()}
+    payload = PaymentPayload(
+        resource=ResourceInfo(url="http://127.0.0.1/paid", description="test", mime_type="application/json"),
+        accepted=req,
+        payload={"signature": "0x" + bytes(sig.signature).hex(), "authorization": authorization},
+    )
+    return Payment(payload=payload, requirements=req, payer=acct.address)
+
+
+def new_key() -> str:
+    """A fresh random private key."""
+    return "0x" + secrets.token_hex(32)
+
+
+def address_of(key: str) -> str:
+    """The checksummed address of a key."""
+    return str(Account.from_key(key).address)
+
+
+async def rpc(url: str, method: str, *params: Any) -> Any:
+    """One raw JSON-RPC call."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    async with aiohttp.ClientSession() as s, s.post(url, json=body) as r:
+        doc = await r.json()
+    if "error" in doc:
+        raise RuntimeError(f"{method}: {doc['error']}")
+    return doc["result"]
+
+
+async def fund_eth(chain: DevChain, address: str, wei: int = 10**20) -> None:
+    """Give an address ETH for gas (anvil cheat code)."""
+    await rpc(chain.rpc_url, "anvil_setBalance", address, hex(wei))
+
+
+async def token_balance(chain: DevChain, address: str, token: str | None = None) -> int:
+    """ERC-20 balanceOf via eth_call."""
+    data = "0x70a08231" + "00" * 12 + address.lower().removeprefix("0x")
+    out = await rpc(chain.rpc_url, "eth_call", {"to": token or chain.token_address, "data": data}, "latest")
+    return int(out, 16)
+
+
+async def mint(chain: DevChain, to: str, amount: int, token: str | None = None) -> None:
+    """Mint test tokens (TestUSDC.mint is open) from an impersonated account to avoid nonce races."""
+    minter = "0x000000000000000000000000000000000000dEaD"
+    await rpc(chain.rpc_url, "anvil_impersonateAccount", minter)
+    await fund_eth(chain, minter)
+    data = "0x40c10f19" + "00" * 12 + to.lower().removeprefix("0x") + amount.to_bytes(32, "big").hex()
+    tx = await rpc(
+        chain.rpc_url, "eth_sendTransaction", {"from": minter, "to": token or chain.token_address, "data": data}
+    )
+    for _ in range(100):
+        if await rpc(chain.rpc_url, "eth_getTransactionReceipt", tx):
+            return
+    raise RuntimeError("mint not mined")
+
+
+async def tx_count(chain: DevChain, address: str) -> int:
+    """The account's nonce (mined transactions)."""
+    return int(await rpc(chain.rpc_url, "eth_getTransactionCount", address, "latest"), 16)
+
+
+async def funded_payer(chain: DevChain, amount: int = 1_000_000_000) -> str:
+    """A fresh payer key holding ``amount`` dev tokens and no ETH."""
+    key = new_key()
+    await mint(chain, address_of(key), amount)
+    return key
+
+
+def chain_settings(chain: DevChain, database_url: str, signer_key: str, **kw: Any) -> Settings:
+    """Settings serving the dev chain with a given facilitator signer."""
+    return Settings(
+        database_url=database_url,
+        networks=(dev_network(chain),),
+        evm_signer_key=signer_key,
+        log_level="warning",
+        reconcile_interval=0,
+        **kw,
+    )
+
+
+def dev_network(chain: DevChain, rpc_urls: tuple[str, ...] | None = None) -> NetworkConfig:
+    """The dev chain as a configured network."""
+    return NetworkConfig(
+        network=chain.network,
+        rpc_urls=rpc_urls or (chain.rpc_url,),
+        assets=(AssetConfig(address=chain.token_address, name=chain.token_name, version=chain.token_version),),
+    )
+
+
+def networks_env(chain: DevChain) -> str:
+    """X402_NETWORKS for a subprocess serving the dev chain."""
+    return json.dumps(
+        {
+            chain.network: {
+                "rpc_urls": [chain.rpc_url],
+                "assets": [{"address": chain.token_address, "name": chain.token_name, "version": chain.token_version}],
+            }
+        }
+    )

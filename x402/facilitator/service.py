@@ -1,0 +1,292 @@
+"""The in-process facilitator: routes a payment to its chain adapter and settles it exactly once."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import msgspec
+
+from chains.base import ChainAdapter, Confirmation, PaymentContext, ReplayKey
+from chains.registry import ChainRegistry
+from x402.errors import DependencyError
+from x402.facilitator.base import AnyPayload, AnyRequirements
+from x402.facilitator.journal import Journal, JournalRow, payload_hash
+from x402.logs import get_logger
+from x402.metrics import Metrics
+from x402.wire import reasons
+from x402.wire.models import (
+    PaymentPayload,
+    PaymentRequirements,
+    SettleResponse,
+    SupportedResponse,
+    VerifyResponse,
+    normalize,
+    parse_amount,
+)
+
+log = get_logger("x402.facilitator")
+
+
+class Rejected(Exception):
+    """A payment that cannot even be routed (unknown network, bad amount, mixed versions): a value to report."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A payment with its adapter, its v2-shaped context and the network name to answer with."""
+
+    adapter: ChainAdapter
+    ctx: PaymentContext
+    network: str
+    payer_hint: str | None
+
+
+def _payer_hint(payload: PaymentPayload) -> str | None:
+    auth = payload.payload.get("authorization")
+    if isinstance(auth, dict) and isinstance(auth.get("from"), str):
+        return str(auth["from"])
+    return None
+
+
+class FacilitatorService:
+    """Verify and settle through chain adapters; the journal makes settlement exactly-once across processes."""
+
+    def __init__(
+        self,
+        registry: ChainRegistry,
+        journal: Journal,
+        *,
+        settle_timeout: float = 30.0,
+        metrics: Metrics | None = None,
+        extensions: list[str] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.journal = journal
+        self.settle_timeout = settle_timeout
+        self.metrics = metrics
+        self.extensions = list(extensions or [])
+
+    # ------------------------------------------------------------------------------------ routing
+
+    def route(self, payload: AnyPayload, requirements: AnyRequirements) -> Routed:
+        """Normalise to v2 and find the adapter; raises Rejected for what no adapter could take."""
+        try:
+            p2, r2 = normalize(payload, requirements)
+        except DependencyError:
+            raise
+        except Exception as exc:
+            code = getattr(exc, "code", reasons.INVALID_PAYLOAD)
+            raise Rejected(code, str(exc)) from None
+        try:
+            parse_amount(r2.amount)
+        except Exception as exc:
+            raise Rejected(reasons.INVALID_PAYMENT_REQUIREMENTS, str(exc)) from None
+        adapter = self.registry.find(r2.network)
+        if adapter is None:
+            raise Rejected(reasons.INVALID_NETWORK, f"network {r2.network!r} is not supported by this facilitator")
+        ctx = PaymentContext(
+            x402_version=payload.x402_version,
+            scheme=p2.accepted.scheme,
+            network=r2.network,
+            payload=p2.payload,
+            requirements=r2,
+            accepted=p2.accepted,
+            extensions=p2.extensions if isinstance(p2.extensions, dict) else {},
+        )
+        return Routed(adapter, ctx, requirements.network, _payer_hint(p2))
+
+    def _count(self, op: str, network: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.payments.labels(op, network, outcome).inc()
+
+    # ------------------------------------------------------------------------------------- verify
+
+    async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
+        """Verify a payment (x402-spec §6.1): every negative outcome is ``isValid: false`` with a reason."""
+        try:
+            routed = self.route(payload, requirements)
+        except Rejected as rej:
+            self._count("verify", requirements.network, rej.reason)
+            return VerifyResponse(is_valid=False, invalid_reason=rej.reason, invalid_message=rej.message)
+        outcome = await routed.adapter.verify(routed.ctx, simulate=True)
+        self._count("verify", routed.ctx.network, "valid" if outcome.is_valid else (outcome.reason or "invalid"))
+        resp = VerifyResponse(is_valid=outcome.is_valid)
+        if outcome.payer:
+            resp.payer = outcome.payer
+        if not outcome.is_valid:
+            resp.invalid_reason = outcome.reason or reasons.UNEXPECTED_VERIFY_ERROR
+            if outcome.message:
+                resp.invalid_message = outcome.message
+        return resp
+
+    # ------------------------------------------------------------------------------------- settle
+
+    def _failure(
+        self, network: str, reason: str, message: str | None, payer: str | None, tx: str = ""
+    ) -> SettleResponse:
+        resp = SettleResponse(success=False, error_reason=reason, transaction=tx, network=network)
+        if message:
+            resp.error_message = message
+        if payer:
+            resp.payer = payer
+        self._count("settle", network, reason)
+        return resp
+
+    def _from_row(self, row: JournalRow, network: str, payer: str | None) -> SettleResponse:
+        """The answer recorded for a settlement (a retried settle gets the same answer)."""
+        payer = payer or row.payer
+        if row.status == "confirmed":
+            self._count("settle", network, "replayed")
+            return SettleResponse(
+                success=True, payer=payer, transaction=row.tx_id or "", network=network, amount=str(row.amount)
+            )
+        if row.status == "failed":
+            return self._failure(
+                network, row.error_reason or reasons.UNEXPECTED_SETTLE_ERROR, row.error_message, payer, row.tx_id or ""
+            )
+        return self._failure(network, reasons.SETTLEMENT_PENDING, "settlement is in flight", payer, row.tx_id or "")
+
+    async def settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
+        """Settle a payment at most once; a retry of the same payment returns the recorded result."""
+        try:
+            routed = self.route(payload, requirements)
+        except Rejected as rej:
+            return self._failure(requirements.network, rej.reason, rej.message, None)
+        adapter, ctx, network = routed.adapter, routed.ctx, routed.network
+        try:
+            key = adapter.replay_key(ctx)
+        except Exception as exc:  # a payload too broken to key is an invalid payload
+            return self._failure(network, reasons.INVALID_PAYLOAD, str(exc), routed.payer_hint)
+        digest = payload_hash(ctx.x402_version, dict(ctx.payload), msgspec.to_builtins(ctx.requirements))
+        existing = await self.journal.find(key)
+        if existing is not None:
+            return await self._existing(existing, digest, ctx, adapter, network, key)
+        outcome = await adapter.verify(ctx, simulate=False)
+        if not outcome.is_valid:
+            return self._failure(
+                network, outcome.reason or reasons.UNEXPECTED_SETTLE_ERROR, outcome.message, outcome.payer
+            )
+        row_id = await self.journal.claim(
+            key,
+            digest=digest,
+            pay_to=ctx.requirements.pay_to,
+            amount=int(ctx.requirements.amount),
+            x402_version=ctx.x402_version,
+            payload=dict(ctx.payload),
+            requirements=msgspec.to_builtins(ctx.requirements),
+        )
+        if row_id is None:  # another request claimed it between our look-up and our claim
+            existing = await self.journal.find(key)
+            assert existing is not None
+            return await self._existing(existing, digest, ctx, adapter, network, key)
+        return await self._execute(row_id, ctx, adapter, network, outcome.payer)
+
+    async def _existing(
+        self,
+        row: JournalRow,
+        digest: bytes,
+        ctx: PaymentContext,
+        adapter: ChainAdapter,
+        network: str,
+        key: ReplayKey,
+    ) -> SettleResponse:
+        if row.payload_hash != digest:
+            return self._failure(
+                network, reasons.DUPLICATE_SETTLEMENT, "this authorization was already settled", row.payer, ""
+            )
+        if row.status in ("claimed", "submitted"):
+            waited = await self.journal.wait_settled(row.id, self.settle_timeout)
+            row = waited or row
+        if row.status == "pending" and row.tx_id:
+            conf = await adapter.confirm(ctx, ctx.network, row.tx_id, timeout=min(self.settle_timeout, 5.0))
+            await self._record(row.id, conf)
+            row = await self.journal.get(row.id) or row
+        return self._from_row(row, network, None)
+
+    async def _execute(
+        self, row_id: int, ctx: PaymentContext, adapter: ChainAdapter, network: str, payer: str | None
+    ) -> SettleResponse:
+        signer = self._signer_for(adapter, ctx.network)
+        started = time.perf_counter()
+        try:
+            async with self.journal.signer_slot(ctx.network, signer) as (conn, next_nonce):
+                prepared = await adapter.prepare_settlement(ctx, nonce_floor=next_nonce)
+                await self.journal.mark_submitted(conn, row_id, prepared)
+        except DependencyError:
+            await self.journal.mark(row_id, "failed", reasons.UNEXPECTED_SETTLE_ERROR, "chain unavailable before send")
+            raise
+        except Exception as exc:
+            reason = getattr(exc, "reason", None) or reasons.UNEXPECTED_SETTLE_ERROR
+            message = getattr(exc, "message", None) or str(exc)
+            log.warning("settle_prepare_failed", reason=reason, network=ctx.network, error=type(exc).__name__)
+            await self.journal.mark(row_id, "failed", reason, message)
+            return self._failure(network, reason, message, payer)
+        log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, payment_id=row_id)
+        try:
+            await adapter.broadcast(ctx.network, prepared)
+        except DependencyError as exc:
+            # the transaction is recorded; the reconciler will resend it (same signed bytes, same hash)
+            log.warning("settle_broadcast_deferred", tx=prepared.tx_id, error=exc.code)
+            return self._failure(network, reasons.SETTLEMENT_PENDING, "broadcast deferred", payer, prepared.tx_id)
+        conf = await adapter.confirm(ctx, ctx.network, prepared.tx_id, timeout=self.settle_timeout)
+        await self._record(row_id, conf)
+        log.info(
+            "settle_result",
+            tx=prepared.tx_id,
+            status=conf.status,
+            reason=conf.reason,
+            ms=round((time.perf_counter() - started) * 1000, 1),
+            payment_id=row_id,
+        )
+        if conf.status == "confirmed":
+            self._count("settle", network, "success")
+            resp = SettleResponse(success=True, transaction=prepared.tx_id, network=network)
+            if payer:
+                resp.payer = payer
+            resp.amount = str(conf.amount if conf.amount is not None else ctx.requirements.amount)
+            return resp
+        if conf.status == "failed":
+            return self._failure(
+                network, conf.reason or reasons.UNEXPECTED_SETTLE_ERROR, conf.message, payer, prepared.tx_id
+            )
+        return self._failure(network, reasons.SETTLEMENT_PENDING, "not confirmed yet", payer, prepared.tx_id)
+
+    async def _record(self, row_id: int, conf: Confirmation) -> None:
+        if conf.status == "confirmed":
+            await self.journal.mark(row_id, "confirmed")
+        elif conf.status == "failed":
+            await self.journal.mark(row_id, "failed", conf.reason, conf.message)
+        elif conf.status == "pending":
+            await self.journal.mark(row_id, "pending")
+
+    @staticmethod
+    def _signer_for(adapter: ChainAdapter, network: str) -> str:
+        from chains.registry import pattern_matches
+
+        for pattern, addrs in adapter.signers().items():
+            if addrs and pattern_matches(pattern, network):
+                return addrs[0]
+        return "none"
+
+    async def supported(self) -> SupportedResponse:
+        """Kinds and signers of every configured adapter."""
+        return self.registry.supported(self.extensions)
+
+
+def context_from_row(row: JournalRow) -> PaymentContext:
+    """Rebuild a payment's context from its journal row (for the reconciler)."""
+    req = msgspec.convert(row.requirements, PaymentRequirements)
+    return PaymentContext(
+        x402_version=row.x402_version,
+        scheme=req.scheme,
+        network=row.network,
+        payload=row.payload,
+        requirements=req,
+        accepted=req,
+    )
