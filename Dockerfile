@@ -1,0 +1,23 @@
+# x402 service: non-root, runs `x402 serve`. Point DATABASE_URL / REDIS_URL at real servers in production.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY x402 ./x402
+COPY chains ./chains
+COPY risk ./risk
+COPY wallets ./wallets
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10402 x402
+COPY --from=build /install /usr/local
+USER x402
+ENV X402_HOST=0.0.0.0 \
+    X402_PORT=4020 \
+    X402_DATA_DIR=/home/x402/data \
+    PYTHONUNBUFFERED=1
+EXPOSE 4020
+HEALTHCHECK --interval=10s --timeout=3s --retries=5 \
+  CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:4020/healthz').status==200 else 1)"
+ENTRYPOINT ["x402"]
+CMD ["serve"]

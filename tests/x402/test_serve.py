@@ -1,0 +1,59 @@
+"""``x402 serve`` as a newcomer runs it: no environment, embedded Postgres, clean Ctrl-C; and --workers."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from tests.harness.procs import x402_serve
+from tests.harness.services import free_port
+
+
+def _postgres_running_under(data_dir: Path) -> bool:
+    for p in psutil.process_iter(["name", "cmdline"]):
+        try:
+            cmd = " ".join(p.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if "postgres" in (p.info["name"] or "") and str(data_dir) in cmd:
+            return True
+    return False
+
+
+async def test_serve_with_no_environment_uses_embedded_postgres(tmp_path: Path) -> None:
+    port = free_port()
+    async with x402_serve(env={"X402_DATA_DIR": str(tmp_path)}, port=port) as svc:
+        async with aiohttp.ClientSession() as s:
+            for path in ("/healthz", "/readyz", "/.well-known/x402", "/supported", "/metrics"):
+                async with s.get(svc.base_url + path) as r:
+                    assert r.status == 200, (path, await r.text())
+            async with s.get(svc.base_url + "/readyz") as r:
+                assert (await r.json())["checks"]["postgres"] is True
+        assert _postgres_running_under(tmp_path)
+        code = await svc.stop(signal.SIGINT)
+        assert code == 0, svc.text()
+    out = svc.text()
+    assert "embedded Postgres" in out
+    assert str(tmp_path / "pgdata") in out
+    assert "single-node mode" in out
+    await asyncio.sleep(0.5)
+    assert not _postgres_running_under(tmp_path), "embedded Postgres left running after Ctrl-C"
+
+
+async def test_serve_workers_share_the_port(database_url: str) -> None:
+    port = free_port()
+    async with x402_serve("--workers", "2", env={"DATABASE_URL": database_url}, port=port) as svc:
+        me = psutil.Process(svc.proc.pid)
+        workers = [c for c in me.children(recursive=True) if "x402.worker" in " ".join(c.cmdline())]
+        assert len(workers) == 2
+        async with aiohttp.ClientSession() as s:
+            results = await asyncio.gather(*(s.get(svc.base_url + "/healthz") for _ in range(40)))
+            assert all(r.status == 200 for r in results)
+            for r in results:
+                r.release()
+        assert await svc.stop(signal.SIGTERM) == 0
+        assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
