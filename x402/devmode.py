@@ -29,7 +29,7 @@ async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) 
     print("dev chain (anvil) is up:", flush=True)
     print(f"  RPC URL        {chain.rpc_url}  (chain id {chain.chain_id}, network {chain.network})", flush=True)
     print(f"  test token     {chain.token_address}  EIP-712 name {chain.token_name!r} version {chain.token_version!r}")
-    print(f"  facilitator    {public.get('facilitator')}  (anvil dev account 0)", flush=True)
+    print(f"  facilitator    {public.get('facilitatorAddress')}  (anvil dev account 0)", flush=True)
     for addr in chain.payer_addresses:
         print(f"  demo payer     {addr}  (1,000,000 tokens)", flush=True)
     return {
@@ -43,6 +43,19 @@ async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) 
         "facilitator_key": chain.facilitator_key,
         "public": public,
     }
+
+
+async def forget_previous_dev_chain(database_url: str) -> int:
+    """The dev chain starts empty every time, so journal rows of an earlier dev chain describe nothing real."""
+    from x402.storage.db import connect
+
+    conn = await connect(database_url)
+    try:
+        status = await conn.execute("DELETE FROM settlements WHERE network = $1", DEV_NETWORK)
+        await conn.execute("DELETE FROM verified_transactions WHERE network = $1", DEV_NETWORK)
+    finally:
+        await conn.close()
+    return int(status.split()[-1])
 
 
 def apply_dev_state(settings: Settings) -> Settings:

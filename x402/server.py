@@ -16,7 +16,7 @@ from aiohttp import web
 
 from chains.registry import load_factories
 from x402.app import create_app
-from x402.devmode import apply_dev_state, start_dev_chain
+from x402.devmode import apply_dev_state, forget_previous_dev_chain, start_dev_chain
 from x402.logs import configure_logging, get_logger
 from x402.settings import Settings, load_settings
 from x402.storage.db import migrate_url
@@ -105,6 +105,8 @@ async def serve(settings: Settings, *, dev: bool = False) -> int:
         settings = settings.with_(migrate_on_start=False)
         if dev:
             state = await start_dev_chain(stack, settings)
+            if await forget_previous_dev_chain(settings.database_url or ""):
+                say("cleared the settlement journal of the previous dev chain")
             settings = apply_dev_state(settings.with_(dev=True, dev_state=state))
         if not settings.redis_url:
             say("REDIS_URL is not set: single-node mode (rate limits and caches are in-process)")
