@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from x402.errors import ChainRejected
 from x402.wire.models import PaymentRequirements, SupportedKind
 
 
@@ -95,6 +96,22 @@ class TxVerification:
     confirmations: int = 0
     reason: str | None = None
     block: int | None = None
+
+
+class SettlementRejected(Exception):
+    """prepare_settlement found the payment no longer settleable (e.g. its simulation reverts); a reason code."""
+
+    def __init__(self, reason: str, message: str | None = None, payer: str | None = None) -> None:
+        super().__init__(f"{reason}: {message}" if message else reason)
+        self.reason = reason
+        self.message = message
+        self.payer = payer
+
+
+class NonceTooLow(ChainRejected):
+    """broadcast: the signer nonce of a prepared transaction was used by another transaction; prepare it again."""
+
+    code = "nonce_too_low"
 
 
 @runtime_checkable

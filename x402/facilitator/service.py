@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from chains.base import ChainAdapter, Confirmation, PaymentContext, ReplayKey
+from chains.base import ChainAdapter, Confirmation, NonceTooLow, PaymentContext, ReplayKey
 from chains.registry import ChainRegistry
 from x402.errors import DependencyError
 from x402.facilitator.base import AnyPayload, AnyRequirements
@@ -229,7 +229,14 @@ class FacilitatorService:
             return self._failure(network, reason, message, payer)
         log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, payment_id=row_id)
         try:
-            await adapter.broadcast(ctx.network, prepared)
+            try:
+                await adapter.broadcast(ctx.network, prepared)
+            except NonceTooLow:
+                # something else used the signer's nonce: sign again with a fresh one (the old tx can never land)
+                async with self.journal.signer_slot(ctx.network, signer) as (conn, next_nonce):
+                    prepared = await adapter.prepare_settlement(ctx, nonce_floor=next_nonce)
+                    await self.journal.mark_submitted(conn, row_id, prepared)
+                await adapter.broadcast(ctx.network, prepared)
         except DependencyError as exc:
             # the transaction is recorded; the reconciler will resend it (same signed bytes, same hash)
             log.warning("settle_broadcast_deferred", tx=prepared.tx_id, error=exc.code)

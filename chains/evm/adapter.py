@@ -1,0 +1,161 @@
+"""The EVM ``exact`` (EIP-3009) chain adapter and its ``x402.chains`` entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from chains.base import (
+    Confirmation,
+    PaymentContext,
+    PreparedSettlement,
+    ReplayKey,
+    TxCheck,
+    TxVerification,
+    VerifyOutcome,
+)
+from chains.evm.rpc import RpcError, RpcPool
+from chains.evm.settle import EvmSettler
+from chains.evm.verify import EvmVerifier
+from x402.errors import ChainUnavailable, ConfigError
+from x402.settings import NetworkConfig, Settings
+from x402.wire.models import SupportedKind
+from x402.wire.networks import evm_chain_id, to_v1_name
+
+log = logging.getLogger("chains.evm")
+
+#: eth_call sender when no signer is configured (EIP-3009 transfers do not depend on msg.sender).
+_NO_SIGNER_SENDER = "0x0000000000000000000000000000000000000402"
+
+
+def _check_ecc_backend() -> None:
+    # Without coincurve eth-keys falls back to pure Python: signing/recovery become ~20x slower.
+    from eth_keys.backends import get_backend
+
+    backend = get_backend()
+    if type(backend).__name__ != "CoinCurveECCBackend":
+        log.warning("eth-keys uses %s, not CoinCurveECCBackend: EVM signing will be slow", type(backend).__name__)
+
+
+class EvmAdapter:
+    """Verifies and settles ``exact`` EIP-3009 payments on the configured EVM networks."""
+
+    name = "evm"
+
+    def __init__(self, nets: Sequence[NetworkConfig], *, signer_key: str | None, rpc_timeout: float = 5.0) -> None:
+        self._nets = {n.network: n for n in nets}
+        self._pools = {n.network: RpcPool(n.network, n.rpc_urls, timeout=rpc_timeout) for n in nets}
+        account: LocalAccount | None = None
+        if signer_key:
+            try:
+                account = Account.from_key(signer_key)
+            except (ValueError, TypeError):
+                raise ConfigError("X402_EVM_SIGNER_KEY is not a valid secp256k1 private key") from None
+            _check_ecc_backend()
+        self._signer = account.address if account is not None else None
+        self.verifier = EvmVerifier(self._nets, self._pools, self._signer or _NO_SIGNER_SENDER)
+        self.settler = EvmSettler(self.verifier, self._pools, account)
+        self._chain_checked: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"EvmAdapter(networks={list(self._nets)}, signer={self._signer})"
+
+    @property
+    def signer_address(self) -> str | None:
+        """The facilitator's settlement address, or None when no signer key is configured."""
+        return self._signer
+
+    def pool(self, network: str) -> RpcPool:
+        """The RPC pool of a configured network."""
+        return self._pools[network]
+
+    def networks(self) -> Sequence[str]:
+        """CAIP-2 ids this adapter serves."""
+        return list(self._nets)
+
+    def supported_kinds(self) -> list[SupportedKind]:
+        """v2 (and, where a v1 name exists, v1) ``exact`` kinds; none without a signer, since we could not settle."""
+        if self._signer is None:
+            return []
+        kinds: list[SupportedKind] = []
+        for network in self._nets:
+            kinds.append(SupportedKind(x402_version=2, scheme="exact", network=network))
+            v1 = to_v1_name(network)
+            if v1 is not None:
+                kinds.append(SupportedKind(x402_version=1, scheme="exact", network=v1))
+        return kinds
+
+    def signers(self) -> dict[str, list[str]]:
+        """``{"eip155:*": [signer]}`` (empty without a signer)."""
+        return {"eip155:*": [self._signer]} if self._signer else {}
+
+    async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
+        """x402-spec §4.4 checks; invalid payments are values, RPC trouble raises ChainUnavailable/ChainRejected."""
+        return await self.verifier.verify(ctx, simulate=simulate)
+
+    def replay_key(self, ctx: PaymentContext) -> ReplayKey:
+        """(network, asset, payer, nonce), lower-cased."""
+        auth = ctx.payload.get("authorization")
+        if not isinstance(auth, dict):
+            auth = {}
+        return ReplayKey(
+            ctx.requirements.network,
+            ctx.requirements.asset.lower(),
+            str(auth.get("from", "")).lower(),
+            str(auth.get("nonce", "")).lower(),
+        )
+
+    async def prepare_settlement(self, ctx: PaymentContext, *, nonce_floor: int | None = None) -> PreparedSettlement:
+        """Sign the settlement (nonce = max(floor, pending count)); raises SettlementRejected if it would revert."""
+        return await self.settler.prepare(ctx, nonce_floor)
+
+    async def broadcast(self, network: str, prepared: PreparedSettlement) -> None:
+        """Send the signed transaction; re-sending the same one is harmless."""
+        await self.settler.broadcast(network, prepared)
+
+    async def confirm(self, ctx: PaymentContext | None, network: str, tx_id: str, *, timeout: float) -> Confirmation:
+        """Wait up to ``timeout`` (0 = one look) for the receipt and check its Transfer event."""
+        return await self.settler.confirm(ctx, network, tx_id, timeout)
+
+    async def verify_transaction(self, check: TxCheck) -> TxVerification:
+        """Verify a plain ERC-20 transfer by transaction hash."""
+        return await self.settler.verify_transaction(check)
+
+    async def _healthy(self, network: str) -> bool:
+        try:
+            answer = await self._pools[network].call("eth_chainId", [])
+        except (ChainUnavailable, RpcError):
+            return False
+        try:
+            chain_id = int(answer, 16)
+        except (TypeError, ValueError):
+            return False
+        if chain_id != evm_chain_id(network):
+            if network not in self._chain_checked:
+                log.error("RPC of %s reports chain id %d: wrong network configured", network, chain_id)
+                self._chain_checked.add(network)
+            return False
+        return True
+
+    async def check_health(self) -> dict[str, bool]:
+        """``eth_chainId`` on every network, which must match the CAIP-2 id."""
+        nets = list(self._nets)
+        results = await asyncio.gather(*(self._healthy(n) for n in nets))
+        return dict(zip(nets, results, strict=True))
+
+    async def close(self) -> None:
+        """Close every RPC pool."""
+        for pool in self._pools.values():
+            await pool.close()
+
+
+def create_adapter(settings: Settings, nets: list[NetworkConfig]) -> EvmAdapter | None:
+    """The ``x402.chains`` entry point: one adapter for all configured ``eip155`` networks."""
+    evm_nets = [n for n in nets if n.family == "eip155"]
+    if not evm_nets:
+        return None
+    return EvmAdapter(evm_nets, signer_key=settings.evm_signer_key, rpc_timeout=settings.rpc_timeout)

@@ -1,0 +1,39 @@
+"""EVM network presets: the USDC of each well-known chain, for assets the wire default table does not list."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from x402.settings import AssetConfig, NetworkConfig
+from x402.wire.assets import AssetInfo, find_asset
+
+#: Chains the service knows by name; their USDC comes from x402.wire.assets or EXTRA_ASSETS below.
+PRESET_NETWORKS: Final[dict[str, str]] = {
+    "base": "eip155:8453",
+    "base-sepolia": "eip155:84532",
+    "ethereum": "eip155:1",
+    "polygon": "eip155:137",
+    "arbitrum": "eip155:42161",
+    "optimism": "eip155:10",
+    "avalanche": "eip155:43114",
+}
+
+#: Native USDC on chains the official SDKs' default tables lack (addresses from Circle's deployment list).
+EXTRA_ASSETS: Final[dict[str, AssetInfo]] = {
+    "eip155:10": AssetInfo("eip155:10", "USDC", "0x0b2C639c533813f4Aa9D7837CAf62653d097Ff85", "USD Coin", "2", 6),
+}
+
+
+def known_asset(net: NetworkConfig, address: str) -> AssetConfig | AssetInfo | None:
+    """The accepted asset at ``address`` on ``net``: configured first, then the default and preset tables."""
+    low = address.lower()
+    for asset in net.assets:
+        if asset.address.lower() == low:
+            return asset
+    hit = find_asset(net.network, address)
+    if hit is not None:
+        return hit
+    extra = EXTRA_ASSETS.get(net.network)
+    if extra is not None and extra.address.lower() == low:
+        return extra
+    return None

@@ -1,0 +1,30 @@
+// Pay a URL with the official @x402/fetch wrapper on eip155:31337 (key from env PAYER_KEY, spend controls off).
+// usage: node fetch_pay.mjs URL; stdout: one JSON line {status, body, paymentResponse}.
+import { decodePaymentResponseHeader, wrapFetchWithPayment, x402Client } from "@x402/fetch";
+import { ExactEvmScheme } from "@x402/evm";
+import { privateKeyToAccount } from "viem/accounts";
+
+try {
+  const url = process.argv[2];
+  if (!url) throw new Error("usage: node fetch_pay.mjs URL");
+  const key = process.env.PAYER_KEY;
+  if (!key) throw new Error("PAYER_KEY is not set");
+  const client = new x402Client()
+    .register("eip155:31337", new ExactEvmScheme(privateKeyToAccount(key)))
+    .setSpendControls(false);
+  const pay = wrapFetchWithPayment(fetch, client);
+  const res = await pay(url);
+  const text = await res.text();
+  let body;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    body = text;
+  }
+  const header = res.headers.get("PAYMENT-RESPONSE") ?? res.headers.get("X-PAYMENT-RESPONSE");
+  const paymentResponse = header ? decodePaymentResponseHeader(header) : null;
+  process.stdout.write(JSON.stringify({ status: res.status, body, paymentResponse }) + "\n");
+} catch (err) {
+  process.stderr.write(`fetch_pay: ${err?.stack ?? err}\n`);
+  process.exit(1);
+}
