@@ -38,7 +38,7 @@ PAYLOAD = {"x402Version": 2, "accepted": REQ, "payload": {"signature": "0x00", "
 )
 @pytest.mark.parametrize("path", ["/verify", "/settle"])
 async def test_malformed_bodies_are_400(
-    aiohttp_client: Any, settings: Settings, path: str, body: bytes, code: str
+    settings: Settings, aiohttp_client: Any, path: str, body: bytes, code: str
 ) -> None:
     client = await aiohttp_client(create_app(settings))
     r = await client.post(path, data=body, headers={"Content-Type": "application/json"})
@@ -48,7 +48,7 @@ async def test_malformed_bodies_are_400(
     assert r.content_type == "application/problem+json"
 
 
-async def test_unconfigured_network_is_a_negative_result(aiohttp_client: Any, settings: Settings) -> None:
+async def test_unconfigured_network_is_a_negative_result(settings: Settings, aiohttp_client: Any) -> None:
     client = await aiohttp_client(create_app(settings))
     body = {"x402Version": 2, "paymentPayload": PAYLOAD, "paymentRequirements": REQ}
     r = await client.post("/verify", json=body)
@@ -67,7 +67,7 @@ async def test_unconfigured_network_is_a_negative_result(aiohttp_client: Any, se
     assert out["network"] == "eip155:8453"
 
 
-async def test_wrong_content_type_and_oversized_body(aiohttp_client: Any, settings: Settings) -> None:
+async def test_wrong_content_type_and_oversized_body(settings: Settings, aiohttp_client: Any) -> None:
     client = await aiohttp_client(create_app(settings.with_(max_body_bytes=4096)))
     r = await client.post("/verify", data=b"x=1", headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status == 400
@@ -77,7 +77,7 @@ async def test_wrong_content_type_and_oversized_body(aiohttp_client: Any, settin
     assert (await r.json())["code"] == "payload_too_large"
 
 
-async def test_verify_tx_input_errors(aiohttp_client: Any, settings: Settings) -> None:
+async def test_verify_tx_input_errors(settings: Settings, aiohttp_client: Any) -> None:
     client = await aiohttp_client(create_app(settings))
     r = await client.post("/v1/payments/verify-tx", json={"network": "eip155:8453"})
     assert r.status == 400

@@ -12,7 +12,7 @@ from tests.harness.services import free_port
 from x402.app import create_app
 
 
-async def test_dead_first_rpc_then_all_dead(aiohttp_client: Any, devchain: DevChain, database_url: str) -> None:
+async def test_dead_first_rpc_then_all_dead(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     key = evm.new_key()
     payer_key = await evm.funded_payer(devchain)
@@ -58,7 +58,7 @@ async def _transfer(chain: DevChain, payer_key: str, to: str, amount: int) -> st
     return tx_hash
 
 
-async def test_verify_tx(aiohttp_client: Any, devchain: DevChain, database_url: str) -> None:
+async def test_verify_tx(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, evm.new_key())))
     payer_key = await evm.funded_payer(devchain)
     pay_to = evm.address_of(evm.new_key())

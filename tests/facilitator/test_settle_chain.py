@@ -14,14 +14,14 @@ from tests.harness.services import free_port
 from x402.app import create_app
 
 
-async def _app_client(aiohttp_client: Any, devchain: DevChain, database_url: str) -> tuple[Any, str]:
+async def _app_client(database_url: str, aiohttp_client: Any, devchain: DevChain) -> tuple[Any, str]:
     key = evm.new_key()
     await evm.fund_eth(devchain, evm.address_of(key))
     client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, key)))
     return client, evm.address_of(key)
 
 
-async def test_verify_settle_retry_and_duplicate(aiohttp_client: Any, devchain: DevChain, database_url: str) -> None:
+async def test_verify_settle_retry_and_duplicate(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     client, signer = await _app_client(aiohttp_client, devchain, database_url)
     payer_key = await evm.funded_payer(devchain)
     pay_to = evm.address_of(evm.new_key())
@@ -75,7 +75,7 @@ async def test_verify_settle_retry_and_duplicate(aiohttp_client: Any, devchain: 
     assert await evm.tx_count(devchain, signer) == sent
 
 
-async def test_v1_payload_settles(aiohttp_client: Any, devchain: DevChain, database_url: str) -> None:
+async def test_v1_payload_settles(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     client, _ = await _app_client(aiohttp_client, devchain, database_url)
     payer_key = await evm.funded_payer(devchain)
     pay_to = evm.address_of(evm.new_key())
@@ -112,7 +112,7 @@ async def test_v1_payload_settles(aiohttp_client: Any, devchain: DevChain, datab
 
 
 async def test_100_concurrent_settles_from_one_signer(
-    aiohttp_client: Any, devchain: DevChain, database_url: str
+    database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     client, signer = await _app_client(aiohttp_client, devchain, database_url)
     payer_key = await evm.funded_payer(devchain)

@@ -15,7 +15,7 @@ from x402.settings import Settings
 ClientFactory = Any
 
 
-async def test_health_ready_manifest_supported_metrics(aiohttp_client: ClientFactory, settings: Settings) -> None:
+async def test_health_ready_manifest_supported_metrics(settings: Settings, aiohttp_client: ClientFactory) -> None:
     client: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     r = await client.get("/healthz")
     assert r.status == 200
@@ -47,7 +47,7 @@ async def test_health_ready_manifest_supported_metrics(aiohttp_client: ClientFac
     assert "x402_http_request_duration_seconds_bucket" in text
 
 
-async def test_readyz_reports_redis(aiohttp_client: ClientFactory, settings: Settings, redis_url: str) -> None:
+async def test_readyz_reports_redis(settings: Settings, aiohttp_client: ClientFactory, redis_url: str) -> None:
     client = await aiohttp_client(create_app(settings.with_(redis_url=redis_url)))
     r = await client.get("/readyz")
     body = await r.json()
@@ -55,7 +55,7 @@ async def test_readyz_reports_redis(aiohttp_client: ClientFactory, settings: Set
     assert body["checks"]["redis"] is True
 
 
-async def test_readyz_fails_when_redis_down(aiohttp_client: ClientFactory, settings: Settings) -> None:
+async def test_readyz_fails_when_redis_down(settings: Settings, aiohttp_client: ClientFactory) -> None:
     from tests.harness.services import free_port
 
     client = await aiohttp_client(create_app(settings.with_(redis_url=f"redis://127.0.0.1:{free_port()}")))
@@ -66,7 +66,7 @@ async def test_readyz_fails_when_redis_down(aiohttp_client: ClientFactory, setti
     assert body["checks"]["postgres"] is True
 
 
-async def test_errors_are_problem_json_with_code(aiohttp_client: ClientFactory, settings: Settings) -> None:
+async def test_errors_are_problem_json_with_code(settings: Settings, aiohttp_client: ClientFactory) -> None:
     async def boom(request: web.Request) -> web.Response:
         raise BadRequest("nope", code="some_code")
 
@@ -103,7 +103,7 @@ async def test_errors_are_problem_json_with_code(aiohttp_client: ClientFactory, 
 
 
 @pytest.mark.parametrize("rid", ["x" * 100, "bad id", "ü"])
-async def test_bad_request_ids_are_replaced(aiohttp_client: ClientFactory, settings: Settings, rid: str) -> None:
+async def test_bad_request_ids_are_replaced(settings: Settings, aiohttp_client: ClientFactory, rid: str) -> None:
     client = await aiohttp_client(create_app(settings))
     r = await client.get("/healthz", headers={"X-Request-Id": rid.encode().decode("latin-1")})
     assert r.status == 200
