@@ -58,6 +58,7 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     networks: tuple[NetworkConfig, ...] = ()
     evm_signer_key: str | None = field(default=None, repr=False)
+    svm_fee_payer_keys: tuple[str, ...] = field(default=(), repr=False)
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path | None = None
     rpc_timeout: float = 5.0
@@ -68,6 +69,12 @@ class Settings:
     dev: bool = False
     dev_state: Mapping[str, Any] | None = None
     migrate_on_start: bool = True
+    allow_private_outbound: bool = False
+    registry_probe_interval: float = 300.0
+    # False here so apps built in code stay open; load_settings (``x402 serve``) defaults it to True
+    require_api_keys: bool = False
+    admin_token: str | None = field(default=None, repr=False)
+    tiers_override: Mapping[str, Any] | None = None
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
@@ -99,6 +106,15 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
         except OSError as exc:
             raise ConfigError(f"cannot read {name}_FILE: {exc.strerror}") from exc
     return None
+
+
+def _split_keys(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated base58 secret keys; a JSON byte array (solana-keygen file) stays one key."""
+    if not raw:
+        return ()
+    if raw.lstrip().startswith("["):
+        return (raw.strip(),)
+    return tuple(k.strip() for k in raw.replace("\n", ",").split(",") if k.strip())
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -215,6 +231,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         networks=networks,
         evm_signer_key=_read_secret(env, "X402_EVM_SIGNER_KEY"),
+        svm_fee_payer_keys=_split_keys(_read_secret(env, "X402_SVM_FEE_PAYER_KEYS")),
         master_key=_read_secret(env, "X402_MASTER_KEY"),
         master_key_file=Path(mkf) if mkf else None,
         rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),
@@ -225,4 +242,22 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dev=_bool(env, "X402_DEV", False),
         dev_state=dev_state,
         migrate_on_start=_bool(env, "X402_MIGRATE_ON_START", True),
+        allow_private_outbound=_bool(env, "X402_ALLOW_PRIVATE_OUTBOUND", False),
+        registry_probe_interval=_float(env, "X402_REGISTRY_PROBE_INTERVAL", 300.0),
+        require_api_keys=_bool(env, "X402_REQUIRE_API_KEYS", True),
+        admin_token=_read_secret(env, "X402_ADMIN_TOKEN"),
+        tiers_override=_json_object(env, "X402_TIERS"),
     )
+
+
+def _json_object(env: Mapping[str, str], name: str) -> Mapping[str, Any] | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return doc

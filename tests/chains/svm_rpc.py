@@ -1,0 +1,378 @@
+"""A small Solana JSON-RPC server over ``solders.litesvm.LiteSVM`` so the real ``AsyncClient`` code path is tested.
+
+Serves what the Solana adapter, solana-py and the official @x402/svm client call: getLatestBlockhash,
+isBlockhashValid, getAccountInfo (base64), getBalance, getMinimumBalanceForRentExemption, simulateTransaction,
+sendTransaction, getSignatureStatuses, getTransaction, getSlot, getBlockHeight, getHealth, getVersion,
+getTokenAccountBalance. Solana-specific JSON is produced by solders' own RPC response types.
+
+Simplifications: ``sigVerify`` and ``replaceRecentBlockhash`` of simulateTransaction are ignored (LiteSVM always
+verifies signatures and checks the blockhash); a blockhash is valid while it is LiteSVM's latest one
+(``expire_blockhash()`` makes every earlier transaction unlandable); every processed transaction is reported as
+``finalized`` unless ``confirmation_status`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from solders.account import Account
+from solders.account_decoder import UiTokenAmount
+from solders.keypair import Keypair
+from solders.litesvm import LiteSVM
+from solders.message import MessageV0
+from solders.pubkey import Pubkey
+from solders.rpc.responses import (
+    GetAccountInfoResp,
+    GetBalanceResp,
+    GetLatestBlockhashResp,
+    GetSignatureStatusesResp,
+    GetTokenAccountBalanceResp,
+    GetTransactionResp,
+    IsBlockhashValidResp,
+    RpcBlockhash,
+    RpcResponseContext,
+    RpcSimulateTransactionResult,
+    SendTransactionPreflightFailureMessage,
+    SimulateTransactionResp,
+)
+from solders.signature import Signature
+from solders.system_program import CreateAccountParams, create_account
+from solders.token.associated import get_associated_token_address
+from solders.transaction import VersionedTransaction
+from solders.transaction_metadata import FailedTransactionMetadata
+from solders.transaction_status import (
+    EncodedConfirmedTransactionWithStatusMeta,
+    EncodedTransactionWithStatusMeta,
+    TransactionConfirmationStatus,
+    TransactionErrorInstructionError,
+    TransactionStatus,
+    UiTransactionStatusMeta,
+    UiTransactionTokenBalance,
+)
+from spl.token.constants import MINT_LEN, TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
+from spl.token.instructions import create_associated_token_account, initialize_mint, mint_to_checked
+from spl.token.models import InitializeMintParams, MintToCheckedParams
+
+TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
+
+
+@dataclass
+class _Record:
+    slot: int
+    tx: VersionedTransaction
+    meta: UiTransactionStatusMeta
+    err: Any
+
+
+def _token_account(acc: Account | None) -> tuple[Pubkey, Pubkey, int, Pubkey] | None:
+    """(mint, owner, amount, program) when ``acc`` is an SPL Token / Token-2022 token account."""
+    if acc is None or acc.owner not in TOKEN_PROGRAMS:
+        return None
+    data = bytes(acc.data)
+    if len(data) < 165 or (len(data) > 165 and data[165] != 2):
+        return None
+    return (
+        Pubkey.from_bytes(data[:32]),
+        Pubkey.from_bytes(data[32:64]),
+        int.from_bytes(data[64:72], "little"),
+        acc.owner,
+    )
+
+
+class SvmRpc:
+    """LiteSVM plus an aiohttp JSON-RPC front end; also has helpers to set up mints, ATAs and balances."""
+
+    def __init__(self, svm: LiteSVM | None = None) -> None:
+        self.svm = svm if svm is not None else LiteSVM()
+        self.slot = 1
+        self.records: dict[Signature, _Record] = {}
+        self.calls: list[str] = []
+        self.drop_sends = False
+        self.confirmation_status = TransactionConfirmationStatus.Finalized
+        self.bank = Keypair()
+        self.svm.airdrop(self.bank.pubkey(), 1_000_000_000_000)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------------ server
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 = any free port); returns the URL."""
+        app = web.Application()
+        app.router.add_post("/", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        sock = server.sockets[0]  # type: ignore[union-attr]
+        self.url = f"http://{host}:{sock.getsockname()[1]}"
+        return self.url
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if isinstance(body, list):
+            out = [self._dispatch(item) for item in body]
+            return web.json_response(out)
+        return web.json_response(self._dispatch(body))
+
+    def _dispatch(self, req: dict[str, Any]) -> dict[str, Any]:
+        rid = req.get("id", 0)
+        method = req.get("method", "")
+        params = req.get("params") or []
+        self.calls.append(method)
+        handler = getattr(self, f"rpc_{method}", None)
+        if handler is None:
+            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"Method not found: {method}"}}
+        try:
+            result = handler(*params)
+        except _RpcError as exc:
+            return {"jsonrpc": "2.0", "id": rid, "error": exc.body}
+        if isinstance(result, str) and result.startswith('{"jsonrpc"'):
+            doc = json.loads(result)
+            doc["id"] = rid
+            return doc
+        return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+    def _ctx(self) -> RpcResponseContext:
+        return RpcResponseContext(self.slot)
+
+    # ------------------------------------------------------------------ RPC methods
+
+    def rpc_getHealth(self, *_: Any) -> str:
+        return "ok"
+
+    def rpc_getVersion(self, *_: Any) -> dict[str, Any]:
+        return {"solana-core": "2.2.0", "feature-set": 0}
+
+    def rpc_getSlot(self, *_: Any) -> int:
+        return self.slot
+
+    def rpc_getBlockHeight(self, *_: Any) -> int:
+        return self.slot
+
+    def rpc_getLatestBlockhash(self, *_: Any) -> str:
+        value = RpcBlockhash(self.svm.latest_blockhash(), self.slot + 150)
+        return GetLatestBlockhashResp(value, self._ctx()).to_json()
+
+    def rpc_isBlockhashValid(self, blockhash: str, *_: Any) -> str:
+        return IsBlockhashValidResp(blockhash == str(self.svm.latest_blockhash()), self._ctx()).to_json()
+
+    def rpc_getBalance(self, pubkey: str, *_: Any) -> str:
+        return GetBalanceResp(self.svm.get_balance(Pubkey.from_string(pubkey)) or 0, self._ctx()).to_json()
+
+    def rpc_getMinimumBalanceForRentExemption(self, size: int, *_: Any) -> int:
+        return int(self.svm.minimum_balance_for_rent_exemption(size))
+
+    def rpc_getAccountInfo(self, pubkey: str, config: dict[str, Any] | None = None) -> str:
+        encoding = (config or {}).get("encoding", "base64")
+        if encoding not in {"base64", "base58"}:
+            raise _RpcError(-32602, f"unsupported encoding {encoding} in this test RPC")
+        acc = self.svm.get_account(Pubkey.from_string(pubkey))
+        if acc is not None and acc.lamports == 0:
+            acc = None
+        doc = json.loads(GetAccountInfoResp(acc, self._ctx()).to_json())
+        if acc is not None:
+            doc["result"]["value"]["space"] = len(bytes(acc.data))  # solders leaves it null; real nodes send it
+        return json.dumps(doc)
+
+    def rpc_getTokenAccountBalance(self, pubkey: str, *_: Any) -> str:
+        parsed = _token_account(self.svm.get_account(Pubkey.from_string(pubkey)))
+        if parsed is None:
+            raise _RpcError(-32602, "Invalid param: not a Token account")
+        mint, _owner, amount, _prog = parsed
+        return GetTokenAccountBalanceResp(self._ui_amount(mint, amount), self._ctx()).to_json()
+
+    def rpc_simulateTransaction(self, raw: str, config: dict[str, Any] | None = None) -> str:
+        tx = _decode_tx(raw, config)
+        res = self.svm.simulate_transaction(tx)
+        if isinstance(res, FailedTransactionMetadata):
+            meta = res.meta()
+            value = RpcSimulateTransactionResult(
+                err=res.err(), logs=list(meta.logs()), units_consumed=meta.compute_units_consumed()
+            )
+        else:
+            meta = res.meta()
+            value = RpcSimulateTransactionResult(
+                err=None, logs=list(meta.logs()), units_consumed=meta.compute_units_consumed(), fee=meta.fee()
+            )
+        return SimulateTransactionResp(value, self._ctx()).to_json()
+
+    def rpc_sendTransaction(self, raw: str, config: dict[str, Any] | None = None) -> str:
+        tx = _decode_tx(raw, config)
+        cfg = config or {}
+        if not cfg.get("skipPreflight"):
+            sim = self.svm.simulate_transaction(tx)
+            if isinstance(sim, FailedTransactionMetadata):
+                fail = RpcSimulateTransactionResult(err=sim.err(), logs=list(sim.meta().logs()))
+                msg = SendTransactionPreflightFailureMessage(f"Transaction simulation failed: {sim.err()}", fail)
+                body = json.loads(msg.to_json())
+                body["code"] = -32002
+                raise _RpcError(body=body)
+        sig = tx.signatures[0]
+        if not self.drop_sends:
+            self.execute(tx)
+        return json.dumps({"jsonrpc": "2.0", "result": str(sig), "id": 0})
+
+    def rpc_getSignatureStatuses(self, sigs: list[str], *_: Any) -> str:
+        out: list[TransactionStatus | None] = []
+        for s in sigs:
+            rec = self.records.get(Signature.from_string(s))
+            if rec is None:
+                out.append(None)
+                continue
+            final = self.confirmation_status == TransactionConfirmationStatus.Finalized
+            out.append(TransactionStatus(rec.slot, None if final else 0, rec.err, rec.err, self.confirmation_status))
+        return GetSignatureStatusesResp(out, self._ctx()).to_json()
+
+    def rpc_getTransaction(self, sig: str, *_: Any) -> str:
+        rec = self.records.get(Signature.from_string(sig))
+        if rec is None:
+            return GetTransactionResp(None).to_json()
+        enc = EncodedTransactionWithStatusMeta(rec.tx, rec.meta, 0)
+        return GetTransactionResp(EncodedConfirmedTransactionWithStatusMeta(rec.slot, enc, None)).to_json()
+
+    # ------------------------------------------------------------------ execution with balance bookkeeping
+
+    def execute(self, tx: VersionedTransaction) -> Any:
+        """Run ``tx`` on LiteSVM and record it (with pre/post balances) for getTransaction/getSignatureStatuses."""
+        keys = list(tx.message.account_keys)
+        pre = [self._snapshot(k) for k in keys]
+        res = self.svm.send_transaction(tx)
+        err = res.err() if isinstance(res, FailedTransactionMetadata) else None
+        if err is not None and not isinstance(err, TransactionErrorInstructionError):
+            return err  # never landed (AlreadyProcessed, BlockhashNotFound, SignatureFailure, ...)
+        meta_src = res.meta() if isinstance(res, FailedTransactionMetadata) else res
+        post = [self._snapshot(k) for k in keys]
+        meta = UiTransactionStatusMeta(
+            err,
+            meta_src.fee(),
+            [p[0] for p in pre],
+            [p[0] for p in post],
+            log_messages=list(meta_src.logs()),
+            pre_token_balances=[b for i, p in enumerate(pre) if (b := self._token_balance(i, p[1])) is not None],
+            post_token_balances=[b for i, p in enumerate(post) if (b := self._token_balance(i, p[1])) is not None],
+            compute_units_consumed=meta_src.compute_units_consumed(),
+        )
+        self.slot += 1
+        self.records[tx.signatures[0]] = _Record(self.slot, tx, meta, err)
+        return err
+
+    def _snapshot(self, key: Pubkey) -> tuple[int, Account | None]:
+        acc = self.svm.get_account(key)
+        return (acc.lamports if acc is not None else 0), acc
+
+    def _ui_amount(self, mint: Pubkey, amount: int) -> UiTokenAmount:
+        mint_acc = self.svm.get_account(mint)
+        decimals = bytes(mint_acc.data)[44] if mint_acc is not None else 0
+        ui = amount / 10**decimals
+        return UiTokenAmount(ui, decimals, str(amount), repr(ui))
+
+    def _token_balance(self, index: int, acc: Account | None) -> UiTransactionTokenBalance | None:
+        parsed = _token_account(acc)
+        if parsed is None:
+            return None
+        mint, owner, amount, program = parsed
+        return UiTransactionTokenBalance(index, mint, self._ui_amount(mint, amount), owner, program)
+
+    # ------------------------------------------------------------------ set-up helpers
+
+    def run(self, ixs: list[Any], signers: list[Keypair]) -> None:
+        """Execute instructions paid by the bank account; raises on failure."""
+        msg = MessageV0.try_compile(self.bank.pubkey(), ixs, [], self.svm.latest_blockhash())
+        tx = VersionedTransaction(msg, [self.bank, *signers])
+        err = self.execute(tx)
+        if err is not None:
+            raise RuntimeError(f"set-up transaction failed: {err}")
+
+    def airdrop(self, pubkey: Pubkey, lamports: int = 10_000_000_000) -> None:
+        """Give ``pubkey`` some SOL."""
+        self.svm.airdrop(pubkey, lamports)
+
+    def create_mint(
+        self, authority: Keypair, decimals: int = 6, program: Pubkey = TOKEN_PROGRAM_ID, mint: Keypair | None = None
+    ) -> Pubkey:
+        """Create and initialise a mint (SPL Token or Token-2022) owned by ``authority``."""
+        mint = mint or Keypair()
+        rent = self.svm.minimum_balance_for_rent_exemption(MINT_LEN)
+        create = create_account(
+            CreateAccountParams(
+                from_pubkey=self.bank.pubkey(), to_pubkey=mint.pubkey(), lamports=rent, space=MINT_LEN, owner=program
+            )
+        )
+        init = initialize_mint(
+            InitializeMintParams(
+                decimals=decimals, program_id=program, mint=mint.pubkey(), mint_authority=authority.pubkey()
+            )
+        )
+        self.run([create, init], [mint])
+        return mint.pubkey()
+
+    def create_ata(self, owner: Pubkey, mint: Pubkey, program: Pubkey = TOKEN_PROGRAM_ID) -> Pubkey:
+        """Create ``owner``'s associated token account for ``mint``."""
+        self.run([create_associated_token_account(self.bank.pubkey(), owner, mint, program)], [])
+        return get_associated_token_address(owner, mint, program)
+
+    def mint_to(
+        self,
+        mint: Pubkey,
+        dest: Pubkey,
+        amount: int,
+        authority: Keypair,
+        program: Pubkey = TOKEN_PROGRAM_ID,
+        decimals: int = 6,
+    ) -> None:
+        """Mint ``amount`` atomic units into token account ``dest``."""
+        ix = mint_to_checked(
+            MintToCheckedParams(
+                program_id=program,
+                mint=mint,
+                dest=dest,
+                mint_authority=authority.pubkey(),
+                amount=amount,
+                decimals=decimals,
+            )
+        )
+        self.run([ix], [authority])
+
+    def token_balance(self, account: Pubkey) -> int:
+        """The atomic balance of a token account (0 when it does not exist)."""
+        parsed = _token_account(self.svm.get_account(account))
+        return 0 if parsed is None else parsed[2]
+
+
+class _RpcError(Exception):
+    def __init__(self, code: int = -32602, message: str = "", body: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.body = body if body is not None else {"code": code, "message": message}
+
+
+def _decode_tx(raw: str, config: dict[str, Any] | None) -> VersionedTransaction:
+    encoding = (config or {}).get("encoding", "base58")
+    data = base64.b64decode(raw) if encoding == "base64" else _b58decode(raw)
+    return VersionedTransaction.from_bytes(data)
+
+
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _b58decode(text: str) -> bytes:
+    num = 0
+    for ch in text:
+        num = num * 58 + _B58.index(ch)
+    body = num.to_bytes((num.bit_length() + 7) // 8, "big")
+    return b"\0" * (len(text) - len(text.lstrip("1"))) + body
+
+
+__all__ = ["SvmRpc"]
