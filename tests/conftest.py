@@ -45,15 +45,26 @@ def redis_base_url() -> Iterator[str | None]:
 
 
 @pytest.fixture(scope="session")
-def template_db(pg_server_url: str) -> str:
+def template_db(pg_server_url: str) -> Iterator[str]:
     """A migrated template database, cloned for every test that needs a database."""
     import asyncio
 
-    return asyncio.run(_make_template(pg_server_url))
+    name = asyncio.run(_make_template(pg_server_url))
+    yield name
+    asyncio.run(_drop(pg_server_url, name))
+
+
+async def _drop(pg_server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
 
 
 async def _make_template(pg_server_url: str) -> str:
-    name = f"{TEMPLATE_DB}_{_worker()}"
+    # unique per test session: several sessions (and CI) may share one Postgres server
+    name = f"{TEMPLATE_DB}_{_worker()}_{os.getpid()}"
     admin = await asyncpg.connect(pg_server_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -14,7 +14,7 @@ from tests.harness.services import free_port
 from x402.app import create_app
 
 
-async def _app_client(database_url: str, aiohttp_client: Any, devchain: DevChain) -> tuple[Any, str]:
+async def _app_client(aiohttp_client: Any, devchain: DevChain, database_url: str) -> tuple[Any, str]:
     key = evm.new_key()
     await evm.fund_eth(devchain, evm.address_of(key))
     client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, key)))
