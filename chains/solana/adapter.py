@@ -80,7 +80,7 @@ _DONE = (TransactionConfirmationStatus.Confirmed, TransactionConfirmationStatus.
 _NETWORK_ERRORS = (SolanaRpcException, httpx2.HTTPError, OSError, TimeoutError)
 
 
-def parse_keypair(text: str) -> Keypair:
+def parse_keypair(text: str, what: str = "an X402_SVM_FEE_PAYER_KEYS entry") -> Keypair:
     """A keypair from a base58 64-byte secret key, a base58 32-byte seed or a solana-keygen JSON byte array."""
     text = text.strip()
     try:
@@ -91,7 +91,7 @@ def parse_keypair(text: str) -> Keypair:
             return Keypair.from_seed(bytes(Pubkey.from_string(text)))
         return Keypair.from_base58_string(text)
     except (ValueError, TypeError) as exc:
-        raise ConfigError("an X402_SVM_FEE_PAYER_KEYS entry is not a valid Solana secret key") from exc
+        raise ConfigError(f"{what} is not a valid Solana secret key") from exc
 
 
 @dataclass(frozen=True, slots=True)
