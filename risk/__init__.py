@@ -1,0 +1,19 @@
+"""Risk scoring for x402 payments: rules, engine, sanctions lists, velocity (see risk/README.md)."""
+
+from risk.build import RiskSettings, build_engine
+from risk.engine import RiskEngine
+from risk.model import RISK_BLOCKED, Flag, Intent, RiskAssessment, RiskContext, RiskRule
+from risk.payment import RiskGate
+
+__all__ = [
+    "RISK_BLOCKED",
+    "Flag",
+    "Intent",
+    "RiskAssessment",
+    "RiskContext",
+    "RiskEngine",
+    "RiskGate",
+    "RiskRule",
+    "RiskSettings",
+    "build_engine",
+]

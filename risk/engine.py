@@ -1,0 +1,174 @@
+"""The risk engine: runs every rule concurrently under a timeout, then the tenant's custom expressions, and decides.
+
+Stage one: built-in rules (sanctions, lists, velocity, history, anomaly, large amount, optional screening) run
+together; each publishes what it measured into ``ctx.facts``. A rule that raises or overruns its timeout yields
+a ``rule_error`` flag instead of failing the payment. Stage two: the tenant's custom conditions, evaluated over
+those facts. The flags become a score (1 = safe, see risk.model), a level and a recommendation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from chains.base import PaymentContext
+from risk.config import RiskConfig, default_config, parse_config
+from risk.history import PayerHistory
+from risk.intent import infer_intent
+from risk.model import Flag, RiskAssessment, RiskContext, RiskRule, level_for, recommend, score_flags
+from risk.rules import ALLOW_SUPPRESSES, run_custom
+from risk.stats import StatsStore, baseline_keys
+from risk.store import RiskStore
+
+log = structlog.get_logger("risk")
+
+
+class RiskEngine:
+    """Assesses payments; one per service process, built by ``risk.build.build_engine``."""
+
+    def __init__(
+        self,
+        rules: Sequence[RiskRule],
+        *,
+        store: RiskStore | None = None,
+        stats: StatsStore | None = None,
+        history: PayerHistory | None = None,
+        list_versions: Mapping[str, str] | None = None,
+        rule_timeout: float = 0.25,
+        config_ttl: float = 5.0,
+        infer_intents: bool = True,
+        closers: Sequence[Any] = (),
+    ) -> None:
+        self.rules = list(rules)
+        self.store = store
+        self.stats = stats
+        self.history = history
+        self.list_versions = dict(list_versions or {})
+        self.rule_timeout = rule_timeout
+        self.config_ttl = config_ttl
+        self.infer_intents = infer_intents
+        self._closers = list(closers)
+        self._configs: dict[str | None, tuple[float, RiskConfig]] = {}
+
+    # ------------------------------------------------------------------------------------- config
+
+    def invalidate(self, tenant_id: str | None = None) -> None:
+        """Forget cached rule documents (all of them when ``tenant_id`` is None) and cached lists."""
+        if tenant_id is None:
+            self._configs.clear()
+        else:
+            self._configs.pop(tenant_id, None)
+        for rule in self.rules:
+            inv = getattr(rule, "invalidate", None)
+            if callable(inv):
+                inv(tenant_id)
+
+    async def config_for(self, tenant_id: str | None) -> RiskConfig:
+        """Defaults, overlaid by the global document, overlaid by the tenant's; cached for ``config_ttl`` s."""
+        hit = self._configs.get(tenant_id)
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        cfg = default_config()
+        if self.store is not None:
+            cfg = parse_config(await self.store.get_config(None), cfg)
+            if tenant_id is not None:
+                cfg = parse_config(await self.store.get_config(tenant_id), cfg)
+        self._configs[tenant_id] = (now + self.config_ttl, cfg)
+        return cfg
+
+    # ------------------------------------------------------------------------------------- assess
+
+    async def _run(self, rule: RiskRule, ctx: RiskContext) -> list[Flag]:
+        try:
+            async with asyncio.timeout(self.rule_timeout):
+                return await rule.evaluate(ctx)
+        except TimeoutError:
+            msg = f"rule {rule.name} timed out after {self.rule_timeout * 1000:.0f} ms"
+            return [Flag("rule_error", "low", msg, rule.name)]
+        except Exception as exc:
+            log.warning("risk_rule_failed", rule=rule.name, error=type(exc).__name__, detail=str(exc)[:200])
+            return [Flag("rule_error", "low", f"rule {rule.name} failed: {type(exc).__name__}", rule.name)]
+
+    async def assess(self, ctx: RiskContext) -> RiskAssessment:
+        """Score one payment. Never raises for a rule's failure; the flags say what could not be checked."""
+        started = time.perf_counter()
+        flags: list[Flag] = []
+        try:
+            ctx.config = await self.config_for(ctx.tenant_id)
+        except Exception as exc:  # a config store outage must not stop payments: fall back to the defaults
+            log.warning("risk_config_unavailable", tenant=ctx.tenant_id, error=type(exc).__name__)
+            ctx.config = default_config()
+            flags.append(Flag("rule_error", "low", f"tenant rules unavailable: {type(exc).__name__}", "config"))
+        results = await asyncio.gather(*(self._run(rule, ctx) for rule in self.rules))
+        for found in results:
+            flags.extend(found)
+        intent = infer_intent(ctx) if self.infer_intents else None
+        if intent is not None:
+            ctx.facts.update(intent_tier=intent.tier or "", intent_confidence=intent.confidence)
+        flags.extend(run_custom(ctx.config, ctx))
+        if ctx.facts.get("allow_listed"):
+            flags = [f for f in flags if f.rule not in ALLOW_SUPPRESSES]
+        score = score_flags(flags)
+        return RiskAssessment(
+            score=score,
+            level=level_for(score, flags),
+            recommendation=recommend(flags),
+            flags=tuple(flags),
+            list_versions=self.list_versions,
+            intent=intent,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def record(self, ctx: RiskContext) -> None:
+        """Learn from a settled payment: amount baselines and payer history. Failures are logged, not raised."""
+        try:
+            if self.stats is not None:
+                await self.stats.add(baseline_keys(ctx), ctx.amount)
+            if self.history is not None and ctx.payer:
+                await self.history.add(ctx.payer, ctx.pay_to)
+        except Exception as exc:
+            log.warning("risk_record_failed", error=type(exc).__name__)
+
+    # ------------------------------------------------------------------------------ payment path
+
+    @staticmethod
+    def context(
+        payment: PaymentContext,
+        *,
+        payer: str | None,
+        resource: str = "",
+        payment_id: str | None = None,
+        tenant_id: str | None = None,
+    ) -> RiskContext:
+        """The risk view of a routed payment (what FacilitatorService has after the adapter's verify)."""
+        req = payment.requirements
+        try:
+            amount = int(req.amount)
+        except (TypeError, ValueError):
+            amount = 0
+        extra: dict[str, Any] = {"extensions": dict(payment.extensions)}
+        if isinstance(req.extra, dict):
+            extra["requirements_extra"] = req.extra
+        return RiskContext(
+            network=payment.network,
+            asset=req.asset,
+            payer=payer or "",
+            pay_to=req.pay_to,
+            amount=amount,
+            resource=resource,
+            tenant_id=tenant_id,
+            payment_id=payment_id,
+            scheme=payment.scheme,
+            payload=payment.payload,
+            extra=extra,
+        )
+
+    async def close(self) -> None:
+        """Close whatever the engine opened (screening HTTP sessions)."""
+        for closer in self._closers:
+            await closer.close()
