@@ -1,0 +1,1 @@
+"""Multi-tenant platform: tenants, API keys, tiers, rate limits, quotas, idempotency, audit log, payment records."""

@@ -1,0 +1,148 @@
+"""OpenAPI operations of routes other feature modules mount (registry, wallets, dev demo).
+
+A module may instead add ``{path: {method: operation}}`` to ``app[EXTRAS]["openapi_paths"]``; entries there win.
+Only paths the app actually serves are merged (the dev demo exists in dev only).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PROBLEM = {"$ref": "#/components/responses/Problem"}
+_PARAM = re.compile(r"\{(\w+)\}")
+
+#: (method, path, summary, tag, needs a key, query parameters, success status)
+_TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
+    ("post", "/v1/resources", "Register a paid resource (scope registry)", "registry", True, (), "201"),
+    (
+        "get",
+        "/v1/resources/{id}",
+        "One resource with verification, liveness and popularity",
+        "registry",
+        False,
+        (),
+        "200",
+    ),
+    ("patch", "/v1/resources/{id}", "Change a resource's provider-declared fields", "registry", True, (), "200"),
+    ("delete", "/v1/resources/{id}", "Remove a resource", "registry", True, (), "200"),
+    ("post", "/v1/resources/{id}/ratings", "Rate a resource 1..5", "registry", False, (), "200"),
+    (
+        "post",
+        "/v1/resources/{id}/verify",
+        "Probe the resource now and check ownership proofs",
+        "registry",
+        True,
+        (),
+        "200",
+    ),
+    (
+        "post",
+        "/v1/resources/import",
+        "Crawl an origin's /.well-known/x402 and /openapi.json",
+        "registry",
+        True,
+        (),
+        "200",
+    ),
+    (
+        "get",
+        "/discovery/resources",
+        "Bazaar discovery (x402-spec §7.2), offset pagination",
+        "discovery",
+        False,
+        ("type", "payTo", "scheme", "network", "limit", "offset"),
+        "200",
+    ),
+    (
+        "get",
+        "/discovery/search",
+        "Ranked full-text search over resources, cursor pagination",
+        "discovery",
+        False,
+        ("query", "type", "payTo", "scheme", "network", "category", "maxPrice", "limit", "cursor"),
+        "200",
+    ),
+    (
+        "post",
+        "/v1/wallets",
+        "Create an agent wallet with a policy (keys are never returned)",
+        "wallets",
+        True,
+        (),
+        "201",
+    ),
+    ("get", "/v1/wallets", "The caller's wallets", "wallets", True, (), "200"),
+    ("get", "/v1/wallets/{id}", "One wallet with its remaining budget", "wallets", True, (), "200"),
+    ("get", "/v1/wallets/{id}/budget", "Remaining budget: total and per rolling window", "wallets", True, (), "200"),
+    ("get", "/v1/wallets/{id}/balance", "On-chain balances of the wallet's address", "wallets", True, (), "200"),
+    ("get", "/v1/wallets/{id}/payments", "The wallet's ledger, newest first", "wallets", True, (), "200"),
+    ("put", "/v1/wallets/{id}/policy", "Replace the wallet's policy", "wallets", True, (), "200"),
+    ("post", "/v1/wallets/{id}/pause", "Pause the wallet", "wallets", True, (), "200"),
+    ("post", "/v1/wallets/{id}/resume", "Resume a paused wallet", "wallets", True, (), "200"),
+    (
+        "post",
+        "/v1/wallets/{id}/pay",
+        "Fetch a URL and pay its 402 within policy and budget",
+        "wallets",
+        True,
+        (),
+        "200",
+    ),
+    ("get", "/v1/wallets/{id}/approvals", "Approvals of the wallet", "wallets", True, ("status",), "200"),
+    ("post", "/v1/wallets/{id}/approvals/{aid}/approve", "Approve a pending payment", "wallets", True, (), "200"),
+    ("post", "/v1/wallets/{id}/approvals/{aid}/reject", "Reject a pending payment", "wallets", True, (), "200"),
+    (
+        "post",
+        "/v1/wallets/{id}/agent-keys",
+        "An API key limited to this wallet (shown once)",
+        "wallets",
+        True,
+        (),
+        "201",
+    ),
+    ("post", "/v1/webhooks", "Register a webhook endpoint (signing secret shown once)", "wallets", True, (), "201"),
+    ("get", "/v1/webhooks", "The caller's webhook endpoints", "wallets", True, (), "200"),
+    ("get", "/v1/webhooks/dead-letters", "Deliveries that failed every attempt", "wallets", True, (), "200"),
+    ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "200"),
+]
+
+
+def _operation(
+    method: str, path: str, summary: str, tag: str, keyed: bool, query: tuple[str, ...], status: str
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "tags": [tag],
+        "responses": {
+            status: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
+            "400": _PROBLEM,
+            "404": _PROBLEM,
+        },
+    }
+    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in _PARAM.findall(path)]
+    params += [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in query]
+    if params:
+        op["parameters"] = params
+    if keyed:
+        op["security"] = [{"bearer": []}, {"apiKey": []}]
+        op["responses"]["401"] = _PROBLEM
+        op["responses"]["403"] = _PROBLEM
+    if method in ("post", "put", "patch"):
+        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+    return op
+
+
+def feature_paths() -> dict[str, dict[str, Any]]:
+    """Operations keyed by path then method."""
+    out: dict[str, dict[str, Any]] = {}
+    for method, path, summary, tag, keyed, query, status in _TABLE:
+        out.setdefault(path, {})[method] = _operation(method, path, summary, tag, keyed, query, status)
+    out["/demo/paid"] = {
+        "get": {
+            "summary": "Dev only: a resource behind the paywall (402 until paid)",
+            "tags": ["dev"],
+            "responses": {"200": {"description": "OK"}, "402": {"description": "Payment required"}},
+        }
+    }
+    return out
