@@ -1,0 +1,112 @@
+"""The examples run for real: ``x402 serve --dev`` as a subprocess, ``agent_pay.py`` paying its demo route, and
+``provider_app.py`` (remote facilitator = that service) paid by ``agent_pay.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from chains.evm.devchain import DevChain
+from tests.harness.evm import address_of, new_key, token_balance
+from tests.harness.services import free_port
+from x402.paywall.demo import DEMO_AMOUNT, DEMO_PAY_TO
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _wait_http(url: str, proc: asyncio.subprocess.Process, timeout: float = 90) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            if proc.returncode is not None:
+                raise AssertionError(f"{url}: process exited with {proc.returncode}")
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(url) as r:
+                    if r.status < 500:
+                        return await r.json(content_type=None) if r.status == 200 else None
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{url} did not answer within {timeout} s")
+            await asyncio.sleep(0.2)
+
+
+@contextlib.asynccontextmanager
+async def _process(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=ROOT, env={**os.environ, **env}, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def _agent(env: dict[str, str], *args: str) -> dict[str, Any]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "examples/agent_pay.py",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert out.strip(), err.decode()
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    serve_env = {
+        "DATABASE_URL": database_url,
+        "X402_PORT": str(port),
+        "X402_DEV_ANVIL_PORT": str(free_port()),
+        "X402_DATA_DIR": str(tmp_path),
+        "X402_LOG_LEVEL": "warning",
+    }
+    base = f"http://127.0.0.1:{port}"
+    async with _process(sys.executable, "-m", "x402.cli", "serve", "--dev", env=serve_env) as serve:
+        wk = await _wait_http(base + "/.well-known/x402", serve)
+        dev = wk["dev"]
+        assert dev["demo"]["path"] == "/demo/paid"
+        chain = DevChain(rpc_url=dev["rpcUrl"])
+        before = await token_balance(chain, DEMO_PAY_TO)
+
+        result = await _agent({"X402_URL": base})
+        assert result["status"] == 200, result
+        assert json.loads(result["body"])["demo"] == "paid"
+        assert result["settlement"]["success"] is True
+        assert await token_balance(chain, DEMO_PAY_TO) == before + DEMO_AMOUNT
+
+        pay_to = address_of(new_key())
+        provider_port = free_port()
+        provider_env = {
+            "FACILITATOR_URL": base,
+            "PAY_TO": pay_to,
+            "ASSET": dev["asset"]["address"],
+            "TOKEN_NAME": dev["asset"]["name"],
+            "TOKEN_VERSION": dev["asset"]["version"],
+            "PORT": str(provider_port),
+        }
+        async with _process(sys.executable, "examples/provider_app.py", env=provider_env) as provider:
+            provider_url = f"http://127.0.0.1:{provider_port}/weather"
+            await _wait_http(provider_url, provider)
+            result = await _agent({"X402_URL": base, "PAYER_KEY": dev["payers"][1]["privateKey"]}, provider_url)
+            assert result["status"] == 200, result
+            assert json.loads(result["body"]) == {"city": "Lisbon", "sky": "sunny"}
+        assert await token_balance(chain, pay_to) == 10_000

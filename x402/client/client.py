@@ -1,0 +1,184 @@
+"""``X402Client``: an aiohttp request that pays a 402 challenge once, within a ``PaymentPolicy``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from x402.client.policy import PaymentPolicy
+from x402.client.signer import PaymentSigner
+from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused
+from x402.logs import get_logger
+from x402.wire.codec import (
+    PAYMENT_REQUIRED,
+    PAYMENT_RESPONSE,
+    PAYMENT_SIGNATURE,
+    X_PAYMENT,
+    X_PAYMENT_RESPONSE,
+    decode_payment_required,
+    decode_payment_response,
+    encode_header,
+)
+from x402.wire.models import (
+    PaymentPayload,
+    PaymentPayloadV1,
+    PaymentRequiredV1,
+    PaymentRequirements,
+    PaymentRequirementsV1,
+    ResourceInfo,
+    SettleResponse,
+    decode_json,
+    peek_x402_version,
+    requirements_to_v2,
+)
+
+log = get_logger("x402.client")
+
+
+@dataclass(slots=True)
+class PaidResponse:
+    """The final HTTP response, plus what was paid and the settlement receipt (if the server sent one)."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    url: str
+    settlement: SettleResponse | None = None
+    #: the offer that was paid (v2 shape), None when nothing was paid
+    paid: PaymentRequirements | None = None
+    x402_version: int | None = None
+    payer: str | None = None
+    refusals: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The body as UTF-8 text."""
+        return self.body.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class Challenge402:
+    """A decoded 402: offers in v2 shape (v1 entries converted) and what to echo back."""
+
+    x402_version: int
+    offers: list[PaymentRequirements]
+    v1_offers: list[PaymentRequirementsV1]
+    resource: ResourceInfo | None = None
+    extensions: dict[str, Any] | None = None
+
+
+def parse_challenge(headers: CIMultiDictProxy[str], body: bytes) -> Challenge402:
+    """Read a 402: the ``PAYMENT-REQUIRED`` header first, else the body when its ``x402Version`` is 1."""
+    header = headers.get(PAYMENT_REQUIRED)
+    header_error: InvalidPaymentHeader | None = None
+    if header:
+        try:
+            required = decode_payment_required(header)
+        except InvalidPaymentHeader as exc:
+            header_error = exc
+        else:
+            return Challenge402(
+                x402_version=2,
+                offers=list(required.accepts),
+                v1_offers=[],
+                resource=required.resource if isinstance(required.resource, ResourceInfo) else None,
+                extensions=required.extensions if isinstance(required.extensions, dict) else None,
+            )
+    try:
+        if body and peek_x402_version(body) == 1:
+            v1 = decode_json(body, PaymentRequiredV1)
+            offers: list[PaymentRequirements] = []
+            kept: list[PaymentRequirementsV1] = []
+            for req in v1.accepts:
+                try:
+                    offers.append(requirements_to_v2(req))
+                except BadRequest:
+                    continue  # a network we cannot name in CAIP-2 cannot be signed for either
+                kept.append(req)
+            return Challenge402(x402_version=1, offers=offers, v1_offers=kept)
+    except BadRequest:
+        pass
+    detail = (
+        f"invalid PAYMENT-REQUIRED header: {header_error.detail}" if header_error else "the 402 has no x402 challenge"
+    )
+    raise PaymentRefused(detail, code="invalid_payment_required")
+
+
+class X402Client:
+    """Pays x402 challenges for a Python agent: one retry with a payment header, never two payments per request."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, signers: Sequence[PaymentSigner], policy: PaymentPolicy | None = None
+    ) -> None:
+        self.session = session
+        self.signers = list(signers)
+        self.policy = policy or PaymentPolicy()
+
+    async def get(self, url: str, **kw: Any) -> PaidResponse:
+        """``request("GET", url, ...)``."""
+        return await self.request("GET", url, **kw)
+
+    async def post(self, url: str, **kw: Any) -> PaidResponse:
+        """``request("POST", url, ...)``."""
+        return await self.request("POST", url, **kw)
+
+    async def request(self, method: str, url: str, **kw: Any) -> PaidResponse:
+        """Send a request; on a 402 pay one acceptable offer and retry once. Raises ``PaymentRefused``.
+
+        Request bodies must be re-sendable (bytes, str, ``json=``), since a paid request is sent twice.
+        """
+        headers: CIMultiDict[str] = CIMultiDict(kw.pop("headers", None) or {})
+        first = await self._send(method, url, headers, kw)
+        if first.status != 402 or PAYMENT_SIGNATURE in headers or X_PAYMENT in headers:
+            return first  # not a challenge, or the caller paid by hand: never pay on top
+        challenge = parse_challenge(first.headers, first.body)
+        choice = self.policy.choose(challenge.offers, self.signers)
+        if isinstance(choice, list):
+            log.info("payment_refused", url=url, reasons=choice)
+            raise PaymentRefused("no acceptable offer: " + "; ".join(choice), refusals=choice)
+        index, signer = choice
+        offer = challenge.offers[index]
+        scheme_payload = await signer.create_payload(offer, challenge.x402_version)
+        if challenge.x402_version == 2:
+            payload = PaymentPayload(accepted=offer, payload=scheme_payload)
+            if challenge.resource is not None:
+                payload.resource = challenge.resource
+            if challenge.extensions:
+                payload.extensions = challenge.extensions
+            headers[PAYMENT_SIGNATURE] = encode_header(payload)
+        else:
+            v1 = challenge.v1_offers[index]
+            headers[X_PAYMENT] = encode_header(
+                PaymentPayloadV1(scheme=v1.scheme, network=v1.network, payload=scheme_payload)
+            )
+        log.info("paying", url=url, network=offer.network, amount=offer.amount, x402_version=challenge.x402_version)
+        second = await self._send(method, url, headers, kw)
+        second.paid = offer
+        second.x402_version = challenge.x402_version
+        second.payer = signer.address
+        second.settlement = _settlement(second.headers)
+        return second
+
+    async def _send(self, method: str, url: str, headers: CIMultiDict[str], kw: dict[str, Any]) -> PaidResponse:
+        async with self.session.request(method, url, headers=headers, **kw) as resp:
+            body = await resp.read()
+            return PaidResponse(status=resp.status, headers=resp.headers, body=body, url=str(resp.url))
+
+
+def _settlement(headers: CIMultiDictProxy[str]) -> SettleResponse | None:
+    value = headers.get(PAYMENT_RESPONSE) or headers.get(X_PAYMENT_RESPONSE)
+    if not value:
+        return None
+    try:
+        return decode_payment_response(value)
+    except InvalidPaymentHeader as exc:
+        log.warning("unreadable_payment_response", code=exc.code)
+        return None

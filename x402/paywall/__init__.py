@@ -1,0 +1,24 @@
+"""The aiohttp paywall: declare paid routes with ``Offer``/``PaidRoute`` (or ``@paid``) and mount ``Paywall``."""
+
+from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
+from x402.paywall.inprocess import AppFacilitator
+from x402.paywall.matching import payment_id, requirements_match
+from x402.paywall.middleware import NO_MATCH, REPLAYED, Paywall
+from x402.paywall.offers import Offer, PaidRoute, paid, paid_route_of
+
+__all__ = [
+    "EXPOSE_HEADERS",
+    "NO_MATCH",
+    "PAYMENT_REQUIRED_ERROR",
+    "REPLAYED",
+    "AppFacilitator",
+    "Challenge",
+    "ChallengeCache",
+    "Offer",
+    "PaidRoute",
+    "Paywall",
+    "paid",
+    "paid_route_of",
+    "payment_id",
+    "requirements_match",
+]

@@ -1,0 +1,137 @@
+"""The 402 challenge of a paid route, encoded once per (route, resource URL) and reused for every request."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+from multidict import CIMultiDict
+
+from x402.paywall.offers import PaidRoute
+from x402.paywall.page import render_page
+from x402.wire.codec import PAYMENT_REQUIRED, encode_header
+from x402.wire.models import (
+    PaymentRequired,
+    PaymentRequiredV1,
+    PaymentRequirements,
+    PaymentRequirementsV1,
+    ResourceInfo,
+    encode_json,
+)
+
+#: ``error`` of a plain "you have not paid" challenge (the official servers' wording).
+PAYMENT_REQUIRED_ERROR: Final = "Payment required"
+#: Headers browsers may read from a paid response (x402-spec §1.3).
+EXPOSE_HEADERS: Final = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE"
+_MAX_CACHED: Final = 4096
+
+
+@dataclass(slots=True)
+class Challenge:
+    """A route's offers for one resource URL, with the default 402 header and body already encoded."""
+
+    route: PaidRoute
+    resource: ResourceInfo
+    requirements: tuple[PaymentRequirements, ...]
+    #: aligned with ``requirements``; None where v1 has no name for the offer's network
+    requirements_v1: tuple[PaymentRequirementsV1 | None, ...]
+    extensions: dict[str, Any]
+    versions: frozenset[int]
+    header: str | None = None
+    body: bytes = b"{}"
+    #: the default 402's headers (copied per response: aiohttp adds to them)
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+    _html: bytes | None = field(default=None, repr=False)
+
+    def payment_required(self, error: str) -> PaymentRequired:
+        """The v2 ``PAYMENT-REQUIRED`` object with this ``error``."""
+        required = PaymentRequired(error=error, resource=self.resource, accepts=list(self.requirements))
+        if self.extensions:
+            required.extensions = self.extensions
+        return required
+
+    def encode(self, error: str) -> tuple[str | None, bytes]:
+        """``(PAYMENT-REQUIRED value or None, body)`` for an ``error``; the default one is precomputed."""
+        if error == PAYMENT_REQUIRED_ERROR:
+            return self.header, self.body
+        header = encode_header(self.payment_required(error)) if 2 in self.versions else None
+        return header, self._body(error)
+
+    def _body(self, error: str) -> bytes:
+        if 1 not in self.versions:
+            return b"{}"
+        accepts = [r for r in self.requirements_v1 if r is not None]
+        return encode_json(PaymentRequiredV1(error=error, accepts=accepts))
+
+    def html(self) -> bytes:
+        """The browser paywall page (rendered on first use)."""
+        if self._html is None:
+            required = self.payment_required(PAYMENT_REQUIRED_ERROR)
+            self._html = render_page(
+                list(self.requirements),
+                self.resource.url,
+                self.route.description,
+                msgspec.to_builtins(required),
+            )
+        return self._html
+
+
+class ChallengeCache:
+    """Builds challenges and keeps them per (route, resource URL); bounded, since the Host header is client input."""
+
+    def __init__(self, *, versions: Collection[int] = (1, 2), v1_caip2: bool = False) -> None:
+        self.versions = frozenset(versions)
+        self.v1_caip2 = v1_caip2
+        self._cache: dict[tuple[int, str], Challenge] = {}
+
+    def get(self, route: PaidRoute, url: str) -> Challenge:
+        """The challenge of ``route`` served at ``url``."""
+        key = (id(route), url)
+        hit = self._cache.get(key)
+        if hit is not None and hit.route is route:
+            return hit
+        challenge = self.build(route, url)
+        if len(self._cache) < _MAX_CACHED:
+            self._cache[key] = challenge
+        return challenge
+
+    def build(self, route: PaidRoute, url: str) -> Challenge:
+        """Encode a route's challenge for ``url``."""
+        url = route.resource_url or url
+        resource = ResourceInfo(url=url, description=route.description, mime_type=route.mime_type)
+        challenge = Challenge(
+            route=route,
+            resource=resource,
+            requirements=tuple(o.requirements() for o in route.offers),
+            requirements_v1=tuple(o.requirements_v1(url, route, caip2_fallback=self.v1_caip2) for o in route.offers),
+            extensions=route.all_extensions(),
+            versions=self.versions,
+        )
+        if 2 in self.versions:
+            challenge.header = encode_header(challenge.payment_required(PAYMENT_REQUIRED_ERROR))
+        challenge.body = challenge._body(PAYMENT_REQUIRED_ERROR)
+        challenge.headers = challenge_headers(challenge.header)
+        return challenge
+
+
+def challenge_headers(payment_required: str | None, content_type: str = "application/json") -> CIMultiDict[str]:
+    """The headers of a 402 challenge."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    if payment_required is not None:
+        headers[PAYMENT_REQUIRED] = payment_required
+    headers["Cache-Control"] = "no-store"
+    headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+    headers["Content-Type"] = content_type
+    return headers
+
+
+__all__ = [
+    "EXPOSE_HEADERS",
+    "PAYMENT_REQUIRED",
+    "PAYMENT_REQUIRED_ERROR",
+    "Challenge",
+    "ChallengeCache",
+    "challenge_headers",
+]

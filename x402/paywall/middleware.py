@@ -1,0 +1,357 @@
+"""The aiohttp paywall (design.md data flow A): challenge, decode, match, verify, claim, handler, settle."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from typing import Any, Final
+
+import aiohttp
+from aiohttp import web
+
+from x402.cache import Cache, MemoryCache
+from x402.errors import ConfigError, DependencyError, InvalidPaymentHeader
+from x402.facilitator.base import AnyPayload, AnyRequirements, Facilitator
+from x402.logs import get_logger
+from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
+from x402.paywall.matching import match_v1, match_v2, payment_id, valid_before
+from x402.paywall.offers import Offer, PaidRoute, as_paid_route, paid_route_of
+from x402.paywall.replay import PaymentClaims
+from x402.paywall.responses import attach_settlement, challenge_response, problem
+from x402.wire import reasons
+from x402.wire.codec import (
+    MAX_HEADER_BYTES,
+    PAYMENT_SIGNATURE,
+    X_PAYMENT,
+    decode_payment_signature,
+    decode_x_payment,
+    encode_header,
+)
+from x402.wire.models import PaymentPayload, SettleResponse
+
+log = get_logger("x402.paywall")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RouteKey = tuple[str, str]
+
+#: ``error`` when a payment's ``accepted`` matches none of our offers (official text: "No matching payment
+#: requirements"; we answer with the x402 reason code, like every other paywall error).
+NO_MATCH: Final = reasons.INVALID_PAYMENT_REQUIREMENTS
+#: ``error`` when a payment that was already used (or is in use) is presented again.
+REPLAYED: Final = reasons.DUPLICATE_SETTLEMENT
+_PERMIT2_ALLOWANCE: Final = "permit2_allowance_required"
+_UNKNOWN: Final = object()
+
+
+class Paywall:
+    """Charges for declared routes through a facilitator (in-process or ``RemoteFacilitator``).
+
+    Declare routes with ``routes={("GET", "/path"): [Offer(...)]}`` (the path is the aiohttp route's canonical
+    path, e.g. ``/items/{id}``; method ``*`` matches any) and/or the ``@paid(Offer(...))`` handler decorator, then
+    ``paywall.setup(app)``.
+
+    * ``versions``: which transports to speak: 2 = ``PAYMENT-REQUIRED`` / ``PAYMENT-SIGNATURE``, 1 = the JSON body
+      ``{x402Version: 1, error, accepts}`` / ``X-PAYMENT``. The v1 ``accepts`` lists only offers whose network has
+      a v1 name, unless ``v1_caip2_networks`` is set: then the others are listed with their CAIP-2 id (our
+      extension; official v1 clients refuse such names, our client and facilitator accept them).
+    * ``settle_before_handler``: settle first (the handler's failure is then the provider's problem, and the
+      paid response gets ``Cache-Control: private``); by default the handler runs first and a response >= 400
+      (or an exception) means no settlement.
+    * ``error`` of a 402 is ``Payment required`` when nothing was paid, else a reason code: the codec's code for
+      an undecodable header, ``invalid_payment_requirements`` when ``accepted`` matches no offer, the
+      facilitator's ``invalidReason`` / ``errorReason``, or ``duplicate_settlement`` for a replayed payment.
+    * Facilitator or cache trouble is a 503 problem+json (the dependency's code), anything unexpected a 500;
+      never an empty 402. CORS preflights are not answered here (use aiohttp-cors and allow ``PAYMENT-SIGNATURE``
+      and ``X-PAYMENT``); the x402 response headers are listed in ``Access-Control-Expose-Headers``.
+    """
+
+    def __init__(
+        self,
+        facilitator: Facilitator,
+        *,
+        routes: Mapping[RouteKey, PaidRoute | Offer | Sequence[Offer]] | None = None,
+        cache: Cache | None = None,
+        settle_before_handler: bool = False,
+        versions: Collection[int] = (1, 2),
+        v1_caip2_networks: bool = False,
+        public_url: str | None = None,
+        check_supported: bool = True,
+        max_header_bytes: int = MAX_HEADER_BYTES,
+        pending_retry_delay: float = 0.5,
+    ) -> None:
+        if not set(versions) <= {1, 2} or not versions:
+            raise ConfigError("Paywall versions must be a non-empty subset of (1, 2)")
+        self.facilitator = facilitator
+        self.routes: dict[RouteKey, PaidRoute] = {
+            (method.upper(), path): as_paid_route(value) for (method, path), value in (routes or {}).items()
+        }
+        self.claims = PaymentClaims(cache if cache is not None else MemoryCache())
+        self.settle_before_handler = settle_before_handler
+        self.versions = frozenset(versions)
+        self.challenges = ChallengeCache(versions=self.versions, v1_caip2=v1_caip2_networks)
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.check_supported = check_supported
+        self.max_header_bytes = max_header_bytes
+        self.pending_retry_delay = pending_retry_delay
+        self._started_facilitator = False
+        self._by_route: dict[object, PaidRoute | None] = {}
+
+    # ------------------------------------------------------------------------------------ set-up
+
+    def setup(self, app: web.Application) -> None:
+        """Add the middleware and a start-up context (checks offers against the facilitator) to ``app``."""
+        app.middlewares.append(self.middleware)
+        app.cleanup_ctx.append(self._ctx)
+
+    async def _ctx(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start(app)
+        yield
+        await self.close()
+
+    async def start(self, app: web.Application | None = None) -> None:
+        """Start a remote facilitator, and fail closed on offers its ``/supported`` does not list."""
+        from x402.facilitator.remote import RemoteFacilitator
+
+        if isinstance(self.facilitator, RemoteFacilitator) and not self.facilitator.started:
+            await self.facilitator.start()
+            self._started_facilitator = True
+        paid_routes = list(self.routes.items())
+        if app is not None:
+            for app_route in app.router.routes():
+                declared = paid_route_of(app_route.handler)
+                if declared is not None and app_route.resource is not None:
+                    paid_routes.append(((app_route.method, app_route.resource.canonical), declared))
+        if self.check_supported and paid_routes:
+            supported = await self.facilitator.supported()
+            kinds = {(k.x402_version, k.scheme, k.network) for k in supported.kinds}
+            for (method, path), route in paid_routes:
+                for offer in route.offers:
+                    if (2, offer.scheme, offer.network) not in kinds:
+                        raise ConfigError(
+                            f"{method} {path}: the facilitator does not support {offer.scheme} on {offer.network} "
+                            f"(its /supported lists {sorted(f'{k[1]}@{k[2]} v{k[0]}' for k in kinds)})"
+                        )
+        if self.public_url:
+            for (_, path), route in paid_routes:
+                if "{" not in path:
+                    self.challenges.get(route, self.public_url + path)
+        log.info("paywall_started", routes=[f"{m} {p}" for (m, p), _ in paid_routes], versions=sorted(self.versions))
+
+    async def close(self) -> None:
+        """Close a remote facilitator this paywall started."""
+        if self._started_facilitator:
+            from x402.facilitator.remote import RemoteFacilitator
+
+            if isinstance(self.facilitator, RemoteFacilitator):
+                await self.facilitator.close()
+            self._started_facilitator = False
+
+    # ------------------------------------------------------------------------------- per request
+
+    def route_for(self, request: web.Request) -> PaidRoute | None:
+        """The paid route a request hit, if any (memoised per aiohttp route: this runs on every request)."""
+        route = request.match_info.route
+        hit = self._by_route.get(route, _UNKNOWN)
+        if hit is not _UNKNOWN:
+            return hit  # type: ignore[return-value]
+        found = paid_route_of(request.match_info.handler)
+        resource = route.resource
+        if found is None and resource is not None and self.routes:
+            path = resource.canonical
+            found = self.routes.get((request.method, path)) or self.routes.get(("*", path))
+        if resource is not None:  # system routes (404/405) are built per request: never keep them
+            self._by_route[route] = found
+        return found
+
+    def _url(self, request: web.Request) -> str:
+        if self.public_url:
+            return self.public_url + request.path
+        return f"{request.scheme}://{request.host}{request.path}"
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """aiohttp middleware: free routes pass through; paid routes need a payment."""
+        route = self.route_for(request)
+        if route is None:
+            return await handler(request)
+        challenge = self.challenges.get(route, self._url(request))
+        v2 = request.headers.get(PAYMENT_SIGNATURE) if 2 in self.versions else None
+        v1 = request.headers.get(X_PAYMENT) if 1 in self.versions else None
+        if v2 is None and v1 is None:
+            log.debug("paywall_challenge", path=request.path)
+            return challenge_response(request, challenge, PAYMENT_REQUIRED_ERROR)
+        return await self._with_payment(request, handler, challenge, v2, v1)
+
+    async def _with_payment(
+        self, request: web.Request, handler: Handler, challenge: Challenge, v2: str | None, v1: str | None
+    ) -> web.StreamResponse:
+        header = v2 if v2 is not None else v1
+        assert header is not None
+        payload: AnyPayload
+        try:
+            payload = (
+                decode_payment_signature(v2, max_bytes=self.max_header_bytes)
+                if v2 is not None
+                else decode_x_payment(header, max_bytes=self.max_header_bytes)
+            )
+        except InvalidPaymentHeader as exc:
+            header_id = hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:16]
+            log.info("paywall_bad_header", path=request.path, code=exc.code, header_id=header_id, detail=exc.detail)
+            return challenge_response(request, challenge, exc.code)
+
+        index = (
+            match_v2(challenge, payload.accepted)
+            if isinstance(payload, PaymentPayload)
+            else match_v1(challenge, payload)
+        )
+        if index is None:
+            log.info("paywall_no_match", path=request.path, x402_version=payload.x402_version)
+            return challenge_response(request, challenge, NO_MATCH)
+        ours = challenge.requirements[index]
+        requirements: AnyRequirements = ours
+        if not isinstance(payload, PaymentPayload):
+            v1_req = challenge.requirements_v1[index]
+            assert v1_req is not None
+            requirements = v1_req
+        pid = payment_id(ours, payload.payload)
+        plog = log.bind(payment_id=pid, path=request.path, x402_version=payload.x402_version, network=ours.network)
+
+        try:
+            verified = await self.facilitator.verify(payload, requirements)
+        except Exception as exc:
+            return self._facilitator_failed(plog, "verify", exc)
+        if not verified.is_valid:
+            reason = verified.invalid_reason or reasons.INVALID_PAYLOAD
+            plog.info("paywall_verify_invalid", reason=reason, payer=verified.payer or None)
+            status = 412 if reason == _PERMIT2_ALLOWANCE else 402
+            return challenge_response(request, challenge, reason, status=status)
+
+        try:
+            claimed = await self.claims.claim(pid, ours.max_timeout_seconds)
+        except DependencyError as exc:
+            return self._facilitator_failed(plog, "claim", exc)
+        if not claimed:
+            plog.warning("paywall_replay_refused")
+            return challenge_response(request, challenge, REPLAYED)
+
+        run = _Run(self, request, handler, challenge, payload, requirements, pid, plog)
+        try:
+            return await (run.upfront() if self.settle_before_handler else run.after())
+        except BaseException:
+            if not run.keep_claim:
+                await self._release(pid)
+            raise
+
+    async def _release(self, pid: str) -> None:
+        try:
+            await self.claims.release(pid)
+        except DependencyError:
+            log.warning("paywall_release_failed", payment_id=pid)
+
+    async def settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
+        """Settle through the facilitator, retrying once on ``settlement_pending`` (as official servers do)."""
+        result = await self.facilitator.settle(payload, requirements)
+        if not result.success and result.error_reason == reasons.SETTLEMENT_PENDING:
+            await asyncio.sleep(self.pending_retry_delay)
+            result = await self.facilitator.settle(payload, requirements)
+        return result
+
+    @staticmethod
+    def _facilitator_failed(plog: Any, step: str, exc: Exception) -> web.Response:
+        """A broken dependency is a 503 with a body (never an empty 402); anything else a 500."""
+        if isinstance(exc, DependencyError):
+            plog.warning("paywall_dependency_failed", step=step, code=exc.code, dependency=exc.dependency)
+            return problem(exc.status, exc.code, exc.detail, dependency=exc.dependency)
+        if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
+            plog.warning(
+                "paywall_dependency_failed", step=step, code="facilitator_unavailable", error=type(exc).__name__
+            )
+            return problem(503, "facilitator_unavailable", f"the facilitator failed: {type(exc).__name__}")
+        plog.exception("paywall_internal_error", step=step)
+        return problem(500, "internal_error", f"payment {step} failed unexpectedly")
+
+
+class _Run:
+    """One paid request after verify and claim: runs the handler and settles in the configured order."""
+
+    def __init__(
+        self,
+        paywall: Paywall,
+        request: web.Request,
+        handler: Handler,
+        challenge: Challenge,
+        payload: AnyPayload,
+        requirements: AnyRequirements,
+        pid: str,
+        plog: Any,
+    ) -> None:
+        self.paywall = paywall
+        self.request = request
+        self.handler = handler
+        self.challenge = challenge
+        self.payload = payload
+        self.requirements = requirements
+        self.pid = pid
+        self.log = plog
+        self.v1 = not isinstance(payload, PaymentPayload)
+        #: True once money moved: the claim then stays, so the payment cannot buy a second handler run
+        self.keep_claim = False
+
+    async def _settle(self) -> SettleResponse | web.Response:
+        try:
+            result = await self.paywall.settle(self.payload, self.requirements)
+        except Exception as exc:
+            return Paywall._facilitator_failed(self.log, "settle", exc)
+        if result.success:
+            self.keep_claim = True
+            try:
+                await self.paywall.claims.settled(self.pid, result.transaction, valid_before(self.payload.payload))
+            except DependencyError:
+                # the claim itself still guards the payment until it expires
+                self.log.warning("paywall_mark_settled_failed")
+            self.log.info("paywall_settled", tx=result.transaction, payer=result.payer or None)
+            return result
+        self.log.info("paywall_settle_failed", reason=result.error_reason or None, tx=result.transaction or None)
+        return challenge_response(
+            self.request,
+            self.challenge,
+            result.error_reason or reasons.UNEXPECTED_SETTLE_ERROR,
+            settlement=encode_header(result),
+        )
+
+    async def after(self) -> web.StreamResponse:
+        """Default order: the handler first, settle only if it succeeded."""
+        response = await self.handler(self.request)
+        if response.status >= 400:
+            self.log.info("paywall_handler_failed", status=response.status)
+            await self.paywall._release(self.pid)
+            return response
+        if response.prepared:
+            # a streamed body already left: settle anyway, but the receipt header can no longer be sent
+            self.log.warning("paywall_streamed_before_settle")
+        settled = await self._settle()
+        if isinstance(settled, web.Response):
+            await self.paywall._release(self.pid)
+            return settled
+        attach_settlement(response, settled, v1=self.v1, upfront=False)
+        return response
+
+    async def upfront(self) -> web.StreamResponse:
+        """``settle_before_handler``: settle first, then run the handler (its failure is then the provider's)."""
+        settled = await self._settle()
+        if isinstance(settled, web.Response):
+            await self.paywall._release(self.pid)
+            return settled
+        try:
+            response = await self.handler(self.request)
+        except Exception:
+            self.log.error("paywall_handler_failed_after_settlement", tx=settled.transaction)
+            raise
+        if response.status >= 400:
+            self.log.error("paywall_handler_failed_after_settlement", status=response.status, tx=settled.transaction)
+        attach_settlement(response, settled, v1=self.v1, upfront=True)
+        return response
+
+
+__all__ = ["NO_MATCH", "REPLAYED", "Paywall"]

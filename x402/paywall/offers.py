@@ -1,0 +1,162 @@
+"""Declaring paid routes: ``Offer`` (one way to pay), ``PaidRoute`` (a route's offers) and the ``@paid`` decorator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+
+from x402.errors import ConfigError
+from x402.wire.assets import find_asset
+from x402.wire.models import MAX_AMOUNT, PaymentRequirements, PaymentRequirementsV1
+from x402.wire.networks import is_evm, to_caip2, to_v1_name
+
+#: Attribute the ``@paid`` decorator sets on a handler.
+PAID_ATTR: Final = "__x402_paid__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One way to pay for a resource: ``amount`` atomic units of ``asset`` on ``network`` (CAIP-2) to ``pay_to``."""
+
+    amount: int
+    asset: str
+    network: str
+    pay_to: str
+    max_timeout_seconds: int = 300
+    extra: Mapping[str, Any] | None = None
+    description: str = ""
+    mime_type: str = ""
+    bazaar: Mapping[str, Any] | None = None
+    scheme: str = "exact"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, bool) or not isinstance(self.amount, int) or self.amount <= 0:
+            raise ConfigError(f"Offer.amount must be a positive int of atomic units, got {self.amount!r}")
+        if self.amount >= MAX_AMOUNT:
+            raise ConfigError("Offer.amount must be below 2**256")
+        try:
+            caip2 = to_caip2(self.network)
+        except Exception:
+            raise ConfigError(f"Offer.network {self.network!r} is not a CAIP-2 id or v1 network name") from None
+        object.__setattr__(self, "network", caip2)
+        if self.max_timeout_seconds <= 0:
+            raise ConfigError("Offer.max_timeout_seconds must be positive")
+        object.__setattr__(self, "extra", _fill_extra(caip2, self.asset, self.extra))
+
+    def requirements(self) -> PaymentRequirements:
+        """The v2 ``accepts`` entry of this offer."""
+        return PaymentRequirements(
+            scheme=self.scheme,
+            network=self.network,
+            amount=str(self.amount),
+            asset=self.asset,
+            pay_to=self.pay_to,
+            max_timeout_seconds=self.max_timeout_seconds,
+            extra=dict(self.extra or {}),
+        )
+
+    def v1_network(self, *, caip2_fallback: bool) -> str | None:
+        """The v1 network name; with ``caip2_fallback`` the CAIP-2 id when v1 has no name for it (our extension)."""
+        name = to_v1_name(self.network)
+        if name is None and caip2_fallback:
+            return self.network
+        return name
+
+    def requirements_v1(
+        self, resource_url: str, route: PaidRoute, *, caip2_fallback: bool
+    ) -> PaymentRequirementsV1 | None:
+        """The v1 ``accepts`` entry of this offer, or None when v1 cannot name its network."""
+        network = self.v1_network(caip2_fallback=caip2_fallback)
+        if network is None:
+            return None
+        req = PaymentRequirementsV1(
+            scheme=self.scheme,
+            network=network,
+            max_amount_required=str(self.amount),
+            resource=resource_url,
+            # the legacy JS client requires both strings (may be empty), so never omit them
+            description=self.description or route.description,
+            mime_type=self.mime_type or route.mime_type,
+            pay_to=self.pay_to,
+            max_timeout_seconds=self.max_timeout_seconds,
+            asset=self.asset,
+        )
+        if self.extra:
+            req.extra = dict(self.extra)
+        return req
+
+
+def _fill_extra(network: str, asset: str, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """EVM offers need the token's EIP-712 ``name``/``version``; take them from the default-asset table if missing."""
+    out = dict(extra or {})
+    if is_evm(network) and ("name" not in out or "version" not in out):
+        known = find_asset(network, asset)
+        if known is None or not known.name:
+            raise ConfigError(
+                f"Offer for {asset} on {network} needs extra={{'name': ..., 'version': ...}} (the token's EIP-712 "
+                "domain): it is not a default asset"
+            )
+        out.setdefault("name", known.name)
+        out.setdefault("version", known.version)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class PaidRoute:
+    """A paid resource: the offers a client may pick from, and how to describe the resource."""
+
+    offers: tuple[Offer, ...]
+    description: str = ""
+    mime_type: str = ""
+    #: absolute resource URL; by default the request's own URL (scheme, host and path, no query)
+    resource_url: str | None = None
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        offers = tuple(self.offers)
+        if not offers or not all(isinstance(o, Offer) for o in offers):
+            raise ConfigError("a PaidRoute needs at least one Offer")
+        object.__setattr__(self, "offers", offers)
+        if not self.description:
+            object.__setattr__(self, "description", next((o.description for o in offers if o.description), ""))
+        if not self.mime_type:
+            object.__setattr__(self, "mime_type", next((o.mime_type for o in offers if o.mime_type), ""))
+
+    def all_extensions(self) -> dict[str, Any]:
+        """Declared extensions, plus ``bazaar`` built from the first offer that carries bazaar info."""
+        out = dict(self.extensions)
+        info = next((o.bazaar for o in self.offers if o.bazaar), None)
+        if info is not None and "bazaar" not in out:
+            out["bazaar"] = {"info": dict(info), "schema": {"type": "object"}}
+        return out
+
+
+def as_paid_route(value: PaidRoute | Offer | Sequence[Offer]) -> PaidRoute:
+    """Accept a PaidRoute, one Offer or a list of Offers."""
+    if isinstance(value, PaidRoute):
+        return value
+    if isinstance(value, Offer):
+        return PaidRoute((value,))
+    return PaidRoute(tuple(value))
+
+
+def paid(
+    *offers: Offer, description: str = "", mime_type: str = "", resource_url: str | None = None
+) -> Callable[[F], F]:
+    """Mark an aiohttp handler as paid; the ``Paywall`` middleware charges for it."""
+    route = PaidRoute(tuple(offers), description=description, mime_type=mime_type, resource_url=resource_url)
+
+    def mark(handler: F) -> F:
+        setattr(handler, PAID_ATTR, route)
+        return handler
+
+    return mark
+
+
+def paid_route_of(handler: object) -> PaidRoute | None:
+    """The PaidRoute a handler was marked with, if any."""
+    route = getattr(handler, PAID_ATTR, None)
+    return route if isinstance(route, PaidRoute) else None
