@@ -1,0 +1,246 @@
+"""Registry HTTP API: resource CRUD and import under ``/v1/resources``, bazaar discovery and ranked search."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+from yarl import URL
+
+from x402.errors import BadRequest, NotFound
+from x402.registry.access import check_owner, writer
+from x402.registry.crawl import discover, import_origin, judge
+from x402.registry.keys import OUTBOUND, REGISTRY
+from x402.registry.models import PATCHABLE, Resource, draft_from_json, is_atomic
+from x402.registry.outbound import OutboundFailed
+from x402.registry.probe import probe
+from x402.registry.store import Filters
+from x402.wire.models import DiscoveryPage, Pagination, encode_json
+
+routes = web.RouteTableDef()
+
+MAX_QUERY: Final = 256
+MAX_OFFSET: Final = 10_000
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=encode_json(body), content_type="application/json")
+
+
+async def _body(request: web.Request) -> Any:
+    raw = await request.read()
+    try:
+        return msgspec.json.decode(raw) if raw else None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"invalid JSON: {exc}", code="invalid_json") from None
+
+
+def _id(request: web.Request) -> uuid.UUID:
+    try:
+        return uuid.UUID(request.match_info["id"])
+    except ValueError:
+        raise NotFound("no such resource", code="resource_not_found") from None
+
+
+async def _resource(request: web.Request) -> Resource:
+    found = await request.app[REGISTRY].get(_id(request))
+    if found is None:
+        raise NotFound("no such resource", code="resource_not_found")
+    return found
+
+
+# ------------------------------------------------------------------------------------------ CRUD
+
+
+@routes.post("/v1/resources")
+async def create_resource(request: web.Request) -> web.Response:
+    """Register a paid resource; 201 with the stored resource."""
+    who = writer(request)
+    draft = draft_from_json(await _body(request))
+    request.app[OUTBOUND].check_url(draft.url)
+    stored = await request.app[REGISTRY].create(draft, tenant_id=who.tenant_id)
+    return _json(stored.to_json(), status=201)
+
+
+@routes.get("/v1/resources/{id}")
+async def get_resource(request: web.Request) -> web.Response:
+    """One resource with its verification, liveness and popularity signals."""
+    return _json((await _resource(request)).to_json())
+
+
+def _camel(resource: Resource) -> dict[str, Any]:
+    d = resource.to_draft()
+    return {
+        "url": d.url,
+        "method": d.method,
+        "type": d.type,
+        "tool": d.tool,
+        "x402Version": d.x402_version,
+        "accepts": d.accepts,
+        "description": d.description,
+        "mimeType": d.mime_type,
+        "serviceName": d.service_name,
+        "tags": d.tags,
+        "iconUrl": d.icon_url,
+        "category": d.category,
+        "inputSchema": d.input_schema,
+        "outputSchema": d.output_schema,
+        "extensions": d.extensions,
+    }
+
+
+@routes.patch("/v1/resources/{id}")
+async def patch_resource(request: web.Request) -> web.Response:
+    """Change the provider-declared fields (not the url/method/tool key)."""
+    who = writer(request)
+    current = await _resource(request)
+    check_owner(who, current.tenant_id)
+    patch = await _body(request)
+    if not isinstance(patch, dict) or not patch:
+        raise BadRequest("expected a JSON object of fields to change", code="invalid_body")
+    unknown = sorted(set(patch) - PATCHABLE)
+    if unknown:
+        raise BadRequest(f"cannot change {unknown}; patchable: {sorted(PATCHABLE)}", code="immutable_field")
+    merged = {**_camel(current), **patch}
+    if "x402Version" in patch and "accepts" not in patch:
+        raise BadRequest("changing x402Version needs accepts of that version", code="invalid_accepts")
+    draft = draft_from_json(merged)
+    updated = await request.app[REGISTRY].update(current.id, draft)
+    if updated is None:
+        raise NotFound("no such resource", code="resource_not_found")
+    return _json(updated.to_json())
+
+
+@routes.delete("/v1/resources/{id}")
+async def delete_resource(request: web.Request) -> web.Response:
+    """Remove a resource."""
+    who = writer(request)
+    current = await _resource(request)
+    check_owner(who, current.tenant_id)
+    await request.app[REGISTRY].delete(current.id)
+    return web.Response(status=204)
+
+
+@routes.post("/v1/resources/{id}/ratings")
+async def rate_resource(request: web.Request) -> web.Response:
+    """Rate a resource 1..5 (``{"rating": 4}``)."""
+    writer(request)
+    body = await _body(request)
+    rating = body.get("rating") if isinstance(body, dict) else None
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise BadRequest("rating must be an integer from 1 to 5", code="invalid_rating")
+    rated = await request.app[REGISTRY].rate(_id(request), rating)
+    if rated is None:
+        raise NotFound("no such resource", code="resource_not_found")
+    return _json(rated.to_json())
+
+
+@routes.post("/v1/resources/{id}/verify")
+async def verify_resource(request: web.Request) -> web.Response:
+    """Probe the resource now and check its origin's ownership proofs; answers the updated resource."""
+    who = writer(request)
+    current = await _resource(request)
+    check_owner(who, current.tenant_id)
+    store, outbound = request.app[REGISTRY], request.app[OUTBOUND]
+    result = await probe(outbound, current.url, current.method)
+    origin = str(URL(current.url).origin())
+    proofs: list[str] = []
+    if result.ok:
+        try:
+            proofs = (await discover(outbound, origin)).proofs
+        except (OutboundFailed, BadRequest):
+            proofs = []
+    await store.set_verification(current.id, judge(result, origin, proofs))
+    await store.record_probe(current.id, result.up, result.reason)
+    return _json((await _resource(request)).to_json())
+
+
+@routes.post("/v1/resources/import")
+async def import_resources(request: web.Request) -> web.Response:
+    """Crawl ``{"origin": "https://..."}``: its /.well-known/x402 and /openapi.json, each resource probed."""
+    who = writer(request)
+    body = await _body(request)
+    origin = body.get("origin") if isinstance(body, dict) else None
+    report = await import_origin(request.app[REGISTRY], request.app[OUTBOUND], origin, tenant_id=who.tenant_id)
+    return _json(report)
+
+
+# ------------------------------------------------------------------------------------- discovery
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int, code: str) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}", code=code)
+    return int(raw)
+
+
+def _filters(request: web.Request, *, search: bool) -> Filters:
+    q = request.query
+    rtype = q.get("type") or None
+    if rtype is not None and rtype not in ("http", "mcp"):
+        raise BadRequest("type must be http or mcp", code="invalid_type")
+    max_price = q.get("maxPrice") or q.get("max_price") if search else None
+    if max_price is not None and not is_atomic(max_price):
+        raise BadRequest("maxPrice must be an atomic amount (integer string)", code="invalid_max_price")
+    return Filters(
+        type=rtype,
+        pay_to=q.get("payTo") or None,
+        scheme=q.get("scheme") or None,
+        network=q.get("network") or None,
+        category=(q.get("category") or None) if search else None,
+        max_price=int(max_price) if max_price is not None else None,
+    )
+
+
+@routes.get("/discovery/resources")
+async def discovery_resources(request: web.Request) -> web.Response:
+    """Bazaar discovery (x402-spec §7.2): newest first, offset pagination."""
+    limit = _int_param(request, "limit", 20, 1, 100, "invalid_limit")
+    offset = _int_param(request, "offset", 0, 0, 10**9, "invalid_offset")
+    items, total = await request.app[REGISTRY].page(_filters(request, search=False), limit, offset)
+    page = DiscoveryPage(
+        items=[r.to_item() for r in items], pagination=Pagination(limit=limit, offset=offset, total=total)
+    )
+    return _json(page)
+
+
+def _cursor_offset(raw: str | None) -> int:
+    if not raw:
+        return 0
+    try:
+        doc = msgspec.json.decode(base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError, msgspec.DecodeError, UnicodeEncodeError):
+        raise BadRequest("cursor is not one this service issued", code="invalid_cursor") from None
+    offset = doc.get("o") if isinstance(doc, dict) else None
+    if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
+        raise BadRequest("cursor is not one this service issued", code="invalid_cursor")
+    return offset
+
+
+def _cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(encode_json({"o": offset})).decode("ascii").rstrip("=")
+
+
+@routes.get("/discovery/search")
+async def discovery_search(request: web.Request) -> web.Response:
+    """Ranked full-text search (weights in ``x402.registry.ranking``); cursor pagination."""
+    query = request.query.get("query", request.query.get("q", "")).strip()
+    if len(query) > MAX_QUERY:
+        raise BadRequest(f"query is longer than {MAX_QUERY} characters", code="invalid_query")
+    limit = _int_param(request, "limit", 20, 1, 100, "invalid_limit")
+    offset = _cursor_offset(request.query.get("cursor"))
+    found = await request.app[REGISTRY].search(query, _filters(request, search=True), limit, offset)
+    more = len(found) > limit and offset + limit <= MAX_OFFSET
+    body = {
+        "x402Version": 2,
+        "resources": [msgspec.to_builtins(r.to_item()) for r in found[:limit]],
+        "pagination": {"limit": limit, "cursor": _cursor(offset + limit) if more else None},
+    }
+    return _json(body)
