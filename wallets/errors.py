@@ -1,0 +1,116 @@
+"""Wallet errors: each policy refusal has its own stable ``code`` (rendered as problem+json by the middleware)."""
+
+from __future__ import annotations
+
+from x402.errors import Conflict, Forbidden, X402Error
+
+
+class PolicyViolation(X402Error):
+    """A payment the wallet's policy refuses (4xx; the request may succeed with other input or budget)."""
+
+    status = 403
+    code = "policy_violation"
+    title = "Refused by wallet policy"
+
+
+class BudgetExceeded(PolicyViolation):
+    code = "budget_exceeded"
+    title = "Total budget exceeded"
+
+
+class WindowCapExceeded(PolicyViolation):
+    """A rolling daily / weekly / monthly cap; ``window`` says which."""
+
+    code = "window_cap_exceeded"
+    title = "Window cap exceeded"
+
+
+class PerPaymentCapExceeded(PolicyViolation):
+    code = "per_payment_cap_exceeded"
+    title = "Per-payment cap exceeded"
+
+
+class UrlNotAllowed(PolicyViolation):
+    code = "url_not_allowed"
+    title = "URL not allowed"
+
+
+class PayeeNotAllowed(PolicyViolation):
+    code = "payee_not_allowed"
+    title = "Payee not allowed"
+
+
+class NetworkNotAllowed(PolicyViolation):
+    code = "network_not_allowed"
+    title = "Network not allowed"
+
+
+class AssetNotAllowed(PolicyViolation):
+    code = "asset_not_allowed"
+    title = "Asset not allowed"
+
+
+class WalletExpired(PolicyViolation):
+    code = "wallet_expired"
+    title = "Wallet expired"
+
+
+class WalletPaused(PolicyViolation):
+    status = 423
+    code = "wallet_paused"
+    title = "Wallet paused"
+
+
+class OverMaxAmount(PolicyViolation):
+    """The offer's price is above the caller's ``maxAmount``."""
+
+    status = 409
+    code = "over_max_amount"
+    title = "Price above the caller's maxAmount"
+
+
+class NoAcceptableOffer(PolicyViolation):
+    """No offer of the 402 challenge can be paid by this wallet within its policy."""
+
+    status = 409
+    code = "no_acceptable_offer"
+    title = "No acceptable offer"
+
+
+class ApprovalPending(X402Error):
+    """The payment is above the approval threshold: 202 with the approval id; retry with ``approvalId``."""
+
+    status = 202
+    code = "approval_pending"
+    title = "Approval pending"
+
+
+class ApprovalInvalid(Conflict):
+    code = "approval_invalid"
+    title = "Approval not usable"
+
+
+class PaymentInProgress(Conflict):
+    code = "payment_in_progress"
+    title = "A payment with this Idempotency-Key is in progress"
+
+
+class WalletForbidden(Forbidden):
+    code = "wallet_forbidden"
+    title = "Not allowed for this wallet"
+
+
+class OutboundRefused(X402Error):
+    """The URL to fetch is not a public http(s) address (SSRF guard) or redirects elsewhere."""
+
+    status = 400
+    code = "outbound_refused"
+    title = "Outbound request refused"
+
+
+class UpstreamFailed(X402Error):
+    """The paid upstream could not be reached, answered too much, or refused our payment."""
+
+    status = 502
+    code = "upstream_failed"
+    title = "Upstream failed"

@@ -1,0 +1,352 @@
+"""The budget ledger: reserve -> commit | release, each one transaction; caps count committed + reserved.
+
+``reserve`` locks the wallet row (``SELECT ... FOR UPDATE``), so concurrent reservations of one wallet serialise
+in every process; expired reservations are swept on that path and by a background task.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from wallets import errors, events
+from wallets.audit import AuditSink, no_audit
+from wallets.events import Conn
+from wallets.policy import WINDOWS, Policy
+from wallets.store import Wallet, pause_locked
+from x402.errors import NotFound
+from x402.wire.models import PaymentRequirements
+
+SYSTEM = "system:auto-pause"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Committed and reserved amounts: in total and per rolling window."""
+
+    committed: int
+    reserved: int
+    windows: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        """Committed + reserved (what caps count)."""
+        return self.committed + self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Budget held for one payment attempt."""
+
+    id: uuid.UUID
+    wallet_id: uuid.UUID
+    amount: int
+
+
+def budget_json(policy: Policy, usage: Usage) -> dict[str, Any]:
+    """Remaining budget per limit (atomic units as strings; absent when unlimited)."""
+    out: dict[str, Any] = {"spent": str(usage.committed), "reserved": str(usage.reserved)}
+    if policy.total_budget is not None:
+        out["total"] = {
+            "cap": str(policy.total_budget),
+            "used": str(usage.total),
+            "remaining": str(max(0, policy.total_budget - usage.total)),
+        }
+    for name, _, cap in policy.caps():
+        used = usage.windows.get(name, 0)
+        out[name] = {"cap": str(cap), "used": str(used), "remaining": str(max(0, cap - used))}
+    return out
+
+
+async def sweep(conn: Conn, wallet_id: uuid.UUID | None = None) -> int:
+    """Release reservations past their expiry (one wallet, or all); returns how many."""
+    result = await conn.execute(
+        """UPDATE wallet_payments SET status = 'released', reason = 'reservation_expired'
+           WHERE status = 'reserved' AND expires_at <= now() AND ($1::uuid IS NULL OR wallet_id = $1)""",
+        wallet_id,
+    )
+    return int(result.split()[-1])
+
+
+async def use_approval(
+    conn: Conn, wallet_id: uuid.UUID, approval_id: uuid.UUID, offer: PaymentRequirements, amount: int
+) -> None:
+    """Consume an approved approval for this offer (same payee, network, asset; amount within the approved one)."""
+    row = await conn.fetchrow(
+        "SELECT * FROM wallet_approvals WHERE id = $1 AND wallet_id = $2 FOR UPDATE", approval_id, wallet_id
+    )
+    if row is None:
+        raise errors.ApprovalInvalid("no such approval for this wallet")
+    if row["status"] != "approved":
+        raise errors.ApprovalInvalid(f"the approval is {row['status']}", status=row["status"])
+    if row["expires_at"] <= datetime.now(UTC):
+        raise errors.ApprovalInvalid("the approval expired")
+    same = (row["network"], row["asset"].lower(), row["pay_to"].lower()) == (
+        offer.network,
+        offer.asset.lower(),
+        offer.pay_to.lower(),
+    )
+    if not same or amount > int(row["amount"]):
+        raise errors.ApprovalInvalid("the approval was given for another payment")
+    await conn.execute("UPDATE wallet_approvals SET status = 'used' WHERE id = $1", approval_id)
+
+
+async def usage(conn: Conn, wallet_id: uuid.UUID) -> Usage:
+    """Current usage of a wallet (expired reservations excluded)."""
+    row = await conn.fetchrow(
+        """SELECT
+             COALESCE(SUM(amount) FILTER (WHERE status = 'committed'), 0) AS committed,
+             COALESCE(SUM(amount) FILTER (WHERE status = 'reserved' AND expires_at > now()), 0) AS reserved,
+             COALESCE(SUM(amount) FILTER (WHERE created_at > now() - interval '1 day'
+                      AND (status = 'committed' OR expires_at > now())), 0) AS daily,
+             COALESCE(SUM(amount) FILTER (WHERE created_at > now() - interval '7 days'
+                      AND (status = 'committed' OR expires_at > now())), 0) AS weekly,
+             COALESCE(SUM(amount) FILTER (WHERE created_at > now() - interval '30 days'
+                      AND (status = 'committed' OR expires_at > now())), 0) AS monthly
+           FROM wallet_payments WHERE wallet_id = $1 AND status IN ('reserved', 'committed')""",
+        wallet_id,
+    )
+    assert row is not None
+    return Usage(
+        committed=int(row["committed"]),
+        reserved=int(row["reserved"]),
+        windows={name: int(row[name]) for name, _ in WINDOWS},
+    )
+
+
+class Ledger:
+    """Reserve, commit and release payments of wallets; auto-pause and budget events happen in the same transaction."""
+
+    def __init__(self, pool: asyncpg.Pool, audit: AuditSink = no_audit) -> None:
+        self.pool = pool
+        self.audit = audit
+
+    async def budget(self, wallet: Wallet) -> dict[str, Any]:
+        """The remaining budget view of a wallet (sweeps its expired reservations first)."""
+        async with self.pool.acquire() as conn:
+            await sweep(conn, wallet.id)
+            return budget_json(wallet.policy, await usage(conn, wallet.id))
+
+    async def find(self, wallet_id: uuid.UUID, idempotency_key: str) -> asyncpg.Record | None:
+        """The payment made under this Idempotency-Key, if any."""
+        return await self.pool.fetchrow(
+            "SELECT * FROM wallet_payments WHERE wallet_id = $1 AND idempotency_key = $2", wallet_id, idempotency_key
+        )
+
+    async def forget_key(self, payment_id: uuid.UUID) -> None:
+        """Free the Idempotency-Key of a released payment (nothing was paid under it), so a retry may pay."""
+        await self.pool.execute(
+            "UPDATE wallet_payments SET idempotency_key = NULL WHERE id = $1 AND status = 'released'", payment_id
+        )
+
+    async def reserve(
+        self,
+        wallet_id: uuid.UUID,
+        offer: PaymentRequirements,
+        amount: int,
+        *,
+        url: str,
+        idempotency_key: str | None = None,
+        approval_id: uuid.UUID | None = None,
+        hold_seconds: float = 60.0,
+    ) -> Reservation:
+        """Hold ``amount`` for one payment; raises the policy error that refuses it."""
+        payment_id = uuid.uuid4()
+        paused: errors.WalletPaused | None = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", wallet_id)
+            if row is None:
+                raise NotFound("no such wallet", code="wallet_not_found")
+            wallet = Wallet.from_row(row)
+            if wallet.status != "active":
+                raise errors.WalletPaused(f"the wallet is paused ({wallet.paused_reason})", reason=wallet.paused_reason)
+            policy = wallet.policy
+            policy.check_active()
+            await sweep(conn, wallet_id)
+            velocity = policy.auto_pause.velocity_per_minute
+            recent = 0
+            if velocity is not None:
+                recent = await conn.fetchval(
+                    """SELECT count(*) FROM wallet_payments WHERE wallet_id = $1
+                       AND created_at > now() - interval '60 seconds' AND status IN ('reserved', 'committed')""",
+                    wallet_id,
+                )
+            if velocity is not None and recent >= velocity:
+                reason = f"velocity: more than {velocity} payments in 60 s"
+                # the pause commits with this transaction; the refusal is raised after it
+                await pause_locked(conn, self.audit, wallet_id, reason, SYSTEM)
+                paused = errors.WalletPaused(f"the wallet paused itself ({reason})", reason=reason)
+            else:
+                await self._check_and_insert(
+                    conn, wallet, payment_id, offer, amount, url, idempotency_key, approval_id, hold_seconds
+                )
+        if paused is not None:
+            raise paused
+        return Reservation(payment_id, wallet_id, amount)
+
+    async def _check_and_insert(
+        self,
+        conn: Conn,
+        wallet: Wallet,
+        payment_id: uuid.UUID,
+        offer: PaymentRequirements,
+        amount: int,
+        url: str,
+        idempotency_key: str | None,
+        approval_id: uuid.UUID | None,
+        hold_seconds: float,
+    ) -> None:
+        policy = wallet.policy
+        used = await usage(conn, wallet.id)
+        if policy.total_budget is not None and used.total + amount > policy.total_budget:
+            raise errors.BudgetExceeded(
+                f"paying {amount} would exceed the total budget",
+                remaining=str(max(0, policy.total_budget - used.total)),
+                amount=str(amount),
+            )
+        for name, _, cap in policy.caps():
+            if used.windows[name] + amount > cap:
+                raise errors.WindowCapExceeded(
+                    f"paying {amount} would exceed the {name} cap",
+                    window=name,
+                    remaining=str(max(0, cap - used.windows[name])),
+                    amount=str(amount),
+                )
+        if approval_id is not None:
+            await use_approval(conn, wallet.id, approval_id, offer, amount)
+        try:
+            await conn.execute(
+                """INSERT INTO wallet_payments (id, wallet_id, status, amount, network, asset, pay_to, url,
+                                                idempotency_key, approval_id, expires_at)
+                   VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, $9, now() + $10::interval)""",
+                payment_id,
+                wallet.id,
+                amount,
+                offer.network,
+                offer.asset,
+                offer.pay_to,
+                url[:2000],
+                idempotency_key,
+                approval_id,
+                timedelta(seconds=hold_seconds),
+            )
+        except asyncpg.UniqueViolationError:
+            raise errors.PaymentInProgress("a payment with this Idempotency-Key already exists") from None
+
+    async def commit(self, res: Reservation, *, tx: str | None, result: Mapping[str, Any]) -> Usage:
+        """Mark the payment paid (even when its hold had expired: the money moved); reset the failure streak."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", res.wallet_id)
+            assert row is not None
+            wallet = Wallet.from_row(row)
+            await conn.execute(
+                """UPDATE wallet_payments SET status = 'committed', tx = $2, result = $3::jsonb, settled_at = now()
+                   WHERE id = $1""",
+                res.id,
+                tx,
+                json.dumps(dict(result)),
+            )
+            await conn.execute("UPDATE wallets SET consecutive_failures = 0 WHERE id = $1", res.wallet_id)
+            used = await usage(conn, res.wallet_id)
+            await events.emit(
+                conn,
+                tenant_id=wallet.tenant_id,
+                wallet_id=wallet.id,
+                kind="payment.made",
+                data={
+                    k: result[k]
+                    for k in ("paymentId", "amount", "network", "asset", "payTo", "transaction", "url")
+                    if k in result
+                },
+            )
+            await self._thresholds(conn, wallet, used)
+        return used
+
+    async def _thresholds(self, conn: Conn, wallet: Wallet, used: Usage) -> None:
+        """Low-budget events at 80/90/100 % of each limit, and auto-pause at the configured share."""
+        policy = wallet.policy
+        limits: list[tuple[str, int, int, str]] = []
+        if policy.total_budget is not None:
+            limits.append(("total", policy.total_budget, used.total, f"total:{policy.total_budget}"))
+        now = int(time.time())
+        for name, seconds, cap in policy.caps():
+            # rolling windows re-arm once per window length
+            limits.append((name, cap, used.windows[name], f"{name}:{cap}:{now // seconds}"))
+        share = policy.auto_pause.cap_share
+        for name, cap, amount, tag in limits:
+            for pct in events.crossed(amount, cap):
+                await events.emit(
+                    conn,
+                    tenant_id=wallet.tenant_id,
+                    wallet_id=wallet.id,
+                    kind="wallet.low_budget",
+                    data={"limit": name, "percent": pct, "cap": str(cap), "used": str(amount)},
+                    dedupe=f"low_budget:{wallet.id}:{tag}:{pct}",
+                )
+            if share is not None and cap > 0 and amount >= cap * share:
+                await pause_locked(conn, self.audit, wallet.id, f"cap_share: {name} at {amount * 100 // cap}%", SYSTEM)
+
+    async def release(self, res: Reservation, *, reason: str, failure: bool) -> None:
+        """Give the hold back; a failed payment extends the failure streak (and may pause the wallet)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE wallet_payments SET status = 'released', reason = $2 WHERE id = $1 AND status = 'reserved'",
+                res.id,
+                reason[:500],
+            )
+            if not failure:
+                return
+            row = await conn.fetchrow(
+                """UPDATE wallets SET consecutive_failures = consecutive_failures + 1 WHERE id = $1
+                   RETURNING consecutive_failures, policy""",
+                res.wallet_id,
+            )
+            assert row is not None
+            limit = Policy.from_json(json.loads(row["policy"])).auto_pause.consecutive_failures
+            if limit is not None and row["consecutive_failures"] >= limit:
+                await pause_locked(
+                    conn,
+                    self.audit,
+                    res.wallet_id,
+                    f"failures: {row['consecutive_failures']} failed payments in a row",
+                    SYSTEM,
+                )
+
+    async def payments(self, wallet_id: uuid.UUID, limit: int = 100) -> list[dict[str, Any]]:
+        """The wallet's latest payments."""
+        rows = await self.pool.fetch(
+            "SELECT * FROM wallet_payments WHERE wallet_id = $1 ORDER BY created_at DESC, id LIMIT $2", wallet_id, limit
+        )
+        return [payment_json(r) for r in rows]
+
+
+def payment_json(row: asyncpg.Record) -> dict[str, Any]:
+    """A ledger row as the API shows it."""
+    out: dict[str, Any] = {
+        "id": str(row["id"]),
+        "status": row["status"],
+        "amount": str(row["amount"]),
+        "network": row["network"],
+        "asset": row["asset"],
+        "payTo": row["pay_to"],
+        "url": row["url"],
+        "createdAt": row["created_at"].astimezone(UTC).isoformat(),
+    }
+    for col, key in (("tx", "transaction"), ("reason", "reason"), ("idempotency_key", "idempotencyKey")):
+        if row[col] is not None:
+            out[key] = row[col]
+    if row["settled_at"] is not None:
+        out["settledAt"] = row["settled_at"].astimezone(UTC).isoformat()
+    return out
+
+
+def now_utc() -> datetime:
+    """The current time (UTC)."""
+    return datetime.now(UTC)

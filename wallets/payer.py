@@ -1,0 +1,322 @@
+"""Agent pay (design.md data flow B): fetch -> 402 -> offer within policy -> reserve -> sign -> retry -> commit."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import msgspec
+
+from wallets import errors, keys
+from wallets.approvals import Approvals
+from wallets.custody import Keyring
+from wallets.ledger import Ledger, Reservation, budget_json, usage
+from wallets.outbound import Fetched, Fetcher
+from wallets.store import Wallet, WalletStore
+from x402.client import parse_challenge, signer_for
+from x402.client.client import Challenge402
+from x402.client.signer import PaymentSigner
+from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused
+from x402.logs import get_logger
+from x402.wire.codec import (
+    PAYMENT_REQUIRED,
+    PAYMENT_RESPONSE,
+    PAYMENT_SIGNATURE,
+    X_PAYMENT,
+    X_PAYMENT_RESPONSE,
+    decode_payment_required,
+    decode_payment_response,
+    encode_header,
+)
+from x402.wire.models import PaymentPayload, PaymentPayloadV1, PaymentRequirements, SettleResponse, parse_amount
+from x402.wire.networks import is_evm, is_solana
+
+log = get_logger("wallets.payer")
+
+METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+#: Caller headers dropped: the payment headers are ours to set (a caller-made payment would bypass the ledger).
+CALLER_DROPPED: Final = frozenset({"payment-signature", "x-payment"})
+#: Extra time a reservation is held beyond the offer's own validity (the authorization cannot settle later).
+HOLD_GRACE: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class PayRequest:
+    """What the agent asks for: one HTTP request, paid if it answers 402."""
+
+    url: str
+    method: str = "GET"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+    max_amount: int | None = None
+    approval_id: uuid.UUID | None = None
+
+    @classmethod
+    def from_json(cls, doc: Any) -> PayRequest:
+        """Parse ``{url, method?, headers?, body?, bodyBase64?, maxAmount?, approvalId?}``; raises BadRequest."""
+        if not isinstance(doc, dict):
+            raise BadRequest("expected a JSON object", code="invalid_pay_request")
+        url = doc.get("url")
+        if not isinstance(url, str) or not url:
+            raise BadRequest("url is required", code="invalid_pay_request")
+        method = str(doc.get("method") or "GET").upper()
+        if method not in METHODS:
+            raise BadRequest(f"method must be one of {sorted(METHODS)}", code="invalid_pay_request")
+        headers = doc.get("headers") or {}
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+        ):
+            raise BadRequest("headers must be an object of strings", code="invalid_pay_request")
+        body: bytes | None = None
+        if doc.get("bodyBase64") is not None:
+            try:
+                body = base64.b64decode(str(doc["bodyBase64"]), validate=True)
+            except ValueError:
+                raise BadRequest("bodyBase64 is not base64", code="invalid_pay_request") from None
+        elif doc.get("body") is not None:
+            raw = doc["body"]
+            body = raw.encode() if isinstance(raw, str) else msgspec.json.encode(raw)
+        max_amount = None
+        if doc.get("maxAmount") is not None:
+            max_amount = parse_amount(str(doc["maxAmount"]))
+        approval_id = None
+        if doc.get("approvalId") is not None:
+            try:
+                approval_id = uuid.UUID(str(doc["approvalId"]))
+            except ValueError:
+                raise BadRequest("approvalId is not a UUID", code="invalid_pay_request") from None
+        kept = {k: v for k, v in headers.items() if k.lower() not in CALLER_DROPPED}
+        return cls(url, method, kept, body, max_amount, approval_id)
+
+
+def response_json(resp: Fetched) -> dict[str, Any]:
+    """The upstream answer: status, headers, body as text (UTF-8) or base64."""
+    out: dict[str, Any] = {"status": resp.status, "headers": dict(resp.headers.items())}
+    try:
+        out["body"] = resp.body.decode("utf-8")
+        out["bodyEncoding"] = "text"
+    except UnicodeDecodeError:
+        out["body"] = base64.b64encode(resp.body).decode("ascii")
+        out["bodyEncoding"] = "base64"
+    return out
+
+
+def settlement_of(resp: Fetched) -> SettleResponse | None:
+    """The PAYMENT-RESPONSE (or v1 X-PAYMENT-RESPONSE) receipt, if readable."""
+    value = resp.headers.get(PAYMENT_RESPONSE) or resp.headers.get(X_PAYMENT_RESPONSE)
+    if not value:
+        return None
+    try:
+        return decode_payment_response(value)
+    except InvalidPaymentHeader:
+        return None
+
+
+def _refusal_of(resp: Fetched) -> str:
+    """Why the upstream did not take the payment: the ``error`` of its new 402, else its status."""
+    header = resp.headers.get(PAYMENT_REQUIRED)
+    if resp.status == 402 and header:
+        try:
+            error = decode_payment_required(header).error
+        except InvalidPaymentHeader:
+            error = None
+        if isinstance(error, str):
+            return f"upstream refused the payment: {error}"
+    return f"upstream answered {resp.status} without a settlement receipt"
+
+
+class WalletPayer:
+    """Pays for HTTP requests from a wallet within its policy and budget."""
+
+    def __init__(
+        self,
+        store: WalletStore,
+        ledger: Ledger,
+        approvals: Approvals,
+        fetcher: Fetcher,
+        keyring: Keyring,
+        *,
+        svm_rpc_urls: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.approvals = approvals
+        self.fetcher = fetcher
+        self.keyring = keyring
+        self.svm_rpc_urls = dict(svm_rpc_urls or {})
+
+    async def pay(self, wallet: Wallet, req: PayRequest, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Run the request, paying at most once; the answer holds the upstream response, receipt and budget."""
+        if wallet.status != "active":
+            raise errors.WalletPaused(f"the wallet is paused ({wallet.paused_reason})", reason=wallet.paused_reason)
+        wallet.policy.check_active()
+        wallet.policy.check_url(req.url)
+        if idempotency_key is not None:
+            replay = await self._replay(wallet, idempotency_key)
+            if replay is not None:
+                return replay
+        first = await self.fetcher.fetch(req.method, req.url, req.headers, req.body)
+        if first.status != 402:
+            return {"upstream": response_json(first), "payment": {"paid": False}, "budget": await self._budget(wallet)}
+        try:
+            challenge = parse_challenge(first.headers, first.body)
+        except PaymentRefused as exc:
+            raise errors.UpstreamFailed(exc.detail, code="invalid_payment_required", upstreamStatus=402) from None
+        index, signer_chain = self._choose(wallet, challenge, req)
+        offer = challenge.offers[index]
+        amount = int(offer.amount)
+        if req.approval_id is None and wallet.policy.needs_approval(amount):
+            approval_id = await self.approvals.request(wallet.id, offer, amount, req.url)
+            raise errors.ApprovalPending(
+                f"paying {amount} needs approval (threshold {wallet.policy.approval_threshold}); "
+                "retry with approvalId once it is approved",
+                approvalId=str(approval_id),
+                amount=str(amount),
+            )
+        res = await self.ledger.reserve(
+            wallet.id,
+            offer,
+            amount,
+            url=req.url,
+            idempotency_key=idempotency_key,
+            approval_id=req.approval_id,
+            hold_seconds=offer.max_timeout_seconds + HOLD_GRACE,
+        )
+        return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res)
+
+    def _choose(self, wallet: Wallet, challenge: Challenge402, req: PayRequest) -> tuple[int, str]:
+        """The cheapest offer the policy allows and a key can sign; the most telling refusal otherwise."""
+        refusals: list[errors.PolicyViolation] = []
+        acceptable: list[tuple[int, int, str]] = []
+        for i, offer in enumerate(challenge.offers):
+            try:
+                amount = parse_amount(offer.amount)
+            except BadRequest:
+                continue
+            why = wallet.policy.refusal(offer, amount, req.max_amount)
+            if why is not None:
+                refusals.append(why)
+                continue
+            chain = "evm" if is_evm(offer.network) else "svm" if is_solana(offer.network) else None
+            address = wallet.evm_address if chain == "evm" else wallet.svm_address if chain == "svm" else None
+            if chain is None or address is None or not self._can_sign(chain, offer):
+                continue
+            acceptable.append((amount, i, chain))
+        if acceptable:
+            acceptable.sort()
+            _, index, chain = acceptable[0]
+            return index, chain
+        codes = {r.code for r in refusals}
+        if refusals and len(codes) == 1:
+            raise refusals[0]
+        raise errors.NoAcceptableOffer(
+            "no offer of the 402 challenge can be paid by this wallet within its policy",
+            refusals=[{"code": r.code, "detail": r.detail} for r in refusals],
+        )
+
+    def _can_sign(self, chain: str, offer: PaymentRequirements) -> bool:
+        if chain == "evm":
+            return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") == "eip3009"
+        return offer.scheme == "exact" and offer.network in self.svm_rpc_urls and "feePayer" in offer.extra
+
+    async def _signer(self, wallet: Wallet, chain: str) -> PaymentSigner:
+        sealed = await self.store.sealed_key(wallet.id, chain)
+        if sealed is None:
+            raise errors.NoAcceptableOffer(f"the wallet has no {chain} key")
+        return keys.signer(self.keyring, wallet.id, chain, sealed, rpc_urls=self.svm_rpc_urls)
+
+    async def _pay_reserved(
+        self, wallet: Wallet, req: PayRequest, challenge: Challenge402, index: int, chain: str, res: Reservation
+    ) -> dict[str, Any]:
+        offer = challenge.offers[index]
+        try:
+            signer = await self._signer(wallet, chain)
+            if signer_for([signer], offer) is None:
+                raise errors.NoAcceptableOffer(f"the {chain} key cannot sign this offer")
+            scheme_payload = await signer.create_payload(offer, challenge.x402_version)
+            payer = signer.address
+            del signer  # the decrypted key lives no longer than the signature
+            headers = dict(req.headers)
+            if challenge.x402_version == 2:
+                payload = PaymentPayload(accepted=offer, payload=scheme_payload)
+                if challenge.resource is not None:
+                    payload.resource = challenge.resource
+                if challenge.extensions:
+                    payload.extensions = challenge.extensions
+                headers[PAYMENT_SIGNATURE] = encode_header(payload)
+            else:
+                v1 = challenge.v1_offers[index]
+                headers[X_PAYMENT] = encode_header(
+                    PaymentPayloadV1(scheme=v1.scheme, network=v1.network, payload=scheme_payload)
+                )
+            second = await self._send_paid(req, headers)
+        except BaseException as exc:
+            # nothing reached the upstream with a signature we know settled: give the hold back
+            failure = not isinstance(exc, errors.PolicyViolation)
+            await self.ledger.release(res, reason=f"error: {type(exc).__name__}", failure=failure)
+            raise
+        receipt = settlement_of(second)
+        paid = {
+            "paymentId": str(res.id),
+            "amount": offer.amount,
+            "network": offer.network,
+            "asset": offer.asset,
+            "payTo": offer.pay_to,
+            "payer": payer,
+            "url": req.url,
+            "x402Version": challenge.x402_version,
+        }
+        if receipt is not None and receipt.success:
+            paid["transaction"] = receipt.transaction
+            paid["receipt"] = msgspec.to_builtins(receipt)
+            upstream = response_json(second)
+            used = await self.ledger.commit(res, tx=receipt.transaction or None, result={**paid, "upstream": upstream})
+            log.info("wallet_paid", wallet_id=str(wallet.id), payment_id=str(res.id), amount=offer.amount)
+            return {
+                "upstream": upstream,
+                "payment": {"paid": True, **paid},
+                "budget": budget_json(wallet.policy, used),
+            }
+        reason = (
+            receipt.error_reason
+            if receipt is not None and isinstance(receipt.error_reason, str)
+            else _refusal_of(second)
+        )
+        await self.ledger.release(res, reason=str(reason), failure=True)
+        log.info("wallet_payment_failed", wallet_id=str(wallet.id), payment_id=str(res.id), reason=reason)
+        raise errors.UpstreamFailed(
+            f"the upstream did not settle the payment: {reason}",
+            code="payment_failed",
+            upstreamStatus=second.status,
+            paymentId=str(res.id),
+            **({"receipt": msgspec.to_builtins(receipt)} if receipt is not None else {}),
+        )
+
+    async def _send_paid(self, req: PayRequest, headers: dict[str, str]) -> Fetched:
+        return await self.fetcher.fetch(req.method, req.url, headers, req.body)
+
+    async def _replay(self, wallet: Wallet, key: str) -> dict[str, Any] | None:
+        """The stored answer of a payment already made under this key; 409 while it is in flight."""
+        row = await self.ledger.find(wallet.id, key)
+        if row is None:
+            return None
+        if row["status"] == "reserved":
+            raise errors.PaymentInProgress("a payment with this Idempotency-Key is in progress")
+        if row["status"] == "released":
+            await self.ledger.forget_key(row["id"])
+            return None
+        result = json.loads(row["result"]) if row["result"] else {}
+        upstream = result.pop("upstream", None)
+        return {
+            "upstream": upstream,
+            "payment": {"paid": True, "replayed": True, **result},
+            "budget": await self._budget(wallet),
+        }
+
+    async def _budget(self, wallet: Wallet) -> dict[str, Any]:
+        async with self.ledger.pool.acquire() as conn:
+            return budget_json(wallet.policy, await usage(conn, wallet.id))

@@ -1,0 +1,91 @@
+"""Everything the wallet feature needs, built once per app from settings: store, ledger, payer, webhooks, tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from wallets.approvals import Approvals
+from wallets.audit import AuditSink, no_audit
+from wallets.custody import Keyring, load_keyring
+from wallets.ledger import Ledger, sweep
+from wallets.outbound import Fetcher
+from wallets.payer import WalletPayer
+from wallets.store import WalletStore
+from wallets.webhooks import DeliveryOptions, Webhooks
+from x402.logs import get_logger
+from x402.settings import Settings
+from x402.wire.networks import is_solana
+
+log = get_logger("wallets")
+
+
+@dataclass(frozen=True, slots=True)
+class WalletOptions:
+    """Tunables of the wallet feature (defaults suit production; tests shorten the intervals)."""
+
+    fetch_timeout: float = 30.0
+    sweep_interval: float = 30.0
+    webhooks: DeliveryOptions = field(default_factory=DeliveryOptions)
+
+
+class WalletService:
+    """The wallet feature of one process."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, settings: Settings, options: WalletOptions | None = None, audit: AuditSink = no_audit
+    ) -> None:
+        self.settings = settings
+        self.options = options or WalletOptions()
+        self.keyring: Keyring | None = load_keyring(
+            settings.master_key, str(settings.master_key_file) if settings.master_key_file else None
+        )
+        self.pool = pool
+        self.store = WalletStore(pool, self.keyring, audit)
+        self.ledger = Ledger(pool, audit)
+        self.approvals = Approvals(pool, audit)
+        self.fetcher = Fetcher(
+            allow_private=settings.allow_private_outbound,
+            timeout=self.options.fetch_timeout,
+            max_bytes=settings.max_body_bytes,
+        )
+        self.webhooks = Webhooks(pool, self.keyring, self.fetcher, self.options.webhooks)
+        svm_urls = {n.network: n.rpc_urls[0] for n in settings.networks if is_solana(n.network) and n.rpc_urls}
+        self.payer: WalletPayer | None = (
+            WalletPayer(self.store, self.ledger, self.approvals, self.fetcher, self.keyring, svm_rpc_urls=svm_urls)
+            if self.keyring is not None
+            else None
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start the sweeper and the webhook worker."""
+        if self.keyring is None:
+            log.warning("wallets_disabled", detail="no master key (X402_MASTER_KEY): wallets cannot be created or pay")
+        self._tasks.append(asyncio.create_task(self._sweeper(), name="wallet-sweeper"))
+        if self.keyring is not None:
+            self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhook-worker"))
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.sweep_interval)
+            try:
+                async with self.pool.acquire() as conn:
+                    n = await sweep(conn)
+                if n:
+                    log.info("reservations_expired", count=n)
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("sweep_failed", error=type(exc).__name__)
+
+    async def close(self) -> None:
+        """Stop the tasks, close the outbound session."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.fetcher.close()

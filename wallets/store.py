@@ -1,0 +1,271 @@
+"""Wallets in Postgres: create (keys sealed), read, policy changes, pause / resume; tenant-scoped, audited."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from wallets import keys
+from wallets.audit import AuditSink, WalletAudit, no_audit
+from wallets.custody import Keyring, Sealed
+from wallets.events import Conn, emit
+from wallets.policy import Policy
+from x402.errors import NotFound, ValidationFailed
+
+_COLS = "id, tenant_id, name, evm_address, svm_address, status, paused_reason, policy, consecutive_failures, created_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    """A wallet's public state (addresses and policy; keys stay in ``wallet_keys``)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    name: str
+    evm_address: str | None
+    svm_address: str | None
+    status: str
+    paused_reason: str | None
+    policy: Policy
+    consecutive_failures: int
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> Wallet:
+        """Build from a ``wallets`` row."""
+        return cls(
+            id=row["id"],
+            tenant_id=row["tenant_id"],
+            name=row["name"],
+            evm_address=row["evm_address"],
+            svm_address=row["svm_address"],
+            status=row["status"],
+            paused_reason=row["paused_reason"],
+            policy=Policy.from_json(json.loads(row["policy"])),
+            consecutive_failures=row["consecutive_failures"],
+            created_at=row["created_at"],
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The API shape (never key material)."""
+        out: dict[str, Any] = {
+            "id": str(self.id),
+            "name": self.name,
+            "status": self.status,
+            "addresses": {k: v for k, v in (("evm", self.evm_address), ("solana", self.svm_address)) if v},
+            "policy": self.policy.to_json(),
+            "consecutiveFailures": self.consecutive_failures,
+            "createdAt": self.created_at.isoformat(),
+        }
+        if self.tenant_id is not None:
+            out["tenantId"] = str(self.tenant_id)
+        if self.paused_reason:
+            out["pausedReason"] = self.paused_reason
+        return out
+
+
+def _chain_of(name: str) -> str:
+    aliases = {"evm": "evm", "eip155": "evm", "solana": "svm", "svm": "svm"}
+    if name not in aliases:
+        raise ValidationFailed(f"unknown chain {name!r}: use evm and/or solana", code="invalid_chain")
+    return aliases[name]
+
+
+class WalletStore:
+    """Create, read and change wallets; ``tenant`` scopes every read (None with ``any_tenant`` = operator)."""
+
+    def __init__(self, pool: asyncpg.Pool, keyring: Keyring | None, audit: AuditSink = no_audit) -> None:
+        self.pool = pool
+        self.keyring = keyring
+        self.audit = audit
+
+    def require_keyring(self) -> Keyring:
+        """The keyring, or a clear configuration error."""
+        if self.keyring is None:
+            raise ValidationFailed(
+                "wallets need a master key: set X402_MASTER_KEY or X402_MASTER_KEY_FILE", code="master_key_missing"
+            )
+        return self.keyring
+
+    async def create(
+        self,
+        *,
+        tenant_id: uuid.UUID | None,
+        name: str,
+        chains: Sequence[str],
+        policy: Policy,
+        imports: Mapping[str, str] | None = None,
+        actor: str = "anonymous",
+        request_id: str | None = None,
+    ) -> Wallet:
+        """A new wallet with a fresh (or imported) key per chain, sealed before it touches the database."""
+        keyring = self.require_keyring()
+        families = sorted({_chain_of(c) for c in chains} | {_chain_of(c) for c in (imports or {})})
+        if not families:
+            raise ValidationFailed("a wallet needs at least one chain (evm, solana)", code="invalid_chain")
+        wallet_id = uuid.uuid4()
+        new: dict[str, keys.NewKey] = {}
+        for fam in families:
+            given = next((v for k, v in (imports or {}).items() if _chain_of(k) == fam), None)
+            new[fam] = keys.imported(fam, given) if given is not None else keys.generate(fam)
+        sealed = {fam: keys.seal(keyring, wallet_id, k) for fam, k in new.items()}
+        addresses = {fam: k.address for fam, k in new.items()}
+        new.clear()  # drop the plaintext keys as early as possible
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""INSERT INTO wallets (id, tenant_id, name, evm_address, svm_address, policy)
+                    VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING {_COLS}""",
+                wallet_id,
+                tenant_id,
+                name[:200],
+                addresses.get("evm"),
+                addresses.get("svm"),
+                json.dumps(policy.to_json()),
+            )
+            for fam, s in sealed.items():
+                await conn.execute(
+                    "INSERT INTO wallet_keys (wallet_id, chain, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+                    wallet_id,
+                    fam,
+                    s.key_id,
+                    s.nonce,
+                    s.ciphertext,
+                )
+            assert row is not None
+            wallet = Wallet.from_row(row)
+            await self.audit(
+                conn, WalletAudit(actor, "wallet.create", str(wallet_id), None, wallet.to_json(), request_id)
+            )
+        return wallet
+
+    async def get(self, wallet_id: uuid.UUID, tenant_id: uuid.UUID | None, *, any_tenant: bool = False) -> Wallet:
+        """One wallet of this tenant, or NotFound."""
+        row = await self.pool.fetchrow(f"SELECT {_COLS} FROM wallets WHERE id = $1", wallet_id)
+        if row is None or (not any_tenant and row["tenant_id"] != tenant_id):
+            raise NotFound("no such wallet", code="wallet_not_found")
+        return Wallet.from_row(row)
+
+    async def list_all(self, tenant_id: uuid.UUID | None, *, any_tenant: bool = False) -> list[Wallet]:
+        """The tenant's wallets (all of them for the operator)."""
+        if any_tenant:
+            rows = await self.pool.fetch(f"SELECT {_COLS} FROM wallets ORDER BY created_at, id")
+        else:
+            rows = await self.pool.fetch(
+                f"SELECT {_COLS} FROM wallets WHERE tenant_id IS NOT DISTINCT FROM $1 ORDER BY created_at, id",
+                tenant_id,
+            )
+        return [Wallet.from_row(r) for r in rows]
+
+    async def set_policy(self, wallet: Wallet, policy: Policy, actor: str, request_id: str | None = None) -> Wallet:
+        """Replace the policy (audited with before and after)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"UPDATE wallets SET policy = $2::jsonb, updated_at = now() WHERE id = $1 RETURNING {_COLS}",
+                wallet.id,
+                json.dumps(policy.to_json()),
+            )
+            assert row is not None
+            await self.audit(
+                conn,
+                WalletAudit(
+                    actor,
+                    "wallet.policy",
+                    str(wallet.id),
+                    {"policy": wallet.policy.to_json()},
+                    {"policy": policy.to_json()},
+                    request_id,
+                ),
+            )
+        return Wallet.from_row(row)
+
+    async def pause(self, wallet_id: uuid.UUID, reason: str, actor: str, request_id: str | None = None) -> Wallet:
+        """Pause now (audited, ``wallet.paused`` event); pausing a paused wallet keeps its first reason."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await pause_locked(conn, self.audit, wallet_id, reason, actor, request_id)
+        return Wallet.from_row(row)
+
+    async def resume(self, wallet_id: uuid.UUID, actor: str, request_id: str | None = None) -> Wallet:
+        """Resume a paused wallet and reset its failure streak (audited)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchrow(f"SELECT {_COLS} FROM wallets WHERE id = $1 FOR UPDATE", wallet_id)
+            if before is None:
+                raise NotFound("no such wallet", code="wallet_not_found")
+            row = await conn.fetchrow(
+                f"""UPDATE wallets SET status = 'active', paused_reason = NULL, consecutive_failures = 0,
+                                       updated_at = now() WHERE id = $1 RETURNING {_COLS}""",
+                wallet_id,
+            )
+            assert row is not None
+            await self.audit(
+                conn,
+                WalletAudit(
+                    actor,
+                    "wallet.resume",
+                    str(wallet_id),
+                    {"status": before["status"], "pausedReason": before["paused_reason"]},
+                    {"status": "active"},
+                    request_id,
+                ),
+            )
+            if before["status"] == "paused":
+                await emit(conn, tenant_id=row["tenant_id"], wallet_id=wallet_id, kind="wallet.resumed", data={})
+        return Wallet.from_row(row)
+
+    async def sealed_key(self, wallet_id: uuid.UUID, chain: str) -> Sealed | None:
+        """The stored ciphertext of one key (opened only by ``keys.signer``)."""
+        row = await self.pool.fetchrow(
+            "SELECT key_id, nonce, ciphertext FROM wallet_keys WHERE wallet_id = $1 AND chain = $2", wallet_id, chain
+        )
+        if row is None:
+            return None
+        return Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+
+    async def bind_agent_key(self, key_id: uuid.UUID, wallet_id: uuid.UUID) -> None:
+        """Restrict an API key to paying from (and reading) this wallet."""
+        await self.pool.execute(
+            "INSERT INTO wallet_agent_keys (key_id, wallet_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            key_id,
+            wallet_id,
+        )
+
+    async def agent_wallets(self, key_id: uuid.UUID) -> frozenset[uuid.UUID] | None:
+        """The wallets an agent key is bound to; None when the key is not an agent key."""
+        rows = await self.pool.fetch("SELECT wallet_id FROM wallet_agent_keys WHERE key_id = $1", key_id)
+        return frozenset(r["wallet_id"] for r in rows) if rows else None
+
+
+async def pause_locked(
+    conn: Conn, audit: AuditSink, wallet_id: uuid.UUID, reason: str, actor: str, request_id: str | None = None
+) -> asyncpg.Record:
+    """Pause inside the caller's transaction: audit + ``wallet.paused`` event only on the active -> paused edge."""
+    before = await conn.fetchrow(f"SELECT {_COLS} FROM wallets WHERE id = $1 FOR UPDATE", wallet_id)
+    if before is None:
+        raise NotFound("no such wallet", code="wallet_not_found")
+    if before["status"] == "paused":
+        return before
+    row = await conn.fetchrow(
+        f"""UPDATE wallets SET status = 'paused', paused_reason = $2, updated_at = now() WHERE id = $1
+            RETURNING {_COLS}""",
+        wallet_id,
+        reason,
+    )
+    assert row is not None
+    await audit(
+        conn,
+        WalletAudit(
+            actor,
+            "wallet.pause",
+            str(wallet_id),
+            {"status": "active"},
+            {"status": "paused", "pausedReason": reason},
+            request_id,
+        ),
+    )
+    await emit(conn, tenant_id=row["tenant_id"], wallet_id=wallet_id, kind="wallet.paused", data={"reason": reason})
+    return row
