@@ -13,6 +13,7 @@ from x402.cache import create_cache
 from x402.logs import get_logger
 from x402.metrics import Metrics
 from x402.middleware import request_middleware
+from x402.platform import install as platform  # eager: the limits package reads files when first imported
 from x402.routes import health, manifest
 from x402.settings import Settings
 from x402.storage.db import create_pool, migrate
@@ -83,11 +84,17 @@ def create_app(
     app.add_routes(manifest.routes)
     for install in default_installers() + list(installers or []):
         install(app)
+    if settings.dev_state:
+        from x402.paywall import demo  # dev only: GET /demo/paid behind the paywall
+
+        demo.install(app)
     return app
 
 
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
+    from x402 import registry, wallets_api
     from x402.facilitator import routes as facilitator
 
-    return [facilitator.install]
+    # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
+    return [platform.install, facilitator.install, registry.install, wallets_api.install]

@@ -21,6 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="worker processes sharing the port via SO_REUSEPORT")
     s.add_argument("--dev", action="store_true", help="local playground: anvil + test token + demo routes")
     sub.add_parser("migrate", help="apply database migrations (DATABASE_URL required)")
+    from x402.platform.cli import add_parsers
+
+    add_parsers(sub)
+    from x402.wallets_api import cli as wallets_cli
+
+    wallets_cli.add_parser(sub)
     return p
 
 
@@ -44,6 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve_main(settings.with_(**changes), dev=args.dev or settings.dev)
         if args.command == "migrate":
             return _migrate(settings.database_url)
+        if args.command in ("tenants", "keys", "audit"):
+            from x402.platform.cli import run
+
+            return run(args, settings)
+        if args.command == "wallets":
+            from x402.wallets_api import cli as wallets_cli
+
+            return wallets_cli.run(args, settings)
     except X402Error as exc:
         print(f"x402: {exc.code}: {exc.detail}", file=sys.stderr)
         return 2

@@ -132,6 +132,14 @@ class FacilitatorUnavailable(DependencyError):
         super().__init__(detail, dependency="facilitator", **extra)
 
 
+class PaymentRefused(X402Error):
+    """The payer client will not pay: no offer of a 402 challenge fits its signers and spending policy."""
+
+    status = 402
+    code = "no_acceptable_offer"
+    title = "Payment refused"
+
+
 class ConfigError(X402Error):
     """Bad settings or network config; raised at start-up, never on a request."""
 

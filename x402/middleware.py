@@ -67,6 +67,8 @@ def _render(exc: X402Error, request_id: str | None) -> web.Response:
     retry_after = exc.extra.get("retryAfter")
     if retry_after is not None:
         resp.headers["Retry-After"] = str(retry_after)
+    # errors that carry their own headers (rate limits: RateLimit-*, X402-Quota-*)
+    resp.headers.update(getattr(exc, "headers", None) or {})
     return resp
 
 

@@ -62,6 +62,7 @@ async def _run_workers(settings: Settings, stop: asyncio.Event) -> int:
             "X402_HOST": settings.host,
             "X402_PORT": str(settings.port),
             "X402_MIGRATE_ON_START": "0",
+            "X402_REQUIRE_API_KEYS": "1" if settings.require_api_keys else "0",
         }
     )
     if settings.dev_state:
@@ -107,7 +108,11 @@ async def serve(settings: Settings, *, dev: bool = False) -> int:
             state = await start_dev_chain(stack, settings)
             if await forget_previous_dev_chain(settings.database_url or ""):
                 say("cleared the settlement journal of the previous dev chain")
-            settings = apply_dev_state(settings.with_(dev=True, dev_state=state))
+            from x402.platform.devkey import create_dev_key
+
+            state["public"]["apiKey"] = await create_dev_key(settings.database_url or "")
+            say(f"  dev API key    {state['public']['apiKey']}  (test mode, every scope; keys are optional in dev)")
+            settings = apply_dev_state(settings.with_(dev=True, dev_state=state, require_api_keys=False))
         if not settings.redis_url:
             say("REDIS_URL is not set: single-node mode (rate limits and caches are in-process)")
         if settings.workers > 1:

@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
-from x402.appkeys import CHAINS, DB, METRICS, SETTINGS
+from x402.appkeys import CHAINS, DB, EXTRAS, METRICS, SETTINGS
 from x402.errors import BadRequest
 from x402.facilitator.journal import Journal
 from x402.facilitator.reconciler import Reconciler
 from x402.facilitator.service import FacilitatorService
 from x402.facilitator.verify_tx import verify_transaction
 from x402.logs import get_logger
-from x402.wire.models import decode_facilitator_request, encode_json
+from x402.wire.codec import EXTENSION_RESPONSES
+from x402.wire.models import SettleResponse, VerifyResponse, decode_facilitator_request, encode_json
 
 log = get_logger("x402.facilitator")
 
 #: Decides whether a request may use a facilitator endpoint (tenant API keys plug in here); raises to refuse.
 Authorizer = Callable[[web.Request, str], Awaitable[None]]
+#: Told every outcome (request, kind verify|settle|verify_tx, requirements or verify-tx body, result): records.
+OutcomeHook = Callable[[web.Request, str, Any, Any], Awaitable[None]]
 
 FACILITATOR: web.AppKey[FacilitatorService] = web.AppKey("facilitator")
 AUTHORIZER: web.AppKey[Authorizer] = web.AppKey("facilitator_authorizer")
+OUTCOME: web.AppKey[OutcomeHook] = web.AppKey("facilitator_outcome")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
 
 routes = web.RouteTableDef()
@@ -33,8 +39,22 @@ async def allow_all(request: web.Request, scope: str) -> None:
     """The default authorizer: the facilitator is open (the platform layer replaces this with API keys)."""
 
 
+async def ignore_outcome(request: web.Request, kind: str, requirements: Any, result: Any) -> None:
+    """The default outcome hook: nothing is recorded (the platform layer records payments)."""
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=encode_json(body), content_type="application/json")
+
+
+def _with_extension_responses(result: VerifyResponse | SettleResponse) -> web.Response:
+    """Extension answers (e.g. bazaar) travel in the EXTENSION-RESPONSES header (x402-spec §6.4), not the body."""
+    ext = result.extensions
+    if not isinstance(ext, dict) or not ext:
+        return _json(result)
+    resp = _json(msgspec.structs.replace(result, extensions=msgspec.UNSET))
+    resp.headers[EXTENSION_RESPONSES] = base64.b64encode(encode_json(ext)).decode("ascii")
+    return resp
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -52,7 +72,8 @@ async def post_verify(request: web.Request) -> web.Response:
     await request.app[AUTHORIZER](request, "verify")
     req = decode_facilitator_request(await _read_body(request))
     result = await request.app[FACILITATOR].verify(req.payload, req.requirements)
-    return _json(result)
+    await request.app[OUTCOME](request, "verify", req.requirements, result)
+    return _with_extension_responses(result)
 
 
 @routes.post("/settle")
@@ -61,21 +82,31 @@ async def post_settle(request: web.Request) -> web.Response:
     await request.app[AUTHORIZER](request, "settle")
     req = decode_facilitator_request(await _read_body(request))
     result = await request.app[FACILITATOR].settle(req.payload, req.requirements)
-    return _json(result)
+    await request.app[OUTCOME](request, "settle", req.requirements, result)
+    return _with_extension_responses(result)
 
 
 @routes.post("/v1/payments/verify-tx")
 async def post_verify_tx(request: web.Request) -> web.Response:
     """Verify a plain on-chain payment by transaction hash (accepted once per payTo)."""
     await request.app[AUTHORIZER](request, "verify")
-    result = await verify_transaction(request.app[CHAINS], request.app[DB], await _read_body(request))
+    body = await _read_body(request)
+    result = await verify_transaction(request.app[CHAINS], request.app[DB], body)
+    await request.app[OUTCOME](request, "verify_tx", body, result)
     return _json(result)
 
 
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     journal = Journal(app[DB])
-    service = FacilitatorService(app[CHAINS], journal, settle_timeout=settings.settle_timeout, metrics=app[METRICS])
+    service = FacilitatorService(
+        app[CHAINS],
+        journal,
+        settle_timeout=settings.settle_timeout,
+        metrics=app[METRICS],
+        extensions=app[EXTRAS].get("extensions"),
+        extension_handlers=app[EXTRAS].get("extension_handlers"),
+    )
     app[FACILITATOR] = service
     reconciler = Reconciler(service, journal, app[CHAINS])
     app[RECONCILER] = reconciler
@@ -95,5 +126,7 @@ def install(app: web.Application) -> None:
     """Mount the facilitator API on a service app (after the database and chains contexts)."""
     if AUTHORIZER not in app:
         app[AUTHORIZER] = allow_all
+    if OUTCOME not in app:
+        app[OUTCOME] = ignore_outcome
     app.cleanup_ctx.append(_service_ctx)
     app.add_routes(routes)

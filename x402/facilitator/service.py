@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import msgspec
 
@@ -47,6 +48,18 @@ class Routed:
     payer_hint: str | None
 
 
+class ExtensionHandler(Protocol):
+    """A facilitator-side payload extension (e.g. bazaar): sees each verify/settle outcome, must not block."""
+
+    key: str
+
+    def handle(
+        self, op: str, payload: PaymentPayload, requirements: PaymentRequirements, ok: bool, amount: int | None
+    ) -> dict[str, Any] | None:
+        """Its ``EXTENSION-RESPONSES`` entry for this payment, or None when the payment does not use it."""
+        ...
+
+
 def _payer_hint(payload: PaymentPayload) -> str | None:
     auth = payload.payload.get("authorization")
     if isinstance(auth, dict) and isinstance(auth.get("from"), str):
@@ -65,12 +78,14 @@ class FacilitatorService:
         settle_timeout: float = 30.0,
         metrics: Metrics | None = None,
         extensions: list[str] | None = None,
+        extension_handlers: list[ExtensionHandler] | None = None,
     ) -> None:
         self.registry = registry
         self.journal = journal
         self.settle_timeout = settle_timeout
         self.metrics = metrics
         self.extensions = list(extensions or [])
+        self.extension_handlers = list(extension_handlers or [])
 
     # ------------------------------------------------------------------------------------ routing
 
@@ -109,6 +124,34 @@ class FacilitatorService:
 
     async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
         """Verify a payment (x402-spec §6.1): every negative outcome is ``isValid: false`` with a reason."""
+        resp = await self._verify(payload, requirements)
+        ext = self._extension_responses("verify", payload, requirements, resp.is_valid, None)
+        if ext:
+            resp.extensions = ext
+        return resp
+
+    def _extension_responses(
+        self, op: str, payload: AnyPayload, requirements: AnyRequirements, ok: bool, amount: str | None
+    ) -> dict[str, Any]:
+        """Run the extension handlers; their answers become ``extensions`` (and the EXTENSION-RESPONSES header)."""
+        if not self.extension_handlers:
+            return {}
+        try:
+            p2, r2 = normalize(payload, requirements)
+        except Exception:
+            return {}
+        out: dict[str, Any] = {}
+        for handler in self.extension_handlers:
+            try:
+                entry = handler.handle(op, p2, r2, ok, int(amount) if amount and amount.isdigit() else None)
+            except Exception as exc:  # an extension must never fail a payment
+                log.warning("extension_handler_failed", extension=handler.key, error=type(exc).__name__)
+                continue
+            if entry is not None:
+                out[handler.key] = entry
+        return out
+
+    async def _verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
         try:
             routed = self.route(payload, requirements)
         except Rejected as rej:
@@ -154,6 +197,14 @@ class FacilitatorService:
 
     async def settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
         """Settle a payment at most once; a retry of the same payment returns the recorded result."""
+        resp = await self._settle(payload, requirements)
+        amount = resp.amount if isinstance(resp.amount, str) else None
+        ext = self._extension_responses("settle", payload, requirements, resp.success, amount)
+        if ext:
+            resp.extensions = ext
+        return resp
+
+    async def _settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
         try:
             routed = self.route(payload, requirements)
         except Rejected as rej:

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from x402 import __version__
 from x402.appkeys import CHAINS, EXTRAS, SETTINGS
+from x402.registry import manifest as registry_manifest
 from x402.wire.models import SupportedResponse, encode_json
 
 routes = web.RouteTableDef()
@@ -41,7 +42,7 @@ async def well_known(request: web.Request) -> web.Response:
     sup = supported(request)
     body: dict[str, Any] = {
         "version": 1,
-        "resources": list(extras.get("paid_resources", [])),
+        "resources": await registry_manifest.well_known_resources(request.app),
         "ownershipProofs": list(extras.get("ownership_proofs", [])),
         "instructions": (
             f"{settings.service_name} is an x402 facilitator: POST {base}/verify and {base}/settle with "
