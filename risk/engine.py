@@ -26,6 +26,9 @@ from risk.store import RiskStore
 
 log = structlog.get_logger("risk")
 
+#: Rules that judge who the parties are (not how they behave): what ``screen`` runs.
+SCREENING_RULES = frozenset({"sanctions", "address_lists", "screening", "chainalysis"})
+
 
 class RiskEngine:
     """Assesses payments; one per service process, built by ``risk.build.build_engine``."""
@@ -122,6 +125,28 @@ class RiskEngine:
             list_versions=self.list_versions,
             intent=intent,
             elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def screen(self, ctx: RiskContext) -> RiskAssessment:
+        """Screen the parties only (sanctions, address lists, external screening): no behaviour is counted.
+
+        For a payment we are about to make rather than receive, e.g. an agent wallet checking a payTo.
+        """
+        try:
+            ctx.config = await self.config_for(ctx.tenant_id)
+        except Exception:
+            ctx.config = default_config()
+        results = await asyncio.gather(*(self._run(r, ctx) for r in self.rules if r.name in SCREENING_RULES))
+        flags = [f for found in results for f in found]
+        if ctx.facts.get("allow_listed"):
+            flags = [f for f in flags if f.rule not in ALLOW_SUPPRESSES]
+        score = score_flags(flags)
+        return RiskAssessment(
+            score=score,
+            level=level_for(score, flags),
+            recommendation=recommend(flags),
+            flags=tuple(flags),
+            list_versions=self.list_versions,
         )
 
     async def record(self, ctx: RiskContext) -> None:

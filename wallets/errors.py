@@ -13,6 +13,13 @@ class PolicyViolation(X402Error):
     title = "Refused by wallet policy"
 
 
+class PayeeBlocked(PolicyViolation):
+    """The payee is sanctioned or deny-listed: an agent never pays it, whatever its policy allows."""
+
+    code = "payee_blocked"
+    title = "Payee blocked by risk screening"
+
+
 class BudgetExceeded(PolicyViolation):
     code = "budget_exceeded"
     title = "Total budget exceeded"

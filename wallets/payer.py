@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -129,6 +130,14 @@ def _refusal_of(resp: Fetched) -> str:
     return f"upstream answered {resp.status} without a settlement receipt"
 
 
+class PayeeScreen(Protocol):
+    """Screens who a wallet is about to pay; returns why it must not (e.g. a sanctioned payTo) or None."""
+
+    async def __call__(self, wallet: Wallet, offer: PaymentRequirements, amount: int, url: str) -> str | None:
+        """The refusal message, or None when the payee may be paid."""
+        ...
+
+
 class WalletPayer:
     """Pays for HTTP requests from a wallet within its policy and budget."""
 
@@ -141,6 +150,7 @@ class WalletPayer:
         keyring: Keyring,
         *,
         svm_rpc_urls: Mapping[str, str] | None = None,
+        screen: PayeeScreen | None = None,
     ) -> None:
         self.store = store
         self.ledger = ledger
@@ -148,6 +158,7 @@ class WalletPayer:
         self.fetcher = fetcher
         self.keyring = keyring
         self.svm_rpc_urls = dict(svm_rpc_urls or {})
+        self.screen = screen
 
     async def pay(self, wallet: Wallet, req: PayRequest, idempotency_key: str | None = None) -> dict[str, Any]:
         """Run the request, paying at most once; the answer holds the upstream response, receipt and budget."""
@@ -166,7 +177,8 @@ class WalletPayer:
             challenge = parse_challenge(first.headers, first.body)
         except PaymentRefused as exc:
             raise errors.UpstreamFailed(exc.detail, code="invalid_payment_required", upstreamStatus=402) from None
-        index, signer_chain = self._choose(wallet, challenge, req)
+        blocked = await self._screen(wallet, challenge, req)
+        index, signer_chain = self._choose(wallet, challenge, req, blocked)
         offer = challenge.offers[index]
         amount = int(offer.amount)
         if req.approval_id is None and wallet.policy.needs_approval(amount):
@@ -188,11 +200,38 @@ class WalletPayer:
         )
         return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res)
 
-    def _choose(self, wallet: Wallet, challenge: Challenge402, req: PayRequest) -> tuple[int, str]:
+    async def _screen(
+        self, wallet: Wallet, challenge: Challenge402, req: PayRequest
+    ) -> dict[int, errors.PolicyViolation]:
+        """Offers whose payee must not be paid (sanctioned or deny-listed), screened concurrently."""
+        if self.screen is None:
+            return {}
+        screen = self.screen
+
+        async def one(i: int, offer: PaymentRequirements) -> tuple[int, str | None]:
+            try:
+                amount = parse_amount(offer.amount)
+            except BadRequest:
+                return i, None
+            return i, await screen(wallet, offer, amount, req.url)
+
+        results = await asyncio.gather(*(one(i, o) for i, o in enumerate(challenge.offers)))
+        return {i: errors.PayeeBlocked(why) for i, why in results if why}
+
+    def _choose(
+        self,
+        wallet: Wallet,
+        challenge: Challenge402,
+        req: PayRequest,
+        blocked: Mapping[int, errors.PolicyViolation] | None = None,
+    ) -> tuple[int, str]:
         """The cheapest offer the policy allows and a key can sign; the most telling refusal otherwise."""
         refusals: list[errors.PolicyViolation] = []
         acceptable: list[tuple[int, int, str]] = []
         for i, offer in enumerate(challenge.offers):
+            if blocked and i in blocked:
+                refusals.append(blocked[i])
+                continue
             try:
                 amount = parse_amount(offer.amount)
             except BadRequest:

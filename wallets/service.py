@@ -13,7 +13,7 @@ from wallets.audit import AuditSink, no_audit
 from wallets.custody import Keyring, load_keyring
 from wallets.ledger import Ledger, sweep
 from wallets.outbound import Fetcher
-from wallets.payer import WalletPayer
+from wallets.payer import PayeeScreen, WalletPayer
 from wallets.store import WalletStore
 from wallets.webhooks import DeliveryOptions, Webhooks
 from x402.logs import get_logger
@@ -36,7 +36,12 @@ class WalletService:
     """The wallet feature of one process."""
 
     def __init__(
-        self, pool: asyncpg.Pool, settings: Settings, options: WalletOptions | None = None, audit: AuditSink = no_audit
+        self,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        options: WalletOptions | None = None,
+        audit: AuditSink = no_audit,
+        screen: PayeeScreen | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or WalletOptions()
@@ -55,7 +60,15 @@ class WalletService:
         self.webhooks = Webhooks(pool, self.keyring, self.fetcher, self.options.webhooks)
         svm_urls = {n.network: n.rpc_urls[0] for n in settings.networks if is_solana(n.network) and n.rpc_urls}
         self.payer: WalletPayer | None = (
-            WalletPayer(self.store, self.ledger, self.approvals, self.fetcher, self.keyring, svm_rpc_urls=svm_urls)
+            WalletPayer(
+                self.store,
+                self.ledger,
+                self.approvals,
+                self.fetcher,
+                self.keyring,
+                svm_rpc_urls=svm_urls,
+                screen=screen,
+            )
             if self.keyring is not None
             else None
         )

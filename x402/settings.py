@@ -73,6 +73,7 @@ class Settings:
     registry_probe_interval: float = 300.0
     # False here so apps built in code stay open; load_settings (``x402 serve``) defaults it to True
     require_api_keys: bool = False
+    risk_enabled: bool = True
     admin_token: str | None = field(default=None, repr=False)
     tiers_override: Mapping[str, Any] | None = None
 
@@ -242,6 +243,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dev=_bool(env, "X402_DEV", False),
         dev_state=dev_state,
         migrate_on_start=_bool(env, "X402_MIGRATE_ON_START", True),
+        risk_enabled=_bool(env, "X402_RISK_ENABLED", True),
         allow_private_outbound=_bool(env, "X402_ALLOW_PRIVATE_OUTBOUND", False),
         registry_probe_interval=_float(env, "X402_REGISTRY_PROBE_INTERVAL", 300.0),
         require_api_keys=_bool(env, "X402_REQUIRE_API_KEYS", True),

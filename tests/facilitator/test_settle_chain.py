@@ -33,7 +33,11 @@ async def test_verify_settle_retry_and_duplicate(database_url: str, aiohttp_clie
     assert sup["signers"]["eip155:*"] == [signer]
 
     r = await client.post("/verify", json=payment.body())
-    assert await r.json() == {"isValid": True, "payer": payment.payer}
+    verified = await r.json()
+    assert {k: v for k, v in verified.items() if k != "extensions"} == {"isValid": True, "payer": payment.payer}
+    risk = verified["extensions"]["risk"]  # the risk assessment rides in the extension fields
+    assert risk["recommendation"] == "accept"
+    assert 0 <= risk["score"] <= 1
 
     r = await client.post("/settle", json=payment.body())
     out = await r.json()

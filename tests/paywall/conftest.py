@@ -17,7 +17,7 @@ from chains.evm.payer import EvmSigner
 from tests.harness.evm import address_of, chain_settings, fund_eth, funded_payer, new_key
 from x402.app import create_app
 from x402.client import PaymentPolicy, X402Client
-from x402.paywall import Offer, Paywall
+from x402.paywall import PAYMENT, Offer, Paywall, VerifiedPayment
 from x402.paywall.inprocess import AppFacilitator
 from x402.settings import Settings
 
@@ -33,6 +33,7 @@ class Provider:
     pay_to: str
     calls: collections.Counter[str] = field(default_factory=collections.Counter)
     hooks: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    seen: list[VerifiedPayment] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         """Absolute URL of a path on the test server."""
@@ -58,6 +59,7 @@ def add_handlers(app: web.Application, provider_ref: dict[str, Provider]) -> Non
 
     async def paid(request: web.Request) -> web.Response:
         provider_ref["p"].calls["paid"] += 1
+        provider_ref["p"].seen.append(request[PAYMENT])
         return web.json_response({"ok": True})
 
     async def fails(request: web.Request) -> web.Response:

@@ -109,6 +109,14 @@ async def test_client_pays_v2(
     assert await token_balance(devchain, p.pay_to) == AMOUNT
     assert await token_balance(devchain, payer) == before - AMOUNT
     assert p.calls["paid"] == 1
+    # the handler sees who paid and the risk assessment of the payment
+    (seen,) = p.seen
+    assert seen.payer is not None
+    assert seen.payer.lower() == payer.lower()
+    assert seen.requirements.amount == str(AMOUNT)
+    assert seen.risk is not None
+    assert seen.risk["recommendation"] == "accept"
+    assert {f["code"] for f in seen.risk["flags"]} >= {"first_time_payer"}
 
 
 async def test_client_pays_v1_with_caip2_network(

@@ -18,6 +18,7 @@ from x402.client import PaymentPolicy, PaymentSigner, X402Client
 from x402.errors import ChainUnavailable, PaymentRefused
 from x402.paywall import Offer, Paywall
 from x402.paywall.demo import AppFacilitator
+from x402.wire.codec import PAYMENT_REQUIRED, decode_payment_required
 
 ClientFactory = Any
 
@@ -79,13 +80,12 @@ async def test_client_pays_paywalled_route_on_svm(
         return web.json_response({"ok": True})
 
     app.router.add_get("/paid", paid)
-    # the paywall does not copy feePayer from /supported into SVM offers: the offer must carry it
+    # no feePayer in the offer: the paywall fills it in from the facilitator's /supported, as official servers do
     offer = Offer(
         amount=PRICE,
         asset=str(w.mint),
         network=NETWORK,
         pay_to=str(w.pay_to.pubkey()),
-        extra={"feePayer": str(w.fee_payer.pubkey())},
         description="paid on solana",
     )
     Paywall(AppFacilitator(app), routes={("GET", "/paid"): [offer]}).setup(app)
@@ -94,6 +94,10 @@ async def test_client_pays_paywalled_route_on_svm(
     signer = SvmSigner(w.payer, {NETWORK: w.rpc.url})
     payer = X402Client(client.session, [signer], PaymentPolicy(allowed_assets=[str(w.mint)]))
     url = str(client.make_url("/paid"))
+    unpaid = await client.get("/paid")
+    assert unpaid.status == 402
+    required = decode_payment_required(unpaid.headers[PAYMENT_REQUIRED])
+    assert required.accepts[0].extra["feePayer"] == str(w.fee_payer.pubkey())
     res = await payer.get(url)
     assert res.status == 200, res.text()
     assert res.json() == {"ok": True}

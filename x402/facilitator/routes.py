@@ -10,7 +10,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from x402.appkeys import CHAINS, DB, EXTRAS, METRICS, SETTINGS
+from risk.build import build_engine
+from risk.engine import RiskEngine
+from risk.payment import RiskGate
+from x402.appkeys import CACHE, CHAINS, DB, EXTRAS, METRICS, SETTINGS
 from x402.errors import BadRequest
 from x402.facilitator.journal import Journal
 from x402.facilitator.reconciler import Reconciler
@@ -22,8 +25,9 @@ from x402.wire.models import SettleResponse, VerifyResponse, decode_facilitator_
 
 log = get_logger("x402.facilitator")
 
-#: Decides whether a request may use a facilitator endpoint (tenant API keys plug in here); raises to refuse.
-Authorizer = Callable[[web.Request, str], Awaitable[None]]
+#: Decides whether a request may use a facilitator endpoint (tenant API keys plug in here); raises to refuse,
+#: returns the caller's tenant id (None when anonymous or the operator).
+Authorizer = Callable[[web.Request, str], Awaitable[str | None]]
 #: Told every outcome (request, kind verify|settle|verify_tx, requirements or verify-tx body, result): records.
 OutcomeHook = Callable[[web.Request, str, Any, Any], Awaitable[None]]
 
@@ -31,12 +35,14 @@ FACILITATOR: web.AppKey[FacilitatorService] = web.AppKey("facilitator")
 AUTHORIZER: web.AppKey[Authorizer] = web.AppKey("facilitator_authorizer")
 OUTCOME: web.AppKey[OutcomeHook] = web.AppKey("facilitator_outcome")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
+RISK: web.AppKey[RiskEngine] = web.AppKey("risk_engine")
 
 routes = web.RouteTableDef()
 
 
-async def allow_all(request: web.Request, scope: str) -> None:
+async def allow_all(request: web.Request, scope: str) -> str | None:
     """The default authorizer: the facilitator is open (the platform layer replaces this with API keys)."""
+    return None
 
 
 async def ignore_outcome(request: web.Request, kind: str, requirements: Any, result: Any) -> None:
@@ -47,12 +53,18 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=encode_json(body), content_type="application/json")
 
 
+#: Extension answers that stay in the body too: the risk assessment is part of the verdict (issue: providers
+#: read it from the response's extension fields; official clients ignore unknown extensions).
+BODY_EXTENSIONS = frozenset({"risk"})
+
+
 def _with_extension_responses(result: VerifyResponse | SettleResponse) -> web.Response:
-    """Extension answers (e.g. bazaar) travel in the EXTENSION-RESPONSES header (x402-spec §6.4), not the body."""
+    """Extension answers travel in the EXTENSION-RESPONSES header (x402-spec §6.4); only ``risk`` stays in the body."""
     ext = result.extensions
     if not isinstance(ext, dict) or not ext:
         return _json(result)
-    resp = _json(msgspec.structs.replace(result, extensions=msgspec.UNSET))
+    body_ext = {k: v for k, v in ext.items() if k in BODY_EXTENSIONS}
+    resp = _json(msgspec.structs.replace(result, extensions=body_ext or msgspec.UNSET))
     resp.headers[EXTENSION_RESPONSES] = base64.b64encode(encode_json(ext)).decode("ascii")
     return resp
 
@@ -69,9 +81,9 @@ async def _read_body(request: web.Request) -> bytes:
 @routes.post("/verify")
 async def post_verify(request: web.Request) -> web.Response:
     """Verify a payment; negative results are HTTP 200 with ``isValid: false``."""
-    await request.app[AUTHORIZER](request, "verify")
+    tenant = await request.app[AUTHORIZER](request, "verify")
     req = decode_facilitator_request(await _read_body(request))
-    result = await request.app[FACILITATOR].verify(req.payload, req.requirements)
+    result = await request.app[FACILITATOR].verify(req.payload, req.requirements, tenant_id=tenant)
     await request.app[OUTCOME](request, "verify", req.requirements, result)
     return _with_extension_responses(result)
 
@@ -79,9 +91,9 @@ async def post_verify(request: web.Request) -> web.Response:
 @routes.post("/settle")
 async def post_settle(request: web.Request) -> web.Response:
     """Settle a payment; negative results are HTTP 200 with ``success: false``."""
-    await request.app[AUTHORIZER](request, "settle")
+    tenant = await request.app[AUTHORIZER](request, "settle")
     req = decode_facilitator_request(await _read_body(request))
-    result = await request.app[FACILITATOR].settle(req.payload, req.requirements)
+    result = await request.app[FACILITATOR].settle(req.payload, req.requirements, tenant_id=tenant)
     await request.app[OUTCOME](request, "settle", req.requirements, result)
     return _with_extension_responses(result)
 
@@ -99,6 +111,9 @@ async def post_verify_tx(request: web.Request) -> web.Response:
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     journal = Journal(app[DB])
+    engine = await build_engine(settings, app[DB], app[CACHE]) if settings.risk_enabled else None
+    if engine is not None:
+        app[RISK] = engine
     service = FacilitatorService(
         app[CHAINS],
         journal,
@@ -106,6 +121,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
         extensions=app[EXTRAS].get("extensions"),
         extension_handlers=app[EXTRAS].get("extension_handlers"),
+        risk=RiskGate(engine) if engine is not None else None,
     )
     app[FACILITATOR] = service
     reconciler = Reconciler(service, journal, app[CHAINS])
@@ -120,6 +136,8 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
         except asyncio.CancelledError:
             pass
+    if engine is not None:
+        await engine.close()
 
 
 def install(app: web.Application) -> None:

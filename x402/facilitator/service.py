@@ -10,6 +10,7 @@ import msgspec
 
 from chains.base import ChainAdapter, Confirmation, NonceTooLow, PaymentContext, ReplayKey
 from chains.registry import ChainRegistry
+from risk.payment import RiskGate
 from x402.errors import DependencyError
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.facilitator.journal import Journal, JournalRow, payload_hash
@@ -78,6 +79,7 @@ class FacilitatorService:
         settle_timeout: float = 30.0,
         metrics: Metrics | None = None,
         extensions: list[str] | None = None,
+        risk: RiskGate | None = None,
         extension_handlers: list[ExtensionHandler] | None = None,
     ) -> None:
         self.registry = registry
@@ -86,6 +88,7 @@ class FacilitatorService:
         self.metrics = metrics
         self.extensions = list(extensions or [])
         self.extension_handlers = list(extension_handlers or [])
+        self.risk = risk
 
     # ------------------------------------------------------------------------------------ routing
 
@@ -122,12 +125,14 @@ class FacilitatorService:
 
     # ------------------------------------------------------------------------------------- verify
 
-    async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
+    async def verify(
+        self, payload: AnyPayload, requirements: AnyRequirements, *, tenant_id: str | None = None
+    ) -> VerifyResponse:
         """Verify a payment (x402-spec §6.1): every negative outcome is ``isValid: false`` with a reason."""
-        resp = await self._verify(payload, requirements)
+        resp = await self._verify(payload, requirements, tenant_id)
         ext = self._extension_responses("verify", payload, requirements, resp.is_valid, None)
         if ext:
-            resp.extensions = ext
+            resp.extensions = {**_dict(resp.extensions), **ext}
         return resp
 
     def _extension_responses(
@@ -151,7 +156,9 @@ class FacilitatorService:
                 out[handler.key] = entry
         return out
 
-    async def _verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
+    async def _verify(
+        self, payload: AnyPayload, requirements: AnyRequirements, tenant_id: str | None
+    ) -> VerifyResponse:
         try:
             routed = self.route(payload, requirements)
         except Rejected as rej:
@@ -166,7 +173,24 @@ class FacilitatorService:
             resp.invalid_reason = outcome.reason or reasons.UNEXPECTED_VERIFY_ERROR
             if outcome.message:
                 resp.invalid_message = outcome.message
+        elif self.risk is not None:
+            resp = await self.risk.verify(
+                routed.ctx,
+                resp,
+                resource=resource_url(payload, requirements),
+                payment_id=self._payment_id(routed),
+                tenant_id=tenant_id,
+            )
         return resp
+
+    @staticmethod
+    def _payment_id(routed: Routed) -> str | None:
+        """The same id on verify and settle, so behaviour counters see each payment once."""
+        try:
+            key = routed.adapter.replay_key(routed.ctx)
+        except Exception:
+            return None
+        return f"{key.network}:{key.asset}:{key.payer}:{key.nonce}"
 
     # ------------------------------------------------------------------------------------- settle
 
@@ -195,16 +219,20 @@ class FacilitatorService:
             )
         return self._failure(network, reasons.SETTLEMENT_PENDING, "settlement is in flight", payer, row.tx_id or "")
 
-    async def settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
+    async def settle(
+        self, payload: AnyPayload, requirements: AnyRequirements, *, tenant_id: str | None = None
+    ) -> SettleResponse:
         """Settle a payment at most once; a retry of the same payment returns the recorded result."""
-        resp = await self._settle(payload, requirements)
+        resp = await self._settle(payload, requirements, tenant_id)
         amount = resp.amount if isinstance(resp.amount, str) else None
         ext = self._extension_responses("settle", payload, requirements, resp.success, amount)
         if ext:
-            resp.extensions = ext
+            resp.extensions = {**_dict(resp.extensions), **ext}
         return resp
 
-    async def _settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
+    async def _settle(
+        self, payload: AnyPayload, requirements: AnyRequirements, tenant_id: str | None
+    ) -> SettleResponse:
         try:
             routed = self.route(payload, requirements)
         except Rejected as rej:
@@ -223,6 +251,14 @@ class FacilitatorService:
             return self._failure(
                 network, outcome.reason or reasons.UNEXPECTED_SETTLE_ERROR, outcome.message, outcome.payer
             )
+        resource = resource_url(payload, requirements)
+        if self.risk is not None:  # screened before any money moves
+            assessment = await self.risk.assess(
+                ctx, payer=outcome.payer, resource=resource, payment_id=self._payment_id(routed), tenant_id=tenant_id
+            )
+            if assessment.blocked:
+                self._count("settle", network, "risk_blocked")
+                return self.risk.blocked_settlement(network, assessment, outcome.payer)
         row_id = await self.journal.claim(
             key,
             digest=digest,
@@ -236,7 +272,10 @@ class FacilitatorService:
             existing = await self.journal.find(key)
             assert existing is not None
             return await self._existing(existing, digest, ctx, adapter, network, key)
-        return await self._execute(row_id, ctx, adapter, network, outcome.payer)
+        resp = await self._execute(row_id, ctx, adapter, network, outcome.payer)
+        if self.risk is not None and resp.success:
+            await self.risk.settled(ctx, resp, resource=resource, tenant_id=tenant_id)
+        return resp
 
     async def _existing(
         self,
@@ -348,3 +387,17 @@ def context_from_row(row: JournalRow) -> PaymentContext:
         requirements=req,
         accepted=req,
     )
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def resource_url(payload: AnyPayload, requirements: AnyRequirements) -> str:
+    """The paid resource's URL as the payment describes it (v2 ``resource.url``, v1 ``resource``)."""
+    resource = getattr(payload, "resource", None)
+    url = getattr(resource, "url", None)
+    if isinstance(url, str):
+        return url
+    v1 = getattr(requirements, "resource", None)
+    return v1 if isinstance(v1, str) else ""

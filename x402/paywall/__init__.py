@@ -3,12 +3,13 @@
 from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
 from x402.paywall.inprocess import AppFacilitator
 from x402.paywall.matching import payment_id, requirements_match
-from x402.paywall.middleware import NO_MATCH, REPLAYED, Paywall
+from x402.paywall.middleware import NO_MATCH, PAYMENT, REPLAYED, Paywall, VerifiedPayment
 from x402.paywall.offers import Offer, PaidRoute, paid, paid_route_of
 
 __all__ = [
     "EXPOSE_HEADERS",
     "NO_MATCH",
+    "PAYMENT",
     "PAYMENT_REQUIRED_ERROR",
     "REPLAYED",
     "AppFacilitator",
@@ -17,6 +18,7 @@ __all__ = [
     "Offer",
     "PaidRoute",
     "Paywall",
+    "VerifiedPayment",
     "paid",
     "paid_route_of",
     "payment_id",

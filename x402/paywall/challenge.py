@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -85,6 +85,19 @@ class ChallengeCache:
         self.versions = frozenset(versions)
         self.v1_caip2 = v1_caip2
         self._cache: dict[tuple[int, str], Challenge] = {}
+        #: ``extra`` the facilitator announces per network (e.g. Solana's ``feePayer``), filled in where offers lack it
+        self.kind_extra: dict[str, dict[str, Any]] = {}
+
+    def set_kind_extra(self, kind_extra: Mapping[str, Mapping[str, Any]]) -> None:
+        """Use the facilitator's per-network ``extra`` (from ``/supported``) for offers that do not set it."""
+        self.kind_extra = {net: dict(extra) for net, extra in kind_extra.items() if extra}
+        self._cache.clear()
+
+    def _with_kind_extra(self, network: str, extra: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        announced = self.kind_extra.get(network)
+        if not announced:
+            return None
+        return {**announced, **(extra or {})}
 
     def get(self, route: PaidRoute, url: str) -> Challenge:
         """The challenge of ``route`` served at ``url``."""
@@ -101,11 +114,23 @@ class ChallengeCache:
         """Encode a route's challenge for ``url``."""
         url = route.resource_url or url
         resource = ResourceInfo(url=url, description=route.description, mime_type=route.mime_type)
+        reqs = []
+        for o in route.offers:
+            r = o.requirements()
+            merged = self._with_kind_extra(r.network, r.extra)
+            reqs.append(msgspec.structs.replace(r, extra=merged) if merged is not None else r)
+        reqs_v1 = []
+        for o, r2 in zip(route.offers, reqs, strict=True):
+            r1 = o.requirements_v1(url, route, caip2_fallback=self.v1_caip2)
+            if r1 is not None and r2.extra:
+                own = {} if isinstance(r1.extra, msgspec.UnsetType) else r1.extra
+                r1 = msgspec.structs.replace(r1, extra={**r2.extra, **own})
+            reqs_v1.append(r1)
         challenge = Challenge(
             route=route,
             resource=resource,
-            requirements=tuple(o.requirements() for o in route.offers),
-            requirements_v1=tuple(o.requirements_v1(url, route, caip2_fallback=self.v1_caip2) for o in route.offers),
+            requirements=tuple(reqs),
+            requirements_v1=tuple(reqs_v1),
             extensions=route.all_extensions(),
             versions=self.versions,
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
+import msgspec
 from aiohttp import web
 
 from x402.cache import Cache, MemoryCache
@@ -28,7 +30,7 @@ from x402.wire.codec import (
     decode_x_payment,
     encode_header,
 )
-from x402.wire.models import PaymentPayload, SettleResponse
+from x402.wire.models import PaymentPayload, PaymentRequirements, SettleResponse
 
 log = get_logger("x402.paywall")
 
@@ -42,6 +44,19 @@ NO_MATCH: Final = reasons.INVALID_PAYMENT_REQUIREMENTS
 REPLAYED: Final = reasons.DUPLICATE_SETTLEMENT
 _PERMIT2_ALLOWANCE: Final = "permit2_allowance_required"
 _UNKNOWN: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedPayment:
+    """What the handler of a paid route can read from ``request[PAYMENT]``: payer, requirements, risk assessment."""
+
+    payment_id: str
+    payer: str | None
+    requirements: PaymentRequirements
+    risk: dict[str, Any] | None
+
+
+PAYMENT: web.RequestKey[VerifiedPayment] = web.RequestKey("x402_payment")
 
 
 class Paywall:
@@ -79,6 +94,7 @@ class Paywall:
         check_supported: bool = True,
         max_header_bytes: int = MAX_HEADER_BYTES,
         pending_retry_delay: float = 0.5,
+        register: bool = True,
     ) -> None:
         if not set(versions) <= {1, 2} or not versions:
             raise ConfigError("Paywall versions must be a non-empty subset of (1, 2)")
@@ -94,6 +110,8 @@ class Paywall:
         self.check_supported = check_supported
         self.max_header_bytes = max_header_bytes
         self.pending_retry_delay = pending_retry_delay
+        self.register = register
+        self._paid_routes: list[tuple[RouteKey, PaidRoute]] = []
         self._started_facilitator = False
         self._by_route: dict[object, PaidRoute | None] = {}
 
@@ -106,6 +124,8 @@ class Paywall:
 
     async def _ctx(self, app: web.Application) -> AsyncIterator[None]:
         await self.start(app)
+        if self.register:
+            await self._register(app)
         yield
         await self.close()
 
@@ -125,6 +145,10 @@ class Paywall:
         if self.check_supported and paid_routes:
             supported = await self.facilitator.supported()
             kinds = {(k.x402_version, k.scheme, k.network) for k in supported.kinds}
+            # e.g. Solana offers need the facilitator's feePayer in extra, as official servers fill it in
+            self.challenges.set_kind_extra(
+                {k.network: k.extra for k in supported.kinds if k.x402_version == 2 and isinstance(k.extra, dict)}
+            )
             for (method, path), route in paid_routes:
                 for offer in route.offers:
                     if (2, offer.scheme, offer.network) not in kinds:
@@ -136,7 +160,45 @@ class Paywall:
             for (_, path), route in paid_routes:
                 if "{" not in path:
                     self.challenges.get(route, self.public_url + path)
+        self._paid_routes = paid_routes
         log.info("paywall_started", routes=[f"{m} {p}" for (m, p), _ in paid_routes], versions=sorted(self.versions))
+
+    async def _register(self, app: web.Application) -> None:
+        """List this app's paid routes in its resource registry (so they appear in discovery); opt out with
+        ``register=False``. Needs an absolute base URL: ``public_url`` or the service's ``X402_PUBLIC_URL``."""
+        from x402.appkeys import SETTINGS
+        from x402.registry import register_resources
+        from x402.registry.keys import REGISTRY
+        from x402.registry.models import ResourceDraft
+
+        store = app.get(REGISTRY)
+        if store is None or not self._paid_routes:
+            return
+        base = self.public_url or (app[SETTINGS].public_url if SETTINGS in app else None)
+        if not base:
+            log.info("paywall_routes_not_registered", detail="set public_url or X402_PUBLIC_URL to list them")
+            return
+        drafts = []
+        for (method, path), route in self._paid_routes:
+            if "{" in path:  # parameterised routes are declared through the bazaar routeTemplate instead
+                continue
+            challenge = self.challenges.get(route, base.rstrip("/") + path)
+            bazaar = route.all_extensions().get("bazaar") if route.all_extensions() else None
+            info = bazaar.get("info") if isinstance(bazaar, dict) else None
+            drafts.append(
+                ResourceDraft(
+                    url=challenge.resource.url,
+                    method=method,
+                    accepts=[msgspec.to_builtins(r) for r in challenge.requirements],
+                    description=route.description,
+                    mime_type=route.mime_type,
+                    input_schema=info.get("input") if isinstance(info, dict) else None,
+                    output_schema=info.get("output") if isinstance(info, dict) else None,
+                    extensions=route.all_extensions() or None,
+                )
+            )
+        registered = await register_resources(store, drafts)
+        log.info("paywall_routes_registered", count=len(registered))
 
     async def close(self) -> None:
         """Close a remote facilitator this paywall started."""
@@ -226,6 +288,15 @@ class Paywall:
             plog.info("paywall_verify_invalid", reason=reason, payer=verified.payer or None)
             status = 412 if reason == _PERMIT2_ALLOWANCE else 402
             return challenge_response(request, challenge, reason, status=status)
+        risk = verified.extensions.get("risk") if isinstance(verified.extensions, dict) else None
+        request[PAYMENT] = VerifiedPayment(
+            payment_id=pid,
+            payer=verified.payer if isinstance(verified.payer, str) else None,
+            requirements=ours,
+            risk=risk if isinstance(risk, dict) else None,
+        )
+        if isinstance(risk, dict):
+            plog = plog.bind(risk_level=risk.get("level"), risk_score=risk.get("score"))
 
         try:
             claimed = await self.claims.claim(pid, ours.max_timeout_seconds)

@@ -49,22 +49,23 @@ async def platform_middleware(request: web.Request, handler: Handler) -> web.Str
     return await run(request)
 
 
-async def authorize(request: web.Request, scope: str) -> None:
+async def authorize(request: web.Request, scope: str) -> str | None:
     """Facilitator gate: key required (unless off), scope held, rate limit, then the monthly quota for verify."""
     platform = request.app[PLATFORM]
     principal = principal_of(request)
     if principal is None:
         if platform.settings.require_api_keys:
             raise Unauthorized("an API key is required (Authorization: Bearer x402_...)", code="api_key_required")
-        return
+        return None
     principal.require(scope)
     if principal.operator or principal.tenant_id is None:
-        return
+        return None
     tier = platform.tier(principal.tier)
     # both checks run before the body is parsed, so a refused request costs no signature or RPC work
     await platform.limiter.hit(str(principal.tenant_id), tier)
     if scope == "verify":
         response_headers(request).update(await platform.quota.count(principal.tenant_id, tier))
+    return str(principal.tenant_id)
 
 
 async def record_outcome(request: web.Request, kind: str, requirements: Any, result: Any) -> None:

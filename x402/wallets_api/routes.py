@@ -7,15 +7,20 @@ from typing import Any
 
 from aiohttp import web
 
+from risk.engine import RiskEngine
+from risk.model import RiskContext
 from wallets.balance import balances
 from wallets.errors import ApprovalPending
-from wallets.payer import PayRequest
+from wallets.payer import PayeeScreen, PayRequest
 from wallets.policy import Policy
 from wallets.service import WalletOptions, WalletService
+from wallets.store import Wallet
 from x402.appkeys import CHAINS, DB, EXTRAS, SETTINGS
 from x402.errors import BadRequest, NotFound, ValidationFailed
+from x402.facilitator.routes import RISK
 from x402.wallets_api.access import caller_of, platform_audit, wallet_for, wallet_id_of
-from x402.wire.models import encode_json
+from x402.wire.models import PaymentRequirements, encode_json
+from x402.wire.networks import is_evm
 
 WALLETS: web.AppKey[WalletService] = web.AppKey("wallets")
 routes = web.RouteTableDef()
@@ -273,10 +278,35 @@ async def delete_webhook(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def risk_screen(engine: RiskEngine) -> PayeeScreen:
+    """The wallet payer's payee screen: sanctions and address lists of the risk engine (no behaviour counted)."""
+
+    async def screen(wallet: Wallet, offer: PaymentRequirements, amount: int, url: str) -> str | None:
+        payer = (wallet.evm_address if is_evm(offer.network) else wallet.svm_address) or ""
+        ctx = RiskContext(
+            network=offer.network,
+            asset=offer.asset,
+            payer=payer,
+            pay_to=offer.pay_to,
+            amount=amount,
+            resource=url,
+            tenant_id=str(wallet.tenant_id) if wallet.tenant_id else None,
+        )
+        assessment = await engine.screen(ctx)
+        return assessment.summary() if assessment.blocked else None
+
+    return screen
+
+
 async def _ctx(app: web.Application) -> AsyncIterator[None]:
     options = app[EXTRAS].get("wallet_options")
+    engine = app.get(RISK)
     service = WalletService(
-        app[DB], app[SETTINGS], options if isinstance(options, WalletOptions) else None, audit=platform_audit
+        app[DB],
+        app[SETTINGS],
+        options if isinstance(options, WalletOptions) else None,
+        audit=platform_audit,
+        screen=risk_screen(engine) if engine is not None else None,
     )
     app[WALLETS] = service
     service.start()
