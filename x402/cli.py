@@ -1,4 +1,4 @@
-"""The ``x402`` command line: serve, migrate."""
+"""The ``x402`` command line: serve, migrate, tenants, keys, audit, wallets, risk."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     from x402.wallets_api import cli as wallets_cli
 
     wallets_cli.add_parser(sub)
+    r = sub.add_parser("risk", help="risk lists and rules: update-lists, show-lists, check-rule", add_help=False)
+    r.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
@@ -54,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from x402.platform.cli import run
 
             return run(args, settings)
+        if args.command == "risk":
+            from risk.cli import main as risk_main
+
+            return risk_main(args.rest)
         if args.command == "wallets":
             from x402.wallets_api import cli as wallets_cli
 
