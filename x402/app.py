@@ -28,7 +28,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (x402 serve starts an embedded Postgres when it is unset)")
-    pool = await create_pool(settings.database_url)
+    pool = await create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_size)
     if settings.migrate_on_start:
         async with pool.acquire() as conn:
             await migrate(conn)
@@ -93,8 +93,8 @@ def create_app(
 
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
-    from x402 import registry, wallets_api
+    from x402 import registry, risk_api, wallets_api
     from x402.facilitator import routes as facilitator
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
-    return [platform.install, facilitator.install, registry.install, wallets_api.install]
+    return [platform.install, risk_api.install, facilitator.install, registry.install, wallets_api.install]

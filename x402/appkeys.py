@@ -9,6 +9,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from chains.registry import ChainRegistry
+    from risk.engine import RiskEngine
     from x402.cache import Cache
     from x402.metrics import Metrics
     from x402.settings import Settings
@@ -19,3 +20,4 @@ CACHE: web.AppKey[Cache] = web.AppKey("cache")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 CHAINS: web.AppKey[ChainRegistry] = web.AppKey("chains")
 EXTRAS: web.AppKey[dict[str, Any]] = web.AppKey("extras")
+RISK: web.AppKey[RiskEngine] = web.AppKey("risk_engine")

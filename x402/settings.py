@@ -74,6 +74,7 @@ class Settings:
     # False here so apps built in code stay open; load_settings (``x402 serve``) defaults it to True
     require_api_keys: bool = False
     risk_enabled: bool = True
+    db_pool_size: int = 10
     admin_token: str | None = field(default=None, repr=False)
     tiers_override: Mapping[str, Any] | None = None
 
@@ -244,6 +245,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dev_state=dev_state,
         migrate_on_start=_bool(env, "X402_MIGRATE_ON_START", True),
         risk_enabled=_bool(env, "X402_RISK_ENABLED", True),
+        db_pool_size=_int(env, "X402_DB_POOL_SIZE", 10),
         allow_private_outbound=_bool(env, "X402_ALLOW_PRIVATE_OUTBOUND", False),
         registry_probe_interval=_float(env, "X402_REGISTRY_PROBE_INTERVAL", 300.0),
         require_api_keys=_bool(env, "X402_REQUIRE_API_KEYS", True),

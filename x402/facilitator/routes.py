@@ -10,10 +10,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from risk.build import build_engine
-from risk.engine import RiskEngine
 from risk.payment import RiskGate
-from x402.appkeys import CACHE, CHAINS, DB, EXTRAS, METRICS, SETTINGS
+from x402.appkeys import CHAINS, DB, EXTRAS, METRICS, RISK, SETTINGS
 from x402.errors import BadRequest
 from x402.facilitator.journal import Journal
 from x402.facilitator.reconciler import Reconciler
@@ -35,7 +33,6 @@ FACILITATOR: web.AppKey[FacilitatorService] = web.AppKey("facilitator")
 AUTHORIZER: web.AppKey[Authorizer] = web.AppKey("facilitator_authorizer")
 OUTCOME: web.AppKey[OutcomeHook] = web.AppKey("facilitator_outcome")
 RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
-RISK: web.AppKey[RiskEngine] = web.AppKey("risk_engine")
 
 routes = web.RouteTableDef()
 
@@ -111,9 +108,7 @@ async def post_verify_tx(request: web.Request) -> web.Response:
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     journal = Journal(app[DB])
-    engine = await build_engine(settings, app[DB], app[CACHE]) if settings.risk_enabled else None
-    if engine is not None:
-        app[RISK] = engine
+    engine = app.get(RISK)  # built by x402.risk_api, shared with the paywall and wallets
     service = FacilitatorService(
         app[CHAINS],
         journal,
@@ -136,8 +131,6 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
         except asyncio.CancelledError:
             pass
-    if engine is not None:
-        await engine.close()
 
 
 def install(app: web.Application) -> None:

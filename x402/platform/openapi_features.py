@@ -105,6 +105,20 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
     ("get", "/v1/webhooks", "The caller's webhook endpoints", "wallets", True, (), "200"),
     ("get", "/v1/webhooks/dead-letters", "Deliveries that failed every attempt", "wallets", True, (), "200"),
     ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "200"),
+    ("get", "/v1/risk/rules", "The caller's risk rule document", "risk", True, (), "200"),
+    ("put", "/v1/risk/rules", "Replace the risk rule document (validated, audited)", "risk", True, (), "200"),
+    (
+        "get",
+        "/v1/risk/lists",
+        "Address lists in force (allow, deny, exchange, mixer, exploit)",
+        "risk",
+        True,
+        (),
+        "200",
+    ),
+    ("post", "/v1/risk/lists/{name}", "Add addresses to a list (audited)", "risk", True, (), "200"),
+    ("delete", "/v1/risk/lists/{name}", "Remove addresses from a list (audited)", "risk", True, (), "200"),
+    ("get", "/v1/risk/audit", "Newest changes to the caller's risk rules and lists", "risk", True, (), "200"),
 ]
 
 

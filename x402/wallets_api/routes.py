@@ -15,9 +15,8 @@ from wallets.payer import PayeeScreen, PayRequest
 from wallets.policy import Policy
 from wallets.service import WalletOptions, WalletService
 from wallets.store import Wallet
-from x402.appkeys import CHAINS, DB, EXTRAS, SETTINGS
+from x402.appkeys import CHAINS, DB, EXTRAS, RISK, SETTINGS
 from x402.errors import BadRequest, NotFound, ValidationFailed
-from x402.facilitator.routes import RISK
 from x402.wallets_api.access import caller_of, platform_audit, wallet_for, wallet_id_of
 from x402.wire.models import PaymentRequirements, encode_json
 from x402.wire.networks import is_evm
