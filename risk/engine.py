@@ -86,16 +86,34 @@ class RiskEngine:
 
     # ------------------------------------------------------------------------------------- assess
 
-    async def _run(self, rule: RiskRule, ctx: RiskContext) -> list[Flag]:
+    @staticmethod
+    async def _guarded(rule: RiskRule, ctx: RiskContext) -> list[Flag]:
         try:
-            async with asyncio.timeout(self.rule_timeout):
-                return await rule.evaluate(ctx)
-        except TimeoutError:
-            msg = f"rule {rule.name} timed out after {self.rule_timeout * 1000:.0f} ms"
-            return [Flag("rule_error", "low", msg, rule.name)]
+            return await rule.evaluate(ctx)
         except Exception as exc:
             log.warning("risk_rule_failed", rule=rule.name, error=type(exc).__name__, detail=str(exc)[:200])
             return [Flag("rule_error", "low", f"rule {rule.name} failed: {type(exc).__name__}", rule.name)]
+
+    async def _run_all(self, rules: Sequence[RiskRule], ctx: RiskContext) -> list[Flag]:
+        """Pure in-memory rules inline; the others concurrently under ONE shared deadline (one timer, not one each:
+        this runs on every /verify). A rule still running at the deadline is cancelled and reported."""
+        flags: list[Flag] = []
+        waiting: list[tuple[RiskRule, asyncio.Task[list[Flag]]]] = []
+        for rule in rules:
+            if getattr(rule, "inline", False):
+                flags.extend(await self._guarded(rule, ctx))
+            else:
+                waiting.append((rule, asyncio.ensure_future(self._guarded(rule, ctx))))
+        if waiting:
+            await asyncio.wait([t for _, t in waiting], timeout=self.rule_timeout)
+            for rule, task in waiting:
+                if task.done():
+                    flags.extend(task.result())
+                else:
+                    task.cancel()
+                    msg = f"rule {rule.name} timed out after {self.rule_timeout * 1000:.0f} ms"
+                    flags.append(Flag("rule_error", "low", msg, rule.name))
+        return flags
 
     async def assess(self, ctx: RiskContext) -> RiskAssessment:
         """Score one payment. Never raises for a rule's failure; the flags say what could not be checked."""
@@ -107,9 +125,7 @@ class RiskEngine:
             log.warning("risk_config_unavailable", tenant=ctx.tenant_id, error=type(exc).__name__)
             ctx.config = default_config()
             flags.append(Flag("rule_error", "low", f"tenant rules unavailable: {type(exc).__name__}", "config"))
-        results = await asyncio.gather(*(self._run(rule, ctx) for rule in self.rules))
-        for found in results:
-            flags.extend(found)
+        flags.extend(await self._run_all(self.rules, ctx))
         intent = infer_intent(ctx) if self.infer_intents else None
         if intent is not None:
             ctx.facts.update(intent_tier=intent.tier or "", intent_confidence=intent.confidence)
@@ -136,8 +152,7 @@ class RiskEngine:
             ctx.config = await self.config_for(ctx.tenant_id)
         except Exception:
             ctx.config = default_config()
-        results = await asyncio.gather(*(self._run(r, ctx) for r in self.rules if r.name in SCREENING_RULES))
-        flags = [f for found in results for f in found]
+        flags = await self._run_all([r for r in self.rules if r.name in SCREENING_RULES], ctx)
         if ctx.facts.get("allow_listed"):
             flags = [f for f in flags if f.rule not in ALLOW_SUPPRESSES]
         score = score_flags(flags)

@@ -101,6 +101,7 @@ class LargeAmountRule:
     """Flags an amount above the tenant's threshold (per asset when configured)."""
 
     name = "large_amount"
+    inline = True  # arithmetic only
 
     async def evaluate(self, ctx: RiskContext) -> list[Flag]:
         """``large_amount`` when amount > threshold."""

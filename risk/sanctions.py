@@ -70,6 +70,7 @@ class SanctionsRule:
     """Blocks a payment whose payer or payTo is on the sanctions list; tenants cannot disable it."""
 
     name = "sanctions"
+    inline = True  # a set lookup: no I/O
 
     def __init__(self, sanctions: SanctionsList) -> None:
         self.sanctions = sanctions

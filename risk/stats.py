@@ -133,6 +133,7 @@ class AnomalyRule:
 
     def __init__(self, store: StatsStore) -> None:
         self.store = store
+        self.inline = isinstance(store, MemoryStats)  # in-process baselines: no I/O
 
     async def evaluate(self, ctx: RiskContext) -> list[Flag]:
         """Only upward outliers count (paying less than usual is not a risk), and only with enough history."""

@@ -107,41 +107,61 @@ class RedisVelocity:
         return Velocity(c1, c2, sum(int(x) for x in a1), sum(int(x) for x in a2))
 
 
+class _Window:
+    """One sliding window with running count and sum: O(1) amortised per event (each leaves once)."""
+
+    __slots__ = ("amount", "events", "width")
+
+    def __init__(self, width: float) -> None:
+        self.width = width
+        self.events: deque[tuple[float, int]] = deque()
+        self.amount = 0
+
+    def add(self, ts: float, amount: int) -> None:
+        self.events.append((ts, amount))
+        self.amount += amount
+
+    def expire(self, now: float) -> None:
+        events, cutoff = self.events, now - self.width
+        while events and events[0][0] <= cutoff:
+            self.amount -= events.popleft()[1]
+
+
 class MemoryVelocity:
-    """The in-process equivalent (one node only): exact sliding windows over a deque per payer."""
+    """The in-process equivalent (one node only): exact sliding windows with running sums per payer."""
 
     kind = "memory"
 
-    def __init__(self, *, max_payers: int = 100_000) -> None:
+    def __init__(self, *, max_payers: int = 100_000, max_seen: int = 500_000) -> None:
         self.max_payers = max_payers
-        self._events: dict[str, deque[tuple[float, int]]] = {}
+        self.max_seen = max_seen
+        self._windows: dict[str, tuple[_Window, _Window]] = {}
         self._seen: dict[str, float] = {}
 
     async def observe(self, payer: str, payment_id: str, amount: int, now: float) -> Velocity:
         """Record (deduplicated) and count."""
-        events = self._events.get(payer)
-        if events is None:
-            if len(self._events) >= self.max_payers:
+        windows = self._windows.get(payer)
+        if windows is None:
+            if len(self._windows) >= self.max_payers:
                 self._evict(now)
-            events = self._events[payer] = deque()
+            windows = self._windows[payer] = (_Window(60.0), _Window(3600.0))
+        minute, hour = windows
         seen_key = f"{payer}:{payment_id}"
         if self._seen.get(seen_key, 0.0) <= now:
+            if len(self._seen) >= self.max_seen:
+                self._evict(now)
             self._seen[seen_key] = now + _SEEN_TTL
-            events.append((now, amount))
-        while events and events[0][0] <= now - 3600:
-            events.popleft()
-        c1 = a1 = c2 = a2 = 0
-        for ts, amt in events:
-            c2 += 1
-            a2 += amt
-            if ts > now - 60:
-                c1 += 1
-                a1 += amt
-        return Velocity(c1, c2, a1, a2)
+            minute.add(now, amount)
+            hour.add(now, amount)
+        minute.expire(now)
+        hour.expire(now)
+        return Velocity(len(minute.events), len(hour.events), minute.amount, hour.amount)
 
     def _evict(self, now: float) -> None:
-        for payer in [p for p, ev in self._events.items() if not ev or ev[-1][0] <= now - 3600]:
-            del self._events[payer]
+        for payer in [
+            p for p, (_, hour) in self._windows.items() if not hour.events or hour.events[-1][0] <= now - 3600
+        ]:
+            del self._windows[payer]
         for key in [k for k, exp in self._seen.items() if exp <= now]:
             del self._seen[key]
 
@@ -153,6 +173,7 @@ class VelocityRule:
 
     def __init__(self, store: VelocityStore) -> None:
         self.store = store
+        self.inline = store.kind == "memory"  # in-process counters: no I/O, run without a task
 
     async def evaluate(self, ctx: RiskContext) -> list[Flag]:
         """Fires when a window's value exceeds its limit (the payment that crosses it, and every later one)."""

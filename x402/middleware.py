@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 
@@ -15,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from x402.appkeys import METRICS
 from x402.errors import DependencyError, X402Error
+from x402.ids import request_id
 from x402.logs import get_logger
 from x402.wire.models import encode_json
 
@@ -77,7 +77,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Assign a request id, time the request, and turn every error into problem+json."""
     rid = request.headers.get("X-Request-Id", "")
     if not _RID_OK.match(rid):
-        rid = secrets.token_hex(8)
+        rid = request_id()
     request[REQUEST_ID] = rid
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=rid)

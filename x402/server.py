@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -39,6 +40,17 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's sight and collect young objects less often.
+
+    Imports and app set-up leave ~10^5 long-lived objects; full collections over them were the tail of /verify's
+    latency. ``gc.freeze`` exempts them; a larger first-generation threshold trades a little memory for fewer pauses.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = True) -> None:
     """Serve the app on host:port (SO_REUSEPORT) until ``stop`` is set."""
     app = create_app(settings)
@@ -47,6 +59,7 @@ async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = T
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=1024)
         await site.start()
+        tune_gc()
         if announce:
             say(f"x402 service listening on http://{settings.host}:{settings.port} (pid {os.getpid()})")
         await stop.wait()

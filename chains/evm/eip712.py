@@ -111,6 +111,12 @@ def recover_address(digest: bytes, sig65: bytes, *, allow_high_s: bool = True) -
     ``v`` may be 0/1 or 27/28. Like the ``ecrecover`` precompile this accepts high-``s`` signatures by default;
     tokens built on OpenZeppelin ``ECDSA`` (e.g. USDC FiatToken) reject them, so pass ``allow_high_s=False`` to match.
     """
+    raw = recover_address_bytes(digest, sig65, allow_high_s=allow_high_s)
+    return None if raw is None else to_checksum_address(raw)
+
+
+def recover_address_bytes(digest: bytes, sig65: bytes, *, allow_high_s: bool = True) -> bytes | None:
+    """The 20 signer bytes of a 65-byte signature (no checksum work: the hot path compares bytes)."""
     if len(sig65) != 65 or len(digest) != 32:
         return None
     v = sig65[64]
@@ -126,4 +132,4 @@ def recover_address(digest: bytes, sig65: bytes, *, allow_high_s: bool = True) -
         public = coincurve.PublicKey.from_signature_and_message(sig65[:64] + bytes([v]), digest, hasher=None)
     except Exception:  # coincurve raises plain Exception/ValueError for unrecoverable signatures
         return None
-    return to_checksum_address(keccak(public.format(compressed=False)[1:])[-20:])
+    return keccak(public.format(compressed=False)[1:])[-20:]

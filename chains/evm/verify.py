@@ -15,7 +15,13 @@ from typing import Any, Final, TypeVar
 from eth_hash.auto import keccak
 
 from chains.base import PaymentContext, VerifyOutcome
-from chains.evm.eip712 import address_bytes, domain_separator, recover_address, to_checksum_address, transfer_digest
+from chains.evm.eip712 import (
+    address_bytes,
+    domain_separator,
+    recover_address_bytes,
+    to_checksum_address,
+    transfer_digest,
+)
 from chains.evm.presets import known_asset
 from chains.evm.rpc import RpcError, RpcPool
 from x402.errors import ChainRejected, X402Error
@@ -88,8 +94,7 @@ class Authorization:
         """True when the signature is a 65-byte ECDSA signature by ``from`` (low-s, as OpenZeppelin ECDSA wants)."""
         if len(self.signature) != 65:
             return False
-        signer = recover_address(digest, self.signature, allow_high_s=False)
-        return signer is not None and signer.lower() == "0x" + self.from20.hex()
+        return recover_address_bytes(digest, self.signature, allow_high_s=False) == self.from20
 
     def transfer_calldata(self, *, split: bool) -> bytes:
         """``transferWithAuthorization`` calldata: the (v,r,s) overload when ``split``, else the bytes overload."""

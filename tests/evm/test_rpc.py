@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -14,19 +15,34 @@ from tests.harness.services import free_port
 from x402.errors import ChainUnavailable
 
 
+def _answer(call: dict[str, Any]) -> str:
+    """eth_chainId's answer, or the hex of an ``echo`` call's number."""
+    params = call.get("params") or []
+    return hex(int(params[0])) if params else "0x7a69"
+
+
 class FlakyServer:
     """A JSON-RPC endpoint that answers HTTP 500 while ``failing``, else eth_chainId; counts requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, batches: bool = True) -> None:
         self.failing = True
         self.hits = 0
+        self.batches = batches
+        self.sizes: list[int] = []
 
     async def handle(self, request: web.Request) -> web.Response:
         self.hits += 1
         if self.failing:
             return web.Response(status=500, text="boom")
         body = await request.json()
-        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": "0x7a69"})
+        if isinstance(body, list):
+            self.sizes.append(len(body))
+            if not self.batches:  # like a node without batch support: one error object
+                return web.json_response({"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "no"}})
+            answers = [{"jsonrpc": "2.0", "id": b["id"], "result": _answer(b)} for b in body]
+            return web.json_response(list(reversed(answers)))  # order is not guaranteed by JSON-RPC
+        self.sizes.append(1)
+        return web.json_response({"jsonrpc": "2.0", "id": body["id"], "result": _answer(body)})
 
 
 @pytest.fixture
@@ -123,3 +139,35 @@ async def test_half_open_allows_one_trial(flaky: tuple[FlakyServer, str], pools:
     results = await asyncio.gather(*calls, return_exceptions=True)
     assert sum(1 for r in results if r == "0x7a69") >= 1
     assert server.hits == 4  # only the trial request reached the recovering URL
+
+
+async def test_concurrent_calls_travel_as_one_batch(
+    flaky: tuple[FlakyServer, str], pools: Callable[..., RpcPool]
+) -> None:
+    server, url = flaky
+    server.failing = False
+    pool = pools(url)
+    results = await asyncio.gather(*(pool.call("echo", [str(i)]) for i in range(40)))
+    assert results == [hex(i) for i in range(40)]  # each caller gets its own answer, whatever the order
+    assert server.sizes == [32, 8]  # one turn of the loop: batches of at most MAX_BATCH
+    assert pool.calls == 40
+
+
+async def test_node_without_batches_gets_single_calls(pools: Callable[..., RpcPool]) -> None:
+    server = FlakyServer(batches=False)
+    server.failing = False
+    app = web.Application()
+    app.router.add_post("/", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        pool = pools(f"http://127.0.0.1:{port}/")
+        results = await asyncio.gather(*(pool.call("echo", [str(i)]) for i in range(3)))
+        assert results == ["0x0", "0x1", "0x2"]
+        assert pool.batching is False
+        assert server.sizes == [3, 1, 1, 1]
+        assert await pool.call("echo", ["7"]) == "0x7"
+    finally:
+        await runner.cleanup()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from x402.ids import fast_uuid
 from x402.logs import get_logger
 
 log = get_logger("x402.platform.writer")
@@ -43,7 +44,7 @@ class PaymentRecord:
     amount: int = 0
     tx: str | None = None
     reason: str | None = None
-    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    id: uuid.UUID = field(default_factory=fast_uuid)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def row(self) -> tuple[object, ...]:
