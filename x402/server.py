@@ -7,10 +7,12 @@ import contextlib
 import gc
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +40,17 @@ def _stop_event() -> asyncio.Event:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def local_master_key(data_dir: Path) -> Path:
+    """The master key file of a single-host install under the data dir, created (mode 0600) on first use."""
+    path = data_dir / "master.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+    return path
 
 
 def tune_gc() -> None:
@@ -80,6 +93,8 @@ async def _run_workers(settings: Settings, stop: asyncio.Event) -> int:
     )
     if settings.dev_state:
         env["X402_DEV_STATE"] = json.dumps(dict(settings.dev_state))
+    if settings.master_key_file and not settings.master_key:
+        env["X402_MASTER_KEY_FILE"] = str(settings.master_key_file)
     procs = [
         await asyncio.create_subprocess_exec(sys.executable, "-m", "x402.worker", env=env)
         for _ in range(settings.workers)
@@ -113,6 +128,11 @@ async def serve(settings: Settings, *, dev: bool = False) -> int:
             stack.push_async_callback(_stop_embedded, emb.stop)
             settings = settings.with_(database_url=emb.url)
             say(f"embedded Postgres is up: {emb.url}")
+            if not settings.master_key and not settings.master_key_file:
+                # single-host default, like the embedded database: a local master key so wallets work at once
+                key_file = await asyncio.to_thread(local_master_key, settings.data_dir)
+                settings = settings.with_(master_key_file=key_file)
+                say(f"X402_MASTER_KEY is not set: wallet keys are encrypted with {key_file} (back it up)")
         applied = await migrate_url(settings.database_url or "")
         if applied:
             say(f"applied migrations {applied}")

@@ -39,6 +39,11 @@ async def test_serve_with_no_environment_uses_embedded_postgres(tmp_path: Path) 
     out = svc.text()
     assert "embedded Postgres" in out
     assert str(tmp_path / "pgdata") in out
+    # a local master key is made for the single-host default, readable by its owner only
+    key_file = tmp_path / "master.key"
+    assert str(key_file) in out
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(bytes.fromhex(key_file.read_text().strip())) == 32
     assert "single-node mode" in out
     await asyncio.sleep(0.5)
     assert not _postgres_running_under(tmp_path), "embedded Postgres left running after Ctrl-C"
