@@ -40,7 +40,9 @@ log = logging.getLogger("chains.evm.settle")
 
 GAS_MARGIN_PERCENT: Final = 20
 FEE_CACHE_TTL: Final = 3.0
-POLL_INTERVAL: Final = 0.05
+POLL_INTERVAL: Final = 0.25
+#: The first wait after a broadcast; doubled after each look.
+FIRST_POLL_DELAY: Final = 0.005
 
 # verify_transaction reasons (not in the x402 wire inventory: they belong to this service's tx-id check).
 TRANSACTION_NOT_FOUND: Final = "transaction_not_found"
@@ -183,6 +185,7 @@ class EvmSettler:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         first = True
+        delay = FIRST_POLL_DELAY
         while True:
             receipt = await pool.call("eth_getTransactionReceipt", [tx_id])
             if receipt is not None:
@@ -195,7 +198,9 @@ class EvmSettler:
                 if loop.time() >= deadline:
                     return Confirmation("pending", reason=reasons.SETTLEMENT_PENDING)
                 first = False
-            await asyncio.sleep(min(POLL_INTERVAL, max(deadline - loop.time(), 0.0)))
+            # short first waits catch instant-mining and fast L2s; then back off to POLL_INTERVAL
+            await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
+            delay = min(delay * 2, POLL_INTERVAL)
 
     def _judge(self, ctx: PaymentContext | None, receipt: Mapping[str, Any]) -> Confirmation:
         block = _int(receipt["blockNumber"]) if receipt.get("blockNumber") is not None else None

@@ -23,7 +23,7 @@ def challenge_response(
     html = settlement is None and "text/html" in request.headers.get("Accept", "")
     if error == PAYMENT_REQUIRED_ERROR and settlement is None and not html:
         # the hot path: everything was encoded when the challenge was built
-        return web.Response(status=status, body=challenge.body, headers=challenge.headers.copy())
+        return web.Response(status=status, body=challenge.body, headers=challenge.headers)  # Response copies them
     header, body = challenge.encode(error)
     headers = challenge_headers(header, "text/html; charset=utf-8" if html else "application/json")
     if settlement is not None:
