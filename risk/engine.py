@@ -115,21 +115,17 @@ class RiskEngine:
                     flags.append(Flag("rule_error", "low", msg, rule.name))
         return flags
 
-    async def assess(self, ctx: RiskContext) -> RiskAssessment:
-        """Score one payment. Never raises for a rule's failure; the flags say what could not be checked."""
-        started = time.perf_counter()
-        flags: list[Flag] = []
+    async def _with_config(self, ctx: RiskContext) -> list[Flag]:
+        """Attach the tenant's rules to ``ctx``; a config store outage falls back to the defaults (and says so)."""
         try:
             ctx.config = await self.config_for(ctx.tenant_id)
-        except Exception as exc:  # a config store outage must not stop payments: fall back to the defaults
+        except Exception as exc:  # must not stop payments
             log.warning("risk_config_unavailable", tenant=ctx.tenant_id, error=type(exc).__name__)
             ctx.config = default_config()
-            flags.append(Flag("rule_error", "low", f"tenant rules unavailable: {type(exc).__name__}", "config"))
-        flags.extend(await self._run_all(self.rules, ctx))
-        intent = infer_intent(ctx) if self.infer_intents else None
-        if intent is not None:
-            ctx.facts.update(intent_tier=intent.tier or "", intent_confidence=intent.confidence)
-        flags.extend(run_custom(ctx.config, ctx))
+            return [Flag("rule_error", "low", f"tenant rules unavailable: {type(exc).__name__}", "config")]
+        return []
+
+    def _decide(self, ctx: RiskContext, flags: list[Flag], **extra: Any) -> RiskAssessment:
         if ctx.facts.get("allow_listed"):
             flags = [f for f in flags if f.rule not in ALLOW_SUPPRESSES]
         score = score_flags(flags)
@@ -139,30 +135,28 @@ class RiskEngine:
             recommendation=recommend(flags),
             flags=tuple(flags),
             list_versions=self.list_versions,
-            intent=intent,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
+            **extra,
         )
+
+    async def assess(self, ctx: RiskContext) -> RiskAssessment:
+        """Score one payment. Never raises for a rule's failure; the flags say what could not be checked."""
+        started = time.perf_counter()
+        flags = await self._with_config(ctx)
+        flags.extend(await self._run_all(self.rules, ctx))
+        intent = infer_intent(ctx) if self.infer_intents else None
+        if intent is not None:
+            ctx.facts.update(intent_tier=intent.tier or "", intent_confidence=intent.confidence)
+        flags.extend(run_custom(ctx.config, ctx))
+        return self._decide(ctx, flags, intent=intent, elapsed_ms=(time.perf_counter() - started) * 1000)
 
     async def screen(self, ctx: RiskContext) -> RiskAssessment:
         """Screen the parties only (sanctions, address lists, external screening): no behaviour is counted.
 
         For a payment we are about to make rather than receive, e.g. an agent wallet checking a payTo.
         """
-        try:
-            ctx.config = await self.config_for(ctx.tenant_id)
-        except Exception:
-            ctx.config = default_config()
-        flags = await self._run_all([r for r in self.rules if r.name in SCREENING_RULES], ctx)
-        if ctx.facts.get("allow_listed"):
-            flags = [f for f in flags if f.rule not in ALLOW_SUPPRESSES]
-        score = score_flags(flags)
-        return RiskAssessment(
-            score=score,
-            level=level_for(score, flags),
-            recommendation=recommend(flags),
-            flags=tuple(flags),
-            list_versions=self.list_versions,
-        )
+        flags = await self._with_config(ctx)
+        flags.extend(await self._run_all([r for r in self.rules if r.name in SCREENING_RULES], ctx))
+        return self._decide(ctx, flags)
 
     async def record(self, ctx: RiskContext) -> None:
         """Learn from a settled payment: amount baselines and payer history. Failures are logged, not raised."""

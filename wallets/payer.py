@@ -19,21 +19,18 @@ from wallets.ledger import Ledger, Reservation, budget_json, usage
 from wallets.outbound import Fetched, Fetcher
 from wallets.store import Wallet, WalletStore
 from x402.client import parse_challenge, signer_for
-from x402.client.client import Challenge402
+from x402.client.client import Challenge402, payment_header
 from x402.client.signer import PaymentSigner
 from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused
 from x402.logs import get_logger
 from x402.wire.codec import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
-    PAYMENT_SIGNATURE,
-    X_PAYMENT,
     X_PAYMENT_RESPONSE,
     decode_payment_required,
     decode_payment_response,
-    encode_header,
 )
-from x402.wire.models import PaymentPayload, PaymentPayloadV1, PaymentRequirements, SettleResponse, parse_amount
+from x402.wire.models import PaymentRequirements, SettleResponse, parse_amount
 from x402.wire.networks import is_evm, is_solana
 
 log = get_logger("wallets.payer")
@@ -280,18 +277,8 @@ class WalletPayer:
             payer = signer.address
             del signer  # the decrypted key lives no longer than the signature
             headers = dict(req.headers)
-            if challenge.x402_version == 2:
-                payload = PaymentPayload(accepted=offer, payload=scheme_payload)
-                if challenge.resource is not None:
-                    payload.resource = challenge.resource
-                if challenge.extensions:
-                    payload.extensions = challenge.extensions
-                headers[PAYMENT_SIGNATURE] = encode_header(payload)
-            else:
-                v1 = challenge.v1_offers[index]
-                headers[X_PAYMENT] = encode_header(
-                    PaymentPayloadV1(scheme=v1.scheme, network=v1.network, payload=scheme_payload)
-                )
+            name, value = payment_header(challenge, index, scheme_payload)
+            headers[name] = value
             second = await self._send_paid(req, headers)
         except BaseException as exc:
             # nothing reached the upstream with a signature we know settled: give the hold back

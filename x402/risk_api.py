@@ -17,10 +17,11 @@ from risk.build import build_engine
 from risk.store import LIST_NAMES, AuditRecord, Conn
 from x402.appkeys import CACHE, DB, RISK, SETTINGS
 from x402.errors import NotFound, Unauthorized
+from x402.http import json_response as _json
 from x402.platform import audit
 from x402.platform.audit import AuditEntry
 from x402.platform.auth import principal_of
-from x402.wire.models import decode_json, encode_json
+from x402.wire.models import decode_json
 
 routes = web.RouteTableDef()
 
@@ -28,10 +29,6 @@ routes = web.RouteTableDef()
 class _Addresses(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     addresses: list[str]
     label: str = ""
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode_json(body), content_type="application/json")
 
 
 def _caller(request: web.Request) -> tuple[str | None, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from eth_account import Account
@@ -55,7 +56,11 @@ async def _transfer(chain: DevChain, payer_key: str, to: str, amount: int) -> st
     }
     signed = Account.sign_transaction(tx, payer_key)
     tx_hash: str = await evm.rpc(chain.rpc_url, "eth_sendRawTransaction", "0x" + bytes(signed.raw_transaction).hex())
-    return tx_hash
+    for _ in range(200):  # anvil mines on its own schedule: wait for the receipt so the test is not a race
+        if await evm.rpc(chain.rpc_url, "eth_getTransactionReceipt", tx_hash):
+            return tx_hash
+        await asyncio.sleep(0.01)
+    raise AssertionError("transfer not mined")
 
 
 async def test_verify_tx(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:

@@ -75,6 +75,22 @@ class Challenge402:
     extensions: dict[str, Any] | None = None
 
 
+def payment_header(challenge: Challenge402, index: int, scheme_payload: dict[str, Any]) -> tuple[str, str]:
+    """(header name, value) paying offer ``index`` of a challenge: ``PAYMENT-SIGNATURE`` for v2, ``X-PAYMENT`` for v1.
+
+    v2 echoes the chosen requirements unchanged as ``accepted`` plus the challenge's resource and extensions.
+    """
+    if challenge.x402_version == 2:
+        payload = PaymentPayload(accepted=challenge.offers[index], payload=scheme_payload)
+        if challenge.resource is not None:
+            payload.resource = challenge.resource
+        if challenge.extensions:
+            payload.extensions = challenge.extensions
+        return PAYMENT_SIGNATURE, encode_header(payload)
+    v1 = challenge.v1_offers[index]
+    return X_PAYMENT, encode_header(PaymentPayloadV1(scheme=v1.scheme, network=v1.network, payload=scheme_payload))
+
+
 def parse_challenge(headers: CIMultiDictProxy[str], body: bytes) -> Challenge402:
     """Read a 402: the ``PAYMENT-REQUIRED`` header first, else the body when its ``x402Version`` is 1."""
     header = headers.get(PAYMENT_REQUIRED)
@@ -147,18 +163,8 @@ class X402Client:
         index, signer = choice
         offer = challenge.offers[index]
         scheme_payload = await signer.create_payload(offer, challenge.x402_version)
-        if challenge.x402_version == 2:
-            payload = PaymentPayload(accepted=offer, payload=scheme_payload)
-            if challenge.resource is not None:
-                payload.resource = challenge.resource
-            if challenge.extensions:
-                payload.extensions = challenge.extensions
-            headers[PAYMENT_SIGNATURE] = encode_header(payload)
-        else:
-            v1 = challenge.v1_offers[index]
-            headers[X_PAYMENT] = encode_header(
-                PaymentPayloadV1(scheme=v1.scheme, network=v1.network, payload=scheme_payload)
-            )
+        name, value = payment_header(challenge, index, scheme_payload)
+        headers[name] = value
         log.info("paying", url=url, network=offer.network, amount=offer.amount, x402_version=challenge.x402_version)
         second = await self._send(method, url, headers, kw)
         second.paid = offer

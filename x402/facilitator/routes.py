@@ -17,6 +17,7 @@ from x402.facilitator.journal import Journal
 from x402.facilitator.reconciler import Reconciler
 from x402.facilitator.service import FacilitatorService
 from x402.facilitator.verify_tx import verify_transaction
+from x402.http import json_response as _json
 from x402.logs import get_logger
 from x402.wire.codec import EXTENSION_RESPONSES
 from x402.wire.models import SettleResponse, VerifyResponse, decode_facilitator_request, encode_json
@@ -44,10 +45,6 @@ async def allow_all(request: web.Request, scope: str) -> str | None:
 
 async def ignore_outcome(request: web.Request, kind: str, requirements: Any, result: Any) -> None:
     """The default outcome hook: nothing is recorded (the platform layer records payments)."""
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode_json(body), content_type="application/json")
 
 
 #: Extension answers that stay in the body too: the risk assessment is part of the verdict (issue: providers

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from aiohttp import web
 
 from x402.errors import BadRequest, Forbidden, NotFound
+from x402.http import json_object as _body
+from x402.http import json_response as _json
 from x402.middleware import REQUEST_ID
 from x402.platform.auth import Principal, require_principal
 from x402.platform.context import PLATFORM
@@ -17,23 +18,6 @@ from x402.platform.tenants import Actor, parse_uuid
 from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode_json(body), content_type="application/json")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        doc = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body is not JSON", code="invalid_json") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("the body must be a JSON object", code="invalid_json")
-    return doc
 
 
 def _admin(request: web.Request) -> Principal:

@@ -11,11 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from x402.errors import BadRequest, NotFound
+from x402.http import json_response as _json
 from x402.platform.auth import require_tenant
 from x402.platform.context import PLATFORM
 from x402.platform.limiting import month_key
 from x402.platform.tenants import parse_uuid
-from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
 
@@ -23,10 +23,6 @@ MAX_LIMIT = 500
 #: Outcomes where the payment was good (money moved, or a valid authorization was seen).
 GOOD = ("valid", "success", "verified")
 _FILTERS = {"status": "status", "network": "network", "payer": "payer", "payTo": "pay_to", "kind": "kind"}
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode_json(body), content_type="application/json")
 
 
 def payment_json(row: Any) -> dict[str, Any]:

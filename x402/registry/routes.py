@@ -12,6 +12,7 @@ from aiohttp import web
 from yarl import URL
 
 from x402.errors import BadRequest, NotFound
+from x402.http import json_response as _json
 from x402.registry.access import check_owner, writer
 from x402.registry.crawl import discover, import_origin, judge
 from x402.registry.keys import OUTBOUND, REGISTRY
@@ -25,10 +26,6 @@ routes = web.RouteTableDef()
 
 MAX_QUERY: Final = 256
 MAX_OFFSET: Final = 10_000
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode_json(body), content_type="application/json")
 
 
 async def _body(request: web.Request) -> Any:

@@ -8,15 +8,11 @@ from typing import Any
 from aiohttp import web
 
 from x402.appkeys import CACHE, CHAINS, DB, METRICS, SETTINGS
+from x402.http import json_response as _json
 from x402.metrics import CONTENT_TYPE_LATEST
-from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
 CHECK_TIMEOUT = 2.0
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode_json(body), content_type="application/json")
 
 
 @routes.get("/healthz")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -17,31 +16,14 @@ from wallets.service import WalletOptions, WalletService
 from wallets.store import Wallet
 from x402.appkeys import CHAINS, DB, EXTRAS, RISK, SETTINGS
 from x402.errors import BadRequest, NotFound, ValidationFailed
+from x402.http import json_object as _body
+from x402.http import json_response as _json
 from x402.wallets_api.access import caller_of, platform_audit, wallet_for, wallet_id_of
 from x402.wire.models import PaymentRequirements, encode_json
 from x402.wire.networks import is_evm
 
 WALLETS: web.AppKey[WalletService] = web.AppKey("wallets")
 routes = web.RouteTableDef()
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=encode_json(body), content_type="application/json")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw:
-        return {}
-    try:
-        import json
-
-        doc = json.loads(raw)
-    except ValueError:
-        raise BadRequest("the body is not JSON", code="invalid_json") from None
-    if not isinstance(doc, dict):
-        raise BadRequest("expected a JSON object", code="invalid_json")
-    return doc
 
 
 def _service(request: web.Request) -> WalletService:

@@ -1,0 +1,32 @@
+"""Small helpers every route module uses: JSON answers and JSON-object request bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from x402.errors import BadRequest
+from x402.wire.models import encode_json
+
+_DECODER = msgspec.json.Decoder()
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """An ``application/json`` answer (msgspec-encoded: wire structs and plain values alike)."""
+    return web.Response(status=status, body=encode_json(body), content_type="application/json")
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object (an empty body is ``{}``); 400 ``invalid_json`` otherwise."""
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        doc = _DECODER.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise BadRequest("the body is not JSON", code="invalid_json") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    return doc
