@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from x402 import __version__
 from x402.errors import X402Error
-from x402.settings import load_settings
+from x402.settings import Settings, load_settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,24 +51,46 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise SystemExit("--workers must be at least 1")
                 changes["workers"] = args.workers
             return serve_main(settings.with_(**changes), dev=args.dev or settings.dev)
-        if args.command == "migrate":
-            return _migrate(settings.database_url)
-        if args.command in ("tenants", "keys", "audit"):
-            from x402.platform.cli import run
-
-            return run(args, settings)
         if args.command == "risk":
             from risk.cli import main as risk_main
 
             return risk_main(args.rest)
-        if args.command == "wallets":
-            from x402.wallets_api import cli as wallets_cli
+        if args.command in ("migrate", "tenants", "keys", "audit", "wallets"):
+            with _database(settings) as db_settings:
+                if args.command == "migrate":
+                    return _migrate(db_settings.database_url)
+                if args.command == "wallets":
+                    from x402.wallets_api import cli as wallets_cli
 
-            return wallets_cli.run(args, settings)
+                    return wallets_cli.run(args, db_settings)
+                from x402.platform.cli import run
+
+                return run(args, db_settings)
     except X402Error as exc:
         print(f"x402: {exc.code}: {exc.detail}", file=sys.stderr)
         return 2
     return 1
+
+
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Settings]:
+    """Settings with a database: DATABASE_URL, else the embedded Postgres of ``x402 serve`` (the one already running
+    for this data dir, or started for this command and stopped after it)."""
+    if settings.database_url:
+        yield settings
+        return
+    import asyncio
+
+    from x402.storage.db import migrate_url
+    from x402.storage.embedded import start_embedded
+
+    print(f"DATABASE_URL is not set: using the embedded Postgres in {settings.data_dir / 'pgdata'}", file=sys.stderr)
+    emb = start_embedded(settings.data_dir)
+    try:
+        asyncio.run(migrate_url(emb.url))
+        yield settings.with_(database_url=emb.url)
+    finally:
+        emb.stop()
 
 
 def _migrate(url: str | None) -> int:

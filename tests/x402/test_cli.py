@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 
 def _x402(*args: str) -> subprocess.CompletedProcess[str]:
@@ -26,3 +29,22 @@ def test_version_and_help() -> None:
     out = _x402("--help")
     for cmd in ("serve", "migrate", "tenants", "keys", "audit", "wallets", "risk"):
         assert cmd in out.stdout
+
+
+def test_database_commands_use_the_embedded_postgres_without_database_url(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["X402_DATA_DIR"] = str(tmp_path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "x402.cli", *args], capture_output=True, text=True, timeout=120, env=env
+        )
+
+    created = run("tenants", "create", "--name", "acme")
+    assert created.returncode == 0, created.stderr
+    assert "embedded Postgres" in created.stderr
+    listed = run("tenants", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert [t["name"] for t in json.loads(listed.stdout)] == ["acme"]
+    # the command's own embedded server is stopped when it ends
+    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
