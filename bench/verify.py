@@ -528,7 +528,9 @@ async def measure(
 # --------------------------------------------------------------------------------------------- profiling
 
 
-async def profile_run(wrk: str, pid: int, base: str, bodies_file: Path, args: argparse.Namespace, out_dir: Path) -> str:
+async def profile_run(
+    wrk: str, pid: int, base: str, bodies_file: Path, args: argparse.Namespace, out_dir: Path, auth: str = ""
+) -> str:
     """An extra (unreported) wrk run at the first concurrency with py-spy recording the worker; top frames as text."""
     py_spy = shutil.which("py-spy") or str(ROOT / ".venv" / "bin" / "py-spy")
     if not Path(py_spy).exists():
@@ -545,7 +547,13 @@ async def profile_run(wrk: str, pid: int, base: str, bodies_file: Path, args: ar
         )  # fmt: skip
         await asyncio.sleep(0.5)
         await run_wrk(
-            wrk, base, bodies_file, connections=args.connections[0], threads=args.threads, duration=seconds - 1
+            wrk,
+            base,
+            bodies_file,
+            connections=args.connections[0],
+            threads=args.threads,
+            duration=seconds - 1,
+            auth=auth,
         )
         outputs.append((await spy.communicate())[0].decode(errors="replace"))
     if not raw.exists():
@@ -861,9 +869,9 @@ async def bench(args: argparse.Namespace, command: str) -> int:
                         raise RuntimeError(f"{name} exited with code {proc.returncode}")
                     results += await measure(wrk, name, base, bodies_file, args, proc.pid, anvil_pid, auth)
             if args.profile:
-                name, base, proc, _ = next(s for s in servers if s[0] == "ours")
-                say("profiling `x402 serve` (1 worker): extra run with py-spy, not in the table ...")
-                profile = await profile_run(wrk, proc.pid, base, bodies_file, args, args.profile_dir)
+                name, base, proc, auth = next(s for s in servers if s[0] == args.profile_server)
+                say(f"profiling {name}: extra run with py-spy, not in the table ...")
+                profile = await profile_run(wrk, proc.pid, base, bodies_file, args, args.profile_dir, auth)
                 say(profile)
     finally:
         try:
@@ -942,6 +950,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--profile", action="store_true", help="extra py-spy run of `x402 serve` (1 worker)")
     p.add_argument("--profile-dir", type=Path, default=Path(tempfile.gettempdir()))
+    p.add_argument("--profile-server", default="ours", help='which server to profile, e.g. "ours (API key)"')
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     p.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md even with --quick")
     args = p.parse_args(argv)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Generator, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -28,6 +28,45 @@ log = structlog.get_logger("risk")
 
 #: Rules that judge who the parties are (not how they behave): what ``screen`` runs.
 SCREENING_RULES = frozenset({"sanctions", "address_lists", "screening", "chainalysis"})
+
+
+class _Resumed:
+    """Drives a coroutine that already ran up to its first suspension, inside a Task (an eager task start).
+
+    The coroutine yielded a future (or None) to whoever drives it; this awaitable hands that on to the Task and
+    feeds the Task's answers back, exactly as ``await`` would have.
+    """
+
+    __slots__ = ("_coro", "_yielded")
+
+    def __init__(self, coro: Coroutine[Any, Any, list[Flag]], yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, list[Flag]]:
+        coro, value = self._coro, self._yielded
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    result: list[Flag] = stop.value
+                    return result
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    result = stop.value
+                    return result
+
+
+async def _finish(resumed: _Resumed) -> list[Flag]:
+    return await resumed
 
 
 class RiskEngine:
@@ -102,10 +141,22 @@ class RiskEngine:
         for rule in rules:
             if getattr(rule, "inline", False):
                 flags.extend(await self._guarded(rule, ctx))
-            else:
-                waiting.append((rule, asyncio.ensure_future(self._guarded(rule, ctx))))
+                continue
+            # most I/O rules answer from a cache: run each to its first real wait, and only then give it a task
+            coro = self._guarded(rule, ctx)
+            try:
+                yielded = coro.send(None)
+            except StopIteration as done:
+                flags.extend(done.value)
+                continue
+            waiting.append((rule, asyncio.ensure_future(_finish(_Resumed(coro, yielded)))))
         if waiting:
-            await asyncio.wait([t for _, t in waiting], timeout=self.rule_timeout)
+            try:
+                await asyncio.wait([t for _, t in waiting], timeout=self.rule_timeout)
+            except asyncio.CancelledError:
+                for _, task in waiting:
+                    task.cancel()
+                raise
             for rule, task in waiting:
                 if task.done():
                     flags.extend(task.result())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from pathlib import Path
 
 from solders.hash import Hash
@@ -116,6 +117,52 @@ async def test_failing_and_slow_rules_yield_rule_error(tmp_path: Path) -> None:
     assert errors == [("boom", "rule_error"), ("slow", "rule_error")]
     assert "hit" in codes(a)
     assert a.recommendation == "require_confirmation"
+
+
+class _Waits:
+    """Suspends (a real await) before answering, then fails or flags: exercises the eager-start hand-over."""
+
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.name = name
+        self.fail = fail
+
+    async def evaluate(self, ctx: RiskContext) -> list[Flag]:
+        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)
+        if self.fail:
+            raise RuntimeError("after a wait")
+        return [Flag(self.name, "medium", "after a wait", self.name)]
+
+
+async def test_rules_that_wait_finish_in_tasks_and_fast_ones_inline() -> None:
+    engine = RiskEngine(
+        [_Waits("waits"), _Waits("waits_then_fails", fail=True), _Hit()], rule_timeout=1.0, infer_intents=False
+    )
+    a = await engine.assess(ctx())
+    assert {"waits", "hit"} <= codes(a)
+    assert [(f.rule, f.code) for f in a.flags if f.code == "rule_error"] == [("waits_then_fails", "rule_error")]
+    # a cancelled assessment cancels the rules still waiting, without leaking them
+    cancelled: list[str] = []
+
+    class _Patient:
+        name = "patient"
+
+        async def evaluate(self, ctx: RiskContext) -> list[Flag]:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                cancelled.append(self.name)
+                raise
+            return []
+
+    task = asyncio.ensure_future(RiskEngine([_Patient()], rule_timeout=5.0, infer_intents=False).assess(ctx()))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0)
+    assert task.cancelled()
+    assert cancelled == ["patient"]
 
 
 async def test_lists_and_allow_list(tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ from typing import Any
 
 import asyncpg
 from limits import RateLimitItemPerSecond
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.aio.strategies import RateLimiter as RateLimiter_
 from limits.storage import storage_from_string
 
 from x402.cache import Cache
@@ -47,7 +48,11 @@ class RateLimiter:
         else:
             storage = storage_from_string("async+memory://")
         self.storage = storage
-        self.limiter = MovingWindowRateLimiter(storage)
+        # Redis: an exact moving window shared by every process. In process: the sliding-window counter, O(1) per
+        # hit (the memory storage's moving window keeps a list per tenant and re-scans it in a thread on every hit).
+        self.limiter: RateLimiter_ = (
+            MovingWindowRateLimiter(storage) if redis_url else SlidingWindowCounterRateLimiter(storage)
+        )
         self._items: dict[int, RateLimitItemPerSecond] = {}
 
     def _item(self, per_second: int) -> RateLimitItemPerSecond:
