@@ -143,7 +143,9 @@ class PaymentWriter:
                 async with self.pool.acquire() as conn:
                     await conn.copy_records_to_table("payments", records=[r.row() for r, _ in items], columns=COLUMNS)
                 break
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
+                # InternalClientError: the pool handed out a connection left busy by a cancelled task elsewhere;
+                # asyncpg terminates it on release, so the retry gets a fresh one and no record is lost
                 if isinstance(exc, asyncpg.UniqueViolationError) or attempt == self.retries:
                     # a batch that can never be written: fail the waiters, log the loss of queued ones
                     self.dropped += sum(1 for _, f in items if f is None)
