@@ -34,6 +34,8 @@ from x402.wire.codec import (
 from x402.wire.models import PaymentPayload, PaymentRequirements, SettleResponse
 
 log = get_logger("x402.paywall")
+#: Bound on the per-request-line challenge cache (Host and path are client input).
+_MAX_FAST: Final = 4096
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RouteKey = tuple[str, str]
@@ -115,6 +117,9 @@ class Paywall:
         self._paid_routes: list[tuple[RouteKey, PaidRoute]] = []
         self._started_facilitator = False
         self._by_route: dict[object, PaidRoute | None] = {}
+        self._by_request: dict[tuple[int, str | None, str, bool], Challenge] = {}
+        self._reads_v2 = 2 in self.versions
+        self._reads_v1 = 1 in self.versions
 
     # ------------------------------------------------------------------------------------ set-up
 
@@ -278,11 +283,17 @@ class Paywall:
 
     async def _serve(self, request: web.Request, handler: Handler, route: PaidRoute) -> web.StreamResponse:
         """The paywall for one request of a paid route: challenge, or verify -> handler -> settle."""
-        challenge = self.challenges.get(route, self._url(request))
-        v2 = request.headers.get(PAYMENT_SIGNATURE) if 2 in self.versions else None
-        v1 = request.headers.get(X_PAYMENT) if 1 in self.versions else None
+        headers = request.headers
+        v2 = headers.get(PAYMENT_SIGNATURE) if self._reads_v2 else None
+        v1 = headers.get(X_PAYMENT) if self._reads_v1 else None
+        # the unpaid request is the hot path: look its challenge up by the raw request line, no URL parsing
+        key = (id(route), headers.get("Host"), request.raw_path, request.secure)
+        challenge = self._by_request.get(key)
+        if challenge is None:
+            challenge = self.challenges.get(route, self._url(request))
+            if len(self._by_request) < _MAX_FAST:
+                self._by_request[key] = challenge
         if v2 is None and v1 is None:
-            log.debug("paywall_challenge", path=request.path)
             return challenge_response(request, challenge, PAYMENT_REQUIRED_ERROR)
         return await self._with_payment(request, handler, challenge, v2, v1)
 
