@@ -32,6 +32,7 @@ from chains.evm.devchain import (
     load_artifact,
     start_devchain,
 )
+from tests.harness.evm import TRANSFER_TYPES
 
 VRS_SIG = "transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)"
 BYTES_SIG = "transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,bytes)"
@@ -52,23 +53,7 @@ async def devchain() -> AsyncIterator[tuple[DevChain, AsyncWeb3[AsyncHTTPProvide
 
 def _typed(chain: DevChain, token: str, sender: str, to: str, value: int, nonce: bytes) -> dict[str, Any]:
     return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "TransferWithAuthorization",
+        **TRANSFER_TYPES,
         "domain": {
             "name": chain.token_name,
             "version": chain.token_version,

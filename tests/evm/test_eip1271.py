@@ -14,6 +14,7 @@ from chains.evm.devchain import DevChain, deploy_contract
 from chains.evm.verify import TWA_BYTES
 from tests.evm.test_verify import ctx_of
 from tests.harness.evm import (
+    TRANSFER_TYPES,
     Payment,
     address_of,
     dev_network,
@@ -41,17 +42,7 @@ def wallet_payment(chain: DevChain, wallet: str, signer_key: str, pay_to: str, a
         "nonce": "0x" + secrets.token_hex(32),
     }
     typed = {
-        "types": {
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ]
-        },
-        "primaryType": "TransferWithAuthorization",
+        **TRANSFER_TYPES,
         "domain": {
             "name": chain.token_name,
             "version": chain.token_version,

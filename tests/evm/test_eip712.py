@@ -21,6 +21,7 @@ from chains.evm.eip712 import (
     transfer_digest,
     transfer_struct_hash,
 )
+from tests.harness.evm import TRANSFER_TYPES
 
 # x402-spec §8.1: the signature of the transport-spec header examples (coinbase/x402 specs/transports-v*/http.md).
 TOKEN = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
@@ -102,23 +103,7 @@ def test_checksum_matches_eip55() -> None:
 
 def _typed(domain: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "TransferWithAuthorization",
+        **TRANSFER_TYPES,
         "domain": domain,
         "message": message,
     }

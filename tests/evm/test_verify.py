@@ -20,6 +20,7 @@ from chains.evm.devchain import DevChain, deploy_contract
 from chains.evm.eip712 import domain_separator, recover_address
 from chains.evm.verify import ERC6492_MAGIC, Authorization, parse_authorization
 from tests.harness.evm import (
+    TRANSFER_TYPES,
     Payment,
     address_of,
     dev_network,
@@ -274,17 +275,7 @@ async def test_fast_recovery_matches_eth_account(devchain: DevChain) -> None:
         digest = auth.digest(dsep)
         a = p.payload.payload["authorization"]
         typed = {
-            "types": {
-                "TransferWithAuthorization": [
-                    {"name": "from", "type": "address"},
-                    {"name": "to", "type": "address"},
-                    {"name": "value", "type": "uint256"},
-                    {"name": "validAfter", "type": "uint256"},
-                    {"name": "validBefore", "type": "uint256"},
-                    {"name": "nonce", "type": "bytes32"},
-                ],
-            },
-            "primaryType": "TransferWithAuthorization",
+            **TRANSFER_TYPES,
             "domain": {
                 "name": devchain.token_name,
                 "version": devchain.token_version,

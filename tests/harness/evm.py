@@ -15,6 +15,28 @@ from chains.evm.devchain import DevChain
 from x402.settings import AssetConfig, NetworkConfig, Settings
 from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
 
+#: EIP-712 types of EIP-3009 ``TransferWithAuthorization`` (tests sign with eth-account, independently of the
+#: service's own digest code).
+TRANSFER_TYPES: dict[str, Any] = {
+    "types": {
+        "EIP712Domain": [
+            {"name": "name", "type": "string"},
+            {"name": "version", "type": "string"},
+            {"name": "chainId", "type": "uint256"},
+            {"name": "verifyingContract", "type": "address"},
+        ],
+        "TransferWithAuthorization": [
+            {"name": "from", "type": "address"},
+            {"name": "to", "type": "address"},
+            {"name": "value", "type": "uint256"},
+            {"name": "validAfter", "type": "uint256"},
+            {"name": "validBefore", "type": "uint256"},
+            {"name": "nonce", "type": "bytes32"},
+        ],
+    },
+    "primaryType": "TransferWithAuthorization",
+}
+
 
 @dataclass(frozen=True)
 class Payment:
@@ -74,23 +96,7 @@ def sign_payment(
         "nonce": nonce or "0x" + secrets.token_hex(32),
     }
     typed = {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "TransferWithAuthorization",
+        **TRANSFER_TYPES,
         "domain": {
             "name": name or req.extra.get("name", chain.token_name),
             "version": version or req.extra.get("version", chain.token_version),

@@ -8,6 +8,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from chains.evm.payer import EvmSigner
+from tests.harness.evm import TRANSFER_TYPES
 from x402.wire.models import PaymentRequirements
 
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
@@ -29,23 +30,7 @@ def _req(**kw: object) -> PaymentRequirements:
 
 def _typed(req: PaymentRequirements, auth: dict[str, str], chain_id: int) -> dict[str, object]:
     return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "TransferWithAuthorization": [
-                {"name": "from", "type": "address"},
-                {"name": "to", "type": "address"},
-                {"name": "value", "type": "uint256"},
-                {"name": "validAfter", "type": "uint256"},
-                {"name": "validBefore", "type": "uint256"},
-                {"name": "nonce", "type": "bytes32"},
-            ],
-        },
-        "primaryType": "TransferWithAuthorization",
+        **TRANSFER_TYPES,
         "domain": {
             "name": req.extra["name"],
             "version": req.extra["version"],
