@@ -31,6 +31,7 @@ from chains.evm.verify import (
     hexdata,
     parse_authorization,
     topic_address,
+    unwrap_erc6492,
 )
 from x402.errors import ChainRejected
 from x402.wire import reasons
@@ -41,6 +42,8 @@ log = logging.getLogger("chains.evm.settle")
 GAS_MARGIN_PERCENT: Final = 20
 FEE_CACHE_TTL: Final = 3.0
 POLL_INTERVAL: Final = 0.25
+#: How long settlement waits for an ERC-6492 wallet deployment to be mined.
+DEPLOY_TIMEOUT: Final = 60.0
 #: The first wait after a broadcast; doubled after each look.
 FIRST_POLL_DELAY: Final = 0.005
 
@@ -127,8 +130,14 @@ class EvmSettler:
         req = ctx.requirements
         chain_id = evm_chain_id(network)
         digest = auth.digest(domain_separator(req.extra["name"], req.extra["version"], chain_id, req.asset))
-        data = auth.transfer_calldata(split=auth.recovers_to_payer(digest))
+        eoa = auth.recovers_to_payer(digest)
+        data = auth.transfer_calldata(split=eoa)
         signer = account.address
+        wrapped = None if eoa else unwrap_erc6492(auth.signature)
+        if wrapped is not None and not await self.verifier.has_code(network, auth.from_):
+            # ERC-6492: deploy the counterfactual wallet through its (allow-listed, checked by verify) factory first;
+            # the transfer then carries the wallet's inner signature and takes the next signer nonce
+            nonce_floor = await self._deploy_wallet(network, account, wrapped[0], wrapped[1], nonce_floor, auth)
         try:
             count, fees, estimate = await asyncio.gather(
                 self._pool(network).call("eth_getTransactionCount", [signer, "pending"]),
@@ -156,6 +165,50 @@ class EvmSettler:
             signer_nonce=nonce,
             valid_until=auth.valid_before,
         )
+
+    async def _deploy_wallet(
+        self, network: str, account: Any, factory: str, calldata: bytes, nonce_floor: int | None, auth: Authorization
+    ) -> int:
+        """Send the factory call of an ERC-6492 signature and wait for it; the next free signer nonce."""
+        pool = self._pool(network)
+        params = call_params(factory, calldata, account.address)
+        try:
+            count, fees, estimate = await asyncio.gather(
+                pool.call("eth_getTransactionCount", [account.address, "pending"]),
+                self.fees(network),
+                pool.call("eth_estimateGas", [params]),
+            )
+        except RpcError as exc:
+            raise SettlementRejected(
+                reasons.SMART_WALLET_DEPLOYMENT_FAILED, f"the factory call reverts: {exc.message}", auth.from_
+            ) from None
+        nonce = max(nonce_floor or 0, _int(count))
+        tx: dict[str, Any] = {
+            "chainId": evm_chain_id(network),
+            "nonce": nonce,
+            "to": factory,
+            "value": 0,
+            "data": hexdata(calldata),
+            "gas": _int(estimate) * (100 + GAS_MARGIN_PERCENT) // 100,
+        }
+        if fees.legacy_gas_price is not None:
+            tx["gasPrice"] = fees.legacy_gas_price
+        else:
+            tx.update(type=2, maxFeePerGas=fees.max_fee, maxPriorityFeePerGas=fees.priority_fee)
+        signed = account.sign_transaction(tx)
+        prepared = PreparedSettlement(
+            tx_id="0x" + bytes(signed.hash).hex(), raw=bytes(signed.raw_transaction), signer=account.address
+        )
+        await self.broadcast(network, prepared)
+        conf = await self.confirm(None, network, prepared.tx_id, timeout=DEPLOY_TIMEOUT)
+        if conf.status != "confirmed" or not await self.verifier.has_code(network, auth.from_):
+            raise SettlementRejected(
+                reasons.SMART_WALLET_DEPLOYMENT_FAILED,
+                f"deploying the payer's wallet ({prepared.tx_id}) did not give it code: {conf.status}",
+                auth.from_,
+            )
+        log.info("erc6492 wallet %s deployed in %s", auth.from_, prepared.tx_id)
+        return nonce + 1
 
     # -- broadcast ---------------------------------------------------------------------------------------------
 

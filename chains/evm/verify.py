@@ -7,11 +7,13 @@ and EOA signatures are recovered locally with coincurve, so a warm verify costs 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from chains.base import PaymentContext, VerifyOutcome
@@ -110,6 +112,9 @@ class Authorization:
         if split:
             v = sig[64] + 27 if sig[64] < 27 else sig[64]
             return TWA_VRS + head + word(v) + sig[:32] + sig[32:64]
+        wrapped = unwrap_erc6492(sig)
+        if wrapped is not None:  # ERC-6492: once the wallet exists, its own (inner) signature is what it checks
+            sig = wrapped[2]
         return TWA_BYTES + head + word(7 * 32) + bytes_tail(sig)
 
 
@@ -305,6 +310,41 @@ class EvmVerifier:
             raise ChainRejected("eth_call returned a non-hex result", network=network)
         return result
 
+    async def erc6492_valid(self, network: str, auth: Authorization, digest: bytes) -> bool:
+        """Deployless check: ``eth_call`` the validator's creation code, which deploys the wallet through its factory
+        inside the call only and asks its ``isValidSignature``; answers 0x01 when valid."""
+        data = erc6492_validator_code() + abi_encode(
+            ["address", "bytes32", "bytes"], [auth.from_, digest, auth.signature]
+        )
+        try:
+            answer = await self.pools[network].call("eth_call", [{"data": hexdata(data)}, "latest"])
+        except RpcError:
+            return False
+        return isinstance(answer, str) and answer.lower() == "0x01"
+
+    async def counterfactual_checks(self, network: str, asset: str, auth: Authorization) -> VerifyOutcome | None:
+        """Step 10 for a wallet that does not exist yet: the transfer cannot be simulated before its deployment,
+        so check what would make it fail: a used nonce and the balance."""
+        state, balance_r = await asyncio.gather(
+            self.eth_call(network, asset, authorization_state_data(auth.from20, auth.nonce)),
+            self.eth_call(network, asset, balance_of_data(auth.from20)),
+        )
+        used = _try(decode_bool, state)
+        if used is None:
+            return VerifyOutcome.invalid(
+                reasons.INVALID_EXACT_EVM_EIP3009_NOT_SUPPORTED, "authorizationState() is not available", auth.from_
+            )
+        if used:
+            return VerifyOutcome.invalid(
+                reasons.INVALID_EXACT_EVM_NONCE_ALREADY_USED, "the authorization nonce was already used", auth.from_
+            )
+        balance = _try(decode_uint, balance_r)
+        if balance is None or balance < auth.value:
+            return VerifyOutcome.invalid(
+                reasons.INVALID_EXACT_EVM_INSUFFICIENT_BALANCE, f"balance {balance} < value {auth.value}", auth.from_
+            )
+        return None
+
     async def has_code(self, network: str, address: str) -> bool:
         """True when ``address`` holds contract code (or a 7702 delegation)."""
         try:
@@ -413,10 +453,10 @@ class EvmVerifier:
                 return VerifyOutcome.invalid(
                     reasons.EIP6492_FACTORY_NOT_ALLOWED, f"ERC-6492 factory {wrapped[0]} is not allowed", payer
                 )
+            if await self.erc6492_valid(network, auth, digest):
+                return None
             return VerifyOutcome.invalid(
-                reasons.INVALID_EXACT_EVM_SIGNATURE,
-                "counterfactual (undeployed) ERC-6492 wallets are not supported by this facilitator",
-                payer,
+                reasons.INVALID_EXACT_EVM_SIGNATURE, "the counterfactual wallet rejects the ERC-6492 signature", payer
             )
         # An EOA whose signature does not recover: most often the client signed another EIP-712 domain, so say
         # which half of extra disagrees with the token rather than a bare signature error.
@@ -472,6 +512,11 @@ class EvmVerifier:
             return bad
         if not await self.asset_deployed(net.network, req.asset):
             return VerifyOutcome.invalid(reasons.ASSET_NOT_DEPLOYED_CONTRACT, f"no contract at {req.asset}", auth.from_)
+        counterfactual = not eoa and unwrap_erc6492(auth.signature) is not None
+        if simulate and counterfactual and not await self.has_code(net.network, auth.from_):
+            # the wallet is deployed at settlement, so the transfer cannot be simulated yet
+            bad = await self.counterfactual_checks(net.network, req.asset, auth)
+            return bad if bad is not None else VerifyOutcome(True, payer=auth.from_)
         if simulate:
             # An EOA signature goes through the (v,r,s) overload every EIP-3009 token has; contract wallets need the
             # bytes overload (USDC v2.2), which checks EIP-1271.
@@ -515,3 +560,20 @@ def _try(decode: Callable[[Any], T], answer: str | RpcError) -> T | None:
         return decode(answer)
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _load_validator() -> bytes:
+    from importlib import resources
+
+    doc = json.loads(resources.files("chains.evm").joinpath("artifacts", "Erc6492Validator.json").read_text())
+    return bytes.fromhex(str(doc["bytecode"]).removeprefix("0x"))
+
+
+#: Read once at import (before any event loop runs): creation code of the deployless ERC-6492/EIP-1271 validator
+#: compiled from tests/chains/contracts/Erc6492Validator.sol.
+_VALIDATOR_CODE: Final = _load_validator()
+
+
+def erc6492_validator_code() -> bytes:
+    """Creation code of the deployless signature validator."""
+    return _VALIDATOR_CODE

@@ -11,7 +11,7 @@ const here = __dirname;
 const contractsDir = path.join(here, 'contracts');
 const nodeModules = path.join(here, 'node_modules');
 const outDir = path.resolve(here, '..', '..', 'chains', 'evm', 'artifacts');
-const CONTRACTS = ['TestUSDC', 'MockERC1271Wallet', 'PlainERC20'];
+const CONTRACTS = ['TestUSDC', 'MockERC1271Wallet', 'PlainERC20', 'WalletFactory', 'Erc6492Validator'];
 
 const sources = {};
 for (const name of CONTRACTS) {
