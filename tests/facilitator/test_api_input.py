@@ -6,18 +6,11 @@ from typing import Any
 
 import pytest
 
+from tests.harness.wire import UNCONFIGURED_REQUIREMENTS
 from x402.app import create_app
 from x402.settings import Settings
 
-REQ = {
-    "scheme": "exact",
-    "network": "eip155:8453",
-    "amount": "10000",
-    "asset": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
-    "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-    "maxTimeoutSeconds": 60,
-    "extra": {"name": "USD Coin", "version": "2"},
-}
+REQ = UNCONFIGURED_REQUIREMENTS
 PAYLOAD = {"x402Version": 2, "accepted": REQ, "payload": {"signature": "0x00", "authorization": {}}}
 
 

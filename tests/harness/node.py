@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,19 +98,8 @@ async def run_node(
     timeout: float = 60,
 ) -> dict[str, Any]:
     """Run ``tests/interop/<script>`` with ``args`` (and ``stdin`` as JSON) and return its last stdout line, parsed."""
-    node = require_node()
-    path = _script_path(script)
     what = f"node {script}"
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(path),
-        *args,
-        cwd=INTEROP_DIR,
-        env=_env(env),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await _spawn(script, args, env, asyncio.subprocess.PIPE)
     data = json.dumps(stdin).encode() if stdin is not None else b""
     try:
         out, err = await asyncio.wait_for(proc.communicate(data), timeout)
@@ -129,6 +118,22 @@ async def run_node(
         raise NodeScriptError(f"{exc}; stderr: {stderr}") from None
 
 
+async def _spawn(
+    script: str, args: Sequence[str], env: Mapping[str, object] | None, stdin: int
+) -> asyncio.subprocess.Process:
+    """``node tests/interop/<script> args`` with piped stdout/stderr."""
+    return await asyncio.create_subprocess_exec(
+        require_node(),
+        str(_script_path(script)),
+        *args,
+        cwd=INTEROP_DIR,
+        env=_env(env),
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def _drain(stream: asyncio.StreamReader, sink: collections.deque[str]) -> None:
     while line := await stream.readline():
         sink.append(line.decode("utf-8", "replace"))
@@ -142,18 +147,8 @@ async def node_server(
 
     The process is killed on exit.
     """
-    node = require_node()
-    path = _script_path(script)
     what = f"node {script}"
-    proc = await asyncio.create_subprocess_exec(
-        node,
-        str(path),
-        cwd=INTEROP_DIR,
-        env=_env(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await _spawn(script, (), env, asyncio.subprocess.DEVNULL)
     assert proc.stdout is not None
     assert proc.stderr is not None
     stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEEP)

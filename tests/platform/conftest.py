@@ -6,19 +6,12 @@ from typing import Any
 
 import pytest
 
+from tests.harness.wire import UNCONFIGURED_REQUIREMENTS
 from x402.app import create_app
 from x402.settings import Settings
 
 ADMIN = "operator-token-for-tests-0123456789"
-REQ = {
-    "scheme": "exact",
-    "network": "eip155:8453",
-    "amount": "10000",
-    "asset": "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
-    "payTo": "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
-    "maxTimeoutSeconds": 60,
-    "extra": {"name": "USD Coin", "version": "2"},
-}
+REQ = UNCONFIGURED_REQUIREMENTS
 #: A well-formed request for a network nobody configured: verify answers isValid false without any chain work.
 VERIFY_BODY = {
     "x402Version": 2,
