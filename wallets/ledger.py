@@ -320,9 +320,7 @@ class Ledger:
                     dedupe=f"payment.pending:{payment_id}",
                 )
 
-    async def pending_purchase(
-        self, wallet_id: uuid.UUID, purchase: bytes, in_flight: float
-    ) -> asyncpg.Record | None:
+    async def pending_purchase(self, wallet_id: uuid.UUID, purchase: bytes, in_flight: float) -> asyncpg.Record | None:
         """A pending payment of this wallet for the same purchase whose answer was ambiguous (or that has been in
         flight longer than ``in_flight`` seconds: its process died); concurrent purchases still in flight are not."""
         return await self.pool.fetchrow(
