@@ -29,9 +29,10 @@ TRANSFER_TOPIC: Final = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55
 class Faults:
     """How the peer misbehaves once the payment reached it.
 
-    ``hang``: settle, then answer nothing until ``release`` (the client times out); ``502``: settle, then 502;
-    ``late``: wait for ``release`` (the client times out meanwhile), then settle; ``402``: settle, then a 402; ``reset``: settle, then drop the connection; ``slow``: wait
-    ``delay`` seconds, then settle and answer normally; ``nosettle_502``: 502 without settling; ``ok``: behave.
+    ``hang``: settle, then answer nothing until ``release`` (the client times out); ``late``: wait for ``release``
+    (the client times out meanwhile), then settle; ``502``: settle, then 502; ``402``: settle, then a fresh 402;
+    ``reset``: settle, then drop the connection; ``slow``: wait ``delay`` seconds, then settle and answer
+    normally; ``nosettle_502``: 502 without settling; ``ok``: behave.
     """
 
     mode: str = "ok"
@@ -229,3 +230,56 @@ async def start_seller(chain: DevChain, database_url: str, faults: Faults | None
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     return Seller(str(server.make_url("/item")), pay_to, faults, server)
+
+
+async def start_remote_seller(
+    chain: DevChain, database_url: str, faults: Faults | None = None, *, settle_timeout: float = 3.0
+) -> Seller:
+    """A paywalled ``GET /item`` whose paywall settles through a RemoteFacilitator, and a facilitator (the
+    project's app, on anvil) that settles and then fails per ``faults`` on ``POST /settle``."""
+    from aiohttp.test_utils import TestServer
+
+    from tests.harness.evm import address_of, chain_settings, fund_eth, new_key
+    from x402.app import create_app
+    from x402.facilitator.remote import RemoteFacilitator
+    from x402.paywall import Offer, Paywall
+
+    faults = faults or Faults()
+    signer = new_key()
+    await fund_eth(chain, address_of(signer))
+    facilitator_app = create_app(chain_settings(chain, database_url, signer))
+    facilitator_app.middlewares.insert(0, faulty(faults, settle_only))
+    facilitator = TestServer(facilitator_app, host="127.0.0.1")
+    await facilitator.start_server()
+    remote = RemoteFacilitator(str(facilitator.make_url("/")), settle_timeout=settle_timeout)
+    pay_to = address_of(new_key())
+
+    async def item(request: web.Request) -> web.Response:
+        return web.json_response({"item": True})
+
+    app = web.Application()
+    app.router.add_get("/item", item)
+    offer = Offer(
+        amount=PRICE,
+        asset=chain.token_address,
+        network=chain.network,
+        pay_to=pay_to,
+        extra={"name": chain.token_name, "version": chain.token_version},
+        max_timeout_seconds=OFFER_SECONDS,
+    )
+    Paywall(remote, routes={("GET", "/item"): offer}).setup(app)
+    provider = TestServer(app, host="127.0.0.1")
+    await provider.start_server()
+    return Seller(str(provider.make_url("/item")), pay_to, faults, _Both(provider, facilitator, remote))
+
+
+@dataclass
+class _Both:
+    provider: Any
+    facilitator: Any
+    remote: Any
+
+    async def close(self) -> None:
+        await self.provider.close()
+        await self.remote.close()
+        await self.facilitator.close()

@@ -29,7 +29,8 @@ from tests.harness.faults import (
     transfers_to,
     warp,
 )
-from tests.wallets.conftest import FAST, ServiceFactory, new_wallet, pay
+from tests.wallets.conftest import FAST, ServiceFactory, Upstream, new_wallet, pay
+from tests.wallets.test_autopause_webhooks import _audit_actions
 from wallets.service import WalletOptions
 from x402.wallets_api.routes import WALLETS
 
@@ -283,3 +284,29 @@ async def test_background_reconciler_resolves_without_a_request(
     assert await transfers_to(devchain, seller.pay_to) == 1
     budget = await _budget(service, wallet["id"])
     assert (budget["spent"], budget["reserved"]) == (str(PRICE), "0"), budget
+
+
+async def test_failure_streak_counts_payments_released_after_expiry(
+    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
+) -> None:
+    wallet = await new_wallet(service, devchain, {"autoPause": {"consecutiveFailures": 2}})
+    for n in range(2):
+        status, doc = await pay(service, wallet["id"], upstream.base_url + f"/always402?n={n}")
+        assert (status, doc["code"]) == (202, "payment_pending"), doc
+    r = await service.get(f"/v1/wallets/{wallet['id']}")
+    state = await r.json()
+    assert state["status"] == "active" and state["budget"]["pending"] == str(2 * PRICE), state
+    await warp(devchain, 120)
+    done = await _reconcile(service)
+    assert done.released == 2
+    r = await service.get(f"/v1/wallets/{wallet['id']}")
+    state = await r.json()
+    assert state["status"] == "paused", state
+    assert state["pausedReason"].startswith("failures"), state
+    assert state["budget"]["reserved"] == "0"  # the expired payments gave their holds back
+    status, doc = await pay(service, wallet["id"], upstream.paid_url)
+    assert doc["code"] == "wallet_paused"
+    r = await service.post(f"/v1/wallets/{wallet['id']}/resume")
+    assert (await r.json())["status"] == "active"
+    actions = await _audit_actions(database_url, wallet["id"])
+    assert actions == ["wallet.create", "wallet.pause", "wallet.resume"], actions
