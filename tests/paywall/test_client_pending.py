@@ -94,11 +94,14 @@ async def _assert_paid_once(client: X402Client, seller: Seller, devchain: DevCha
         with pytest.raises(PaymentPending) as info:
             await client.get(seller.url)
         assert info.value.pending is pending
-        assert info.value.status == 202 and info.value.code == "payment_pending"
+        assert info.value.status == 202
+        assert info.value.code == "payment_pending"
     assert seller.faults.handled == handled
     assert len(seller.faults.signatures) == 1
     state = await client.check(pending)
-    assert state.state == "settled" and state.transaction is not None and state.transaction.startswith("0x")
+    assert state.state == "settled"
+    assert state.transaction is not None
+    assert state.transaction.startswith("0x")
     assert client.pending == []
     assert await transfers_to(devchain, seller.pay_to) == 1
     assert await token_balance(devchain, seller.pay_to) == PRICE
@@ -113,7 +116,8 @@ async def test_settled_then_failed_is_pending_never_paid_again(
     pending = await _ambiguous(client, seller.url)
     assert pending.network == devchain.network
     assert pending.payer == client.signers[0].address
-    assert pending.nonce is not None and pending.nonce.startswith("0x")
+    assert pending.nonce is not None
+    assert pending.nonce.startswith("0x")
     assert pending.offer.pay_to == seller.pay_to
     assert client.pending == [pending]
     await _assert_paid_once(client, seller, devchain, database_url)
@@ -167,8 +171,10 @@ async def test_slow_settle_within_timeout_is_paid(
     seller.faults.mode = "slow"
     seller.faults.delay = 1.0
     resp = await client.get(seller.url)
-    assert resp.status == 200 and resp.pending is None
-    assert resp.settlement is not None and resp.settlement.success
+    assert resp.status == 200
+    assert resp.pending is None
+    assert resp.settlement is not None
+    assert resp.settlement.success
     assert client.pending == []
     assert await transfers_to(devchain, seller.pay_to) == 1
     assert await settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}

@@ -21,10 +21,10 @@ from tests.harness.evm import token_balance
 from tests.harness.faults import (
     OFFER_SECONDS,
     PRICE,
-    Faults,
     Seller,
     private_devchain,
     settlement_rows,
+    start_remote_seller,
     start_seller,
     transfers_to,
     warp,
@@ -128,7 +128,8 @@ async def test_settled_then_failed_is_paid_once(
     status, doc = await pay(service, wallet["id"], seller.url, headers=key)
     # the seller settled before failing: the chain says so at once, and the wallet reports a payment, not an error
     assert status == 200, doc
-    assert doc["payment"]["paid"] is True and doc["payment"]["status"] == "committed", doc
+    assert doc["payment"]["paid"] is True, doc
+    assert doc["payment"]["status"] == "committed", doc
     assert doc["payment"]["transaction"].startswith("0x"), doc
     assert doc["payment"]["upstreamError"], doc
     first_id = doc["payment"]["paymentId"]
@@ -146,7 +147,8 @@ async def test_settled_then_failed_is_paid_once(
     assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
     assert budget["total"]["remaining"] == str(PRICE * 4)
     [row] = await _payments(service, wallet["id"])
-    assert row["status"] == "committed" and row["transaction"] == doc["payment"]["transaction"]
+    assert row["status"] == "committed"
+    assert row["transaction"] == doc["payment"]["transaction"]
 
 
 async def test_late_settlement_stays_pending_then_commits(
@@ -161,7 +163,8 @@ async def test_late_settlement_stays_pending_then_commits(
     assert status == 202, doc
     assert doc["code"] == "payment_pending", doc
     payment = doc["payment"]
-    assert payment["status"] == "pending" and payment["payer"] == wallet["addresses"]["evm"], payment
+    assert payment["status"] == "pending", payment
+    assert payment["payer"] == wallet["addresses"]["evm"], payment
     nonce = payment["authorization"]["nonce"]
     assert "signature" not in json.dumps(doc)
     # the hold stays and counts against every cap
@@ -180,7 +183,8 @@ async def test_late_settlement_stays_pending_then_commits(
     assert (status, other["code"]) == (403, "window_cap_exceeded"), other
     assert len(seller.faults.signatures) == 1
     [row] = await _payments(service, wallet["id"])
-    assert row["status"] == "pending" and row["authorization"]["nonce"] == nonce, row
+    assert row["status"] == "pending", row
+    assert row["authorization"]["nonce"] == nonce, row
     # not settled yet and not expired: the reconciler leaves it pending
     done = await _reconcile(service)
     assert (done.committed, done.released, done.pending) == (0, 0, 1)
@@ -194,10 +198,13 @@ async def test_late_settlement_stays_pending_then_commits(
     done = await _reconcile(service)
     assert (done.committed, done.released) == (1, 0)
     [row] = await _payments(service, wallet["id"])
-    assert row["status"] == "committed" and row["transaction"].startswith("0x") and "resolvedAt" in row, row
+    assert row["status"] == "committed", row
+    assert row["transaction"].startswith("0x"), row
+    assert "resolvedAt" in row, row
     status, final = await pay(service, wallet["id"], seller.url, headers=key)
     assert status == 200, final
-    assert final["payment"]["paid"] is True and final["payment"]["transaction"] == row["transaction"], final
+    assert final["payment"]["paid"] is True, final
+    assert final["payment"]["transaction"] == row["transaction"], final
     budget = await _budget(service, wallet["id"])
     assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
     assert await transfers_to(devchain, seller.pay_to) == 1
@@ -209,7 +216,8 @@ async def test_late_settlement_stays_pending_then_commits(
 
     await _until(hooked, "the payment.resolved webhook")
     [event] = receiver.resolved()
-    assert event["resolution"] == "committed" and event["paymentId"] == payment["paymentId"], event
+    assert event["resolution"] == "committed", event
+    assert event["paymentId"] == payment["paymentId"], event
     assert event["transaction"] == row["transaction"]
 
 
@@ -234,7 +242,8 @@ async def test_unsettled_failure_is_released_only_after_expiry(
     budget = await _budget(service, wallet["id"])
     assert (budget["spent"], budget["reserved"], budget["pending"]) == ("0", "0", "0"), budget
     [row] = await _payments(service, wallet["id"])
-    assert row["status"] == "released" and "expired" in row["reason"], row
+    assert row["status"] == "released", row
+    assert "expired" in row["reason"], row
     # the key keeps its outcome: never a new signature under it
     status, again = await pay(service, wallet["id"], seller.url, headers=key)
     assert (status, again["code"]) == (409, "payment_not_settled"), again
@@ -248,7 +257,8 @@ async def test_unsettled_failure_is_released_only_after_expiry(
 
     await _until(hooked, "the payment.resolved webhook")
     [event] = receiver.resolved()
-    assert event["resolution"] == "released" and event["paymentId"] == doc["payment"]["paymentId"], event
+    assert event["resolution"] == "released", event
+    assert event["paymentId"] == doc["payment"]["paymentId"], event
 
 
 async def test_slow_settle_within_timeout_pays_once(
@@ -295,7 +305,8 @@ async def test_failure_streak_counts_payments_released_after_expiry(
         assert (status, doc["code"]) == (202, "payment_pending"), doc
     r = await service.get(f"/v1/wallets/{wallet['id']}")
     state = await r.json()
-    assert state["status"] == "active" and state["budget"]["pending"] == str(2 * PRICE), state
+    assert state["status"] == "active", state
+    assert state["budget"]["pending"] == str(2 * PRICE), state
     await warp(devchain, 120)
     done = await _reconcile(service)
     assert done.released == 2
@@ -310,3 +321,30 @@ async def test_failure_streak_counts_payments_released_after_expiry(
     assert (await r.json())["status"] == "active"
     actions = await _audit_actions(database_url, wallet["id"])
     assert actions == ["wallet.create", "wallet.pause", "wallet.resume"], actions
+
+
+@pytest.mark.parametrize("mode", ["hang", "502"])
+async def test_paywall_with_remote_facilitator_that_settles_then_fails(
+    mode: str, service: TestClient[Any, Any], devchain: DevChain, database_url: str
+) -> None:
+    remote = await start_remote_seller(devchain, database_url, settle_timeout=1.5)
+    try:
+        remote.faults.mode = mode
+        wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 3)})
+        key = {"Idempotency-Key": f"remote-{mode}"}
+        status, doc = await pay(service, wallet["id"], remote.url, headers=key)
+        # the provider's facilitator failed after settling: the wallet learns from the chain that it paid
+        assert status == 200, doc
+        assert doc["payment"]["status"] == "committed", doc
+        assert doc["upstream"]["status"] in (502, 503), doc
+        for _ in range(2):
+            status, again = await pay(service, wallet["id"], remote.url, headers=key)
+            assert status == 200, again
+            assert again["payment"]["paymentId"] == doc["payment"]["paymentId"]
+        assert len(remote.faults.signatures) == 1
+        assert await transfers_to(devchain, remote.pay_to) == 1
+        assert await settlement_rows(database_url, remote.pay_to) == {"confirmed": 1}
+        budget = await _budget(service, wallet["id"])
+        assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
+    finally:
+        await remote.close()
