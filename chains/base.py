@@ -98,6 +98,34 @@ class TxVerification:
     block: int | None = None
 
 
+PaymentState = Literal["settled", "pending", "void"]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentStatus:
+    """What the chain says about a payment a payer signed and handed out.
+
+    ``settled``: it moved the money (``transaction`` when found); ``void``: it can never settle any more (EVM:
+    unused and past ``validBefore`` in chain time; Solana: not landed and its blockhash expired); ``pending``:
+    it may still settle, ask again later.
+    """
+
+    state: PaymentState
+    transaction: str | None = None
+    message: str | None = None
+
+
+@runtime_checkable
+class PaymentStatusSource(Protocol):
+    """Answers whether a signed payment settled; the chain adapters implement it for the payers' reconcilers."""
+
+    async def payment_status(
+        self, network: str, payload: Mapping[str, Any], requirements: PaymentRequirements
+    ) -> PaymentStatus:
+        """The state of the payment whose scheme ``payload`` paid ``requirements``; raises only for RPC trouble."""
+        ...
+
+
 class SettlementRejected(Exception):
     """prepare_settlement found the payment no longer settleable (e.g. its simulation reverts); a reason code."""
 

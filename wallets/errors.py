@@ -121,3 +121,25 @@ class UpstreamFailed(X402Error):
     status = 502
     code = "upstream_failed"
     title = "Upstream failed"
+
+
+class PaymentPending(X402Error):
+    """The payment went out but its outcome is unknown (no receipt): 202; the chain decides, the hold stays."""
+
+    status = 202
+    code = "payment_pending"
+    title = "Payment pending"
+
+
+class PurchasePending(Conflict):
+    """A payment for this same purchase is still pending: a call without Idempotency-Key does not pay it again."""
+
+    code = "purchase_pending"
+    title = "A payment for this purchase is pending"
+
+
+class PaymentNotSettled(Conflict):
+    """The payment made under this Idempotency-Key was proven never to settle; a new key pays again."""
+
+    code = "payment_not_settled"
+    title = "The payment under this Idempotency-Key did not settle"

@@ -1,4 +1,4 @@
-"""Wallet events (``payment.made``, ``wallet.low_budget``, ``wallet.paused``) fanned out to webhook deliveries."""
+"""Wallet events (``payment.made``, ``payment.pending``/``.resolved``, ``wallet.*``) fanned out to webhooks."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ from asyncpg.pool import PoolConnectionProxy
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
-KINDS: Final = ("payment.made", "wallet.low_budget", "wallet.paused", "wallet.resumed")
+KINDS: Final = (
+    "payment.made",
+    "payment.pending",
+    "payment.resolved",
+    "wallet.low_budget",
+    "wallet.paused",
+    "wallet.resumed",
+)
 LOW_BUDGET_STEPS: Final = (80, 90, 100)
 
 

@@ -34,6 +34,8 @@ class Usage:
     committed: int
     reserved: int
     windows: Mapping[str, int]
+    #: the part of ``reserved`` whose payment went out and awaits its proof from the chain
+    pending: int = 0
 
     @property
     def total(self) -> int:
@@ -52,7 +54,11 @@ class Reservation:
 
 def budget_json(policy: Policy, usage: Usage) -> dict[str, Any]:
     """Remaining budget per limit (atomic units as strings; absent when unlimited)."""
-    out: dict[str, Any] = {"spent": str(usage.committed), "reserved": str(usage.reserved)}
+    out: dict[str, Any] = {
+        "spent": str(usage.committed),
+        "reserved": str(usage.reserved),
+        "pending": str(usage.pending),
+    }
     if policy.total_budget is not None:
         out["total"] = {
             "cap": str(policy.total_budget),
@@ -103,14 +109,16 @@ async def usage(conn: Conn, wallet_id: uuid.UUID) -> Usage:
     row = await conn.fetchrow(
         """SELECT
              COALESCE(SUM(amount) FILTER (WHERE status = 'committed'), 0) AS committed,
-             COALESCE(SUM(amount) FILTER (WHERE status = 'reserved' AND expires_at > now()), 0) AS reserved,
+             COALESCE(SUM(amount) FILTER (WHERE status = 'pending'
+                      OR (status = 'reserved' AND expires_at > now())), 0) AS reserved,
+             COALESCE(SUM(amount) FILTER (WHERE status = 'pending'), 0) AS pending,
              COALESCE(SUM(amount) FILTER (WHERE created_at > now() - interval '1 day'
-                      AND (status = 'committed' OR expires_at > now())), 0) AS daily,
+                      AND (status IN ('committed', 'pending') OR expires_at > now())), 0) AS daily,
              COALESCE(SUM(amount) FILTER (WHERE created_at > now() - interval '7 days'
-                      AND (status = 'committed' OR expires_at > now())), 0) AS weekly,
+                      AND (status IN ('committed', 'pending') OR expires_at > now())), 0) AS weekly,
              COALESCE(SUM(amount) FILTER (WHERE created_at > now() - interval '30 days'
-                      AND (status = 'committed' OR expires_at > now())), 0) AS monthly
-           FROM wallet_payments WHERE wallet_id = $1 AND status IN ('reserved', 'committed')""",
+                      AND (status IN ('committed', 'pending') OR expires_at > now())), 0) AS monthly
+           FROM wallet_payments WHERE wallet_id = $1 AND status IN ('reserved', 'pending', 'committed')""",
         wallet_id,
     )
     assert row is not None
@@ -118,6 +126,7 @@ async def usage(conn: Conn, wallet_id: uuid.UUID) -> Usage:
         committed=int(row["committed"]),
         reserved=int(row["reserved"]),
         windows={name: int(row[name]) for name, _ in WINDOWS},
+        pending=int(row["pending"]),
     )
 
 
@@ -175,7 +184,8 @@ class Ledger:
             if velocity is not None:
                 recent = await conn.fetchval(
                     """SELECT count(*) FROM wallet_payments WHERE wallet_id = $1
-                       AND created_at > now() - interval '60 seconds' AND status IN ('reserved', 'committed')""",
+                       AND created_at > now() - interval '60 seconds'
+                       AND status IN ('reserved', 'pending', 'committed')""",
                     wallet_id,
                 )
             if velocity is not None and recent >= velocity:
@@ -246,6 +256,12 @@ class Ledger:
             row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", res.wallet_id)
             assert row is not None
             wallet = Wallet.from_row(row)
+            before = await conn.fetchval("SELECT status FROM wallet_payments WHERE id = $1 FOR UPDATE", res.id)
+            if before == "committed":  # the reconciler got there first: it already counted and announced it
+                await conn.execute(
+                    "UPDATE wallet_payments SET result = $2::jsonb WHERE id = $1", res.id, json.dumps(dict(result))
+                )
+                return await usage(conn, res.wallet_id)
             await conn.execute(
                 """UPDATE wallet_payments SET status = 'committed', tx = $2, result = $3::jsonb, settled_at = now()
                    WHERE id = $1""",
@@ -268,6 +284,99 @@ class Ledger:
             )
             await self._thresholds(conn, wallet, used)
         return used
+
+    async def mark_sent(self, res: Reservation, *, payer: str, proof: Mapping[str, Any], purchase: bytes) -> bool:
+        """Reserved -> pending just before the payment header goes out (False when the hold is gone)."""
+        result = await self.pool.execute(
+            """UPDATE wallet_payments SET status = 'pending', payer = $2, proof = $3::jsonb, purchase = $4,
+                                          sent_at = now()
+               WHERE id = $1 AND status = 'reserved'""",
+            res.id,
+            payer,
+            json.dumps(dict(proof)),
+            purchase,
+        )
+        return result.endswith(" 1")
+
+    async def remember(self, payment_id: uuid.UUID, result: Mapping[str, Any]) -> None:
+        """Store the answer given for a still pending payment (what a retry with its key is shown)."""
+        await self.pool.execute(
+            "UPDATE wallet_payments SET result = $2::jsonb WHERE id = $1 AND status = 'pending'",
+            payment_id,
+            json.dumps(dict(result)),
+        )
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT p.*, w.tenant_id FROM wallet_payments p JOIN wallets w ON w.id = p.wallet_id WHERE p.id = $1",
+                payment_id,
+            )
+            if row is not None and row["status"] == "pending":
+                await events.emit(
+                    conn,
+                    tenant_id=row["tenant_id"],
+                    wallet_id=row["wallet_id"],
+                    kind="payment.pending",
+                    data=_event_data(row),
+                    dedupe=f"payment.pending:{payment_id}",
+                )
+
+    async def pending_purchase(self, wallet_id: uuid.UUID, purchase: bytes, in_flight: float) -> asyncpg.Record | None:
+        """A pending payment of this wallet for the same purchase whose answer was ambiguous (or that has been in
+        flight longer than ``in_flight`` seconds: its process died); concurrent purchases still in flight are not."""
+        return await self.pool.fetchrow(
+            """SELECT * FROM wallet_payments WHERE wallet_id = $1 AND purchase = $2 AND status = 'pending'
+                 AND (result IS NOT NULL OR sent_at < now() - $3::interval)
+               ORDER BY created_at LIMIT 1""",
+            wallet_id,
+            purchase,
+            timedelta(seconds=in_flight),
+        )
+
+    async def due_pending(self, limit: int = 50) -> list[asyncpg.Record]:
+        """Pending payments, least recently checked first (marked checked now, so other processes move on)."""
+        return await self.pool.fetch(
+            """UPDATE wallet_payments SET checked_at = now()
+               WHERE id IN (SELECT id FROM wallet_payments WHERE status = 'pending'
+                            ORDER BY checked_at NULLS FIRST LIMIT $1 FOR UPDATE SKIP LOCKED)
+               RETURNING *""",
+            limit,
+        )
+
+    async def resolve(self, payment_id: uuid.UUID, *, settled: bool, tx: str | None, reason: str) -> bool:
+        """Pending -> committed (the chain shows it moved) or released (it never can); False if not pending."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("SELECT * FROM wallet_payments WHERE id = $1 FOR UPDATE", payment_id)
+            if row is None or row["status"] != "pending":
+                return False
+            wallet_row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", row["wallet_id"])
+            assert wallet_row is not None
+            wallet = Wallet.from_row(wallet_row)
+            status = "committed" if settled else "released"
+            resolved = await conn.fetchrow(
+                """UPDATE wallet_payments SET status = $2, tx = COALESCE($3, tx), reason = $4, resolved_at = now(),
+                          settled_at = CASE WHEN $2 = 'committed' THEN now() END
+                   WHERE id = $1 RETURNING *""",
+                payment_id,
+                status,
+                tx,
+                reason[:500],
+            )
+            assert resolved is not None
+            data = {**_event_data(resolved), "resolution": status, "reason": reason[:500]}
+            await events.emit(conn, tenant_id=wallet.tenant_id, wallet_id=wallet.id, kind="payment.resolved", data=data)
+            if settled:
+                await conn.execute("UPDATE wallets SET consecutive_failures = 0 WHERE id = $1", wallet.id)
+                await events.emit(
+                    conn,
+                    tenant_id=wallet.tenant_id,
+                    wallet_id=wallet.id,
+                    kind="payment.made",
+                    data=_event_data(resolved),
+                )
+                await self._thresholds(conn, wallet, await usage(conn, wallet.id))
+            else:
+                await self._failed(conn, wallet.id)
+        return True
 
     async def _thresholds(self, conn: Conn, wallet: Wallet, used: Usage) -> None:
         """Low-budget events at 80/90/100 % of each limit, and auto-pause at the configured share."""
@@ -301,23 +410,26 @@ class Ledger:
                 res.id,
                 reason[:500],
             )
-            if not failure:
-                return
-            row = await conn.fetchrow(
-                """UPDATE wallets SET consecutive_failures = consecutive_failures + 1 WHERE id = $1
-                   RETURNING consecutive_failures, policy""",
-                res.wallet_id,
+            if failure:
+                await self._failed(conn, res.wallet_id)
+
+    async def _failed(self, conn: Conn, wallet_id: uuid.UUID) -> None:
+        """Extend the failure streak; pause the wallet when it reaches the policy's limit."""
+        row = await conn.fetchrow(
+            """UPDATE wallets SET consecutive_failures = consecutive_failures + 1 WHERE id = $1
+               RETURNING consecutive_failures, policy""",
+            wallet_id,
+        )
+        assert row is not None
+        limit = Policy.from_json(json.loads(row["policy"])).auto_pause.consecutive_failures
+        if limit is not None and row["consecutive_failures"] >= limit:
+            await pause_locked(
+                conn,
+                self.audit,
+                wallet_id,
+                f"failures: {row['consecutive_failures']} failed payments in a row",
+                SYSTEM,
             )
-            assert row is not None
-            limit = Policy.from_json(json.loads(row["policy"])).auto_pause.consecutive_failures
-            if limit is not None and row["consecutive_failures"] >= limit:
-                await pause_locked(
-                    conn,
-                    self.audit,
-                    res.wallet_id,
-                    f"failures: {row['consecutive_failures']} failed payments in a row",
-                    SYSTEM,
-                )
 
     async def payments(self, wallet_id: uuid.UUID, limit: int = 100) -> list[dict[str, Any]]:
         """The wallet's latest payments."""
@@ -339,11 +451,48 @@ def payment_json(row: asyncpg.Record) -> dict[str, Any]:
         "url": row["url"],
         "createdAt": row["created_at"].astimezone(UTC).isoformat(),
     }
-    for col, key in (("tx", "transaction"), ("reason", "reason"), ("idempotency_key", "idempotencyKey")):
+    for col, key in (
+        ("tx", "transaction"),
+        ("reason", "reason"),
+        ("idempotency_key", "idempotencyKey"),
+        ("payer", "payer"),
+    ):
         if row[col] is not None:
             out[key] = row[col]
-    if row["settled_at"] is not None:
-        out["settledAt"] = row["settled_at"].astimezone(UTC).isoformat()
+    for col, key in (("settled_at", "settledAt"), ("sent_at", "sentAt"), ("resolved_at", "resolvedAt")):
+        if row[col] is not None:
+            out[key] = row[col].astimezone(UTC).isoformat()
+    out.update(proof_json(row["proof"]))
+    return out
+
+
+def proof_json(proof: Any) -> dict[str, Any]:
+    """The public part of a sent payment: what identifies it on-chain, never its signature."""
+    doc = json.loads(proof) if isinstance(proof, str) else proof
+    if not isinstance(doc, dict):
+        return {}
+    out: dict[str, Any] = {}
+    payload = doc.get("payload")
+    auth = payload.get("authorization") if isinstance(payload, dict) else None
+    if isinstance(auth, dict):
+        out["authorization"] = {k: auth[k] for k in ("from", "to", "value", "validBefore", "nonce") if k in auth}
+    return out
+
+
+def _event_data(row: asyncpg.Record) -> dict[str, Any]:
+    """What a payment event says about the payment."""
+    out: dict[str, Any] = {
+        "paymentId": str(row["id"]),
+        "amount": str(row["amount"]),
+        "network": row["network"],
+        "asset": row["asset"],
+        "payTo": row["pay_to"],
+        "url": row["url"],
+    }
+    if row["tx"] is not None:
+        out["transaction"] = row["tx"]
+    if row["payer"] is not None:
+        out["payer"] = row["payer"]
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -12,16 +13,17 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
+from chains.base import PaymentStatus
 from wallets import errors, keys
 from wallets.approvals import Approvals
 from wallets.custody import Keyring
-from wallets.ledger import Ledger, Reservation, budget_json, usage
-from wallets.outbound import Fetched, Fetcher
+from wallets.ledger import Ledger, Reservation, budget_json, payment_json, proof_json, usage
+from wallets.outbound import MAX_REDIRECTS, Fetched, Fetcher
 from wallets.store import Wallet, WalletStore
 from x402.client import parse_challenge, signer_for
 from x402.client.client import Challenge402, payment_header
 from x402.client.signer import PaymentSigner
-from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused
+from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused, X402Error
 from x402.logs import get_logger
 from x402.wire.codec import (
     PAYMENT_REQUIRED,
@@ -103,6 +105,14 @@ def response_json(resp: Fetched) -> dict[str, Any]:
     return out
 
 
+def purchase_of(req: PayRequest) -> bytes:
+    """What makes two calls the same purchase: method, URL and body (headers vary per call and are ignored)."""
+    h = hashlib.sha256()
+    h.update(req.method.encode() + b"\n" + req.url.encode() + b"\n")
+    h.update(req.body or b"")
+    return h.digest()
+
+
 def settlement_of(resp: Fetched) -> SettleResponse | None:
     """The PAYMENT-RESPONSE (or v1 X-PAYMENT-RESPONSE) receipt, if readable."""
     value = resp.headers.get(PAYMENT_RESPONSE) or resp.headers.get(X_PAYMENT_RESPONSE)
@@ -135,6 +145,14 @@ class PayeeScreen(Protocol):
         ...
 
 
+class StatusLookup(Protocol):
+    """Asks the chain about a sent payment (its stored proof); None when no adapter serves the network."""
+
+    async def __call__(self, proof: Mapping[str, Any]) -> PaymentStatus | None:
+        """The chain's answer; raises for RPC trouble."""
+        ...
+
+
 class WalletPayer:
     """Pays for HTTP requests from a wallet within its policy and budget."""
 
@@ -148,7 +166,9 @@ class WalletPayer:
         *,
         svm_rpc_urls: Mapping[str, str] | None = None,
         screen: PayeeScreen | None = None,
+        status: StatusLookup | None = None,
     ) -> None:
+        self.status = status
         self.store = store
         self.ledger = ledger
         self.approvals = approvals
@@ -167,6 +187,16 @@ class WalletPayer:
             replay = await self._replay(wallet, idempotency_key)
             if replay is not None:
                 return replay
+        else:
+            in_flight = self.fetcher.timeout * (MAX_REDIRECTS + 1) + HOLD_GRACE
+            pending = await self.ledger.pending_purchase(wallet.id, purchase_of(req), in_flight)
+            if pending is not None:
+                raise errors.PurchasePending(
+                    "a payment for this same request is pending; it is not paid again until the chain settles "
+                    "or voids it (send an Idempotency-Key to make a distinct purchase)",
+                    payment=payment_json(pending),
+                    paymentId=str(pending["id"]),
+                )
         first = await self.fetcher.fetch(req.method, req.url, req.headers, req.body)
         if first.status != 402:
             return {"upstream": response_json(first), "payment": {"paid": False}, "budget": await self._budget(wallet)}
@@ -279,13 +309,19 @@ class WalletPayer:
             headers = dict(req.headers)
             name, value = payment_header(challenge, index, scheme_payload)
             headers[name] = value
-            second = await self._send_paid(req, headers)
+            proof = {
+                "x402Version": challenge.x402_version,
+                "accepted": msgspec.to_builtins(offer),
+                "payload": scheme_payload,
+            }
+            # write-ahead: from here the signed payment may reach the upstream, so the hold becomes pending
+            if not await self.ledger.mark_sent(res, payer=payer, proof=proof, purchase=purchase_of(req)):
+                raise errors.UpstreamFailed("the budget hold expired before the payment was sent", code="hold_expired")
         except BaseException as exc:
-            # nothing reached the upstream with a signature we know settled: give the hold back
+            # nothing signed reached the upstream: give the hold back
             failure = not isinstance(exc, errors.PolicyViolation)
             await self.ledger.release(res, reason=f"error: {type(exc).__name__}", failure=failure)
             raise
-        receipt = settlement_of(second)
         paid = {
             "paymentId": str(res.id),
             "amount": offer.amount,
@@ -295,7 +331,14 @@ class WalletPayer:
             "payer": payer,
             "url": req.url,
             "x402Version": challenge.x402_version,
+            **proof_json(proof),
         }
+        try:
+            second = await self._send_paid(req, headers)
+        except (errors.UpstreamFailed, errors.OutboundRefused) as exc:
+            # timeout, reset, oversized answer: the upstream may have settled before it failed
+            return await self._ambiguous(wallet, res, paid, proof, None, exc.detail, 502)
+        receipt = settlement_of(second)
         if receipt is not None and receipt.success:
             paid["transaction"] = receipt.transaction
             paid["receipt"] = msgspec.to_builtins(receipt)
@@ -304,7 +347,7 @@ class WalletPayer:
             log.info("wallet_paid", wallet_id=str(wallet.id), payment_id=str(res.id), amount=offer.amount)
             return {
                 "upstream": upstream,
-                "payment": {"paid": True, **paid},
+                "payment": {"paid": True, "status": "committed", **paid},
                 "budget": budget_json(wallet.policy, used),
             }
         reason = (
@@ -312,34 +355,100 @@ class WalletPayer:
             if receipt is not None and isinstance(receipt.error_reason, str)
             else _refusal_of(second)
         )
-        await self.ledger.release(res, reason=str(reason), failure=True)
-        log.info("wallet_payment_failed", wallet_id=str(wallet.id), payment_id=str(res.id), reason=reason)
-        raise errors.UpstreamFailed(
-            f"the upstream did not settle the payment: {reason}",
-            code="payment_failed",
-            upstreamStatus=second.status,
-            paymentId=str(res.id),
-            **({"receipt": msgspec.to_builtins(receipt)} if receipt is not None else {}),
+        if receipt is not None:
+            paid["receipt"] = msgspec.to_builtins(receipt)
+        # a refusal after the header went out proves nothing: the seller may have settled and still failed
+        return await self._ambiguous(wallet, res, paid, proof, second, str(reason), second.status)
+
+    async def _ambiguous(
+        self,
+        wallet: Wallet,
+        res: Reservation,
+        paid: dict[str, Any],
+        proof: Mapping[str, Any],
+        answer: Fetched | None,
+        reason: str,
+        upstream_status: int,
+    ) -> dict[str, Any]:
+        """No receipt after the payment went out: ask the chain now; unless it decides, the payment stays pending."""
+        upstream = response_json(answer) if answer is not None else None
+        found = await self._chain_status(paid["network"], proof)
+        if found is not None and found.state == "settled":
+            await self.ledger.resolve(res.id, settled=True, tx=found.transaction, reason=f"on-chain after: {reason}")
+            paid = {**paid, **({"transaction": found.transaction} if found.transaction else {})}
+            await self.ledger.commit(res, tx=found.transaction, result={**paid, "upstream": upstream})
+            log.info("wallet_paid_without_receipt", wallet_id=str(wallet.id), payment_id=str(res.id), reason=reason)
+            return {
+                **({"upstream": upstream} if upstream is not None else {}),
+                "payment": {"paid": True, "status": "committed", "upstreamError": reason, **paid},
+                "budget": await self._budget(wallet),
+            }
+        if found is not None and found.state == "void":
+            await self.ledger.resolve(res.id, settled=False, tx=None, reason=f"{reason} ({found.message})")
+            raise errors.UpstreamFailed(
+                f"the upstream did not settle the payment: {reason}",
+                code="payment_failed",
+                upstreamStatus=upstream_status,
+                paymentId=str(res.id),
+            )
+        await self.ledger.remember(res.id, {**paid, "upstream": upstream, "upstreamError": reason})
+        log.warning("wallet_payment_pending", wallet_id=str(wallet.id), payment_id=str(res.id), reason=reason)
+        extra: dict[str, Any] = {"upstream": upstream} if upstream is not None else {}
+        raise errors.PaymentPending(
+            f"the payment went out but its outcome is unknown ({reason}); it stays pending until the chain "
+            "shows it settled or expired, and is never paid again under the same Idempotency-Key",
+            payment={"status": "pending", **paid},
+            upstreamStatus=upstream_status,
+            budget=await self._budget(wallet),
+            **extra,
         )
+
+    async def _chain_status(self, network: str, proof: Mapping[str, Any]) -> PaymentStatus | None:
+        """What the chain says right now (None when it cannot be asked: the reconciler tries again later)."""
+        if self.status is None:
+            return None
+        try:
+            return await self.status(proof)
+        except (X402Error, OSError, TimeoutError) as exc:
+            log.warning("payment_status_unavailable", network=network, error=type(exc).__name__)
+            return None
 
     async def _send_paid(self, req: PayRequest, headers: dict[str, str]) -> Fetched:
         return await self.fetcher.fetch(req.method, req.url, headers, req.body)
 
     async def _replay(self, wallet: Wallet, key: str) -> dict[str, Any] | None:
-        """The stored answer of a payment already made under this key; 409 while it is in flight."""
+        """The answer of a payment already made under this key: stored, pending, or 409 while it is in flight."""
         row = await self.ledger.find(wallet.id, key)
         if row is None:
             return None
         if row["status"] == "reserved":
             raise errors.PaymentInProgress("a payment with this Idempotency-Key is in progress")
-        if row["status"] == "released":
-            await self.ledger.forget_key(row["id"])
-            return None
         result = json.loads(row["result"]) if row["result"] else {}
         upstream = result.pop("upstream", None)
+        result.pop("upstreamError", None)
+        if row["status"] == "released":
+            if row["sent_at"] is None:  # nothing went out under this key: it may pay
+                await self.ledger.forget_key(row["id"])
+                return None
+            raise errors.PaymentNotSettled(
+                "the payment made under this Idempotency-Key never settled (proven on-chain); "
+                "use a new key to pay again",
+                payment={**result, **payment_json(row)},
+                paymentId=str(row["id"]),
+            )
+        if row["status"] == "pending":
+            extra: dict[str, Any] = {"upstream": upstream} if upstream is not None else {}
+            raise errors.PaymentPending(
+                "the payment made under this Idempotency-Key is still pending",
+                payment={**result, **payment_json(row), "replayed": True},
+                budget=await self._budget(wallet),
+                **extra,
+            )
+        if row["tx"] is not None:
+            result["transaction"] = row["tx"]
         return {
             "upstream": upstream,
-            "payment": {"paid": True, "replayed": True, **result},
+            "payment": {"paid": True, "replayed": True, **result, "status": "committed"},
             "budget": await self._budget(wallet),
         }
 

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from chains.registry import ChainRegistry
 from wallets.approvals import Approvals
 from wallets.audit import AuditSink, no_audit
 from wallets.custody import Keyring, load_keyring
 from wallets.ledger import Ledger, sweep
 from wallets.outbound import Fetcher
 from wallets.payer import PayeeScreen, WalletPayer
+from wallets.reconcile import Pass, chain_lookup, reconcile_once
 from wallets.store import WalletStore
 from wallets.webhooks import DeliveryOptions, Webhooks
 from x402.logs import get_logger
@@ -29,6 +31,8 @@ class WalletOptions:
 
     fetch_timeout: float = 30.0
     sweep_interval: float = 30.0
+    #: how often pending payments (sent, no receipt) are checked on-chain
+    reconcile_interval: float = 15.0
     webhooks: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
@@ -42,6 +46,7 @@ class WalletService:
         options: WalletOptions | None = None,
         audit: AuditSink = no_audit,
         screen: PayeeScreen | None = None,
+        chains: ChainRegistry | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or WalletOptions()
@@ -58,6 +63,7 @@ class WalletService:
             max_bytes=settings.max_body_bytes,
         )
         self.webhooks = Webhooks(pool, self.keyring, self.fetcher, self.options.webhooks)
+        self.lookup = chain_lookup(chains)
         svm_urls = {n.network: n.rpc_urls[0] for n in settings.networks if is_solana(n.network) and n.rpc_urls}
         self.payer: WalletPayer | None = (
             WalletPayer(
@@ -68,6 +74,7 @@ class WalletService:
                 self.keyring,
                 svm_rpc_urls=svm_urls,
                 screen=screen,
+                status=self.lookup,
             )
             if self.keyring is not None
             else None
@@ -79,6 +86,7 @@ class WalletService:
         if self.keyring is None:
             log.warning("wallets_disabled", detail="no master key (X402_MASTER_KEY): wallets cannot be created or pay")
         self._tasks.append(asyncio.create_task(self._sweeper(), name="wallet-sweeper"))
+        self._tasks.append(asyncio.create_task(self._reconciler(), name="wallet-reconciler"))
         if self.keyring is not None:
             self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhook-worker"))
 
@@ -92,6 +100,18 @@ class WalletService:
                     log.info("reservations_expired", count=n)
             except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
                 log.warning("sweep_failed", error=type(exc).__name__)
+
+    async def reconcile(self) -> Pass:
+        """One pass over the pending payments (the background task runs this every ``reconcile_interval``)."""
+        return await reconcile_once(self.ledger, self.lookup)
+
+    async def _reconciler(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.reconcile_interval)
+            try:
+                await self.reconcile()
+            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+                log.warning("reconcile_failed", error=type(exc).__name__)
 
     async def close(self) -> None:
         """Stop the tasks, close the outbound session."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -12,6 +13,7 @@ from eth_account.signers.local import LocalAccount
 from chains.base import (
     Confirmation,
     PaymentContext,
+    PaymentStatus,
     PreparedSettlement,
     ReplayKey,
     TxCheck,
@@ -20,10 +22,11 @@ from chains.base import (
 )
 from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.settle import EvmSettler
+from chains.evm.status import authorization_status
 from chains.evm.verify import EvmVerifier
 from x402.errors import ChainUnavailable, ConfigError
 from x402.settings import NetworkConfig, Settings
-from x402.wire.models import SupportedKind
+from x402.wire.models import PaymentRequirements, SupportedKind
 from x402.wire.networks import evm_chain_id, to_v1_name
 
 log = logging.getLogger("chains.evm")
@@ -124,6 +127,14 @@ class EvmAdapter:
     async def verify_transaction(self, check: TxCheck) -> TxVerification:
         """Verify a plain ERC-20 transfer by transaction hash."""
         return await self.settler.verify_transaction(check)
+
+    async def payment_status(
+        self, network: str, payload: Mapping[str, Any], requirements: PaymentRequirements
+    ) -> PaymentStatus:
+        """Whether an EIP-3009 authorization was used (``authorizationState``), or expired unused in chain time."""
+        if network not in self._pools:
+            raise ChainUnavailable(f"network {network} is not configured", network=network)
+        return await authorization_status(self._pools[network], payload, requirements)
 
     async def _healthy(self, network: str) -> bool:
         try:

@@ -33,6 +33,7 @@ from solders.transaction_status import TransactionConfirmationStatus, Transactio
 from chains.base import (
     Confirmation,
     PaymentContext,
+    PaymentStatus,
     PreparedSettlement,
     ReplayKey,
     SettlementRejected,
@@ -50,7 +51,7 @@ from chains.solana.payer import (
 from x402.errors import BadRequest, ChainRejected, ChainUnavailable, ConfigError
 from x402.settings import NetworkConfig, Settings
 from x402.wire import reasons as R
-from x402.wire.models import SupportedKind
+from x402.wire.models import PaymentRequirements, SupportedKind
 from x402.wire.networks import to_v1_name
 
 log = logging.getLogger("chains.solana")
@@ -507,6 +508,62 @@ class SolanaAdapter:
                 block=slot,
             )
         return Confirmation("confirmed", amount=moved.received, block=slot)
+
+    # ------------------------------------------------------------------ payer side: did my payment land?
+
+    async def payment_status(
+        self, network: str, payload: Mapping[str, Any], requirements: PaymentRequirements
+    ) -> PaymentStatus:
+        """settled when a confirmed transaction carries our message; void when none did and its blockhash expired.
+
+        The payer does not know the fee payer's signature (the transaction id), so the payer's recent signatures
+        are searched for a landed transaction with the same message (which the payer's own signature pins).
+        """
+        pool = self._pool(network)
+        try:
+            dec = _decode(payload)
+        except ValueError as exc:
+            return PaymentStatus("void", message=f"unreadable transaction: {exc}")
+        signers = dec.keys[: dec.tx.message.header.num_required_signatures]
+        found = await self._landed(pool, dec, signers[1:] or signers)
+        if found is not None:
+            return found
+        if await self._blockhash_valid(pool, dec.tx.message.recent_blockhash):
+            return PaymentStatus("pending", message="not landed; its blockhash is still valid")
+        # it may have landed just before the blockhash expired: look once more before calling it void
+        found = await self._landed(pool, dec, signers[1:] or signers)
+        if found is not None:
+            return found
+        return PaymentStatus("void", message="not landed and its blockhash expired")
+
+    async def _landed(self, pool: _Pool, dec: _Decoded, payers: Sequence[Pubkey]) -> PaymentStatus | None:
+        for payer in payers:
+
+            async def recent(c: AsyncClient, who: Pubkey = payer) -> Any:
+                return await c.get_signatures_for_address(who, limit=100, commitment=Confirmed)
+
+            try:
+                entries = (await pool.call(recent)).value
+            except RPCException:
+                continue
+            for entry in entries:
+
+                async def fetch(c: AsyncClient, sig: Signature = entry.signature) -> Any:
+                    return await c.get_transaction(
+                        sig, encoding="base64", commitment=Confirmed, max_supported_transaction_version=0
+                    )
+
+                try:
+                    got = (await pool.call(fetch)).value
+                except RPCException:
+                    continue
+                tx = getattr(getattr(got, "transaction", None), "transaction", None)
+                if not isinstance(tx, VersionedTransaction) or to_bytes_versioned(tx.message) != dec.message_bytes:
+                    continue
+                if entry.err is not None:
+                    return PaymentStatus("void", transaction=str(entry.signature), message=f"failed: {entry.err}")
+                return PaymentStatus("settled", transaction=str(entry.signature))
+        return None
 
     # ------------------------------------------------------------------ verify by transaction
 

@@ -29,11 +29,13 @@ from solders.rpc.responses import (
     GetAccountInfoResp,
     GetBalanceResp,
     GetLatestBlockhashResp,
+    GetSignaturesForAddressResp,
     GetSignatureStatusesResp,
     GetTokenAccountBalanceResp,
     GetTransactionResp,
     IsBlockhashValidResp,
     RpcBlockhash,
+    RpcConfirmedTransactionStatusWithSignature,
     RpcResponseContext,
     RpcSimulateTransactionResult,
     SendTransactionPreflightFailureMessage,
@@ -235,6 +237,16 @@ class SvmRpc:
             final = self.confirmation_status == TransactionConfirmationStatus.Finalized
             out.append(TransactionStatus(rec.slot, None if final else 0, rec.err, rec.err, self.confirmation_status))
         return GetSignatureStatusesResp(out, self._ctx()).to_json()
+
+    def rpc_getSignaturesForAddress(self, address: str, config: dict[str, Any] | None = None) -> str:
+        key = Pubkey.from_string(address)
+        limit = int((config or {}).get("limit") or 1000)
+        found = [
+            RpcConfirmedTransactionStatusWithSignature(sig, rec.slot, rec.err, None, None, self.confirmation_status)
+            for sig, rec in reversed(self.records.items())
+            if key in rec.tx.message.account_keys
+        ]
+        return GetSignaturesForAddressResp(found[:limit]).to_json()
 
     def rpc_getTransaction(self, sig: str, *_: Any) -> str:
         rec = self.records.get(Signature.from_string(sig))

@@ -25,29 +25,6 @@ async def _audit_actions(database_url: str, wallet_id: str) -> list[str]:
     return [r["action"] for r in rows]
 
 
-async def test_pauses_after_consecutive_failures_and_resumes(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
-) -> None:
-    wallet = await new_wallet(service, devchain, {"autoPause": {"consecutiveFailures": 2}})
-    for _ in range(2):
-        status, doc = await pay(service, wallet["id"], upstream.base_url + "/always402")
-        assert status == 502, doc
-        assert doc["code"] == "payment_failed", doc
-    r = await service.get(f"/v1/wallets/{wallet['id']}")
-    state = await r.json()
-    assert state["status"] == "paused", state
-    assert state["pausedReason"].startswith("failures"), state
-    assert state["budget"]["reserved"] == "0"  # failed payments gave their holds back
-    status, doc = await pay(service, wallet["id"], upstream.paid_url)
-    assert doc["code"] == "wallet_paused"
-    r = await service.post(f"/v1/wallets/{wallet['id']}/resume")
-    assert (await r.json())["status"] == "active"
-    status, doc = await pay(service, wallet["id"], upstream.paid_url)
-    assert status == 200, doc
-    actions = await _audit_actions(database_url, wallet["id"])
-    assert actions == ["wallet.create", "wallet.pause", "wallet.resume"], actions
-
-
 async def test_pauses_on_velocity_spike(
     service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
 ) -> None:

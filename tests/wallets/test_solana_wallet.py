@@ -12,10 +12,13 @@ import pytest
 from aiohttp import web
 from solders.pubkey import Pubkey
 
+from tests.harness.faults import Faults, faulty
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
+from wallets.service import WalletOptions
 from x402.app import create_app
 from x402.paywall import AppFacilitator, Offer, Paywall
 from x402.settings import AssetConfig, NetworkConfig, Settings
+from x402.wallets_api.routes import WALLETS
 
 
 @pytest.fixture
@@ -28,10 +31,10 @@ async def world() -> AsyncIterator[World]:
     await w.rpc.stop()
 
 
-async def test_solana_wallet_pays_a_paywalled_route(
-    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
-) -> None:
-    w = world
+async def _setup(
+    w: World, database_url: str, tmp_path: Path, aiohttp_client: Any, faults: Faults | None = None
+) -> tuple[Any, dict[str, Any], Pubkey, Pubkey]:
+    """A service (wallets + facilitator + paywalled /paid, behind ``faults``), a funded Solana wallet."""
     settings = Settings(
         database_url=database_url,
         data_dir=tmp_path,
@@ -43,7 +46,10 @@ async def test_solana_wallet_pays_a_paywalled_route(
         reconcile_interval=0,
         settle_timeout=5.0,
     )
-    app = create_app(settings)
+    options = WalletOptions(fetch_timeout=5.0, reconcile_interval=3600)
+    app = create_app(settings, extras={"wallet_options": options})
+    if faults is not None:
+        app.middlewares.insert(0, faulty(faults))
 
     async def paid(request: web.Request) -> web.Response:
         return web.json_response({"paid": True})
@@ -59,7 +65,14 @@ async def test_solana_wallet_pays_a_paywalled_route(
     owner = Pubkey.from_string(wallet["addresses"]["solana"])
     src = w.rpc.create_ata(owner, w.mint, w.program)
     w.rpc.mint_to(w.mint, src, 1_000_000, w.mint_authority, w.program)
+    return client, wallet, owner, src
 
+
+async def test_solana_wallet_pays_a_paywalled_route(
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    w = world
+    client, wallet, owner, src = await _setup(w, database_url, tmp_path, aiohttp_client)
     r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
     out = json.loads(await r.read())
     assert r.status == 200, out
@@ -69,3 +82,58 @@ async def test_solana_wallet_pays_a_paywalled_route(
     assert out["payment"]["payer"] == str(owner)
     assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE
     assert w.rpc.token_balance(src) == 1_000_000 - PRICE
+
+
+async def test_solana_settled_then_502_is_found_on_chain(
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    w = world
+    faults = Faults(mode="502")
+    client, wallet, owner, src = await _setup(w, database_url, tmp_path, aiohttp_client, faults)
+    url = str(client.make_url("/paid"))
+    r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": url}, headers={"Idempotency-Key": "s1"})
+    out = json.loads(await r.read())
+    # the landed transaction carrying the wallet's message is found among the payer's signatures
+    assert r.status == 200, out
+    assert out["payment"]["status"] == "committed"
+    assert out["upstream"]["status"] == 502
+    signed = [
+        sig
+        for sig, rec in w.rpc.records.items()
+        if owner in rec.tx.message.account_keys[: rec.tx.message.header.num_required_signatures]
+    ]
+    assert [str(s) for s in signed] == [out["payment"]["transaction"]]
+    r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": url}, headers={"Idempotency-Key": "s1"})
+    again = json.loads(await r.read())
+    assert r.status == 200, again
+    assert again["payment"]["paymentId"] == out["payment"]["paymentId"]
+    assert len(faults.signatures) == 1
+    assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE
+    assert w.rpc.token_balance(src) == 1_000_000 - PRICE
+    r = await client.get(f"/v1/wallets/{wallet['id']}/budget")
+    budget = await r.json()
+    assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
+
+
+async def test_solana_unsettled_is_released_once_its_blockhash_expires(
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    w = world
+    faults = Faults(mode="nosettle_502")
+    client, wallet, _, src = await _setup(w, database_url, tmp_path, aiohttp_client, faults)
+    url = str(client.make_url("/paid"))
+    r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": url}, headers={"Idempotency-Key": "s2"})
+    out = json.loads(await r.read())
+    assert r.status == 202, out
+    assert out["code"] == "payment_pending"
+    service = client.app[WALLETS]
+    done = await service.reconcile()
+    assert (done.committed, done.released, done.pending) == (0, 0, 1)
+    w.rpc.svm.expire_blockhash()  # the payment can never land now
+    done = await service.reconcile()
+    assert (done.committed, done.released) == (0, 1)
+    r = await client.get(f"/v1/wallets/{wallet['id']}/budget")
+    budget = await r.json()
+    assert (budget["spent"], budget["reserved"], budget["pending"]) == ("0", "0", "0"), budget
+    assert w.rpc.token_balance(src) == 1_000_000
+    assert len(faults.signatures) == 1

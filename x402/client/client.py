@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from x402.client.pending import PaymentPending, PaymentState, PendingPayment, StatusSource, purchase_key
 from x402.client.policy import PaymentPolicy
 from x402.client.signer import PaymentSigner
 from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused
@@ -54,6 +55,8 @@ class PaidResponse:
     x402_version: int | None = None
     payer: str | None = None
     refusals: list[str] = field(default_factory=list)
+    #: set when a payment went out and no success receipt came back: it may have settled (see ``X402Client.check``)
+    pending: PendingPayment | None = None
 
     def text(self) -> str:
         """The body as UTF-8 text."""
@@ -129,14 +132,45 @@ def parse_challenge(headers: CIMultiDictProxy[str], body: bytes) -> Challenge402
 
 
 class X402Client:
-    """Pays x402 challenges for a Python agent: one retry with a payment header, never two payments per request."""
+    """Pays x402 challenges for a Python agent: one retry with a payment header, never two payments per request.
+
+    A payment sent without a success receipt back (a 5xx, a new 402, ...) may still have settled: the response
+    carries it as ``pending`` (no response at all, as on a timeout or reset, raises ``PaymentPending``), and the
+    client signs nothing more for the same purchase (method, URL, body): it raises ``PaymentPending`` until
+    ``check`` shows the chain settled or voided it, or the caller ``forget``s it.
+    """
 
     def __init__(
-        self, session: aiohttp.ClientSession, signers: Sequence[PaymentSigner], policy: PaymentPolicy | None = None
+        self,
+        session: aiohttp.ClientSession,
+        signers: Sequence[PaymentSigner],
+        policy: PaymentPolicy | None = None,
+        *,
+        status: StatusSource | None = None,
     ) -> None:
         self.session = session
         self.signers = list(signers)
         self.policy = policy or PaymentPolicy()
+        self.status = status
+        self._pending: dict[str, PendingPayment] = {}
+
+    @property
+    def pending(self) -> list[PendingPayment]:
+        """Payments sent without a receipt, not yet resolved."""
+        return list(self._pending.values())
+
+    async def check(self, pending: PendingPayment) -> PaymentState:
+        """Ask the chain (``status=`` source); a settled or void payment stops blocking its purchase."""
+        if self.status is None:
+            raise PaymentRefused("no status source: pass X402Client(..., status=adapter)", code="no_status_source")
+        answer = await self.status.payment_status(pending.network, pending.payload, pending.offer)
+        if answer.state in ("settled", "void"):
+            self._pending.pop(pending.purchase, None)
+        return answer
+
+    def forget(self, pending: PendingPayment) -> None:
+        """The caller takes responsibility: the purchase may be paid again."""
+        self._pending.pop(pending.purchase, None)
 
     async def get(self, url: str, **kw: Any) -> PaidResponse:
         """``request("GET", url, ...)``."""
@@ -147,11 +181,19 @@ class X402Client:
         return await self.request("POST", url, **kw)
 
     async def request(self, method: str, url: str, **kw: Any) -> PaidResponse:
-        """Send a request; on a 402 pay one acceptable offer and retry once. Raises ``PaymentRefused``.
+        """Send a request; on a 402 pay one acceptable offer and retry once (raises PaymentRefused, PaymentPending).
 
         Request bodies must be re-sendable (bytes, str, ``json=``), since a paid request is sent twice.
         """
         headers: CIMultiDict[str] = CIMultiDict(kw.pop("headers", None) or {})
+        purchase = purchase_key(method, url, kw)
+        earlier = self._pending.get(purchase)
+        if earlier is not None:
+            raise PaymentPending(
+                "an earlier payment for this purchase got no receipt and may have settled; "
+                "check() it (or forget() it) before paying again",
+                earlier,
+            )
         first = await self._send(method, url, headers, kw)
         if first.status != 402 or PAYMENT_SIGNATURE in headers or X_PAYMENT in headers:
             return first  # not a challenge, or the caller paid by hand: never pay on top
@@ -166,12 +208,56 @@ class X402Client:
         name, value = payment_header(challenge, index, scheme_payload)
         headers[name] = value
         log.info("paying", url=url, network=offer.network, amount=offer.amount, x402_version=challenge.x402_version)
-        second = await self._send(method, url, headers, kw)
+        sent = PendingPayment(
+            purchase,
+            method.upper(),
+            url,
+            offer,
+            challenge.x402_version,
+            scheme_payload,
+            (name, value),
+            signer.address,
+            reason="",
+        )
+        try:
+            second = await self._send(method, url, headers, kw)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # the header went out: the server may have settled before the answer was lost
+            raise self._ambiguous(sent, f"no answer: {type(exc).__name__}", None, None) from None
         second.paid = offer
         second.x402_version = challenge.x402_version
         second.payer = signer.address
         second.settlement = _settlement(second.headers)
+        if second.settlement is not None and second.settlement.success:
+            return second
+        if second.settlement is None and 200 <= second.status < 300:
+            return second  # the resource was delivered; the server just sent no receipt
+        why = (
+            second.settlement.error_reason
+            if second.settlement is not None and second.settlement.error_reason
+            else f"HTTP {second.status} without a settlement receipt"
+        )
+        second.pending = self._ambiguous(sent, str(why), second.status, second).pending
         return second
+
+    def _ambiguous(
+        self, sent: PendingPayment, reason: str, status: int | None, resp: PaidResponse | None
+    ) -> PaymentPending:
+        pending = PendingPayment(
+            sent.purchase,
+            sent.method,
+            sent.url,
+            sent.offer,
+            sent.x402_version,
+            sent.payload,
+            sent.header,
+            sent.payer,
+            reason,
+            status,
+        )
+        self._pending[pending.purchase] = pending
+        log.warning("payment_pending", url=sent.url, network=sent.network, nonce=pending.nonce, reason=reason)
+        return PaymentPending(f"the payment went out but its outcome is unknown ({reason})", pending, resp)
 
     async def _send(self, method: str, url: str, headers: CIMultiDict[str], kw: dict[str, Any]) -> PaidResponse:
         async with self.session.request(method, url, headers=headers, **kw) as resp:

@@ -27,6 +27,10 @@ SECRET_FIELDS = frozenset({"key", "secret", "apiKey", "privateKey", "signingSecr
 #: A handler whose answer holds a secret (a new API key) puts the body to store instead here.
 REPLAY_BODY: web.RequestKey[bytes] = web.RequestKey("x402_replay_body")
 
+#: Set by a handler that is idempotent under the key itself (money may have moved): the key is never freed, and
+#: retries with the same key and body reach the handler again, which answers the original outcome or its current state.
+DELEGATED: web.RequestKey[bool] = web.RequestKey("x402_idempotency_delegated")
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -98,6 +102,8 @@ async def idempotent(
     if row is not None:
         if bytes(row["request_hash"]) != digest:
             raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
+        if row["status"] == "delegated":
+            return await handler(request)
         if row["status"] != "done":
             raise IdempotencyInProgress("another request with this Idempotency-Key is in progress")
         headers = json.loads(row["response_headers"] or "{}")
@@ -106,9 +112,15 @@ async def idempotent(
     try:
         resp = await handler(request)
     except BaseException:
+        if request.get(DELEGATED):
+            await _delegate(pool, tenant, key)
+            raise
         # the request never produced an answer (bad input, dependency down): the key may be used again
         await _release(pool, tenant, key)
         raise
+    if request.get(DELEGATED):
+        await _delegate(pool, tenant, key)
+        return resp
     if not isinstance(resp, web.Response) or resp.status >= 500:
         await _release(pool, tenant, key)
         return resp
@@ -158,6 +170,12 @@ def _without_secrets(body: bytes, resp: web.Response) -> bytes:
     if isinstance(stripped, dict):
         stripped["secretShownOnce"] = True
     return json.dumps(stripped, separators=(",", ":")).encode()
+
+
+async def _delegate(pool: asyncpg.Pool, tenant: uuid.UUID, key: str) -> None:
+    await pool.execute(
+        "UPDATE idempotency_keys SET status = 'delegated' WHERE tenant_id = $1 AND key = $2", tenant, key
+    )
 
 
 async def _release(pool: asyncpg.Pool, tenant: uuid.UUID, key: str) -> None:

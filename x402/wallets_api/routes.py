@@ -9,7 +9,7 @@ from aiohttp import web
 from risk.engine import RiskEngine
 from risk.model import RiskContext
 from wallets.balance import balances
-from wallets.errors import ApprovalPending
+from wallets.errors import ApprovalPending, PaymentPending
 from wallets.payer import PayeeScreen, PayRequest
 from wallets.policy import Policy
 from wallets.service import WalletOptions, WalletService
@@ -143,9 +143,13 @@ async def pay(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise BadRequest("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
+    from x402.platform.idempotency import DELEGATED
+
+    # money may move under this key: the ledger keeps its outcome, so the platform never frees or freezes the key
+    request[DELEGATED] = True
     try:
         result = await service.payer.pay(wallet, req, key)
-    except ApprovalPending as exc:
+    except (ApprovalPending, PaymentPending) as exc:
         # 202 is not an error: the payment waits; render it like the others for one client code path
         return _json(exc.to_problem(), 202)
     return _json(result)
@@ -288,6 +292,7 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
         options if isinstance(options, WalletOptions) else None,
         audit=platform_audit,
         screen=risk_screen(engine) if engine is not None else None,
+        chains=app.get(CHAINS),
     )
     app[WALLETS] = service
     service.start()
