@@ -47,9 +47,9 @@ def check_http_url(value: object, code: str = "invalid_url", what: str = "url") 
         raw_host = parsed.raw_host
     except (ValueError, TypeError, UnicodeError):
         raise _bad(code, f"{what} is not a URL: {value!r}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.user or parsed.password:
+    if parsed.scheme not in ("http", "https") or not raw_host or parsed.raw_user or parsed.raw_password:
         raise _bad(code, f"{what} must be an absolute http(s) URL without credentials: {value!r}")
-    problem = host_problem(raw_host or "")
+    problem = host_problem(raw_host)
     if problem is not None:
         raise _bad(code, f"{what}: {problem}")
     if port is not None and not 1 <= port <= 65535:

@@ -140,9 +140,7 @@ async def rate_resource(request: web.Request) -> web.Response:
     await _rating_limit(request)
     store = request.app[REGISTRY]
     if await store.recent_ratings(who.tenant_id, 3600) >= RATINGS_PER_HOUR:
-        raise RateLimited(
-            f"at most {RATINGS_PER_HOUR} ratings per hour", code="rating_rate_limited", retryAfter=3600
-        )
+        raise RateLimited(f"at most {RATINGS_PER_HOUR} ratings per hour", code="rating_rate_limited", retryAfter=3600)
     rated = await store.rate(current.id, rating, tenant_id=who.tenant_id)
     if rated is None:
         raise NotFound("no such resource", code="resource_not_found")

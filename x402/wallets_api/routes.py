@@ -197,7 +197,11 @@ async def create_agent_key(request: web.Request) -> web.Response:
             "agent keys need the platform (tenants + API keys) and a tenant wallet", code="agent_keys_unavailable"
         )
     meta, plaintext = await request.app[PLATFORM].store.create_key(
-        wallet.tenant_id, Actor(caller.actor, caller.request_id), scopes=["wallets"], name=f"agent:{wallet.id}"
+        wallet.tenant_id,
+        Actor(caller.actor, caller.request_id),
+        scopes=["wallets"],
+        name=f"agent:{wallet.id}",
+        agent=True,
     )
     import uuid
 
@@ -232,6 +236,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
     """The caller's webhook endpoints."""
     service = _service(request)
     caller = await caller_of(request, service)
+    caller.require_manager()
     return _json({"webhooks": await service.webhooks.list_all(caller.tenant_id)})
 
 
@@ -240,6 +245,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     """Deliveries that failed every attempt."""
     service = _service(request)
     caller = await caller_of(request, service)
+    caller.require_manager()
     return _json({"deadLetters": await service.webhooks.dead_letters(caller.tenant_id)})
 
 
