@@ -62,8 +62,8 @@ async def test_another_tenants_resource_is_not_found_and_its_owner_is_hidden(cli
         r = await client.get(path)
         text = await r.text()
         assert r.status == 200, (path, text)
-        assert a not in text and b not in text, path
-        assert "tenantId" not in text and "tenant_id" not in text, path
+        for secret in (a, b, "tenantId", "tenant_id"):
+            assert secret not in text, (path, secret)
     listed = await (await client.get("/discovery/resources")).json()
     assert [i["resource"] for i in listed["items"]] == ["https://a.example.com/weather"]
 

@@ -42,7 +42,7 @@ async def _agent_key(client: Client, wallet_id: str, headers: dict[str, str]) ->
     r = await client.post(f"/v1/wallets/{wallet_id}/agent-keys", headers=headers)
     made: dict[str, Any] = await r.json()
     assert r.status == 201, made
-    assert made["agent"] is True and made["scopes"] == ["wallets"]
+    assert (made["agent"], made["scopes"]) == (True, ["wallets"])
     return made
 
 
@@ -161,7 +161,7 @@ async def test_another_tenants_keys_get_404(keyed: Client, upstream: Upstream, d
     _, as_a = await _tenant(keyed, "tenant-a")
     _, as_b = await _tenant(keyed, "tenant-b")
     a_wallet = await _wallet(keyed, devchain, as_a, {"approvalThreshold": str(PRICE - 1)})
-    status, doc = await pay(keyed, a_wallet, upstream.paid_url, headers=as_a)
+    _, doc = await pay(keyed, a_wallet, upstream.paid_url, headers=as_a)
     approval = doc["approvalId"]
     b_wallet = await _wallet(keyed, devchain, as_b, {})
     b_agent = bearer((await _agent_key(keyed, b_wallet, as_b))["key"])

@@ -1,4 +1,4 @@
-"""``x402 serve --dev`` keeps its own embedded database, and its test-mode key is refused by a server not in dev mode."""
+"""``x402 serve --dev`` keeps its own embedded database; its test-mode key is refused by a server not in dev mode."""
 
 from __future__ import annotations
 
