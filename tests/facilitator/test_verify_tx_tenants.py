@@ -120,6 +120,8 @@ async def test_claimed_pay_to_is_refused_to_other_tenants(
         "/v1/payto-claims", json={"address": pay_to, "signature": _sign(evm.new_key(), message)}, headers=as_a
     )
     assert (r.status, (await r.json())["code"]) == (400, "invalid_claim_signature")
+    r = await client.post("/v1/payto-claims", json={"address": pay_to, "signature": "0x" + "ab" * 10_000}, headers=as_a)
+    assert (r.status, (await r.json())["code"]) == (400, "invalid_claim_signature")
     r = await client.post("/v1/payto-claims", json={"address": "0x1234", "signature": "0x00"}, headers=as_a)
     assert (r.status, (await r.json())["code"]) == (400, "invalid_address")
     signature = _sign(merchant_key, message)
