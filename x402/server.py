@@ -53,6 +53,11 @@ def local_master_key(data_dir: Path) -> Path:
     return path
 
 
+def dev_data_dir(data_dir: Path) -> Path:
+    """Where ``x402 serve --dev`` keeps its own embedded database and master key (never the real ones)."""
+    return data_dir / "dev"
+
+
 def tune_gc() -> None:
     """Move start-up objects out of the collector's sight and collect young objects less often.
 
@@ -123,14 +128,16 @@ async def serve(settings: Settings, *, dev: bool = False) -> int:
     stop = _stop_event()
     async with contextlib.AsyncExitStack() as stack:
         if not settings.database_url:
-            say(f"DATABASE_URL is not set: starting the embedded Postgres (data in {settings.data_dir / 'pgdata'})")
-            emb = await asyncio.to_thread(start_embedded, settings.data_dir)
+            # the dev tenant and its published all-scope key must never live in the database a real serve uses
+            db_dir = dev_data_dir(settings.data_dir) if dev else settings.data_dir
+            say(f"DATABASE_URL is not set: starting the embedded Postgres (data in {db_dir / 'pgdata'})")
+            emb = await asyncio.to_thread(start_embedded, db_dir)
             stack.push_async_callback(_stop_embedded, emb.stop)
             settings = settings.with_(database_url=emb.url)
             say(f"embedded Postgres is up: {emb.url}")
             if not settings.master_key and not settings.master_key_file:
                 # single-host default, like the embedded database: a local master key so wallets work at once
-                key_file = await asyncio.to_thread(local_master_key, settings.data_dir)
+                key_file = await asyncio.to_thread(local_master_key, db_dir)
                 settings = settings.with_(master_key_file=key_file)
                 say(f"X402_MASTER_KEY is not set: wallet keys are encrypted with {key_file} (back it up)")
         applied = await migrate_url(settings.database_url or "")

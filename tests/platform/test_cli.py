@@ -29,7 +29,11 @@ async def test_tenants_and_keys_commands(database_url: str, psettings: Settings,
     assert key["key"].startswith("x402_test_")
     assert key["scopes"] == ["verify"]
 
+    # a test-mode key works on a dev-mode server only
     client = await aiohttp_client(create_app(psettings))
+    r = await client.post("/verify", json=VERIFY_BODY, headers=bearer(key["key"]))
+    assert (r.status, (await r.json())["code"]) == (401, "test_key_not_allowed")
+    client = await aiohttp_client(create_app(psettings.with_(dev=True)))
     assert (await client.post("/verify", json=VERIFY_BODY, headers=bearer(key["key"]))).status == 200
 
     rotated = json.loads(_x402(database_url, "keys", "rotate", key["id"]).stdout)

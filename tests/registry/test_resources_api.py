@@ -61,6 +61,21 @@ async def test_register_get_patch_delete(aiohttp_client: Any, settings: Settings
     [
         ({"url": "ftp://example.com/x"}, "invalid_url"),
         ({"url": "not a url"}, "invalid_url"),
+        ({"url": "https://exa mple.com/x"}, "invalid_url"),
+        ({"url": "https://exa%20mple.com/x"}, "invalid_url"),
+        ({"url": "https://exa\tmple.com/x"}, "invalid_url"),
+        ({"url": "https://a..example.com/x"}, "invalid_url"),
+        ({"url": "https://-bad.example.com/x"}, "invalid_url"),
+        ({"url": "https://under_score.example.com/x"}, "invalid_url"),
+        ({"url": "https://ex<ample.com/x"}, "invalid_url"),
+        ({"url": "https://" + "a" * 64 + ".example.com/x"}, "invalid_url"),
+        ({"url": "https://xn--zz.example.com/x"}, "invalid_url"),
+        ({"url": "https://1.2.3.999/x"}, "invalid_url"),
+        ({"url": "https://[::zz]/x"}, "invalid_url"),
+        ({"url": "https://api.example.com:0/x"}, "invalid_url"),
+        ({"url": "https://api.example.com:70000/x"}, "invalid_url"),
+        ({"url": "https://api.example.com:8o/x"}, "invalid_url"),
+        ({"iconUrl": "https://icons .example.com/i.png"}, "invalid_icon_url"),
         ({"accepts": []}, "invalid_accepts"),
         ({"accepts": [accept("0.01")]}, "invalid_accepts"),
         ({"accepts": [accept("1e6")]}, "invalid_accepts"),
@@ -110,8 +125,10 @@ async def test_writes_need_credentials_when_keys_are_required(aiohttp_client: An
     created = await r.json()
     assert r.status == 201, created
     assert created["tenantId"] is None
-    # reads stay public
+    # reads of /v1/resources need a key too (public discovery is /discovery/*)
     r = await client.get(f"/v1/resources/{created['id']}")
+    assert (r.status, (await r.json())["code"]) == (401, "api_key_required")
+    r = await client.get(f"/v1/resources/{created['id']}", headers=admin)
     assert r.status == 200
     r = await client.delete(f"/v1/resources/{created['id']}")
     assert r.status == 401
@@ -122,16 +139,16 @@ async def test_writes_need_credentials_when_keys_are_required(aiohttp_client: An
 async def test_tenant_keys_own_their_resources(aiohttp_client: Any, settings: Settings) -> None:
     import uuid
 
-    from x402.errors import Forbidden
+    from x402.errors import NotFound
     from x402.registry.access import Writer, check_owner
 
     tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
     check_owner(Writer(tenant_a, False), tenant_a)
     check_owner(Writer(None, True), tenant_b)
     for owner in (tenant_b, None):
-        with pytest.raises(Forbidden) as err:
+        with pytest.raises(NotFound) as err:  # another tenant's object does not exist for the caller
             check_owner(Writer(tenant_a, False), owner)
-        assert err.value.code == "not_resource_owner"
+        assert (err.value.status, err.value.code) == (404, "resource_not_found")
 
 
 async def test_ratings(aiohttp_client: Any, settings: Settings) -> None:
@@ -141,6 +158,24 @@ async def test_ratings(aiohttp_client: Any, settings: Settings) -> None:
     for stars in (5, 4):
         r = await client.post(f"/v1/resources/{rid}/ratings", json={"rating": stars})
         assert r.status == 200
-    assert (await r.json())["rating"] == {"average": 4.5, "count": 2}
+    # one rating per rater: the second replaced the first
+    assert (await r.json())["rating"] == {"average": 4.0, "count": 1}
     r = await client.post(f"/v1/resources/{rid}/ratings", json={"rating": 6})
     assert (r.status, (await r.json())["code"]) == (400, "invalid_rating")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://bücher.example/x",
+        "https://xn--bcher-kva.example/x",
+        "https://api.example.com:8443/x",
+        "https://api.example.com./x",
+        "http://[2001:db8::1]:8080/x",
+        "http://93.184.216.34/x",
+    ],
+)
+async def test_valid_hosts_are_accepted(aiohttp_client: Any, settings: Settings, url: str) -> None:
+    client = await aiohttp_client(create_app(settings))
+    r = await client.post("/v1/resources", json=resource(url))
+    assert r.status == 201, await r.text()

@@ -94,10 +94,12 @@ async def post_settle(request: web.Request) -> web.Response:
 
 @routes.post("/v1/payments/verify-tx")
 async def post_verify_tx(request: web.Request) -> web.Response:
-    """Verify a plain on-chain payment by transaction hash (accepted once per payTo)."""
-    await request.app[AUTHORIZER](request, "verify")
+    """Verify a plain on-chain payment by transaction hash (accepted once per tenant and payTo; risk-screened)."""
+    tenant = await request.app[AUTHORIZER](request, "verify")
     body = await _read_body(request)
-    result = await verify_transaction(request.app[CHAINS], request.app[DB], body)
+    gate = request.app[FACILITATOR].risk
+    engine = gate.engine if gate is not None else None
+    result = await verify_transaction(request.app[CHAINS], request.app[DB], body, tenant_id=tenant, risk=engine)
     await request.app[OUTCOME](request, "verify_tx", body, result)
     return _json(result)
 

@@ -1,7 +1,14 @@
-"""Verify a plain on-chain payment by transaction id; each transaction is accepted once per payTo."""
+"""Verify a plain on-chain payment by transaction id; each transaction is accepted once per tenant and payTo.
+
+A payTo that a tenant claimed (``payto_claims``, proved by signature) is verified for that tenant only; every
+other caller gets 403 ``payto_claimed``, so nobody can "use up" or watch another merchant's payments. A verified
+transaction then goes through the risk stage, as ``/verify`` does (``risk`` in the answer; a block is
+``reason: risk_blocked``).
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
@@ -9,7 +16,9 @@ import msgspec
 
 from chains.base import TxCheck
 from chains.registry import ChainRegistry
-from x402.errors import BadRequest
+from risk.engine import RiskEngine
+from risk.model import RISK_BLOCKED, RiskContext
+from x402.errors import BadRequest, Forbidden
 from x402.wire.models import decode_json, parse_amount
 from x402.wire.networks import to_caip2
 
@@ -41,9 +50,29 @@ def _check(body: bytes) -> TxCheck:
     )
 
 
-async def verify_transaction(registry: ChainRegistry, pool: asyncpg.Pool, body: bytes) -> dict[str, Any]:
-    """Check the transaction on chain, then record it so the same one is never accepted twice for a payTo."""
+def _norm(network: str, value: str) -> str:
+    """EVM hashes and addresses compare case-insensitively; Solana's base58 is case-sensitive."""
+    return value.lower() if network.startswith("eip155:") else value
+
+
+async def _check_claim(pool: asyncpg.Pool, pay_to: str, tenant_id: str | None) -> None:
+    """403 ``payto_claimed`` when another tenant proved it owns this payTo (``pay_to`` normalised)."""
+    owner = await pool.fetchval("SELECT tenant_id FROM payto_claims WHERE address = $1", pay_to)
+    if owner is not None and str(owner) != tenant_id:
+        raise Forbidden("this payTo is claimed by another tenant", code="payto_claimed")
+
+
+async def verify_transaction(
+    registry: ChainRegistry,
+    pool: asyncpg.Pool,
+    body: bytes,
+    *,
+    tenant_id: str | None = None,
+    risk: RiskEngine | None = None,
+) -> dict[str, Any]:
+    """Check the transaction on chain, screen it, then record it so it is accepted once per tenant and payTo."""
     check = _check(body)
+    await _check_claim(pool, _norm(check.network, check.pay_to), tenant_id)
     adapter = registry.get(check.network)
     result = await adapter.verify_transaction(check)
     answer: dict[str, Any] = {
@@ -60,13 +89,31 @@ async def verify_transaction(registry: ChainRegistry, pool: asyncpg.Pool, body: 
         answer["reason"] = result.reason
     if result.status != "verified":
         return answer
+    tx_id, pay_to = _norm(check.network, check.tx_id), _norm(check.network, check.pay_to)
+    ctx = RiskContext(
+        network=check.network,
+        asset=check.asset,
+        payer=result.payer or "",
+        pay_to=check.pay_to,
+        amount=result.amount,
+        tenant_id=tenant_id,
+        payment_id=f"{check.network}:tx:{tx_id}:{pay_to}",
+        scheme="transaction",
+    )
+    if risk is not None:
+        assessment = await risk.assess(ctx)
+        answer["risk"] = assessment.to_wire()
+        if assessment.blocked:
+            answer.update(status="invalid", reason=RISK_BLOCKED)
+            return answer
     row = await pool.fetchval(
-        """INSERT INTO verified_transactions (network, tx_id, pay_to, asset, payer, amount, block_number)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
+        """INSERT INTO verified_transactions (tenant_id, network, tx_id, pay_to, asset, payer, amount, block_number)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
            ON CONFLICT ON CONSTRAINT verified_transactions_once DO NOTHING RETURNING id""",
+        uuid.UUID(tenant_id) if tenant_id else None,
         check.network,
-        check.tx_id.lower() if check.network.startswith("eip155:") else check.tx_id,
-        check.pay_to.lower() if check.network.startswith("eip155:") else check.pay_to,
+        tx_id,
+        pay_to,
         check.asset,
         result.payer,
         result.amount,
@@ -76,4 +123,6 @@ async def verify_transaction(registry: ChainRegistry, pool: asyncpg.Pool, body: 
         answer.update(status="invalid", reason="transaction_already_used")
         return answer
     answer["verified"] = True
+    if risk is not None:
+        await risk.record(ctx)
     return answer

@@ -29,6 +29,7 @@ class Principal:
     tier: str = "free"
     mode: str = "live"
     operator: bool = False
+    agent: bool = False  # an agent key: pays from and reads its bound wallet(s), nothing else
 
     @property
     def actor(self) -> str:
@@ -67,9 +68,11 @@ def presented_credential(request: web.Request) -> str | None:
 class Authenticator:
     """Resolves credentials to principals; keys are read from Postgres and cached briefly in-process."""
 
-    def __init__(self, pool: asyncpg.Pool, admin_token: str | None) -> None:
+    def __init__(self, pool: asyncpg.Pool, admin_token: str | None, *, allow_test_keys: bool = False) -> None:
         self.pool = pool
         self.admin_token = admin_token
+        # test-mode keys (e.g. the key `x402 serve --dev` prints and publishes) work only on a dev-mode server
+        self.allow_test_keys = allow_test_keys
         self._cache: dict[str, _Cached] = {}
         self._last_used: dict[uuid.UUID, float] = {}
 
@@ -98,6 +101,8 @@ class Authenticator:
             self._cache[parsed.prefix] = entry
         if not keys.matches(parsed, entry.hash) or entry.principal.mode != parsed.mode:
             raise Unauthorized("invalid API key", code="invalid_api_key")
+        if parsed.mode == "test" and not self.allow_test_keys:
+            raise Unauthorized("test-mode keys work only on a server in dev mode", code="test_key_not_allowed")
         if entry.revoked_at is not None and entry.revoked_at <= now:
             raise Unauthorized("this API key was revoked", code="api_key_revoked")
         await self._touch(entry.principal, now)
@@ -105,13 +110,15 @@ class Authenticator:
 
     async def _load(self, prefix: str) -> _Cached | None:
         row = await self.pool.fetchrow(
-            """SELECT k.id, k.tenant_id, k.hash, k.scopes, k.mode, k.revoked_at, t.tier, t.status
+            """SELECT k.id, k.tenant_id, k.hash, k.scopes, k.mode, k.agent, k.revoked_at, t.tier, t.status
                FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1""",
             prefix,
         )
         if row is None or row["status"] != "active":
             return None
-        principal = Principal(row["tenant_id"], row["id"], frozenset(row["scopes"]), row["tier"], row["mode"])
+        principal = Principal(
+            row["tenant_id"], row["id"], frozenset(row["scopes"]), row["tier"], row["mode"], agent=row["agent"]
+        )
         revoked = row["revoked_at"].timestamp() if row["revoked_at"] is not None else None
         return _Cached(bytes(row["hash"]), principal, revoked, time.monotonic() + KEY_CACHE_TTL)
 
@@ -138,8 +145,10 @@ def require_principal(request: web.Request) -> Principal:
 
 
 def require_tenant(request: web.Request) -> Principal:
-    """A caller that belongs to a tenant (tenant-scoped endpoints)."""
+    """A caller that belongs to a tenant (tenant-scoped endpoints); agent keys only reach their wallet."""
     principal = require_principal(request)
     if principal.tenant_id is None:
         raise Forbidden("this endpoint needs a tenant API key", code="tenant_key_required")
+    if principal.agent:
+        raise Forbidden("an agent key may only pay from and read its wallet", code="agent_key_not_allowed")
     return principal

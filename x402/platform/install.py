@@ -12,7 +12,7 @@ from x402.appkeys import CACHE, DB, SETTINGS
 from x402.cache import RedisCache
 from x402.facilitator.routes import AUTHORIZER, OUTCOME
 from x402.logs import get_logger
-from x402.platform import admin_routes, openapi, payments_routes
+from x402.platform import admin_routes, openapi, payments_routes, payto_claims
 from x402.platform.auth import Authenticator
 from x402.platform.context import PLATFORM, Platform
 from x402.platform.hooks import authorize, platform_middleware, record_outcome
@@ -48,7 +48,7 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
         settings=settings,
         tiers=tiers,
         store=TenantStore(pool, frozenset(tiers)),
-        auth=Authenticator(pool, settings.admin_token),
+        auth=Authenticator(pool, settings.admin_token, allow_test_keys=settings.dev),
         limiter=RateLimiter(settings.redis_url, redis_pool),
         quota=QuotaCounter(cache, pool),
         writer=writer,
@@ -72,4 +72,5 @@ def install(app: web.Application) -> None:
     app[OUTCOME] = record_outcome
     app.add_routes(admin_routes.routes)
     app.add_routes(payments_routes.routes)
+    app.add_routes(payto_claims.routes)
     app.add_routes(openapi.routes)

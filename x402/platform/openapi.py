@@ -214,12 +214,29 @@ def base_paths() -> dict[str, dict[str, Any]]:
         },
         "/v1/payments/verify-tx": {
             "post": _op(
-                "Verify a plain on-chain payment by transaction id (scope verify)",
+                "Verify a plain on-chain payment by transaction id (scope verify; once per tenant and payTo; "
+                "403 payto_claimed for another tenant's claimed payTo)",
                 "facilitator",
                 body=_ref("VerifyTxRequest"),
                 params=post_idem,
             )
         },
+        "/v1/payto-claims": {
+            "post": _op(
+                "Claim a payTo with a signature of the claim message by its key (EIP-191 or ed25519; scope verify)",
+                "facilitator",
+                status="201",
+                body={
+                    "type": "object",
+                    "required": ["address"],
+                    "properties": {"address": {"type": "string"}, "signature": {"type": "string"}},
+                },
+                params=post_idem,
+                errors=("400", "401", "403", "409", "429"),
+            ),
+            "get": _op("The tenant's payTo claims", "facilitator"),
+        },
+        "/v1/payto-claims/{id}": {"delete": _op("Give a payTo claim up", "facilitator", status="204", params=_ID)},
         "/v1/tenants": {
             "post": _op(
                 "Create a tenant (operator)",

@@ -47,6 +47,8 @@ def key_json(row: Any) -> dict[str, Any]:
     for col, field in (("revoked_at", "revokedAt"), ("last_used_at", "lastUsedAt")):
         if row[col] is not None:
             out[field] = row[col].isoformat()
+    if row["agent"]:
+        out["agent"] = True
     return out
 
 
@@ -58,7 +60,7 @@ def parse_uuid(raw: str) -> uuid.UUID:
         raise NotFound("no such object") from None
 
 
-_KEY_COLS = "id, tenant_id, name, prefix, scopes, mode, created_at, revoked_at, last_used_at"
+_KEY_COLS = "id, tenant_id, name, prefix, scopes, mode, agent, created_at, revoked_at, last_used_at"
 
 
 class TenantStore:
@@ -135,8 +137,12 @@ class TenantStore:
         scopes: list[str],
         mode: str = "live",
         name: str = "",
+        agent: bool = False,
     ) -> tuple[dict[str, Any], str]:
-        """A new key for the tenant: its metadata and the plaintext (shown once, never stored)."""
+        """A new key for the tenant: its metadata and the plaintext (shown once, never stored).
+
+        ``agent`` marks a wallet agent key: limited to the wallets bound to it (none until bound).
+        """
         try:
             scopes = keys.check_scopes(scopes)
             new = keys.mint(mode)
@@ -147,15 +153,23 @@ class TenantStore:
         async with self.pool.acquire() as conn, conn.transaction():
             if await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant_id) is None:
                 raise NotFound("no such tenant")
-            meta = await self._insert_key(conn, tenant_id, new, scopes, name[:200], actor)
+            meta = await self._insert_key(conn, tenant_id, new, scopes, name[:200], actor, agent=agent)
         return meta, new.plaintext
 
     async def _insert_key(
-        self, conn: Any, tenant_id: uuid.UUID, new: keys.NewKey, scopes: list[str], name: str, actor: Actor
+        self,
+        conn: Any,
+        tenant_id: uuid.UUID,
+        new: keys.NewKey,
+        scopes: list[str],
+        name: str,
+        actor: Actor,
+        *,
+        agent: bool = False,
     ) -> dict[str, Any]:
         row = await conn.fetchrow(
-            f"""INSERT INTO api_keys (id, tenant_id, name, prefix, hash, scopes, mode)
-                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_KEY_COLS}""",
+            f"""INSERT INTO api_keys (id, tenant_id, name, prefix, hash, scopes, mode, agent)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_KEY_COLS}""",
             uuid.uuid4(),
             tenant_id,
             name,
@@ -163,6 +177,7 @@ class TenantStore:
             new.hash,
             scopes,
             new.mode,
+            agent,
         )
         meta = key_json(row)
         await audit.append(
@@ -217,7 +232,16 @@ class TenantStore:
             if old["revoked_at"] is not None and old["revoked_at"] <= await conn.fetchval("SELECT now()"):
                 raise ValidationFailed("the key is already revoked", code="key_revoked")
             new = keys.mint(old["mode"])
-            meta = await self._insert_key(conn, old["tenant_id"], new, list(old["scopes"]), old["name"], actor)
+            meta = await self._insert_key(
+                conn, old["tenant_id"], new, list(old["scopes"]), old["name"], actor, agent=old["agent"]
+            )
+            if old["agent"]:  # a rotated agent key stays bound to the same wallets
+                await conn.execute(
+                    """INSERT INTO wallet_agent_keys (key_id, wallet_id)
+                       SELECT $1, wallet_id FROM wallet_agent_keys WHERE key_id = $2""",
+                    uuid.UUID(meta["id"]),
+                    key_id,
+                )
             revoked = await conn.fetchrow(
                 f"""UPDATE api_keys SET revoked_at = now() + $2::interval WHERE id = $1 RETURNING {_KEY_COLS}""",
                 key_id,

@@ -32,17 +32,28 @@ def _bad(code: str, detail: str) -> BadRequest:
 
 
 def check_http_url(value: object, code: str = "invalid_url", what: str = "url") -> str:
-    """An absolute http(s) URL with a host, at most 2048 characters."""
+    """An absolute http(s) URL with a valid host (IDNA labels or an IP literal) and port, at most 2048 characters."""
     from yarl import URL
+
+    from x402.registry.hosts import has_bad_chars, host_problem
 
     if not isinstance(value, str) or not value or len(value) > MAX_URL:
         raise _bad(code, f"{what} must be an absolute http(s) URL of at most {MAX_URL} characters")
+    if has_bad_chars(value):
+        raise _bad(code, f"{what} must not contain spaces or control characters: {value!r}")
     try:
         parsed = URL(value)
-    except (ValueError, TypeError):
+        port = parsed.explicit_port
+        raw_host = parsed.raw_host
+    except (ValueError, TypeError, UnicodeError):
         raise _bad(code, f"{what} is not a URL: {value!r}") from None
-    if parsed.scheme not in ("http", "https") or not parsed.host or parsed.user or parsed.password:
+    if parsed.scheme not in ("http", "https") or not raw_host or parsed.raw_user or parsed.raw_password:
         raise _bad(code, f"{what} must be an absolute http(s) URL without credentials: {value!r}")
+    problem = host_problem(raw_host)
+    if problem is not None:
+        raise _bad(code, f"{what}: {problem}")
+    if port is not None and not 1 <= port <= 65535:
+        raise _bad(code, f"{what}: the port must be 1-65535")
     return value
 
 
@@ -319,11 +330,10 @@ class Resource:
             extensions=self.extensions,
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """The full registry view (``GET /v1/resources/{id}``)."""
+    def to_json(self, *, owner: bool = False) -> dict[str, Any]:
+        """The full registry view (``GET /v1/resources/{id}``); ``tenantId`` only for its owner (or the operator)."""
         body: dict[str, Any] = {
             "id": str(self.id),
-            "tenantId": None if self.tenant_id is None else str(self.tenant_id),
             "resource": self.url,
             "method": self.method,
             "type": self.type,
@@ -350,6 +360,8 @@ class Resource:
         }
         if self.tool:
             body["tool"] = self.tool
+        if owner:
+            body["tenantId"] = None if self.tenant_id is None else str(self.tenant_id)
         return body
 
     def quality_json(self) -> dict[str, Any]:

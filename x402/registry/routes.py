@@ -11,9 +11,9 @@ import msgspec
 from aiohttp import web
 from yarl import URL
 
-from x402.errors import BadRequest, NotFound
+from x402.errors import BadRequest, Forbidden, NotFound, RateLimited
 from x402.http import json_response as _json
-from x402.registry.access import check_owner, writer
+from x402.registry.access import check_owner, reader, sees_owner, writer
 from x402.registry.crawl import discover, import_origin, judge
 from x402.registry.keys import OUTBOUND, REGISTRY
 from x402.registry.models import PATCHABLE, Resource, draft_from_json, is_atomic
@@ -26,6 +26,8 @@ routes = web.RouteTableDef()
 
 MAX_QUERY: Final = 256
 MAX_OFFSET: Final = 10_000
+#: At most this many resources rated (or re-rated) per rater per hour; each rater has one rating per resource.
+RATINGS_PER_HOUR: Final = 30
 
 
 async def _body(request: web.Request) -> Any:
@@ -60,13 +62,15 @@ async def create_resource(request: web.Request) -> web.Response:
     draft = draft_from_json(await _body(request))
     request.app[OUTBOUND].check_url(draft.url)
     stored = await request.app[REGISTRY].create(draft, tenant_id=who.tenant_id)
-    return _json(stored.to_json(), status=201)
+    return _json(stored.to_json(owner=True), status=201)
 
 
 @routes.get("/v1/resources/{id}")
 async def get_resource(request: web.Request) -> web.Response:
-    """One resource with its verification, liveness and popularity signals."""
-    return _json((await _resource(request)).to_json())
+    """One resource with its verification, liveness and popularity signals (``tenantId`` for its owner only)."""
+    who = reader(request)
+    found = await _resource(request)
+    return _json(found.to_json(owner=sees_owner(who, found.tenant_id)))
 
 
 def _camel(resource: Resource) -> dict[str, Any]:
@@ -109,7 +113,7 @@ async def patch_resource(request: web.Request) -> web.Response:
     updated = await request.app[REGISTRY].update(current.id, draft)
     if updated is None:
         raise NotFound("no such resource", code="resource_not_found")
-    return _json(updated.to_json())
+    return _json(updated.to_json(owner=True))
 
 
 @routes.delete("/v1/resources/{id}")
@@ -124,16 +128,35 @@ async def delete_resource(request: web.Request) -> web.Response:
 
 @routes.post("/v1/resources/{id}/ratings")
 async def rate_resource(request: web.Request) -> web.Response:
-    """Rate a resource 1..5 (``{"rating": 4}``)."""
-    writer(request)
+    """Rate a resource 1..5 (``{"rating": 4}``): one rating per tenant and resource (a new one replaces it)."""
+    who = writer(request)
     body = await _body(request)
     rating = body.get("rating") if isinstance(body, dict) else None
     if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
         raise BadRequest("rating must be an integer from 1 to 5", code="invalid_rating")
-    rated = await request.app[REGISTRY].rate(_id(request), rating)
+    current = await _resource(request)
+    if current.tenant_id is not None and current.tenant_id == who.tenant_id:
+        raise Forbidden("a tenant cannot rate its own resource", code="own_resource_rating")
+    await _rating_limit(request)
+    store = request.app[REGISTRY]
+    if await store.recent_ratings(who.tenant_id, 3600) >= RATINGS_PER_HOUR:
+        raise RateLimited(f"at most {RATINGS_PER_HOUR} ratings per hour", code="rating_rate_limited", retryAfter=3600)
+    rated = await store.rate(current.id, rating, tenant_id=who.tenant_id)
     if rated is None:
         raise NotFound("no such resource", code="resource_not_found")
-    return _json(rated.to_json())
+    return _json(rated.to_json(owner=who.operator))
+
+
+async def _rating_limit(request: web.Request) -> None:
+    """The tenant's per-second API rate limit (its tier) also covers ratings."""
+    from x402.platform.auth import principal_of
+    from x402.platform.context import PLATFORM
+
+    principal = principal_of(request)
+    if PLATFORM not in request.app or principal is None or principal.tenant_id is None:
+        return
+    platform = request.app[PLATFORM]
+    await platform.limiter.hit(str(principal.tenant_id), platform.tier(principal.tier))
 
 
 @routes.post("/v1/resources/{id}/verify")
@@ -153,7 +176,7 @@ async def verify_resource(request: web.Request) -> web.Response:
             proofs = []
     await store.set_verification(current.id, judge(result, origin, proofs))
     await store.record_probe(current.id, result.up, result.reason)
-    return _json((await _resource(request)).to_json())
+    return _json((await _resource(request)).to_json(owner=True))
 
 
 @routes.post("/v1/resources/import")

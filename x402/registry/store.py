@@ -176,8 +176,12 @@ class RegistryStore(Protocol):
         """Resources whose last probe is older than ``every`` seconds, marked as probed now (one node each)."""
         ...
 
-    async def rate(self, resource_id: uuid.UUID, rating: int) -> Resource | None:
-        """Add a 1..5 rating."""
+    async def rate(self, resource_id: uuid.UUID, rating: int, *, tenant_id: uuid.UUID | None) -> Resource | None:
+        """Set the rater's 1..5 rating (one per rater and resource; a new one replaces it)."""
+        ...
+
+    async def recent_ratings(self, tenant_id: uuid.UUID | None, seconds: float) -> int:
+        """How many ratings this rater gave or changed in the last ``seconds``."""
         ...
 
     async def record_settlement(self, url: str, amount: int) -> int:
@@ -363,15 +367,51 @@ class PgRegistryStore:
         )
         return [row(r) for r in recs]
 
-    async def rate(self, resource_id: uuid.UUID, rating: int) -> Resource | None:
-        """Add a 1..5 rating."""
-        rec = await self.pool.fetchrow(
-            f"""UPDATE resources SET rating_sum = rating_sum + $2, rating_count = rating_count + 1
-                WHERE id = $1 RETURNING {COLUMNS}""",
-            resource_id,
-            rating,
-        )
+    async def rate(self, resource_id: uuid.UUID, rating: int, *, tenant_id: uuid.UUID | None) -> Resource | None:
+        """Set the rater's 1..5 rating (one per rater and resource; a new one replaces it)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            # the resource row lock serialises raters of one resource, so the aggregate stays the sum of the rows
+            if await conn.fetchval("SELECT 1 FROM resources WHERE id = $1 FOR UPDATE", resource_id) is None:
+                return None
+            old = await conn.fetchval(
+                """SELECT rating FROM resource_ratings WHERE resource_id = $1 AND tenant_id IS NOT DISTINCT FROM $2""",
+                resource_id,
+                tenant_id,
+            )
+            if old is None:
+                await conn.execute(
+                    "INSERT INTO resource_ratings (resource_id, tenant_id, rating) VALUES ($1, $2, $3)",
+                    resource_id,
+                    tenant_id,
+                    rating,
+                )
+            else:
+                await conn.execute(
+                    """UPDATE resource_ratings SET rating = $3, updated_at = now()
+                       WHERE resource_id = $1 AND tenant_id IS NOT DISTINCT FROM $2""",
+                    resource_id,
+                    tenant_id,
+                    rating,
+                )
+            rec = await conn.fetchrow(
+                f"""UPDATE resources SET rating_sum = rating_sum + $2 - $3, rating_count = rating_count + $4
+                    WHERE id = $1 RETURNING {COLUMNS}""",
+                resource_id,
+                rating,
+                old or 0,
+                1 if old is None else 0,
+            )
         return None if rec is None else row(rec)
+
+    async def recent_ratings(self, tenant_id: uuid.UUID | None, seconds: float) -> int:
+        """How many ratings this rater gave or changed in the last ``seconds``."""
+        count = await self.pool.fetchval(
+            """SELECT count(*) FROM resource_ratings
+               WHERE tenant_id IS NOT DISTINCT FROM $1 AND updated_at > now() - make_interval(secs => $2)""",
+            tenant_id,
+            seconds,
+        )
+        return int(count or 0)
 
     async def record_settlement(self, url: str, amount: int) -> int:
         """Count a settled payment for every resource at ``url``; returns rows touched."""

@@ -46,7 +46,10 @@ async def caller_of(request: web.Request, service: WalletService) -> Caller:
             raise Unauthorized("an API key is required (Authorization: Bearer x402_...)", code="api_key_required")
         return Caller(None, "anonymous", operator=False, request_id=rid)
     principal.require("wallets")
-    agent = await service.store.agent_wallets(principal.key_id) if principal.key_id is not None else None
+    agent: frozenset[uuid.UUID] | None = None
+    if principal.agent and principal.key_id is not None:
+        # marked on the key: a key whose bindings are gone is limited to no wallet, never promoted to a tenant key
+        agent = await service.store.agent_wallets(principal.key_id) or frozenset()
     return Caller(principal.tenant_id, principal.actor, principal.operator, agent, rid)
 
 

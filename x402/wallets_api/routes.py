@@ -104,8 +104,8 @@ async def put_policy(request: web.Request) -> web.Response:
     """Replace the policy (audited)."""
     service = _service(request)
     caller = await caller_of(request, service)
+    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
     caller.require_manager()
-    wallet = await wallet_for(request, service, caller)
     policy = Policy.from_json(await _body(request))
     updated = await service.store.set_policy(wallet, policy, caller.actor, caller.request_id)
     return _json(updated.to_json())
@@ -116,8 +116,8 @@ async def pause(request: web.Request) -> web.Response:
     """Pause the wallet (audited)."""
     service = _service(request)
     caller = await caller_of(request, service)
+    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
     caller.require_manager()
-    wallet = await wallet_for(request, service, caller)
     reason = str((await _body(request)).get("reason") or "manual")[:200]
     return _json((await service.store.pause(wallet.id, reason, caller.actor, caller.request_id)).to_json())
 
@@ -127,8 +127,8 @@ async def resume(request: web.Request) -> web.Response:
     """Resume a paused wallet (audited)."""
     service = _service(request)
     caller = await caller_of(request, service)
+    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
     caller.require_manager()
-    wallet = await wallet_for(request, service, caller)
     return _json((await service.store.resume(wallet.id, caller.actor, caller.request_id)).to_json())
 
 
@@ -166,8 +166,8 @@ async def list_approvals(request: web.Request) -> web.Response:
 async def _decide(request: web.Request, approve: bool) -> web.Response:
     service = _service(request)
     caller = await caller_of(request, service)
+    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
     caller.require_manager()
-    wallet = await wallet_for(request, service, caller)
     approval_id = wallet_id_of(request, "aid")
     out = await service.approvals.decide(wallet.id, approval_id, approve, caller.actor, caller.request_id)
     return _json(out)
@@ -194,14 +194,18 @@ async def create_agent_key(request: web.Request) -> web.Response:
 
     service = _service(request)
     caller = await caller_of(request, service)
+    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
     caller.require_manager()
-    wallet = await wallet_for(request, service, caller)
     if PLATFORM not in request.app or wallet.tenant_id is None:
         raise ValidationFailed(
             "agent keys need the platform (tenants + API keys) and a tenant wallet", code="agent_keys_unavailable"
         )
     meta, plaintext = await request.app[PLATFORM].store.create_key(
-        wallet.tenant_id, Actor(caller.actor, caller.request_id), scopes=["wallets"], name=f"agent:{wallet.id}"
+        wallet.tenant_id,
+        Actor(caller.actor, caller.request_id),
+        scopes=["wallets"],
+        name=f"agent:{wallet.id}",
+        agent=True,
     )
     import uuid
 
@@ -236,6 +240,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
     """The caller's webhook endpoints."""
     service = _service(request)
     caller = await caller_of(request, service)
+    caller.require_manager()
     return _json({"webhooks": await service.webhooks.list_all(caller.tenant_id)})
 
 
@@ -244,6 +249,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     """Deliveries that failed every attempt."""
     service = _service(request)
     caller = await caller_of(request, service)
+    caller.require_manager()
     return _json({"deadLetters": await service.webhooks.dead_letters(caller.tenant_id)})
 
 
