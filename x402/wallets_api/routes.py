@@ -290,6 +290,7 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
         screen=risk_screen(engine) if engine is not None else None,
     )
     app[WALLETS] = service
+    await service.prepare()
     service.start()
     yield
     await service.close()
