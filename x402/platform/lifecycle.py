@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from x402.errors import NotFound, ValidationFailed
+from x402.errors import BadRequest, NotFound
 from x402.platform import audit
 from x402.platform.audit import AuditEntry, Conn
 from x402.platform.tenants import Actor, tenant_json
@@ -190,7 +190,7 @@ async def set_status(pool: asyncpg.Pool, tenant_id: uuid.UUID, status: str, acto
 async def delete_tenant(pool: asyncpg.Pool, tenant_id: uuid.UUID, actor: Actor, *, confirm: str) -> dict[str, Any]:
     """Delete every row of the tenant (its data key with them: crypto-shred); the tenant row stays as a tombstone."""
     if confirm != str(tenant_id):
-        raise ValidationFailed("confirm must repeat the tenant id", code="confirmation_required")
+        raise BadRequest("confirm must repeat the tenant id", code="confirmation_required")
     async with pool.acquire() as conn, conn.transaction():
         await _scope(conn, tenant_id)
         before = await conn.fetchrow("SELECT * FROM tenants WHERE id = $1 FOR UPDATE", tenant_id)
