@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from chains.evm.devchain import DevChain
 from tests.platform.conftest import ADMIN, VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.platform.test_audit import _x402
-from tests.wallets.conftest import FAST, MASTER_KEY, Upstream, upstream, wallet_service  # noqa: F401
+from tests.wallets.conftest import FAST, MASTER_KEY, Upstream
 from wallets import datakeys, keys
 from wallets.custody import CustodyError, Keyring, Sealed
 from wallets.events import emit
@@ -193,7 +193,8 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
         await conn.close()
 
 
-async def test_only_the_operator_suspends_and_unknown_tenants_are_404(client: Any) -> None:
+async def test_only_the_operator_suspends_and_unknown_tenants_are_404(wallet_service: Any, redis_url: str) -> None:
+    client = await _service(wallet_service, redis_url)
     a = await new_tenant(client, "acme")
     key = (await new_key(client, a))["key"]
     r = await client.post(f"/v1/tenants/{a}/suspend", headers=bearer(key))
