@@ -20,6 +20,7 @@ from tests.harness.services import free_port
 from wallets import datakeys, keys
 from wallets.custody import Keyring
 from x402.paywall.demo import DEMO_PATH
+from x402.wire.codec import PAYMENT_SIGNATURE, encode_header
 
 ADMIN = "operator-token-" + secrets.token_hex(16)
 MASTER = secrets.token_hex(32)
@@ -195,6 +196,14 @@ async def test_full_dev_scenario_prints_no_secret(database_url: str, redis_url: 
             )
             leaked += [sig, tbody["paymentPayload"]["payload"]["signature"]]
             await api.call("POST", "/settle", key=key, json=tbody)
+            # the paywall: a tampered payment, and a header that is not base64 JSON (both logged, both refused)
+            demo = svc.base_url + DEMO_PATH
+            demo_req = evm.requirements(chain, dev["demo"]["payTo"], int(dev["demo"]["amount"]))
+            wrong = evm.sign_payment(chain, payer["privateKey"], demo_req, value=1)
+            leaked.append(wrong.payload.payload["signature"])
+            for header in (encode_header(wrong.payload), "!" + encode_header(wrong.payload)[1:]):
+                async with session.get(demo, headers={PAYMENT_SIGNATURE: header}) as r:
+                    assert r.status in (400, 402), await r.text()
             bad_shape = {**body, "paymentPayload": {**body["paymentPayload"], "payload": {"signature": sig}}}
             await api.call("POST", "/verify", key=key, json=bad_shape)
             await api.call("POST", "/verify", key=key, data=json.dumps(body)[:-5], headers={"Content-Type": "x"})
