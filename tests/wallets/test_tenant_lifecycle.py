@@ -445,3 +445,19 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     client.app[PLATFORM].auth.forget()
     r = await client.post(f"/v1/wallets/{wid}/pay", json={"url": upstream.paid_url}, headers=bearer(key))
     assert r.status == 200, await r.text()
+    # and deletion through the CLI: the wallet key no longer opens
+    refused = await asyncio.to_thread(_x402, database_url, "tenants", "delete", tenant, "--confirm", "nope")
+    assert refused.returncode == 1
+    assert "confirmation_required" in refused.stderr
+    gone = await asyncio.to_thread(_x402, database_url, "tenants", "delete", tenant, "--confirm", tenant)
+    assert gone.returncode == 0, gone.stderr
+    assert json.loads(gone.stdout)["status"] == "deleted"
+    client.app[PLATFORM].auth.forget()
+    r = await client.post(f"/v1/wallets/{wid}/pay", json={"url": upstream.paid_url}, headers=bearer(key))
+    assert r.status == 401
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await datakeys.wallet_key(conn, master, wid, "evm") is None
+        assert (await audit.verify(conn)).ok
+    finally:
+        await conn.close()
