@@ -110,6 +110,9 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
         service = client.app[WALLETS]
         store = PgRegistryStore(service.pool)
 
+        r = await client.post(f"/v1/wallets/{a['wallet']['id']}/agent-keys", json={}, headers=ha)
+        assert r.status == 201, await r.text()
+        agent = bearer((await r.json())["key"])
         r = await client.post(f"/v1/tenants/{a['id']}/suspend", headers=op())
         assert r.status == 200, await r.text()
         assert (await r.json())["status"] == "suspended"
@@ -136,6 +139,8 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
             problem = await r.json()
             assert (r.status, problem.get("code")) == (403, "tenant_suspended"), (method, path, problem)
             assert r.content_type == "application/problem+json"
+        r = await client.post(f"/v1/wallets/{wid}/pay", json={"url": upstream.paid_url}, headers=agent)
+        assert (r.status, (await r.json())["code"]) == (403, "tenant_suspended")
         # another tenant is untouched
         assert (await client.post("/verify", json=VERIFY_BODY, headers=hb)).status == 200
         status_b = await client.post(
@@ -386,6 +391,8 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
     # a deleted tenant cannot be reactivated or deleted again
     assert (await client.post(f"/v1/tenants/{a['id']}/reactivate", headers=op())).status == 404
     assert (await client.delete(f"/v1/tenants/{a['id']}?confirm={a['id']}", headers=op())).status == 404
+    assert (await client.post(f"/v1/tenants/{a['id']}/keys", json={}, headers=op())).status == 404
+    assert (await client.get(f"/v1/tenants/{a['id']}/export", headers=op())).status == 404
 
 
 async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
