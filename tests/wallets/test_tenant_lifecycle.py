@@ -273,6 +273,14 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
     try:
         for t in (a, b):
             await _populate_leftovers(conn, t)
+        # a feature added later: its tables are exported without anyone listing them
+        await conn.execute("CREATE TABLE later_things (id uuid PRIMARY KEY, tenant_id uuid, note text)")
+        await conn.execute("CREATE TABLE later_parts (id uuid PRIMARY KEY, thing uuid REFERENCES later_things (id))")
+        for t in (a, b):
+            thing = uuid.uuid4()
+            t["thing"] = str(thing)
+            await conn.execute("INSERT INTO later_things VALUES ($1, $2, $3)", thing, uuid.UUID(t["id"]), t["id"])
+            await conn.execute("INSERT INTO later_parts VALUES ($1, $2)", uuid.uuid4(), thing)
         tables = await lifecycle.tenant_tables(conn)
         every = {
             r["table_name"]
@@ -295,6 +303,7 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
     # neither makes this fail
     assert every - owned - lifecycle.GLOBAL_TABLES == set(), every - owned - lifecycle.GLOBAL_TABLES
     assert {"wallet_keys", "wallet_payments", "webhook_deliveries", "webhook_dead_letters", "tenant_data_keys"} <= owned
+    assert {"later_things", "later_parts"} <= owned
 
     r = await client.get(f"/v1/tenants/{a['id']}/export", headers=op())
     assert r.status == 200, await r.text()
@@ -309,7 +318,8 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
     assert missing == set(), f"tenant tables with no exported row: {missing}"
     assert "audit_log" in by_table
     # nothing of tenant B, no secret of anyone
-    for needle in (b["id"], b["wallet"]["id"], b["hook"]["id"], b["resource"]["id"], b["url"], b["key"]):
+    assert [row["thing"] for row in by_table["later_parts"]] == [a["thing"]]
+    for needle in (b["id"], b["wallet"]["id"], b["hook"]["id"], b["resource"]["id"], b["url"], b["key"], b["thing"]):
         assert needle not in text
     for secret in (a["key"], a["agent_key"], b["key"], MASTER_KEY, *b_secrets):
         assert secret not in text
