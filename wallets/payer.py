@@ -290,10 +290,11 @@ class WalletPayer:
         return offer.scheme == "exact" and offer.network in self.svm_rpc_urls and "feePayer" in offer.extra
 
     async def _signer(self, wallet: Wallet, chain: str) -> PaymentSigner:
-        sealed = await self.store.sealed_key(wallet.id, chain)
-        if sealed is None:
+        stored = await self.store.sealed_key(wallet.id, chain)
+        if stored is None:
             raise errors.NoAcceptableOffer(f"the wallet has no {chain} key")
-        return keys.signer(self.keyring, wallet.id, chain, sealed, rpc_urls=self.svm_rpc_urls)
+        keyring, sealed = stored
+        return keys.signer(keyring, wallet.id, chain, sealed, rpc_urls=self.svm_rpc_urls)
 
     async def _pay_reserved(
         self, wallet: Wallet, req: PayRequest, challenge: Challenge402, index: int, chain: str, res: Reservation

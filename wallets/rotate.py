@@ -6,16 +6,22 @@ import uuid
 
 import asyncpg
 
-from wallets import keys
+from wallets import datakeys, keys
 from wallets.custody import Keyring, Sealed
 
 
 async def rewrap_all(conn: asyncpg.Connection, keyring: Keyring) -> tuple[int, int]:
-    """Re-seal, in one transaction, every ciphertext not under ``keyring.current``; returns (keys, webhooks)."""
+    """Re-seal, in one transaction, every ciphertext not under ``keyring.current``; returns (keys, webhooks).
+
+    Tenant wallet keys sit under their tenant's data key, so only the data keys are re-wrapped (counted as keys);
+    tenant keys still under the master key move under their tenant's data key.
+    """
     n_keys = n_hooks = 0
     async with conn.transaction():
+        n_keys += await datakeys.move_under_deks(conn, keyring)
         rows = await conn.fetch(
-            "SELECT wallet_id, chain, key_id, nonce, ciphertext FROM wallet_keys WHERE key_id <> $1 FOR UPDATE",
+            "SELECT wallet_id, chain, key_id, nonce, ciphertext FROM wallet_keys WHERE key_id <> $1 AND dek_id IS NULL"
+            " FOR UPDATE",
             keyring.key_id,
         )
         for r in rows:
@@ -27,6 +33,22 @@ async def rewrap_all(conn: asyncpg.Connection, keyring: Keyring) -> tuple[int, i
                    WHERE wallet_id = $1 AND chain = $2""",
                 r["wallet_id"],
                 r["chain"],
+                new.key_id,
+                new.nonce,
+                new.ciphertext,
+            )
+            n_keys += 1
+        deks = await conn.fetch(
+            "SELECT id, tenant_id, key_id, nonce, ciphertext FROM tenant_data_keys WHERE key_id <> $1 FOR UPDATE",
+            keyring.key_id,
+        )
+        for d in deks:
+            new = keyring.rewrap(
+                Sealed(d["key_id"], bytes(d["nonce"]), bytes(d["ciphertext"])), aad=datakeys.dek_aad(d["tenant_id"])
+            )
+            await conn.execute(
+                "UPDATE tenant_data_keys SET key_id = $2, nonce = $3, ciphertext = $4 WHERE id = $1",
+                d["id"],
                 new.key_id,
                 new.nonce,
                 new.ciphertext,

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from chains.registry import ChainRegistry
+from wallets import datakeys
 from wallets.approvals import Approvals
 from wallets.audit import AuditSink, no_audit
-from wallets.custody import Keyring, load_keyring
+from wallets.custody import CustodyError, Keyring, load_keyring
 from wallets.ledger import Ledger, sweep
 from wallets.outbound import Fetcher
 from wallets.payer import PayeeScreen, WalletPayer
@@ -80,6 +81,20 @@ class WalletService:
             else None
         )
         self._tasks: list[asyncio.Task[None]] = []
+
+    async def prepare(self) -> None:
+        """Move tenant wallet keys still sealed under the master key under their tenant's data key (once)."""
+        if self.keyring is None:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                moved = await datakeys.move_under_deks(conn, self.keyring)
+        except CustodyError as exc:
+            # a process with the wrong master key cannot pay either; it says so when it tries
+            log.warning("data_key_migration_failed", error=exc.code)
+            return
+        if moved:
+            log.info("wallet_keys_moved_under_tenant_data_keys", count=moved)
 
     def start(self) -> None:
         """Start the sweeper and the webhook worker."""

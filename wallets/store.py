@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from wallets import keys
+from wallets import datakeys, keys
 from wallets.audit import AuditSink, WalletAudit, no_audit
 from wallets.custody import Keyring, Sealed
 from wallets.events import Conn, emit
@@ -114,10 +114,12 @@ class WalletStore:
         for fam in families:
             given = next((v for k, v in (imports or {}).items() if _chain_of(k) == fam), None)
             new[fam] = keys.imported(fam, given) if given is not None else keys.generate(fam)
-        sealed = {fam: keys.seal(keyring, wallet_id, k) for fam, k in new.items()}
         addresses = {fam: k.address for fam, k in new.items()}
-        new.clear()  # drop the plaintext keys as early as possible
         async with self.pool.acquire() as conn, conn.transaction():
+            # a tenant's keys are sealed under its data key, so deleting the tenant can crypto-shred them
+            dek = await datakeys.open_dek(conn, keyring, tenant_id, create=True) if tenant_id is not None else None
+            sealed = {fam: keys.seal(dek.keyring if dek else keyring, wallet_id, k) for fam, k in new.items()}
+            new.clear()  # drop the plaintext keys as early as possible
             row = await conn.fetchrow(
                 f"""INSERT INTO wallets (id, tenant_id, name, evm_address, svm_address, policy)
                     VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING {_COLS}""",
@@ -130,12 +132,14 @@ class WalletStore:
             )
             for fam, s in sealed.items():
                 await conn.execute(
-                    "INSERT INTO wallet_keys (wallet_id, chain, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
+                    """INSERT INTO wallet_keys (wallet_id, chain, key_id, nonce, ciphertext, dek_id)
+                       VALUES ($1, $2, $3, $4, $5, $6)""",
                     wallet_id,
                     fam,
                     s.key_id,
                     s.nonce,
                     s.ciphertext,
+                    dek.id if dek else None,
                 )
             assert row is not None
             wallet = Wallet.from_row(row)
@@ -217,14 +221,10 @@ class WalletStore:
                 await emit(conn, tenant_id=row["tenant_id"], wallet_id=wallet_id, kind="wallet.resumed", data={})
         return Wallet.from_row(row)
 
-    async def sealed_key(self, wallet_id: uuid.UUID, chain: str) -> Sealed | None:
-        """The stored ciphertext of one key (opened only by ``keys.signer``)."""
-        row = await self.pool.fetchrow(
-            "SELECT key_id, nonce, ciphertext FROM wallet_keys WHERE wallet_id = $1 AND chain = $2", wallet_id, chain
-        )
-        if row is None:
-            return None
-        return Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+    async def sealed_key(self, wallet_id: uuid.UUID, chain: str) -> tuple[Keyring, Sealed] | None:
+        """The stored ciphertext of one key and the keyring that opens it (used only by ``keys.signer``)."""
+        async with self.pool.acquire() as conn:
+            return await datakeys.wallet_key(conn, self.require_keyring(), wallet_id, chain)
 
     async def bind_agent_key(self, key_id: uuid.UUID, wallet_id: uuid.UUID) -> None:
         """Restrict an API key to paying from (and reading) this wallet."""

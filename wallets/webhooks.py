@@ -171,10 +171,15 @@ class Webhooks:
                 await asyncio.sleep(self.options.interval)
 
     async def deliver_due(self) -> int:
-        """Claim due deliveries (lease, SKIP LOCKED across processes), send them; returns how many were tried."""
+        """Claim due deliveries (lease, SKIP LOCKED across processes), send them; returns how many were tried.
+
+        A suspended tenant's deliveries are not claimed: they stay pending and go out after reactivation.
+        """
         rows = await self.pool.fetch(
             """UPDATE webhook_deliveries d SET attempts = attempts + 1, next_attempt_at = now() + $2::interval
                FROM (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+                       AND NOT EXISTS (SELECT 1 FROM webhook_endpoints we JOIN tenants t ON t.id = we.tenant_id
+                                       WHERE we.id = webhook_deliveries.endpoint_id AND t.status <> 'active')
                      ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due,
                     webhook_endpoints w, wallet_events e
                WHERE d.id = due.id AND w.id = d.endpoint_id AND e.id = d.event_id

@@ -3,20 +3,82 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
 
-_SECRET_KEYS = frozenset({"key", "private_key", "secret", "password", "api_key", "authorization", "master_key"})
+_SECRET_KEYS = frozenset(
+    {
+        "key",
+        "private_key",
+        "secret",
+        "password",
+        "api_key",
+        "authorization",
+        "master_key",
+        "token",
+        "admin_token",
+        "signature",
+        "webhook_secret",
+        "x_payment",
+        "payment_signature",
+    }
+)
+#: Secret-shaped text wherever it appears (messages, exception text, nested values): API keys keep their public
+#: prefix, bearer credentials and webhook secrets go, hex blobs of a signature's length (65 bytes) or more go.
+_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"\b(x402_(?:live|test)_[a-z2-7]{8,12}_)[A-Za-z0-9_-]+"), r"\1[redacted]"),
+    (re.compile(r"\b(whsec_)[A-Za-z0-9_-]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)\b(bearer\s+)[^\s'\"]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)\b(x-api-key:\s*)[^\s'\"]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)\b(?:0x)?[0-9a-f]{130,}"), "[redacted hex]"),
+)
+
+
+#: One cheap search first: most log values hold nothing secret-shaped and skip the substitutions.
+_TRIGGER = re.compile(r"x402_|whsec_|(?i:bearer|x-api-key)|[0-9a-fA-F]{130}")
+
+
+def scrub(text: str) -> str:
+    """``text`` with every secret-shaped part replaced (API keys, bearer tokens, webhook secrets, signatures)."""
+    if not _TRIGGER.search(text):
+        return text
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, Mapping):
+        return {k: "[redacted]" if str(k).lower() in _SECRET_KEYS else _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for k in list(event):
-        if k.lower() in _SECRET_KEYS:
-            event[k] = "[redacted]"
+        event[k] = "[redacted]" if k.lower() in _SECRET_KEYS else _clean(event[k])
     return event
+
+
+class ScrubFilter(logging.Filter):
+    """Scrubs stdlib log records (aiohttp's parser errors quote raw header lines, Authorization included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the message and exception text in place; never drops a record."""
+        record.msg = scrub(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
 
 
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
@@ -30,8 +92,8 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _redact,
             structlog.processors.format_exc_info,
+            _redact,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
@@ -39,6 +101,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
+            handler.addFilter(ScrubFilter())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 

@@ -15,7 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from x402.appkeys import METRICS
 from x402.errors import DependencyError, X402Error
 from x402.ids import request_id
-from x402.logs import get_logger
+from x402.logs import get_logger, scrub
 from x402.wire.models import encode_json
 
 log = get_logger("x402.http")
@@ -61,6 +61,8 @@ def problem_response(status: int, code: str, detail: str, request_id: str | None
 
 def _render(exc: X402Error, request_id: str | None) -> web.Response:
     body = exc.to_problem()
+    # defence in depth: a detail quoting input never carries a secret-shaped value back out
+    body["detail"] = scrub(str(body.get("detail", "")))
     if request_id:
         body["requestId"] = request_id
     resp = web.Response(status=exc.status, body=encode_json(body), content_type=PROBLEM_JSON)

@@ -11,6 +11,7 @@ from x402.errors import BadRequest, Forbidden, NotFound
 from x402.http import json_object as _body
 from x402.http import json_response as _json
 from x402.middleware import REQUEST_ID
+from x402.platform import lifecycle
 from x402.platform.auth import Principal, require_principal
 from x402.platform.context import PLATFORM
 from x402.platform.idempotency import REPLAY_BODY
@@ -148,3 +149,63 @@ async def revoke_key(request: web.Request) -> web.Response:
     meta = await platform.store.revoke_key(key_id, _actor(request, principal), tenant=_tenant_filter(principal))
     platform.auth.forget(meta["prefix"])
     return _json(meta)
+
+
+def _operator(request: web.Request, what: str) -> tuple[Principal, uuid.UUID]:
+    principal = _admin(request)
+    tenant_id = parse_uuid(request.match_info["id"])
+    _own_tenant(principal, tenant_id)
+    if not principal.operator:
+        raise Forbidden(f"only the operator {what} tenants", code="operator_only")
+    return principal, tenant_id
+
+
+@routes.post("/v1/tenants/{id}/suspend")
+async def suspend_tenant(request: web.Request) -> web.Response:
+    """Suspend a tenant (operator only): its keys get 403 ``tenant_suspended`` and its background work stops."""
+    principal, tenant_id = _operator(request, "suspends")
+    platform = request.app[PLATFORM]
+    out = await lifecycle.set_status(platform.store.pool, tenant_id, "suspended", _actor(request, principal))
+    platform.auth.forget()
+    return _json(out)
+
+
+@routes.post("/v1/tenants/{id}/reactivate")
+async def reactivate_tenant(request: web.Request) -> web.Response:
+    """Reactivate a suspended tenant (operator only)."""
+    principal, tenant_id = _operator(request, "reactivates")
+    platform = request.app[PLATFORM]
+    out = await lifecycle.set_status(platform.store.pool, tenant_id, "active", _actor(request, principal))
+    platform.auth.forget()
+    return _json(out)
+
+
+@routes.get("/v1/tenants/{id}/export")
+async def export_tenant(request: web.Request) -> web.StreamResponse:
+    """Every row of the tenant as JSON lines ``{"table", "row"}`` (secrets redacted), streamed; audited."""
+    principal = _admin(request)
+    tenant_id = parse_uuid(request.match_info["id"])
+    _own_tenant(principal, tenant_id)
+    pool = request.app[PLATFORM].store.pool
+    await lifecycle.audit_export(pool, tenant_id, _actor(request, principal))
+    lines = lifecycle.export_lines(pool, tenant_id)
+    first = await anext(lines)  # a missing tenant is a 404 before any byte is sent
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    await resp.write(first.encode() + b"\n")
+    async for line in lines:
+        await resp.write(line.encode() + b"\n")
+    await resp.write_eof()
+    return resp
+
+
+@routes.delete("/v1/tenants/{id}")
+async def delete_tenant(request: web.Request) -> web.Response:
+    """Delete a tenant's data and crypto-shred its wallet keys (operator only; ``?confirm=<tenant id>``)."""
+    principal, tenant_id = _operator(request, "deletes")
+    platform = request.app[PLATFORM]
+    out = await lifecycle.delete_tenant(
+        platform.store.pool, tenant_id, _actor(request, principal), confirm=request.query.get("confirm", "")
+    )
+    platform.auth.forget()
+    return _json(out)

@@ -13,7 +13,8 @@ from aiohttp import web
 from x402.errors import Forbidden, Unauthorized
 from x402.platform import keys
 
-#: How long a key looked up in Postgres is trusted in this process (a revocation elsewhere applies within it).
+#: How long a key looked up in Postgres is trusted in this process (a revocation or suspension elsewhere applies
+#: within it).
 KEY_CACHE_TTL = 5.0
 #: last_used_at is written at most this often per key and process, so the hot path does not write per request.
 LAST_USED_EVERY = 60.0
@@ -51,6 +52,7 @@ class _Cached:
     principal: Principal
     revoked_at: float | None
     until: float
+    suspended: bool = False
 
 
 def presented_credential(request: web.Request) -> str | None:
@@ -105,6 +107,9 @@ class Authenticator:
             raise Unauthorized("test-mode keys work only on a server in dev mode", code="test_key_not_allowed")
         if entry.revoked_at is not None and entry.revoked_at <= now:
             raise Unauthorized("this API key was revoked", code="api_key_revoked")
+        if entry.suspended:
+            # only a caller holding a valid key learns that its tenant is suspended
+            raise Forbidden("this tenant is suspended", code="tenant_suspended")
         await self._touch(entry.principal, now)
         return entry.principal
 
@@ -114,13 +119,14 @@ class Authenticator:
                FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1""",
             prefix,
         )
-        if row is None or row["status"] != "active":
+        if row is None or row["status"] not in ("active", "suspended"):
             return None
         principal = Principal(
             row["tenant_id"], row["id"], frozenset(row["scopes"]), row["tier"], row["mode"], agent=row["agent"]
         )
         revoked = row["revoked_at"].timestamp() if row["revoked_at"] is not None else None
-        return _Cached(bytes(row["hash"]), principal, revoked, time.monotonic() + KEY_CACHE_TTL)
+        suspended = row["status"] == "suspended"
+        return _Cached(bytes(row["hash"]), principal, revoked, time.monotonic() + KEY_CACHE_TTL, suspended)
 
     async def _touch(self, principal: Principal, now: float) -> None:
         assert principal.key_id is not None

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from x402.errors import X402Error
-from x402.platform import audit
+from x402.platform import audit, lifecycle
 from x402.platform.tenants import Actor, TenantStore, parse_uuid
 from x402.platform.tiers import load_tiers
 from x402.settings import Settings
@@ -21,7 +21,7 @@ from x402.settings import Settings
 
 def add_parsers(sub: Any) -> None:
     """Add the tenants, keys and audit commands to the ``x402`` parser."""
-    t = sub.add_parser("tenants", help="create, list tenants; change a tenant's tier").add_subparsers(
+    t = sub.add_parser("tenants", help="create, list, suspend, export, delete tenants; change a tier").add_subparsers(
         dest="action", required=True
     )
     c = t.add_parser("create", help="create a tenant")
@@ -31,6 +31,15 @@ def add_parsers(sub: Any) -> None:
     st = t.add_parser("set-tier", help="move a tenant to another tier")
     st.add_argument("tenant_id")
     st.add_argument("tier")
+    for name, text in (
+        ("suspend", "suspend a tenant (its keys get 403 tenant_suspended)"),
+        ("reactivate", "reactivate a suspended tenant"),
+    ):
+        t.add_parser(name, help=text).add_argument("tenant_id")
+    t.add_parser("export", help="write every row of a tenant as JSON lines to stdout").add_argument("tenant_id")
+    td = t.add_parser("delete", help="delete a tenant's data and crypto-shred its wallet keys")
+    td.add_argument("tenant_id")
+    td.add_argument("--confirm", required=True, help="the tenant id again")
 
     k = sub.add_parser("keys", help="create, list, rotate, revoke API keys").add_subparsers(
         dest="action", required=True
@@ -89,6 +98,19 @@ async def _admin(args: argparse.Namespace, store: TenantStore, actor: Actor) -> 
             _print(await store.create_tenant(args.name, args.tier, actor))
         elif args.action == "list":
             _print(await store.list_tenants())
+        elif args.action in ("suspend", "reactivate"):
+            status = "suspended" if args.action == "suspend" else "active"
+            _print(await lifecycle.set_status(store.pool, parse_uuid(args.tenant_id), status, actor))
+        elif args.action == "export":
+            tenant_id = parse_uuid(args.tenant_id)
+            await lifecycle.audit_export(store.pool, tenant_id, actor)
+            n = 0
+            async for line in lifecycle.export_lines(store.pool, tenant_id):
+                sys.stdout.write(line + "\n")
+                n += 1
+            print(f"exported {n} rows", file=sys.stderr)
+        elif args.action == "delete":
+            _print(await lifecycle.delete_tenant(store.pool, parse_uuid(args.tenant_id), actor, confirm=args.confirm))
         else:
             _print(await store.set_tier(parse_uuid(args.tenant_id), args.tier, actor))
         return 0

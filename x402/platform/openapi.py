@@ -89,7 +89,7 @@ SCHEMAS: dict[str, Any] = {
             "id": {"type": "string", "format": "uuid"},
             "name": {"type": "string"},
             "tier": {"type": "string", "enum": ["free", "starter", "pro", "enterprise"]},
-            "status": {"type": "string", "enum": ["active", "suspended"]},
+            "status": {"type": "string", "enum": ["active", "suspended", "deleted"]},
             "createdAt": {"type": "string", "format": "date-time"},
         },
     },
@@ -261,6 +261,29 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 body={"type": "object", "properties": {"tier": {"type": "string"}}},
                 params=_ID,
             ),
+            "delete": _op(
+                "Delete the tenant's data and crypto-shred its wallet keys; a tombstone stays (operator)",
+                "admin",
+                _ref("Tenant"),
+                params=[*_ID, _q("confirm", "the tenant id again")],
+            ),
+        },
+        "/v1/tenants/{id}/suspend": {
+            "post": _op(
+                "Suspend a tenant: its keys get 403 tenant_suspended (operator)", "admin", _ref("Tenant"), params=_ID
+            )
+        },
+        "/v1/tenants/{id}/reactivate": {
+            "post": _op("Reactivate a suspended tenant (operator)", "admin", _ref("Tenant"), params=_ID)
+        },
+        "/v1/tenants/{id}/export": {
+            "get": _op(
+                "Every row of the tenant as JSON lines {table, row}; secrets redacted",
+                "admin",
+                {"type": "string"},
+                params=_ID,
+                content_type="application/x-ndjson",
+            )
         },
         "/v1/tenants/{id}/keys": {
             "post": _op(

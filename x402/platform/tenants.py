@@ -151,7 +151,7 @@ class TenantStore:
         if not scopes:
             raise ValidationFailed("a key needs at least one scope", code="invalid_key_request")
         async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1", tenant_id) is None:
+            if await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1 AND status <> 'deleted'", tenant_id) is None:
                 raise NotFound("no such tenant")
             meta = await self._insert_key(conn, tenant_id, new, scopes, name[:200], actor, agent=agent)
         return meta, new.plaintext

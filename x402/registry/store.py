@@ -107,7 +107,12 @@ class Filters:
             add("min_price <= ?::numeric", self.max_price)
         if not self.include_failed:
             conds.append("verification_status <> 'failed'")
+        conds.append(LISTED_OWNER)
         return " AND ".join(conds)
+
+
+#: A suspended (or deleted) tenant's listings are hidden from discovery and not probed until it is reactivated.
+LISTED_OWNER = "NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = resources.tenant_id AND t.status <> 'active')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +363,7 @@ class PgRegistryStore:
         recs = await self.pool.fetch(
             f"""UPDATE resources SET last_probe_at = now()
                 WHERE id IN (SELECT id FROM resources
-                             WHERE NOT local AND type = 'http'
+                             WHERE NOT local AND type = 'http' AND {LISTED_OWNER}
                                AND (last_probe_at IS NULL OR last_probe_at < now() - make_interval(secs => $1))
                              ORDER BY last_probe_at NULLS FIRST LIMIT $2 FOR UPDATE SKIP LOCKED)
                 RETURNING {COLUMNS}""",

@@ -301,6 +301,7 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
         chains=app.get(CHAINS),
     )
     app[WALLETS] = service
+    await service.prepare()
     service.start()
     yield
     await service.close()
