@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import uuid
 from typing import Any
 
@@ -251,6 +252,22 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         event,
     )
     await conn.execute("INSERT INTO risk_rule_configs (tenant_id, document) VALUES ($1, '{}')", t["id"])
+    await conn.execute(
+        "INSERT INTO verified_transactions (tenant_id, network, tx_id, pay_to, asset, amount)"
+        " VALUES ($1, 'eip155:1', $2, '0xb', '0xa', 5)",
+        tid,
+        "0x" + secrets.token_hex(32),
+    )
+    await conn.execute(
+        "INSERT INTO payto_claims (tenant_id, address, proof_kind, signature) VALUES ($1, $2, 'eip191', '0x00')",
+        tid,
+        "0x" + secrets.token_hex(20),
+    )
+    await conn.execute(
+        "INSERT INTO resource_ratings (resource_id, tenant_id, rating) VALUES ($1, $2, 4)",
+        uuid.UUID(t["resource"]["id"]),
+        tid,
+    )
 
 
 async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
