@@ -80,7 +80,7 @@ class PayRequest:
             body = raw.encode() if isinstance(raw, str) else msgspec.json.encode(raw)
         max_amount = None
         if doc.get("maxAmount") is not None:
-            max_amount = parse_amount(str(doc["maxAmount"]))
+            max_amount = parse_amount(doc["maxAmount"])  # a canonical decimal string, like every amount
         approval_id = None
         if doc.get("approvalId") is not None:
             try:

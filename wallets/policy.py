@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from wallets import errors
 from x402.errors import ValidationFailed
-from x402.wire.models import PaymentRequirements
+from x402.wire.models import PaymentRequirements, is_canonical_uint
 from x402.wire.networks import is_evm, matches
 
 #: Rolling windows (name, seconds) the caps apply to.
@@ -154,7 +154,7 @@ def _money(name: str, raw: Any) -> int:
     if isinstance(raw, bool) or not isinstance(raw, str | int):
         raise ValidationFailed(f"{name} must be a decimal string of atomic units", code="invalid_policy")
     text = str(raw)
-    if not text.isascii() or not text.isdigit() or len(text) > 78:
+    if not is_canonical_uint(text):
         raise ValidationFailed(f"{name} must be a non-negative integer of atomic units", code="invalid_policy")
     return int(text)
 

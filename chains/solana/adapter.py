@@ -50,7 +50,7 @@ from chains.solana.payer import (
 from x402.errors import BadRequest, ChainRejected, ChainUnavailable, ConfigError
 from x402.settings import NetworkConfig, Settings
 from x402.wire import reasons as R
-from x402.wire.models import SupportedKind
+from x402.wire.models import SupportedKind, is_canonical_uint
 from x402.wire.networks import to_v1_name
 
 log = logging.getLogger("chains.solana")
@@ -314,7 +314,7 @@ class SolanaAdapter:
             ) from None
         if t.dest != expected:
             raise _Invalid(R.INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH, payer=payer)
-        if not req.amount.isdigit() or t.amount != int(req.amount):
+        if not is_canonical_uint(req.amount) or t.amount != int(req.amount):
             raise _Invalid(
                 R.INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH, f"transfers {t.amount}, required {req.amount}", payer
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeGuard, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -329,10 +329,26 @@ def decode_facilitator_request(body: bytes | str) -> FacilitatorRequest:
 # ------------------------------------------------------------------------------------- helpers
 
 
+def is_canonical_uint(value: object) -> TypeGuard[str]:
+    """True for the one accepted spelling of an unsigned integer on the wire: a string of ASCII decimal digits,
+    no sign, no leading zero (``"0"`` itself excepted), at most 78 digits. ``"010000"`` is refused so one
+    authorization has exactly one encoding."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 78
+        and value.isascii()
+        and value.isdigit()
+        and (value[0] != "0" or value == "0")
+    )
+
+
 def parse_amount(value: str, *, error: type[BadRequest] = BadRequest) -> int:
-    """Parse an atomic amount: ASCII decimal digits only, below 2**256; raises ``invalid_amount``."""
-    if not isinstance(value, str) or not value or len(value) > 78 or not value.isascii() or not value.isdigit():
-        raise error(f"invalid amount {value!r}: expected a decimal string of digits", code="invalid_amount")
+    """Parse an atomic amount: canonical decimal digits only (no leading zero), below 2**256; ``invalid_amount``."""
+    if not is_canonical_uint(value):
+        raise error(
+            f"invalid amount {str(value)[:80]!r}: expected a decimal string of digits without leading zeros",
+            code="invalid_amount",
+        )
     amount = int(value)
     if amount >= MAX_AMOUNT:
         raise error(f"invalid amount {value!r}: not below 2**256", code="invalid_amount")
@@ -410,6 +426,7 @@ __all__ = [
     "decode_facilitator_request",
     "decode_json",
     "encode_json",
+    "is_canonical_uint",
     "normalize",
     "parse_amount",
     "payload_to_v2",
