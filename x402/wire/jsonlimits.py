@@ -24,6 +24,8 @@ T = TypeVar("T")
 MAX_DEPTH: Final = 64
 
 _STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+#: a ``\u0000`` escape: preceded by an even number of backslashes (pairs are escaped backslashes)
+_NUL_ESCAPE: Final = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _NOT_BRACKETS: Final = bytes(b for b in range(256) if b not in b"[]{}")
 _SIGNS: Final = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _ANY: Final = msgspec.json.Decoder()
@@ -41,16 +43,18 @@ def nesting_depth(data: bytes | str) -> int:
 def check_json(
     data: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int | None = None, error: type[BadRequest] = BadRequest
 ) -> None:
-    """Raise ``error`` (code ``json_too_large`` / ``json_too_deep``) unless ``data`` is within both bounds."""
+    """Raise ``error`` (``json_too_large`` / ``json_too_deep`` / ``nul_character``) unless ``data`` is within both
+    bounds and has no NUL character in a string (Postgres refuses NUL in text and jsonb: caught here, not as a 500)."""
     if not isinstance(data, bytes | str):
         data = bytes(data)  # bytearray, memoryview, msgspec.Raw
     if max_bytes is not None and len(data) > max_bytes:
         raise error(f"JSON document larger than {max_bytes} bytes", code="json_too_large")
     opens = data.count(b"[") + data.count(b"{") if isinstance(data, bytes) else data.count("[") + data.count("{")
-    if opens <= max_depth:
-        return  # the common case: too few brackets to nest that deep, no scan needed
-    if nesting_depth(data) > max_depth:
+    if opens > max_depth and nesting_depth(data) > max_depth:  # few brackets (the usual case): no scan at all
         raise error(f"JSON nested deeper than {max_depth} levels", code="json_too_deep")
+    nul = "\\u0000" in data if isinstance(data, str) else b"\\u0000" in data
+    if nul and _NUL_ESCAPE.search(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
+        raise error("a JSON string contains a NUL character (\\u0000)", code="nul_character")
 
 
 def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
