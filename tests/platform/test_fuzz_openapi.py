@@ -15,12 +15,11 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from aiohttp.test_utils import BaseRunner, TestServer
 
+from tests.harness.runner import ServiceTestServer
 from tests.platform.conftest import VERIFY_BODY, new_key, new_tenant, op
 from tests.registry.conftest import resource
 from x402.app import create_app
-from x402.rejections import ServiceRunner
 from x402.settings import Settings
 
 DEEP = 200
@@ -158,7 +157,7 @@ class Fuzzer:
         self.failures: list[str] = []
         self.sent = 0
 
-    async def send(self, method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> None:
+    async def send(self, method: str, url: str, body: bytes | None = None, headers: Any = None) -> None:
         h = {**self.headers, **(headers or {})}
         if body is not None:
             h["Content-Type"] = "application/json"
@@ -170,13 +169,6 @@ class Fuzzer:
         elif r.status >= 400:
             assert r.content_type == "application/problem+json", (method, url[:100], r.status, text[:200])
             assert (await r.json())["code"], (method, url[:100])
-
-
-class ServiceTestServer(TestServer):
-    """A test server on the runner ``x402 serve`` uses (aiohttp's own refusals as problem+json)."""
-
-    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
-        return ServiceRunner(self.app, **kwargs)
 
 
 @pytest.fixture
@@ -258,3 +250,31 @@ async def test_openapi_fuzz_finds_no_5xx(client: Any) -> None:
     # the fuzzing identity still works, and the operator's view agrees nothing broke
     assert (await client.get("/healthz")).status == 200
     assert (await client.get(f"/v1/tenants/{tenant}", headers=op())).status == 200
+
+
+async def test_named_holes_are_400_with_a_code(client: Any) -> None:
+    tenant = await new_tenant(client, "holes", tier="enterprise")
+    key = await new_key(client, tenant, ["verify", "settle", "wallets", "registry", "admin"])
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    for policy in ([], ["totalBudget"], "budget", 5, True):
+        r = await client.post("/v1/wallets", json={"name": "w", "policy": policy}, headers=headers)
+        assert r.status == 400, await r.text()
+        assert (await r.json())["code"] == "invalid_policy"
+    r = await client.put(f"/v1/wallets/{uuid.uuid4()}/policy", data=b"[1]", headers=headers)
+    assert r.status in (400, 404)
+    for query in ("payer=%00abc", "payTo=a%00", "status=%00", "cursor=%00"):
+        r = await client.get(f"/v1/payments?{query}", headers=headers)
+        assert r.status == 400, (query, await r.text())
+        assert (await r.json())["code"] == "nul_character"
+    r = await client.get("/discovery/search?query=%00", headers=headers)
+    assert (r.status, (await r.json())["code"]) == (400, "nul_character")
+    # a NUL inside a JSON string never reaches Postgres either
+    r = await client.post("/v1/wallets", data=b'{"name":"w\\u0000"}', headers=headers)
+    assert (r.status, (await r.json())["code"]) == (400, "nul_character")
+    # amounts have one spelling
+    r = await client.post("/v1/wallets", json={"name": "w", "policy": {"totalBudget": "010000"}}, headers=headers)
+    assert (r.status, (await r.json())["code"]) == (422, "invalid_policy")
+    r = await client.post("/v1/wallets", json={"name": "w", "policy": {"totalBudget": 10000}}, headers=headers)
+    assert (r.status, (await r.json())["code"]) == (422, "invalid_policy")
+    r = await client.post("/v1/wallets", json={"name": "w", "policy": {"totalBudget": "10000"}}, headers=headers)
+    assert r.status == 201, await r.text()

@@ -290,7 +290,24 @@ def test_parse_amount_ok(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["", "-1", "+1", "1.0", "1e6", " 1", "1 ", "0x10", "1_000", "١٢", "²", str(2**256), "9" * 100, "007", "010000", "00"],
+    [
+        "",
+        "-1",
+        "+1",
+        "1.0",
+        "1e6",
+        " 1",
+        "1 ",
+        "0x10",
+        "1_000",
+        "١٢",
+        "²",
+        str(2**256),
+        "9" * 100,
+        "007",
+        "010000",
+        "00",
+    ],
 )
 def test_parse_amount_rejects(value: str) -> None:
     with pytest.raises(BadRequest) as info:
