@@ -276,15 +276,17 @@ def peek_x402_version(data: bytes | str, *, error: type[BadRequest] = BadRequest
 
 
 def _at(exc: msgspec.ValidationError, root: str) -> tuple[str, dict[str, str]]:
-    """msgspec's message with ``$`` replaced by ``root``, and the path of the offending field when it names one."""
+    """A message naming the field at fault by its path from ``root`` (``missing paymentPayload.accepted.scheme``),
+    and that path as the problem's ``field``."""
     text = str(exc)
-    detail = text.replace("`$", f"`{root}")
-    where = re.search(r"- at `\$([^`]*)`", text)
+    where = re.search(r" - at `\$([^`]*)`$", text)
     field = root + (where.group(1) if where else "")
-    missing = re.match(r"Object missing required field `([^`]+)`", text)
+    message = text[: where.start()] if where else text
+    missing = re.fullmatch(r"Object missing required field `([^`]+)`", message)
     if missing:
         field += "." + missing.group(1)
-    return f"{root}: {detail}" if not where else detail, {"field": field}
+        return f"missing {field}", {"field": field}
+    return f"{field}: {message}", {"field": field}
 
 
 def decode_facilitator_request(body: bytes | str) -> FacilitatorRequest:
