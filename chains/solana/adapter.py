@@ -19,6 +19,7 @@ from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solders.commitment_config import CommitmentLevel
+from solders.errors import SerdeJSONError
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
@@ -77,7 +78,9 @@ _UNKNOWN_NTH = {
     6: R.INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SEVENTH_INSTRUCTION,
 }
 _DONE = (TransactionConfirmationStatus.Confirmed, TransactionConfirmationStatus.Finalized)
-_NETWORK_ERRORS = (SolanaRpcException, httpx2.HTTPError, OSError, TimeoutError)
+#: SerdeJSONError: an answer solders cannot parse (malformed, or nested past serde_json's 128-level limit) counts
+#: as a failed endpoint, like a transport error, instead of escaping as an unexpected exception
+_NETWORK_ERRORS = (SolanaRpcException, httpx2.HTTPError, OSError, TimeoutError, SerdeJSONError)
 
 
 def parse_keypair(text: str, what: str = "an X402_SVM_FEE_PAYER_KEYS entry") -> Keypair:

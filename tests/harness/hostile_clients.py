@@ -87,11 +87,29 @@ async def screening(base: str) -> str:
     return "answered"
 
 
+async def solana(base: str) -> str:
+    """The Solana adapter's RPC pool: solders parses answers with serde_json (depth-limited to 128); an answer it
+    cannot parse fails that endpoint over like a transport error, ending as ChainUnavailable."""
+    from solders.pubkey import Pubkey
+
+    from chains.solana.adapter import _Pool
+
+    pool = _Pool("solana:test", [base + "/rpc"], timeout=10)
+    try:
+        await pool.call(lambda c: c.get_balance(Pubkey.default()))
+    except X402Error as exc:
+        return f"solana:{type(exc).__name__}:{exc.detail}"
+    finally:
+        await pool.close()
+    return "answered"
+
+
 CHECKS: dict[str, Callable[[str], Awaitable[str]]] = {
     "rpc": rpc,
     "remote_facilitator": remote_facilitator,
     "x402_client": x402_client,
     "screening": screening,
+    "solana": solana,
 }
 
 if __name__ == "__main__":

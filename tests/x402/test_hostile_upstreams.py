@@ -48,6 +48,7 @@ async def deep_peer() -> AsyncIterator[str]:
         ("remote_facilitator", "supported:facilitator_unavailable verify:facilitator_unavailable:True"),
         ("x402_client", "402:invalid_payment_required json:json_too_deep"),
         ("screening", "screen:json_too_deep"),
+        ("solana", "solana:ChainUnavailable:no RPC endpoint of solana:test answered (SerdeJSONError)"),
     ],
 )
 async def test_clients_fail_cleanly_on_deep_answers(check: str, expected: str) -> None:
