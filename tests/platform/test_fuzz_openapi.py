@@ -278,3 +278,8 @@ async def test_named_holes_are_400_with_a_code(client: Any) -> None:
     assert (r.status, (await r.json())["code"]) == (422, "invalid_policy")
     r = await client.post("/v1/wallets", json={"name": "w", "policy": {"totalBudget": "10000"}}, headers=headers)
     assert r.status == 201, await r.text()
+    wallet = (await r.json())["id"]
+    for max_amount in ("010000", 10000, "-1", "1e4"):
+        body = {"url": "https://fuzz.invalid/x", "maxAmount": max_amount}
+        r = await client.post(f"/v1/wallets/{wallet}/pay", json=body, headers=headers)
+        assert (r.status, (await r.json())["code"]) == (400, "invalid_amount"), max_amount
