@@ -43,8 +43,8 @@ def nesting_depth(data: bytes | str) -> int:
 def check_json(
     data: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int | None = None, error: type[BadRequest] = BadRequest
 ) -> None:
-    """Raise ``error`` (``json_too_large`` / ``json_too_deep`` / ``nul_character``) unless ``data`` is within both
-    bounds and has no NUL character in a string (Postgres refuses NUL in text and jsonb: caught here, not as a 500)."""
+    """Raise ``error`` (``json_too_large`` / ``json_too_deep`` / ``nul_character``) unless ``data`` is within bounds."""
+    # NUL: valid JSON, but Postgres refuses it in text and jsonb, so it would surface later as a 500
     if not isinstance(data, bytes | str):
         data = bytes(data)  # bytearray, memoryview, msgspec.Raw
     if max_bytes is not None and len(data) > max_bytes:
@@ -83,8 +83,7 @@ def decode(
     max_bytes: int | None = None,
     error: type[BadRequest] = BadRequest,
 ) -> T:
-    """Parse JSON into ``type_`` within the bounds; raises ``error`` with ``json_too_*``, ``invalid_json`` or
-    ``invalid_payload`` (the shape is wrong)."""
+    """Parse JSON into ``type_`` within the bounds; ``error`` codes ``json_too_*``, ``invalid_json``/``_payload``."""
     check_json(data, max_depth=max_depth, max_bytes=max_bytes, error=error)
     try:
         result: T = _decoder(type_).decode(data)

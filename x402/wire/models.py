@@ -257,9 +257,7 @@ _PEEK_DECODER: Final = msgspec.json.Decoder(_VersionPeek)
 
 
 def peek_x402_version(data: bytes | str, *, error: type[BadRequest] = BadRequest, path: str = "") -> int:
-    """The ``x402Version`` (1 or 2) of a JSON object; raises ``invalid_json``/``_payload``/``invalid_x402_version``.
-
-    ``path`` names the object in error messages (``paymentPayload`` inside a /verify body)."""
+    """The ``x402Version`` (1 or 2) of the JSON object at ``path``; ``invalid_json``/``_payload``/``_x402_version``."""
     field = f"{path}.x402Version" if path else "x402Version"
     jsonlimits.check_json(data, error=error)
     try:
@@ -276,8 +274,7 @@ def peek_x402_version(data: bytes | str, *, error: type[BadRequest] = BadRequest
 
 
 def _at(exc: msgspec.ValidationError, root: str) -> tuple[str, dict[str, str]]:
-    """A message naming the field at fault by its path from ``root`` (``missing paymentPayload.accepted.scheme``),
-    and that path as the problem's ``field``."""
+    # msgspec says "Object missing required field `scheme` - at `$.accepted`": name the field by its full path
     text = str(exc)
     where = re.search(r" - at `\$([^`]*)`$", text)
     field = root + (where.group(1) if where else "")
@@ -290,9 +287,7 @@ def _at(exc: msgspec.ValidationError, root: str) -> tuple[str, dict[str, str]]:
 
 
 def decode_facilitator_request(body: bytes | str) -> FacilitatorRequest:
-    """Decode a ``/verify`` or ``/settle`` body, choosing v1 or v2 types by ``paymentPayload.x402Version``.
-
-    Errors name the path of the field at fault (``paymentPayload.x402Version``, ``paymentRequirements.payTo``)."""
+    """Decode a ``/verify`` or ``/settle`` body (v1 or v2 by ``paymentPayload.x402Version``); errors name the field."""
     jsonlimits.check_json(body)
     try:
         env = _ENVELOPE_DECODER.decode(body)
@@ -332,9 +327,8 @@ def decode_facilitator_request(body: bytes | str) -> FacilitatorRequest:
 
 
 def is_canonical_uint(value: object) -> TypeGuard[str]:
-    """True for the one accepted spelling of an unsigned integer on the wire: a string of ASCII decimal digits,
-    no sign, no leading zero (``"0"`` itself excepted), at most 78 digits. ``"010000"`` is refused so one
-    authorization has exactly one encoding."""
+    """True for the one wire spelling of an unsigned integer: ASCII decimal digits, no leading zero, <= 78 digits."""
+    # "010000" and 10000 would be a second encoding of the same authorization: refused
     return (
         isinstance(value, str)
         and 0 < len(value) <= 78
