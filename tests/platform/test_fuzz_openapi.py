@@ -8,78 +8,26 @@ plausible base body first, then one field at a time is replaced, so validation d
 
 from __future__ import annotations
 
-import copy
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
 
+from tests.harness.hostile import (
+    HOSTILE_BODIES,
+    HOSTILE_JSON,
+    HOSTILE_STRINGS,
+    deep_array,
+    json_bytes,
+    leaves,
+    replaced,
+)
 from tests.harness.runner import ServiceTestServer
 from tests.platform.conftest import VERIFY_BODY, new_key, new_tenant, op
 from tests.registry.conftest import resource
 from x402.app import create_app
 from x402.settings import Settings
-
-DEEP = 200
-
-HOSTILE_STRINGS: list[str] = [
-    "\x00",
-    "abc\x00def",
-    "%00",
-    "",
-    " ",
-    "A" * 200_000,
-    "\u202e\ufeff💥" * 1000,
-    "'; DROP TABLE tenants; --",
-    "../../../../etc/passwd",
-    "010000",
-    "-1",
-    "1e309",
-    "NaN",
-    "0x" + "f" * 200,
-    "{{7*7}}",
-]
-HOSTILE_JSON: list[Any] = [
-    *HOSTILE_STRINGS,
-    None,
-    True,
-    0,
-    -1,
-    2**64,
-    -(2**63) - 1,
-    10**400,
-    1.5,
-    -1e308,
-    [],
-    {},
-    [None] * 10_000,
-    {"\x00": "\x00"},
-    {f"k{i}": i for i in range(2_000)},
-]
-
-
-def _deep_array() -> bytes:
-    return b"[" * DEEP + b"]" * DEEP
-
-
-def _deep_object() -> bytes:
-    return b'{"a":' * DEEP + b"1" + b"}" * DEEP
-
-
-HOSTILE_BODIES: list[bytes] = [
-    _deep_array(),
-    _deep_object(),
-    b"",
-    b"{",
-    b"\xff\xfe\x00",
-    b'{"a":"\\u0000"}',
-    b'"\\ud800"',
-    b"[" + b"1," * 100_000 + b"1]",
-    b"null",
-    b"1e999999",
-]
 
 POLICY = {"totalBudget": "1000000", "perPaymentCap": "1000", "allowedUrls": ["https://x/*"], "autoPause": {}}
 #: Plausible bodies per operation (fields the handlers read); the documented schemas are mostly ``object``.
@@ -120,32 +68,6 @@ BASES: dict[tuple[str, str], Any] = {
 }
 #: Operations that end the fuzzing identity or its fixtures: run last, on their own ids.
 LAST = {("delete", "/v1/keys/{id}"), ("delete", "/v1/resources/{id}"), ("delete", "/v1/webhooks/{id}")}
-
-
-def _leaves(doc: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every path into ``doc`` (containers and scalars), the root excluded."""
-    if isinstance(doc, dict):
-        for k, v in doc.items():
-            yield (*path, k)
-            yield from _leaves(v, (*path, k))
-    elif isinstance(doc, list) and doc:
-        yield (*path, 0)
-        yield from _leaves(doc[0], (*path, 0))
-
-
-def _replaced(doc: Any, path: tuple[Any, ...], value: Any) -> Any:
-    out = copy.deepcopy(doc)
-    target = out
-    for step in path[:-1]:
-        target = target[step]
-    target[path[-1]] = value
-    return out
-
-
-def _json_bytes(value: Any) -> bytes:
-    import json
-
-    return json.dumps(value, ensure_ascii=True).encode()  # ensure_ascii: NULs and lone surrogates as \\u escapes
 
 
 class Fuzzer:
@@ -219,7 +141,7 @@ async def test_openapi_fuzz_finds_no_5xx(client: Any) -> None:
     for method, template, operation in ops:
         params = operation.get("parameters", [])
         base = BASES.get((method, template), {} if "requestBody" in operation else None)
-        base_bytes = None if base is None else _json_bytes(base)
+        base_bytes = None if base is None else json_bytes(base)
         url = path_with(template)
         # path and query parameters
         for p in params:
@@ -236,13 +158,13 @@ async def test_openapi_fuzz_finds_no_5xx(client: Any) -> None:
         for raw in HOSTILE_BODIES:
             await fz.send(method, url, raw)
         for value in HOSTILE_JSON:
-            await fz.send(method, url, _json_bytes(value))
-        for path in _leaves(base):
+            await fz.send(method, url, json_bytes(value))
+        for path in leaves(base):
             for value in [*HOSTILE_JSON, "DEEP"]:
                 if value == "DEEP":
-                    body = _json_bytes(_replaced(base, path, "@@")).replace(b'"@@"', _deep_array())
+                    body = json_bytes(replaced(base, path, "@@")).replace(b'"@@"', deep_array())
                 else:
-                    body = _json_bytes(_replaced(base, path, value))
+                    body = json_bytes(replaced(base, path, value))
                 await fz.send(method, url, body)
 
     assert fz.sent > 5_000
