@@ -19,6 +19,7 @@ from typing import Any, cast
 from risk.expr import Expression, compile_expression
 from risk.model import ACTIONS, SEVERITIES, Action, Severity
 from x402.errors import ValidationFailed
+from x402.wire.models import is_canonical_uint
 
 MAX_CUSTOM_RULES = 50
 
@@ -100,7 +101,7 @@ def _int(value: Any, where: str) -> int | None:
         raise InvalidRiskConfig(f"{where} must be an integer (atomic units), got a boolean")
     if isinstance(value, int):
         out = value
-    elif isinstance(value, str) and value.isdigit() and len(value) <= 78:
+    elif is_canonical_uint(value):
         out = int(value)  # amounts may come as strings, like on the wire
     else:
         raise InvalidRiskConfig(f"{where} must be a non-negative integer or decimal string, got {value!r}")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +18,8 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from risk.model import Intent, RiskContext
+from x402.errors import BadRequest
+from x402.wire import jsonlimits
 
 MEMO_PROGRAMS = frozenset(
     {
@@ -105,8 +106,8 @@ def _pairs(text: str) -> dict[str, str]:
     text = text.strip()
     if text.startswith("{"):
         try:
-            doc = json.loads(text)
-        except ValueError:
+            doc = jsonlimits.loads(text)  # the memo is the payer's text: bounded like every untrusted JSON
+        except BadRequest:
             doc = None
         if isinstance(doc, dict):
             return {str(k).lower(): str(v) for k, v in doc.items() if isinstance(v, str | int | float)}

@@ -10,6 +10,7 @@ import aiohttp
 
 from risk.addresses import normalize_address
 from risk.model import Flag, RiskContext
+from x402.wire import jsonlimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class ChainalysisScreening:
         url = f"{self.base_url}/api/v1/address/{address}"
         async with self._session.get(url, headers={"X-API-Key": self._key}, allow_redirects=False) as resp:
             resp.raise_for_status()
-            body = await resp.json(content_type=None)
+            body = jsonlimits.loads(await resp.read())
         ids = body.get("identifications") or [] if isinstance(body, dict) else []
         cats = tuple(str(i.get("category", "")) for i in ids if isinstance(i, dict))
         names = ", ".join(str(i.get("name", "")) for i in ids if isinstance(i, dict))

@@ -82,7 +82,7 @@ class PayRequest:
             body = raw.encode() if isinstance(raw, str) else msgspec.json.encode(raw)
         max_amount = None
         if doc.get("maxAmount") is not None:
-            max_amount = parse_amount(str(doc["maxAmount"]))
+            max_amount = parse_amount(doc["maxAmount"])  # a canonical decimal string, like every amount
         approval_id = None
         if doc.get("approvalId") is not None:
             try:
@@ -93,13 +93,22 @@ class PayRequest:
         return cls(url, method, kept, body, max_amount, approval_id)
 
 
+def _storable(text: str) -> str:
+    # aiohttp keeps undecodable header bytes as lone surrogates; neither they nor NUL can go into Postgres jsonb
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
 def response_json(resp: Fetched) -> dict[str, Any]:
     """The upstream answer: status, headers, body as text (UTF-8) or base64."""
-    out: dict[str, Any] = {"status": resp.status, "headers": dict(resp.headers.items())}
+    out: dict[str, Any] = {"status": resp.status, "headers": {k: _storable(v) for k, v in resp.headers.items()}}
     try:
-        out["body"] = resp.body.decode("utf-8")
-        out["bodyEncoding"] = "text"
+        text = resp.body.decode("utf-8")
     except UnicodeDecodeError:
+        text = None
+    if text is not None and "\x00" not in text:  # Postgres refuses NUL in jsonb text: such bodies go as base64
+        out["body"] = text
+        out["bodyEncoding"] = "text"
+    else:
         out["body"] = base64.b64encode(resp.body).decode("ascii")
         out["bodyEncoding"] = "base64"
     return out

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from wallets import errors
-from x402.errors import ValidationFailed
-from x402.wire.models import PaymentRequirements
+from x402.errors import BadRequest, ValidationFailed
+from x402.wire.models import PaymentRequirements, is_canonical_uint
 from x402.wire.networks import is_evm, matches
 
 #: Rolling windows (name, seconds) the caps apply to.
@@ -55,7 +55,9 @@ class Policy:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any] | None) -> Policy:
-        """Parse the API / stored shape; raises ValidationFailed ``invalid_policy``."""
+        """Parse the API / stored shape; raises BadRequest (not an object) / ValidationFailed ``invalid_policy``."""
+        if doc is not None and not isinstance(doc, Mapping):
+            raise BadRequest(f"policy must be a JSON object, not {_json_type(doc)}", code="invalid_policy")
         doc = dict(doc or {})
         known = {*_MONEY, *_LISTS, "expiresAt", "autoPause"}
         unknown = sorted(set(doc) - known)
@@ -141,6 +143,11 @@ def _listed(network: str, value: str, allowed: Sequence[str]) -> bool:
     return value in allowed
 
 
+def _json_type(value: object) -> str:
+    names = {str: "a string", list: "an array", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), type(value).__name__)
+
+
 def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name)
 
@@ -151,12 +158,12 @@ def _camel(name: str) -> str:
 
 
 def _money(name: str, raw: Any) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, str | int):
-        raise ValidationFailed(f"{name} must be a decimal string of atomic units", code="invalid_policy")
-    text = str(raw)
-    if not text.isascii() or not text.isdigit() or len(text) > 78:
-        raise ValidationFailed(f"{name} must be a non-negative integer of atomic units", code="invalid_policy")
-    return int(text)
+    # the one wire spelling of an amount: a decimal string without leading zeros (JSON numbers lose precision)
+    if not is_canonical_uint(raw):
+        raise ValidationFailed(
+            f"{name} must be a decimal string of atomic units without leading zeros", code="invalid_policy"
+        )
+    return int(raw)
 
 
 def _strings(name: str, raw: Any) -> tuple[str, ...]:

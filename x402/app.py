@@ -14,6 +14,7 @@ from x402.logs import get_logger
 from x402.metrics import Metrics
 from x402.middleware import request_middleware
 from x402.platform import install as platform  # eager: the limits package reads files when first imported
+from x402.rejections import handler_args
 from x402.routes import health, manifest
 from x402.settings import Settings
 from x402.storage.db import create_pool, migrate
@@ -70,7 +71,11 @@ def create_app(
     extras: dict[str, Any] | None = None,
 ) -> web.Application:
     """Build the service application for ``settings``."""
-    app = web.Application(middlewares=[request_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[request_middleware],
+        client_max_size=settings.max_body_bytes,
+        handler_args=handler_args(settings.max_header_bytes),
+    )
     app[SETTINGS] = settings
     app[METRICS] = Metrics.create()
     app[EXTRAS] = dict(extras or {})

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from x402.errors import BadRequest
+from x402.wire import jsonlimits
 from x402.wire.models import encode_json
-
-_DECODER = msgspec.json.Decoder()
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -19,14 +17,11 @@ def json_response(body: Any, status: int = 200) -> web.Response:
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object (an empty body is ``{}``); 400 ``invalid_json`` otherwise."""
+    """The request body as a JSON object (an empty body is ``{}``); 400 ``invalid_json`` / ``json_too_*`` otherwise."""
     raw = await request.read()
     if not raw:
         return {}
-    try:
-        doc = _DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise BadRequest("the body is not JSON", code="invalid_json") from None
+    doc = jsonlimits.loads(raw)
     if not isinstance(doc, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     return doc

@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from x402.appkeys import METRICS
-from x402.errors import DependencyError, X402Error
+from x402.errors import BadRequest, DependencyError, X402Error
 from x402.ids import request_id
 from x402.logs import get_logger, scrub
 from x402.wire.models import encode_json
@@ -87,6 +87,9 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     try:
+        if "%00" in request.raw_path:
+            # a NUL in a path or query value would reach Postgres, which refuses it in text: say so, not a 500
+            raise BadRequest("the URL contains a NUL character (%00)", code="nul_character")
         resp = await handler(request)
     except X402Error as exc:
         if isinstance(exc, DependencyError):

@@ -21,6 +21,7 @@ from chains.registry import load_factories
 from x402.app import create_app
 from x402.devmode import apply_dev_state, forget_previous_dev_chain, start_dev_chain
 from x402.logs import configure_logging, get_logger
+from x402.rejections import ServiceRunner
 from x402.settings import Settings, load_settings
 from x402.storage.db import migrate_url
 from x402.storage.embedded import start_embedded
@@ -72,7 +73,7 @@ def tune_gc() -> None:
 async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = True) -> None:
     """Serve the app on host:port (SO_REUSEPORT) until ``stop`` is set."""
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    runner = ServiceRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=1024)

@@ -16,7 +16,8 @@ from typing import Any, Final
 import aiohttp
 import msgspec
 
-from x402.errors import ChainUnavailable
+from x402.errors import BadRequest, ChainUnavailable
+from x402.wire import jsonlimits
 
 log = logging.getLogger("chains.evm.rpc")
 
@@ -259,9 +260,9 @@ class RpcPool:
         if status >= 500 or status == 429:
             raise _TransportFailure(f"HTTP {status}")
         try:
-            answer = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
-            raise _TransportFailure(f"HTTP {status}, not JSON") from None
+            answer = jsonlimits.loads(raw)  # bounded: a hostile or broken node must not crash the process
+        except BadRequest as exc:
+            raise _TransportFailure(f"HTTP {status}, {exc.code}") from None
         # Some nodes answer JSON-RPC errors with HTTP 4xx; a JSON-RPC body is an answer whatever the status.
         if isinstance(answer, list) and all(isinstance(a, dict) for a in answer):
             return answer

@@ -29,6 +29,7 @@ from chains.evm.rpc import RpcError, RpcPool
 from x402.errors import ChainRejected, X402Error
 from x402.settings import NetworkConfig
 from x402.wire import reasons
+from x402.wire.models import is_canonical_uint
 from x402.wire.networks import evm_chain_id
 
 T = TypeVar("T")
@@ -221,15 +222,10 @@ _HEXCHARS: Final = frozenset("0123456789abcdefABCDEF")
 
 
 def _uint(raw: Any, field: str) -> int:
-    # Clients send decimal strings; integers (not bools) are accepted too.
-    if isinstance(raw, bool):
-        raise ValueError(f"authorization.{field} must be a decimal string")
-    if isinstance(raw, int):
-        value = raw
-    elif isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 78:
-        value = int(raw)
-    else:
-        raise ValueError(f"authorization.{field} must be a decimal string")
+    # One encoding per authorization (x402-spec: integers are decimal strings): no JSON numbers, no leading zeros.
+    if not is_canonical_uint(raw):
+        raise ValueError(f"authorization.{field} must be a decimal string without leading zeros")
+    value = int(raw)
     if not 0 <= value <= _UINT256_MAX:
         raise ValueError(f"authorization.{field} is out of uint256 range")
     return value

@@ -19,6 +19,7 @@ from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
 from solders.commitment_config import CommitmentLevel
+from solders.errors import SerdeJSONError
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0, to_bytes_versioned
 from solders.pubkey import Pubkey
@@ -51,7 +52,7 @@ from chains.solana.payer import (
 from x402.errors import BadRequest, ChainRejected, ChainUnavailable, ConfigError
 from x402.settings import NetworkConfig, Settings
 from x402.wire import reasons as R
-from x402.wire.models import PaymentRequirements, SupportedKind
+from x402.wire.models import PaymentRequirements, SupportedKind, is_canonical_uint
 from x402.wire.networks import to_v1_name
 
 log = logging.getLogger("chains.solana")
@@ -78,7 +79,9 @@ _UNKNOWN_NTH = {
     6: R.INVALID_EXACT_SVM_PAYLOAD_UNKNOWN_SEVENTH_INSTRUCTION,
 }
 _DONE = (TransactionConfirmationStatus.Confirmed, TransactionConfirmationStatus.Finalized)
-_NETWORK_ERRORS = (SolanaRpcException, httpx2.HTTPError, OSError, TimeoutError)
+#: SerdeJSONError: an answer solders cannot parse (malformed, or nested past serde_json's 128-level limit) counts
+#: as a failed endpoint, like a transport error, instead of escaping as an unexpected exception
+_NETWORK_ERRORS = (SolanaRpcException, httpx2.HTTPError, OSError, TimeoutError, SerdeJSONError)
 
 
 def parse_keypair(text: str, what: str = "an X402_SVM_FEE_PAYER_KEYS entry") -> Keypair:
@@ -315,7 +318,7 @@ class SolanaAdapter:
             ) from None
         if t.dest != expected:
             raise _Invalid(R.INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH, payer=payer)
-        if not req.amount.isdigit() or t.amount != int(req.amount):
+        if not is_canonical_uint(req.amount) or t.amount != int(req.amount):
             raise _Invalid(
                 R.INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH, f"transfers {t.amount}, required {req.amount}", payer
             )

@@ -91,3 +91,60 @@ async def test_verify_tx_input_errors(settings: Settings, aiohttp_client: Any) -
     r = await client.post("/v1/payments/verify-tx", json={**good, "minAmount": "10"})
     assert r.status == 400
     assert (await r.json())["code"] == "invalid_network"  # base is a known network but not configured here
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "field"),
+    [
+        ({"paymentPayload": {}, "paymentRequirements": REQ}, "invalid_x402_version", "paymentPayload.x402Version"),
+        ({"x402Version": 2, "paymentRequirements": REQ}, "invalid_payload", "paymentPayload"),
+        ({"x402Version": 2, "paymentPayload": PAYLOAD}, "invalid_payment_requirements", "paymentRequirements"),
+        (
+            {"paymentPayload": {"x402Version": 2, "payload": {}}, "paymentRequirements": REQ},
+            "invalid_payload",
+            "paymentPayload.accepted",
+        ),
+        (
+            {"paymentPayload": {**PAYLOAD, "accepted": {**REQ, "payTo": None}}, "paymentRequirements": REQ},
+            "invalid_payload",
+            "paymentPayload.accepted.payTo",
+        ),
+        (
+            {"paymentPayload": PAYLOAD, "paymentRequirements": {k: v for k, v in REQ.items() if k != "scheme"}},
+            "invalid_payment_requirements",
+            "paymentRequirements.scheme",
+        ),
+    ],
+)
+async def test_missing_fields_are_named_by_path(
+    settings: Settings, aiohttp_client: Any, body: dict[str, Any], code: str, field: str
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    for path in ("/verify", "/settle"):
+        r = await client.post(path, json=body)
+        problem = await r.json()
+        assert r.status == 400, problem
+        assert (problem["code"], problem["field"]) == (code, field)
+        assert field in problem["detail"]
+
+
+@pytest.mark.parametrize("path", ["/verify", "/settle", "/v1/payments/verify-tx"])
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b"[" * 65 + b"]" * 65, "json_too_deep"),
+        (b'{"a":' * 65 + b"1" + b"}" * 65, "json_too_deep"),
+        (b'{"paymentPayload":' + b"[" * 1000 + b"]" * 1000 + b"}", "json_too_deep"),
+        (b'{"paymentPayload":{"x402Version":2,"extensions":{"x":"\\u0000"}}}', "nul_character"),
+    ],
+)
+async def test_deep_or_nul_bodies_are_400(
+    settings: Settings, aiohttp_client: Any, path: str, body: bytes, code: str
+) -> None:
+    client = await aiohttp_client(create_app(settings))
+    r = await client.post(path, data=body, headers={"Content-Type": "application/json"})
+    problem = await r.json()
+    assert (r.status, problem["code"]) == (400, code), problem
+    # 64 levels is still JSON the decoders see (and answer about its shape)
+    r = await client.post(path, data=b"[" * 64 + b"]" * 64, headers={"Content-Type": "application/json"})
+    assert (await r.json())["code"] != "json_too_deep"

@@ -101,7 +101,11 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
     async def paid(request: web.Request) -> web.Response:
         return web.json_response({"paid": True, "path": request.path})
 
+    async def paid_nul(request: web.Request) -> web.Response:
+        return web.Response(text="a\x00b", content_type="text/plain")  # valid UTF-8 that Postgres text refuses
+
     app.router.add_get("/paid", paid)
+    app.router.add_get("/paid-nul", paid_nul)
     app.router.add_get("/always402", _always_402)
     app.router.add_get("/upto", _upto_only)
     app.router.add_get("/free", _free)
@@ -118,7 +122,7 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
         extra={"name": devchain.token_name, "version": devchain.token_version},
         max_timeout_seconds=120,
     )
-    Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer}).setup(app)
+    Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}).setup(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +14,7 @@ from x402.client.policy import PaymentPolicy
 from x402.client.signer import PaymentSigner
 from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused
 from x402.logs import get_logger
+from x402.wire import jsonlimits
 from x402.wire.codec import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
@@ -63,8 +63,8 @@ class PaidResponse:
         return self.body.decode("utf-8", "replace")
 
     def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+        """The body parsed as JSON (bounded in depth); raises ``BadRequest`` ``invalid_json`` / ``json_too_deep``."""
+        return jsonlimits.loads(self.body)
 
 
 @dataclass(frozen=True, slots=True)

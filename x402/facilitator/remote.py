@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import aiohttp
-import msgspec
 from yarl import URL
 
-from x402.errors import FacilitatorUnavailable
+from x402.errors import BadRequest, FacilitatorUnavailable
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.logs import get_logger
-from x402.wire import reasons
+from x402.wire import jsonlimits, reasons
 from x402.wire.models import (
     FacilitatorRequest,
     SettleResponse,
@@ -28,9 +27,6 @@ T = TypeVar("T")
 
 _MAX_BODY: Final = 1024 * 1024
 _MAX_REDIRECTS: Final = 3
-_DECODERS: Final[dict[Any, msgspec.json.Decoder[Any]]] = {
-    t: msgspec.json.Decoder(t) for t in (VerifyResponse, SettleResponse, SupportedResponse)
-}
 
 
 class RemoteFacilitator:
@@ -141,8 +137,8 @@ class RemoteFacilitator:
         # some facilitators answer 400 with a result-shaped body for a bad payment: that is still a value
         if 400 <= status < 500:
             try:
-                return _DECODERS[type_].decode(raw)  # type: ignore[no-any-return]
-            except (msgspec.ValidationError, msgspec.DecodeError):
+                return jsonlimits.decode(raw, type_)
+            except BadRequest:
                 pass
             raise FacilitatorUnavailable(
                 f"POST /{op} answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}",
@@ -153,10 +149,11 @@ class RemoteFacilitator:
 
     def _decode(self, raw: bytes, type_: type[T], op: str) -> T:
         try:
-            result: T = _DECODERS[type_].decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise FacilitatorUnavailable(f"/{op} answered an unreadable body: {exc}", url=str(self.url)) from None
-        return result
+            return jsonlimits.decode(raw, type_)
+        except BadRequest as exc:
+            raise FacilitatorUnavailable(
+                f"/{op} answered an unreadable body ({exc.code}): {exc.detail}", url=str(self.url)
+            ) from None
 
     async def _request(self, method: str, op: str, body: bytes | None, timeout: float) -> tuple[int, bytes]:
         if self._session is None:

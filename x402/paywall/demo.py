@@ -56,7 +56,12 @@ def install(app: web.Application) -> None:
     route = demo_route(state)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        paywall = Paywall(AppFacilitator(app), routes={("GET", DEMO_PATH): route}, cache=app[CACHE])
+        paywall = Paywall(
+            AppFacilitator(app),
+            routes={("GET", DEMO_PATH): route},
+            cache=app[CACHE],
+            max_header_bytes=app[SETTINGS].max_header_bytes,
+        )
         await paywall.start(app)
         app[DEMO_PAYWALL] = paywall
         yield

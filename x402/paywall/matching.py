@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from x402.paywall.challenge import Challenge
-from x402.wire.models import PaymentPayloadV1, PaymentRequirements, encode_json
+from x402.wire.models import PaymentPayloadV1, PaymentRequirements, encode_json, is_canonical_uint
 from x402.wire.networks import is_evm
 
 
@@ -93,6 +93,6 @@ def valid_before(scheme_payload: Mapping[str, Any]) -> int | None:
     if not isinstance(auth, Mapping):
         return None
     raw = auth.get("validBefore")
-    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) < 20:
+    if is_canonical_uint(raw) and len(raw) < 20:
         return int(raw)
     return None

@@ -16,6 +16,7 @@ from x402.platform.auth import require_tenant
 from x402.platform.context import PLATFORM
 from x402.platform.limiting import month_key
 from x402.platform.tenants import parse_uuid
+from x402.wire import jsonlimits
 
 routes = web.RouteTableDef()
 
@@ -64,9 +65,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """The position a cursor names; 400 when it was not made by us."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, rid = json.loads(raw)
+        at, rid = jsonlimits.loads(raw)
         return datetime.fromisoformat(at), uuid.UUID(rid)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, BadRequest):
         raise BadRequest("invalid cursor", code="invalid_cursor") from None
 
 

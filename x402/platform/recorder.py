@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 from msgspec import UnsetType
 
+from x402.errors import BadRequest
 from x402.platform.auth import principal_of
 from x402.platform.writer import PaymentRecord
-from x402.wire import reasons
+from x402.wire import jsonlimits, reasons
 from x402.wire.models import PaymentRequirementsV1, SettleResponse, VerifyResponse
 
 
@@ -70,8 +70,8 @@ def _verify_tx(tenant: Any, raw: object, result: Any) -> PaymentRecord | None:
     body: dict[str, Any] = {}
     if isinstance(raw, bytes | str):
         try:
-            doc = json.loads(raw)
-        except ValueError:
+            doc = jsonlimits.loads(raw)
+        except BadRequest:
             doc = {}
         body = doc if isinstance(doc, dict) else {}
     return PaymentRecord(

@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import msgspec
 from yarl import URL
 
 from x402.errors import BadRequest
@@ -22,6 +21,7 @@ from x402.registry.outbound import Outbound, OutboundFailed
 from x402.registry.probe import ProbeResult, probe
 from x402.registry.proofs import proven_pay_tos
 from x402.registry.store import RegistryStore, Verification
+from x402.wire import jsonlimits
 
 MAX_ENTRIES: Final = 100
 PROBE_CONCURRENCY: Final = 8
@@ -131,9 +131,9 @@ async def _document(outbound: Outbound, url: str) -> Any:
     if fetched.status != 200:
         return None
     try:
-        return msgspec.json.decode(fetched.body)
-    except msgspec.DecodeError:
-        return None
+        return jsonlimits.loads(fetched.body)
+    except BadRequest:
+        return None  # not JSON, or nested too deep to be a manifest: nothing to list
 
 
 async def discover(outbound: Outbound, origin: str) -> Discovered:

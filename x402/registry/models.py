@@ -12,7 +12,7 @@ from typing import Any, Final
 import msgspec
 
 from x402.errors import BadRequest
-from x402.wire.models import DiscoveryItem, PaymentRequirements, PaymentRequirementsV1
+from x402.wire.models import DiscoveryItem, PaymentRequirements, PaymentRequirementsV1, is_canonical_uint
 from x402.wire.networks import to_caip2, to_v1_name
 
 MAX_URL: Final = 2048
@@ -24,7 +24,6 @@ MAX_ACCEPTS: Final = 20
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 TYPES: Final = frozenset({"http", "mcp"})
 _CATEGORY: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-_ATOMIC: Final = re.compile(r"^[0-9]{1,78}$")
 
 
 def _bad(code: str, detail: str) -> BadRequest:
@@ -59,7 +58,7 @@ def check_http_url(value: object, code: str = "invalid_url", what: str = "url") 
 
 def is_atomic(amount: object) -> bool:
     """True for an atomic-unit amount: a string of ASCII digits below 2**256."""
-    return isinstance(amount, str) and _ATOMIC.fullmatch(amount) is not None and int(amount) < 2**256
+    return is_canonical_uint(amount) and int(str(amount)) < 2**256
 
 
 def check_accepts(raw: object, x402_version: int) -> list[dict[str, Any]]:

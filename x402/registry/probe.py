@@ -17,6 +17,7 @@ import msgspec
 from x402.errors import BadRequest, InvalidPaymentHeader
 from x402.registry.models import MAX_ACCEPTS, is_atomic
 from x402.registry.outbound import Fetched, Outbound, OutboundFailed
+from x402.wire import jsonlimits
 from x402.wire.codec import PAYMENT_REQUIRED, decode_payment_required
 
 #: Why a probe failed. ``unreachable`` and ``server_error`` mean the resource is down; the rest that it is up
@@ -106,8 +107,8 @@ def parse_402(fetched: Fetched, result: ProbeResult) -> ProbeResult:
         result.transport = "header"
     else:
         try:
-            body = msgspec.json.decode(fetched.body) if fetched.body else None
-        except msgspec.DecodeError:
+            body = jsonlimits.loads(fetched.body) if fetched.body else None
+        except BadRequest:
             body = None
         if isinstance(body, dict) and body.get("x402Version") in (1, 2):
             doc = body
@@ -122,8 +123,8 @@ def _loose_header(value: str) -> dict[str, Any] | None:
     import binascii
 
     try:
-        doc = msgspec.json.decode(base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError, msgspec.DecodeError):
+        doc = jsonlimits.loads(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError, BadRequest):
         return None
     return doc if isinstance(doc, dict) and doc.get("x402Version") == 2 else None
 

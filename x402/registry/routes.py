@@ -20,6 +20,7 @@ from x402.registry.models import PATCHABLE, Resource, draft_from_json, is_atomic
 from x402.registry.outbound import OutboundFailed
 from x402.registry.probe import probe
 from x402.registry.store import Filters
+from x402.wire import jsonlimits
 from x402.wire.models import DiscoveryPage, Pagination, encode_json
 
 routes = web.RouteTableDef()
@@ -32,10 +33,7 @@ RATINGS_PER_HOUR: Final = 30
 
 async def _body(request: web.Request) -> Any:
     raw = await request.read()
-    try:
-        return msgspec.json.decode(raw) if raw else None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"invalid JSON: {exc}", code="invalid_json") from None
+    return jsonlimits.loads(raw) if raw else None
 
 
 def _id(request: web.Request) -> uuid.UUID:
@@ -235,8 +233,8 @@ def _cursor_offset(raw: str | None) -> int:
     if not raw:
         return 0
     try:
-        doc = msgspec.json.decode(base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError, msgspec.DecodeError, UnicodeEncodeError):
+        doc = jsonlimits.loads(base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError, BadRequest, UnicodeEncodeError):
         raise BadRequest("cursor is not one this service issued", code="invalid_cursor") from None
     offset = doc.get("o") if isinstance(doc, dict) else None
     if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:

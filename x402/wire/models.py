@@ -6,13 +6,15 @@ omitted on encode, an explicit ``null`` in an optional field is rejected on deco
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, TypeGuard, TypeVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
 from x402.errors import BadRequest
+from x402.wire import jsonlimits
 from x402.wire.networks import to_caip2
 
 T = TypeVar("T")
@@ -236,14 +238,8 @@ def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
 
 
 def decode_json(data: bytes | str, type_: type[T]) -> T:
-    """Decode JSON into ``type_``; raises BadRequest ``invalid_json`` or ``invalid_payload``."""
-    try:
-        result: T = _decoder(type_).decode(data)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc), code="invalid_payload") from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"invalid JSON: {exc}", code="invalid_json") from None
-    return result
+    """Decode JSON into ``type_`` (bounded); raises BadRequest ``invalid_json``, ``invalid_payload``, ``json_too_*``."""
+    return jsonlimits.decode(data, type_)
 
 
 class _Envelope(msgspec.Struct, rename="camel"):
@@ -260,8 +256,10 @@ _ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
 _PEEK_DECODER: Final = msgspec.json.Decoder(_VersionPeek)
 
 
-def peek_x402_version(data: bytes | str, *, error: type[BadRequest] = BadRequest) -> int:
-    """The ``x402Version`` (1 or 2) of a JSON object; raises ``invalid_json``/``_payload``/``invalid_x402_version``."""
+def peek_x402_version(data: bytes | str, *, error: type[BadRequest] = BadRequest, path: str = "") -> int:
+    """The ``x402Version`` (1 or 2) of the JSON object at ``path``; ``invalid_json``/``_payload``/``_x402_version``."""
+    field = f"{path}.x402Version" if path else "x402Version"
+    jsonlimits.check_json(data, error=error)
     try:
         version = _PEEK_DECODER.decode(data).x402_version
     except msgspec.ValidationError as exc:
@@ -269,14 +267,28 @@ def peek_x402_version(data: bytes | str, *, error: type[BadRequest] = BadRequest
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise error(f"invalid JSON: {exc}", code="invalid_json") from None
     if version is UNSET:
-        raise error("missing x402Version", code="invalid_x402_version")
+        raise error(f"missing {field}", code="invalid_x402_version", field=field)
     if type(version) is not int or version not in (1, 2):
-        raise error(f"unsupported x402Version {version!r}", code="invalid_x402_version")
+        raise error(f"unsupported {field} {version!r}", code="invalid_x402_version", field=field)
     return version
 
 
+def _at(exc: msgspec.ValidationError, root: str) -> tuple[str, dict[str, str]]:
+    # msgspec says "Object missing required field `scheme` - at `$.accepted`": name the field by its full path
+    text = str(exc)
+    where = re.search(r" - at `\$([^`]*)`$", text)
+    field = root + (where.group(1) if where else "")
+    message = text[: where.start()] if where else text
+    missing = re.fullmatch(r"Object missing required field `([^`]+)`", message)
+    if missing:
+        field += "." + missing.group(1)
+        return f"missing {field}", {"field": field}
+    return f"{field}: {message}", {"field": field}
+
+
 def decode_facilitator_request(body: bytes | str) -> FacilitatorRequest:
-    """Decode a ``/verify`` or ``/settle`` body, choosing v1 or v2 types by ``paymentPayload.x402Version``."""
+    """Decode a ``/verify`` or ``/settle`` body (v1 or v2 by ``paymentPayload.x402Version``); errors name the field."""
+    jsonlimits.check_json(body)
     try:
         env = _ENVELOPE_DECODER.decode(body)
     except msgspec.ValidationError as exc:
@@ -284,35 +296,55 @@ def decode_facilitator_request(body: bytes | str) -> FacilitatorRequest:
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"invalid JSON: {exc}", code="invalid_json") from None
     if isinstance(env.payment_payload, UnsetType):
-        raise BadRequest("missing paymentPayload", code="invalid_payload")
+        raise BadRequest("missing paymentPayload", code="invalid_payload", field="paymentPayload")
     if isinstance(env.payment_requirements, UnsetType):
-        raise BadRequest("missing paymentRequirements", code="invalid_payment_requirements")
-    version = peek_x402_version(env.payment_payload)
+        raise BadRequest(
+            "missing paymentRequirements", code="invalid_payment_requirements", field="paymentRequirements"
+        )
+    version = peek_x402_version(env.payment_payload, path="paymentPayload")
     if env.x402_version is not UNSET and (type(env.x402_version) is not int or env.x402_version != version):
         raise BadRequest(
             f"x402Version {env.x402_version!r} does not match paymentPayload.x402Version {version}",
             code="invalid_x402_version",
+            field="x402Version",
         )
     payload_type: Any = PaymentPayload if version == 2 else PaymentPayloadV1
     requirements_type: Any = PaymentRequirements if version == 2 else PaymentRequirementsV1
     try:
         payload = _decoder(payload_type).decode(env.payment_payload)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"paymentPayload: {exc}", code="invalid_payload") from None
+        detail, extra = _at(exc, "paymentPayload")
+        raise BadRequest(detail, code="invalid_payload", **extra) from None
     try:
         requirements = _decoder(requirements_type).decode(env.payment_requirements)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"paymentRequirements: {exc}", code="invalid_payment_requirements") from None
+        detail, extra = _at(exc, "paymentRequirements")
+        raise BadRequest(detail, code="invalid_payment_requirements", **extra) from None
     return FacilitatorRequest(x402_version=version, payload=payload, requirements=requirements)
 
 
 # ------------------------------------------------------------------------------------- helpers
 
 
+def is_canonical_uint(value: object) -> TypeGuard[str]:
+    """True for the one wire spelling of an unsigned integer: ASCII decimal digits, no leading zero, <= 78 digits."""
+    # "010000" and 10000 would be a second encoding of the same authorization: refused
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 78
+        and value.isascii()
+        and value.isdigit()
+        and (value[0] != "0" or value == "0")
+    )
+
+
 def parse_amount(value: str, *, error: type[BadRequest] = BadRequest) -> int:
-    """Parse an atomic amount: ASCII decimal digits only, below 2**256; raises ``invalid_amount``."""
-    if not isinstance(value, str) or not value or len(value) > 78 or not value.isascii() or not value.isdigit():
-        raise error(f"invalid amount {value!r}: expected a decimal string of digits", code="invalid_amount")
+    """Parse an atomic amount: canonical decimal digits only (no leading zero), below 2**256; ``invalid_amount``."""
+    if not is_canonical_uint(value):
+        raise error(
+            f"invalid amount {str(value)[:80]!r}: expected a decimal string of digits without leading zeros",
+            code="invalid_amount",
+        )
     amount = int(value)
     if amount >= MAX_AMOUNT:
         raise error(f"invalid amount {value!r}: not below 2**256", code="invalid_amount")
@@ -390,6 +422,7 @@ __all__ = [
     "decode_facilitator_request",
     "decode_json",
     "encode_json",
+    "is_canonical_uint",
     "normalize",
     "parse_amount",
     "payload_to_v2",

@@ -1,0 +1,53 @@
+"""One authorization, one accepted encoding: amounts with a leading zero (or as JSON numbers) are refused on the
+real chain path of /verify and /settle, and nothing is transferred."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from chains.evm.devchain import DevChain
+from tests.harness import evm
+from x402.app import create_app
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "reason"),
+    [
+        ("authorization.value", "010000", "invalid_payload"),
+        ("authorization.value", 10_000, "invalid_payload"),
+        ("authorization.validAfter", "00", "invalid_payload"),
+        ("requirements.amount", "010000", "invalid_payment_requirements"),
+    ],
+)
+async def test_non_canonical_amounts_are_refused(
+    database_url: str, aiohttp_client: Any, devchain: DevChain, where: str, value: Any, reason: str
+) -> None:
+    key = evm.new_key()
+    await evm.fund_eth(devchain, evm.address_of(key))
+    client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, key)))
+    payer_key = await evm.funded_payer(devchain)
+    pay_to = evm.address_of(evm.new_key())
+    payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 10_000))
+    good = payment.body()
+    r = await client.post("/verify", json=good)
+    assert (await r.json())["isValid"] is True  # the canonical spelling of the same authorization passes
+
+    body = copy.deepcopy(good)
+    if where.startswith("authorization."):
+        body["paymentPayload"]["payload"]["authorization"][where.split(".")[1]] = value
+    else:
+        body["paymentRequirements"]["amount"] = value
+        body["paymentPayload"]["accepted"]["amount"] = value
+    r = await client.post("/verify", json=body)
+    out = await r.json()
+    assert r.status == 200, out
+    assert out["isValid"] is False
+    assert out["invalidReason"] == reason, out
+    r = await client.post("/settle", json=body)
+    out = await r.json()
+    assert out["success"] is False
+    assert out["errorReason"] == reason, out
+    assert await evm.token_balance(devchain, pay_to) == 0
