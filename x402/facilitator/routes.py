@@ -22,6 +22,7 @@ from x402.http import json_response as _json
 from x402.logs import get_logger
 from x402.wire import reasons
 from x402.wire.codec import EXTENSION_RESPONSES
+from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 from x402.wire.models import SettleResponse, VerifyResponse, decode_facilitator_request, encode_json
 
 log = get_logger("x402.facilitator")
@@ -140,5 +141,8 @@ def install(app: web.Application) -> None:
         app[AUTHORIZER] = allow_all
     if OUTCOME not in app:
         app[OUTCOME] = ignore_outcome
+    extensions = app[EXTRAS].setdefault("extensions", [])
+    if PAYMENT_IDENTIFIER not in extensions:  # implemented by the service on /verify and /settle
+        extensions.append(PAYMENT_IDENTIFIER)
     app.cleanup_ctx.append(_service_ctx)
     app.add_routes(routes)

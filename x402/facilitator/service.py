@@ -230,8 +230,11 @@ class FacilitatorService:
 
     def _success(self, row: JournalRow, network: str, outcome: str) -> SettleResponse:
         self._count("settle", network, outcome)
+        auth = row.payload.get("authorization")
+        # the payer as the payment spelled it (the journal keeps the lower-cased replay key)
+        payer = auth["from"] if isinstance(auth, dict) and isinstance(auth.get("from"), str) else row.payer
         return SettleResponse(
-            success=True, payer=row.payer, transaction=row.tx_id or "", network=network, amount=str(row.amount)
+            success=True, payer=payer, transaction=row.tx_id or "", network=network, amount=str(row.amount)
         )
 
     def _duplicate(self, row: JournalRow, network: str) -> SettleResponse:
