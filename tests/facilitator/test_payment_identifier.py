@@ -137,7 +137,8 @@ async def test_ids_are_tenant_scoped(database_url: str, aiohttp_client: Any, dev
     b = with_id(evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 6)), the_id)
     ra = await service.settle(a.payload, a.requirements, tenant_id="tenant-a")
     rb = await service.settle(b.payload, b.requirements, tenant_id="tenant-b")  # another tenant: not a conflict
-    assert ra.success and rb.success
+    assert ra.success
+    assert rb.success
     assert ra.transaction != rb.transaction
     assert await evm.token_balance(devchain, pay_to) == 11
     assert await evm.tx_count(devchain, signer) == 2

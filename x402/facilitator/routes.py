@@ -22,8 +22,8 @@ from x402.http import json_response as _json
 from x402.logs import get_logger
 from x402.wire import reasons
 from x402.wire.codec import EXTENSION_RESPONSES
-from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 from x402.wire.models import SettleResponse, VerifyResponse, decode_facilitator_request, encode_json
+from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 
 log = get_logger("x402.facilitator")
 
