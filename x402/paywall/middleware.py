@@ -157,6 +157,8 @@ class Paywall:
         async def protected(request: web.Request) -> web.StreamResponse:
             return await self._serve(request, handler, paid_route)
 
+        # keep the handler's identity and its @paid declaration: start() reads it from the wrapped route
+        functools.update_wrapper(protected, handler)
         protected.__x402_paywall__ = self  # type: ignore[attr-defined]
         return protected
 
@@ -178,10 +180,16 @@ class Paywall:
             self._started_facilitator = True
         paid_routes = list(self.routes.items())
         if app is not None:
+            seen = set(self.routes)
             for app_route in app.router.routes():
                 declared = paid_route_of(app_route.handler)
-                if declared is not None and app_route.resource is not None:
-                    paid_routes.append(((app_route.method, app_route.resource.canonical), declared))
+                # aiohttp adds a HEAD route beside each GET: same handler, not a resource of its own
+                if declared is None or app_route.resource is None or app_route.method == "HEAD":
+                    continue
+                key = (app_route.method, app_route.resource.canonical)
+                if key not in seen:
+                    seen.add(key)
+                    paid_routes.append((key, declared))
         if self.check_supported and paid_routes:
             supported = await self.facilitator.supported()
             kinds = {(k.x402_version, k.scheme, k.network) for k in supported.kinds}
