@@ -32,6 +32,7 @@ from x402.wire.codec import (
 )
 from x402.wire.models import PaymentRequirements, SettleResponse, parse_amount
 from x402.wire.networks import is_evm, is_solana
+from x402.wire.payment_identifier import declared, derived_id, new_id
 
 log = get_logger("wallets.payer")
 
@@ -195,7 +196,9 @@ class WalletPayer:
             approval_id=req.approval_id,
             hold_seconds=offer.max_timeout_seconds + HOLD_GRACE,
         )
-        return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res)
+        # a retry of this purchase (same Idempotency-Key) sends the same payment-identifier id
+        identifier = derived_id(str(wallet.id), idempotency_key) if idempotency_key is not None else new_id()
+        return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res, identifier=identifier)
 
     async def _screen(
         self, wallet: Wallet, challenge: Challenge402, req: PayRequest
@@ -266,9 +269,19 @@ class WalletPayer:
         return keys.signer(self.keyring, wallet.id, chain, sealed, rpc_urls=self.svm_rpc_urls)
 
     async def _pay_reserved(
-        self, wallet: Wallet, req: PayRequest, challenge: Challenge402, index: int, chain: str, res: Reservation
+        self,
+        wallet: Wallet,
+        req: PayRequest,
+        challenge: Challenge402,
+        index: int,
+        chain: str,
+        res: Reservation,
+        *,
+        identifier: str | None = None,
     ) -> dict[str, Any]:
         offer = challenge.offers[index]
+        if not declared(challenge.extensions):
+            identifier = None  # sent only where the seller declared payment-identifier
         try:
             signer = await self._signer(wallet, chain)
             if signer_for([signer], offer) is None:
@@ -277,7 +290,7 @@ class WalletPayer:
             payer = signer.address
             del signer  # the decrypted key lives no longer than the signature
             headers = dict(req.headers)
-            name, value = payment_header(challenge, index, scheme_payload)
+            name, value = payment_header(challenge, index, scheme_payload, payment_id=identifier)
             headers[name] = value
             second = await self._send_paid(req, headers)
         except BaseException as exc:
@@ -296,6 +309,8 @@ class WalletPayer:
             "url": req.url,
             "x402Version": challenge.x402_version,
         }
+        if identifier is not None:
+            paid["paymentIdentifier"] = identifier
         if receipt is not None and receipt.success:
             paid["transaction"] = receipt.transaction
             paid["receipt"] = msgspec.to_builtins(receipt)

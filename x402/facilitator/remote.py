@@ -10,10 +10,10 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from x402.errors import FacilitatorUnavailable
+from x402.errors import FacilitatorUnavailable, X402Error
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.logs import get_logger
-from x402.wire import reasons
+from x402.wire import payment_identifier, reasons
 from x402.wire.models import (
     FacilitatorRequest,
     SettleResponse,
@@ -144,6 +144,9 @@ class RemoteFacilitator:
                 return _DECODERS[type_].decode(raw)  # type: ignore[no-any-return]
             except (msgspec.ValidationError, msgspec.DecodeError):
                 pass
+            refusal = _refusal(raw)
+            if refusal is not None:  # the payer's mistake (payment-identifier 400 / 409): the same error here
+                raise refusal
             raise FacilitatorUnavailable(
                 f"POST /{op} answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}",
                 code="facilitator_rejected",
@@ -199,3 +202,16 @@ class RemoteFacilitator:
         if method == "POST" and resp.status not in (307, 308):
             raise FacilitatorUnavailable(f"HTTP {resp.status} redirect would turn POST into GET", url=str(self.url))
         return target
+
+
+def _refusal(raw: bytes) -> X402Error | None:
+    """A problem+json answer whose ``code`` is one of the payment-identifier refusals, as that error."""
+    try:
+        doc = msgspec.json.decode(raw[:65536])
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    error = payment_identifier.ERRORS.get(str(doc.get("code")))
+    detail = doc.get("detail")
+    return error(str(detail)[:500] if detail else None) if error is not None else None

@@ -56,6 +56,11 @@ def declaration(required: bool) -> dict[str, Any]:
     return {"info": {"required": bool(required)}, "schema": SCHEMA}
 
 
+def declared(extensions: Mapping[str, Any] | None) -> bool:
+    """True when a 402's extensions declare payment-identifier (the client should then send an id)."""
+    return bool(extensions) and isinstance(extensions.get(KEY), Mapping)  # type: ignore[union-attr]
+
+
 def is_valid_id(value: object) -> bool:
     """True for 16-128 characters of ``[A-Za-z0-9_-]``."""
     return isinstance(value, str) and _ID_OK.match(value) is not None
