@@ -70,6 +70,22 @@ async def test_same_id_same_purchase_gets_the_original_success(
     r = await client.post("/verify", json=evm.Payment(bare, req, resigned.payer).body())
     assert (await r.json())["isValid"] is True
 
+    # another payer presenting the id (same purchase): not theirs, no success, nothing moves
+    stranger = with_id(
+        evm.sign_payment(devchain, await evm.funded_payer(devchain), req), "pay_retry_of_one_purchase_01"
+    )
+    r = await client.post("/verify", json=stranger.body())
+    assert (await r.json())["isValid"] is True  # its own authorization is valid, checked on its own
+    r = await client.post("/settle", json=stranger.body())
+    other = await r.json()
+    assert (other["success"], other["errorReason"], other["transaction"]) == (
+        False,
+        "duplicate_settlement",
+        out["transaction"],
+    )
+    assert await evm.tx_count(devchain, signer) == sent
+    assert await evm.token_balance(devchain, pay_to) == 250
+
     # the identical payment without the id is a plain re-send: no second success
     plain = evm.Payment(msgspec.structs.replace(first.payload, extensions=msgspec.UNSET), req, first.payer)
     r = await client.post("/settle", json=plain.body())

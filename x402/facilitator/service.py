@@ -137,7 +137,7 @@ class FacilitatorService:
         """
         ident = await self._bind_identifier(payload, requirements, tenant_id)
         held = await self.journal.find_by_identifier(ident.tenant, ident.id) if ident is not None else None
-        if held is not None and held.status == "confirmed":
+        if held is not None and held.status == "confirmed" and self._payer_of(payload, requirements) == held.payer:
             self._count("verify", requirements.network, "replayed")
             resp = VerifyResponse(is_valid=True, payer=held.payer)
         else:
@@ -146,6 +146,14 @@ class FacilitatorService:
         if ext:
             resp.extensions = {**_dict(resp.extensions), **ext}
         return resp
+
+    def _payer_of(self, payload: AnyPayload, requirements: AnyRequirements) -> str | None:
+        """The payer as the journal keys it (None when the payment cannot be routed or keyed)."""
+        try:
+            routed = self.route(payload, requirements)
+            return routed.adapter.replay_key(routed.ctx).payer
+        except Exception:
+            return None
 
     async def _bind_identifier(
         self, payload: AnyPayload, requirements: AnyRequirements, tenant_id: str | None
@@ -288,7 +296,7 @@ class FacilitatorService:
         if ident is not None:
             held = await self.journal.find_by_identifier(ident.tenant, ident.id)
             if held is not None:  # this purchase is (being) settled: answer from its settlement
-                return await self._held(held, ctx, adapter, network)
+                return await self._held(held, ctx, adapter, network, key.payer)
         existing = await self.journal.find(key)
         if existing is not None:
             return await self._existing(existing, digest, ctx, adapter, network, explicit=_made_under(existing, ident))
@@ -321,7 +329,7 @@ class FacilitatorService:
             held = await self.journal.find_by_identifier(ident.tenant, ident.id)
             if held is None:  # it failed in between: nothing was charged, the payer may simply retry
                 return self._failure(network, reasons.SETTLEMENT_PENDING, "a settlement under this id just ended", None)
-            return await self._held(held, ctx, adapter, network)
+            return await self._held(held, ctx, adapter, network, key.payer)
         if row_id is None:  # another request claimed it between our look-up and our claim
             existing = await self.journal.find(key)
             assert existing is not None
@@ -333,8 +341,15 @@ class FacilitatorService:
             await self.risk.settled(ctx, resp, resource=resource, tenant_id=tenant_id)
         return resp
 
-    async def _held(self, row: JournalRow, ctx: PaymentContext, adapter: ChainAdapter, network: str) -> SettleResponse:
-        """Answer a settle under a payment identifier from the settlement already made under that id."""
+    async def _held(
+        self, row: JournalRow, ctx: PaymentContext, adapter: ChainAdapter, network: str, payer: str
+    ) -> SettleResponse:
+        """Answer a settle under a payment identifier from the settlement already made under that id.
+
+        Only the payer of that settlement gets its success again; anyone else presenting the id gets a duplicate.
+        """
+        if payer != row.payer:
+            return self._duplicate(row, network)
         if row.payload_hash != payload_hash(ctx.x402_version, dict(ctx.payload), msgspec.to_builtins(ctx.requirements)):
             ctx = context_from_row(row)  # another authorization of the same purchase: confirm what was sent
         return await self._existing(row, row.payload_hash, ctx, adapter, network, explicit=True)
