@@ -19,7 +19,7 @@ from x402.errors import BadRequest, Conflict
 KEY: Final = "payment-identifier"
 MIN_LENGTH: Final = 16
 MAX_LENGTH: Final = 128
-_ID_OK: Final = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+_ID_OK: Final = re.compile(r"[A-Za-z0-9_-]{16,128}")
 #: The JSON Schema of ``info`` sent with every declaration (the official one, draft 2020-12).
 SCHEMA: Final[dict[str, Any]] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -63,7 +63,7 @@ def declared(extensions: Mapping[str, Any] | None) -> bool:
 
 def is_valid_id(value: object) -> bool:
     """True for 16-128 characters of ``[A-Za-z0-9_-]``."""
-    return isinstance(value, str) and _ID_OK.match(value) is not None
+    return isinstance(value, str) and _ID_OK.fullmatch(value) is not None
 
 
 def new_id() -> str:
