@@ -34,6 +34,7 @@ from x402.wire.codec import (
 )
 from x402.wire.models import PaymentRequirements, SettleResponse, parse_amount
 from x402.wire.networks import is_evm, is_solana
+from x402.wire.payment_identifier import declared, derived_id, new_id
 
 log = get_logger("wallets.payer")
 
@@ -234,7 +235,9 @@ class WalletPayer:
             approval_id=req.approval_id,
             hold_seconds=offer.max_timeout_seconds + HOLD_GRACE,
         )
-        return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res)
+        # a retry of this purchase (same Idempotency-Key) sends the same payment-identifier id
+        identifier = derived_id(str(wallet.id), idempotency_key) if idempotency_key is not None else new_id()
+        return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res, identifier=identifier)
 
     async def _screen(
         self, wallet: Wallet, challenge: Challenge402, req: PayRequest
@@ -306,9 +309,19 @@ class WalletPayer:
         return keys.signer(keyring, wallet.id, chain, sealed, rpc_urls=self.svm_rpc_urls)
 
     async def _pay_reserved(
-        self, wallet: Wallet, req: PayRequest, challenge: Challenge402, index: int, chain: str, res: Reservation
+        self,
+        wallet: Wallet,
+        req: PayRequest,
+        challenge: Challenge402,
+        index: int,
+        chain: str,
+        res: Reservation,
+        *,
+        identifier: str | None = None,
     ) -> dict[str, Any]:
         offer = challenge.offers[index]
+        if not declared(challenge.extensions):
+            identifier = None  # sent only where the seller declared payment-identifier
         try:
             signer = await self._signer(wallet, chain)
             if signer_for([signer], offer) is None:
@@ -317,7 +330,7 @@ class WalletPayer:
             payer = signer.address
             del signer  # the decrypted key lives no longer than the signature
             headers = dict(req.headers)
-            name, value = payment_header(challenge, index, scheme_payload)
+            name, value = payment_header(challenge, index, scheme_payload, payment_id=identifier)
             headers[name] = value
             proof = {
                 "x402Version": challenge.x402_version,
@@ -343,6 +356,8 @@ class WalletPayer:
             "x402Version": challenge.x402_version,
             **proof_json(proof),
         }
+        if identifier is not None:
+            paid["paymentIdentifier"] = identifier
         try:
             second = await self._send_paid(req, headers)
         except (errors.UpstreamFailed, errors.OutboundRefused) as exc:

@@ -10,6 +10,10 @@ from x402.errors import BadRequest
 from x402.wire import jsonlimits
 from x402.wire.models import encode_json
 
+#: Set by a handler whose answer is not final (e.g. ``settlement_pending``): an Idempotency-Key replay must not
+#: return it, so the key is freed and a retry with the same key runs again.
+ANSWER_NOT_FINAL: web.RequestKey[bool] = web.RequestKey("x402_answer_not_final")
+
 
 def json_response(body: Any, status: int = 200) -> web.Response:
     """An ``application/json`` answer (msgspec-encoded: wire structs and plain values alike)."""

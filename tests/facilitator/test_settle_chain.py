@@ -57,10 +57,11 @@ async def test_verify_settle_retry_and_duplicate(database_url: str, aiohttp_clie
         await conn.close()
     assert (row["status"], row["tx_id"], int(row["amount"])) == ("confirmed", out["transaction"], 12_345)
 
-    # the same payment again: the recorded result, no second broadcast
+    # the same payment again: no second success (one payment, one success), the original transaction named
     r = await client.post("/settle", json=payment.body())
     again = await r.json()
-    assert again["success"] is True
+    assert again["success"] is False
+    assert again["errorReason"] == "duplicate_settlement"
     assert again["transaction"] == out["transaction"]
     assert await evm.tx_count(devchain, signer) == sent
 
@@ -169,9 +170,10 @@ async def test_50_concurrent_settles_of_one_payload_over_3_processes(devchain: D
 
         results = await asyncio.gather(*(one(i) for i in range(50)))
     successes = [r for r in results if r["success"]]
-    assert successes, results[:3]
-    assert len({r["transaction"] for r in successes}) == 1
-    others = {r["errorReason"] for r in results if not r["success"]}
-    assert others <= {"duplicate_settlement", "settlement_pending"}, others
+    assert len(successes) == 1, [r for r in results if r["success"]]  # exactly one success across processes
+    tx = successes[0]["transaction"]
+    others = [r for r in results if not r["success"]]
+    assert {r["errorReason"] for r in others} == {"duplicate_settlement"}, others[:3]
+    assert {r["transaction"] for r in others} == {tx}  # every duplicate names the settlement
     assert await evm.tx_count(devchain, signer) == 1  # exactly one broadcast
     assert await evm.token_balance(devchain, pay_to) == 4242

@@ -1,7 +1,9 @@
 // Pay a URL with the official @x402/fetch wrapper on eip155:31337 (key from env PAYER_KEY, spend controls off).
+// With env PAYMENT_ID the official payment-identifier helper adds that id where the server declares the extension.
 // usage: node fetch_pay.mjs URL; stdout: one JSON line {status, body, paymentResponse}.
 import { decodePaymentResponseHeader, wrapFetchWithPayment, x402Client } from "@x402/fetch";
 import { ExactEvmScheme } from "@x402/evm";
+import { appendPaymentIdentifierToExtensions } from "@x402/extensions/payment-identifier";
 import { privateKeyToAccount } from "viem/accounts";
 
 try {
@@ -12,6 +14,12 @@ try {
   const client = new x402Client()
     .register("eip155:31337", new ExactEvmScheme(privateKeyToAccount(key)))
     .setSpendControls(false);
+  const paymentId = process.env.PAYMENT_ID;
+  if (paymentId) {
+    client.onBeforePaymentCreation(async ({ paymentRequired }) => {
+      if (paymentRequired.extensions) appendPaymentIdentifierToExtensions(paymentRequired.extensions, paymentId);
+    });
+  }
   const pay = wrapFetchWithPayment(fetch, client);
   const res = await pay(url);
   const text = await res.text();

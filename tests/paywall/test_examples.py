@@ -110,3 +110,12 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
             assert result["status"] == 200, result
             assert json.loads(result["body"]) == {"city": "Lisbon", "sky": "sunny"}
         assert await token_balance(chain, pay_to) == 10_000
+
+        # the same example offering a network the facilitator does not settle refuses to start (its @paid route
+        # is checked against /supported even though the paywall wraps the handler first)
+        async with _process(
+            sys.executable, "examples/provider_app.py", env={**provider_env, "NETWORK": "eip155:8453"}
+        ) as refused:
+            _, err = await asyncio.wait_for(refused.communicate(), 60)
+        assert refused.returncode != 0
+        assert b"does not support exact on eip155:8453" in err, err[-2000:]

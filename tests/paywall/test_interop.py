@@ -57,3 +57,27 @@ async def test_our_client_pays_official_express_server_via_our_facilitator(
     assert resp.settlement.success is True, resp.settlement
     assert resp.settlement.transaction.startswith("0x")
     assert await token_balance(devchain, pay_to) == AMOUNT
+
+
+async def test_official_fetch_client_sends_a_payment_identifier(
+    make_provider: ProviderFactory, devchain: DevChain, payer_key: str, database_url: str
+) -> None:
+    """The official client with the official payment-identifier helper pays a paywall that requires an id."""
+    import asyncpg
+
+    p = await make_provider(payment_identifier="required")
+    the_id = "pay_official_client_0123456789"
+    result = await run_node("fetch_pay.mjs", p.url("/paid"), env={"PAYER_KEY": payer_key, "PAYMENT_ID": the_id})
+    assert result["status"] == 200, result
+    assert result["paymentResponse"]["success"] is True
+    conn = await asyncpg.connect(database_url)
+    try:
+        ids = [r["payment_identifier"] for r in await conn.fetch("SELECT payment_identifier FROM settlements")]
+    finally:
+        await conn.close()
+    assert ids == [the_id]
+    # a second run of the same purchase under the same id: served, not charged again
+    again = await run_node("fetch_pay.mjs", p.url("/paid"), env={"PAYER_KEY": payer_key, "PAYMENT_ID": the_id})
+    assert again["status"] == 200, again
+    assert again["paymentResponse"]["transaction"] == result["paymentResponse"]["transaction"]
+    assert await token_balance(devchain, p.pay_to) == AMOUNT

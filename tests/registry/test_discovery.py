@@ -116,4 +116,4 @@ async def test_limit_and_offset_validation(aiohttp_client: Any, settings: Settin
 async def test_supported_lists_bazaar(aiohttp_client: Any, settings: Settings) -> None:
     client = await aiohttp_client(create_app(settings))
     r = await client.get("/supported")
-    assert (await r.json())["extensions"] == ["bazaar"]
+    assert sorted((await r.json())["extensions"]) == ["bazaar", "payment-identifier"]

@@ -119,10 +119,14 @@ async def test_verify_settle_once_and_duplicates(
     assert row["signer"] == str(w.fee_payer.pubkey())
     assert int(row["amount"]) == PRICE
 
-    # the same payment again: the recorded answer, nothing sent
+    # the same payment again: no second success, its transaction named, nothing sent
     r = await client.post("/settle", json=body(payload, reqs))
     again = await r.json()
-    assert again == out
+    assert (again["success"], again["errorReason"], again["transaction"]) == (
+        False,
+        "duplicate_settlement",
+        out["transaction"],
+    )
     assert w.rpc.calls.count("sendTransaction") == sends
 
     # verify after settlement: the transaction has been processed, simulation refuses it
@@ -256,7 +260,8 @@ async def test_concurrent_settles_send_once(
         return out
 
     results = await asyncio.gather(*(settle() for _ in range(8)))
-    assert all(r["success"] for r in results), results
+    assert sum(r["success"] for r in results) == 1, results  # one payment, one success
+    assert {r["errorReason"] for r in results if not r["success"]} == {"duplicate_settlement"}
     assert len({r["transaction"] for r in results}) == 1
     assert w.rpc.calls.count("sendTransaction") == 1
     assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE

@@ -119,10 +119,15 @@ async def test_official_svm_client_payment_verifies_and_settles(
     (row,) = await settlement_rows(database_url)
     assert (row["status"], row["tx_id"]) == ("confirmed", settled["transaction"])
 
-    # settling it again answers from the journal
+    # settling it again: a duplicate naming the original transaction, nothing sent
     sends = w.rpc.calls.count("sendTransaction")
     r = await client.post("/settle", json=body)
-    assert await r.json() == settled
+    dup = await r.json()
+    assert (dup["success"], dup["errorReason"], dup["transaction"]) == (
+        False,
+        "duplicate_settlement",
+        settled["transaction"],
+    )
     assert w.rpc.calls.count("sendTransaction") == sends
 
 

@@ -16,7 +16,7 @@ from tests.solana.test_facilitator import facilitator_settings, settlement_rows
 from x402.app import create_app
 from x402.client import PaymentPolicy, PaymentSigner, X402Client
 from x402.errors import ChainUnavailable, PaymentRefused
-from x402.paywall import Offer, Paywall
+from x402.paywall import Offer, Paywall, paid
 from x402.paywall.demo import AppFacilitator
 from x402.wire.codec import PAYMENT_REQUIRED, decode_payment_required
 
@@ -120,4 +120,32 @@ async def test_client_pays_paywalled_route_on_svm(
     with pytest.raises(PaymentRefused):
         await strict.get(url)
     assert served == ["/paid"]
+    assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE
+
+
+async def test_paid_decorator_route_gets_the_fee_payer(
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: ClientFactory
+) -> None:
+    """Only ``@paid`` (no ``routes=``) under the default ``setup(app)``: start-up still reads /supported."""
+    w = world
+    app = create_app(facilitator_settings(w, database_url, tmp_path))
+    offer = Offer(amount=PRICE, asset=str(w.mint), network=NETWORK, pay_to=str(w.pay_to.pubkey()))
+
+    @paid(offer, description="decorated on solana")
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"decorated": True})
+
+    app.router.add_get("/deco", handler)
+    Paywall(AppFacilitator(app)).setup(app)
+    client = await aiohttp_client(app)
+    unpaid = await client.get("/deco")
+    assert unpaid.status == 402
+    required = decode_payment_required(unpaid.headers[PAYMENT_REQUIRED])
+    assert required.accepts[0].extra["feePayer"] == str(w.fee_payer.pubkey())
+    signer = SvmSigner(w.payer, {NETWORK: w.rpc.url})
+    payer = X402Client(client.session, [signer], PaymentPolicy(allowed_assets=[str(w.mint)]))
+    res = await payer.get(str(client.make_url("/deco")))
+    assert res.status == 200, res.text()
+    assert res.settlement is not None
+    assert res.settlement.success is True
     assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE

@@ -38,7 +38,7 @@ async def test_health_ready_manifest_supported_metrics(settings: Settings, aioht
 
     r = await client.get("/supported")
     assert r.status == 200
-    assert (await r.json()) == {"kinds": [], "extensions": ["bazaar"], "signers": {}}
+    assert (await r.json()) == {"kinds": [], "extensions": ["payment-identifier", "bazaar"], "signers": {}}
 
     r = await client.get("/metrics")
     text = await r.text()

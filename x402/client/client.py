@@ -37,6 +37,9 @@ from x402.wire.models import (
     peek_x402_version,
     requirements_to_v2,
 )
+from x402.wire.payment_identifier import declared as declares_payment_id
+from x402.wire.payment_identifier import new_id as new_payment_id
+from x402.wire.payment_identifier import with_id as with_payment_id
 
 log = get_logger("x402.client")
 
@@ -57,6 +60,8 @@ class PaidResponse:
     refusals: list[str] = field(default_factory=list)
     #: set when a payment went out and no success receipt came back: it may have settled (see ``X402Client.check``)
     pending: PendingPayment | None = None
+    #: the payment-identifier id sent (when the server declared the extension); pass it again to retry the purchase
+    payment_id: str | None = None
 
     def text(self) -> str:
         """The body as UTF-8 text."""
@@ -78,17 +83,21 @@ class Challenge402:
     extensions: dict[str, Any] | None = None
 
 
-def payment_header(challenge: Challenge402, index: int, scheme_payload: dict[str, Any]) -> tuple[str, str]:
+def payment_header(
+    challenge: Challenge402, index: int, scheme_payload: dict[str, Any], *, payment_id: str | None = None
+) -> tuple[str, str]:
     """(header name, value) paying offer ``index`` of a challenge: ``PAYMENT-SIGNATURE`` for v2, ``X-PAYMENT`` for v1.
 
-    v2 echoes the chosen requirements unchanged as ``accepted`` plus the challenge's resource and extensions.
+    v2 echoes the chosen requirements unchanged as ``accepted`` plus the challenge's resource and extensions, with
+    ``payment_id`` as the payment-identifier id when the challenge declares that extension.
     """
     if challenge.x402_version == 2:
         payload = PaymentPayload(accepted=challenge.offers[index], payload=scheme_payload)
         if challenge.resource is not None:
             payload.resource = challenge.resource
-        if challenge.extensions:
-            payload.extensions = challenge.extensions
+        extensions = with_payment_id(challenge.extensions, payment_id) if payment_id else challenge.extensions
+        if extensions:
+            payload.extensions = extensions
         return PAYMENT_SIGNATURE, encode_header(payload)
     v1 = challenge.v1_offers[index]
     return X_PAYMENT, encode_header(PaymentPayloadV1(scheme=v1.scheme, network=v1.network, payload=scheme_payload))
@@ -180,10 +189,12 @@ class X402Client:
         """``request("POST", url, ...)``."""
         return await self.request("POST", url, **kw)
 
-    async def request(self, method: str, url: str, **kw: Any) -> PaidResponse:
+    async def request(self, method: str, url: str, *, payment_id: str | None = None, **kw: Any) -> PaidResponse:
         """Send a request; on a 402 pay one acceptable offer and retry once (raises PaymentRefused, PaymentPending).
 
-        Request bodies must be re-sendable (bytes, str, ``json=``), since a paid request is sent twice.
+        Request bodies must be re-sendable (bytes, str, ``json=``), since a paid request is sent twice. When the
+        402 declares payment-identifier, an id is sent (``payment_id``, else a fresh one) and returned as
+        ``PaidResponse.payment_id``: pass it again to retry the same purchase without paying twice.
         """
         headers: CIMultiDict[str] = CIMultiDict(kw.pop("headers", None) or {})
         purchase = purchase_key(method, url, kw)
@@ -205,7 +216,8 @@ class X402Client:
         index, signer = choice
         offer = challenge.offers[index]
         scheme_payload = await signer.create_payload(offer, challenge.x402_version)
-        name, value = payment_header(challenge, index, scheme_payload)
+        sent_id = (payment_id or new_payment_id()) if declares_payment_id(challenge.extensions) else None
+        name, value = payment_header(challenge, index, scheme_payload, payment_id=sent_id)
         headers[name] = value
         log.info("paying", url=url, network=offer.network, amount=offer.amount, x402_version=challenge.x402_version)
         sent = PendingPayment(
@@ -228,6 +240,7 @@ class X402Client:
         second.x402_version = challenge.x402_version
         second.payer = signer.address
         second.settlement = _settlement(second.headers)
+        second.payment_id = sent_id
         if second.settlement is not None and second.settlement.success:
             return second
         if second.settlement is None and 200 <= second.status < 300:

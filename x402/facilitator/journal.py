@@ -48,6 +48,10 @@ class JournalRow:
     payload: dict[str, Any]
     requirements: dict[str, Any]
     attempts: int
+    #: True once a settle answered ``success: true`` for it (one plain settle does; later ones get a duplicate)
+    success_delivered: bool = False
+    id_tenant: str | None = None
+    payment_identifier: str | None = None
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> JournalRow:
@@ -73,6 +77,9 @@ class JournalRow:
             payload=json.loads(r["payload"]),
             requirements=json.loads(r["requirements"]),
             attempts=r["attempts"],
+            success_delivered=bool(r.get("success_delivered", False)),
+            id_tenant=r.get("id_tenant"),
+            payment_identifier=r.get("payment_identifier"),
         )
 
 
@@ -80,6 +87,10 @@ def payload_hash(x402_version: int, payload: Any, requirements: Any) -> bytes:
     """A stable hash of what was paid: the same payment retried hashes the same whatever its key order."""
     doc = json.dumps([x402_version, payload, requirements], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(doc.encode()).digest()
+
+
+class IdentifierTaken(Exception):
+    """Another live settlement already holds this payment identifier (tenant + id)."""
 
 
 class Journal:
@@ -115,26 +126,65 @@ class Journal:
         x402_version: int,
         payload: Any,
         requirements: Any,
+        identifier: tuple[str, str] | None = None,
     ) -> int | None:
-        """Claim the replay key; the row id, or None when another request already holds it."""
-        row_id: int | None = await self.pool.fetchval(
-            """INSERT INTO settlements (network, asset, payer, nonce, payload_hash, status, pay_to, amount,
-                                        x402_version, payload, requirements)
-               VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb)
-               ON CONFLICT ON CONSTRAINT settlements_replay_key DO NOTHING
-               RETURNING id""",
-            key.network,
-            key.asset,
-            key.payer,
-            key.nonce,
-            digest,
-            pay_to,
-            amount,
-            x402_version,
-            json.dumps(payload),
-            json.dumps(requirements),
-        )
+        """Claim the replay key; the row id, or None when another request already holds it.
+
+        With ``identifier`` (tenant, payment-identifier id) raises IdentifierTaken when a live row holds the id.
+        """
+        try:
+            row_id: int | None = await self.pool.fetchval(
+                """INSERT INTO settlements (network, asset, payer, nonce, payload_hash, status, pay_to, amount,
+                                            x402_version, payload, requirements, id_tenant, payment_identifier)
+                   VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12)
+                   ON CONFLICT ON CONSTRAINT settlements_replay_key DO NOTHING
+                   RETURNING id""",
+                key.network,
+                key.asset,
+                key.payer,
+                key.nonce,
+                digest,
+                pay_to,
+                amount,
+                x402_version,
+                json.dumps(payload),
+                json.dumps(requirements),
+                identifier[0] if identifier else None,
+                identifier[1] if identifier else None,
+            )
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "settlements_payment_identifier":
+                raise IdentifierTaken(identifier[1] if identifier else "") from None
+            raise
         return row_id
+
+    async def find_by_identifier(self, tenant: str, identifier: str) -> JournalRow | None:
+        """The live (not failed) settlement made under a payment identifier, if any."""
+        r = await self.pool.fetchrow(
+            """SELECT * FROM settlements WHERE id_tenant=$1 AND payment_identifier=$2 AND status <> 'failed'""",
+            tenant,
+            identifier,
+        )
+        return JournalRow.from_record(r) if r is not None else None
+
+    async def deliver(self, row_id: int) -> bool:
+        """Take the row's one success answer: True for exactly one caller once it is confirmed."""
+        got = await self.pool.fetchval(
+            """UPDATE settlements SET success_delivered=true, updated_at=now()
+               WHERE id=$1 AND status='confirmed' AND NOT success_delivered RETURNING id""",
+            row_id,
+        )
+        return got is not None
+
+    async def confirm_and_deliver(self, row_id: int) -> bool:
+        """Mark confirmed and take its success answer in one statement (False: another settle already took it)."""
+        got = await self.pool.fetchval(
+            """UPDATE settlements SET status='confirmed', error_reason=NULL, error_message=NULL,
+                                      success_delivered=true, updated_at=now()
+               WHERE id=$1 AND NOT success_delivered RETURNING id""",
+            row_id,
+        )
+        return got is not None
 
     @contextlib.asynccontextmanager
     async def signer_slot(self, network: str, signer: str) -> AsyncIterator[tuple[Conn, int | None]]:

@@ -9,10 +9,10 @@ from typing import Final, TypeVar
 import aiohttp
 from yarl import URL
 
-from x402.errors import BadRequest, FacilitatorUnavailable
+from x402.errors import BadRequest, FacilitatorUnavailable, X402Error
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.logs import get_logger
-from x402.wire import jsonlimits, reasons
+from x402.wire import jsonlimits, payment_identifier, reasons
 from x402.wire.models import (
     FacilitatorRequest,
     SettleResponse,
@@ -140,6 +140,9 @@ class RemoteFacilitator:
                 return jsonlimits.decode(raw, type_)
             except BadRequest:
                 pass
+            refusal = _refusal(raw)
+            if refusal is not None:  # the payer's mistake (payment-identifier 400 / 409): the same error here
+                raise refusal
             raise FacilitatorUnavailable(
                 f"POST /{op} answered HTTP {status}: {raw[:200].decode('utf-8', 'replace')}",
                 code="facilitator_rejected",
@@ -196,3 +199,16 @@ class RemoteFacilitator:
         if method == "POST" and resp.status not in (307, 308):
             raise FacilitatorUnavailable(f"HTTP {resp.status} redirect would turn POST into GET", url=str(self.url))
         return target
+
+
+def _refusal(raw: bytes) -> X402Error | None:
+    """A problem+json answer whose ``code`` is one of the payment-identifier refusals, as that error."""
+    try:
+        doc = jsonlimits.loads(raw[:65536])
+    except BadRequest:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    error = payment_identifier.ERRORS.get(str(doc.get("code")))
+    detail = doc.get("detail")
+    return error(str(detail)[:500] if detail else None) if error is not None else None

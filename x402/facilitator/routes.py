@@ -17,10 +17,13 @@ from x402.facilitator.journal import Journal
 from x402.facilitator.reconciler import Reconciler
 from x402.facilitator.service import FacilitatorService
 from x402.facilitator.verify_tx import verify_transaction
+from x402.http import ANSWER_NOT_FINAL
 from x402.http import json_response as _json
 from x402.logs import get_logger
+from x402.wire import reasons
 from x402.wire.codec import EXTENSION_RESPONSES
 from x402.wire.models import SettleResponse, VerifyResponse, decode_facilitator_request, encode_json
+from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 
 log = get_logger("x402.facilitator")
 
@@ -88,6 +91,8 @@ async def post_settle(request: web.Request) -> web.Response:
     tenant = await request.app[AUTHORIZER](request, "settle")
     req = decode_facilitator_request(await _read_body(request))
     result = await request.app[FACILITATOR].settle(req.payload, req.requirements, tenant_id=tenant)
+    if not result.success and result.error_reason == reasons.SETTLEMENT_PENDING:
+        request[ANSWER_NOT_FINAL] = True  # a retry with the same Idempotency-Key must see the outcome
     await request.app[OUTCOME](request, "settle", req.requirements, result)
     return _with_extension_responses(result)
 
@@ -138,5 +143,8 @@ def install(app: web.Application) -> None:
         app[AUTHORIZER] = allow_all
     if OUTCOME not in app:
         app[OUTCOME] = ignore_outcome
+    extensions = app[EXTRAS].setdefault("extensions", [])
+    if PAYMENT_IDENTIFIER not in extensions:  # implemented by the service on /verify and /settle
+        extensions.append(PAYMENT_IDENTIFIER)
     app.cleanup_ctx.append(_service_ctx)
     app.add_routes(routes)

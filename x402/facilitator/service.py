@@ -8,12 +8,13 @@ from typing import Any, Protocol
 
 import msgspec
 
-from chains.base import ChainAdapter, Confirmation, NonceTooLow, PaymentContext, ReplayKey
+from chains.base import ChainAdapter, Confirmation, NonceTooLow, PaymentContext
 from chains.registry import ChainRegistry
 from risk.payment import RiskGate
 from x402.errors import DependencyError
 from x402.facilitator.base import AnyPayload, AnyRequirements
-from x402.facilitator.journal import Journal, JournalRow, payload_hash
+from x402.facilitator.identifiers import Identifier, IdentifierStore, fingerprint_of, identifier_of
+from x402.facilitator.journal import IdentifierTaken, Journal, JournalRow, payload_hash
 from x402.logs import get_logger
 from x402.metrics import Metrics
 from x402.wire import reasons
@@ -26,6 +27,7 @@ from x402.wire.models import (
     normalize,
     parse_amount,
 )
+from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 
 log = get_logger("x402.facilitator")
 
@@ -89,6 +91,7 @@ class FacilitatorService:
         self.extensions = list(extensions or [])
         self.extension_handlers = list(extension_handlers or [])
         self.risk = risk
+        self.identifiers = IdentifierStore(journal.pool)
 
     # ------------------------------------------------------------------------------------ routing
 
@@ -128,12 +131,40 @@ class FacilitatorService:
     async def verify(
         self, payload: AnyPayload, requirements: AnyRequirements, *, tenant_id: str | None = None
     ) -> VerifyResponse:
-        """Verify a payment (x402-spec §6.1): every negative outcome is ``isValid: false`` with a reason."""
-        resp = await self._verify(payload, requirements, tenant_id)
+        """Verify a payment (x402-spec §6.1): every negative outcome is ``isValid: false`` with a reason.
+
+        With a payment identifier whose purchase is already settled, the answer is that purchase's (valid).
+        """
+        ident = await self._bind_identifier(payload, requirements, tenant_id)
+        held = await self.journal.find_by_identifier(ident.tenant, ident.id) if ident is not None else None
+        if held is not None and held.status == "confirmed" and self._payer_of(payload, requirements) == held.payer:
+            self._count("verify", requirements.network, "replayed")
+            resp = VerifyResponse(is_valid=True, payer=held.payer)
+        else:
+            resp = await self._verify(payload, requirements, tenant_id)
         ext = self._extension_responses("verify", payload, requirements, resp.is_valid, None)
         if ext:
             resp.extensions = {**_dict(resp.extensions), **ext}
         return resp
+
+    def _payer_of(self, payload: AnyPayload, requirements: AnyRequirements) -> str | None:
+        """The payer as the journal keys it (None when the payment cannot be routed or keyed)."""
+        try:
+            routed = self.route(payload, requirements)
+            return routed.adapter.replay_key(routed.ctx).payer
+        except Exception:
+            return None
+
+    async def _bind_identifier(
+        self, payload: AnyPayload, requirements: AnyRequirements, tenant_id: str | None
+    ) -> Identifier | None:
+        """The payment-identifier of this payment, bound to its purchase (raises 400 / 409)."""
+        ident = identifier_of(payload, requirements, tenant_id)
+        if ident is not None:
+            assert isinstance(requirements, PaymentRequirements)
+            fp = fingerprint_of(ident, requirements, resource_url(payload, requirements))
+            await self.identifiers.bind(ident, fp)
+        return ident
 
     def _extension_responses(
         self, op: str, payload: AnyPayload, requirements: AnyRequirements, ok: bool, amount: str | None
@@ -205,14 +236,28 @@ class FacilitatorService:
         self._count("settle", network, reason)
         return resp
 
+    def _success(self, row: JournalRow, network: str, outcome: str) -> SettleResponse:
+        self._count("settle", network, outcome)
+        auth = row.payload.get("authorization")
+        # the payer as the payment spelled it (the journal keeps the lower-cased replay key)
+        payer = auth["from"] if isinstance(auth, dict) and isinstance(auth.get("from"), str) else row.payer
+        return SettleResponse(
+            success=True, payer=payer, transaction=row.tx_id or "", network=network, amount=str(row.amount)
+        )
+
+    def _duplicate(self, row: JournalRow, network: str) -> SettleResponse:
+        """A settled payment presented again: no second success, but its transaction so the retrier can find it."""
+        return self._failure(
+            network,
+            reasons.DUPLICATE_SETTLEMENT,
+            "this payment was already settled; transaction names its settlement",
+            row.payer,
+            row.tx_id or "",
+        )
+
     def _from_row(self, row: JournalRow, network: str, payer: str | None) -> SettleResponse:
-        """The answer recorded for a settlement (a retried settle gets the same answer)."""
+        """The answer recorded for a settlement that did not succeed (failed, or still in flight)."""
         payer = payer or row.payer
-        if row.status == "confirmed":
-            self._count("settle", network, "replayed")
-            return SettleResponse(
-                success=True, payer=payer, transaction=row.tx_id or "", network=network, amount=str(row.amount)
-            )
         if row.status == "failed":
             return self._failure(
                 network, row.error_reason or reasons.UNEXPECTED_SETTLE_ERROR, row.error_message, payer, row.tx_id or ""
@@ -222,7 +267,11 @@ class FacilitatorService:
     async def settle(
         self, payload: AnyPayload, requirements: AnyRequirements, *, tenant_id: str | None = None
     ) -> SettleResponse:
-        """Settle a payment at most once; a retry of the same payment returns the recorded result."""
+        """Settle a payment at most once, and answer ``success: true`` once per payment.
+
+        Later identical settles answer ``duplicate_settlement`` with the transaction; a settle under the same
+        payment identifier (same tenant) gets the original success again.
+        """
         resp = await self._settle(payload, requirements, tenant_id)
         amount = resp.amount if isinstance(resp.amount, str) else None
         ext = self._extension_responses("settle", payload, requirements, resp.success, amount)
@@ -237,15 +286,20 @@ class FacilitatorService:
             routed = self.route(payload, requirements)
         except Rejected as rej:
             return self._failure(requirements.network, rej.reason, rej.message, None)
+        ident = await self._bind_identifier(payload, requirements, tenant_id)
         adapter, ctx, network = routed.adapter, routed.ctx, routed.network
         try:
             key = adapter.replay_key(ctx)
         except Exception as exc:  # a payload too broken to key is an invalid payload
             return self._failure(network, reasons.INVALID_PAYLOAD, str(exc), routed.payer_hint)
         digest = payload_hash(ctx.x402_version, dict(ctx.payload), msgspec.to_builtins(ctx.requirements))
+        if ident is not None:
+            held = await self.journal.find_by_identifier(ident.tenant, ident.id)
+            if held is not None:  # this purchase is (being) settled: answer from its settlement
+                return await self._held(held, ctx, adapter, network, key.payer)
         existing = await self.journal.find(key)
         if existing is not None:
-            return await self._existing(existing, digest, ctx, adapter, network, key)
+            return await self._existing(existing, digest, ctx, adapter, network, explicit=_made_under(existing, ident))
         outcome = await adapter.verify(ctx, simulate=False)
         if not outcome.is_valid:
             return self._failure(
@@ -259,23 +313,46 @@ class FacilitatorService:
             if assessment.blocked:
                 self._count("settle", network, "risk_blocked")
                 return self.risk.blocked_settlement(network, assessment, outcome.payer)
-        row_id = await self.journal.claim(
-            key,
-            digest=digest,
-            pay_to=ctx.requirements.pay_to,
-            amount=int(ctx.requirements.amount),
-            x402_version=ctx.x402_version,
-            payload=dict(ctx.payload),
-            requirements=msgspec.to_builtins(ctx.requirements),
-        )
+        try:
+            row_id = await self.journal.claim(
+                key,
+                digest=digest,
+                pay_to=ctx.requirements.pay_to,
+                amount=int(ctx.requirements.amount),
+                x402_version=ctx.x402_version,
+                payload=dict(ctx.payload),
+                requirements=msgspec.to_builtins(ctx.requirements),
+                identifier=(ident.tenant, ident.id) if ident is not None else None,
+            )
+        except IdentifierTaken:  # another authorization of this purchase was claimed meanwhile
+            assert ident is not None
+            held = await self.journal.find_by_identifier(ident.tenant, ident.id)
+            if held is None:  # it failed in between: nothing was charged, the payer may simply retry
+                return self._failure(network, reasons.SETTLEMENT_PENDING, "a settlement under this id just ended", None)
+            return await self._held(held, ctx, adapter, network, key.payer)
         if row_id is None:  # another request claimed it between our look-up and our claim
             existing = await self.journal.find(key)
             assert existing is not None
-            return await self._existing(existing, digest, ctx, adapter, network, key)
-        resp = await self._execute(row_id, ctx, adapter, network, outcome.payer)
+            return await self._existing(existing, digest, ctx, adapter, network, explicit=_made_under(existing, ident))
+        resp = await self._execute(
+            row_id, ctx, adapter, network, outcome.payer, deliver=True, explicit=ident is not None
+        )
         if self.risk is not None and resp.success:
             await self.risk.settled(ctx, resp, resource=resource, tenant_id=tenant_id)
         return resp
+
+    async def _held(
+        self, row: JournalRow, ctx: PaymentContext, adapter: ChainAdapter, network: str, payer: str
+    ) -> SettleResponse:
+        """Answer a settle under a payment identifier from the settlement already made under that id.
+
+        Only the payer of that settlement gets its success again; anyone else presenting the id gets a duplicate.
+        """
+        if payer != row.payer:
+            return self._duplicate(row, network)
+        if row.payload_hash != payload_hash(ctx.x402_version, dict(ctx.payload), msgspec.to_builtins(ctx.requirements)):
+            ctx = context_from_row(row)  # another authorization of the same purchase: confirm what was sent
+        return await self._existing(row, row.payload_hash, ctx, adapter, network, explicit=True)
 
     async def _existing(
         self,
@@ -284,8 +361,15 @@ class FacilitatorService:
         ctx: PaymentContext,
         adapter: ChainAdapter,
         network: str,
-        key: ReplayKey,
+        *,
+        explicit: bool = False,
     ) -> SettleResponse:
+        """Answer a payment the journal already holds (``explicit``: a retry under its payment identifier).
+
+        One plain settle answers success: the first that sees the row confirmed takes ``success_delivered``
+        atomically; every later one gets ``duplicate_settlement`` with the transaction. Explicit retries get the
+        original success every time.
+        """
         if row.payload_hash != digest:
             return self._failure(
                 network, reasons.DUPLICATE_SETTLEMENT, "this authorization was already settled", row.payer, ""
@@ -295,12 +379,30 @@ class FacilitatorService:
             row = waited or row
         if row.status == "pending" and row.tx_id:
             conf = await adapter.confirm(ctx, ctx.network, row.tx_id, timeout=min(self.settle_timeout, 5.0))
+            if conf.status == "confirmed":
+                delivered = await self.journal.confirm_and_deliver(row.id)
+                row = await self.journal.get(row.id) or row
+                if delivered or explicit:
+                    return self._success(row, network, "success" if delivered else "replayed")
+                return self._duplicate(row, network)
             await self._record(row.id, conf)
             row = await self.journal.get(row.id) or row
+        if row.status == "confirmed":
+            if await self.journal.deliver(row.id):
+                return self._success(row, network, "success")
+            return self._success(row, network, "replayed") if explicit else self._duplicate(row, network)
         return self._from_row(row, network, None)
 
     async def _execute(
-        self, row_id: int, ctx: PaymentContext, adapter: ChainAdapter, network: str, payer: str | None
+        self,
+        row_id: int,
+        ctx: PaymentContext,
+        adapter: ChainAdapter,
+        network: str,
+        payer: str | None,
+        *,
+        deliver: bool = False,
+        explicit: bool = False,
     ) -> SettleResponse:
         signer = self._signer_for(adapter, ctx.network)
         started = time.perf_counter()
@@ -332,7 +434,7 @@ class FacilitatorService:
             log.warning("settle_broadcast_deferred", tx=prepared.tx_id, error=exc.code)
             return self._failure(network, reasons.SETTLEMENT_PENDING, "broadcast deferred", payer, prepared.tx_id)
         conf = await adapter.confirm(ctx, ctx.network, prepared.tx_id, timeout=self.settle_timeout)
-        await self._record(row_id, conf)
+        delivered = await self._record(row_id, conf, deliver=deliver)
         log.info(
             "settle_result",
             tx=prepared.tx_id,
@@ -342,6 +444,10 @@ class FacilitatorService:
             payment_id=row_id,
         )
         if conf.status == "confirmed":
+            if deliver and not delivered and not explicit:  # a retry saw the confirmation first and answered it
+                row = await self.journal.get(row_id)
+                assert row is not None
+                return self._duplicate(row, network)
             self._count("settle", network, "success")
             resp = SettleResponse(success=True, transaction=prepared.tx_id, network=network)
             if payer:
@@ -354,13 +460,17 @@ class FacilitatorService:
             )
         return self._failure(network, reasons.SETTLEMENT_PENDING, "not confirmed yet", payer, prepared.tx_id)
 
-    async def _record(self, row_id: int, conf: Confirmation) -> None:
+    async def _record(self, row_id: int, conf: Confirmation, *, deliver: bool = False) -> bool:
+        """Record a confirmation; with ``deliver`` also take the row's success answer (True when taken)."""
         if conf.status == "confirmed":
+            if deliver:
+                return await self.journal.confirm_and_deliver(row_id)
             await self.journal.mark(row_id, "confirmed")
         elif conf.status == "failed":
             await self.journal.mark(row_id, "failed", conf.reason, conf.message)
         elif conf.status == "pending":
             await self.journal.mark(row_id, "pending")
+        return False
 
     @staticmethod
     def _signer_for(adapter: ChainAdapter, network: str) -> str:
@@ -372,8 +482,16 @@ class FacilitatorService:
         return "none"
 
     async def supported(self) -> SupportedResponse:
-        """Kinds and signers of every configured adapter."""
-        return self.registry.supported(self.extensions)
+        """Kinds and signers of every configured adapter, and the extensions this facilitator implements."""
+        extensions = list(self.extensions)
+        if PAYMENT_IDENTIFIER not in extensions:
+            extensions.append(PAYMENT_IDENTIFIER)
+        return self.registry.supported(extensions)
+
+
+def _made_under(row: JournalRow, ident: Identifier | None) -> bool:
+    """True when the journal row was settled under this payment identifier (an explicit retry)."""
+    return ident is not None and row.payment_identifier == ident.id and row.id_tenant == ident.tenant
 
 
 def context_from_row(row: JournalRow) -> PaymentContext:

@@ -11,6 +11,7 @@ from multidict import CIMultiDict
 
 from x402.paywall.offers import PaidRoute
 from x402.paywall.page import render_page
+from x402.wire import payment_identifier as pid
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import (
     PaymentRequired,
@@ -39,6 +40,8 @@ class Challenge:
     requirements_v1: tuple[PaymentRequirementsV1 | None, ...]
     extensions: dict[str, Any]
     versions: frozenset[int]
+    #: the payment-identifier mode of this challenge: None, "optional" or "required"
+    identifier_mode: str | None = None
     header: str | None = None
     body: bytes = b"{}"
     #: the default 402's headers (copied per response: aiohttp adds to them)
@@ -81,9 +84,13 @@ class Challenge:
 class ChallengeCache:
     """Builds challenges and keeps them per (route, resource URL); bounded, since the Host header is client input."""
 
-    def __init__(self, *, versions: Collection[int] = (1, 2), v1_caip2: bool = False) -> None:
+    def __init__(
+        self, *, versions: Collection[int] = (1, 2), v1_caip2: bool = False, payment_identifier: str | None = None
+    ) -> None:
         self.versions = frozenset(versions)
         self.v1_caip2 = v1_caip2
+        #: the paywall's default payment-identifier mode for routes that do not set one
+        self.payment_identifier = payment_identifier
         self._cache: dict[tuple[int, str], Challenge] = {}
         #: ``extra`` the facilitator announces per network (e.g. Solana's ``feePayer``), filled in where offers lack it
         self.kind_extra: dict[str, dict[str, Any]] = {}
@@ -126,13 +133,18 @@ class ChallengeCache:
                 own = {} if isinstance(r1.extra, msgspec.UnsetType) else r1.extra
                 r1 = msgspec.structs.replace(r1, extra={**r2.extra, **own})
             reqs_v1.append(r1)
+        extensions = route.all_extensions()
+        mode = route.payment_identifier or self.payment_identifier
+        if mode is not None and pid.KEY not in extensions:
+            extensions[pid.KEY] = pid.declaration(mode == "required")
         challenge = Challenge(
             route=route,
             resource=resource,
             requirements=tuple(reqs),
             requirements_v1=tuple(reqs_v1),
-            extensions=route.all_extensions(),
+            extensions=extensions,
             versions=self.versions,
+            identifier_mode=mode,
         )
         if 2 in self.versions:
             challenge.header = encode_header(challenge.payment_required(PAYMENT_REQUIRED_ERROR))

@@ -14,14 +14,15 @@ import msgspec
 from aiohttp import web
 
 from x402.cache import Cache, MemoryCache
-from x402.errors import ConfigError, DependencyError, InvalidPaymentHeader
+from x402.errors import ConfigError, DependencyError, InvalidPaymentHeader, X402Error
 from x402.facilitator.base import AnyPayload, AnyRequirements, Facilitator
 from x402.logs import get_logger
 from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
 from x402.paywall.matching import match_v1, match_v2, payment_id, valid_before
-from x402.paywall.offers import Offer, PaidRoute, as_paid_route, paid_route_of
-from x402.paywall.replay import PaymentClaims
+from x402.paywall.offers import Offer, PaidRoute, as_paid_route, check_identifier_mode, paid_route_of
+from x402.paywall.replay import SETTLED, PaymentClaims
 from x402.paywall.responses import attach_settlement, challenge_response, problem
+from x402.wire import payment_identifier as pid_ext
 from x402.wire import reasons
 from x402.wire.codec import (
     MAX_HEADER_BYTES,
@@ -79,6 +80,12 @@ class Paywall:
     * ``error`` of a 402 is ``Payment required`` when nothing was paid, else a reason code: the codec's code for
       an undecodable header, ``invalid_payment_requirements`` when ``accepted`` matches no offer, the
       facilitator's ``invalidReason`` / ``errorReason``, or ``duplicate_settlement`` for a replayed payment.
+    * ``payment_identifier``: declare the payment-identifier extension in every 402 (``"optional"`` or
+      ``"required"``; a route's own ``PaidRoute.payment_identifier`` / ``@paid(payment_identifier=...)`` wins).
+      A payment's id is bound to its purchase (method, resource URL, offer): another purchase under the same id
+      is a 409 ``payment_identifier_conflict``, a missing required id a 400 ``payment_identifier_required``. A
+      retry of a settled purchase under its id gets the original settlement (no second payment) and is served
+      again.
     * Facilitator or cache trouble is a 503 problem+json (the dependency's code), anything unexpected a 500;
       never an empty 402. CORS preflights are not answered here (use aiohttp-cors and allow ``PAYMENT-SIGNATURE``
       and ``X-PAYMENT``); the x402 response headers are listed in ``Access-Control-Expose-Headers``.
@@ -98,9 +105,11 @@ class Paywall:
         max_header_bytes: int = MAX_HEADER_BYTES,
         pending_retry_delay: float = 0.5,
         register: bool = True,
+        payment_identifier: str | None = None,
     ) -> None:
         if not set(versions) <= {1, 2} or not versions:
             raise ConfigError("Paywall versions must be a non-empty subset of (1, 2)")
+        check_identifier_mode(payment_identifier)
         self.facilitator = facilitator
         self.routes: dict[RouteKey, PaidRoute] = {
             (method.upper(), path): as_paid_route(value) for (method, path), value in (routes or {}).items()
@@ -108,7 +117,9 @@ class Paywall:
         self.claims = PaymentClaims(cache if cache is not None else MemoryCache())
         self.settle_before_handler = settle_before_handler
         self.versions = frozenset(versions)
-        self.challenges = ChallengeCache(versions=self.versions, v1_caip2=v1_caip2_networks)
+        self.challenges = ChallengeCache(
+            versions=self.versions, v1_caip2=v1_caip2_networks, payment_identifier=payment_identifier
+        )
         self.public_url = public_url.rstrip("/") if public_url else None
         self.check_supported = check_supported
         self.max_header_bytes = max_header_bytes
@@ -157,6 +168,8 @@ class Paywall:
         async def protected(request: web.Request) -> web.StreamResponse:
             return await self._serve(request, handler, paid_route)
 
+        # keep the handler's identity and its @paid declaration: start() reads it from the wrapped route
+        functools.update_wrapper(protected, handler)
         protected.__x402_paywall__ = self  # type: ignore[attr-defined]
         return protected
 
@@ -178,10 +191,16 @@ class Paywall:
             self._started_facilitator = True
         paid_routes = list(self.routes.items())
         if app is not None:
+            seen = set(self.routes)
             for app_route in app.router.routes():
                 declared = paid_route_of(app_route.handler)
-                if declared is not None and app_route.resource is not None:
-                    paid_routes.append(((app_route.method, app_route.resource.canonical), declared))
+                # aiohttp adds a HEAD route beside each GET: same handler, not a resource of its own
+                if declared is None or app_route.resource is None or app_route.method == "HEAD":
+                    continue
+                key = (app_route.method, app_route.resource.canonical)
+                if key not in seen:
+                    seen.add(key)
+                    paid_routes.append((key, declared))
         if self.check_supported and paid_routes:
             supported = await self.facilitator.supported()
             kinds = {(k.x402_version, k.scheme, k.network) for k in supported.kinds}
@@ -330,6 +349,12 @@ class Paywall:
             requirements = v1_req
         pid = payment_id(ours, payload.payload)
         plog = log.bind(payment_id=pid, path=request.path, x402_version=payload.x402_version, network=ours.network)
+        identifier: str | None = None
+        if challenge.identifier_mode is not None:
+            checked = await self._identifier(request, challenge, payload, ours)
+            if isinstance(checked, web.Response):
+                return checked
+            identifier = checked
 
         try:
             verified = await self.facilitator.verify(payload, requirements)
@@ -350,21 +375,62 @@ class Paywall:
         if isinstance(risk, dict):
             plog = plog.bind(risk_level=risk.get("level"), risk_score=risk.get("score"))
 
+        retried = False
         try:
             claimed = await self.claims.claim(pid, ours.max_timeout_seconds)
+            if not claimed and identifier is not None:
+                # the same purchase sent again under its id after it settled: an explicit retry, answered with the
+                # original settlement by the facilitator (nothing is charged twice)
+                state = await self.claims.state(pid)
+                retried = state is not None and state.startswith(SETTLED)
         except DependencyError as exc:
             return self._facilitator_failed(plog, "claim", exc)
-        if not claimed:
+        if not claimed and not retried:
             plog.warning("paywall_replay_refused")
             return challenge_response(request, challenge, REPLAYED)
 
-        run = _Run(self, request, handler, challenge, payload, requirements, pid, plog)
+        run = _Run(self, request, handler, challenge, payload, requirements, pid, plog, owns_claim=claimed)
         try:
             return await (run.upfront() if self.settle_before_handler else run.after())
         except BaseException:
-            if not run.keep_claim:
-                await self._release(pid)
+            await run.release()
             raise
+
+    async def _identifier(
+        self, request: web.Request, challenge: Challenge, payload: AnyPayload, ours: PaymentRequirements
+    ) -> str | web.Response | None:
+        """The payment's identifier bound to this purchase, or the 400 / 409 refusing it."""
+        try:
+            value, _ = pid_ext.extract(payload.extensions if isinstance(payload, PaymentPayload) else None)
+        except pid_ext.InvalidPaymentIdentifier as exc:
+            return problem(exc.status, exc.code, exc.detail)
+        if value is None:
+            if challenge.identifier_mode == "required":
+                err = pid_ext.PaymentIdentifierRequired(
+                    f'this resource requires extensions["{pid_ext.KEY}"].info.id (16-128 characters of [A-Za-z0-9_-])'
+                )
+                return problem(err.status, err.code, err.detail)
+            return None
+        fingerprint = pid_ext.fingerprint(
+            tenant="",
+            scheme=ours.scheme,
+            network=ours.network,
+            asset=ours.asset,
+            amount=ours.amount,
+            pay_to=ours.pay_to,
+            resource=challenge.resource.url,
+            method=request.method,
+        )
+        try:
+            bound = await self.claims.bind_identifier(value, fingerprint)
+        except DependencyError as exc:
+            return self._facilitator_failed(log, "identifier", exc)
+        if not bound:
+            conflict = pid_ext.PaymentIdentifierConflict(
+                "this payment identifier was already used for another purchase (method, resource or offer differ)"
+            )
+            return problem(conflict.status, conflict.code, conflict.detail)
+        return value
 
     async def _release(self, pid: str) -> None:
         try:
@@ -383,6 +449,10 @@ class Paywall:
     @staticmethod
     def _facilitator_failed(plog: Any, step: str, exc: Exception) -> web.Response:
         """A broken dependency is a 503 with a body (never an empty 402); anything else a 500."""
+        if isinstance(exc, X402Error) and 400 <= exc.status < 500:
+            # the facilitator refused the request itself (e.g. payment-identifier 400 / 409): the payer's to fix
+            plog.info("paywall_facilitator_refused", step=step, code=exc.code)
+            return problem(exc.status, exc.code, exc.detail)
         if isinstance(exc, DependencyError):
             plog.warning("paywall_dependency_failed", step=step, code=exc.code, dependency=exc.dependency)
             return problem(exc.status, exc.code, exc.detail, dependency=exc.dependency)
@@ -408,6 +478,8 @@ class _Run:
         requirements: AnyRequirements,
         pid: str,
         plog: Any,
+        *,
+        owns_claim: bool = True,
     ) -> None:
         self.paywall = paywall
         self.request = request
@@ -420,6 +492,13 @@ class _Run:
         self.v1 = not isinstance(payload, PaymentPayload)
         #: True once money moved: the claim then stays, so the payment cannot buy a second handler run
         self.keep_claim = False
+        #: False for an explicit retry of a settled purchase: the claim (settled marker) is not ours to release
+        self.owns_claim = owns_claim
+
+    async def release(self) -> None:
+        """Give the payment's claim back when nothing was charged (and it is ours)."""
+        if self.owns_claim and not self.keep_claim:
+            await self.paywall._release(self.pid)
 
     async def _settle(self) -> SettleResponse | web.Response:
         try:
@@ -448,14 +527,14 @@ class _Run:
         response = await self.handler(self.request)
         if response.status >= 400:
             self.log.info("paywall_handler_failed", status=response.status)
-            await self.paywall._release(self.pid)
+            await self.release()
             return response
         if response.prepared:
             # a streamed body already left: settle anyway, but the receipt header can no longer be sent
             self.log.warning("paywall_streamed_before_settle")
         settled = await self._settle()
         if isinstance(settled, web.Response):
-            await self.paywall._release(self.pid)
+            await self.release()
             return settled
         attach_settlement(response, settled, v1=self.v1, upfront=False)
         return response
@@ -464,7 +543,7 @@ class _Run:
         """``settle_before_handler``: settle first, then run the handler (its failure is then the provider's)."""
         settled = await self._settle()
         if isinstance(settled, web.Response):
-            await self.paywall._release(self.pid)
+            await self.release()
             return settled
         try:
             response = await self.handler(self.request)

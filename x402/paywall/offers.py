@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from x402.errors import ConfigError
+from x402.wire import payment_identifier as pid
 from x402.wire.assets import find_asset
 from x402.wire.models import MAX_AMOUNT, PaymentRequirements, PaymentRequirementsV1
 from x402.wire.networks import is_evm, to_caip2, to_v1_name
 
 #: Attribute the ``@paid`` decorator sets on a handler.
 PAID_ATTR: Final = "__x402_paid__"
+#: ``payment_identifier`` modes: the 402 declares the extension; ``required`` refuses payments without an id (400).
+IDENTIFIER_MODES: Final = ("optional", "required")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -114,8 +117,11 @@ class PaidRoute:
     #: absolute resource URL; by default the request's own URL (scheme, host and path, no query)
     resource_url: str | None = None
     extensions: Mapping[str, Any] = field(default_factory=dict)
+    #: declare the payment-identifier extension: "optional" or "required" (None: the Paywall's default)
+    payment_identifier: str | None = None
 
     def __post_init__(self) -> None:
+        check_identifier_mode(self.payment_identifier)
         offers = tuple(self.offers)
         if not offers or not all(isinstance(o, Offer) for o in offers):
             raise ConfigError("a PaidRoute needs at least one Offer")
@@ -131,7 +137,15 @@ class PaidRoute:
         info = next((o.bazaar for o in self.offers if o.bazaar), None)
         if info is not None and "bazaar" not in out:
             out["bazaar"] = {"info": dict(info), "schema": {"type": "object"}}
+        if self.payment_identifier is not None and pid.KEY not in out:
+            out[pid.KEY] = pid.declaration(self.payment_identifier == "required")
         return out
+
+
+def check_identifier_mode(mode: str | None) -> None:
+    """Refuse a ``payment_identifier`` setting other than None, "optional" or "required"."""
+    if mode is not None and mode not in IDENTIFIER_MODES:
+        raise ConfigError(f"payment_identifier must be one of {IDENTIFIER_MODES} or None, got {mode!r}")
 
 
 def as_paid_route(value: PaidRoute | Offer | Sequence[Offer]) -> PaidRoute:
@@ -144,10 +158,20 @@ def as_paid_route(value: PaidRoute | Offer | Sequence[Offer]) -> PaidRoute:
 
 
 def paid(
-    *offers: Offer, description: str = "", mime_type: str = "", resource_url: str | None = None
+    *offers: Offer,
+    description: str = "",
+    mime_type: str = "",
+    resource_url: str | None = None,
+    payment_identifier: str | None = None,
 ) -> Callable[[F], F]:
     """Mark an aiohttp handler as paid; the ``Paywall`` middleware charges for it."""
-    route = PaidRoute(tuple(offers), description=description, mime_type=mime_type, resource_url=resource_url)
+    route = PaidRoute(
+        tuple(offers),
+        description=description,
+        mime_type=mime_type,
+        resource_url=resource_url,
+        payment_identifier=payment_identifier,
+    )
 
     def mark(handler: F) -> F:
         setattr(handler, PAID_ATTR, route)

@@ -15,6 +15,9 @@ from typing import Final
 from x402.cache import Cache
 
 _PREFIX: Final = "x402:paywall:payment:"
+_ID_PREFIX: Final = "x402:paywall:identifier:"
+#: how long the paywall remembers which purchase a payment identifier stands for
+IDENTIFIER_TTL: Final = 7 * 24 * 3600.0
 CLAIMED: Final = b"claimed"
 SETTLED: Final = b"settled"
 #: how long a settled payment id is remembered when its authorization has no validBefore
@@ -47,3 +50,11 @@ class PaymentClaims:
         ttl = DEFAULT_SETTLED_TTL if valid_before is None else valid_before - time.time() + 60
         ttl = min(max(ttl, 60.0), _MAX_SETTLED_TTL)
         await self.cache.set(_PREFIX + payment_id, SETTLED + b":" + transaction.encode(), ttl=ttl)
+
+    async def bind_identifier(self, identifier: str, fingerprint: bytes) -> bool:
+        """Bind a payment identifier to one purchase (method, resource, offer); False when bound to another."""
+        value = fingerprint.hex().encode()
+        if await self.cache.set(_ID_PREFIX + identifier, value, ttl=IDENTIFIER_TTL, nx=True):
+            return True
+        bound = await self.cache.get(_ID_PREFIX + identifier)
+        return bound is None or bound == value

@@ -14,6 +14,7 @@ import asyncpg
 from aiohttp import web
 
 from x402.errors import BadRequest, Conflict, ValidationFailed
+from x402.http import ANSWER_NOT_FINAL
 
 TTL = timedelta(hours=24)
 #: The tenant id used for callers without one (API keys off), so the unique key still applies.
@@ -121,7 +122,7 @@ async def idempotent(
     if request.get(DELEGATED):
         await _delegate(pool, tenant, key)
         return resp
-    if not isinstance(resp, web.Response) or resp.status >= 500:
+    if not isinstance(resp, web.Response) or resp.status >= 500 or request.get(ANSWER_NOT_FINAL):
         await _release(pool, tenant, key)
         return resp
     body = request.get(REPLAY_BODY)

@@ -201,15 +201,19 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 _ref("VerifyResponse"),
                 body=_ref("FacilitatorRequest"),
                 params=post_idem,
+                errors=("400", "401", "403", "404", "409", "429"),
             )
         },
         "/settle": {
             "post": _op(
-                "Settle a payment at most once (scope settle)",
+                "Settle a payment at most once and answer success once per payment (later identical settles: "
+                "duplicate_settlement with the transaction; the same Idempotency-Key or payment-identifier id: the "
+                "original success; scope settle)",
                 "facilitator",
                 _ref("SettleResponse"),
                 body=_ref("FacilitatorRequest"),
                 params=post_idem,
+                errors=("400", "401", "403", "404", "409", "429"),
             )
         },
         "/v1/payments/verify-tx": {
