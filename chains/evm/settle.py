@@ -136,11 +136,11 @@ class EvmSettler:
 
     # -- prepare -----------------------------------------------------------------------------------------------
 
-    async def fees(self, network: str) -> _Fees:
+    async def fees(self, network: str, *, fresh: bool = False) -> _Fees:
         """EIP-1559 fees (2 x base fee + tip), or a legacy gas price on chains without a base fee; cached briefly."""
         hit = self._fees.get(network)
         now = time.monotonic()
-        if hit is not None and hit.expires > now:
+        if hit is not None and hit.expires > now and not fresh:
             return hit
         block, tip = await asyncio.gather(
             self._rpc(network, "eth_getBlockByNumber", ["latest", False]),
@@ -295,7 +295,7 @@ class EvmSettler:
     ) -> PreparedSettlement:
         """A zero-value transfer from the signer to itself at ``nonce`` (it consumes the nonce and nothing else)."""
         account = self.account(signer)
-        fees = await self.fees(network)
+        fees = await self.fees(network, fresh=True)
         tx: dict[str, Any] = {
             "chainId": evm_chain_id(network),
             "nonce": nonce,
@@ -315,7 +315,7 @@ class EvmSettler:
         """Re-sign a signed transaction with fees >= 125 % of its own and >= the current market fees."""
         fields = decode_tx(raw)
         account = self.account(fields.pop("from"))
-        fees = await self.fees(network)
+        fees = await self.fees(network, fresh=True)
         if "gasPrice" in fields:
             fields["gasPrice"] = max(_bumped(int(fields["gasPrice"])), fees.legacy_gas_price or fees.max_fee)
         else:
@@ -456,20 +456,21 @@ def decode_tx(raw: bytes) -> dict[str, Any]:
     from eth_account import Account
     from eth_account._utils.legacy_transactions import Transaction
     from eth_account.typed_transactions.typed_transaction import TypedTransaction
+    from eth_utils import to_checksum_address
     from hexbytes import HexBytes
 
     sender = Account.recover_transaction(raw)
     if raw[:1] == b"\x02":
         d = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
         out = {k: d[k] for k in ("chainId", "nonce", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas")}
-        out.update(type=2, to="0x" + bytes(d["to"]).hex(), data="0x" + bytes(d["data"]).hex())
+        out.update(type=2, to=to_checksum_address(bytes(d["to"])), data="0x" + bytes(d["data"]).hex())
         if d.get("accessList"):
             out["accessList"] = d["accessList"]
     else:
         d = Transaction.from_bytes(raw).as_dict()
         v = int(d["v"])
         out = {k: d[k] for k in ("nonce", "value", "gas", "gasPrice")}
-        out.update(to="0x" + bytes(d["to"]).hex(), data="0x" + bytes(d["data"]).hex())
+        out.update(to=to_checksum_address(bytes(d["to"])), data="0x" + bytes(d["data"]).hex())
         if v >= 35:
             out["chainId"] = (v - 35) // 2
     out["from"] = sender

@@ -65,6 +65,11 @@ class SignerLanes:
         self._turn[network] = turn + 1
         return options[turn % len(options)]
 
+    def any_left(self, adapter: ChainAdapter, network: str, skip: Iterable[str]) -> bool:
+        """True when a signer of ``network`` is not in ``skip``."""
+        skipped = set(skip)
+        return any(s not in skipped for s in self.signers(adapter, network))
+
     def out_of_gas(self, network: str, signer: str) -> None:
         """Count and log a signer that cannot pay gas."""
         log.error("signer_out_of_gas", network=network, signer=signer)

@@ -14,7 +14,7 @@ from risk.payment import RiskGate
 from x402.errors import DependencyError
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.facilitator.journal import Journal, JournalRow, payload_hash
-from x402.facilitator.lanes import NO_SIGNER, SignerLanes
+from x402.facilitator.lanes import SignerLanes
 from x402.logs import get_logger
 from x402.metrics import Metrics
 from x402.wire import reasons
@@ -376,7 +376,7 @@ class FacilitatorService:
         self.lanes.out_of_gas(network, exc.signer)
         self._count("settle", network, SignerOutOfGas.code)
         tried.add(signer)
-        if self.lanes.pick(adapter, network, tried) != NO_SIGNER:
+        if self.lanes.any_left(adapter, network, tried):
             return True
         await self.journal.forget_unsent(row_id)
         return False
