@@ -389,5 +389,6 @@ def test_signer_keys_settings_keep_the_single_key_setting() -> None:
     assert adapter.signers() == {"eip155:*": [evm.address_of(k) for k in (k0, k1, k2)]}
     only = load_settings({k: v for k, v in env.items() if k != "X402_EVM_SIGNER_KEYS"})
     single = create_adapter(only, list(only.networks))
-    assert single is not None and single.signers() == {"eip155:*": [evm.address_of(k0)]}
+    assert single is not None
+    assert single.signers() == {"eip155:*": [evm.address_of(k0)]}
     assert k1 not in repr(settings)
