@@ -456,7 +456,7 @@ def decode_tx(raw: bytes) -> dict[str, Any]:
     from eth_account import Account
     from eth_account._utils.legacy_transactions import Transaction
     from eth_account.typed_transactions.typed_transaction import TypedTransaction
-    from eth_utils import to_checksum_address
+    from eth_utils.address import to_checksum_address
     from hexbytes import HexBytes
 
     sender = Account.recover_transaction(raw)
