@@ -86,8 +86,6 @@ async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chai
     key, signer = await _signer(chain)
     payer_key = await evm.funded_payer(chain)
     pay_to = evm.address_of(evm.new_key())
-    valid_before = await _chain_time(chain) + 300
-    crashed = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 1_111), valid_before=valid_before)
     env = {
         "DATABASE_URL": database_url,
         "X402_EVM_SIGNER_KEY": key,
@@ -99,6 +97,10 @@ async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chai
     async with rpc_proxy(chain.rpc_url, {"eth_sendRawTransaction"}) as proxy:
         env["X402_NETWORKS"] = evm.networks_env(dataclasses.replace(chain, rpc_url=proxy.url))
         async with x402_serve(env=env, port=free_port()) as first, aiohttp.ClientSession() as session:
+            # short-lived, so that after the crash it expires by the wall clock and by the chain's
+            valid_before = int(time.time()) + 15
+            req = evm.requirements(chain, pay_to, 1_111)
+            crashed = evm.sign_payment(chain, payer_key, req, valid_before=valid_before)
             body = msgspec.json.encode(crashed.body())
             request = asyncio.ensure_future(
                 session.post(first.base_url + "/settle", data=body, headers={"Content-Type": "application/json"})
@@ -112,7 +114,8 @@ async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chai
     assert (row["status"], row["signer_nonce"]) == ("submitted", 0)
     assert row["raw_tx"] is not None
     assert await evm.rpc(chain.rpc_url, "eth_getTransactionByHash", row["tx_id"]) is None
-    await _expire(chain, 600)  # restart after the payment's validBefore
+    await asyncio.sleep(max(0.0, valid_before + 1 - time.time()))  # restart after the payment's validBefore
+    await _expire(chain, 600)
     assert await _chain_time(chain) > valid_before
 
     env["X402_NETWORKS"] = evm.networks_env(chain)
