@@ -17,12 +17,14 @@ import asyncpg
 import msgspec
 import pytest
 
+from chains.evm.adapter import EvmAdapter
 from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
 from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.rpcproxy import rpc_proxy
 from tests.harness.services import free_port
 from x402.app import create_app
+from x402.appkeys import CHAINS
 from x402.facilitator.reconciler import Reconciler
 from x402.facilitator.routes import FACILITATOR, RECONCILER
 
@@ -149,6 +151,7 @@ async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chai
     assert await evm.tx_count(chain, signer) == 4  # the gap nonce and three settlements, nothing else
     assert await evm.token_balance(chain, pay_to) == sum(amounts)  # the expired payment was never paid
     assert _metric(metrics, "x402_nonce_repairs_total", action="fill") == 1.0
+    assert (_metric(metrics, "x402_signer_nonce", signer=signer, source="mined") or 0) >= 1
 
 
 async def test_next_settlement_reuses_the_nonce_of_an_expired_unsent_one(
@@ -246,6 +249,36 @@ async def test_transaction_evicted_as_underpriced_is_replaced_with_a_gas_bump(
     assert await evm.token_balance(chain, pay_to) == amount
     metrics = await (await client.get("/metrics")).text()
     assert (_metric(metrics, "x402_nonce_repairs_total", action="gas_bump") or 0) >= 1
+
+
+async def test_fees_refused_at_broadcast_are_bumped_before_answering(
+    own_chain: DevChain, database_url: str, aiohttp_client: Any
+) -> None:
+    chain = own_chain
+    key, signer = await _signer(chain)
+    client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key, settle_timeout=20)))
+    adapter = client.server.app[CHAINS].find(chain.network)
+    assert isinstance(adapter, EvmAdapter)
+    payer_key = await evm.funded_payer(chain)
+    pay_to = evm.address_of(evm.new_key())
+    first = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 1))
+    assert (await (await client.post("/settle", json=first.body())).json())["success"] is True
+    # a stale fee estimate meets a base fee that jumped: the node refuses the signed transaction's fee cap
+    settler = adapter.settler
+    settler._fees[chain.network] = dataclasses.replace(settler._fees[chain.network], expires=time.monotonic() + 600)
+    await evm.rpc(chain.rpc_url, "anvil_setNextBlockBaseFeePerGas", hex(10**12))
+    await evm.rpc(chain.rpc_url, "evm_mine")
+    second = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 2))
+    out = await (await client.post("/settle", json=second.body())).json()
+    assert out["success"] is True, out
+    rows = await _rows(database_url)
+    assert rows[1]["tx_id"] == out["transaction"]
+    [refused] = rows[1]["replaced_tx_ids"]
+    assert await evm.rpc(chain.rpc_url, "eth_getTransactionByHash", refused) is None
+    assert await evm.tx_count(chain, signer) == 2
+    assert await evm.token_balance(chain, pay_to) == 3
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "x402_nonce_repairs_total", action="gas_bump") == 1.0
 
 
 async def test_stuck_transaction_is_bumped_and_reported(

@@ -198,7 +198,10 @@ class Journal:
         """Record the signed transaction before it is broadcast (crash-safe: the reconciler can resend it)."""
         await conn.execute(
             """UPDATE settlements SET status='submitted', tx_id=$2, raw_tx=$3, signer=$4, signer_nonce=$5,
-                      valid_until=$6, attempts=attempts+1, replaced_tx_ids='{}', sent_at=now(), updated_at=now()
+                      valid_until=$6, attempts=attempts+1, sent_at=now(), updated_at=now(),
+                      -- an earlier signed version stays on record: the chain may still take it
+                      replaced_tx_ids = CASE WHEN tx_id IS NULL OR tx_id = $2 THEN replaced_tx_ids
+                                             ELSE replaced_tx_ids || tx_id END
                WHERE id=$1""",
             row_id,
             prepared.tx_id,
