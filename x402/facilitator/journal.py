@@ -173,25 +173,25 @@ class Journal:
         return row_id
 
     @contextlib.asynccontextmanager
-    async def signer_slot(self, network: str, signer: str) -> AsyncIterator[tuple[Conn, int | None]]:
-        """Hold the signer lane's lock (in-process and across processes) and yield (conn, next nonce per journal).
+    async def signer_slot(self, network: str, signer: str) -> AsyncIterator[Conn]:
+        """Hold the signer lane's lock (in-process and across processes) and yield its transaction's connection.
 
-        The caller picks, prepares and records its transaction inside the block, so nonces never collide. The
-        journal's next nonce skips failed rows: a failed settlement whose nonce never reached the chain gives it back.
+        The caller picks, prepares and records its transaction inside the block, so nonces never collide.
         """
         lock = self._signer_locks.setdefault((network, signer), asyncio.Lock())
         async with lock, self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", f"{network}|{signer}")
-            last: int | None = await conn.fetchval(
-                """SELECT max(n) FROM (
-                       SELECT max(signer_nonce) AS n FROM settlements
-                        WHERE network=$1 AND signer=$2 AND status <> 'failed'
-                       UNION ALL
-                       SELECT max(nonce) FROM nonce_fills WHERE network=$1 AND signer=$2) AS t""",
-                network,
-                signer,
-            )
-            yield conn, (None if last is None else last + 1)
+            yield conn
+
+    @staticmethod
+    async def next_nonce(conn: Conn, network: str, signer: str) -> int | None:
+        """Highest journalled nonce of a lane + 1, failed rows left out (their nonce may never have been used)."""
+        last: int | None = await conn.fetchval(
+            "SELECT max(signer_nonce) FROM settlements WHERE network=$1 AND signer=$2 AND status <> 'failed'",
+            network,
+            signer,
+        )
+        return None if last is None else last + 1
 
     @staticmethod
     async def mark_submitted(conn: Conn, row_id: int, prepared: PreparedSettlement) -> None:

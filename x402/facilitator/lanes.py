@@ -85,10 +85,12 @@ class SignerLanes:
     async def reserve(self, row_id: int, ctx: PaymentContext, adapter: ChainAdapter, signer: str) -> PreparedSettlement:
         """Under the lane lock: pick the nonce, sign, and journal the transaction (committed before any broadcast)."""
         network = ctx.network
-        async with self.journal.signer_slot(network, signer) as (conn, floor):
-            nonce = floor
+        async with self.journal.signer_slot(network, signer) as conn:
+            nonce: int | None
             if isinstance(adapter, NonceLanes) and signer != NO_SIGNER:
                 nonce = await self._free_nonce(conn, adapter, network, signer, row_id)
+            else:
+                nonce = await Journal.next_nonce(conn, network, signer)
             prepared = await adapter.prepare_settlement(
                 ctx, nonce_floor=nonce, signer=None if signer == NO_SIGNER else signer
             )
@@ -235,7 +237,7 @@ class SignerLanes:
     ) -> tuple[LaneState, dict[str, int]]:
         """One pass over a lane: close consumed fills, fill or resend every gap, bump transactions stuck at the node."""
         done: dict[str, int] = {}
-        async with self.journal.signer_slot(network, signer) as (conn, _):
+        async with self.journal.signer_slot(network, signer) as conn:
             state = await adapter.lane_state(network, signer)
             for fill in await Journal.open_fills(conn, network, signer):
                 if fill.nonce >= state.mined:
