@@ -9,6 +9,7 @@ underpriced ones with higher fees. Every replacement and fill is journalled befo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from chains.base import (
@@ -35,6 +36,8 @@ MAX_REPAIRS = 64
 #: Prepare/broadcast rounds for one settlement (nonce taken meanwhile, fees refused).
 SEND_ATTEMPTS = 3
 NO_SIGNER = "none"
+#: A signer found out of gas is passed over this long while another one can settle.
+OUT_OF_GAS_COOLDOWN = 30.0
 
 
 class SignerLanes:
@@ -44,6 +47,7 @@ class SignerLanes:
         self.journal = journal
         self.metrics = metrics
         self._turn: dict[str, int] = {}
+        self._broke: dict[tuple[str, str], float] = {}
 
     # -- signers ---------------------------------------------------------------------------------------------
 
@@ -61,6 +65,9 @@ class SignerLanes:
         options = [s for s in self.signers(adapter, network) if s not in skipped]
         if not options:
             return NO_SIGNER
+        now = time.monotonic()
+        funded = [s for s in options if self._broke.get((network, s), 0.0) <= now]
+        options = funded or options  # when every signer looks broke, try them anyway (one may have been topped up)
         turn = self._turn.get(network, 0)
         self._turn[network] = turn + 1
         return options[turn % len(options)]
@@ -71,8 +78,9 @@ class SignerLanes:
         return any(s not in skipped for s in self.signers(adapter, network))
 
     def out_of_gas(self, network: str, signer: str) -> None:
-        """Count and log a signer that cannot pay gas."""
+        """Count and log a signer that cannot pay gas; round-robin passes it over for a while."""
         log.error("signer_out_of_gas", network=network, signer=signer)
+        self._broke[(network, signer)] = time.monotonic() + OUT_OF_GAS_COOLDOWN
         if self.metrics is not None:
             self.metrics.signer_out_of_gas.labels(network, signer).inc()
 
