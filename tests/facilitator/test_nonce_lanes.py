@@ -232,7 +232,8 @@ async def test_transaction_evicted_as_underpriced_is_replaced_with_a_gas_bump(
     assert await evm.rpc(chain.rpc_url, "eth_getTransactionByHash", original) is None
     reconciler: Reconciler = client.server.app[RECONCILER]
     done = await reconciler.run_once()
-    assert done.get("lane_gas_bump") == 1, done
+    # the lane pass or the row pass (whichever looks first) re-signs it with higher fees, once
+    assert done.get("lane_gas_bump", 0) + done.get("gas_bump", 0) == 1, done
     [row] = await _rows(database_url)
     assert row["tx_id"] != original
     assert list(row["replaced_tx_ids"]) == [original]

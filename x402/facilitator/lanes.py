@@ -36,6 +36,8 @@ MAX_REPAIRS = 64
 #: Prepare/broadcast rounds for one settlement (nonce taken meanwhile, fees refused).
 SEND_ATTEMPTS = 3
 NO_SIGNER = "none"
+#: A journalled transaction younger than this is on its way to the node from a live request: not resent.
+IN_FLIGHT_GRACE = 2.0
 #: A signer found out of gas is passed over this long while another one can settle.
 OUT_OF_GAS_COOLDOWN = 30.0
 
@@ -154,8 +156,8 @@ class SignerLanes:
                 self._count(network, "reuse")
                 log.warning("nonce_reused", network=network, signer=signer, nonce=nonce, dead=h.id, payment_id=row_id)
                 return nonce
-            if not await self._known(adapter, network, h):
-                await self._resend(adapter, network, signer, h)
+            if h.sent_age >= IN_FLIGHT_GRACE and not await self._known(adapter, network, h):
+                await self._resend(adapter, network, signer, h)  # lost by the node (or never sent): fill the gap
             nonce += 1
         return nonce
 
@@ -273,7 +275,7 @@ class SignerLanes:
                     action = await self._fill(adapter, network, signer, nonce, None)
                 elif await self._dead(adapter, network, h, state):
                     action = await self._fill(adapter, network, signer, nonce, h.id)
-                elif not await self._known(adapter, network, h):
+                elif h.sent_age >= IN_FLIGHT_GRACE and not await self._known(adapter, network, h):
                     action = await self._resend(adapter, network, signer, h)
                 if action is not None:
                     done[action] = done.get(action, 0) + 1
