@@ -9,6 +9,7 @@ underpriced ones with higher fees. Every replacement and fill is journalled befo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 
@@ -139,8 +140,11 @@ class SignerLanes:
 
     async def _free_nonce(self, conn: Conn, adapter: NonceLanes, network: str, signer: str, row_id: int) -> int:
         """The lowest nonce neither at the node nor held by a live journal entry (a dead settlement's is reused)."""
-        state = await adapter.lane_state(network, signer)
-        held = await Journal.held(conn, network, signer, state.mined)
+        # the node and the journal are asked at once (open rows of a lane are few: those in flight)
+        state, open_rows = await asyncio.gather(
+            adapter.lane_state(network, signer), Journal.held(conn, network, signer, 0)
+        )
+        held = {n: h for n, h in open_rows.items() if n >= state.mined}
         nonce = state.pending
         while nonce in held:
             h = held[nonce]
