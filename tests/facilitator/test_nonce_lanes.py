@@ -203,6 +203,41 @@ async def test_next_settlement_reuses_the_nonce_of_an_expired_unsent_one(
     assert await _rows(database_url, "SELECT * FROM nonce_fills") == []
 
 
+async def test_unsent_transaction_still_valid_is_sent_by_the_reconciler(
+    own_chain: DevChain, database_url: str, aiohttp_client: Any
+) -> None:
+    """Restart before expiry: the journalled transaction itself is sent, exactly once, and its nonce is not reused."""
+    chain = own_chain
+    key, signer = await _signer(chain)
+    client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key)))
+    service = client.server.app[FACILITATOR]
+    payer_key = await evm.funded_payer(chain)
+    pay_to = evm.address_of(evm.new_key())
+    crashed = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 55))
+    routed = service.route(crashed.payload, crashed.requirements)
+    row_id = await service.journal.claim(
+        routed.adapter.replay_key(routed.ctx),
+        digest=b"y" * 32,
+        pay_to=pay_to,
+        amount=55,
+        x402_version=2,
+        payload=dict(routed.ctx.payload),
+        requirements=msgspec.to_builtins(routed.ctx.requirements),
+    )
+    assert row_id is not None
+    prepared = await service.lanes.reserve(row_id, routed.ctx, routed.adapter, signer)
+    reconciler: Reconciler = client.server.app[RECONCILER]
+    await reconciler.run_once()
+    await reconciler.run_once()
+    [row] = await _rows(database_url)
+    assert (row["status"], row["tx_id"], row["signer_nonce"]) == ("confirmed", prepared.tx_id, 0)
+    later = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 5))
+    assert (await (await client.post("/settle", json=later.body())).json())["success"] is True
+    assert [r["signer_nonce"] for r in await _rows(database_url)] == [0, 1]
+    assert await evm.tx_count(chain, signer) == 2
+    assert await evm.token_balance(chain, pay_to) == 60
+
+
 async def _pending_settlement(chain: DevChain, database_url: str, aiohttp_client: Any) -> tuple[Any, str, str, int]:
     """Settle one payment with mining stopped: it answers settlement_pending and its tx waits in the pool."""
     key, signer = await _signer(chain)
