@@ -238,6 +238,62 @@ async def test_unsent_transaction_still_valid_is_sent_by_the_reconciler(
     assert await evm.token_balance(chain, pay_to) == 60
 
 
+async def test_gap_the_signer_cannot_fill_is_reported_then_repaired(
+    own_chain: DevChain, database_url: str, aiohttp_client: Any
+) -> None:
+    """A settlement queued behind a dead nonce while the signer has no gas: stuck with reasons, then repaired."""
+    chain = own_chain
+    key, signer = await _signer(chain)
+    settings = evm.chain_settings(chain, database_url, key, settle_timeout=0.5, settle_stuck_after=0)
+    client = await aiohttp_client(create_app(settings))
+    service = client.server.app[FACILITATOR]
+    payer_key = await evm.funded_payer(chain)
+    pay_to = evm.address_of(evm.new_key())
+    now = await _chain_time(chain)
+    dead = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 7), valid_before=now + 60)
+    routed = service.route(dead.payload, dead.requirements)
+    dead_id = await service.journal.claim(
+        routed.adapter.replay_key(routed.ctx),
+        digest=b"z" * 32,
+        pay_to=pay_to,
+        amount=7,
+        x402_version=2,
+        payload=dict(routed.ctx.payload),
+        requirements=msgspec.to_builtins(routed.ctx.requirements),
+    )
+    assert dead_id is not None
+    await service.lanes.reserve(dead_id, routed.ctx, routed.adapter, signer)  # nonce 0, never broadcast
+    queued = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 8), valid_before=now + 3600)
+    out = await (await client.post("/settle", json=queued.body())).json()
+    assert out["errorReason"] == "settlement_pending", out  # nonce 1 waits behind nonce 0
+    await _expire(chain, 120)
+    await evm.rpc(chain.rpc_url, "anvil_setBalance", signer, "0x0")
+    reconciler: Reconciler = client.server.app[RECONCILER]
+    done = await reconciler.run_once()
+    assert done.get("lane_signer_out_of_gas", 0) >= 1, done
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "x402_settlement_stuck", network=chain.network, reason="expired_unsent") == 1.0
+    queued_reasons = {
+        r: _metric(metrics, "x402_settlement_stuck", network=chain.network, reason=r)
+        for r in ("nonce_gap", "signer_out_of_gas")
+    }
+    assert sum(v or 0 for v in queued_reasons.values()) == 1.0, queued_reasons
+    assert (_metric(metrics, "x402_signer_out_of_gas_total", network=chain.network, signer=signer) or 0) >= 1
+    assert [r["status"] for r in await _rows(database_url)] == ["pending", "pending"]
+
+    await evm.fund_eth(chain, signer)  # the operator tops the signer up
+    for _ in range(3):
+        await reconciler.run_once()
+    rows = await _rows(database_url)
+    assert [(r["status"], r["signer_nonce"]) for r in rows] == [("failed", 0), ("confirmed", 1)]
+    [fill] = await _rows(database_url, "SELECT * FROM nonce_fills")
+    assert (fill["nonce"], fill["status"]) == (0, "confirmed")
+    assert await evm.tx_count(chain, signer) == 2
+    assert await evm.token_balance(chain, pay_to) == 8
+    metrics = await (await client.get("/metrics")).text()
+    assert _metric(metrics, "x402_settlement_stuck", network=chain.network, reason="expired_unsent") is None
+
+
 async def _pending_settlement(chain: DevChain, database_url: str, aiohttp_client: Any) -> tuple[Any, str, str, int]:
     """Settle one payment with mining stopped: it answers settlement_pending and its tx waits in the pool."""
     key, signer = await _signer(chain)
@@ -462,3 +518,5 @@ def test_signer_keys_settings_keep_the_single_key_setting() -> None:
     assert single is not None
     assert single.signers() == {"eip155:*": [evm.address_of(k0)]}
     assert k1 not in repr(settings)
+    assert settings.settle_stuck_after == 120.0
+    assert load_settings({"X402_SETTLE_STUCK_AFTER": "30"}).settle_stuck_after == 30.0
