@@ -346,10 +346,11 @@ class Journal:
         )
 
     async def mark(self, row_id: int, status: str, reason: str | None = None, message: str | None = None) -> None:
-        """Move a row to a new status (never away from confirmed)."""
+        """Move a row to a new status (never away from confirmed; a failed row can only become confirmed)."""
+        # a failed row's nonce may already belong to another settlement: it must not become open again
         await self.pool.execute(
             """UPDATE settlements SET status=$2, error_reason=$3, error_message=$4, updated_at=now()
-               WHERE id=$1 AND status <> 'confirmed'""",
+               WHERE id=$1 AND status <> 'confirmed' AND (status <> 'failed' OR $2 IN ('failed', 'confirmed'))""",
             row_id,
             status,
             reason,
