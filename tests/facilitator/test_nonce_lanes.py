@@ -238,6 +238,46 @@ async def test_unsent_transaction_still_valid_is_sent_by_the_reconciler(
     assert await evm.token_balance(chain, pay_to) == 60
 
 
+async def test_nonce_taken_by_another_transaction_is_signed_again_while_valid(
+    own_chain: DevChain, database_url: str, aiohttp_client: Any
+) -> None:
+    """The signer key used elsewhere took the journalled nonce: the still valid payment is re-signed, paid once."""
+    from eth_account import Account
+
+    chain = own_chain
+    key, signer = await _signer(chain)
+    client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key)))
+    service = client.server.app[FACILITATOR]
+    payer_key = await evm.funded_payer(chain)
+    pay_to = evm.address_of(evm.new_key())
+    payment = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 66))
+    routed = service.route(payment.payload, payment.requirements)
+    row_id = await service.journal.claim(
+        routed.adapter.replay_key(routed.ctx),
+        digest=b"w" * 32,
+        pay_to=pay_to,
+        amount=66,
+        x402_version=2,
+        payload=dict(routed.ctx.payload),
+        requirements=msgspec.to_builtins(routed.ctx.requirements),
+    )
+    assert row_id is not None
+    first = await service.lanes.reserve(row_id, routed.ctx, routed.adapter, signer)
+    other = Account.from_key(key).sign_transaction(
+        {"chainId": chain.chain_id, "nonce": 0, "to": signer, "value": 0, "gas": 21_000, "gasPrice": 10**10}
+    )
+    await evm.rpc(chain.rpc_url, "eth_sendRawTransaction", "0x" + bytes(other.raw_transaction).hex())
+    assert await evm.tx_count(chain, signer) == 1
+    reconciler: Reconciler = client.server.app[RECONCILER]
+    done = await reconciler.run_once()
+    assert done.get("resigned") == 1, done
+    [row] = await _rows(database_url)
+    assert (row["status"], row["signer_nonce"]) == ("confirmed", 1)
+    assert first.tx_id in list(row["replaced_tx_ids"])
+    assert await evm.token_balance(chain, pay_to) == 66
+    assert await evm.tx_count(chain, signer) == 2
+
+
 async def test_gap_the_signer_cannot_fill_is_reported_then_repaired(
     own_chain: DevChain, database_url: str, aiohttp_client: Any
 ) -> None:

@@ -68,7 +68,7 @@ class Reconciler:
                 log.exception("reconcile_error", payment_id=row.id)
                 action = "error"
             done[action] = done.get(action, 0) + 1
-            if action in ("confirmed", "failed", "expired", "abandoned", "sent", "no_adapter"):
+            if action in ("confirmed", "failed", "expired", "abandoned", "sent", "resigned", "no_adapter"):
                 continue
             oldest[row.network] = max(oldest.get(row.network, 0.0), row.age)
             if row.age >= self.stuck_after:
@@ -184,6 +184,14 @@ class Reconciler:
             )
             return "expired"
         state = await self._lane_state(adapter, row)
+        if row.signer_nonce < state.mined and row.valid_until is not None and state.chain_time < row.valid_until:
+            # another transaction took the nonce (the key used elsewhere): still payable, so sign it again
+            outcome = await adapter.verify(context_from_row(row), simulate=True)
+            if not outcome.is_valid:
+                await self.journal.mark(row.id, "failed", outcome.reason, "its nonce was used by another transaction")
+                return "failed"
+            await self.service._execute(row.id, context_from_row(row), adapter, row.network, outcome.payer)
+            return "resigned"
         if row.signer_nonce < state.mined:
             # something else consumed the nonce (a fill, or a settlement that reused it): this one never will land
             await self.journal.mark(
