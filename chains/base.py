@@ -142,6 +142,35 @@ class NonceTooLow(ChainRejected):
     code = "nonce_too_low"
 
 
+class Underpriced(ChainRejected):
+    """broadcast: the node refuses the transaction's fees (below the base fee, or too low to replace); bump them."""
+
+    code = "transaction_underpriced"
+
+
+class SignerOutOfGas(ChainRejected):
+    """The facilitator's signer cannot pay the gas of a settlement (its native balance is too low): 503."""
+
+    status = 503
+    code = "signer_out_of_gas"
+    title = "Facilitator signer out of gas"
+
+    def __init__(self, detail: str | None = None, *, network: str, signer: str, **extra: Any) -> None:
+        super().__init__(detail, network=network, signer=signer, **extra)
+        self.dependency = f"signer:{network}"
+        self.extra["dependency"] = self.dependency
+        self.signer = signer
+
+
+@dataclass(frozen=True, slots=True)
+class LaneState:
+    """A signer's nonce lane as the node sees it."""
+
+    mined: int  # eth_getTransactionCount "latest": every nonce below is consumed on chain
+    pending: int  # eth_getTransactionCount "pending": the first nonce the node holds no transaction for
+    chain_time: int  # timestamp of the latest block (authorizations expire by chain time)
+
+
 @runtime_checkable
 class ChainAdapter(Protocol):
     """A chain family plug-in: verifies, settles and inspects payments on its networks."""
@@ -168,8 +197,10 @@ class ChainAdapter(Protocol):
         """The unique key of this payment for the replay ledger."""
         ...
 
-    async def prepare_settlement(self, ctx: PaymentContext, *, nonce_floor: int | None = None) -> PreparedSettlement:
-        """Build and sign the settlement transaction (no broadcast)."""
+    async def prepare_settlement(
+        self, ctx: PaymentContext, *, nonce_floor: int | None = None, signer: str | None = None
+    ) -> PreparedSettlement:
+        """Build and sign the settlement transaction (no broadcast); ``signer`` picks one of ``signers()``."""
         ...
 
     async def broadcast(self, network: str, prepared: PreparedSettlement) -> None:
@@ -190,4 +221,27 @@ class ChainAdapter(Protocol):
 
     async def close(self) -> None:
         """Release clients and sessions."""
+        ...
+
+
+@runtime_checkable
+class NonceLanes(ChainAdapter, Protocol):
+    """An account-nonce chain adapter (EVM) with what it takes to leave no reserved signer nonce unused on chain."""
+
+    async def lane_state(self, network: str, signer: str) -> LaneState:
+        """The signer's mined and pending nonces and the chain's time."""
+        ...
+
+    async def tx_known(self, network: str, tx_id: str) -> bool:
+        """True when the node knows the transaction (in its pool or mined)."""
+        ...
+
+    async def prepare_fill(
+        self, network: str, signer: str, nonce: int, *, above: bytes | None = None
+    ) -> PreparedSettlement:
+        """A signed zero-value self-transfer at ``nonce`` (fees above those of the signed tx ``above``, if given)."""
+        ...
+
+    async def prepare_bump(self, network: str, raw: bytes) -> PreparedSettlement:
+        """The same signed transaction (same nonce, same call) re-signed with fees a node takes as a replacement."""
         ...

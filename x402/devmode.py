@@ -53,6 +53,7 @@ async def forget_previous_dev_chain(database_url: str) -> int:
     try:
         status = await conn.execute("DELETE FROM settlements WHERE network = $1", DEV_NETWORK)
         await conn.execute("DELETE FROM verified_transactions WHERE network = $1", DEV_NETWORK)
+        await conn.execute("DELETE FROM nonce_fills WHERE network = $1", DEV_NETWORK)
     finally:
         await conn.close()
     return int(status.split()[-1])

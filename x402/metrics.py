@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -18,6 +18,11 @@ class Metrics:
     requests: Counter
     latency: Histogram
     payments: Counter
+    signer_out_of_gas: Counter
+    nonce_repairs: Counter
+    settlements_stuck: Gauge
+    oldest_open_settlement: Gauge
+    signer_nonce: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -40,6 +45,36 @@ class Metrics:
             ),
             payments=Counter(
                 "x402_payments_total", "Verify and settle outcomes", ["op", "network", "outcome"], registry=reg
+            ),
+            signer_out_of_gas=Counter(
+                "x402_signer_out_of_gas_total",
+                "Settlement transactions a facilitator signer could not pay gas for",
+                ["network", "signer"],
+                registry=reg,
+            ),
+            nonce_repairs=Counter(
+                "x402_nonce_repairs_total",
+                "Signer nonce lane repairs: reuse of a dead nonce, fill, rebroadcast, gas bump",
+                ["network", "action"],
+                registry=reg,
+            ),
+            settlements_stuck=Gauge(
+                "x402_settlement_stuck",
+                "Open settlements older than X402_SETTLE_STUCK_AFTER, by the reason they are still open",
+                ["network", "reason"],
+                registry=reg,
+            ),
+            oldest_open_settlement=Gauge(
+                "x402_settlement_oldest_pending_seconds",
+                "Age of the oldest open (submitted or pending) settlement",
+                ["network"],
+                registry=reg,
+            ),
+            signer_nonce=Gauge(
+                "x402_signer_nonce",
+                "A signer lane's nonce: mined and pending on chain, next free per journal",
+                ["network", "signer", "source"],
+                registry=reg,
             ),
         )
 

@@ -58,12 +58,14 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: default_data_dir())
     networks: tuple[NetworkConfig, ...] = ()
     evm_signer_key: str | None = field(default=None, repr=False)
+    evm_signer_keys: tuple[str, ...] = field(default=(), repr=False)
     svm_fee_payer_keys: tuple[str, ...] = field(default=(), repr=False)
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path | None = None
     rpc_timeout: float = 5.0
     settle_timeout: float = 30.0
     reconcile_interval: float = 15.0
+    settle_stuck_after: float = 120.0
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     dev: bool = False
@@ -233,12 +235,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         data_dir=data_dir,
         networks=networks,
         evm_signer_key=_read_secret(env, "X402_EVM_SIGNER_KEY"),
+        evm_signer_keys=_split_keys(_read_secret(env, "X402_EVM_SIGNER_KEYS")),
         svm_fee_payer_keys=_split_keys(_read_secret(env, "X402_SVM_FEE_PAYER_KEYS")),
         master_key=_read_secret(env, "X402_MASTER_KEY"),
         master_key_file=Path(mkf) if mkf else None,
         rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),
         settle_timeout=_float(env, "X402_SETTLE_TIMEOUT", 30.0),
         reconcile_interval=_float(env, "X402_RECONCILE_INTERVAL", 15.0),
+        settle_stuck_after=_float(env, "X402_SETTLE_STUCK_AFTER", 120.0),
         max_header_bytes=_int(env, "X402_MAX_HEADER_BYTES", 16 * 1024),
         max_body_bytes=_int(env, "X402_MAX_BODY_BYTES", 1024 * 1024),
         dev=_bool(env, "X402_DEV", False),

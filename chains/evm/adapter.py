@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 
 from chains.base import (
     Confirmation,
+    LaneState,
     PaymentContext,
     PaymentStatus,
     PreparedSettlement,
@@ -49,28 +50,44 @@ class EvmAdapter:
 
     name = "evm"
 
-    def __init__(self, nets: Sequence[NetworkConfig], *, signer_key: str | None, rpc_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        nets: Sequence[NetworkConfig],
+        *,
+        signer_key: str | None = None,
+        signer_keys: Sequence[str] = (),
+        rpc_timeout: float = 5.0,
+    ) -> None:
         self._nets = {n.network: n for n in nets}
         self._pools = {n.network: RpcPool(n.network, n.rpc_urls, timeout=rpc_timeout) for n in nets}
-        account: LocalAccount | None = None
-        if signer_key:
+        accounts: list[LocalAccount] = []
+        for i, key in enumerate(([signer_key] if signer_key else []) + list(signer_keys)):
             try:
-                account = Account.from_key(signer_key)
+                account = Account.from_key(key)
             except (ValueError, TypeError):
-                raise ConfigError("X402_EVM_SIGNER_KEY is not a valid secp256k1 private key") from None
+                raise ConfigError(f"EVM signer key #{i + 1} is not a valid secp256k1 private key") from None
+            if all(a.address != account.address for a in accounts):
+                accounts.append(account)
+        if accounts:
             _check_ecc_backend()
-        self._signer = account.address if account is not None else None
+        self._signers = [a.address for a in accounts]
+        self._signer = self._signers[0] if self._signers else None
         self.verifier = EvmVerifier(self._nets, self._pools, self._signer or _NO_SIGNER_SENDER)
-        self.settler = EvmSettler(self.verifier, self._pools, account)
+        self.settler = EvmSettler(self.verifier, self._pools, accounts)
         self._chain_checked: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"EvmAdapter(networks={list(self._nets)}, signer={self._signer})"
+        return f"EvmAdapter(networks={list(self._nets)}, signers={self._signers})"
 
     @property
     def signer_address(self) -> str | None:
-        """The facilitator's settlement address, or None when no signer key is configured."""
+        """The facilitator's first settlement address, or None when no signer key is configured."""
         return self._signer
+
+    @property
+    def signer_addresses(self) -> list[str]:
+        """Every settlement address, in configuration order (each has its own nonce lane per network)."""
+        return list(self._signers)
 
     def pool(self, network: str) -> RpcPool:
         """The RPC pool of a configured network."""
@@ -93,8 +110,8 @@ class EvmAdapter:
         return kinds
 
     def signers(self) -> dict[str, list[str]]:
-        """``{"eip155:*": [signer]}`` (empty without a signer)."""
-        return {"eip155:*": [self._signer]} if self._signer else {}
+        """``{"eip155:*": [signer, ...]}`` (empty without a signer)."""
+        return {"eip155:*": list(self._signers)} if self._signers else {}
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
         """x402-spec §4.4 checks; invalid payments are values, RPC trouble raises ChainUnavailable/ChainRejected."""
@@ -112,9 +129,29 @@ class EvmAdapter:
             str(auth.get("nonce", "")).lower(),
         )
 
-    async def prepare_settlement(self, ctx: PaymentContext, *, nonce_floor: int | None = None) -> PreparedSettlement:
+    async def prepare_settlement(
+        self, ctx: PaymentContext, *, nonce_floor: int | None = None, signer: str | None = None
+    ) -> PreparedSettlement:
         """Sign the settlement (nonce = max(floor, pending count)); raises SettlementRejected if it would revert."""
-        return await self.settler.prepare(ctx, nonce_floor)
+        return await self.settler.prepare(ctx, nonce_floor, signer)
+
+    async def lane_state(self, network: str, signer: str) -> LaneState:
+        """The signer's mined/pending nonces and the chain time."""
+        return await self.settler.lane_state(network, signer)
+
+    async def tx_known(self, network: str, tx_id: str) -> bool:
+        """The node knows this transaction."""
+        return await self.settler.tx_known(network, tx_id)
+
+    async def prepare_fill(
+        self, network: str, signer: str, nonce: int, *, above: bytes | None = None
+    ) -> PreparedSettlement:
+        """A signed zero-value self-transfer that consumes ``nonce``."""
+        return await self.settler.prepare_fill(network, signer, nonce, above=above)
+
+    async def prepare_bump(self, network: str, raw: bytes) -> PreparedSettlement:
+        """The signed transaction again with higher fees (same nonce)."""
+        return await self.settler.prepare_bump(network, raw)
 
     async def broadcast(self, network: str, prepared: PreparedSettlement) -> None:
         """Send the signed transaction; re-sending the same one is harmless."""
@@ -169,4 +206,9 @@ def create_adapter(settings: Settings, nets: list[NetworkConfig]) -> EvmAdapter 
     evm_nets = [n for n in nets if n.family == "eip155"]
     if not evm_nets:
         return None
-    return EvmAdapter(evm_nets, signer_key=settings.evm_signer_key, rpc_timeout=settings.rpc_timeout)
+    return EvmAdapter(
+        evm_nets,
+        signer_key=settings.evm_signer_key,
+        signer_keys=settings.evm_signer_keys,
+        rpc_timeout=settings.rpc_timeout,
+    )

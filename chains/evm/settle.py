@@ -13,12 +13,15 @@ from eth_account.signers.local import LocalAccount
 
 from chains.base import (
     Confirmation,
+    LaneState,
     NonceTooLow,
     PaymentContext,
     PreparedSettlement,
     SettlementRejected,
+    SignerOutOfGas,
     TxCheck,
     TxVerification,
+    Underpriced,
     VerifyOutcome,
 )
 from chains.evm.eip712 import domain_separator
@@ -56,6 +59,23 @@ AMOUNT_TOO_LOW: Final = "amount_too_low"
 INSUFFICIENT_CONFIRMATIONS: Final = "insufficient_confirmations"
 
 _ALREADY_KNOWN: Final = ("already known", "known transaction", "already imported", "alreadyknown", "already exists")
+#: Node answers meaning the sender cannot pay gas * price + value (geth, anvil, erigon, nethermind spellings).
+_NO_FUNDS: Final = ("insufficient funds", "insufficient balance for transfer", "sender doesn't have enough funds")
+#: Node answers meaning the fees are too low: below the base fee, or too low to replace the pooled transaction.
+_UNDERPRICED: Final = ("underpriced", "less than block base fee", "fee cap less than", "fee too low")
+#: A replacement pays at least this much more (geth's pool asks for +10 % on both the fee cap and the tip).
+BUMP_PERCENT: Final = 125
+SELF_TRANSFER_GAS: Final = 21_000
+
+
+def is_out_of_funds(message: str) -> bool:
+    """True when a node's error says the sender cannot pay for gas."""
+    low = message.lower()
+    return any(k in low for k in _NO_FUNDS)
+
+
+def _bumped(old: int) -> int:
+    return old * BUMP_PERCENT // 100 + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +93,34 @@ def _int(value: Any) -> int:
 class EvmSettler:
     """Prepares, broadcasts and confirms settlements from one local signer; reads receipts for tx-id checks."""
 
-    def __init__(self, verifier: EvmVerifier, pools: Mapping[str, RpcPool], account: LocalAccount | None) -> None:
+    def __init__(
+        self, verifier: EvmVerifier, pools: Mapping[str, RpcPool], accounts: LocalAccount | list[LocalAccount] | None
+    ) -> None:
         self.verifier = verifier
         self.pools = pools
-        self._account = account
+        if accounts is None:
+            accounts = []
+        elif not isinstance(accounts, list):
+            accounts = [accounts]
+        self._accounts = {a.address.lower(): a for a in accounts}
+        self._account = accounts[0] if accounts else None
         self._fees: dict[str, _Fees] = {}
 
     def __repr__(self) -> str:
-        return f"EvmSettler(signer={None if self._account is None else self._account.address})"
+        return f"EvmSettler(signers={[a.address for a in self._accounts.values()]})"
+
+    def account(self, signer: str | None) -> LocalAccount:
+        """The local account of a signer address (the first one when None); ConfigError when there is none."""
+        from x402.errors import ConfigError
+
+        if signer is None:
+            if self._account is None:
+                raise ConfigError("no EVM signer key is configured (X402_EVM_SIGNER_KEYS)")
+            return self._account
+        account = self._accounts.get(signer.lower())
+        if account is None:
+            raise ConfigError(f"{signer} is not one of the configured EVM signer keys")
+        return account
 
     def _pool(self, network: str) -> RpcPool:
         pool = self.pools.get(network)
@@ -96,11 +136,11 @@ class EvmSettler:
 
     # -- prepare -----------------------------------------------------------------------------------------------
 
-    async def fees(self, network: str) -> _Fees:
+    async def fees(self, network: str, *, fresh: bool = False) -> _Fees:
         """EIP-1559 fees (2 x base fee + tip), or a legacy gas price on chains without a base fee; cached briefly."""
         hit = self._fees.get(network)
         now = time.monotonic()
-        if hit is not None and hit.expires > now:
+        if hit is not None and hit.expires > now and not fresh:
             return hit
         block, tip = await asyncio.gather(
             self._rpc(network, "eth_getBlockByNumber", ["latest", False]),
@@ -116,13 +156,11 @@ class EvmSettler:
         self._fees[network] = fees
         return fees
 
-    async def prepare(self, ctx: PaymentContext, nonce_floor: int | None) -> PreparedSettlement:
+    async def prepare(
+        self, ctx: PaymentContext, nonce_floor: int | None, signer_address: str | None = None
+    ) -> PreparedSettlement:
         """A signed transferWithAuthorization; raises SettlementRejected when its gas estimate reverts."""
-        account = self._account
-        if account is None:
-            from x402.errors import ConfigError
-
-            raise ConfigError("no EVM signer key is configured (X402_EVM_SIGNER_KEY)")
+        account = self.account(signer_address)
         auth = parse_authorization(ctx.payload)
         if isinstance(auth, VerifyOutcome):
             raise SettlementRejected(auth.reason or reasons.INVALID_PAYLOAD, auth.message, auth.payer)
@@ -139,12 +177,17 @@ class EvmSettler:
             # the transfer then carries the wallet's inner signature and takes the next signer nonce
             nonce_floor = await self._deploy_wallet(network, account, wrapped[0], wrapped[1], nonce_floor, auth)
         try:
-            count, fees, estimate = await asyncio.gather(
+            count, fees, estimate, balance = await asyncio.gather(
                 self._pool(network).call("eth_getTransactionCount", [signer, "pending"]),
                 self.fees(network),
                 self._pool(network).call("eth_estimateGas", [call_params(req.asset, data, signer)]),
+                self._pool(network).call("eth_getBalance", [signer, "pending"]),
             )
         except RpcError as exc:
+            if is_out_of_funds(exc.message):
+                raise SignerOutOfGas(
+                    f"the facilitator signer cannot pay gas: {exc.message}", network=network, signer=signer
+                ) from None
             if not exc.is_revert:
                 raise ChainRejected(f"preparing the settlement failed: {exc.message}", network=network) from None
             reason, message = await self.verifier.diagnose(network, req.asset, auth, req.extra, exc)
@@ -153,10 +196,8 @@ class EvmSettler:
         gas = _int(estimate) * (100 + GAS_MARGIN_PERCENT) // 100
         tx: dict[str, Any] = {"chainId": chain_id, "nonce": nonce, "to": req.asset, "value": 0, "data": hexdata(data)}
         tx["gas"] = gas
-        if fees.legacy_gas_price is not None:
-            tx["gasPrice"] = fees.legacy_gas_price
-        else:
-            tx.update(type=2, maxFeePerGas=fees.max_fee, maxPriorityFeePerGas=fees.priority_fee)
+        _set_fees(tx, fees.legacy_gas_price, fees.max_fee, fees.priority_fee)
+        self._check_funds(network, signer, tx, _int(balance))
         signed = account.sign_transaction(tx)
         return PreparedSettlement(
             tx_id="0x" + bytes(signed.hash).hex(),
@@ -210,6 +251,78 @@ class EvmSettler:
         log.info("erc6492 wallet %s deployed in %s", auth.from_, prepared.tx_id)
         return nonce + 1
 
+    @staticmethod
+    def _check_funds(network: str, signer: str, tx: Mapping[str, Any], balance: int) -> None:
+        """Refuse to sign what the node would refuse: gas limit x fee cap + value above the signer's balance."""
+        need = int(tx["gas"]) * int(tx.get("maxFeePerGas", tx.get("gasPrice", 0))) + int(tx.get("value", 0))
+        if balance < need:
+            raise SignerOutOfGas(
+                f"the facilitator signer {signer} holds {balance} wei, the transaction needs up to {need}",
+                network=network,
+                signer=signer,
+            )
+
+    # -- nonce lanes -------------------------------------------------------------------------------------------
+
+    async def lane_state(self, network: str, signer: str) -> LaneState:
+        """Mined and pending transaction counts of ``signer`` and the latest block's timestamp."""
+        pool = self._pool(network)
+        mined, pending, block = await asyncio.gather(
+            pool.call("eth_getTransactionCount", [signer, "latest"]),
+            pool.call("eth_getTransactionCount", [signer, "pending"]),
+            pool.call("eth_getBlockByNumber", ["latest", False]),
+        )
+        stamp = block.get("timestamp") if isinstance(block, dict) else None
+        return LaneState(_int(mined), _int(pending), _int(stamp) if stamp is not None else int(time.time()))
+
+    async def tx_known(self, network: str, tx_id: str) -> bool:
+        """eth_getTransactionByHash answers something."""
+        return await self._pool(network).call("eth_getTransactionByHash", [tx_id]) is not None
+
+    async def _signed(self, network: str, account: LocalAccount, tx: dict[str, Any], nonce: int) -> PreparedSettlement:
+        balance = _int(await self._pool(network).call("eth_getBalance", [account.address, "pending"]))
+        self._check_funds(network, account.address, tx, balance)
+        signed = account.sign_transaction(tx)
+        return PreparedSettlement(
+            tx_id="0x" + bytes(signed.hash).hex(),
+            raw=bytes(signed.raw_transaction),
+            signer=account.address,
+            signer_nonce=nonce,
+        )
+
+    async def prepare_fill(
+        self, network: str, signer: str, nonce: int, *, above: bytes | None = None
+    ) -> PreparedSettlement:
+        """A zero-value transfer from the signer to itself at ``nonce`` (it consumes the nonce and nothing else)."""
+        account = self.account(signer)
+        fees = await self.fees(network, fresh=True)
+        tx: dict[str, Any] = {
+            "chainId": evm_chain_id(network),
+            "nonce": nonce,
+            "to": account.address,
+            "value": 0,
+            "gas": SELF_TRANSFER_GAS,
+        }
+        max_fee, tip, legacy = fees.max_fee, fees.priority_fee, fees.legacy_gas_price
+        if above is not None:
+            old = decode_fees(above)
+            max_fee, tip = max(max_fee, _bumped(old[0])), max(tip, _bumped(old[1]))
+            legacy = None if legacy is None else max(legacy, _bumped(old[0]))
+        _set_fees(tx, legacy, max_fee, tip)
+        return await self._signed(network, account, tx, nonce)
+
+    async def prepare_bump(self, network: str, raw: bytes) -> PreparedSettlement:
+        """Re-sign a signed transaction with fees >= 125 % of its own and >= the current market fees."""
+        fields = decode_tx(raw)
+        account = self.account(fields.pop("from"))
+        fees = await self.fees(network, fresh=True)
+        if "gasPrice" in fields:
+            fields["gasPrice"] = max(_bumped(int(fields["gasPrice"])), fees.legacy_gas_price or fees.max_fee)
+        else:
+            fields["maxFeePerGas"] = max(_bumped(int(fields["maxFeePerGas"])), fees.max_fee)
+            fields["maxPriorityFeePerGas"] = max(_bumped(int(fields["maxPriorityFeePerGas"])), fees.priority_fee)
+        return await self._signed(network, account, fields, int(fields["nonce"]))
+
     # -- broadcast ---------------------------------------------------------------------------------------------
 
     async def broadcast(self, network: str, prepared: PreparedSettlement) -> None:
@@ -226,6 +339,12 @@ class EvmSettler:
                 raise NonceTooLow(
                     f"signer nonce {prepared.signer_nonce} was used by another transaction", network=network
                 ) from None
+            if is_out_of_funds(msg):
+                raise SignerOutOfGas(
+                    f"the facilitator signer cannot pay gas: {exc.message}", network=network, signer=prepared.signer
+                ) from None
+            if any(k in msg for k in _UNDERPRICED):
+                raise Underpriced(f"eth_sendRawTransaction refused the fees: {exc.message}", network=network) from None
             raise ChainRejected(f"eth_sendRawTransaction failed: {exc.message}", network=network) from None
         if isinstance(answer, str) and answer.lower() != prepared.tx_id.lower():
             log.error("node reported tx hash %s for prepared %s", answer, prepared.tx_id)
@@ -323,6 +442,47 @@ class EvmSettler:
             reason=None if verified else INSUFFICIENT_CONFIRMATIONS,
             block=block,
         )
+
+
+def _set_fees(tx: dict[str, Any], legacy: int | None, max_fee: int, tip: int) -> None:
+    if legacy is not None:
+        tx["gasPrice"] = legacy
+    else:
+        tx.update(type=2, maxFeePerGas=max_fee, maxPriorityFeePerGas=tip)
+
+
+def decode_tx(raw: bytes) -> dict[str, Any]:
+    """The unsigned fields (and ``from``) of a signed type-2 or legacy transaction."""
+    from eth_account import Account
+    from eth_account._utils.legacy_transactions import Transaction
+    from eth_account.typed_transactions.typed_transaction import TypedTransaction
+    from eth_utils.address import to_checksum_address
+    from hexbytes import HexBytes
+
+    sender = Account.recover_transaction(raw)
+    if raw[:1] == b"\x02":
+        d = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        out = {k: d[k] for k in ("chainId", "nonce", "value", "gas", "maxFeePerGas", "maxPriorityFeePerGas")}
+        out.update(type=2, to=to_checksum_address(bytes(d["to"])), data="0x" + bytes(d["data"]).hex())
+        if d.get("accessList"):
+            out["accessList"] = d["accessList"]
+    else:
+        d = Transaction.from_bytes(raw).as_dict()
+        v = int(d["v"])
+        out = {k: d[k] for k in ("nonce", "value", "gas", "gasPrice")}
+        out.update(to=to_checksum_address(bytes(d["to"])), data="0x" + bytes(d["data"]).hex())
+        if v >= 35:
+            out["chainId"] = (v - 35) // 2
+    out["from"] = sender
+    return out
+
+
+def decode_fees(raw: bytes) -> tuple[int, int]:
+    """(fee cap, tip) of a signed transaction; both the gas price for a legacy one."""
+    d = decode_tx(raw)
+    if "gasPrice" in d:
+        return int(d["gasPrice"]), int(d["gasPrice"])
+    return int(d["maxFeePerGas"]), int(d["maxPriorityFeePerGas"])
 
 
 def _has_transfer(receipt: Mapping[str, Any], asset: str, auth: Authorization) -> bool:

@@ -388,7 +388,9 @@ class SolanaAdapter:
             payer = str(dec.keys[bytes(ixs[2].accounts)[3]])
         return ReplayKey(ctx.requirements.network, ctx.requirements.asset, payer, str(dec.tx.message.hash()))
 
-    async def prepare_settlement(self, ctx: PaymentContext, *, nonce_floor: int | None = None) -> PreparedSettlement:
+    async def prepare_settlement(
+        self, ctx: PaymentContext, *, nonce_floor: int | None = None, signer: str | None = None
+    ) -> PreparedSettlement:
         """Re-check, co-sign as the fee payer and simulate; raises SettlementRejected when it would fail.
 
         ``tx_id`` is the fee payer's signature (deterministic for a given message), ``valid_until`` unix time.

@@ -264,6 +264,11 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         "0x" + secrets.token_hex(20),
     )
     await conn.execute(
+        "INSERT INTO payment_identifiers (tenant_id, id, fingerprint) VALUES ($1, $2, '\\x00')",
+        t["id"],
+        "pid_" + secrets.token_hex(8),
+    )
+    await conn.execute(
         "INSERT INTO resource_ratings (resource_id, tenant_id, rating) VALUES ($1, $2, 4)",
         uuid.UUID(t["resource"]["id"]),
         tid,

@@ -13,3 +13,9 @@ def test_every_reason_code_is_documented() -> None:
     text = DOC.read_text()
     missing = [code for code in reasons.DESCRIPTIONS if f"| `{code}` |" not in text]
     assert not missing, f"add these to docs/reason-codes.md: {missing}"
+
+
+def test_settle_problem_codes_are_documented() -> None:
+    from chains.base import SignerOutOfGas
+
+    assert f"| `{SignerOutOfGas.code}` | {SignerOutOfGas.status} |" in DOC.read_text()

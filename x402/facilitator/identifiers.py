@@ -61,8 +61,8 @@ class IdentifierStore:
         """Bind the id, or check it is bound to the same purchase; raises PaymentIdentifierConflict (409)."""
         # one round trip: the no-op update returns the row that holds the id, ours or the first one
         bound = await self.pool.fetchval(
-            """INSERT INTO payment_identifiers (tenant, id, fingerprint) VALUES ($1, $2, $3)
-               ON CONFLICT (tenant, id) DO UPDATE SET tenant = EXCLUDED.tenant
+            """INSERT INTO payment_identifiers (tenant_id, id, fingerprint) VALUES ($1, $2, $3)
+               ON CONFLICT (tenant_id, id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id
                RETURNING fingerprint""",
             ident.tenant,
             ident.id,

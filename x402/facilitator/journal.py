@@ -21,7 +21,9 @@ from asyncpg.pool import PoolConnectionProxy
 from chains.base import PreparedSettlement, ReplayKey
 
 OPEN_STATUSES = ("claimed", "submitted", "pending")
-Conn = asyncpg.Connection | PoolConnectionProxy
+_AGES = "EXTRACT(EPOCH FROM now() - created_at) AS age, EXTRACT(EPOCH FROM now() - sent_at) AS sent_age"
+#: Where a journal write runs: the lane's transaction, or the pool (committed at once, before a broadcast).
+Conn = asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,9 @@ class JournalRow:
     success_delivered: bool = False
     id_tenant: str | None = None
     payment_identifier: str | None = None
+    replaced_tx_ids: tuple[str, ...] = ()
+    age: float = 0.0  # seconds since the row was created
+    sent_age: float | None = None  # seconds since its current transaction was handed to the node
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> JournalRow:
@@ -80,7 +85,38 @@ class JournalRow:
             success_delivered=bool(r.get("success_delivered", False)),
             id_tenant=r.get("id_tenant"),
             payment_identifier=r.get("payment_identifier"),
+            replaced_tx_ids=tuple(r["replaced_tx_ids"] or ()),
+            age=float(r.get("age") or 0.0),
+            sent_age=float(r["sent_age"]) if r.get("sent_age") is not None else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A nonce of a signer lane held by an open settlement or an open fill."""
+
+    kind: str  # "settlement" | "fill"
+    id: int
+    nonce: int
+    tx_id: str
+    raw: bytes
+    replaced_tx_ids: tuple[str, ...]
+    valid_until: int | None
+    sent_age: float
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """An open zero-value self-transfer that consumes a nonce."""
+
+    id: int
+    network: str
+    signer: str
+    nonce: int
+    settlement_id: int | None
+    tx_id: str
+    raw: bytes
+    replaced_tx_ids: tuple[str, ...]
 
 
 def payload_hash(x402_version: int, payload: Any, requirements: Any) -> bytes:
@@ -187,25 +223,35 @@ class Journal:
         return got is not None
 
     @contextlib.asynccontextmanager
-    async def signer_slot(self, network: str, signer: str) -> AsyncIterator[tuple[Conn, int | None]]:
-        """Hold the signer's lock (in-process and across processes) and yield (conn, next nonce per journal).
+    async def signer_slot(self, network: str, signer: str) -> AsyncIterator[Conn]:
+        """Hold the signer lane's lock (in-process and across processes) and yield its transaction's connection.
 
-        The caller prepares and records its transaction inside the block, so nonces never collide.
+        The caller picks, prepares and records its transaction inside the block, so nonces never collide.
         """
         lock = self._signer_locks.setdefault((network, signer), asyncio.Lock())
         async with lock, self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", f"{network}|{signer}")
-            last: int | None = await conn.fetchval(
-                "SELECT max(signer_nonce) FROM settlements WHERE network=$1 AND signer=$2", network, signer
-            )
-            yield conn, (None if last is None else last + 1)
+            yield conn
+
+    @staticmethod
+    async def next_nonce(conn: Conn, network: str, signer: str) -> int | None:
+        """Highest journalled nonce of a lane + 1, failed rows left out (their nonce may never have been used)."""
+        last: int | None = await conn.fetchval(
+            "SELECT max(signer_nonce) FROM settlements WHERE network=$1 AND signer=$2 AND status <> 'failed'",
+            network,
+            signer,
+        )
+        return None if last is None else last + 1
 
     @staticmethod
     async def mark_submitted(conn: Conn, row_id: int, prepared: PreparedSettlement) -> None:
         """Record the signed transaction before it is broadcast (crash-safe: the reconciler can resend it)."""
         await conn.execute(
             """UPDATE settlements SET status='submitted', tx_id=$2, raw_tx=$3, signer=$4, signer_nonce=$5,
-                      valid_until=$6, attempts=attempts+1, updated_at=now()
+                      valid_until=$6, attempts=attempts+1, sent_at=now(), updated_at=now(),
+                      -- an earlier signed version stays on record: the chain may still take it
+                      replaced_tx_ids = CASE WHEN tx_id IS NULL OR tx_id = $2 THEN replaced_tx_ids
+                                             ELSE replaced_tx_ids || tx_id END
                WHERE id=$1""",
             row_id,
             prepared.tx_id,
@@ -215,11 +261,146 @@ class Journal:
             prepared.valid_until,
         )
 
+    @staticmethod
+    async def record_replacement(conn: Conn, row_id: int, prepared: PreparedSettlement) -> None:
+        """Record a gas-bumped replacement (same nonce) before it is broadcast; the old hash stays on record."""
+        await conn.execute(
+            """UPDATE settlements SET replaced_tx_ids = replaced_tx_ids || tx_id, tx_id=$2, raw_tx=$3,
+                      attempts=attempts+1, sent_at=now(), updated_at=now()
+               WHERE id=$1 AND tx_id IS NOT NULL AND tx_id <> $2""",
+            row_id,
+            prepared.tx_id,
+            prepared.raw,
+        )
+
+    async def adopt_tx(self, row_id: int, tx_id: str) -> None:
+        """One of the row's earlier (replaced) transactions is the one the chain took: make it the row's tx."""
+        await self.pool.execute(
+            """UPDATE settlements SET replaced_tx_ids = array_remove(replaced_tx_ids, $2) || tx_id, tx_id=$2,
+                      updated_at=now()
+               WHERE id=$1 AND tx_id <> $2""",
+            row_id,
+            tx_id,
+        )
+
+    @staticmethod
+    async def held(conn: Conn, network: str, signer: str, from_nonce: int) -> dict[int, Held]:
+        """Nonces >= ``from_nonce`` of a lane held by open settlements and open fills (a fill wins a tie)."""
+        rows = await conn.fetch(
+            """SELECT 'settlement' AS kind, id, signer_nonce AS nonce, tx_id, raw_tx, replaced_tx_ids, valid_until,
+                      EXTRACT(EPOCH FROM now() - COALESCE(sent_at, updated_at)) AS sent_age
+                 FROM settlements
+                WHERE network=$1 AND signer=$2 AND signer_nonce >= $3 AND status IN ('submitted', 'pending')
+                  AND raw_tx IS NOT NULL
+               UNION ALL
+               SELECT 'fill', id, nonce, tx_id, raw_tx, replaced_tx_ids, NULL, EXTRACT(EPOCH FROM now() - sent_at)
+                 FROM nonce_fills WHERE network=$1 AND signer=$2 AND nonce >= $3 AND status='submitted'
+                ORDER BY kind""",
+            network,
+            signer,
+            from_nonce,
+        )
+        out: dict[int, Held] = {}
+        for r in rows:  # "fill" sorts before "settlement": setdefault keeps the fill
+            out.setdefault(
+                int(r["nonce"]),
+                Held(
+                    kind=r["kind"],
+                    id=r["id"],
+                    nonce=int(r["nonce"]),
+                    tx_id=r["tx_id"],
+                    raw=bytes(r["raw_tx"]),
+                    replaced_tx_ids=tuple(r["replaced_tx_ids"] or ()),
+                    valid_until=r["valid_until"],
+                    sent_age=float(r["sent_age"] or 0.0),
+                ),
+            )
+        return out
+
+    @staticmethod
+    async def release(conn: Conn, row_id: int, reason: str, message: str) -> None:
+        """Close an open settlement whose transaction can never succeed; its nonce goes back to the lane."""
+        await conn.execute(
+            """UPDATE settlements SET status='failed', error_reason=$2, error_message=$3, updated_at=now()
+               WHERE id=$1 AND status IN ('submitted', 'pending')""",
+            row_id,
+            reason,
+            message[:500],
+        )
+
+    async def forget_unsent(self, row_id: int) -> bool:
+        """Delete a claim whose transaction never reached any node (so the payment may be settled later)."""
+        done = await self.pool.execute(
+            "DELETE FROM settlements WHERE id=$1 AND status IN ('claimed', 'submitted')", row_id
+        )
+        return bool(done.endswith(" 1"))
+
+    @staticmethod
+    async def add_fill(
+        conn: Conn, network: str, signer: str, nonce: int, settlement_id: int | None, prepared: PreparedSettlement
+    ) -> int:
+        """Record a nonce fill before it is broadcast."""
+        fill_id: int = await conn.fetchval(
+            """INSERT INTO nonce_fills (network, signer, nonce, settlement_id, status, tx_id, raw_tx)
+               VALUES ($1, $2, $3, $4, 'submitted', $5, $6) RETURNING id""",
+            network,
+            signer,
+            nonce,
+            settlement_id,
+            prepared.tx_id,
+            prepared.raw,
+        )
+        return fill_id
+
+    @staticmethod
+    async def replace_fill(conn: Conn, fill_id: int, prepared: PreparedSettlement) -> None:
+        """Record a gas-bumped fill before it is broadcast."""
+        await conn.execute(
+            """UPDATE nonce_fills SET replaced_tx_ids = replaced_tx_ids || tx_id, tx_id=$2, raw_tx=$3, sent_at=now(),
+                      updated_at=now() WHERE id=$1""",
+            fill_id,
+            prepared.tx_id,
+            prepared.raw,
+        )
+
+    @staticmethod
+    async def open_fills(conn: Conn, network: str, signer: str) -> list[Fill]:
+        """The lane's fills not yet seen consumed."""
+        rows = await conn.fetch(
+            "SELECT * FROM nonce_fills WHERE network=$1 AND signer=$2 AND status='submitted' ORDER BY nonce",
+            network,
+            signer,
+        )
+        return [
+            Fill(
+                id=r["id"],
+                network=r["network"],
+                signer=r["signer"],
+                nonce=int(r["nonce"]),
+                settlement_id=r["settlement_id"],
+                tx_id=r["tx_id"],
+                raw=bytes(r["raw_tx"]),
+                replaced_tx_ids=tuple(r["replaced_tx_ids"] or ()),
+            )
+            for r in rows
+        ]
+
+    @staticmethod
+    async def close_fill(conn: Conn, fill_id: int, status: str, tx_id: str | None = None) -> None:
+        """A fill's nonce is consumed: by the fill itself (confirmed) or by another transaction (consumed)."""
+        await conn.execute(
+            "UPDATE nonce_fills SET status=$2, tx_id=COALESCE($3, tx_id), updated_at=now() WHERE id=$1",
+            fill_id,
+            status,
+            tx_id,
+        )
+
     async def mark(self, row_id: int, status: str, reason: str | None = None, message: str | None = None) -> None:
-        """Move a row to a new status (never away from confirmed)."""
+        """Move a row to a new status (never away from confirmed; a failed row can only become confirmed)."""
+        # a failed row's nonce may already belong to another settlement: it must not become open again
         await self.pool.execute(
             """UPDATE settlements SET status=$2, error_reason=$3, error_message=$4, updated_at=now()
-               WHERE id=$1 AND status <> 'confirmed'""",
+               WHERE id=$1 AND status <> 'confirmed' AND (status <> 'failed' OR $2 IN ('failed', 'confirmed'))""",
             row_id,
             status,
             reason,
@@ -240,7 +421,7 @@ class Journal:
     async def open_rows(self, *, claimed_older_than: float, limit: int = 100) -> list[JournalRow]:
         """Rows the reconciler should look at: submitted/pending, and claimed ones left behind."""
         rows = await self.pool.fetch(
-            """SELECT * FROM settlements
+            f"""SELECT *, {_AGES} FROM settlements
                WHERE status IN ('submitted', 'pending')
                   OR (status = 'claimed' AND updated_at < now() - make_interval(secs => $1))
                ORDER BY id LIMIT $2""",

@@ -123,7 +123,9 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         risk=RiskGate(engine) if engine is not None else None,
     )
     app[FACILITATOR] = service
-    reconciler = Reconciler(service, journal, app[CHAINS])
+    reconciler = Reconciler(
+        service, journal, app[CHAINS], metrics=app[METRICS], stuck_after=settings.settle_stuck_after
+    )
     app[RECONCILER] = reconciler
     task = (
         asyncio.create_task(reconciler.loop(settings.reconcile_interval)) if settings.reconcile_interval > 0 else None

@@ -8,13 +8,14 @@ from typing import Any, Protocol
 
 import msgspec
 
-from chains.base import ChainAdapter, Confirmation, NonceTooLow, PaymentContext
+from chains.base import ChainAdapter, Confirmation, PaymentContext, SignerOutOfGas
 from chains.registry import ChainRegistry
 from risk.payment import RiskGate
 from x402.errors import DependencyError
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.facilitator.identifiers import Identifier, IdentifierStore, fingerprint_of, identifier_of
 from x402.facilitator.journal import IdentifierTaken, Journal, JournalRow, payload_hash
+from x402.facilitator.lanes import SignerLanes
 from x402.logs import get_logger
 from x402.metrics import Metrics
 from x402.wire import reasons
@@ -92,6 +93,7 @@ class FacilitatorService:
         self.extension_handlers = list(extension_handlers or [])
         self.risk = risk
         self.identifiers = IdentifierStore(journal.pool)
+        self.lanes = SignerLanes(journal, metrics)
 
     # ------------------------------------------------------------------------------------ routing
 
@@ -404,35 +406,40 @@ class FacilitatorService:
         deliver: bool = False,
         explicit: bool = False,
     ) -> SettleResponse:
-        signer = self._signer_for(adapter, ctx.network)
         started = time.perf_counter()
-        try:
-            async with self.journal.signer_slot(ctx.network, signer) as (conn, next_nonce):
-                prepared = await adapter.prepare_settlement(ctx, nonce_floor=next_nonce)
-                await self.journal.mark_submitted(conn, row_id, prepared)
-        except DependencyError:
-            await self.journal.mark(row_id, "failed", reasons.UNEXPECTED_SETTLE_ERROR, "chain unavailable before send")
-            raise
-        except Exception as exc:
-            reason = getattr(exc, "reason", None) or reasons.UNEXPECTED_SETTLE_ERROR
-            message = getattr(exc, "message", None) or str(exc)
-            log.warning("settle_prepare_failed", reason=reason, network=ctx.network, error=type(exc).__name__)
-            await self.journal.mark(row_id, "failed", reason, message)
-            return self._failure(network, reason, message, payer)
-        log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, payment_id=row_id)
-        try:
+        tried: set[str] = set()
+        while True:
+            # round-robin over the network's signers; one out of gas hands the payment to the next one
+            signer = self.lanes.pick(adapter, ctx.network, tried)
             try:
-                await adapter.broadcast(ctx.network, prepared)
-            except NonceTooLow:
-                # something else used the signer's nonce: sign again with a fresh one (the old tx can never land)
-                async with self.journal.signer_slot(ctx.network, signer) as (conn, next_nonce):
-                    prepared = await adapter.prepare_settlement(ctx, nonce_floor=next_nonce)
-                    await self.journal.mark_submitted(conn, row_id, prepared)
-                await adapter.broadcast(ctx.network, prepared)
-        except DependencyError as exc:
-            # the transaction is recorded; the reconciler will resend it (same signed bytes, same hash)
-            log.warning("settle_broadcast_deferred", tx=prepared.tx_id, error=exc.code)
-            return self._failure(network, reasons.SETTLEMENT_PENDING, "broadcast deferred", payer, prepared.tx_id)
+                prepared = await self.lanes.reserve(row_id, ctx, adapter, signer)
+                log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, payment_id=row_id)
+            except SignerOutOfGas as exc:
+                if await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
+                    continue
+                raise
+            except DependencyError:
+                await self.journal.mark(
+                    row_id, "failed", reasons.UNEXPECTED_SETTLE_ERROR, "chain unavailable before send"
+                )
+                raise
+            except Exception as exc:
+                reason = getattr(exc, "reason", None) or reasons.UNEXPECTED_SETTLE_ERROR
+                message = getattr(exc, "message", None) or str(exc)
+                log.warning("settle_prepare_failed", reason=reason, network=ctx.network, error=type(exc).__name__)
+                await self.journal.mark(row_id, "failed", reason, message)
+                return self._failure(network, reason, message, payer)
+            try:
+                prepared = await self.lanes.send(row_id, ctx, adapter, prepared)
+            except SignerOutOfGas as exc:
+                if await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
+                    continue
+                raise
+            except DependencyError as exc:
+                # the transaction is recorded; the reconciler will resend it (same signed bytes, same hash)
+                log.warning("settle_broadcast_deferred", tx=prepared.tx_id, error=exc.code)
+                return self._failure(network, reasons.SETTLEMENT_PENDING, "broadcast deferred", payer, prepared.tx_id)
+            break
         conf = await adapter.confirm(ctx, ctx.network, prepared.tx_id, timeout=self.settle_timeout)
         delivered = await self._record(row_id, conf, deliver=deliver)
         log.info(
@@ -472,14 +479,17 @@ class FacilitatorService:
             await self.journal.mark(row_id, "pending")
         return False
 
-    @staticmethod
-    def _signer_for(adapter: ChainAdapter, network: str) -> str:
-        from chains.registry import pattern_matches
-
-        for pattern, addrs in adapter.signers().items():
-            if addrs and pattern_matches(pattern, network):
-                return addrs[0]
-        return "none"
+    async def _out_of_gas(
+        self, exc: SignerOutOfGas, row_id: int, adapter: ChainAdapter, network: str, tried: set[str], signer: str
+    ) -> bool:
+        """Count it; True when another signer may try, else the unsent claim is dropped (the payer may retry)."""
+        self.lanes.out_of_gas(network, exc.signer)
+        self._count("settle", network, SignerOutOfGas.code)
+        tried.add(signer)
+        if self.lanes.any_left(adapter, network, tried):
+            return True
+        await self.journal.forget_unsent(row_id)
+        return False
 
     async def supported(self) -> SupportedResponse:
         """Kinds and signers of every configured adapter, and the extensions this facilitator implements."""

@@ -1,0 +1,55 @@
+"""A JSON-RPC proxy in front of anvil that can swallow chosen calls (the node never sees them, no answer comes back)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+
+@dataclass
+class RpcProxy:
+    """Forwards every call to ``upstream`` except the methods in ``hold``: those hang until the client gives up."""
+
+    upstream: str
+    hold: set[str] = field(default_factory=set)
+    url: str = ""
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+    held_calls: list[dict[str, Any]] = field(default_factory=list)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Forward, or hold forever when the body calls a held method (alone or in a batch)."""
+        doc = await request.json()
+        calls = doc if isinstance(doc, list) else [doc]
+        if any(isinstance(c, dict) and c.get("method") in self.hold for c in calls):
+            self.held_calls.extend(calls)
+            self.held.set()
+            await self.closing.wait()  # like a peer that took the request and died: no answer ever
+            raise web.HTTPServiceUnavailable()
+        async with aiohttp.ClientSession() as s, s.post(self.upstream, json=doc) as r:
+            return web.json_response(await r.json())
+
+
+@asynccontextmanager
+async def rpc_proxy(upstream: str, hold: set[str]) -> AsyncIterator[RpcProxy]:
+    """Serve a proxy on a free 127.0.0.1 port."""
+    proxy = RpcProxy(upstream, hold)
+    app = web.Application()
+    app.router.add_post("/", proxy.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    proxy.url = f"http://127.0.0.1:{port}/"
+    try:
+        yield proxy
+    finally:
+        proxy.closing.set()
+        await runner.cleanup()
