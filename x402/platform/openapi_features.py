@@ -160,6 +160,14 @@ def feature_paths() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for method, path, summary, tag, keyed, query, status in _TABLE:
         out.setdefault(path, {})[method] = _operation(method, path, summary, tag, keyed, query, status)
+    pay = out["/v1/wallets/{id}/pay"]["post"]["responses"]
+    # a payment sent without a receipt is pending (202); retries of it are refused (409) until the chain answers
+    pay["202"] = {
+        "description": "Payment sent, outcome unknown until the chain answers (problem payment_pending)",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    pay["409"] = {"$ref": "#/components/responses/Problem"}
+    pay["502"] = {"$ref": "#/components/responses/Problem"}
     out["/demo/paid"] = {
         "get": {
             "summary": "Dev only: a resource behind the paywall (402 until paid)",
