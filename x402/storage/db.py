@@ -63,6 +63,10 @@ async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> list[int]:
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", mg.version, mg.name)
             applied_now.append(mg.version)
             log.info("migration_applied", version=mg.version, name=mg.name)
+        if applied_now and await conn.fetchval("SELECT to_regprocedure('x402_tenant_walls()') IS NOT NULL"):
+            # tables added by later migrations with a tenant_id column get the same wall (migration 0013)
+            walled = await conn.fetchval("SELECT x402_tenant_walls()")
+            log.info("tenant_walls_applied", tables=walled)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
     return applied_now

@@ -1,0 +1,70 @@
+-- Row-level security, the second wall between tenants: every table with a tenant_id column gets the tenant_wall
+-- policy on the per-connection settings app.tenant_id / app.system (x402/storage/scope.py), forced so that the
+-- tables' owner is held to it too; the service runs as x402_app (no BYPASSRLS) when it connects as a role that
+-- would bypass RLS. x402_tenant_walls() is generic: `x402 migrate` re-runs it after every migration it applies,
+-- so a table added later with a tenant_id column is walled without touching this file.
+
+-- The application role (cluster-wide, so it may already exist). Creating it needs CREATEROLE; a plain-role
+-- deployment that cannot create it does not need it (such a role is already subject to RLS).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'x402_app')
+       AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND (rolsuper OR rolcreaterole)) THEN
+        CREATE ROLE x402_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;  -- another database on this server created it at the same moment
+END
+$$;
+
+-- Rows of no tenant (anonymous payments when keys are off, global risk lists, crawled resources) are readable in
+-- every scope (tenant_read) and writable only outside tenant scopes; a tenant scope writes its own rows only
+-- (tenant_write, which also admits reads of one's own rows).
+CREATE OR REPLACE FUNCTION x402_tenant_walls() RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+    mine text;
+    own text;
+    n integer := 0;
+BEGIN
+    FOR t IN
+        SELECT c.table_name AS name, format_type(a.atttypid, a.atttypmod) AS type
+        FROM information_schema.columns c
+        JOIN information_schema.tables tb
+          ON tb.table_schema = c.table_schema AND tb.table_name = c.table_name AND tb.table_type = 'BASE TABLE'
+        JOIN pg_attribute a
+          ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass AND a.attname = c.column_name
+        WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id'
+    LOOP
+        mine := format('tenant_id = nullif(current_setting(''app.tenant_id'', true), '''')::%s', t.type);
+        own := format(
+            'current_setting(''app.system'', true) = ''on'' OR %s'
+            ' OR (tenant_id IS NULL AND nullif(current_setting(''app.tenant_id'', true), '''') IS NULL)', mine);
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t.name);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t.name);
+        EXECUTE format('DROP POLICY IF EXISTS tenant_read ON %I', t.name);
+        EXECUTE format('DROP POLICY IF EXISTS tenant_write ON %I', t.name);
+        EXECUTE format(
+            'CREATE POLICY tenant_read ON %I FOR SELECT USING ('
+            'current_setting(''app.system'', true) = ''on'' OR tenant_id IS NULL OR %s)',
+            t.name, mine);
+        EXECUTE format(
+            'CREATE POLICY tenant_write ON %I USING (%s) WITH CHECK (%s)', t.name, own, own);
+        n := n + 1;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'x402_app') THEN
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO x402_app', current_schema());
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA %I TO x402_app', current_schema());
+        EXECUTE format('GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA %I TO x402_app', current_schema());
+        EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO x402_app', current_schema());
+        -- the migrator may SET ROLE x402_app only if it is a member (superusers always may)
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolsuper)
+           AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_user AND rolcreaterole) THEN
+            EXECUTE format('GRANT x402_app TO %I', current_user);
+        END IF;
+    END IF;
+    RETURN n;
+END
+$$;
+
+SELECT x402_tenant_walls();
