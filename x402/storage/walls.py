@@ -7,7 +7,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from x402.errors import ConfigError, DatabaseUnavailable
 from x402.logs import get_logger
-from x402.storage.db import connect
+from x402.storage.db import UNWALLED, connect
 from x402.storage.scope import apply_scope
 
 log = get_logger("x402.walls")
@@ -15,24 +15,12 @@ log = get_logger("x402.walls")
 #: Created by migration 0013; NOLOGIN and without BYPASSRLS, so RLS holds for every query the service makes.
 APP_ROLE = "x402_app"
 
-#: Tables of the current schema with a tenant_id column that miss RLS, FORCE RLS or the tenant policies.
-_UNWALLED = """
-SELECT c.table_name FROM information_schema.columns c
-JOIN information_schema.tables t
-  ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
-JOIN pg_class k ON k.oid = format('%I.%I', c.table_schema, c.table_name)::regclass
-WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id'
-  AND NOT (k.relrowsecurity AND k.relforcerowsecurity
-           AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = k.oid AND p.polname = 'tenant_read')
-           AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = k.oid AND p.polname = 'tenant_write'))
-ORDER BY 1
-"""
 _BYPASSES = "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
 async def check_walls(conn: asyncpg.Connection | PoolConnectionProxy) -> None:
     """Refuse to run unless every tenant table is walled and this connection's role is held to the walls."""
-    unwalled = [r[0] for r in await conn.fetch(_UNWALLED)]
+    unwalled = [r[0] for r in await conn.fetch(UNWALLED)]
     if unwalled:
         raise ConfigError(
             f"row-level security is off on tenant table(s) {', '.join(unwalled)}: "

@@ -28,13 +28,10 @@ DECLARE
     n integer := 0;
 BEGIN
     FOR t IN
-        SELECT c.table_name AS name, format_type(a.atttypid, a.atttypmod) AS type
-        FROM information_schema.columns c
-        JOIN information_schema.tables tb
-          ON tb.table_schema = c.table_schema AND tb.table_name = c.table_name AND tb.table_type = 'BASE TABLE'
-        JOIN pg_attribute a
-          ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass AND a.attname = c.column_name
-        WHERE c.table_schema = current_schema() AND c.column_name = 'tenant_id'
+        SELECT k.relname AS name, format_type(a.atttypid, a.atttypmod) AS type
+        FROM pg_class k
+        JOIN pg_attribute a ON a.attrelid = k.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+        WHERE k.relnamespace = current_schema()::regnamespace AND k.relkind IN ('r', 'p')
     LOOP
         mine := format('tenant_id = nullif(current_setting(''app.tenant_id'', true), '''')::%s', t.type);
         own := format(
