@@ -69,7 +69,8 @@ async def test_the_service_runs_as_a_role_held_to_rls(two_tenants: Any) -> None:
         "SELECT current_user AS who, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user"
     )
     assert row["who"] == APP_ROLE  # the tests connect as the superuser postgres: the pool switched role
-    assert not row["rolsuper"] and not row["rolbypassrls"]
+    assert not row["rolsuper"]
+    assert not row["rolbypassrls"]
 
 
 async def test_a_query_without_tenant_filter_sees_only_its_tenant(two_tenants: Any, database_url: str) -> None:
@@ -130,7 +131,7 @@ async def test_start_up_refuses_a_tenant_table_without_rls(settings: Settings, d
     owner = await asyncpg.connect(database_url)
     try:
         await owner.execute("ALTER TABLE wallets DISABLE ROW LEVEL SECURITY")
-        with pytest.raises(ConfigError, match="row-level security is off on tenant table.*wallets"):
+        with pytest.raises(ConfigError, match=r"row-level security is off on tenant table.*wallets"):
             await create_walled_pool(database_url)
         # a table added later (by any migration) with a tenant_id column is caught as well
         await owner.execute("ALTER TABLE wallets ENABLE ROW LEVEL SECURITY")
