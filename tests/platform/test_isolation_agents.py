@@ -71,7 +71,7 @@ async def test_an_agent_key_cannot_manage_its_own_wallet(agent_world: Any) -> No
 
 @pytest.mark.xfail(strict=True, reason=H_T13A + ": agent keys still read tenant-wide lists")
 async def test_an_agent_key_reads_nothing_beyond_its_wallet(agent_world: Any) -> None:
-    w, mine, agent = agent_world
+    w, _, agent = agent_world
     leaked = []
     for path in TENANT_READS:
         r = await w.client.get(path, headers=bearer(agent))
