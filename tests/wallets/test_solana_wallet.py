@@ -13,6 +13,7 @@ from aiohttp import web
 from solders.pubkey import Pubkey
 
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
+from tests.wallets.conftest import ADMIN, tenant_key_of
 from x402.app import create_app
 from x402.paywall import AppFacilitator, Offer, Paywall
 from x402.settings import AssetConfig, NetworkConfig, Settings
@@ -28,8 +29,9 @@ async def world() -> AsyncIterator[World]:
     await w.rpc.stop()
 
 
+@pytest.mark.parametrize("keys_on", [False, True], ids=["keys-off", "keys-on"])
 async def test_solana_wallet_pays_a_paywalled_route(
-    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any, keys_on: bool
 ) -> None:
     w = world
     settings = Settings(
@@ -42,6 +44,8 @@ async def test_solana_wallet_pays_a_paywalled_route(
         allow_private_outbound=True,
         reconcile_interval=0,
         settle_timeout=5.0,
+        require_api_keys=keys_on,
+        admin_token=ADMIN,
     )
     app = create_app(settings)
 
@@ -52,6 +56,8 @@ async def test_solana_wallet_pays_a_paywalled_route(
     offer = Offer(amount=PRICE, asset=str(w.mint), network=NETWORK, pay_to=str(w.pay_to.pubkey()))
     Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer}).setup(app)
     client = await aiohttp_client(app)
+    if keys_on:
+        client.session.headers["Authorization"] = f"Bearer {await tenant_key_of(client)}"
 
     r = await client.post("/v1/wallets", json={"name": "sol-agent", "chains": ["solana"], "policy": {}})
     wallet = await r.json()
