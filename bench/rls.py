@@ -1,0 +1,251 @@
+"""Benchmark the cost of row-level security (the second tenant wall) on `POST /verify` and `GET /v1/payments`.
+
+One run, both servers side by side on the same box and database (noise here is about +-15% run to run, so only the
+ratio of one run means anything):
+
+1. anvil + the dev token, Postgres (DATABASE_URL, else the local server, else an embedded one), a scratch database;
+2. two services from this script (``--serve on|off``): the same app, API keys required, one with row-level
+   security as it ships (x402_app role, per-checkout tenant scope), one built with ``row_security=False``
+   (connecting role, no scope hook: the application's own tenant filters only);
+3. a bench tenant on an unlimited tier with a verify key; 100,000 payment records of 20 tenants in the table;
+4. ``wrk`` rounds alternating over the servers: POST /verify (valid EIP-3009 payloads, as bench/verify.py) and
+   GET /v1/payments?limit=50 (the tenant's newest records), best round of each cell;
+5. the ratio with / without RLS printed and, with ``--write-docs``, written to docs/benchmarks.md.
+
+Usage: ``.venv/bin/python bench/rls.py [--duration 8] [--rounds 3] [--write-docs]`` from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import verify as vb  # noqa: E402
+from chains.evm.devchain import start_devchain  # noqa: E402
+
+LUA = ROOT / "bench" / "rls_wrk.lua"
+SECTION = "## Row-level security cost (bench/rls.py)"
+TARGET = 0.05
+TENANTS = 20
+ROWS_PER_TENANT = 5_000
+
+
+def serve(mode: str) -> int:
+    """Child mode: one service process from the environment, with row-level security on or off."""
+    from chains.registry import load_factories
+    from x402.logs import configure_logging
+    from x402.server import _stop_event, run, run_app
+    from x402.settings import load_settings
+
+    settings = load_settings().with_(row_security=mode == "on", migrate_on_start=mode == "on")
+    configure_logging(settings.log_level, settings.log_format)
+    load_factories()
+
+    async def go() -> int:
+        await run_app(settings, _stop_event())
+        return 0
+
+    return run(go)
+
+
+async def run_wrk(wrk: str, base: str, path: str, *, auth: str, connections: int, duration: float, body: str) -> Any:
+    """One wrk run; (requests/s, p50 ms, p99 ms, ok answers, other answers)."""
+    argv = [wrk, "-t2", f"-c{connections}", f"-d{duration:g}s", "--latency", "-s", str(LUA), base, "--", path, auth]
+    argv.append(body)
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out = (await proc.communicate())[0].decode(errors="replace")
+    m = re.search(r"^BENCH_RESULT (.*)$", out, re.M)
+    if proc.returncode != 0 or not m:
+        raise RuntimeError(f"wrk failed:\n{out[-2000:]}")
+    f = {k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+    secs = f["duration_us"] / 1e6
+    return f["ok"] / secs, f["p50_us"] / 1000, f["p99_us"] / 1000, f["ok"], f["bad"]
+
+
+async def populate(url: str, bench_tenant: str) -> None:
+    """TENANTS tenants x ROWS_PER_TENANT payment records (the bench tenant among them), as the superuser."""
+    conn = await asyncpg.connect(url)
+    try:
+        tenants = [bench_tenant] + [str(uuid.uuid4()) for _ in range(TENANTS - 1)]
+        for t in tenants:
+            await conn.execute(
+                """INSERT INTO payments (id, tenant_id, kind, status, network, asset, payer, pay_to, amount, created_at)
+                   SELECT gen_random_uuid(), $1::uuid, 'verify', 'valid', 'eip155:31337', '0xasset', '0xpayer',
+                          '0xpayto', 10000, now() - (g || ' seconds')::interval
+                   FROM generate_series(1, $2) g""",
+                t,
+                ROWS_PER_TENANT,
+            )
+        await conn.execute("ANALYZE payments")
+    finally:
+        await conn.close()
+
+
+async def bench(args: argparse.Namespace) -> int:
+    wrk = vb.ensure_wrk()
+    procs = vb.Procs()
+    tmp = Path(tempfile.mkdtemp(prefix="x402-bench-rls-"))
+    anvil = None
+    results: dict[tuple[str, str], list[Any]] = {}
+    try:
+        async with vb.postgres(tmp) as (server_url, db_source):
+            name = f"x402_bench_rls_{secrets.token_hex(4)}"
+            admin = await asyncpg.connect(server_url)
+            await admin.execute(f'CREATE DATABASE "{name}"')
+            await admin.close()
+            parts = urlsplit(server_url)
+            url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+            try:
+                anvil, chain = await start_devchain()
+                bodies, _ = await asyncio.to_thread(vb.make_bodies, chain, args.payloads)
+                bodies_file = tmp / "bodies.jsonl"
+                bodies_file.write_text("\n".join(bodies) + "\n")
+                servers: list[tuple[str, str]] = []
+                for mode in ("on", "off"):  # "on" first: it migrates the scratch database
+                    port = vb.free_port()
+                    env = vb.our_env(chain, url, tmp / "data", keyed=True)
+                    env.update({"X402_HOST": "127.0.0.1", "X402_PORT": str(port)})
+                    log = tmp / f"rls-{mode}.log"
+                    proc = await procs.start(mode, [sys.executable, __file__, "--serve", mode], env=env, log=log)
+                    base = f"http://127.0.0.1:{port}"
+                    await vb.wait_http(f"{base}/readyz", proc, log, f"service (RLS {mode})")
+                    servers.append((mode, base))
+                auth = await vb.make_api_key(servers[0][1])
+                tenant = await _tenant_of(url)
+                await populate(url, tenant)
+                for _, base in servers:  # warm-up: caches, prepared statements, JIT of nothing
+                    await run_wrk(wrk, base, "/verify", auth=auth, connections=8, duration=2, body=str(bodies_file))
+                    await run_wrk(wrk, base, "/v1/payments?limit=50", auth=auth, connections=8, duration=2, body="")
+                for rnd in range(args.rounds):
+                    for mode, base in servers if rnd % 2 == 0 else servers[::-1]:
+                        for what, path, body in (
+                            ("verify", "/verify", str(bodies_file)),
+                            ("payments", "/v1/payments?limit=50", ""),
+                        ):
+                            vb.say(f"round {rnd + 1}/{args.rounds}: {what}, RLS {mode}")
+                            r = await run_wrk(
+                                wrk, base, path, auth=auth, connections=args.connections, duration=args.duration,
+                                body=body,
+                            )  # fmt: skip
+                            results.setdefault((what, mode), []).append(r)
+            finally:
+                await procs.close()
+                admin = await asyncpg.connect(server_url)
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                await admin.close()
+    finally:
+        if anvil is not None:
+            await anvil.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    section = render(results, args, db_source)
+    vb.say("")
+    vb.say(section)
+    if args.write_docs:
+        write_docs(section)
+        vb.say("updated docs/benchmarks.md")
+    bad = any(r[4] for rs in results.values() for r in rs)
+    return 1 if bad else 0
+
+
+async def _tenant_of(url: str) -> str:
+    conn = await asyncpg.connect(url)
+    try:
+        return str(await conn.fetchval("SELECT id FROM tenants WHERE name = 'bench'"))
+    finally:
+        await conn.close()
+
+
+def render(results: dict[tuple[str, str], list[Any]], args: argparse.Namespace, db_source: str) -> str:
+    rows = [
+        "| endpoint | RLS | req/s (best round) | p50 ms | p99 ms | req/s of each round | non-200 answers |",
+        "|---|---|---:|---:|---:|---|---:|",
+    ]
+    verdicts = []
+    for what, label in (("verify", "POST /verify"), ("payments", "GET /v1/payments?limit=50")):
+        best = {}
+        for mode in ("off", "on"):
+            runs = results[(what, mode)]
+            b = max(runs, key=lambda r: r[0])
+            best[mode] = b
+            rounds = " / ".join(f"{r[0]:,.0f}" for r in runs)
+            bad = sum(r[4] for r in runs)
+            rows.append(f"| {label} | {mode} | {b[0]:,.0f} | {b[1]:.2f} | {b[2]:.2f} | {rounds} | {bad} |")
+        cost = 1 - best["on"][0] / best["off"][0]
+        ok = "ok" if cost < TARGET else "OVER"
+        verdicts.append(
+            f"- {label}: with RLS = {best['on'][0] / best['off'][0]:.3f} x without ({cost:+.1%} cost): {ok}"
+        )
+    date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"Measured {date} with `.venv/bin/python bench/rls.py --rounds {args.rounds} --duration {args.duration:g}"
+            f" --connections {args.connections} --write-docs`.",
+            "",
+            f"- {vb.machine_note()}; Postgres: {db_source}.",
+            "- Both servers: one process, API keys required, one tenant key on an unlimited tier, same database with "
+            f"{TENANTS} tenants x {ROWS_PER_TENANT:,} payment records (plus what the /verify runs add). *on* = as "
+            "shipped (x402_app role, tenant scope written on each checkout, tenant_read/tenant_write policies); "
+            "*off* = the same app with `row_security=False` (connecting superuser, no scope hook).",
+            f"- wrk `-t2 -c{args.connections} -d{args.duration:g}s`, rounds alternate the servers, best round per "
+            "cell; /verify bodies are valid EIP-3009 payloads (as bench/verify.py).",
+            "",
+            *rows,
+            "",
+            f"Target: RLS costs < {TARGET:.0%} on both:",
+            "",
+            *verdicts,
+            "",
+        ]
+    )
+
+
+def write_docs(section: str) -> None:
+    docs = ROOT / "docs" / "benchmarks.md"
+    text = docs.read_text()
+    start = text.find(SECTION)
+    if start < 0:
+        text = text.rstrip() + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(SECTION))
+        text = text[:start] + section.rstrip() + "\n" + (text[end:] if end >= 0 else "")
+    docs.write_text(text.rstrip() + "\n")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--serve", choices=("on", "off"), help=argparse.SUPPRESS)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=8.0)
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--payloads", type=int, default=2000)
+    p.add_argument("--write-docs", action="store_true")
+    args = p.parse_args()
+    if args.serve:
+        return serve(args.serve)
+    started = time.perf_counter()
+    code = asyncio.run(bench(args))
+    vb.say(f"({time.perf_counter() - started:.0f} s)")
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
