@@ -193,3 +193,31 @@ async def test_a_plain_role_url_runs_as_itself_and_is_held_by_force_rls(
             await admin2.close()
         await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         await admin.close()
+
+
+async def test_one_pooled_connection_carries_each_checkouts_scope(two_tenants: Any, database_url: str) -> None:
+    """Scopes alternate over one physical connection; the write-back on release never leaks into the next one."""
+    _, a, b = two_tenants
+    pool = await create_walled_pool(database_url, min_size=1, max_size=1)
+    q = "SELECT array_agg(DISTINCT tenant_id::text) FROM api_keys"
+    try:
+        for _ in range(2):
+            with tenant_scope(a):
+                assert await pool.fetchval(q) == [a]
+                async with pool.acquire() as conn:
+                    pid = await conn.fetchval("SELECT pg_backend_pid()")
+                    assert await conn.fetchval(q) == [a]  # repeated checkout of the same scope: no new write
+            with tenant_scope(b):
+                assert await pool.fetchval(q) == [b]
+            assert await pool.fetchval(q) is None  # anonymous: rows of no tenant only (api keys have a tenant)
+            with system_scope("test: every tenant"):
+                assert sorted(await pool.fetchval(q)) == sorted([a, b])
+            assert await pool.fetchval("SELECT pg_backend_pid()") == pid  # all of it on the one connection
+        # a connection whose scope is unknown (a write cancelled midway) goes back to the pool anonymous
+        async with pool.acquire() as conn:
+            raw = conn._con
+            raw._x402_wall = None
+        with tenant_scope(b):
+            assert await pool.fetchval(q) == [b]
+    finally:
+        await pool.close()

@@ -25,8 +25,8 @@ SELECT k.relname FROM pg_class k
 JOIN pg_attribute a ON a.attrelid = k.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
 WHERE k.relnamespace = current_schema()::regnamespace AND k.relkind IN ('r', 'p')
   AND NOT (k.relrowsecurity AND k.relforcerowsecurity
-           AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = k.oid AND p.polname = 'tenant_read')
-           AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = k.oid AND p.polname = 'tenant_write'))
+           AND (SELECT count(*) FROM pg_policy p WHERE p.polrelid = k.oid
+                AND p.polname IN ('tenant_read', 'tenant_insert', 'tenant_update', 'tenant_delete')) = 4)
 ORDER BY 1
 """
 

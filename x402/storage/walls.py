@@ -8,13 +8,17 @@ from asyncpg.pool import PoolConnectionProxy
 from x402.errors import ConfigError, DatabaseUnavailable
 from x402.logs import get_logger
 from x402.storage.db import UNWALLED, connect
-from x402.storage.scope import apply_scope
+from x402.storage.scope import ScopedConnection, apply_scope
 
 log = get_logger("x402.walls")
 
 #: Created by migration 0013; NOLOGIN and without BYPASSRLS, so RLS holds for every query the service makes.
 APP_ROLE = "x402_app"
 
+#: Under RLS, Postgres's automatic choice kept re-planning prepared statements (custom plans: each carries the
+#: policies' sub-selects), about 60 us per query on the payments list; one generic plan per statement, as the
+#: planner picks for the same statements without RLS, removes that (bench/rls.py).
+GENERIC_PLANS = True
 _BYPASSES = "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user"
 
 
@@ -60,7 +64,15 @@ async def create_walled_pool(url: str, *, min_size: int = 2, max_size: int = 20)
 
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, command_timeout=30, init=init, setup=apply_scope
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=30,
+            init=init,
+            setup=apply_scope,
+            connection_class=ScopedConnection,
+            # a startup parameter survives the release reset; see GENERIC_PLANS
+            server_settings={"plan_cache_mode": "force_generic_plan"} if GENERIC_PLANS else None,
         )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot connect to Postgres: {type(exc).__name__}") from exc
