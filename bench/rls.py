@@ -106,6 +106,7 @@ async def bench(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="x402-bench-rls-"))
     anvil = None
     results: dict[tuple[str, str], list[Any]] = {}
+    queries: dict[str, float] = {}
     try:
         async with vb.postgres(tmp) as (server_url, db_source):
             name = f"x402_bench_rls_{secrets.token_hex(4)}"
@@ -152,6 +153,7 @@ async def bench(args: argparse.Namespace) -> int:
                             used = [b - a for a, b in zip(before, await cpu(probe, mode, pid), strict=True)]
                             results.setdefault((what, mode), []).append((*r, *(u / max(r[3], 1) for u in used)))
                 await probe.close()
+                queries = await query_level(url, tenant, args.queries)
             finally:
                 await procs.close()
                 admin = await asyncpg.connect(server_url)
@@ -161,7 +163,7 @@ async def bench(args: argparse.Namespace) -> int:
         if anvil is not None:
             await anvil.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-    section = render(results, args, db_source)
+    section = render(results, args, db_source, queries)
     vb.say("")
     vb.say(section)
     if args.write_docs:
@@ -169,6 +171,37 @@ async def bench(args: argparse.Namespace) -> int:
         vb.say("updated docs/benchmarks.md")
     bad = any(r[4] for rs in results.values() for r in rs)
     return 1 if bad else 0
+
+
+async def query_level(url: str, tenant: str, n: int) -> dict[str, float]:
+    """Median latency (us) of the payments-list statement alone, sequential, interleaved in blocks of 100.
+
+    *on*: the service's walled pool in the tenant's scope (role x402_app, policies, scope hook); *off*: a plain pool
+    as the connecting superuser. Both run the statement the list handler runs.
+    """
+    from x402.storage.scope import tenant_scope
+    from x402.storage.walls import create_walled_pool
+
+    q = "SELECT * FROM payments WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    tid = uuid.UUID(tenant)
+    pools = {
+        "on": await create_walled_pool(url, min_size=1, max_size=1),
+        "off": await asyncpg.create_pool(url, min_size=1, max_size=1),
+    }
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    try:
+        with tenant_scope(tenant):
+            for block in range(n // 100 + 2):
+                for mode, pool in pools.items():
+                    for _ in range(100):
+                        t0 = time.perf_counter()
+                        await pool.fetch(q, tid, 51)
+                        if block >= 2:  # two warm-up blocks
+                            times[mode].append(time.perf_counter() - t0)
+    finally:
+        for pool in pools.values():
+            await pool.close()
+    return {mode: statistics.median(ts) * 1e6 for mode, ts in times.items()}
 
 
 async def cpu(probe: Any, mode: str, pid: int) -> tuple[float, float]:
@@ -186,7 +219,9 @@ async def _tenant_of(url: str) -> str:
         await conn.close()
 
 
-def render(results: dict[tuple[str, str], list[Any]], args: argparse.Namespace, db_source: str) -> str:
+def render(
+    results: dict[tuple[str, str], list[Any]], args: argparse.Namespace, db_source: str, queries: dict[str, float]
+) -> str:
     rows = [
         "| endpoint | RLS | req/s (best round) | p50 ms | p99 ms | CPU ms/request: server + Postgres = total "
         "(median of rounds) | req/s of each round | non-200 |",
@@ -238,6 +273,11 @@ def render(results: dict[tuple[str, str], list[Any]], args: argparse.Namespace, 
             "",
             *verdicts,
             "",
+            f"The list statement alone ({args.queries:,} sequential runs per side through a one-connection pool, "
+            "checkout included, interleaved): median "
+            f"{queries['on']:.0f} us with RLS (tenant scope, x402_app) vs {queries['off']:.0f} us without "
+            f"({queries['on'] / queries['off'] - 1:+.1%}).",
+            "",
         ]
     )
 
@@ -261,6 +301,7 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=8.0)
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--payloads", type=int, default=2000)
+    p.add_argument("--queries", type=int, default=3000)
     p.add_argument("--write-docs", action="store_true")
     args = p.parse_args()
     if args.serve:
