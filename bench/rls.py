@@ -261,7 +261,7 @@ def render(
             f"- {vb.machine_note()}; Postgres: {db_source}.",
             "- Both servers: one process, API keys required, one tenant key on an unlimited tier, same database with "
             f"{TENANTS} tenants x {ROWS_PER_TENANT:,} payment records (plus what the /verify runs add). *on* = as "
-            "shipped (x402_app role, tenant scope written on each checkout, tenant_read/tenant_write policies); "
+            "shipped (x402_app role, tenant scope written on each checkout, tenant_* policies); "
             "*off* = the same app with `row_security=False` (connecting superuser, no scope hook).",
             f"- wrk `-t2 -c{args.connections} -d{args.duration:g}s`, rounds alternate the servers, best round per "
             "cell; /verify bodies are valid EIP-3009 payloads (as bench/verify.py).",
