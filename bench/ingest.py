@@ -28,6 +28,7 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from x402.logs import configure_logging  # noqa: E402
 from x402.platform.writer import PaymentRecord, PaymentWriter  # noqa: E402
 from x402.storage.db import migrate  # noqa: E402
 from x402.storage.walls import create_walled_pool  # noqa: E402
@@ -126,6 +127,7 @@ async def sustained(url: str, seconds: float, concurrency: int) -> dict[str, flo
 
 async def child(url: str, concurrency: int) -> None:
     """Write forever, printing each id only after its batch committed (the parent SIGKILLs us)."""
+    configure_logging("warning")  # stdout carries the acknowledged ids only; logs go to stderr
     pool = await create_walled_pool(url, min_size=2, max_size=4)  # the service's pool: role x402_app, RLS on
     writer = PaymentWriter(pool)
     acked: list[str] = []
