@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from x402.logs import configure_logging  # noqa: E402
 from x402.platform.writer import PaymentRecord, PaymentWriter  # noqa: E402
 from x402.storage.db import migrate  # noqa: E402
+from x402.storage.scope import system_scope  # noqa: E402
 from x402.storage.walls import create_walled_pool  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
@@ -110,7 +111,8 @@ async def sustained(url: str, seconds: float, concurrency: int) -> dict[str, flo
         writer.submit(record(i))
     await writer.close()
     submit_elapsed = time.monotonic() - t
-    rows = await pool.fetchval("SELECT count(*) FROM payments")
+    with system_scope("bench: count every tenant's records"):
+        rows = await pool.fetchval("SELECT count(*) FROM payments")
     await pool.close()
     latencies.sort()
     return {
