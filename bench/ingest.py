@@ -28,8 +28,11 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from x402.logs import configure_logging  # noqa: E402
 from x402.platform.writer import PaymentRecord, PaymentWriter  # noqa: E402
 from x402.storage.db import migrate  # noqa: E402
+from x402.storage.scope import system_scope  # noqa: E402
+from x402.storage.walls import create_walled_pool  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 NETWORKS = ("eip155:8453", "eip155:84532", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")
@@ -84,8 +87,7 @@ async def drop_db(server: str, url: str) -> None:
 
 async def sustained(url: str, seconds: float, concurrency: int) -> dict[str, float]:
     """``concurrency`` producers each ``await writer.write`` (acknowledged path) for ``seconds``."""
-    pool = await asyncpg.create_pool(url, min_size=2, max_size=4)
-    assert pool is not None
+    pool = await create_walled_pool(url, min_size=2, max_size=4)  # the service's pool: role x402_app, RLS on
     writer = PaymentWriter(pool)
     latencies: list[float] = []
     stop = time.monotonic() + seconds
@@ -109,7 +111,8 @@ async def sustained(url: str, seconds: float, concurrency: int) -> dict[str, flo
         writer.submit(record(i))
     await writer.close()
     submit_elapsed = time.monotonic() - t
-    rows = await pool.fetchval("SELECT count(*) FROM payments")
+    with system_scope("bench: count every tenant's records"):
+        rows = await pool.fetchval("SELECT count(*) FROM payments")
     await pool.close()
     latencies.sort()
     return {
@@ -126,8 +129,8 @@ async def sustained(url: str, seconds: float, concurrency: int) -> dict[str, flo
 
 async def child(url: str, concurrency: int) -> None:
     """Write forever, printing each id only after its batch committed (the parent SIGKILLs us)."""
-    pool = await asyncpg.create_pool(url, min_size=2, max_size=4)
-    assert pool is not None
+    configure_logging("warning")  # stdout carries the acknowledged ids only; logs go to stderr
+    pool = await create_walled_pool(url, min_size=2, max_size=4)  # the service's pool: role x402_app, RLS on
     writer = PaymentWriter(pool)
     acked: list[str] = []
     n = 0
@@ -240,8 +243,9 @@ async def main_async(args: argparse.Namespace) -> int:
             f"""## Ingest (bench/ingest.py)
 
 Run {datetime.now(UTC).date()} on {platform.machine()} ({os.cpu_count()} CPUs), Python {platform.python_version()},
-Postgres on the same box. `PaymentWriter`: one asyncio queue, flushed by `copy_records_to_table` every 50 ms or
-500 rows; `await write()` returns after the batch's COMMIT, `submit()` queues only (flushed on shutdown).
+Postgres on the same box. `PaymentWriter`: one asyncio queue, flushed by one `INSERT ... SELECT FROM unnest()`
+(COPY is refused under row-level security) every 50 ms or 500 rows, through the service's pool (role `x402_app`,
+RLS on); `await write()` returns after the batch's COMMIT, `submit()` queues only (flushed on shutdown).
 Command: `.venv/bin/python bench/ingest.py --write-docs` (scratch database, migrated, dropped afterwards).
 
 | path | records | time | records/s | ack p50 | ack p99 |

@@ -17,7 +17,8 @@ from x402.platform import install as platform  # eager: the limits package reads
 from x402.rejections import handler_args
 from x402.routes import health, manifest
 from x402.settings import Settings
-from x402.storage.db import create_pool, migrate
+from x402.storage.db import create_pool, migrate_url
+from x402.storage.walls import create_walled_pool
 
 log = get_logger("x402.app")
 
@@ -29,10 +30,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set (x402 serve starts an embedded Postgres when it is unset)")
-    pool = await create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_size)
     if settings.migrate_on_start:
-        async with pool.acquire() as conn:
-            await migrate(conn)
+        # as the connecting role: the pool below may run as the RLS-bound application role, which owns nothing
+        await migrate_url(settings.database_url)
+    if settings.row_security:
+        pool = await create_walled_pool(settings.database_url, min_size=1, max_size=settings.db_pool_size)
+    else:
+        pool = await create_pool(settings.database_url, min_size=1, max_size=settings.db_pool_size)
     app[DB] = pool
     yield
     await pool.close()

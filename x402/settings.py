@@ -77,6 +77,8 @@ class Settings:
     require_api_keys: bool = False
     risk_enabled: bool = True
     db_pool_size: int = 10
+    #: Row-level security between tenants (migration 0013); off only in code, for the RLS cost benchmark.
+    row_security: bool = True
     admin_token: str | None = field(default=None, repr=False)
     tiers_override: Mapping[str, Any] | None = None
 

@@ -137,7 +137,7 @@ async def test_same_id_other_purchase_is_409_and_missing_required_id_is_400(
 
     conn = await asyncpg.connect(database_url)
     try:
-        rows = await conn.fetch("SELECT tenant_id AS tenant, id FROM payment_identifiers")
+        rows = await conn.fetch("SELECT coalesce(tenant_id::text, '') AS tenant, id FROM payment_identifiers")
     finally:
         await conn.close()
     assert [(r["tenant"], r["id"]) for r in rows] == [("", the_id)]

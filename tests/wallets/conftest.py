@@ -147,17 +147,49 @@ FAST = WalletOptions(sweep_interval=0.5, webhooks=DeliveryOptions(max_attempts=3
 ServiceFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 
-@pytest.fixture
-async def wallet_service(devchain: DevChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
-    """Build and serve a wallet service app (settings overrides as keywords)."""
+#: The operator token of keys-on services; the wallet scope set of the tenant key the tests act with.
+ADMIN = "wallet-tests-operator-token-0123456789"
+TENANT_SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
+
+
+@pytest.fixture(params=["keys-off", "keys-on"])
+async def wallet_service(
+    request: pytest.FixtureRequest, devchain: DevChain, database_url: str, aiohttp_client: Any
+) -> ServiceFactory:
+    """Build and serve a wallet service app (settings overrides as keywords).
+
+    Every wallet test runs twice: API keys off (anonymous wallets), and API keys on with one real tenant key that
+    the client sends by default (the same tenant for every service the test builds on its database).
+    """
+    keys_on = request.param == "keys-on"
+    tenant_key: list[str] = []
 
     async def make(**kw: Any) -> TestClient[Any, Any]:
         options = kw.pop("options", FAST)
+        if keys_on:
+            kw.setdefault("require_api_keys", True)
+            kw.setdefault("admin_token", ADMIN)
         app = create_app(wallet_settings(devchain, database_url, **kw), extras={"wallet_options": options})
         client: TestClient[Any, Any] = await aiohttp_client(app)
+        if keys_on and kw["require_api_keys"]:
+            if not tenant_key:
+                tenant_key.append(await tenant_key_of(client))
+            client.session.headers["Authorization"] = f"Bearer {tenant_key[0]}"
         return client
 
     return make
+
+
+async def tenant_key_of(client: TestClient[Any, Any]) -> str:
+    """A tenant and a key with every tenant scope, made through the operator API."""
+    op = {"Authorization": f"Bearer {ADMIN}"}
+    r = await client.post("/v1/tenants", json={"name": "wallet-tests"}, headers=op)
+    assert r.status == 201, await r.text()
+    tenant = (await r.json())["id"]
+    r = await client.post(f"/v1/tenants/{tenant}/keys", json={"scopes": TENANT_SCOPES}, headers=op)
+    assert r.status == 201, await r.text()
+    key: str = (await r.json())["key"]
+    return key
 
 
 @pytest.fixture

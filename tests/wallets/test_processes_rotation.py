@@ -19,18 +19,30 @@ from chains.evm.devchain import DevChain
 from tests.harness.evm import mint, networks_env, token_balance
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
-from tests.wallets.conftest import MASTER_KEY, PRICE, Upstream, new_wallet, pay
+from tests.wallets.conftest import ADMIN, MASTER_KEY, PRICE, TENANT_SCOPES, Upstream, new_wallet, pay
 
 
-def _env(devchain: DevChain, database_url: str, **extra: str) -> dict[str, str]:
+def _env(devchain: DevChain, database_url: str, keys_on: bool = False, **extra: str) -> dict[str, str]:
     return {
         "DATABASE_URL": database_url,
         "X402_NETWORKS": networks_env(devchain),
         "X402_MASTER_KEY": MASTER_KEY,
         "X402_ALLOW_PRIVATE_OUTBOUND": "true",
-        "X402_REQUIRE_API_KEYS": "false",
+        "X402_REQUIRE_API_KEYS": "true" if keys_on else "false",
+        "X402_ADMIN_TOKEN": ADMIN,
         **extra,
     }
+
+
+async def _tenant_key(session: aiohttp.ClientSession, base: str) -> str:
+    """A tenant key with the wallets scope, made through the operator API of one process."""
+    op = {"Authorization": f"Bearer {ADMIN}"}
+    async with session.post(f"{base}/v1/tenants", json={"name": "two-processes"}, headers=op) as r:
+        tenant = (await r.json())["id"]
+    async with session.post(f"{base}/v1/tenants/{tenant}/keys", json={"scopes": TENANT_SCOPES}, headers=op) as r:
+        assert r.status == 201, await r.text()
+        key: str = (await r.json())["key"]
+        return key
 
 
 async def _pay(session: aiohttp.ClientSession, base: str, wallet_id: str, url: str) -> tuple[int, dict[str, Any]]:
@@ -38,13 +50,18 @@ async def _pay(session: aiohttp.ClientSession, base: str, wallet_id: str, url: s
         return r.status, json.loads(await r.read())
 
 
-async def test_two_processes_share_one_budget(upstream: Upstream, devchain: DevChain, database_url: str) -> None:
-    env = _env(devchain, database_url)
+@pytest.mark.parametrize("keys_on", [False, True], ids=["keys-off", "keys-on"])
+async def test_two_processes_share_one_budget(
+    upstream: Upstream, devchain: DevChain, database_url: str, keys_on: bool
+) -> None:
+    env = _env(devchain, database_url, keys_on)
     async with (
         x402_serve(env=env, port=free_port()) as one,
         x402_serve(env=env, port=free_port()) as two,
         aiohttp.ClientSession() as session,
     ):
+        if keys_on:
+            session.headers["Authorization"] = f"Bearer {await _tenant_key(session, one.base_url)}"
         async with session.post(f"{one.base_url}/v1/wallets", json={"policy": {"totalBudget": str(PRICE * 10)}}) as r:
             assert r.status == 201, await r.text()
             wallet = await r.json()

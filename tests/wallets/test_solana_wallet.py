@@ -14,6 +14,7 @@ from solders.pubkey import Pubkey
 
 from tests.harness.faults import Faults, faulty
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
+from tests.wallets.conftest import ADMIN, tenant_key_of
 from wallets.service import WalletOptions
 from x402.app import create_app
 from x402.paywall import AppFacilitator, Offer, Paywall
@@ -32,7 +33,13 @@ async def world() -> AsyncIterator[World]:
 
 
 async def _setup(
-    w: World, database_url: str, tmp_path: Path, aiohttp_client: Any, faults: Faults | None = None
+    w: World,
+    database_url: str,
+    tmp_path: Path,
+    aiohttp_client: Any,
+    faults: Faults | None = None,
+    *,
+    keys_on: bool = False,
 ) -> tuple[Any, dict[str, Any], Pubkey, Pubkey]:
     """A service (wallets + facilitator + paywalled /paid, behind ``faults``), a funded Solana wallet."""
     settings = Settings(
@@ -45,6 +52,8 @@ async def _setup(
         allow_private_outbound=True,
         reconcile_interval=0,
         settle_timeout=5.0,
+        require_api_keys=keys_on,
+        admin_token=ADMIN,
     )
     options = WalletOptions(fetch_timeout=5.0, reconcile_interval=3600)
     app = create_app(settings, extras={"wallet_options": options})
@@ -58,6 +67,8 @@ async def _setup(
     offer = Offer(amount=PRICE, asset=str(w.mint), network=NETWORK, pay_to=str(w.pay_to.pubkey()))
     Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer}).setup(app)
     client = await aiohttp_client(app)
+    if keys_on:
+        client.session.headers["Authorization"] = f"Bearer {await tenant_key_of(client)}"
 
     r = await client.post("/v1/wallets", json={"name": "sol-agent", "chains": ["solana"], "policy": {}})
     wallet = await r.json()
@@ -68,11 +79,12 @@ async def _setup(
     return client, wallet, owner, src
 
 
+@pytest.mark.parametrize("keys_on", [False, True], ids=["keys-off", "keys-on"])
 async def test_solana_wallet_pays_a_paywalled_route(
-    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any, keys_on: bool
 ) -> None:
     w = world
-    client, wallet, owner, src = await _setup(w, database_url, tmp_path, aiohttp_client)
+    client, wallet, owner, src = await _setup(w, database_url, tmp_path, aiohttp_client, keys_on=keys_on)
     r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
     out = json.loads(await r.read())
     assert r.status == 200, out

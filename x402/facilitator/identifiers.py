@@ -61,10 +61,10 @@ class IdentifierStore:
         """Bind the id, or check it is bound to the same purchase; raises PaymentIdentifierConflict (409)."""
         # one round trip: the no-op update returns the row that holds the id, ours or the first one
         bound = await self.pool.fetchval(
-            """INSERT INTO payment_identifiers (tenant_id, id, fingerprint) VALUES ($1, $2, $3)
-               ON CONFLICT (tenant_id, id) DO UPDATE SET tenant_id = EXCLUDED.tenant_id
+            """INSERT INTO payment_identifiers (tenant_id, id, fingerprint) VALUES ($1::text::uuid, $2, $3)
+               ON CONFLICT ON CONSTRAINT payment_identifiers_once DO UPDATE SET id = EXCLUDED.id
                RETURNING fingerprint""",
-            ident.tenant,
+            ident.tenant or None,
             ident.id,
             fingerprint,
         )

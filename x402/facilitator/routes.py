@@ -20,6 +20,7 @@ from x402.facilitator.verify_tx import verify_transaction
 from x402.http import ANSWER_NOT_FINAL
 from x402.http import json_response as _json
 from x402.logs import get_logger
+from x402.storage.scope import system_scope
 from x402.wire import reasons
 from x402.wire.codec import EXTENSION_RESPONSES
 from x402.wire.models import SettleResponse, VerifyResponse, decode_facilitator_request, encode_json
@@ -127,9 +128,12 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         service, journal, app[CHAINS], metrics=app[METRICS], stuck_after=settings.settle_stuck_after
     )
     app[RECONCILER] = reconciler
-    task = (
-        asyncio.create_task(reconciler.loop(settings.reconcile_interval)) if settings.reconcile_interval > 0 else None
-    )
+    with system_scope("settlement reconciler: open settlements of every tenant"):
+        task = (
+            asyncio.create_task(reconciler.loop(settings.reconcile_interval))
+            if settings.reconcile_interval > 0
+            else None
+        )
     yield
     if task is not None:
         task.cancel()

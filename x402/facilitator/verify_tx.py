@@ -19,6 +19,7 @@ from chains.registry import ChainRegistry
 from risk.engine import RiskEngine
 from risk.model import RISK_BLOCKED, RiskContext
 from x402.errors import BadRequest, Forbidden
+from x402.storage.scope import system_scope
 from x402.wire.models import decode_json, parse_amount
 from x402.wire.networks import to_caip2
 
@@ -57,7 +58,8 @@ def _norm(network: str, value: str) -> str:
 
 async def _check_claim(pool: asyncpg.Pool, pay_to: str, tenant_id: str | None) -> None:
     """403 ``payto_claimed`` when another tenant proved it owns this payTo (``pay_to`` normalised)."""
-    owner = await pool.fetchval("SELECT tenant_id FROM payto_claims WHERE address = $1", pay_to)
+    with system_scope("verify-tx: a payTo claimed by another tenant is refused, so its claim must be seen"):
+        owner = await pool.fetchval("SELECT tenant_id FROM payto_claims WHERE address = $1", pay_to)
     if owner is not None and str(owner) != tenant_id:
         raise Forbidden("this payTo is claimed by another tenant", code="payto_claimed")
 

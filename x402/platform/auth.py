@@ -12,6 +12,7 @@ from aiohttp import web
 
 from x402.errors import Forbidden, Unauthorized
 from x402.platform import keys
+from x402.storage.scope import system_scope, tenant_scope
 
 #: How long a key looked up in Postgres is trusted in this process (a revocation or suspension elsewhere applies
 #: within it).
@@ -114,11 +115,12 @@ class Authenticator:
         return entry.principal
 
     async def _load(self, prefix: str) -> _Cached | None:
-        row = await self.pool.fetchrow(
-            """SELECT k.id, k.tenant_id, k.hash, k.scopes, k.mode, k.agent, k.revoked_at, t.tier, t.status
-               FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1""",
-            prefix,
-        )
+        with system_scope("credential lookup: the key's tenant is not known until its row is read"):
+            row = await self.pool.fetchrow(
+                """SELECT k.id, k.tenant_id, k.hash, k.scopes, k.mode, k.agent, k.revoked_at, t.tier, t.status
+                   FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.prefix = $1""",
+                prefix,
+            )
         if row is None or row["status"] not in ("active", "suspended"):
             return None
         principal = Principal(
@@ -134,7 +136,8 @@ class Authenticator:
         if now - last < LAST_USED_EVERY:
             return
         self._last_used[principal.key_id] = now
-        await self.pool.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", principal.key_id)
+        with tenant_scope(principal.tenant_id):
+            await self.pool.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", principal.key_id)
 
 
 def principal_of(request: web.Request) -> Principal | None:

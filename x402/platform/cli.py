@@ -17,6 +17,7 @@ from x402.platform import audit, lifecycle
 from x402.platform.tenants import Actor, TenantStore, parse_uuid
 from x402.platform.tiers import load_tiers
 from x402.settings import Settings
+from x402.storage.scope import apply_scope, system_scope
 
 
 def add_parsers(sub: Any) -> None:
@@ -76,20 +77,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(args: argparse.Namespace, settings: Settings, url: str) -> int:
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    # the CLI is the operator: it spans tenants, and holds even when DATABASE_URL names a role bound by RLS
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, setup=apply_scope)
     assert pool is not None
     try:
-        if args.command == "audit":
-            return await _audit(args, pool)
-        store = TenantStore(pool, frozenset(load_tiers(settings.tiers_override)))
-        actor = Actor(f"cli:{getpass.getuser()}")
-        try:
-            return await _admin(args, store, actor)
-        except X402Error as exc:
-            print(f"x402 {args.command} {args.action}: {exc.code}: {exc.detail}", file=sys.stderr)
-            return 1
+        with system_scope("operator CLI: tenants, keys and the audit log of every tenant"):
+            return await _dispatch(args, settings, pool)
     finally:
         await pool.close()
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings, pool: asyncpg.Pool) -> int:
+    if args.command == "audit":
+        return await _audit(args, pool)
+    store = TenantStore(pool, frozenset(load_tiers(settings.tiers_override)))
+    actor = Actor(f"cli:{getpass.getuser()}")
+    try:
+        return await _admin(args, store, actor)
+    except X402Error as exc:
+        print(f"x402 {args.command} {args.action}: {exc.code}: {exc.detail}", file=sys.stderr)
+        return 1
 
 
 async def _admin(args: argparse.Namespace, store: TenantStore, actor: Actor) -> int:

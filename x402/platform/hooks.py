@@ -7,10 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from x402.errors import Unauthorized
-from x402.platform.auth import PRINCIPAL, presented_credential, principal_of
+from x402.platform.auth import PRINCIPAL, Principal, presented_credential, principal_of
 from x402.platform.context import PLATFORM, RESPONSE_HEADERS, response_headers
 from x402.platform.idempotency import Handler, idempotent
 from x402.platform.recorder import record_for
+from x402.storage.scope import system_scope, tenant_scope
 
 #: Paths where a presented credential is checked; elsewhere (paywalled resources, public pages) it is not ours.
 PROTECTED_PREFIXES = ("/verify", "/settle", "/v1/")
@@ -43,10 +44,18 @@ async def platform_middleware(request: web.Request, handler: Handler) -> web.Str
             resp.headers.update(extra)
         return resp
 
-    if request.method == "POST" and "Idempotency-Key" in request.headers:
-        principal = principal_of(request)
-        return await idempotent(platform.store.pool, principal.tenant_id if principal else None, request, run)
-    return await run(request)
+    principal = principal_of(request)
+    with scope_of(principal):
+        if request.method == "POST" and "Idempotency-Key" in request.headers:
+            return await idempotent(platform.store.pool, principal.tenant_id if principal else None, request, run)
+        return await run(request)
+
+
+def scope_of(principal: Principal | None) -> Any:
+    """The row-level security scope a request runs in: its tenant's, the operator's (system) or anonymous."""
+    if principal is not None and principal.operator:
+        return system_scope("operator token: the operator administers every tenant")
+    return tenant_scope(principal.tenant_id if principal else None)
 
 
 async def authorize(request: web.Request, scope: str) -> str | None:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from x402.errors import BadRequest, Conflict, ValidationFailed
 from x402.http import ANSWER_NOT_FINAL
+from x402.storage.scope import tenant_scope
 
 TTL = timedelta(hours=24)
 #: The tenant id used for callers without one (API keys off), so the unique key still applies.
@@ -99,7 +100,8 @@ async def idempotent(
         raise BadRequest("Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key")
     tenant = tenant or ANONYMOUS
     digest = _request_hash(request, await request.read())
-    row = await _claim(pool, tenant, key, request, digest)
+    with tenant_scope(tenant):  # callers without a tenant share the nil tenant's rows (see ANONYMOUS)
+        row = await _claim(pool, tenant, key, request, digest)
     if row is not None:
         if bytes(row["request_hash"]) != digest:
             raise IdempotencyKeyReused("this Idempotency-Key was used with another request")
@@ -114,20 +116,30 @@ async def idempotent(
         resp = await handler(request)
     except BaseException:
         if request.get(DELEGATED):
-            await _delegate(pool, tenant, key)
+            with tenant_scope(tenant):
+                await _delegate(pool, tenant, key)
             raise
         # the request never produced an answer (bad input, dependency down): the key may be used again
-        await _release(pool, tenant, key)
+        with tenant_scope(tenant):
+            await _release(pool, tenant, key)
         raise
     if request.get(DELEGATED):
-        await _delegate(pool, tenant, key)
+        with tenant_scope(tenant):
+            await _delegate(pool, tenant, key)
         return resp
     if not isinstance(resp, web.Response) or resp.status >= 500 or request.get(ANSWER_NOT_FINAL):
-        await _release(pool, tenant, key)
+        with tenant_scope(tenant):
+            await _release(pool, tenant, key)
         return resp
     body = request.get(REPLAY_BODY)
     if body is None:
         body = _without_secrets(bytes(resp.body) if isinstance(resp.body, bytes | bytearray) else b"", resp)
+    with tenant_scope(tenant):
+        await _finish(pool, tenant, key, resp, body)
+    return resp
+
+
+async def _finish(pool: asyncpg.Pool, tenant: uuid.UUID, key: str, resp: web.Response, body: bytes) -> None:
     await pool.execute(
         """UPDATE idempotency_keys SET status = 'done', response_status = $3, response_headers = $4::jsonb,
                                        response_body = $5
@@ -138,7 +150,6 @@ async def idempotent(
         json.dumps(_kept(resp)),
         body,
     )
-    return resp
 
 
 def _strip(value: Any) -> tuple[Any, bool]:

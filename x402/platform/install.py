@@ -21,6 +21,7 @@ from x402.platform.limiting import QuotaCounter, RateLimiter
 from x402.platform.tenants import TenantStore
 from x402.platform.tiers import load_tiers
 from x402.platform.writer import PaymentWriter
+from x402.storage.scope import system_scope
 
 log = get_logger("x402.platform")
 PURGE_EVERY = 600.0
@@ -55,7 +56,8 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[PLATFORM] = platform
     writer.start()
-    purge = asyncio.create_task(_purge_loop(platform))
+    with system_scope("idempotency purge: expired keys of every tenant"):
+        purge = asyncio.create_task(_purge_loop(platform))
     yield
     purge.cancel()
     with contextlib.suppress(asyncio.CancelledError):

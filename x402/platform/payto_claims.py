@@ -23,6 +23,7 @@ from x402.platform.auth import Principal, require_tenant
 from x402.platform.context import PLATFORM
 from x402.platform.tenants import parse_uuid
 from x402.registry.proofs import proves
+from x402.storage.scope import system_scope
 
 routes = web.RouteTableDef()
 
@@ -95,7 +96,8 @@ async def create_claim(request: web.Request) -> web.Response:
             signature,
         )
         if row is None:
-            existing = await conn.fetchrow(f"SELECT {_COLS} FROM payto_claims WHERE address = $1", address)
+            with system_scope("payTo claims: one claimant per address, whichever tenant it is"):
+                existing = await pool.fetchrow(f"SELECT {_COLS} FROM payto_claims WHERE address = $1", address)
             if existing is not None and existing["tenant_id"] == principal.tenant_id:
                 return _json(claim_json(existing))
             raise Conflict("this payTo is claimed by another tenant", code="payto_claimed")

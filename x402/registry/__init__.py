@@ -17,6 +17,7 @@ from x402.registry.keys import BAZAAR, OUTBOUND, REGISTRY
 from x402.registry.models import Resource, ResourceDraft, draft_from_json
 from x402.registry.outbound import Outbound
 from x402.registry.store import PgRegistryStore, RegistryStore, Verification
+from x402.storage.scope import system_scope
 
 __all__ = ["BAZAAR", "OUTBOUND", "REGISTRY", "ResourceDraft", "install", "register_resources"]
 
@@ -54,9 +55,10 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
     await outbound.start()
     app[REGISTRY] = store
     app[OUTBOUND] = outbound
-    await app[BAZAAR].start(store)
-    every = settings.registry_probe_interval
-    task = asyncio.create_task(probe_loop(store, outbound, every)) if every > 0 else None
+    with system_scope("registry catalogue and prober: they refresh resources of every owner"):
+        await app[BAZAAR].start(store)
+        every = settings.registry_probe_interval
+        task = asyncio.create_task(probe_loop(store, outbound, every)) if every > 0 else None
     yield
     if task is not None:
         task.cancel()

@@ -20,6 +20,7 @@ from x402.registry.models import PATCHABLE, Resource, draft_from_json, is_atomic
 from x402.registry.outbound import OutboundFailed
 from x402.registry.probe import probe
 from x402.registry.store import Filters
+from x402.storage.scope import system_scope
 from x402.wire import jsonlimits
 from x402.wire.models import DiscoveryPage, Pagination, encode_json
 
@@ -50,6 +51,9 @@ async def _resource(request: web.Request) -> Resource:
     return found
 
 
+#: Public discovery lists the resources of every owner (never who owns them).
+CATALOGUE = "public discovery: the catalogue lists every owner's resources"
+
 # ------------------------------------------------------------------------------------------ CRUD
 
 
@@ -68,7 +72,11 @@ async def get_resource(request: web.Request) -> web.Response:
     """One resource with its verification, liveness and popularity signals (``tenantId`` for its owner only)."""
     who = reader(request)
     found = await _resource(request)
-    return _json(found.to_json(owner=sees_owner(who, found.tenant_id)))
+    owner = sees_owner(who, found.tenant_id)
+    if found.tenant_id is not None and not owner:
+        # another tenant's listing is 404 here, as every tenant object is (the public view is /discovery)
+        raise NotFound("no such resource", code="resource_not_found")
+    return _json(found.to_json(owner=owner))
 
 
 def _camel(resource: Resource) -> dict[str, Any]:
@@ -132,14 +140,17 @@ async def rate_resource(request: web.Request) -> web.Response:
     rating = body.get("rating") if isinstance(body, dict) else None
     if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
         raise BadRequest("rating must be an integer from 1 to 5", code="invalid_rating")
-    current = await _resource(request)
-    if current.tenant_id is not None and current.tenant_id == who.tenant_id:
-        raise Forbidden("a tenant cannot rate its own resource", code="own_resource_rating")
-    await _rating_limit(request)
     store = request.app[REGISTRY]
-    if await store.recent_ratings(who.tenant_id, 3600) >= RATINGS_PER_HOUR:
-        raise RateLimited(f"at most {RATINGS_PER_HOUR} ratings per hour", code="rating_rate_limited", retryAfter=3600)
-    rated = await store.rate(current.id, rating, tenant_id=who.tenant_id)
+    with system_scope("ratings: any caller may rate any listed resource, whoever owns it"):
+        current = await _resource(request)
+        if current.tenant_id is not None and current.tenant_id == who.tenant_id:
+            raise Forbidden("a tenant cannot rate its own resource", code="own_resource_rating")
+        await _rating_limit(request)
+        if await store.recent_ratings(who.tenant_id, 3600) >= RATINGS_PER_HOUR:
+            raise RateLimited(
+                f"at most {RATINGS_PER_HOUR} ratings per hour", code="rating_rate_limited", retryAfter=3600
+            )
+        rated = await store.rate(current.id, rating, tenant_id=who.tenant_id)
     if rated is None:
         raise NotFound("no such resource", code="resource_not_found")
     return _json(rated.to_json(owner=who.operator))
@@ -222,7 +233,8 @@ async def discovery_resources(request: web.Request) -> web.Response:
     """Bazaar discovery (x402-spec §7.2): newest first, offset pagination."""
     limit = _int_param(request, "limit", 20, 1, 100, "invalid_limit")
     offset = _int_param(request, "offset", 0, 0, 10**9, "invalid_offset")
-    items, total = await request.app[REGISTRY].page(_filters(request, search=False), limit, offset)
+    with system_scope(CATALOGUE):
+        items, total = await request.app[REGISTRY].page(_filters(request, search=False), limit, offset)
     page = DiscoveryPage(
         items=[r.to_item() for r in items], pagination=Pagination(limit=limit, offset=offset, total=total)
     )
@@ -254,7 +266,8 @@ async def discovery_search(request: web.Request) -> web.Response:
         raise BadRequest(f"query is longer than {MAX_QUERY} characters", code="invalid_query")
     limit = _int_param(request, "limit", 20, 1, 100, "invalid_limit")
     offset = _cursor_offset(request.query.get("cursor"))
-    found = await request.app[REGISTRY].search(query, _filters(request, search=True), limit, offset)
+    with system_scope(CATALOGUE):
+        found = await request.app[REGISTRY].search(query, _filters(request, search=True), limit, offset)
     more = len(found) > limit and offset + limit <= MAX_OFFSET
     body = {
         "x402Version": 2,

@@ -12,6 +12,7 @@ import msgspec
 from x402.errors import Conflict
 from x402.registry import ranking
 from x402.registry.models import Resource, ResourceDraft, summarize
+from x402.storage.scope import system_scope
 
 JSON_COLUMNS: Final = ("accepts", "extensions", "input_schema", "output_schema", "evidence")
 COLUMNS: Final = (
@@ -238,7 +239,16 @@ class PgRegistryStore:
     ) -> Resource | None:
         """Insert or refresh by key; None when the key belongs to another tenant."""
         v = verification
-        rec = await self.pool.fetchrow(
+        # system scope: a tenant may claim an entry of no tenant (crawled, catalogued), which its own scope may
+        # not update; the statement's WHERE keeps entries of other tenants untouched (then None)
+        with system_scope("registry upsert: claiming an unowned catalogue entry"):
+            rec = await self._upsert(draft, tenant_id, source, local, v)
+        return None if rec is None else row(rec)
+
+    async def _upsert(
+        self, draft: ResourceDraft, tenant_id: uuid.UUID | None, source: str, local: bool, v: Verification | None
+    ) -> Any:
+        return await self.pool.fetchrow(
             f"""INSERT INTO resources (tenant_id, {_DRAFT_COLUMNS}, source, local,
                                        verification_status, verification_reason, evidence)
                 VALUES ($1, {_DRAFT_VALUES}, $21, $22, coalesce($23, 'unverified'), $24, $25::jsonb)
@@ -260,7 +270,6 @@ class PgRegistryStore:
             v.reason if v else None,
             _json(v.evidence) if v else None,
         )
-        return None if rec is None else row(rec)
 
     async def get(self, resource_id: uuid.UUID) -> Resource | None:
         """One resource by id."""

@@ -18,6 +18,17 @@ log = get_logger("x402.db")
 #: Arbitrary constant: every process migrating this database serialises on it.
 MIGRATION_LOCK_ID = 0x78343032  # "x402"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+#: Tables of the current schema with a tenant_id column that miss RLS, FORCE RLS or the tenant policies. From
+#: pg_catalog, not information_schema, which hides tables the querying role holds no privilege on.
+UNWALLED = """
+SELECT k.relname FROM pg_class k
+JOIN pg_attribute a ON a.attrelid = k.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped
+WHERE k.relnamespace = current_schema()::regnamespace AND k.relkind IN ('r', 'p')
+  AND NOT (k.relrowsecurity AND k.relforcerowsecurity
+           AND (SELECT count(*) FROM pg_policy p WHERE p.polrelid = k.oid
+                AND p.polname IN ('tenant_read', 'tenant_insert', 'tenant_update', 'tenant_delete')) = 4)
+ORDER BY 1
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,12 @@ async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> list[int]:
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", mg.version, mg.name)
             applied_now.append(mg.version)
             log.info("migration_applied", version=mg.version, name=mg.name)
+        if await conn.fetchval("SELECT to_regprocedure('x402_tenant_walls()') IS NOT NULL") and (
+            applied_now or await conn.fetch(UNWALLED)
+        ):
+            # a table added later with a tenant_id column gets the same wall (migration 0013); cheap when none is
+            walled = await conn.fetchval("SELECT x402_tenant_walls()")
+            log.info("tenant_walls_applied", tables=walled)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_ID)
     return applied_now

@@ -18,6 +18,7 @@ from x402.appkeys import CHAINS, DB, EXTRAS, RISK, SETTINGS
 from x402.errors import BadRequest, NotFound, ValidationFailed
 from x402.http import json_object as _body
 from x402.http import json_response as _json
+from x402.storage.scope import system_scope
 from x402.wallets_api.access import caller_of, platform_audit, wallet_for, wallet_id_of
 from x402.wire.models import PaymentRequirements, encode_json
 from x402.wire.networks import is_evm
@@ -301,8 +302,9 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
         chains=app.get(CHAINS),
     )
     app[WALLETS] = service
-    await service.prepare()
-    service.start()
+    with system_scope("wallet start-up and background jobs: data keys, reservations, pending payments, deliveries"):
+        await service.prepare()
+        service.start()
     yield
     await service.close()
 

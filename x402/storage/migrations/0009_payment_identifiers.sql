@@ -11,9 +11,9 @@ CREATE UNIQUE INDEX settlements_payment_identifier ON settlements (id_tenant, pa
 
 -- What an id stands for (tenant, scheme, network, asset, amount, payTo, resource): reused for anything else -> 409.
 CREATE TABLE payment_identifiers (
-    tenant_id    text        NOT NULL,          -- the tenant's id ('' for callers without a tenant)
+    tenant_id    uuid,                          -- NULL for callers without a tenant (API keys off)
     id           text        NOT NULL,
     fingerprint  bytea       NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (tenant_id, id)
+    CONSTRAINT payment_identifiers_once UNIQUE NULLS NOT DISTINCT (tenant_id, id)
 );
