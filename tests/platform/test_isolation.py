@@ -26,10 +26,6 @@ from x402.settings import Settings
 
 MASTER = secrets.token_hex(32)
 ALL_SCOPES = ["verify", "settle", "admin", "wallets", "registry"]
-#: Work another helper (h-t13a: verify-tx tenant scoping, registry auth/404/no tenant ids/ratings, agent keys) is
-#: doing on its branch; these cases are expected to fail until it is merged, then flip them.
-H_T13A = "hole fixed on branch h-t13a (issue 13: verify-tx / registry / agent keys); flip at merge"
-
 # Which object of tenant A fills each path parameter of an object route.
 OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/tenants/{id}": {"id": "tenant"},
@@ -52,7 +48,11 @@ OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/webhooks/{id}": {"id": "webhook"},
     "/v1/resources/{id}": {"id": "resource"},
     "/v1/resources/{id}/verify": {"id": "resource"},
+    "/v1/tenants/{id}/export": {"id": "tenant"},
+    "/v1/payto-claims/{id}": {"id": "payto_claim"},
 }
+#: Path parameters of the cross-tenant routes (not object routes: B may act on them, see CROSS_TENANT).
+CROSS_TENANT_PARAMS: dict[str, dict[str, str]] = {"/v1/resources/{id}/ratings": {"id": "resource"}}
 #: Lists: B's answer must hold none of A's markers (ids, addresses, names). Public discovery lists every owner's
 #: resources by design, so there only A's tenant id must never appear.
 LIST_ROUTES = {
@@ -65,6 +65,7 @@ LIST_ROUTES = {
     "/v1/risk/rules",
     "/v1/risk/lists",
     "/v1/risk/audit",
+    "/v1/payto-claims",
 }
 PUBLIC_LISTS = {"/discovery/resources", "/discovery/search"}
 #: Writes into the caller's own collection (a new object of the caller's tenant, or the caller's own lists).
@@ -76,6 +77,7 @@ CALLER_SCOPED = {
     ("POST", "/v1/webhooks"),
     ("POST", "/v1/resources"),
     ("POST", "/v1/resources/import"),
+    ("POST", "/v1/payto-claims"),
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),
     ("DELETE", "/v1/risk/lists/{name}"),
@@ -83,7 +85,11 @@ CALLER_SCOPED = {
 #: No tenant data at all.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/.well-known/x402", "/supported", "/docs", "/openapi.json"}
 #: Tenant keys get 403 whatever the object.
-OPERATOR_ONLY = {("POST", "/v1/tenants")}
+OPERATOR_ONLY = {
+    ("POST", "/v1/tenants"),
+    ("POST", "/v1/tenants/{id}/suspend"),
+    ("POST", "/v1/tenants/{id}/reactivate"),
+}
 #: Any tenant may act on another's object here (rating a listed resource); checked for leaks instead.
 CROSS_TENANT = {("POST", "/v1/resources/{id}/ratings")}
 
@@ -103,14 +109,17 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/resources/{id}/verify"): {},
     ("POST", "/v1/resources/{id}/ratings"): {"rating": 1},
 }
-#: Object routes where only row-level security answers B with 404 today: the application's own check says 403
-#: ``not_resource_owner`` (or answers GET to anyone) until h-t13a is merged.
+#: Registry object routes, once answered 403 ``not_resource_owner`` (or 200 on GET) by the application's own
+#: check: they are also checked with the RLS wall off.
 APP_WALL_HOLES = {
     ("GET", "/v1/resources/{id}"),
     ("PATCH", "/v1/resources/{id}"),
     ("DELETE", "/v1/resources/{id}"),
     ("POST", "/v1/resources/{id}/verify"),
 }
+
+
+PARAMS = {**OBJECT_ROUTES, **CROSS_TENANT_PARAMS}
 
 
 def _settings() -> Settings:
@@ -129,7 +138,7 @@ def route_table(app: Any) -> set[tuple[str, str]]:
 
 def _classified(method: str, path: str) -> bool:
     return (
-        path in OBJECT_ROUTES
+        (path in OBJECT_ROUTES and (method, path) not in OPERATOR_ONLY)
         or (method == "GET" and path in LIST_ROUTES | PUBLIC_LISTS | PUBLIC)
         or (method, path) in CALLER_SCOPED | OPERATOR_ONLY | CROSS_TENANT
     )
@@ -165,7 +174,7 @@ class World:
     rls: bool = True
 
     def path(self, template: str) -> str:
-        return re.sub(r"\{(\w+)\}", lambda m: self.ids[OBJECT_ROUTES[template][m.group(1)]], template)
+        return re.sub(r"\{(\w+)\}", lambda m: self.ids[PARAMS[template][m.group(1)]], template)
 
 
 async def _ok(r: Any, *statuses: int) -> Any:
@@ -239,7 +248,16 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
             uuid.UUID(hook["id"]),
             event,
         )
-        w.markers |= {w.ids["approval"], "987654321", "a-dead-letter-marker"}
+        claimed = "0x" + "c1" * 20
+        w.ids["payto_claim"] = str(
+            await owner.fetchval(
+                """INSERT INTO payto_claims (tenant_id, address, proof_kind, signature)
+                   VALUES ($1, $2, 'eip191', '0x00') RETURNING id""",
+                uuid.UUID(a),
+                claimed,
+            )
+        )
+        w.markers |= {w.ids["approval"], "987654321", "a-dead-letter-marker", w.ids["payto_claim"], claimed}
     finally:
         await owner.close()
     # A sees its own objects through every list (so an empty answer for B means something)
@@ -270,7 +288,7 @@ async def test_tenant_b_gets_404_on_every_method_of_every_object_route(world: Wo
     w = world
     wrong = []
     for method, template in OBJECT_CASES:
-        if (method, template) in CROSS_TENANT or (not w.rls and (method, template) in APP_WALL_HOLES):
+        if (method, template) in CROSS_TENANT:
             continue
         status, body = await _as_b(w, method, template)
         if status != 404 or body.get("status") != 404:
@@ -282,7 +300,6 @@ async def test_tenant_b_gets_404_on_every_method_of_every_object_route(world: Wo
     await _a_is_untouched(w)
 
 
-@pytest.mark.xfail(strict=True, reason=H_T13A + ": registry answers another tenant 403 (or 200 on GET), not 404")
 @pytest.mark.parametrize(("method", "template"), sorted(APP_WALL_HOLES))
 async def test_registry_404s_without_the_rls_wall(
     psettings: Settings, aiohttp_client: Any, database_url: str, method: str, template: str
@@ -335,7 +352,6 @@ async def test_public_discovery_never_shows_tenant_ids(world: World) -> None:
         assert w.a not in text, template
 
 
-@pytest.mark.xfail(strict=True, reason=H_T13A + ": a rating answer shows the owner's tenant id")
 async def test_rating_another_tenants_resource_leaks_nothing(world: World) -> None:
     status, body = await _as_b(world, "POST", "/v1/resources/{id}/ratings")
     assert status in (200, 201), body
@@ -363,7 +379,7 @@ async def test_tenant_admin_cannot_act_as_operator(client: Any) -> None:
     a = await new_tenant(client, "tenant-a")
     key = (await new_key(client, a))["key"]
     for method, path in sorted(OPERATOR_ONLY):
-        r = await client.request(method, path, json={"name": "mine"}, headers=bearer(key))
+        r = await client.request(method, path.replace("{id}", a), json={"name": "mine"}, headers=bearer(key))
         assert r.status == 403
     r = await client.patch(f"/v1/tenants/{a}", json={"tier": "enterprise"}, headers=bearer(key))
     assert r.status == 403

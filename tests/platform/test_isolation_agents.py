@@ -11,7 +11,7 @@ from chains.evm.devchain import DevChain
 from tests.facilitator.test_failover_and_verify_tx import _transfer
 from tests.harness import evm
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant
-from tests.platform.test_isolation import BODIES, H_T13A, MASTER, OBJECT_CASES, OBJECT_ROUTES, World, build_world
+from tests.platform.test_isolation import BODIES, MASTER, OBJECT_CASES, OBJECT_ROUTES, World, build_world
 from x402.app import create_app
 from x402.settings import Settings
 
@@ -69,7 +69,6 @@ async def test_an_agent_key_cannot_manage_its_own_wallet(agent_world: Any) -> No
     assert (await r.json())["status"] == "active"
 
 
-@pytest.mark.xfail(strict=True, reason=H_T13A + ": agent keys still read tenant-wide lists")
 async def test_an_agent_key_reads_nothing_beyond_its_wallet(agent_world: Any) -> None:
     w, _, agent = agent_world
     leaked = []
@@ -89,7 +88,6 @@ def test_every_wallet_route_is_judged_for_agents() -> None:
     assert len(MANAGE_CASES) >= 6
 
 
-@pytest.mark.xfail(strict=True, reason=H_T13A + ": verify-tx records are global, not per tenant")
 async def test_tenant_a_verify_tx_record_does_not_use_up_tenant_b(
     devchain: DevChain, database_url: str, aiohttp_client: Any, redis_url: str
 ) -> None:
