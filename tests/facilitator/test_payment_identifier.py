@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import aiohttp
@@ -143,6 +144,9 @@ async def test_same_id_other_purchase_is_409_and_missing_required_id_is_400(
     assert [(r["tenant"], r["id"]) for r in rows] == [("", the_id)]
 
 
+TENANT_A, TENANT_B = str(uuid.uuid4()), str(uuid.uuid4())
+
+
 async def test_ids_are_tenant_scoped(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     client, signer = await _client(aiohttp_client, devchain, database_url)
     service = client.app[FACILITATOR]
@@ -151,8 +155,8 @@ async def test_ids_are_tenant_scoped(database_url: str, aiohttp_client: Any, dev
     the_id = "pay_shared_between_tenants_1"
     a = with_id(evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 5)), the_id)
     b = with_id(evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 6)), the_id)
-    ra = await service.settle(a.payload, a.requirements, tenant_id="tenant-a")
-    rb = await service.settle(b.payload, b.requirements, tenant_id="tenant-b")  # another tenant: not a conflict
+    ra = await service.settle(a.payload, a.requirements, tenant_id=TENANT_A)
+    rb = await service.settle(b.payload, b.requirements, tenant_id=TENANT_B)  # another tenant: not a conflict
     assert ra.success
     assert rb.success
     assert ra.transaction != rb.transaction

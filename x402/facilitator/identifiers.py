@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from x402.facilitator.base import AnyPayload, AnyRequirements
+from x402.storage.scope import tenant_scope
 from x402.wire import payment_identifier as pid
 from x402.wire.models import PaymentPayload, PaymentRequirements
 
@@ -60,7 +61,16 @@ class IdentifierStore:
     async def bind(self, ident: Identifier, fingerprint: bytes) -> None:
         """Bind the id, or check it is bound to the same purchase; raises PaymentIdentifierConflict (409)."""
         # one round trip: the no-op update returns the row that holds the id, ours or the first one
-        bound = await self.pool.fetchval(
+        with tenant_scope(ident.tenant or None):  # the id is the tenant's row, whoever calls (route or paywall)
+            bound = await self._bind(ident, fingerprint)
+        if bytes(bound) != fingerprint:
+            raise pid.PaymentIdentifierConflict(
+                "this payment identifier was already used for another purchase (scheme, network, asset, amount, "
+                "payTo or resource differ)"
+            )
+
+    async def _bind(self, ident: Identifier, fingerprint: bytes) -> bytes:
+        bound: bytes = await self.pool.fetchval(
             """INSERT INTO payment_identifiers (tenant_id, id, fingerprint) VALUES ($1::text::uuid, $2, $3)
                ON CONFLICT ON CONSTRAINT payment_identifiers_once DO UPDATE SET id = EXCLUDED.id
                RETURNING fingerprint""",
@@ -68,8 +78,4 @@ class IdentifierStore:
             ident.id,
             fingerprint,
         )
-        if bytes(bound) != fingerprint:
-            raise pid.PaymentIdentifierConflict(
-                "this payment identifier was already used for another purchase (scheme, network, asset, amount, "
-                "payTo or resource differ)"
-            )
+        return bound
