@@ -159,9 +159,14 @@ async def wallet_service(
     """Build and serve a wallet service app (settings overrides as keywords).
 
     Every wallet test runs twice: API keys off (anonymous wallets), and API keys on with one real tenant key that
-    the client sends by default (the same tenant for every service the test builds on its database).
+    the client sends by default (the same tenant for every service the test builds on its database). A test module
+    whose tests make their own tenants and keys overrides this fixture with ``service_factory(..., keys_on=False)``.
     """
-    keys_on = request.param == "keys-on"
+    return service_factory(devchain, database_url, aiohttp_client, keys_on=request.param == "keys-on")
+
+
+def service_factory(devchain: DevChain, database_url: str, aiohttp_client: Any, *, keys_on: bool) -> ServiceFactory:
+    """The factory behind ``wallet_service``."""
     tenant_key: list[str] = []
 
     async def make(**kw: Any) -> TestClient[Any, Any]:

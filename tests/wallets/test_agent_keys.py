@@ -14,7 +14,14 @@ from aiohttp.test_utils import TestClient
 from chains.evm.devchain import DevChain
 from tests.harness.evm import mint
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant, op
-from tests.wallets.conftest import PRICE, ServiceFactory, Upstream, pay
+from tests.wallets.conftest import PRICE, ServiceFactory, Upstream, pay, service_factory
+
+
+@pytest.fixture
+async def wallet_service(devchain: DevChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
+    """These tests make their own tenants and keys: one run, no default tenant key."""
+    return service_factory(devchain, database_url, aiohttp_client, keys_on=False)
+
 
 Client = TestClient[Any, Any]
 

@@ -18,13 +18,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from chains.evm.devchain import DevChain
 from tests.platform.conftest import ADMIN, VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.platform.test_audit import _x402
-from tests.wallets.conftest import FAST, MASTER_KEY, Upstream
+from tests.wallets.conftest import FAST, MASTER_KEY, ServiceFactory, Upstream, service_factory
 from wallets import datakeys, keys
 from wallets.custody import CustodyError, Keyring, Sealed
 from wallets.events import emit
 from x402.platform import audit, lifecycle
 from x402.registry.store import PgRegistryStore
+from x402.storage.scope import system_scope, tenant_scope
 from x402.wallets_api import WALLETS
+
+#: the prober claims due resources of every tenant in system scope (as x402/registry starts it)
+PROBER = "test: the registry prober"
+
+
+@pytest.fixture
+async def wallet_service(devchain: DevChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
+    """These tests make their own tenants and keys: one run, no default tenant key."""
+    return service_factory(devchain, database_url, aiohttp_client, keys_on=False)
+
 
 ALL_SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
 
@@ -152,22 +163,26 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
         # registry: hidden from discovery, not probed
         assert a["url"] not in await _discovered(client)
         assert b["url"] in await _discovered(client)
-        due = {str(res.id) for res in await store.claim_due(0.0, 1000)}
+        with system_scope(PROBER):
+            due = {str(res.id) for res in await store.claim_due(0.0, 1000)}
         assert a["resource"]["id"] not in due
         assert b["resource"]["id"] in due
 
         # webhooks: an event of the suspended tenant stays queued, nothing is sent
-        async with service.pool.acquire() as conn, conn.transaction():
-            await emit(conn, tenant_id=uuid.UUID(a["id"]), wallet_id=uuid.UUID(wid), kind="wallet.paused", data={})
-        for _ in range(5):
-            await service.webhooks.deliver_due()
+        with tenant_scope(a["id"]):
+            async with service.pool.acquire() as conn, conn.transaction():
+                await emit(conn, tenant_id=uuid.UUID(a["id"]), wallet_id=uuid.UUID(wid), kind="wallet.paused", data={})
+        with system_scope("test: the webhook worker's pass, as the service runs it"):
+            for _ in range(5):
+                await service.webhooks.deliver_due()
         await asyncio.sleep(0.3)  # the worker runs too (every 50 ms); it must not send either
         assert not [g for g in got if wid.encode() in g]
-        state = await service.pool.fetchval(
-            """SELECT d.status FROM webhook_deliveries d JOIN wallet_events e ON e.id = d.event_id
-               WHERE e.wallet_id = $1 AND e.kind = 'wallet.paused'""",
-            uuid.UUID(wid),
-        )
+        with system_scope("test: read the queued delivery"):
+            state = await service.pool.fetchval(
+                """SELECT d.status FROM webhook_deliveries d JOIN wallet_events e ON e.id = d.event_id
+                   WHERE e.wallet_id = $1 AND e.kind = 'wallet.paused'""",
+                uuid.UUID(wid),
+            )
         assert state == "pending"
 
         # reactivation restores every path
@@ -178,7 +193,8 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
         assert r.status == 200, await r.text()
         assert a["url"] in await _discovered(client)
         await store.pool.execute("UPDATE resources SET last_probe_at = NULL")
-        assert a["resource"]["id"] in {str(res.id) for res in await store.claim_due(0.0, 1000)}
+        with system_scope(PROBER):
+            assert a["resource"]["id"] in {str(res.id) for res in await store.claim_due(0.0, 1000)}
         for _ in range(100):
             if any(b'"wallet.paused"' in g and wid.encode() in g for g in got):
                 break
@@ -298,6 +314,7 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
         # a feature added later: its tables are exported without anyone listing them
         await conn.execute("CREATE TABLE later_things (id uuid PRIMARY KEY, tenant_id uuid, note text)")
         await conn.execute("CREATE TABLE later_parts (id uuid PRIMARY KEY, thing uuid REFERENCES later_things (id))")
+        await conn.execute("SELECT x402_tenant_walls()")  # what `x402 migrate` runs after a migration adds tables
         for t in (a, b):
             thing = uuid.uuid4()
             t["thing"] = str(thing)
@@ -456,7 +473,8 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     finally:
         await conn.close()
     # start-up moves it (what a restart after the upgrade does)
-    await client.app[WALLETS].prepare()
+    with system_scope("test: the start-up job runs in system scope (x402/wallets_api/routes.py)"):
+        await client.app[WALLETS].prepare()
     conn = await asyncpg.connect(database_url)
     try:
         row = await conn.fetchrow("SELECT * FROM wallet_keys WHERE wallet_id = $1", wid)
