@@ -32,6 +32,7 @@ from tests.harness.faults import (
 from tests.wallets.conftest import FAST, ServiceFactory, Upstream, new_wallet, pay
 from tests.wallets.test_autopause_webhooks import _audit_actions
 from wallets.service import WalletOptions
+from x402.storage.scope import system_scope
 from x402.wallets_api.routes import WALLETS
 
 #: The wallet gives up on the seller after this long (the hanging seller answers much later or never).
@@ -65,7 +66,9 @@ async def service(wallet_service: ServiceFactory) -> TestClient[Any, Any]:
 
 
 async def _reconcile(service: TestClient[Any, Any]) -> Any:
-    return await service.app[WALLETS].reconcile()
+    # one pass of the background reconciler, in the system scope the service starts it in
+    with system_scope("test: the wallet reconciler's pass"):
+        return await service.app[WALLETS].reconcile()
 
 
 async def _budget(service: TestClient[Any, Any], wallet_id: str) -> dict[str, Any]:

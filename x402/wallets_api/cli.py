@@ -51,7 +51,8 @@ def rotate(settings: Settings, new_key_file: Path) -> int:
     with os.fdopen(fd, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print(
-        f"re-wrapped {n_keys} wallet keys and {n_hooks} webhook secrets under master key {key_id_of(keyring.current)}; "
+        f"re-wrapped {n_keys} keys (wallet keys without a tenant, tenant data keys) and {n_hooks} webhook secrets "
+        f"under master key {key_id_of(keyring.current)}; "
         f"point X402_MASTER_KEY_FILE at {new_key_file} (new key first, old keys after it) and restart"
     )
     return 0
