@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -324,17 +324,22 @@ class FakeAdapter(ChainAdapter):
             return TxVerification("invalid", reason=TRANSACTION_NOT_FOUND)
         if not tx.ok:
             return TxVerification("invalid", payer=tx.payer, reason=TRANSACTION_FAILED, block=tx.block)
-        confirmations = ledger.block - tx.block + 1
-        found = {"amount": tx.amount, "payer": tx.payer, "confirmations": confirmations, "block": tx.block}
+        found = replace(
+            TxVerification("verified"),
+            amount=tx.amount,
+            payer=tx.payer,
+            confirmations=ledger.block - tx.block + 1,
+            block=tx.block,
+        )
         if tx.asset != check.asset:
-            return TxVerification("invalid", reason=ASSET_MISMATCH, **found)
+            return replace(found, status="invalid", reason=ASSET_MISMATCH)
         if tx.pay_to != check.pay_to:
-            return TxVerification("invalid", reason=RECIPIENT_MISMATCH, **found)
+            return replace(found, status="invalid", reason=RECIPIENT_MISMATCH)
         if tx.amount < check.min_amount:
-            return TxVerification("invalid", reason=AMOUNT_MISMATCH, **found)
-        if confirmations < check.confirmations:
-            return TxVerification("pending", **found)
-        return TxVerification("verified", **found)
+            return replace(found, status="invalid", reason=AMOUNT_MISMATCH)
+        if found.confirmations < check.confirmations:
+            return replace(found, status="pending")
+        return found
 
     async def payment_status(
         self, network: str, payload: Mapping[str, Any], requirements: PaymentRequirements
