@@ -6,6 +6,7 @@ the way web3.py runs one suite over every provider. How to run it: tests/conform
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -20,7 +21,7 @@ from chains.base import (
     TxCheck,
 )
 from chains.registry import ChainRegistry
-from tests.conformance.kit import FAULTS, ChainKit, Fault
+from tests.conformance.kit import FAULTS, ChainKit, Fault, KitPayment
 from x402.errors import ChainRejected, DependencyError
 from x402.facilitator.journal import Journal
 from x402.facilitator.service import FacilitatorService
@@ -79,19 +80,6 @@ class AdapterConformance:
         out = await kit.adapter.verify(ctx)
         assert not out.is_valid, f"{fault} was accepted"
         assert out.reason == kit.rejections[fault], out
-
-    async def test_faults_do_not_settle(self, kit: ChainKit) -> None:
-        """A payment verify rejects is not settled either (prepare refuses it, or its transaction fails)."""
-        p = await kit.payment()
-        ctx = await kit.faulty("wrong_amount")
-        before = await kit.balance(p.pay_to)
-        try:
-            _, conf = await settle(kit.adapter, ctx)
-        except (SettlementRejected, ChainRejected):
-            pass
-        else:
-            assert conf.status != "confirmed", conf
-        assert await kit.balance(p.pay_to) == before
 
     async def test_malformed_payload_is_invalid_not_an_error(self, kit: ChainKit) -> None:
         p = await kit.payment()
@@ -155,25 +143,44 @@ class AdapterConformance:
         assert k1.network == kit.network
         assert same(k1.payer, p1.payer)
 
-    async def test_duplicate_settle_through_the_facilitator(self, kit: ChainKit, database_url: str) -> None:
-        """The facilitator's journal keys on replay_key: a second /settle is duplicate_settlement, money moves once."""
+    @pytest.fixture
+    async def facilitator(self, kit: ChainKit, database_url: str) -> AsyncIterator[FacilitatorService]:
+        """The service's facilitator (replay journal in Postgres) over the adapter under test alone."""
         registry = ChainRegistry()
         registry.register(kit.network, kit.adapter)
         pool: Any = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
         try:
-            service = FacilitatorService(registry, Journal(pool), settle_timeout=SETTLE_TIMEOUT)
-            p = await kit.payment()
-            before = await kit.balance(p.pay_to)
-            payload, reqs = p.wire()
-            first = await service.settle(payload, reqs)
-            assert first.success, first
-            second = await service.settle(payload, reqs)
-            assert not second.success
-            assert second.error_reason == reasons.DUPLICATE_SETTLEMENT
-            assert second.transaction == first.transaction
-            assert await kit.balance(p.pay_to) == before + p.amount
+            yield FacilitatorService(registry, Journal(pool), settle_timeout=SETTLE_TIMEOUT)
         finally:
             await pool.close()
+
+    async def test_duplicate_settle_through_the_facilitator(
+        self, kit: ChainKit, facilitator: FacilitatorService
+    ) -> None:
+        """The journal keys on replay_key: a second /settle is duplicate_settlement and the money moves once."""
+        p = await kit.payment()
+        before = await kit.balance(p.pay_to)
+        payload, reqs = p.wire()
+        first = await facilitator.settle(payload, reqs)
+        assert first.success, first
+        second = await facilitator.settle(payload, reqs)
+        assert not second.success
+        assert second.error_reason == reasons.DUPLICATE_SETTLEMENT
+        assert second.transaction == first.transaction
+        assert await kit.balance(p.pay_to) == before + p.amount
+
+    async def test_faulty_payments_never_settle_through_the_facilitator(
+        self, kit: ChainKit, facilitator: FacilitatorService
+    ) -> None:
+        p = await kit.payment()
+        before = await kit.balance(p.pay_to)
+        for fault in kit.rejections:
+            ctx = await kit.faulty(fault)
+            payload, reqs = KitPayment(ctx, p.payer, p.pay_to, p.amount).wire()
+            out = await facilitator.settle(payload, reqs)
+            assert not out.success, (fault, out)
+            assert out.error_reason, (fault, out)
+        assert await kit.balance(p.pay_to) == before
 
     # ------------------------------------------------------------------------------------ failover
 
