@@ -14,22 +14,10 @@ from chains.base import ChainAdapter, PaymentContext
 from chains.fake import FakeAdapter, FakeLedger, FakePayer
 from tests.conformance.kit import Fault, KitPayment
 from tests.conformance.suite import AdapterConformance
+from tests.harness.fake import fake_ctx, fake_requirements
 from x402.wire.models import PaymentRequirements
 
 PRICE = 10_000
-
-
-def fake_requirements(pay_to: str, amount: int = PRICE, **changes: str) -> PaymentRequirements:
-    """Requirements for ``amount`` FAKEUSD on fake:1."""
-    base = {"network": fake.NETWORK, "asset": fake.ASSET, **changes}
-    return PaymentRequirements(
-        scheme="exact", amount=str(amount), pay_to=pay_to, max_timeout_seconds=60, extra={}, **base
-    )
-
-
-def ctx_for(payload: Mapping[str, object], req: PaymentRequirements) -> PaymentContext:
-    """The context the facilitator builds for a v2 payment of ``req``."""
-    return PaymentContext(2, "exact", req.network, dict(payload), req, accepted=req)
 
 
 @dataclass
@@ -64,7 +52,7 @@ class FakeKit:
 
     async def payment(self) -> KitPayment:
         req = self.requirements()
-        return KitPayment(ctx_for(self.payer.sign(req), req), self.payer.address, self.pay_to, PRICE)
+        return KitPayment(fake_ctx(self.payer.sign(req), req), self.payer.address, self.pay_to, PRICE)
 
     async def faulty(self, fault: Fault) -> PaymentContext:
         req = self.requirements()
@@ -83,7 +71,7 @@ class FakeKit:
                 payload = self.payer.sign(req, signer=FakePayer())
             case "insufficient_balance":
                 payload = FakePayer().sign(req)
-        return ctx_for(payload, req)
+        return fake_ctx(payload, req)
 
     async def balance(self, owner: str) -> int:
         return self.ledger.balance(owner)
@@ -127,6 +115,6 @@ async def test_forged_payer_cannot_spend_another_balance() -> None:
     adapter = FakeAdapter.serving(ledger)
     req = fake_requirements(thief.address)
     payload = victim.sign(req, signer=thief, nonce="0x" + secrets.token_hex(32))
-    out = await adapter.verify(ctx_for(payload, req))
+    out = await adapter.verify(fake_ctx(payload, req))
     assert out.reason == fake.SIGNATURE_INVALID
     assert ledger.balance(victim.address) == 10**6

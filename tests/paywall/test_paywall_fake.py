@@ -11,13 +11,12 @@ import aiohttp
 import pytest
 
 from chains import fake
-from chains.fake import FakeAdapter, FakeLedger, FakePayer, fake_factories
+from chains.fake import FakeLedger, FakePayer
+from tests.harness.fake import fake_app
 from tests.paywall.conftest import AMOUNT, Provider, add_handlers
-from x402.app import create_app
 from x402.client import PaymentPolicy, X402Client
 from x402.paywall import REPLAYED, Offer, Paywall
 from x402.paywall.inprocess import AppFacilitator
-from x402.settings import NetworkConfig, Settings
 from x402.wire.codec import PAYMENT_REQUIRED, PAYMENT_SIGNATURE, decode_payment_required, encode_header
 from x402.wire.models import PaymentPayload
 
@@ -31,13 +30,7 @@ def ledger() -> FakeLedger:
 @pytest.fixture
 async def provider(aiohttp_client: Any, database_url: str, ledger: FakeLedger) -> Provider:
     """A service app serving fake:1 through the fake adapter, with the paywall on /paid, /fails, /hooked."""
-    settings = Settings(
-        database_url=database_url,
-        networks=(NetworkConfig(fake.NETWORK, ("fake://ledger",)),),
-        log_level="warning",
-        reconcile_interval=0,
-    )
-    app = create_app(settings, factories=fake_factories(FakeAdapter.serving(ledger)))
+    app = fake_app(database_url, ledger)
     ref: dict[str, Provider] = {}
     add_handlers(app, ref)
     pay_to = FakePayer().address
