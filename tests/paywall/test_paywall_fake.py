@@ -137,3 +137,28 @@ async def test_forged_payment_is_refused(provider: Provider, payer: FakePayer, l
     assert decode_payment_required(r.headers[PAYMENT_REQUIRED]).error == fake.SIGNATURE_INVALID
     assert provider.calls["paid"] == 0
     assert ledger.balance(payer.address) == 1_000_000
+
+
+async def test_paid_routes_list_themselves_and_a_listed_route_can_be_bought(
+    aiohttp_client: Any, database_url: str, ledger: FakeLedger, payer: FakePayer, http: aiohttp.ClientSession
+) -> None:
+    """Discovery -> 402 -> pay -> receipt on the fake chain: the registry lists what the paywall sells."""
+    app = fake_app(database_url, ledger, registry_probe_interval=0)
+    ref: dict[str, Provider] = {}
+    add_handlers(app, ref)
+    pay_to = FakePayer().address
+    offer = Offer(amount=AMOUNT, asset=fake.ASSET, network=fake.NETWORK, pay_to=pay_to, description="fake paid")
+    paywall = Paywall(AppFacilitator(app), routes={("GET", "/paid"): [offer]}, public_url="https://shop.example")
+    paywall.setup(app)
+    ref["p"] = p = Provider(client=await aiohttp_client(app), paywall=paywall, pay_to=pay_to)
+    r = await p.client.get("/discovery/resources", params={"payTo": pay_to})
+    page = await r.json()
+    assert r.status == 200, page
+    (item,) = page["items"]
+    assert item["resource"] == "https://shop.example/paid"
+    assert (item["accepts"][0]["network"], item["accepts"][0]["amount"]) == (fake.NETWORK, str(AMOUNT))
+    resp = await client(http, payer).get(p.url("/paid"))  # the listed route, served here
+    assert resp.status == 200, resp.text()
+    assert resp.settlement is not None
+    assert resp.settlement.success is True
+    assert ledger.balance(pay_to) == AMOUNT
