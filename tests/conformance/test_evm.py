@@ -117,7 +117,7 @@ class TestEvmConformance(AdapterConformance):
     """EvmAdapter on the session anvil."""
 
     @pytest.fixture
-    async def kit(self, devchain: DevChain) -> AsyncIterator[EvmKit]:  # type: ignore[override]
+    async def kit(self, devchain: DevChain) -> AsyncIterator[EvmKit]:
         signer_key = new_key()
         await fund_eth(devchain, address_of(signer_key))
         adapter = EvmAdapter([dev_network(devchain)], signer_key=signer_key, rpc_timeout=5.0)

@@ -6,6 +6,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -47,7 +48,7 @@ class FakeKit:
     def __post_init__(self) -> None:
         self.ledger.mint(self.payer.address, 10**9)
 
-    def requirements(self, **changes: str) -> PaymentRequirements:
+    def requirements(self, **changes: Any) -> PaymentRequirements:
         return fake_requirements(self.pay_to, **changes)
 
     async def payment(self) -> KitPayment:
@@ -94,7 +95,7 @@ class TestFakeConformance(AdapterConformance):
     """The fake adapter under the shared contract."""
 
     @pytest.fixture
-    async def kit(self) -> AsyncIterator[FakeKit]:  # type: ignore[override]
+    async def kit(self) -> AsyncIterator[FakeKit]:
         ledger = FakeLedger()
         adapter = FakeAdapter.serving(ledger)
         yield FakeKit(ledger, adapter)

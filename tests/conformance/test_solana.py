@@ -119,7 +119,7 @@ class TestSolanaConformance(AdapterConformance):
     """SolanaAdapter on a fresh LiteSVM chain per test."""
 
     @pytest.fixture
-    async def kit(self) -> AsyncIterator[SolanaKit]:  # type: ignore[override]
+    async def kit(self) -> AsyncIterator[SolanaKit]:
         w = await make_world(TOKEN_PROGRAM_ID)
         yield SolanaKit(w)
         await w.adapter.close()
