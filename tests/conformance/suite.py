@@ -173,7 +173,7 @@ class AdapterConformance:
         self, kit: ChainKit, facilitator: FacilitatorService
     ) -> None:
         p = await kit.payment()
-        before = await kit.balance(p.pay_to)
+        before, payer_before = await kit.balance(p.pay_to), await kit.balance(p.payer)
         for fault in kit.rejections:
             ctx = await kit.faulty(fault)
             payload, reqs = KitPayment(ctx, p.payer, p.pay_to, p.amount).wire()
@@ -181,6 +181,7 @@ class AdapterConformance:
             assert not out.success, (fault, out)
             assert out.error_reason, (fault, out)
         assert await kit.balance(p.pay_to) == before
+        assert await kit.balance(p.payer) == payer_before  # nor was it paid to anyone else
 
     # ------------------------------------------------------------------------------------ failover
 
