@@ -5,40 +5,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aiohttp
 import pytest
 
 from chains import fake
 from chains.fake import FakeLedger, FakePayer
-from tests.harness.fake import fake_app
-from tests.paywall.conftest import AMOUNT, Provider, add_handlers
+from tests.paywall.conftest import AMOUNT, Provider, ProviderFactory
 from x402.client import PaymentPolicy, X402Client
-from x402.paywall import REPLAYED, Offer, Paywall
-from x402.paywall.inprocess import AppFacilitator
+from x402.paywall import REPLAYED
 from x402.wire.codec import PAYMENT_REQUIRED, PAYMENT_SIGNATURE, decode_payment_required, encode_header
 from x402.wire.models import PaymentPayload
 
 
 @pytest.fixture
-def ledger() -> FakeLedger:
+def ledger(fake_ledger: FakeLedger) -> FakeLedger:
     """The fake chain of this test."""
-    return FakeLedger()
+    return fake_ledger
 
 
 @pytest.fixture
-async def provider(aiohttp_client: Any, database_url: str, ledger: FakeLedger) -> Provider:
-    """A service app serving fake:1 through the fake adapter, with the paywall on /paid, /fails, /hooked."""
-    app = fake_app(database_url, ledger)
-    ref: dict[str, Provider] = {}
-    add_handlers(app, ref)
-    pay_to = FakePayer().address
-    offer = Offer(amount=AMOUNT, asset=fake.ASSET, network=fake.NETWORK, pay_to=pay_to, description="fake paid")
-    paywall = Paywall(AppFacilitator(app), routes={("GET", p): [offer] for p in ("/paid", "/fails", "/hooked")})
-    paywall.setup(app)
-    ref["p"] = Provider(client=await aiohttp_client(app), paywall=paywall, pay_to=pay_to)
-    return ref["p"]
+async def provider(make_fake_provider: ProviderFactory) -> Provider:
+    """A service app serving fake:1 through the fake adapter, with the paywall on /paid, /fails, /raises, /hooked."""
+    provider: Provider = await make_fake_provider()
+    return provider
 
 
 @pytest.fixture
@@ -140,25 +130,17 @@ async def test_forged_payment_is_refused(provider: Provider, payer: FakePayer, l
 
 
 async def test_paid_routes_list_themselves_and_a_listed_route_can_be_bought(
-    aiohttp_client: Any, database_url: str, ledger: FakeLedger, payer: FakePayer, http: aiohttp.ClientSession
+    make_fake_provider: ProviderFactory, ledger: FakeLedger, payer: FakePayer, http: aiohttp.ClientSession
 ) -> None:
     """Discovery -> 402 -> pay -> receipt on the fake chain: the registry lists what the paywall sells."""
-    app = fake_app(database_url, ledger, registry_probe_interval=0)
-    ref: dict[str, Provider] = {}
-    add_handlers(app, ref)
-    pay_to = FakePayer().address
-    offer = Offer(amount=AMOUNT, asset=fake.ASSET, network=fake.NETWORK, pay_to=pay_to, description="fake paid")
-    paywall = Paywall(AppFacilitator(app), routes={("GET", "/paid"): [offer]}, public_url="https://shop.example")
-    paywall.setup(app)
-    ref["p"] = p = Provider(client=await aiohttp_client(app), paywall=paywall, pay_to=pay_to)
-    r = await p.client.get("/discovery/resources", params={"payTo": pay_to})
+    p = await make_fake_provider(public_url="https://shop.example")
+    r = await p.client.get("/discovery/resources", params={"payTo": p.pay_to})
     page = await r.json()
     assert r.status == 200, page
-    (item,) = page["items"]
-    assert item["resource"] == "https://shop.example/paid"
+    item = next(i for i in page["items"] if i["resource"] == "https://shop.example/paid")
     assert (item["accepts"][0]["network"], item["accepts"][0]["amount"]) == (fake.NETWORK, str(AMOUNT))
     resp = await client(http, payer).get(p.url("/paid"))  # the listed route, served here
     assert resp.status == 200, resp.text()
     assert resp.settlement is not None
     assert resp.settlement.success is True
-    assert ledger.balance(pay_to) == AMOUNT
+    assert ledger.balance(p.pay_to) == AMOUNT
