@@ -16,6 +16,7 @@ from chains.base import (
     ChainAdapter,
     Confirmation,
     PaymentContext,
+    PaymentStatusSource,
     PreparedSettlement,
     SettlementRejected,
     TxCheck,
@@ -127,6 +128,17 @@ class AdapterConformance:
         out = await kit.adapter.verify(p.ctx)
         assert not out.is_valid
         assert out.reason == kit.replay_reason, out
+
+    async def test_payment_status_for_payers(self, kit: ChainKit) -> None:
+        """Payers' reconcilers ask whether a signed payment settled: pending before, settled after."""
+        if not isinstance(kit.adapter, PaymentStatusSource):
+            pytest.skip("the adapter does not answer payment_status")
+        p = await kit.payment()
+        payload, reqs = dict(p.ctx.payload), p.ctx.requirements
+        assert (await kit.adapter.payment_status(kit.network, payload, reqs)).state == "pending"
+        _, conf = await settle(kit.adapter, p.ctx)
+        assert conf.status == "confirmed", conf
+        assert (await kit.adapter.payment_status(kit.network, payload, reqs)).state == "settled"
 
     async def test_confirm_unknown_transaction(self, kit: ChainKit) -> None:
         conf = await kit.adapter.confirm(None, kit.network, kit.unknown_tx_id, timeout=0)
