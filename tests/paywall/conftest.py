@@ -12,9 +12,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from chains import fake
 from chains.evm.devchain import DevChain
 from chains.evm.payer import EvmSigner
+from chains.fake import FakeLedger, FakePayer
 from tests.harness.evm import address_of, chain_settings, fund_eth, funded_payer, new_key
+from tests.harness.fake import fake_app
 from x402.app import create_app
 from x402.client import PaymentPolicy, X402Client
 from x402.paywall import PAYMENT, Offer, Paywall, VerifiedPayment
@@ -138,3 +141,28 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 def payer_client(session: aiohttp.ClientSession, chain: DevChain, key: str, **policy: Any) -> X402Client:
     """Our payer client allowed to spend the dev token."""
     return X402Client(session, [EvmSigner(key)], PaymentPolicy(allowed_assets=[chain.token_address], **policy))
+
+
+@pytest.fixture
+def fake_ledger() -> FakeLedger:
+    """The in-memory fake chain of this test (chains/fake.py)."""
+    return FakeLedger()
+
+
+@pytest.fixture
+def make_fake_provider(aiohttp_client: Any, database_url: str, fake_ledger: FakeLedger) -> ProviderFactory:
+    """Like ``make_provider``, on the fake chain (for tests where the chain is not the point)."""
+
+    async def build(**paywall_kw: Any) -> Provider:
+        app = fake_app(database_url, fake_ledger, registry_probe_interval=0)
+        ref: dict[str, Provider] = {}
+        add_handlers(app, ref)
+        pay_to = FakePayer().address
+        offer = Offer(amount=AMOUNT, asset=fake.ASSET, network=fake.NETWORK, pay_to=pay_to, description="fake paid")
+        routes = {("GET", p): [offer] for p in ("/paid", "/fails", "/raises", "/hooked")}
+        paywall = Paywall(AppFacilitator(app), routes=routes, **paywall_kw)
+        paywall.setup(app)
+        ref["p"] = Provider(client=await aiohttp_client(app), paywall=paywall, pay_to=pay_to)
+        return ref["p"]
+
+    return build

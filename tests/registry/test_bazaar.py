@@ -1,4 +1,4 @@
-"""The bazaar extension through the HTTP facilitator on the anvil dev chain: verify catalogues, settle counts."""
+"""The bazaar extension through the HTTP facilitator (anvil, or the fake chain where the chain is not the point)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import msgspec
 import pytest
 
 from chains.evm.devchain import DevChain
+from chains.fake import FakeLedger, FakePayer
 from tests.harness import evm
+from tests.harness.fake import FakePayment, fake_app, fake_payment, fake_requirements
 from tests.registry.conftest import bazaar
 from x402.app import create_app
 from x402.registry import BAZAAR
@@ -23,7 +25,7 @@ def _ext_header(r: Any) -> dict[str, Any]:
     return dict(json.loads(base64.b64decode(r.headers["EXTENSION-RESPONSES"])))
 
 
-def _with_bazaar(payment: evm.Payment, extension: dict[str, Any] | None) -> dict[str, Any]:
+def _with_bazaar(payment: evm.Payment | FakePayment, extension: dict[str, Any] | None) -> dict[str, Any]:
     payload = msgspec.structs.replace(
         payment.payload,
         resource=ResourceInfo(url=RESOURCE_URL, description="Weather by city", service_name="Shop", tags=["weather"]),
@@ -78,24 +80,22 @@ async def test_paid_payment_with_bazaar_lists_its_resource(
     assert found["metadata"]["settledCount"] == 1
 
 
-async def test_invalid_payments_and_declarations_are_rejected(
-    database_url: str, aiohttp_client: Any, devchain: DevChain
-) -> None:
-    signer = evm.new_key()
-    settings = evm.chain_settings(devchain, database_url, signer, registry_probe_interval=0)
-    app = create_app(settings)
+async def test_invalid_payments_and_declarations_are_rejected(database_url: str, aiohttp_client: Any) -> None:
+    # the chain is not the point here: the in-memory fake chain stands in for anvil
+    ledger = FakeLedger()
+    app = fake_app(database_url, ledger, registry_probe_interval=0)
     client = await aiohttp_client(app)
-    payer = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    req = evm.requirements(devchain, pay_to, 1_000)
+    payer = FakePayer()
+    ledger.mint(payer.address, 10**6)
+    req = fake_requirements(FakePayer().address, 1_000)
 
     # a payment that does not verify (value differs from the requirement) is not catalogued
-    bad = evm.sign_payment(devchain, payer, req, value=1)
+    bad = fake_payment(payer, req, value=1)
     r = await client.post("/verify", json=_with_bazaar(bad, bazaar()))
     assert (await r.json())["isValid"] is False
     assert _ext_header(r)["bazaar"] == {"status": "rejected", "rejectedReason": "payment_not_valid"}
 
-    good = evm.sign_payment(devchain, payer, req)
+    good = fake_payment(payer, req)
     r = await client.post("/verify", json=_with_bazaar(good, {"bazaar": {"info": {"output": {}}}}))
     assert (await r.json())["isValid"] is True
     assert _ext_header(r)["bazaar"] == {"status": "rejected", "rejectedReason": "missing_input"}
@@ -107,12 +107,11 @@ async def test_invalid_payments_and_declarations_are_rejected(
     assert (await r.json())["pagination"]["total"] == 0
 
 
-async def test_mcp_catalogue_key_and_route_template(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
+async def test_mcp_catalogue_key_and_route_template() -> None:
     from x402.registry.bazaar import BazaarRejected, draft_from_payment
 
-    payer = await evm.funded_payer(devchain)
-    req = evm.requirements(devchain, evm.address_of(evm.new_key()), 5)
-    payment = evm.sign_payment(devchain, payer, req)
+    req = fake_requirements(FakePayer().address, 5)
+    payment = fake_payment(FakePayer(), req)
     mcp = {"bazaar": {"info": {"input": {"type": "mcp", "tool": "search", "inputSchema": {"type": "object"}}}}}
     payload = msgspec.convert(_with_bazaar(payment, mcp)["paymentPayload"], type=PaymentPayload)
     draft = draft_from_payment(payload, req)
