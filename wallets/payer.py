@@ -7,13 +7,14 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import msgspec
 
 from chains.base import PaymentStatus
+from chains.solana.signer import payable
 from wallets import errors, keys
 from wallets.approvals import Approvals
 from wallets.custody import Keyring
@@ -174,7 +175,7 @@ class WalletPayer:
         fetcher: Fetcher,
         keyring: Keyring,
         *,
-        svm_rpc_urls: Mapping[str, str] | None = None,
+        svm_rpc_urls: Mapping[str, Sequence[str]] | None = None,
         screen: PayeeScreen | None = None,
         status: StatusLookup | None = None,
     ) -> None:
@@ -299,7 +300,7 @@ class WalletPayer:
     def _can_sign(self, chain: str, offer: PaymentRequirements) -> bool:
         if chain == "evm":
             return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") == "eip3009"
-        return offer.scheme == "exact" and offer.network in self.svm_rpc_urls and "feePayer" in offer.extra
+        return payable(offer, self.svm_rpc_urls)
 
     async def _signer(self, wallet: Wallet, chain: str) -> PaymentSigner:
         stored = await self.store.sealed_key(wallet.id, chain)

@@ -65,7 +65,7 @@ class WalletService:
         )
         self.webhooks = Webhooks(pool, self.keyring, self.fetcher, self.options.webhooks)
         self.lookup = chain_lookup(chains)
-        svm_urls = {n.network: n.rpc_urls[0] for n in settings.networks if is_solana(n.network) and n.rpc_urls}
+        svm_urls = {n.network: tuple(n.rpc_urls) for n in settings.networks if is_solana(n.network) and n.rpc_urls}
         self.payer: WalletPayer | None = (
             WalletPayer(
                 self.store,
