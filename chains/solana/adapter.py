@@ -149,6 +149,10 @@ class SolanaAdapter:
         """A confirmed transaction that moved >= ``min_amount`` of ``asset`` into ``pay_to``'s token account."""
         return await status.verify_transaction(pool_for(self._pools, check.network), check)
 
+    async def balance_of(self, network: str, asset: str, owner: str) -> int:
+        """``owner``'s balance of the mint ``asset`` in atomic units (its associated token account; none: 0)."""
+        return await status.balance_of(pool_for(self._pools, network), asset, owner)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def check_health(self) -> dict[str, bool]:

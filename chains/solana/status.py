@@ -24,6 +24,8 @@ from x402.wire import reasons as R
 
 FINALIZED_CONFIRMATIONS: Final = 32
 TRANSACTION_NOT_FOUND: Final = "transaction_not_found"
+#: SPL token account layout: mint (32 bytes), owner (32), amount (u64 little-endian).
+TOKEN_AMOUNT_OFFSET: Final = 64
 DONE: Final = (TransactionConfirmationStatus.Confirmed, TransactionConfirmationStatus.Finalized)
 
 
@@ -123,8 +125,27 @@ async def verify_transaction(pool: SolanaRpcPool, check: TxCheck) -> TxVerificat
     return TxVerification("verified", moved.received, moved.payer, confirmations, block=st.slot)
 
 
+async def balance_of(pool: SolanaRpcPool, asset: str, owner: str) -> int:
+    """The amount in ``owner``'s associated token account for the mint ``asset`` (0 when it has none)."""
+    mint, holder = Pubkey.from_string(asset), Pubkey.from_string(owner)
+
+    async def account(c: AsyncClient, key: Pubkey) -> Any:
+        return (await c.get_account_info(key)).value
+
+    mint_acc = await pool.call(lambda c: account(c, mint))
+    if mint_acc is None or mint_acc.owner not in TOKEN_PROGRAMS:
+        return 0
+    ata = get_associated_token_address(holder, mint, mint_acc.owner)
+    acc = await pool.call(lambda c: account(c, ata))
+    if acc is None or acc.owner != mint_acc.owner:
+        return 0
+    return int.from_bytes(bytes(acc.data)[TOKEN_AMOUNT_OFFSET : TOKEN_AMOUNT_OFFSET + 8], "little")
+
+
 @dataclass(frozen=True, slots=True)
 class Moved:
+    """What a transaction moved of one mint: into ``pay_to``, any inflow at all, and the biggest sender."""
+
     received: int
     payer: str | None
     any_in: bool

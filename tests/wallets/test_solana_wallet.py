@@ -92,6 +92,10 @@ async def test_solana_wallet_pays_a_paywalled_route(
     assert out["payment"]["payer"] == str(owner)
     assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE
     assert w.rpc.token_balance(src) == 1_000_000 - PRICE
+    r = await client.get(f"/v1/wallets/{wallet['id']}/balance")
+    found = (await r.json())["balances"]
+    assert r.status == 200, found
+    assert [(b["network"], b["asset"], b["balance"]) for b in found] == [(NETWORK, str(w.mint), str(1_000_000 - PRICE))]
 
 
 async def test_solana_settled_then_502_is_found_on_chain(
