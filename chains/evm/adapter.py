@@ -25,10 +25,11 @@ from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.settle import EvmSettler
 from chains.evm.status import authorization_status
 from chains.evm.verify import EvmVerifier
+from chains.kinds import exact_kinds
 from x402.errors import ChainRejected, ChainUnavailable, ConfigError
 from x402.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentRequirements, SupportedKind
-from x402.wire.networks import evm_chain_id, to_v1_name
+from x402.wire.networks import evm_chain_id
 
 log = logging.getLogger("chains.evm")
 
@@ -102,15 +103,7 @@ class EvmAdapter:
 
     def supported_kinds(self) -> list[SupportedKind]:
         """v2 (and, where a v1 name exists, v1) ``exact`` kinds; none without a signer, since we could not settle."""
-        if self._signer is None:
-            return []
-        kinds: list[SupportedKind] = []
-        for network in self._nets:
-            kinds.append(SupportedKind(x402_version=2, scheme="exact", network=network))
-            v1 = to_v1_name(network)
-            if v1 is not None:
-                kinds.append(SupportedKind(x402_version=1, scheme="exact", network=v1))
-        return kinds
+        return exact_kinds(self._nets) if self._signer is not None else []
 
     def signers(self) -> dict[str, list[str]]:
         """``{"eip155:*": [signer, ...]}`` (empty without a signer)."""

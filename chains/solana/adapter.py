@@ -26,6 +26,7 @@ from chains.base import (
     TxVerification,
     VerifyOutcome,
 )
+from chains.kinds import exact_kinds
 from chains.solana import status
 from chains.solana.rpc import SolanaRpcPool, pool_for
 from chains.solana.settle import TX_LIFETIME_SECONDS, SolanaSettler
@@ -40,7 +41,6 @@ from chains.solana.verify import (
 from x402.errors import ChainUnavailable, ConfigError
 from x402.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentRequirements, SupportedKind
-from x402.wire.networks import to_v1_name
 
 log = logging.getLogger("chains.solana")
 
@@ -99,15 +99,7 @@ class SolanaAdapter:
         """v2 kinds with ``extra.feePayer`` (our first fee payer), plus v1 kinds where a v1 name exists."""
         if not self._keys:
             return []
-        extra = {"feePayer": next(iter(self._keys))}
-        out: list[SupportedKind] = []
-        for net in self._configs:
-            out.append(SupportedKind(x402_version=2, scheme="exact", network=net, extra=dict(extra)))
-        for net in self._configs:
-            v1 = to_v1_name(net)
-            if v1 is not None and v1 != net:
-                out.append(SupportedKind(x402_version=1, scheme="exact", network=v1, extra=dict(extra)))
-        return out
+        return exact_kinds(self._configs, {"feePayer": next(iter(self._keys))})
 
     def signers(self) -> dict[str, list[str]]:
         """Fee payer addresses under ``solana:*``."""
