@@ -13,6 +13,7 @@ from solders.keypair import Keypair
 
 from chains.evm.eip712 import to_checksum_address
 from chains.evm.payer import EvmSigner
+from chains.solana.rpc import SolanaRpcPool
 from chains.solana.signer import SvmSigner
 from wallets.custody import Keyring, Sealed
 from x402.client.signer import PaymentSigner
@@ -89,10 +90,10 @@ def signer(
     chain: str,
     sealed: Sealed,
     *,
-    rpc_urls: Mapping[str, Sequence[str]] | None = None,
+    svm_rpc: Mapping[str, SolanaRpcPool | Sequence[str]] | None = None,
 ) -> PaymentSigner:
     """A payment signer holding the decrypted key in memory only (never stored, logged or returned)."""
     secret = keyring.unseal(sealed, aad=aad(wallet_id, chain))
     if chain == "evm":
         return EvmSigner(secret)
-    return SvmSigner(Keypair.from_bytes(secret), rpc_urls or {})
+    return SvmSigner(Keypair.from_bytes(secret), svm_rpc or {})

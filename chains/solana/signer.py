@@ -49,6 +49,12 @@ def payable(requirements: PaymentRequirements, networks: Container[str], payer: 
     return _pubkey(requirements.asset) is not None and _pubkey(requirements.pay_to) is not None
 
 
+def _rpc_of(rpc: str | Sequence[str] | SolanaRpcPool) -> tuple[str, ...] | SolanaRpcPool:
+    if isinstance(rpc, SolanaRpcPool):
+        return rpc
+    return (rpc,) if isinstance(rpc, str) else tuple(rpc)
+
+
 class SvmSigner:
     """Pays ``exact`` offers on the Solana networks it has RPC URLs for, with one keypair (fees: the facilitator)."""
 
@@ -57,16 +63,13 @@ class SvmSigner:
     def __init__(
         self,
         keypair: Keypair | str,
-        rpc_url_by_network: Mapping[str, str | Sequence[str]],
+        rpc_url_by_network: Mapping[str, str | Sequence[str] | SolanaRpcPool],
         *,
         rpc_timeout: float = 10.0,
     ) -> None:
+        # a long-lived pool (the wallet service's) keeps its breakers across payments; the signer never closes it
         self._keypair = keypair if isinstance(keypair, Keypair) else parse_keypair(keypair, "the payer key")
-        self._rpc = {
-            to_caip2(net): (urls,) if isinstance(urls, str) else tuple(urls)
-            for net, urls in rpc_url_by_network.items()
-            if urls
-        }
+        self._rpc = {to_caip2(net): _rpc_of(rpc) for net, rpc in rpc_url_by_network.items() if rpc}
         for net in self._rpc:
             if not is_solana(net):
                 raise ValueError(f"{net} is not a Solana network")
@@ -97,7 +100,9 @@ class SvmSigner:
         ixs = payment_instructions(self._keypair.pubkey(), requirements, token_program=program, decimals=decimals)
         return encode_payload(sign_partially(self._keypair, fee_payer, ixs, blockhash))
 
-    async def _chain_facts(self, urls: Sequence[str], req: PaymentRequirements) -> tuple[Pubkey, int, Hash]:
+    async def _chain_facts(
+        self, rpc: tuple[str, ...] | SolanaRpcPool, req: PaymentRequirements
+    ) -> tuple[Pubkey, int, Hash]:
         """(token program, decimals) of the mint (cached) and a blockhash (``extra.recentBlockhash`` if given)."""
         given = req.extra.get("recentBlockhash")
         blockhash: Hash | None = None
@@ -118,7 +123,8 @@ class SvmSigner:
             return (await client.get_latest_blockhash()).value.blockhash
 
         # no answer from any URL raises ChainUnavailable (503) from the pool itself
-        pool = SolanaRpcPool(req.network, urls, self.rpc_timeout)
+        own = not isinstance(rpc, SolanaRpcPool)
+        pool = SolanaRpcPool(req.network, rpc, self.rpc_timeout) if not isinstance(rpc, SolanaRpcPool) else rpc
         try:
             if cached is None:
                 cached = await pool.call(read_mint)
@@ -130,7 +136,8 @@ class SvmSigner:
         except RPCException as exc:
             raise ChainRejected(f"the Solana RPC of {req.network} refused: {exc}", network=req.network) from None
         finally:
-            await pool.close()
+            if own:
+                await pool.close()
         return cached[0], cached[1], blockhash
 
 

@@ -159,13 +159,19 @@ async def test_solana_wallet_fails_over_past_a_dead_first_rpc_url(
     w = world
     async with dead_rpc(w.rpc.url) as dead:
         client, wallet, _, src = await _setup(w, database_url, tmp_path, aiohttp_client, rpc_urls=(dead.url, w.rpc.url))
+        for _ in range(2):  # each payment reads the mint and a blockhash: the dead URL fails first, then opens
+            r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
+            out = json.loads(await r.read())
+            assert r.status == 200, out
+            assert out["payment"]["paid"] is True
+        assert dead.hits >= 3
+        assert client.app[WALLETS].svm_rpc[NETWORK].breaker_state() == ["open", "closed"]
+        seen = dead.hits
         r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
-        out = json.loads(await r.read())
-        assert r.status == 200, out
-        assert out["payment"]["paid"] is True
-        assert dead.hits >= 1  # the wallet's signer asked the dead URL first (the mint, a blockhash)
-    assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE
-    assert w.rpc.token_balance(src) == 1_000_000 - PRICE
+        assert r.status == 200, await r.text()
+        assert dead.hits == seen  # the wallet service's pool remembers: the third payment skipped the dead URL
+    assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == 3 * PRICE
+    assert w.rpc.token_balance(src) == 1_000_000 - 3 * PRICE
 
 
 async def test_solana_wallet_with_no_rpc_answering_is_503_and_keeps_its_budget(
