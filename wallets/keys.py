@@ -13,6 +13,7 @@ from solders.keypair import Keypair
 
 from chains.evm.eip712 import to_checksum_address
 from chains.evm.payer import EvmSigner
+from chains.solana.adapter import parse_keypair
 from chains.solana.rpc import SolanaRpcPool
 from chains.solana.signer import SvmSigner
 from wallets.custody import Keyring, Sealed
@@ -57,7 +58,7 @@ def generate(chain: str) -> NewKey:
 
 
 def imported(chain: str, text: str) -> NewKey:
-    """A key given by the caller: EVM as 0x-hex, Solana as base58 (64-byte keypair) or a JSON byte array."""
+    """A key given by the caller: EVM as 0x-hex, Solana as base58 or a JSON byte array (keypair or seed)."""
     try:
         if chain == "evm":
             raw = bytes.fromhex(text.removeprefix("0x"))
@@ -65,13 +66,7 @@ def imported(chain: str, text: str) -> NewKey:
                 raise ValueError
             return NewKey("evm", evm_address(raw), raw)
         if chain == "svm":
-            stripped = text.strip()
-            if stripped.startswith("["):
-                import json
-
-                kp = Keypair.from_bytes(bytes(json.loads(stripped)))
-            else:
-                kp = Keypair.from_base58_string(stripped)
+            kp = parse_keypair(text, "the imported svm key")
             return NewKey("svm", str(kp.pubkey()), bytes(kp))
     except Exception:  # solders raises its own error types for malformed keys
         pass
