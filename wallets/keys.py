@@ -13,7 +13,6 @@ from solders.keypair import Keypair
 
 from chains.evm.eip712 import to_checksum_address
 from chains.evm.payer import EvmSigner
-from chains.solana.adapter import parse_keypair
 from chains.solana.rpc import SolanaRpcPool
 from chains.solana.signer import SvmSigner
 from wallets.custody import Keyring, Sealed
@@ -58,7 +57,7 @@ def generate(chain: str) -> NewKey:
 
 
 def imported(chain: str, text: str) -> NewKey:
-    """A key given by the caller: EVM as 0x-hex, Solana as base58 or a JSON byte array (keypair or seed)."""
+    """A key given by the caller: EVM as 0x-hex, Solana as base58 (64-byte keypair) or a JSON byte array."""
     try:
         if chain == "evm":
             raw = bytes.fromhex(text.removeprefix("0x"))
@@ -66,7 +65,13 @@ def imported(chain: str, text: str) -> NewKey:
                 raise ValueError
             return NewKey("evm", evm_address(raw), raw)
         if chain == "svm":
-            kp = parse_keypair(text, "the imported svm key")
+            stripped = text.strip()
+            if stripped.startswith("["):
+                import json
+
+                kp = Keypair.from_bytes(bytes(json.loads(stripped)))
+            else:
+                kp = Keypair.from_base58_string(stripped)
             return NewKey("svm", str(kp.pubkey()), bytes(kp))
     except Exception:  # solders raises its own error types for malformed keys
         pass
