@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from chains.base import ChainAdapter
 from x402.errors import BadRequest
 from x402.wire.models import SupportedResponse
+from x402.wire.networks import matches
 
 if TYPE_CHECKING:
     from x402.settings import NetworkConfig, Settings
@@ -24,13 +25,6 @@ AdapterFactory = Callable[["Settings", "list[NetworkConfig]"], "ChainAdapter | N
 class UnsupportedNetwork(BadRequest):
     code = "invalid_network"
     title = "Unsupported network"
-
-
-def pattern_matches(pattern: str, network: str) -> bool:
-    """True when a CAIP-2 pattern (``eip155:*`` or an exact id) covers ``network``."""
-    if pattern.endswith(":*"):
-        return network.startswith(pattern[:-1])
-    return pattern == network
 
 
 class ChainRegistry:
@@ -56,7 +50,7 @@ class ChainRegistry:
         if hit is not None:
             return hit
         for pattern, adapter in self._wild:
-            if pattern_matches(pattern, network) and network in adapter.networks():
+            if matches(pattern, network) and network in adapter.networks():
                 return adapter
         return None
 

@@ -85,13 +85,3 @@ class RiskGate:
             return
         payer = resp.payer if isinstance(resp.payer, str) else None
         await self.engine.record(self.engine.context(ctx, payer=payer, resource=resource, tenant_id=tenant_id))
-
-
-def resource_url(payload: object, requirements: object) -> str:
-    """The paid resource's URL: v2 ``paymentPayload.resource.url`` or v1 ``paymentRequirements.resource``."""
-    res = getattr(payload, "resource", None)
-    url = getattr(res, "url", None)
-    if isinstance(url, str):
-        return url
-    v1 = getattr(requirements, "resource", None)
-    return v1 if isinstance(v1, str) else ""

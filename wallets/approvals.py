@@ -10,6 +10,7 @@ import asyncpg
 
 from wallets.audit import AuditSink, WalletAudit, no_audit
 from wallets.errors import ApprovalInvalid
+from wallets.events import purchase_json
 from x402.errors import NotFound
 from x402.wire.models import PaymentRequirements
 
@@ -23,11 +24,7 @@ def approval_json(row: asyncpg.Record) -> dict[str, Any]:
         "id": str(row["id"]),
         "walletId": str(row["wallet_id"]),
         "status": row["status"],
-        "amount": str(row["amount"]),
-        "network": row["network"],
-        "asset": row["asset"],
-        "payTo": row["pay_to"],
-        "url": row["url"],
+        **purchase_json(row),
         "createdAt": row["created_at"].astimezone(UTC).isoformat(),
         "expiresAt": row["expires_at"].astimezone(UTC).isoformat(),
     }

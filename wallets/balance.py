@@ -1,38 +1,43 @@
-"""On-chain balances of a wallet: ERC-20 ``balanceOf`` via the EVM adapter's RPC pool (eth_call)."""
+"""On-chain balances of a wallet: each configured asset through its chain adapter's ``balance_of``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from chains.registry import ChainRegistry
 from x402.errors import ValidationFailed
 from x402.settings import Settings
-from x402.wire.networks import is_evm
-
-_BALANCE_OF = "0x70a08231"
+from x402.wire.networks import is_evm, is_solana
 
 
-async def evm_balance(registry: ChainRegistry, network: str, asset: str, owner: str) -> int:
-    """``asset.balanceOf(owner)`` on ``network`` through the configured RPC URLs (with failover)."""
+@runtime_checkable
+class BalanceReader(Protocol):
+    """A chain adapter that can read a token balance (the EVM and Solana adapters)."""
+
+    async def balance_of(self, network: str, asset: str, owner: str) -> int:
+        """``owner``'s balance of ``asset`` on ``network`` in atomic units."""
+        ...
+
+
+async def balance_of(registry: ChainRegistry, network: str, asset: str, owner: str) -> int:
+    """``owner``'s balance of ``asset`` on ``network`` through the network's adapter (its RPC failover)."""
     adapter = registry.find(network)
-    pool_of = getattr(adapter, "pool", None)
-    if adapter is None or pool_of is None:
+    if not isinstance(adapter, BalanceReader):
         raise ValidationFailed(f"network {network} is not configured on this service", code="network_not_configured")
-    data = _BALANCE_OF + "00" * 12 + owner.lower().removeprefix("0x")
-    out = await pool_of(network).call("eth_call", [{"to": asset, "data": data}, "latest"])
-    return int(out, 16) if isinstance(out, str) and out not in ("0x", "") else 0
+    return await adapter.balance_of(network, asset, owner)
 
 
-async def balances(registry: ChainRegistry, settings: Settings, evm_address: str | None) -> list[dict[str, Any]]:
-    """The wallet's balance of every configured EVM asset."""
+async def balances(
+    registry: ChainRegistry, settings: Settings, evm_address: str | None, svm_address: str | None = None
+) -> list[dict[str, Any]]:
+    """The wallet's balance of every configured asset on the chains it has an address for."""
     out: list[dict[str, Any]] = []
-    if evm_address is None:
-        return out
     for net in settings.networks:
-        if not is_evm(net.network):
+        owner = evm_address if is_evm(net.network) else svm_address if is_solana(net.network) else None
+        if owner is None:
             continue
         for asset in net.assets:
-            amount = await evm_balance(registry, net.network, asset.address, evm_address)
+            amount = await balance_of(registry, net.network, asset.address, owner)
             out.append(
                 {
                     "network": net.network,

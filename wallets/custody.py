@@ -12,6 +12,7 @@ import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -57,6 +58,11 @@ class Sealed:
     key_id: str
     nonce: bytes
     ciphertext: bytes
+
+    @classmethod
+    def from_row(cls, row: Any) -> Sealed:
+        """From a row with ``key_id``, ``nonce`` and ``ciphertext`` columns."""
+        return cls(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
 
 
 @dataclass(frozen=True)

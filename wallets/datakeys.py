@@ -51,7 +51,7 @@ async def open_dek(conn: Conn, master: Keyring, tenant_id: uuid.UUID, *, create:
             )
     if row is None:
         return None
-    dek = master.unseal(Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"])), aad=dek_aad(tenant_id))
+    dek = master.unseal(Sealed.from_row(row), aad=dek_aad(tenant_id))
     return DataKey(row["id"], Keyring(dek))
 
 
@@ -67,7 +67,7 @@ async def wallet_key(conn: Conn, master: Keyring, wallet_id: uuid.UUID, chain: s
     )
     if row is None:
         return None
-    sealed = Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"]))
+    sealed = Sealed.from_row(row)
     if row["dek_id"] is None:
         return master, sealed
     if row["dek_row"] is None:
@@ -76,6 +76,22 @@ async def wallet_key(conn: Conn, master: Keyring, wallet_id: uuid.UUID, chain: s
     if dek is None or dek.id != row["dek_id"]:
         raise CustodyError("the tenant's data key was destroyed: this wallet key cannot be opened")
     return dek.keyring, sealed
+
+
+async def reseal_wallet_key(
+    conn: Conn, wallet_id: uuid.UUID, chain: str, sealed: Sealed, dek_id: uuid.UUID | None
+) -> None:
+    """Store a wallet key's new ciphertext (under the master key when ``dek_id`` is None, else under that DEK)."""
+    await conn.execute(
+        """UPDATE wallet_keys SET key_id = $3, nonce = $4, ciphertext = $5, dek_id = $6, rotated_at = now()
+           WHERE wallet_id = $1 AND chain = $2""",
+        wallet_id,
+        chain,
+        sealed.key_id,
+        sealed.nonce,
+        sealed.ciphertext,
+        dek_id,
+    )
 
 
 async def move_under_deks(conn: Conn, master: Keyring) -> int:
@@ -91,18 +107,9 @@ async def move_under_deks(conn: Conn, master: Keyring) -> int:
             dek = await open_dek(conn, master, r["tenant_id"], create=True)
             assert dek is not None
             aad = keys.aad(r["wallet_id"], r["chain"])
-            secret = master.unseal(Sealed(r["key_id"], bytes(r["nonce"]), bytes(r["ciphertext"])), aad=aad)
+            secret = master.unseal(Sealed.from_row(r), aad=aad)
             new = dek.keyring.seal(secret, aad=aad)
-            await conn.execute(
-                """UPDATE wallet_keys SET key_id = $3, nonce = $4, ciphertext = $5, dek_id = $6, rotated_at = now()
-                   WHERE wallet_id = $1 AND chain = $2""",
-                r["wallet_id"],
-                r["chain"],
-                new.key_id,
-                new.nonce,
-                new.ciphertext,
-                dek.id,
-            )
+            await reseal_wallet_key(conn, r["wallet_id"], r["chain"], new, dek.id)
             moved += 1
     return moved
 

@@ -23,6 +23,17 @@ KINDS: Final = (
 LOW_BUDGET_STEPS: Final = (80, 90, 100)
 
 
+def purchase_json(row: Any) -> dict[str, Any]:
+    """What was (or is to be) bought, from a ledger or approval row: amount, network, asset, payee and URL."""
+    return {
+        "amount": str(row["amount"]),
+        "network": row["network"],
+        "asset": row["asset"],
+        "payTo": row["pay_to"],
+        "url": row["url"],
+    }
+
+
 async def emit(
     conn: Conn,
     *,

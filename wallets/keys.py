@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -13,8 +13,9 @@ from solders.keypair import Keypair
 
 from chains.evm.eip712 import to_checksum_address
 from chains.evm.payer import EvmSigner
+from chains.solana.rpc import SolanaRpcPool
+from chains.solana.signer import SvmSigner
 from wallets.custody import Keyring, Sealed
-from wallets.svm import SvmSigner
 from x402.client.signer import PaymentSigner
 from x402.errors import ValidationFailed
 
@@ -84,10 +85,15 @@ def seal(keyring: Keyring, wallet_id: uuid.UUID, key: NewKey) -> Sealed:
 
 
 def signer(
-    keyring: Keyring, wallet_id: uuid.UUID, chain: str, sealed: Sealed, *, rpc_urls: Mapping[str, str] | None = None
+    keyring: Keyring,
+    wallet_id: uuid.UUID,
+    chain: str,
+    sealed: Sealed,
+    *,
+    svm_rpc: Mapping[str, SolanaRpcPool | Sequence[str]] | None = None,
 ) -> PaymentSigner:
     """A payment signer holding the decrypted key in memory only (never stored, logged or returned)."""
     secret = keyring.unseal(sealed, aad=aad(wallet_id, chain))
     if chain == "evm":
         return EvmSigner(secret)
-    return SvmSigner(Keypair.from_bytes(secret), rpc_urls)
+    return SvmSigner(Keypair.from_bytes(secret), svm_rpc or {})

@@ -444,11 +444,7 @@ def payment_json(row: asyncpg.Record) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(row["id"]),
         "status": row["status"],
-        "amount": str(row["amount"]),
-        "network": row["network"],
-        "asset": row["asset"],
-        "payTo": row["pay_to"],
-        "url": row["url"],
+        **events.purchase_json(row),
         "createdAt": row["created_at"].astimezone(UTC).isoformat(),
     }
     for col, key in (
@@ -483,11 +479,7 @@ def _event_data(row: asyncpg.Record) -> dict[str, Any]:
     """What a payment event says about the payment."""
     out: dict[str, Any] = {
         "paymentId": str(row["id"]),
-        "amount": str(row["amount"]),
-        "network": row["network"],
-        "asset": row["asset"],
-        "payTo": row["pay_to"],
-        "url": row["url"],
+        **events.purchase_json(row),
     }
     if row["tx"] is not None:
         out["transaction"] = row["tx"]

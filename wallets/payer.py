@@ -14,6 +14,8 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from chains.base import PaymentStatus
+from chains.solana.rpc import SolanaRpcPool
+from chains.solana.signer import payable
 from wallets import errors, keys
 from wallets.approvals import Approvals
 from wallets.custody import Keyring
@@ -174,7 +176,7 @@ class WalletPayer:
         fetcher: Fetcher,
         keyring: Keyring,
         *,
-        svm_rpc_urls: Mapping[str, str] | None = None,
+        svm_rpc: Mapping[str, SolanaRpcPool] | None = None,
         screen: PayeeScreen | None = None,
         status: StatusLookup | None = None,
     ) -> None:
@@ -184,7 +186,7 @@ class WalletPayer:
         self.approvals = approvals
         self.fetcher = fetcher
         self.keyring = keyring
-        self.svm_rpc_urls = dict(svm_rpc_urls or {})
+        self.svm_rpc = dict(svm_rpc or {})  # the service's pools: breakers outlive one payment
         self.screen = screen
 
     async def pay(self, wallet: Wallet, req: PayRequest, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -299,14 +301,14 @@ class WalletPayer:
     def _can_sign(self, chain: str, offer: PaymentRequirements) -> bool:
         if chain == "evm":
             return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") == "eip3009"
-        return offer.scheme == "exact" and offer.network in self.svm_rpc_urls and "feePayer" in offer.extra
+        return payable(offer, self.svm_rpc)
 
     async def _signer(self, wallet: Wallet, chain: str) -> PaymentSigner:
         stored = await self.store.sealed_key(wallet.id, chain)
         if stored is None:
             raise errors.NoAcceptableOffer(f"the wallet has no {chain} key")
         keyring, sealed = stored
-        return keys.signer(keyring, wallet.id, chain, sealed, rpc_urls=self.svm_rpc_urls)
+        return keys.signer(keyring, wallet.id, chain, sealed, svm_rpc=self.svm_rpc)
 
     async def _pay_reserved(
         self,

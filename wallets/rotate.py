@@ -25,27 +25,15 @@ async def rewrap_all(conn: asyncpg.Connection, keyring: Keyring) -> tuple[int, i
             keyring.key_id,
         )
         for r in rows:
-            new = keyring.rewrap(
-                Sealed(r["key_id"], bytes(r["nonce"]), bytes(r["ciphertext"])), aad=keys.aad(r["wallet_id"], r["chain"])
-            )
-            await conn.execute(
-                """UPDATE wallet_keys SET key_id = $3, nonce = $4, ciphertext = $5, rotated_at = now()
-                   WHERE wallet_id = $1 AND chain = $2""",
-                r["wallet_id"],
-                r["chain"],
-                new.key_id,
-                new.nonce,
-                new.ciphertext,
-            )
+            new = keyring.rewrap(Sealed.from_row(r), aad=keys.aad(r["wallet_id"], r["chain"]))
+            await datakeys.reseal_wallet_key(conn, r["wallet_id"], r["chain"], new, None)
             n_keys += 1
         deks = await conn.fetch(
             "SELECT id, tenant_id, key_id, nonce, ciphertext FROM tenant_data_keys WHERE key_id <> $1 FOR UPDATE",
             keyring.key_id,
         )
         for d in deks:
-            new = keyring.rewrap(
-                Sealed(d["key_id"], bytes(d["nonce"]), bytes(d["ciphertext"])), aad=datakeys.dek_aad(d["tenant_id"])
-            )
+            new = keyring.rewrap(Sealed.from_row(d), aad=datakeys.dek_aad(d["tenant_id"]))
             await conn.execute(
                 "UPDATE tenant_data_keys SET key_id = $2, nonce = $3, ciphertext = $4 WHERE id = $1",
                 d["id"],
@@ -60,7 +48,7 @@ async def rewrap_all(conn: asyncpg.Connection, keyring: Keyring) -> tuple[int, i
         for h in hooks:
             endpoint_id: uuid.UUID = h["id"]
             new = keyring.rewrap(
-                Sealed(h["key_id"], bytes(h["nonce"]), bytes(h["ciphertext"])),
+                Sealed.from_row(h),
                 aad=f"x402-webhook:{endpoint_id}".encode(),
             )
             await conn.execute(

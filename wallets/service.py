@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from chains.registry import ChainRegistry
+from chains.solana.rpc import SolanaRpcPool
 from wallets import datakeys
 from wallets.approvals import Approvals
 from wallets.audit import AuditSink, no_audit
@@ -65,7 +66,12 @@ class WalletService:
         )
         self.webhooks = Webhooks(pool, self.keyring, self.fetcher, self.options.webhooks)
         self.lookup = chain_lookup(chains)
-        svm_urls = {n.network: n.rpc_urls[0] for n in settings.networks if is_solana(n.network) and n.rpc_urls}
+        #: Solana RPC pools for agent wallets' signers (the mint, a blockhash), with failover and breakers
+        self.svm_rpc = {
+            n.network: SolanaRpcPool(n.network, n.rpc_urls, settings.rpc_timeout)
+            for n in settings.networks
+            if is_solana(n.network) and n.rpc_urls
+        }
         self.payer: WalletPayer | None = (
             WalletPayer(
                 self.store,
@@ -73,7 +79,7 @@ class WalletService:
                 self.approvals,
                 self.fetcher,
                 self.keyring,
-                svm_rpc_urls=svm_urls,
+                svm_rpc=self.svm_rpc,
                 screen=screen,
                 status=self.lookup,
             )
@@ -137,3 +143,5 @@ class WalletService:
                 await task
         self._tasks.clear()
         await self.fetcher.close()
+        for rpc in self.svm_rpc.values():
+            await rpc.close()

@@ -239,9 +239,7 @@ class Webhooks:
     async def _post(self, row: asyncpg.Record) -> str | None:
         """Send one delivery; the error text (no secrets) or None on a 2xx."""
         assert self.keyring is not None
-        secret = self.keyring.unseal(
-            Sealed(row["key_id"], bytes(row["nonce"]), bytes(row["ciphertext"])), aad=_aad(row["endpoint_id"])
-        )
+        secret = self.keyring.unseal(Sealed.from_row(row), aad=_aad(row["endpoint_id"]))
         data = json.loads(row["data"])
         body = json.dumps(
             {

@@ -152,7 +152,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 def parse_networks(doc: Mapping[str, Any], source: str) -> tuple[NetworkConfig, ...]:
     """Networks from a decoded config document: ``{"networks": {"eip155:8453": {"rpc_urls": [...]}}}``."""
-    from x402.networks_presets import apply_preset
+    from chains.presets import apply_preset  # lazy: chains modules import this one
 
     raw = doc.get("networks", {})
     if not isinstance(raw, Mapping):

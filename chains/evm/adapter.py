@@ -25,12 +25,16 @@ from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.settle import EvmSettler
 from chains.evm.status import authorization_status
 from chains.evm.verify import EvmVerifier
-from x402.errors import ChainUnavailable, ConfigError
+from chains.kinds import exact_kinds
+from x402.errors import ChainRejected, ChainUnavailable, ConfigError
 from x402.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentRequirements, SupportedKind
-from x402.wire.networks import evm_chain_id, to_v1_name
+from x402.wire.networks import evm_chain_id
 
 log = logging.getLogger("chains.evm")
+
+#: ERC-20 ``balanceOf(address)`` selector.
+_BALANCE_OF = "0x70a08231"
 
 #: eth_call sender when no signer is configured (EIP-3009 transfers do not depend on msg.sender).
 _NO_SIGNER_SENDER = "0x0000000000000000000000000000000000000402"
@@ -99,15 +103,7 @@ class EvmAdapter:
 
     def supported_kinds(self) -> list[SupportedKind]:
         """v2 (and, where a v1 name exists, v1) ``exact`` kinds; none without a signer, since we could not settle."""
-        if self._signer is None:
-            return []
-        kinds: list[SupportedKind] = []
-        for network in self._nets:
-            kinds.append(SupportedKind(x402_version=2, scheme="exact", network=network))
-            v1 = to_v1_name(network)
-            if v1 is not None:
-                kinds.append(SupportedKind(x402_version=1, scheme="exact", network=v1))
-        return kinds
+        return exact_kinds(self._nets) if self._signer is not None else []
 
     def signers(self) -> dict[str, list[str]]:
         """``{"eip155:*": [signer, ...]}`` (empty without a signer)."""
@@ -172,6 +168,18 @@ class EvmAdapter:
         if network not in self._pools:
             raise ChainUnavailable(f"network {network} is not configured", network=network)
         return await authorization_status(self._pools[network], payload, requirements)
+
+    async def balance_of(self, network: str, asset: str, owner: str) -> int:
+        """``asset.balanceOf(owner)`` in atomic units, through the network's RPC URLs (failover, breakers)."""
+        pool = self._pools.get(network)
+        if pool is None:
+            raise ChainUnavailable(f"network {network} is not configured", network=network)
+        data = _BALANCE_OF + "00" * 12 + owner.lower().removeprefix("0x")
+        try:
+            out = await pool.call("eth_call", [{"to": asset, "data": data}, "latest"])
+        except RpcError as exc:
+            raise ChainRejected(f"balanceOf on {asset} was refused: {exc.message}", network=network) from None
+        return int(out, 16) if isinstance(out, str) and out not in ("0x", "") else 0
 
     async def _healthy(self, network: str) -> bool:
         try:

@@ -1,4 +1,4 @@
-"""EVM network presets: the USDC of each well-known chain, for assets the wire default table does not list."""
+"""EVM asset presets: the USDC of well-known chains the wire default table lacks (names: ``chains.presets``)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,6 @@ from typing import Final
 
 from x402.settings import AssetConfig, NetworkConfig
 from x402.wire.assets import AssetInfo, find_asset
-
-#: Chains the service knows by name; their USDC comes from x402.wire.assets or EXTRA_ASSETS below.
-PRESET_NETWORKS: Final[dict[str, str]] = {
-    "base": "eip155:8453",
-    "base-sepolia": "eip155:84532",
-    "ethereum": "eip155:1",
-    "polygon": "eip155:137",
-    "arbitrum": "eip155:42161",
-    "optimism": "eip155:10",
-    "avalanche": "eip155:43114",
-}
 
 #: Native USDC on chains the official SDKs' default tables lack (addresses from Circle's deployment list).
 EXTRA_ASSETS: Final[dict[str, AssetInfo]] = {

@@ -16,13 +16,12 @@ from typing import Any, Final
 import aiohttp
 import msgspec
 
+from chains.breaker import BREAKER_COOLDOWN, BREAKER_THRESHOLD, CircuitBreaker, NoEndpointAnswered, first_answer
 from x402.errors import BadRequest, ChainUnavailable
 from x402.wire import jsonlimits
 
 log = logging.getLogger("chains.evm.rpc")
 
-BREAKER_THRESHOLD: Final = 3
-BREAKER_COOLDOWN: Final = 10.0
 #: Most providers accept batches of 50-100 calls; stay under the common limits.
 MAX_BATCH: Final = 32
 
@@ -78,33 +77,6 @@ class _TransportFailure(Exception):
     """The URL did not answer usefully (connection, timeout, 5xx/429, not JSON-RPC)."""
 
 
-class _Endpoint:
-    """One RPC URL and its breaker: closed below the threshold, open until ``open_until``, then half-open."""
-
-    __slots__ = ("failures", "open_until", "trial", "url")
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.failures = 0
-        self.open_until = 0.0
-        self.trial = False
-
-    def available(self, now: float, threshold: int) -> bool:
-        if self.failures < threshold:
-            return True
-        # Half-open: after the cool-down exactly one request at a time may try the URL.
-        return now >= self.open_until and not self.trial
-
-    def failed(self, now: float, threshold: int, cooldown: float) -> None:
-        self.failures += 1
-        if self.failures >= threshold:
-            self.open_until = now + cooldown
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.open_until = 0.0
-
-
 class RpcPool:
     """JSON-RPC client of one network over several URLs, tried in order; raises ChainUnavailable when none answers."""
 
@@ -126,7 +98,7 @@ class RpcPool:
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
         self.calls = 0  # requests made through call(), for tests and metrics
-        self._endpoints = [_Endpoint(u) for u in urls]
+        self._endpoints = [(CircuitBreaker(breaker_threshold, breaker_cooldown), u) for u in urls]
         self._ids = itertools.count(1)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -151,13 +123,7 @@ class RpcPool:
     def breaker_state(self) -> list[str]:
         """Per URL (in order): ``closed``, ``open`` or ``half-open``."""
         now = time.monotonic()
-        out = []
-        for ep in self._endpoints:
-            if ep.failures < self.breaker_threshold:
-                out.append("closed")
-            else:
-                out.append("open" if now < ep.open_until else "half-open")
-        return out
+        return [breaker.state(now) for breaker, _ in self._endpoints]
 
     async def call(self, method: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
         """The ``result`` of a JSON-RPC call; raises RpcError for an error answer, ChainUnavailable for no answer.
@@ -221,34 +187,16 @@ class RpcPool:
 
     async def _exchange(self, body: bytes, method: str) -> Any:
         """POST a body to the first URL that answers (failover, breakers); the decoded JSON-RPC answer."""
-        last: str | None = None
-        tried = 0
-        for ep in self._endpoints:
-            now = time.monotonic()
-            if not ep.available(now, self.breaker_threshold):
-                continue
-            tried += 1
-            half_open = ep.failures >= self.breaker_threshold
-            if half_open:
-                ep.trial = True
-            try:
-                answer = await self._post(ep.url, body)
-            except _TransportFailure as exc:
-                ep.failed(time.monotonic(), self.breaker_threshold, self.breaker_cooldown)
-                last = str(exc)
-                log.warning("rpc %s url #%d failed: %s", self.network, self._endpoints.index(ep), last)
-                continue
-            finally:
-                if half_open:
-                    ep.trial = False
-            ep.succeeded()
-            return answer
-        detail = f"no RPC URL of {self.network} answered {method}"
-        if tried == 0:
-            detail += " (all circuit breakers open)"
-        elif last:
-            detail += f": {last}"
-        raise ChainUnavailable(detail, network=self.network)
+
+        def failed(index: int, exc: BaseException) -> None:
+            log.warning("rpc %s url #%d failed: %s", self.network, index, exc)
+
+        try:
+            return await first_answer(self._endpoints, lambda url: self._post(url, body), (_TransportFailure,), failed)
+        except NoEndpointAnswered as exc:
+            raise ChainUnavailable(
+                f"no RPC URL of {self.network} answered {method}: {exc.describe()}", network=self.network
+            ) from None
 
     async def _post(self, url: str, body: bytes) -> Any:
         try:

@@ -92,9 +92,9 @@ async def solana(base: str) -> str:
     cannot parse fails that endpoint over like a transport error, ending as ChainUnavailable."""
     from solders.pubkey import Pubkey
 
-    from chains.solana.adapter import _Pool
+    from chains.solana.rpc import SolanaRpcPool
 
-    pool = _Pool("solana:test", [base + "/rpc"], timeout=10)
+    pool = SolanaRpcPool("solana:test", [base + "/rpc"], timeout=10)
     try:
         await pool.call(lambda c: c.get_balance(Pubkey.default()))
     except X402Error as exc:

@@ -8,9 +8,16 @@ import msgspec
 
 from chains.base import PaymentContext
 from risk.model import RISK_BLOCKED
-from risk.payment import RiskGate, resource_url
+from risk.payment import RiskGate
 from tests.risk.helpers import LAZARUS, PAY_TO, PAYER, USDC_BASE, memory_engine
-from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo, SettleResponse, VerifyResponse
+from x402.wire.models import (
+    PaymentPayload,
+    PaymentRequirements,
+    ResourceInfo,
+    SettleResponse,
+    VerifyResponse,
+    resource_url,
+)
 
 
 def payment(pay_to: str = PAY_TO) -> PaymentContext:

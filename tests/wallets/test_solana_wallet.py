@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from solders.pubkey import Pubkey
 
+from tests.harness.deadrpc import dead_rpc
 from tests.harness.faults import Faults, faulty
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
 from tests.wallets.conftest import ADMIN, tenant_key_of
@@ -40,13 +41,15 @@ async def _setup(
     faults: Faults | None = None,
     *,
     keys_on: bool = False,
+    rpc_urls: tuple[str, ...] | None = None,
+    offer_extra: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any], Pubkey, Pubkey]:
     """A service (wallets + facilitator + paywalled /paid, behind ``faults``), a funded Solana wallet."""
     settings = Settings(
         database_url=database_url,
         data_dir=tmp_path,
         log_level="warning",
-        networks=(NetworkConfig(NETWORK, (w.rpc.url,), assets=(AssetConfig(str(w.mint), symbol="USDC"),)),),
+        networks=(NetworkConfig(NETWORK, rpc_urls or (w.rpc.url,), assets=(AssetConfig(str(w.mint), symbol="USDC"),)),),
         svm_fee_payer_keys=(str(w.fee_payer),),
         master_key=secrets.token_hex(32),
         allow_private_outbound=True,
@@ -64,7 +67,9 @@ async def _setup(
         return web.json_response({"paid": True})
 
     app.router.add_get("/paid", paid)
-    offer = Offer(amount=PRICE, asset=str(w.mint), network=NETWORK, pay_to=str(w.pay_to.pubkey()))
+    offer = Offer(
+        amount=PRICE, asset=str(w.mint), network=NETWORK, pay_to=str(w.pay_to.pubkey()), extra=offer_extra or {}
+    )
     Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer}).setup(app)
     client = await aiohttp_client(app)
     if keys_on:
@@ -94,6 +99,10 @@ async def test_solana_wallet_pays_a_paywalled_route(
     assert out["payment"]["payer"] == str(owner)
     assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE
     assert w.rpc.token_balance(src) == 1_000_000 - PRICE
+    r = await client.get(f"/v1/wallets/{wallet['id']}/balance")
+    found = (await r.json())["balances"]
+    assert r.status == 200, found
+    assert [(b["network"], b["asset"], b["balance"]) for b in found] == [(NETWORK, str(w.mint), str(1_000_000 - PRICE))]
 
 
 async def test_solana_settled_then_502_is_found_on_chain(
@@ -149,3 +158,59 @@ async def test_solana_unsettled_is_released_once_its_blockhash_expires(
     assert (budget["spent"], budget["reserved"], budget["pending"]) == ("0", "0", "0"), budget
     assert w.rpc.token_balance(src) == 1_000_000
     assert len(faults.signatures) == 1
+
+
+async def test_solana_wallet_fails_over_past_a_dead_first_rpc_url(
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    w = world
+    async with dead_rpc(w.rpc.url) as dead:
+        client, wallet, _, src = await _setup(w, database_url, tmp_path, aiohttp_client, rpc_urls=(dead.url, w.rpc.url))
+        for _ in range(2):  # each payment reads the mint and a blockhash: the dead URL fails first, then opens
+            r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
+            out = json.loads(await r.read())
+            assert r.status == 200, out
+            assert out["payment"]["paid"] is True
+        assert dead.hits >= 3
+        assert client.app[WALLETS].svm_rpc[NETWORK].breaker_state() == ["open", "closed"]
+        seen = dead.hits
+        r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
+        assert r.status == 200, await r.text()
+        assert dead.hits == seen  # the wallet service's pool remembers: the third payment skipped the dead URL
+    assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == 3 * PRICE
+    assert w.rpc.token_balance(src) == 1_000_000 - 3 * PRICE
+
+
+async def test_solana_wallet_with_no_rpc_answering_is_503_and_keeps_its_budget(
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    w = world
+    async with dead_rpc(w.rpc.url) as a, dead_rpc(w.rpc.url, "502") as b:
+        client, wallet, _, src = await _setup(w, database_url, tmp_path, aiohttp_client, rpc_urls=(a.url, b.url))
+        r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
+        out = json.loads(await r.read())
+        assert r.status == 503, out
+        assert out["code"] == "chain_unavailable"
+        assert r.headers["Content-Type"].startswith("application/problem+json")
+    r = await client.get(f"/v1/wallets/{wallet['id']}/budget")
+    budget = await r.json()
+    assert (budget["spent"], budget["reserved"], budget["pending"]) == ("0", "0", "0"), budget
+    assert w.rpc.token_balance(src) == 1_000_000
+
+
+async def test_solana_wallet_refuses_a_memo_the_official_clients_refuse(
+    world: World, database_url: str, tmp_path: Path, aiohttp_client: Any
+) -> None:
+    w = world
+    client, wallet, owner, src = await _setup(
+        w, database_url, tmp_path, aiohttp_client, offer_extra={"memo": "m" * 257}
+    )
+    r = await client.post(f"/v1/wallets/{wallet['id']}/pay", json={"url": str(client.make_url("/paid"))})
+    out = json.loads(await r.read())
+    assert r.status == 409, out
+    assert out["code"] == "no_acceptable_offer"
+    assert w.rpc.token_balance(src) == 1_000_000
+    signers = [
+        rec.tx.message.account_keys[: rec.tx.message.header.num_required_signatures] for rec in w.rpc.records.values()
+    ]
+    assert not any(owner in keys for keys in signers)

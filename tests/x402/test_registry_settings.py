@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from chains.registry import ChainRegistry, build_registry, load_factories, pattern_matches
+from chains.registry import ChainRegistry, build_registry, load_factories
 from x402.errors import BadRequest, ConfigError
 from x402.settings import NetworkConfig, Settings, load_settings
 from x402.wire.models import SupportedKind
+from x402.wire.networks import matches
 
 
 class FakeAdapter:
@@ -46,8 +47,8 @@ def test_exact_beats_wildcard() -> None:
     with pytest.raises(BadRequest) as err:
         reg.get("eip155:10")
     assert err.value.code == "invalid_network"
-    assert pattern_matches("solana:*", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")
-    assert not pattern_matches("eip155:*", "eip1550:1")
+    assert matches("solana:*", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")
+    assert not matches("eip155:*", "eip1550:1")
     sup = reg.supported(["bazaar"])
     assert [k.network for k in sup.kinds] == ["eip155:1", "eip155:8453", "eip155:8453"]
     assert sup.signers == {"eip155:*": ["0xwild", "0xexact"]}

@@ -23,12 +23,12 @@ from chains.base import (
     SignerOutOfGas,
     Underpriced,
 )
-from chains.registry import pattern_matches
 from x402.errors import DependencyError
 from x402.facilitator.journal import Conn, Held, Journal, JournalRow
 from x402.logs import get_logger
 from x402.metrics import Metrics
 from x402.wire import reasons
+from x402.wire.networks import matches
 
 log = get_logger("x402.lanes")
 
@@ -58,7 +58,7 @@ class SignerLanes:
     def signers(adapter: ChainAdapter, network: str) -> list[str]:
         """The adapter's signer addresses serving ``network``."""
         for pattern, addrs in adapter.signers().items():
-            if addrs and pattern_matches(pattern, network):
+            if addrs and matches(pattern, network):
                 return list(addrs)
         return []
 

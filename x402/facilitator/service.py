@@ -27,6 +27,7 @@ from x402.wire.models import (
     VerifyResponse,
     normalize,
     parse_amount,
+    resource_url,
 )
 from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 
@@ -519,13 +520,3 @@ def context_from_row(row: JournalRow) -> PaymentContext:
 
 def _dict(value: object) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
-
-
-def resource_url(payload: AnyPayload, requirements: AnyRequirements) -> str:
-    """The paid resource's URL as the payment describes it (v2 ``resource.url``, v1 ``resource``)."""
-    resource = getattr(payload, "resource", None)
-    url = getattr(resource, "url", None)
-    if isinstance(url, str):
-        return url
-    v1 = getattr(requirements, "resource", None)
-    return v1 if isinstance(v1, str) else ""

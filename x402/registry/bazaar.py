@@ -20,7 +20,7 @@ from yarl import URL
 from x402.logs import get_logger
 from x402.registry.models import MAX_SERVICE_NAME, METHODS, ResourceDraft, check_http_url, check_tags
 from x402.registry.store import RegistryStore
-from x402.wire.models import PaymentPayload, PaymentRequirements
+from x402.wire.models import PaymentPayload, PaymentRequirements, resource_url
 
 log = get_logger("x402.registry.bazaar")
 
@@ -161,7 +161,7 @@ class BazaarCatalog:
         """Queue the catalogue write for a verify/settle outcome; returns the ``bazaar`` EXTENSION-RESPONSES entry."""
         exts = payload.extensions if isinstance(payload.extensions, dict) else {}
         declared = KEY in exts
-        url = payload.resource.url if isinstance(payload.resource, msgspec.Struct) else ""
+        url = resource_url(payload, requirements)
         settled = amount if (op == "settle" and ok) else None
         if not declared:
             if settled is not None and url:

@@ -85,10 +85,10 @@ async def get_budget(request: web.Request) -> web.Response:
 
 @routes.get("/v1/wallets/{id}/balance")
 async def get_balance(request: web.Request) -> web.Response:
-    """On-chain balances of the wallet's address for every configured EVM asset."""
+    """On-chain balances of the wallet's addresses for every configured asset (EVM and Solana)."""
     service = _service(request)
     wallet = await wallet_for(request, service, await caller_of(request, service))
-    found = await balances(request.app[CHAINS], request.app[SETTINGS], wallet.evm_address)
+    found = await balances(request.app[CHAINS], request.app[SETTINGS], wallet.evm_address, wallet.svm_address)
     return _json({"walletId": str(wallet.id), "balances": found})
 
 

@@ -392,6 +392,18 @@ def normalize(
     raise BadRequest("payload and requirements are of different x402 versions", code="invalid_x402_version")
 
 
+def resource_url(
+    payload: PaymentPayload | PaymentPayloadV1, requirements: PaymentRequirements | PaymentRequirementsV1
+) -> str:
+    """The paid resource's URL as the payment describes it (v2 ``resource.url``, v1 ``requirements.resource``)."""
+    resource = getattr(payload, "resource", None)
+    url = getattr(resource, "url", None)
+    if isinstance(url, str):
+        return url
+    v1 = getattr(requirements, "resource", None)
+    return v1 if isinstance(v1, str) else ""
+
+
 def _caip2_or_raw(network: str) -> str:
     try:
         return to_caip2(network)
@@ -429,4 +441,5 @@ __all__ = [
     "peek_x402_version",
     "requirements_to_v2",
     "resource_from_v1",
+    "resource_url",
 ]
