@@ -138,6 +138,15 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 SLOW_TIMEOUT = 180
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """structlog's default console output with plain tracebacks: rich (a schemathesis dependency) stats files."""
+    import structlog
+
+    processors = list(structlog.get_config()["processors"])
+    processors[-1] = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    structlog.configure(processors=processors)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked ``slow`` get SLOW_TIMEOUT unless they name their own timeout."""
     for item in items:

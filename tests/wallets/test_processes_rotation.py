@@ -38,6 +38,7 @@ async def _pay(session: aiohttp.ClientSession, base: str, wallet_id: str, url: s
         return r.status, json.loads(await r.read())
 
 
+@pytest.mark.slow
 async def test_two_processes_share_one_budget(upstream: Upstream, devchain: DevChain, database_url: str) -> None:
     env = _env(devchain, database_url)
     async with (

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -101,6 +102,7 @@ def _forms(secret: str) -> set[str]:
     return {secret, bare, bare.lower(), bare.upper()} if len(bare) >= 16 else {secret}
 
 
+@pytest.mark.slow
 async def test_full_dev_scenario_prints_no_secret(database_url: str, redis_url: str) -> None:
     server, deliveries = await _receiver()
     env = {

@@ -10,6 +10,7 @@ from aiohttp import web
 from x402 import __version__
 from x402.appkeys import EXTRAS, SETTINGS
 from x402.platform.docs_page import PAGE
+from x402.platform.keys import SCOPES
 from x402.platform.openapi_features import feature_paths
 from x402.wire.models import encode_json
 
@@ -54,8 +55,8 @@ def _op(
     return op
 
 
-def _q(name: str, desc: str, fmt: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
+def _q(name: str, desc: str, fmt: str | None = None, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = dict(schema or {"type": "string"})
     if fmt:
         schema["format"] = fmt
     return {"name": name, "in": "query", "required": False, "description": desc, "schema": schema}
@@ -127,7 +128,15 @@ SCHEMAS: dict[str, Any] = {
     "FacilitatorRequest": {
         "type": "object",
         "required": ["paymentPayload", "paymentRequirements"],
-        "properties": {"x402Version": {"type": "integer"}, "paymentPayload": _OBJ, "paymentRequirements": _OBJ},
+        "properties": {
+            "x402Version": {"type": "integer"},
+            "paymentPayload": {
+                "type": "object",
+                "required": ["x402Version"],
+                "properties": {"x402Version": {"type": "integer", "enum": [1, 2]}},
+            },
+            "paymentRequirements": _OBJ,
+        },
     },
     "VerifyResponse": {
         "type": "object",
@@ -295,10 +304,11 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 "admin",
                 _ref("ApiKey"),
                 status="201",
+                errors=("400", "401", "403", "404", "422", "429"),
                 body={
                     "type": "object",
                     "properties": {
-                        "scopes": {"type": "array", "items": {"type": "string"}},
+                        "scopes": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(SCOPES)}},
                         "mode": {"type": "string", "enum": ["live", "test"]},
                         "name": {"type": "string"},
                     },
@@ -331,7 +341,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                     _q("payTo", "recipient address"),
                     _q("from", "inclusive start", "date-time"),
                     _q("to", "exclusive end", "date-time"),
-                    _q("limit", "1-500, default 50"),
+                    _q("limit", "1-500, default 50", schema={"type": "integer", "minimum": 1, "maximum": 500}),
                     _q("cursor", "nextCursor of the previous page"),
                 ],
             )

@@ -130,6 +130,29 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
 ]
 
 
+_INT = {"type": "integer"}
+_URL = {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 2048}
+#: Query parameter schemas as strict as the handlers' checks (others are plain strings).
+_QUERY: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    "offset": {"type": "integer", "minimum": 0},
+    "type": {"type": "string", "enum": ["http", "mcp"]},
+}
+#: Request bodies the handlers require fields of; other bodies are objects.
+_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/v1/resources/{id}/ratings"): {
+        "type": "object",
+        "required": ["rating"],
+        "properties": {"rating": {"type": "integer", "minimum": 1, "maximum": 5}},
+    },
+    ("post", "/v1/resources/import"): {"type": "object", "required": ["origin"], "properties": {"origin": _URL}},
+    ("post", "/v1/wallets/{id}/pay"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
+    ("post", "/v1/webhooks"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
+}
+#: Operations that answer something other than an object on success.
+_ARRAYS = {("get", "/v1/risk/audit")}
+
+
 def _operation(
     method: str, path: str, summary: str, tag: str, keyed: bool, query: tuple[str, ...], status: str
 ) -> dict[str, Any]:
@@ -140,10 +163,15 @@ def _operation(
             status: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
             "400": _PROBLEM,
             "404": _PROBLEM,
+            "422": _PROBLEM,
         },
     }
+    if (method, path) in _ARRAYS:
+        op["responses"][status]["content"]["application/json"]["schema"] = {"type": "array", "items": {}}
     params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in _PARAM.findall(path)]
-    params += [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in query]
+    params += [
+        {"name": n, "in": "query", "required": False, "schema": _QUERY.get(n, {"type": "string"})} for n in query
+    ]
     if params:
         op["parameters"] = params
     if keyed:
@@ -151,7 +179,8 @@ def _operation(
         op["responses"]["401"] = _PROBLEM
         op["responses"]["403"] = _PROBLEM
     if method in ("post", "put", "patch"):
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+        body = _BODIES.get((method, path), {"type": "object"})
+        op["requestBody"] = {"required": "required" in body, "content": {"application/json": {"schema": body}}}
     return op
 
 
