@@ -125,18 +125,48 @@ SCHEMAS: dict[str, Any] = {
             "createdAt": {"type": "string", "format": "date-time"},
         },
     },
+    # x402Version (when sent) equals paymentPayload.x402Version: one variant per protocol version
     "FacilitatorRequest": {
-        "type": "object",
-        "required": ["paymentPayload", "paymentRequirements"],
-        "properties": {
-            "x402Version": {"type": "integer"},
-            "paymentPayload": {
+        "oneOf": [
+            {
                 "type": "object",
-                "required": ["x402Version"],
-                "properties": {"x402Version": {"type": "integer", "enum": [1, 2]}},
-            },
-            "paymentRequirements": _OBJ,
-        },
+                "required": ["paymentPayload", "paymentRequirements"],
+                "properties": {
+                    "x402Version": {"const": v},
+                    "paymentPayload": {
+                        "type": "object",
+                        "required": ["x402Version", "payload", *(["scheme", "network"] if v == 1 else ["accepted"])],
+                        "properties": {
+                            "x402Version": {"const": v},
+                            "payload": _OBJ,
+                            **(
+                                {"scheme": {"type": "string"}, "network": {"type": "string"}}
+                                if v == 1
+                                else {"accepted": _OBJ}
+                            ),
+                        },
+                    },
+                    "paymentRequirements": {
+                        "type": "object",
+                        "required": [
+                            "scheme",
+                            "network",
+                            "asset",
+                            "payTo",
+                            "maxAmountRequired" if v == 1 else "amount",
+                        ],
+                        "properties": {
+                            "scheme": {"type": "string"},
+                            "network": {"type": "string"},
+                            "asset": {"type": "string"},
+                            "payTo": {"type": "string"},
+                            ("maxAmountRequired" if v == 1 else "amount"): {"type": "string", "pattern": "^[0-9]+$"},
+                        },
+                    },
+                },
+            }
+            for v in (1, 2)
+        ]
     },
     "VerifyResponse": {
         "type": "object",
@@ -166,7 +196,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["network", "transaction", "payTo", "asset", "minAmount"],
         "properties": {
             "network": {"type": "string"},
-            "transaction": {"type": "string"},
+            "transaction": {"type": "string", "pattern": "^(0x[0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{64,88})$"},
             "payTo": {"type": "string"},
             "asset": {"type": "string"},
             "minAmount": {"type": "string"},
@@ -242,7 +272,10 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 body={
                     "type": "object",
                     "required": ["address"],
-                    "properties": {"address": {"type": "string"}, "signature": {"type": "string"}},
+                    "properties": {
+                        "address": {"type": "string", "pattern": "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"},
+                        "signature": {"type": "string"},
+                    },
                 },
                 params=post_idem,
                 errors=("400", "401", "403", "409", "429"),
@@ -323,7 +356,12 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 "admin",
                 _ref("ApiKey"),
                 status="201",
-                body={"type": "object", "properties": {"gracePeriodSeconds": {"type": "integer"}}},
+                errors=("400", "401", "403", "404", "422", "429"),
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"gracePeriodSeconds": {"type": "integer", "minimum": 0, "maximum": 2_592_000}},
+                },
                 params=[*_ID, _IDEMPOTENCY],
             )
         },

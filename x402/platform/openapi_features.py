@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from wallets.policy import _LISTS, _MONEY
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -112,7 +114,7 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
     ("post", "/v1/webhooks", "Register a webhook endpoint (signing secret shown once)", "wallets", True, (), "201"),
     ("get", "/v1/webhooks", "The caller's webhook endpoints", "wallets", True, (), "200"),
     ("get", "/v1/webhooks/dead-letters", "Deliveries that failed every attempt", "wallets", True, (), "200"),
-    ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "200"),
+    ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "204"),
     ("get", "/v1/risk/rules", "The caller's risk rule document", "risk", True, (), "200"),
     ("put", "/v1/risk/rules", "Replace the risk rule document (validated, audited)", "risk", True, (), "200"),
     (
@@ -131,7 +133,7 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
 
 
 _INT = {"type": "integer"}
-_URL = {"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 2048}
+_URL = {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "maxLength": 2048}
 #: Query parameter schemas as strict as the handlers' checks (others are plain strings).
 _QUERY: dict[str, dict[str, Any]] = {
     "limit": {"type": "integer", "minimum": 1, "maximum": 100},
@@ -145,10 +147,61 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "required": ["rating"],
         "properties": {"rating": {"type": "integer", "minimum": 1, "maximum": 5}},
     },
+    ("post", "/v1/resources"): {
+        "type": "object",
+        "required": ["url", "accepts"],
+        "properties": {
+            "url": _URL,
+            "type": {"type": "string", "enum": ["http", "mcp"]},
+            "x402Version": {"type": "integer", "enum": [1, 2]},
+            "accepts": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        },
+    },
     ("post", "/v1/resources/import"): {"type": "object", "required": ["origin"], "properties": {"origin": _URL}},
     ("post", "/v1/wallets/{id}/pay"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
-    ("post", "/v1/webhooks"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
+    ("post", "/v1/webhooks"): {
+        "type": "object",
+        "required": ["url"],
+        "properties": {"url": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+"}},
+    },
+    ("put", "/v1/wallets/{id}/policy"): {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **{k: {"type": "string", "pattern": "^(0|[1-9][0-9]{0,77})$"} for k in _MONEY},
+            **{k: {"type": "array", "items": {"type": "string", "minLength": 1}} for k in _LISTS},
+            "expiresAt": {"type": "string", "format": "date-time"},
+            "autoPause": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "consecutiveFailures": {"type": ["integer", "null"], "minimum": 1},
+                    "velocityPerMinute": {"type": ["integer", "null"], "minimum": 1},
+                    "capShare": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+                },
+            },
+        },
+    },
+    ("put", "/v1/risk/rules"): {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "rules": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    name: {"type": "object"}
+                    for name in ("address_lists", "amount_anomaly", "first_time_payer", "large_amount", "velocity")
+                },
+            },
+            "custom": {"type": "array", "items": {"type": "object"}},
+        },
+    },
 }
+#: Operations that answer 400 invalid_json to an empty body.
+_BODY_REQUIRED = {("put", "/v1/risk/rules")}
+#: POST operations whose handlers read no body: no requestBody is documented.
+_NO_BODY = {("post", "/v1/wallets/{id}/resume"), ("post", "/v1/wallets/{id}/agent-keys")}
 #: Operations that answer something other than an object on success.
 _ARRAYS = {("get", "/v1/risk/audit")}
 
@@ -160,7 +213,9 @@ def _operation(
         "summary": summary,
         "tags": [tag],
         "responses": {
-            status: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
+            status: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+            if status != "204"
+            else {"description": "No content"},
             "400": _PROBLEM,
             "404": _PROBLEM,
             "422": _PROBLEM,
@@ -178,9 +233,10 @@ def _operation(
         op["security"] = [{"bearer": []}, {"apiKey": []}]
         op["responses"]["401"] = _PROBLEM
         op["responses"]["403"] = _PROBLEM
-    if method in ("post", "put", "patch"):
+    if method in ("post", "put", "patch") and (method, path) not in _NO_BODY:
         body = _BODIES.get((method, path), {"type": "object"})
-        op["requestBody"] = {"required": "required" in body, "content": {"application/json": {"schema": body}}}
+        needed = "required" in body or (method, path) in _BODY_REQUIRED
+        op["requestBody"] = {"required": needed, "content": {"application/json": {"schema": body}}}
     return op
 
 
@@ -196,7 +252,10 @@ def feature_paths() -> dict[str, dict[str, Any]]:
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
     pay["409"] = {"$ref": "#/components/responses/Problem"}
+    pay["423"] = {"$ref": "#/components/responses/Problem"}
     pay["502"] = {"$ref": "#/components/responses/Problem"}
+    # the origin's discovery documents cannot be fetched
+    out["/v1/resources/import"]["post"]["responses"]["502"] = {"$ref": "#/components/responses/Problem"}
     out["/demo/paid"] = {
         "get": {
             "summary": "Dev only: a resource behind the paywall (402 until paid)",
