@@ -142,9 +142,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """structlog's default console output with plain tracebacks: rich (a schemathesis dependency) stats files."""
     import structlog
 
-    processors = list(structlog.get_config()["processors"])
-    processors[-1] = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
-    structlog.configure(processors=processors)
+    renderer = structlog.get_config()["processors"][-1]
+    if isinstance(renderer, structlog.dev.ConsoleRenderer):
+        renderer.exception_formatter = structlog.dev.plain_traceback
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
