@@ -164,15 +164,19 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         "required": ["url"],
         "properties": {"url": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+"}},
     },
+    # null leaves a field unset, like leaving it out
     ("put", "/v1/wallets/{id}/policy"): {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            **{k: {"type": "string", "pattern": "^(0|[1-9][0-9]{0,77})$"} for k in _MONEY},
-            **{k: {"type": "array", "items": {"type": "string", "minLength": 1}} for k in _LISTS},
-            "expiresAt": {"type": "string", "format": "date-time"},
+            **{k: {"type": ["string", "null"], "pattern": "^(0|[1-9][0-9]{0,77})$"} for k in _MONEY},
+            **{
+                k: {"type": ["array", "null"], "maxItems": 1000, "items": {"type": "string", "minLength": 1}}
+                for k in _LISTS
+            },
+            "expiresAt": {"type": ["string", "null"], "format": "date-time"},
             "autoPause": {
-                "type": "object",
+                "type": ["object", "null"],
                 "additionalProperties": False,
                 "properties": {
                     "consecutiveFailures": {"type": ["integer", "null"], "minimum": 1},
