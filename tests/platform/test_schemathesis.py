@@ -57,7 +57,14 @@ async def test_schemathesis_all_checks_find_nothing(
     if mode is None:
         assert BASELINE.exists(), "the baseline of known failures is missing"
     baseline = ["--baseline", str(BASELINE), *([f"--baseline-{mode}"] if mode in ("prune", "update") else [])]
-    env = {**os.environ, "NO_PROXY": "*", "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis")}
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "NO_PROXY": "*",
+        "HYPOTHESIS_STORAGE_DIRECTORY": str(tmp_path / "hypothesis"),
+        "SCHEMATHESIS_HOOKS": "tests.platform.schemathesis_hooks",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

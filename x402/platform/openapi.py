@@ -38,6 +38,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     errors: tuple[str, ...] = ("400", "401", "403", "404", "429"),
     content_type: str = "application/json",
+    body_required: bool = True,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -49,9 +50,11 @@ def _op(
     if keyed:
         op["security"] = _KEYED
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        op["requestBody"] = {"required": body_required, "content": {"application/json": {"schema": body}}}
     if params:
         op["parameters"] = params
+        if any(p.get("name") == "Idempotency-Key" for p in params):
+            op["responses"]["422"] = _PROBLEM  # the key was used with another request
     return op
 
 
@@ -68,7 +71,44 @@ _IDEMPOTENCY = {
     "in": "header",
     "required": False,
     "description": "Replays the stored answer for 24 h (Idempotent-Replayed: true); another body gives 422.",
-    "schema": {"type": "string", "maxLength": 255},
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+}
+
+_STR: dict[str, Any] = {"type": "string"}
+#: Payment requirements as the wire structs (x402/wire/models.py) decode them, per protocol version.
+_REQUIREMENTS: dict[int, dict[str, Any]] = {
+    1: {
+        "type": "object",
+        "required": [
+            "scheme",
+            "network",
+            "maxAmountRequired",
+            "resource",
+            "description",
+            "mimeType",
+            "payTo",
+            "maxTimeoutSeconds",
+            "asset",
+        ],
+        "properties": {
+            **dict.fromkeys(
+                ("scheme", "network", "maxAmountRequired", "resource", "description", "mimeType", "payTo"), _STR
+            ),
+            "asset": _STR,
+            "maxTimeoutSeconds": {"type": "integer"},
+            "outputSchema": _OBJ,
+            "extra": _OBJ,
+        },
+    },
+    2: {
+        "type": "object",
+        "required": ["scheme", "network", "amount", "asset", "payTo", "maxTimeoutSeconds"],
+        "properties": {
+            **dict.fromkeys(("scheme", "network", "amount", "asset", "payTo"), _STR),
+            "maxTimeoutSeconds": {"type": "integer"},
+            "extra": _OBJ,
+        },
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -142,27 +182,11 @@ SCHEMAS: dict[str, Any] = {
                             **(
                                 {"scheme": {"type": "string"}, "network": {"type": "string"}}
                                 if v == 1
-                                else {"accepted": _OBJ}
+                                else {"accepted": _REQUIREMENTS[2]}
                             ),
                         },
                     },
-                    "paymentRequirements": {
-                        "type": "object",
-                        "required": [
-                            "scheme",
-                            "network",
-                            "asset",
-                            "payTo",
-                            "maxAmountRequired" if v == 1 else "amount",
-                        ],
-                        "properties": {
-                            "scheme": {"type": "string"},
-                            "network": {"type": "string"},
-                            "asset": {"type": "string"},
-                            "payTo": {"type": "string"},
-                            ("maxAmountRequired" if v == 1 else "amount"): {"type": "string", "pattern": "^[0-9]+$"},
-                        },
-                    },
+                    "paymentRequirements": _REQUIREMENTS[v],
                 },
             }
             for v in (1, 2)
@@ -338,6 +362,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 _ref("ApiKey"),
                 status="201",
                 errors=("400", "401", "403", "404", "422", "429"),
+                body_required=False,
                 body={
                     "type": "object",
                     "properties": {
@@ -357,6 +382,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 _ref("ApiKey"),
                 status="201",
                 errors=("400", "401", "403", "404", "422", "429"),
+                body_required=False,
                 body={
                     "type": "object",
                     "additionalProperties": False,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from risk.config import MAX_CUSTOM_RULES
+from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -198,7 +200,22 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
                     for name in ("address_lists", "amount_anomaly", "first_time_payer", "large_amount", "velocity")
                 },
             },
-            "custom": {"type": "array", "items": {"type": "object"}},
+            "custom": {
+                "type": "array",
+                "maxItems": MAX_CUSTOM_RULES,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "when"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "when": {"type": "string", "description": "a rule expression"},
+                        "action": {"type": "string", "enum": list(ACTIONS)},
+                        "severity": {"type": "string", "enum": list(SEVERITIES)},
+                        "message": {"type": "string", "maxLength": 300},
+                    },
+                },
+            },
         },
     },
 }
