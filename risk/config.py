@@ -101,6 +101,8 @@ def _int(value: Any, where: str) -> int | None:
         raise InvalidRiskConfig(f"{where} must be an integer (atomic units), got a boolean")
     if isinstance(value, int):
         out = value
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        out = int(value)  # JSON Schema's integer includes 5.0; beyond 2**53 a float is not exact
     elif is_canonical_uint(value):
         out = int(value)  # amounts may come as strings, like on the wire
     else:

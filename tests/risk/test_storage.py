@@ -111,3 +111,12 @@ def test_rules_and_custom_of_the_wrong_type_are_refused(doc: dict[str, object]) 
 
     with pytest.raises(InvalidRiskConfig):
         parse_config(doc)
+
+
+def test_integral_numbers_are_integers_like_in_json_schema() -> None:
+    from risk.config import parse_config
+
+    config = parse_config({"rules": {"velocity": {"max_per_minute": 5.0}}})
+    assert config.rules["velocity"].params["max_per_minute"] == 5
+    with pytest.raises(InvalidRiskConfig):
+        parse_config({"rules": {"velocity": {"max_per_minute": 5.5}}})

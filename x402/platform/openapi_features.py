@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from risk.config import MAX_CUSTOM_RULES
+from risk.config import _ACTION_PARAMS, _FLOAT_PARAMS, _INT_PARAMS, DEFAULT_RULES, MAX_CUSTOM_RULES
 from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
 
@@ -135,6 +135,29 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
 
 
 _INT = {"type": "integer"}
+#: A risk threshold: a non-negative integer or its decimal string (amounts, like on the wire), null for none.
+_THRESHOLD = {"type": ["integer", "string", "null"], "minimum": 0, "pattern": "^(0|[1-9][0-9]*)$"}
+
+
+def _risk_rule(params: Any) -> dict[str, Any]:
+    """One built-in rule's settings as risk/config.py validates them."""
+    props: dict[str, Any] = {
+        "enabled": {"type": "boolean"},
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+    }
+    for key in params:
+        if key in _INT_PARAMS:
+            props[key] = _THRESHOLD
+        elif key in _FLOAT_PARAMS:
+            props[key] = {"type": "number", "exclusiveMinimum": 0}
+        elif key in _ACTION_PARAMS:
+            props[key] = {"type": "string", "enum": list(ACTIONS)}
+        elif key == "per_asset":
+            props[key] = {"type": "object", "additionalProperties": _THRESHOLD}
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
 _URL = {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "maxLength": 2048}
 #: Query parameter schemas as strict as the handlers' checks (others are plain strings).
 _QUERY: dict[str, dict[str, Any]] = {
@@ -195,10 +218,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
             "rules": {
                 "type": "object",
                 "additionalProperties": False,
-                "properties": {
-                    name: {"type": "object"}
-                    for name in ("address_lists", "amount_anomaly", "first_time_payer", "large_amount", "velocity")
-                },
+                "properties": {name: _risk_rule(params) for name, (_a, _s, params) in DEFAULT_RULES.items()},
             },
             "custom": {
                 "type": "array",
