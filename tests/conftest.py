@@ -134,8 +134,24 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp_path, log_level="warning")
 
 
+#: Per-test timeout of tests marked ``slow`` (the default, 30 s, is in pyproject.toml).
+SLOW_TIMEOUT = 180
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "allow_blocking: the test may make blocking calls inside the event loop")
+    """structlog's default console output with plain tracebacks: rich (a schemathesis dependency) stats files."""
+    import structlog
+
+    renderer = structlog.get_config()["processors"][-1]
+    if isinstance(renderer, structlog.dev.ConsoleRenderer):
+        renderer.exception_formatter = structlog.dev.plain_traceback
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` get SLOW_TIMEOUT unless they name their own timeout."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import aiohttp
 import psutil
+import pytest
 
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
@@ -24,6 +25,7 @@ def _postgres_running_under(data_dir: Path) -> bool:
     return False
 
 
+@pytest.mark.slow
 async def test_serve_with_no_environment_uses_embedded_postgres(embedded_data_dir: Path) -> None:
     port = free_port()
     async with x402_serve(env={"X402_DATA_DIR": str(embedded_data_dir)}, port=port) as svc:
@@ -49,6 +51,7 @@ async def test_serve_with_no_environment_uses_embedded_postgres(embedded_data_di
     assert not _postgres_running_under(embedded_data_dir), "embedded Postgres left running after Ctrl-C"
 
 
+@pytest.mark.slow
 async def test_serve_workers_share_the_port(database_url: str) -> None:
     port = free_port()
     async with x402_serve("--workers", "2", env={"DATABASE_URL": database_url}, port=port) as svc:
