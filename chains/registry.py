@@ -14,7 +14,7 @@ from x402.wire.models import SupportedResponse
 from x402.wire.networks import matches
 
 if TYPE_CHECKING:
-    from x402.settings import NetworkConfig, Settings
+    from x402.service.settings import NetworkConfig, Settings
 
 ENTRY_POINT_GROUP = "x402.chains"
 

@@ -20,7 +20,7 @@ from risk.store import AuditHook, MemoryRiskStore, PgRiskStore, RiskStore
 from risk.velocity import MemoryVelocity, RedisVelocity, VelocityRule, VelocityStore
 from x402.cache import Cache, RedisCache
 from x402.errors import ConfigError
-from x402.settings import Settings
+from x402.service.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 def _data_dir(arg: Path | None) -> Path:
     if arg is not None:
         return arg
-    from x402.settings import load_settings
+    from x402.service.settings import load_settings
 
     return load_settings().data_dir
 

@@ -6,7 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from chains.registry import ChainRegistry
 from x402.errors import ValidationFailed
-from x402.settings import Settings
+from x402.service.settings import Settings
 from x402.wire.networks import is_evm, is_solana
 
 

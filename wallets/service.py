@@ -21,7 +21,7 @@ from wallets.reconcile import Pass, chain_lookup, reconcile_once
 from wallets.store import WalletStore
 from wallets.webhooks import DeliveryOptions, Webhooks
 from x402.logs import get_logger
-from x402.settings import Settings
+from x402.service.settings import Settings
 from x402.wire.networks import is_solana
 
 log = get_logger("wallets")

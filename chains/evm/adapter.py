@@ -27,7 +27,7 @@ from chains.evm.status import authorization_status
 from chains.evm.verify import EvmVerifier
 from chains.kinds import exact_kinds
 from x402.errors import ChainRejected, ChainUnavailable, ConfigError
-from x402.settings import NetworkConfig, Settings
+from x402.service.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentRequirements, SupportedKind
 from x402.wire.networks import evm_chain_id
 

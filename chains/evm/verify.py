@@ -27,7 +27,7 @@ from chains.evm.eip712 import (
 from chains.evm.presets import known_asset
 from chains.evm.rpc import RpcError, RpcPool
 from x402.errors import ChainRejected, X402Error
-from x402.settings import NetworkConfig
+from x402.service.settings import NetworkConfig
 from x402.wire import reasons
 from x402.wire.models import is_canonical_uint
 from x402.wire.networks import evm_chain_id

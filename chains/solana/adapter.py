@@ -39,7 +39,7 @@ from chains.solana.verify import (
     SolanaVerifier,
 )
 from x402.errors import ChainUnavailable, ConfigError
-from x402.settings import NetworkConfig, Settings
+from x402.service.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentRequirements, SupportedKind
 
 log = logging.getLogger("chains.solana")

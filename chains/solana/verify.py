@@ -27,7 +27,7 @@ from chains.solana.payer import (
 )
 from chains.solana.rpc import SolanaRpcPool, pool_for
 from x402.errors import BadRequest, ChainRejected
-from x402.settings import NetworkConfig
+from x402.service.settings import NetworkConfig
 from x402.wire import reasons as R
 from x402.wire.models import is_canonical_uint
 

@@ -22,7 +22,7 @@ from tests.conformance.suite import AdapterConformance
 from tests.harness.services import free_port
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
 from tests.solana.test_verify_tx import pay
-from x402.settings import NetworkConfig
+from x402.service.settings import NetworkConfig
 from x402.wire import reasons as R
 from x402.wire.models import PaymentRequirements
 

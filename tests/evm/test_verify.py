@@ -30,7 +30,7 @@ from tests.harness.evm import (
     requirements,
     sign_payment,
 )
-from x402.settings import AssetConfig, Settings
+from x402.service.settings import AssetConfig, Settings
 from x402.wire import reasons
 
 PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"

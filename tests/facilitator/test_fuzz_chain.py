@@ -8,7 +8,7 @@ from typing import Any
 from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.hostile import HOSTILE_JSON, deep_array, json_bytes, leaves, replaced
-from x402.app import create_app
+from x402.service.app import create_app
 
 
 async def test_payment_fields_fuzzed_on_the_chain_path(

@@ -23,10 +23,10 @@ from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.rpcproxy import rpc_proxy
 from tests.harness.services import free_port
-from x402.app import create_app
-from x402.appkeys import CHAINS
-from x402.facilitator.reconciler import Reconciler
-from x402.facilitator.routes import FACILITATOR, RECONCILER
+from x402.service.app import create_app
+from x402.service.appkeys import CHAINS
+from x402.service.facilitator.reconciler import Reconciler
+from x402.service.facilitator.routes import FACILITATOR, RECONCILER
 
 OPEN = ("claimed", "submitted", "pending")
 
@@ -541,7 +541,7 @@ async def test_node_refusing_gas_money_is_signer_out_of_gas(devchain: DevChain) 
 
 def test_signer_keys_settings_keep_the_single_key_setting() -> None:
     from chains.evm.adapter import create_adapter
-    from x402.settings import load_settings
+    from x402.service.settings import load_settings
 
     k0, k1, k2 = evm.new_key(), evm.new_key(), evm.new_key()
     env = {

@@ -12,7 +12,7 @@ import aiohttp
 from eth_account import Account
 
 from chains.evm.devchain import DevChain
-from x402.settings import AssetConfig, NetworkConfig, Settings
+from x402.service.settings import AssetConfig, NetworkConfig, Settings
 from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
 
 #: EIP-712 types of EIP-3009 ``TransferWithAuthorization`` (tests sign with eth-account, independently of the

@@ -11,8 +11,8 @@ from aiohttp import web
 from chains import fake
 from chains.base import PaymentContext
 from chains.fake import FakeAdapter, FakeLedger, FakePayer, fake_factories
-from x402.app import create_app
-from x402.settings import NetworkConfig, Settings
+from x402.service.app import create_app
+from x402.service.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
 
 

@@ -15,7 +15,7 @@ from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from chains.base import PaymentContext
 from chains.solana.adapter import SolanaAdapter
 from tests.chains.svm_rpc import SvmRpc
-from x402.settings import NetworkConfig
+from x402.service.settings import NetworkConfig
 from x402.wire.models import PaymentRequirements
 from x402.wire.networks import SOLANA_DEVNET
 

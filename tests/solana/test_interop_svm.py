@@ -24,7 +24,7 @@ from chains.solana.payer import (
 from tests.harness.node import run_node
 from tests.solana.conftest import NETWORK, PRICE, START_BALANCE, World
 from tests.solana.test_facilitator import facilitator_settings, settlement_rows
-from x402.app import create_app
+from x402.service.app import create_app
 
 ClientFactory = Any
 

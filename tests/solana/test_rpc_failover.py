@@ -13,7 +13,7 @@ from chains.solana.rpc import SolanaRpcPool
 from tests.harness.deadrpc import dead_rpc
 from tests.solana.conftest import NETWORK, PRICE, World
 from x402.errors import ChainUnavailable
-from x402.settings import NetworkConfig
+from x402.service.settings import NetworkConfig
 
 
 async def _slot(c: AsyncClient) -> int:

@@ -16,7 +16,7 @@ from chains.solana.payer import create_payment, encode_payload, payment_instruct
 from tests.harness.services import free_port
 from tests.solana.conftest import NETWORK, PRICE, START_BALANCE, World
 from x402.errors import ChainRejected, ChainUnavailable
-from x402.settings import NetworkConfig
+from x402.service.settings import NetworkConfig
 from x402.wire import reasons as R
 
 

@@ -24,7 +24,7 @@ from chains.solana.payer import (
     transfer_checked_ix,
 )
 from tests.solana.conftest import PRICE, World
-from x402.settings import NetworkConfig, load_settings
+from x402.service.settings import NetworkConfig, load_settings
 from x402.wire import reasons as R
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from chains.registry import ChainRegistry, build_registry, load_factories
 from x402.errors import BadRequest, ConfigError
-from x402.settings import NetworkConfig, Settings, load_settings
+from x402.service.settings import NetworkConfig, Settings, load_settings
 from x402.wire.models import SupportedKind
 from x402.wire.networks import matches
 

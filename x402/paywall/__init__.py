@@ -1,7 +1,6 @@
 """The aiohttp paywall: declare paid routes with ``Offer``/``PaidRoute`` (or ``@paid``) and mount ``Paywall``."""
 
 from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
-from x402.paywall.inprocess import AppFacilitator
 from x402.paywall.matching import payment_id, requirements_match
 from x402.paywall.middleware import NO_MATCH, PAYMENT, REPLAYED, Paywall, VerifiedPayment
 from x402.paywall.offers import Offer, PaidRoute, paid, paid_route_of
@@ -12,7 +11,6 @@ __all__ = [
     "PAYMENT",
     "PAYMENT_REQUIRED_ERROR",
     "REPLAYED",
-    "AppFacilitator",
     "Challenge",
     "ChallengeCache",
     "Offer",
