@@ -235,6 +235,7 @@ async def paid_bench(pg_url: str, count: int, concurrency: int) -> dict[str, Any
     """Pay a paywalled route ``count`` times through the in-process facilitator on a fresh anvil."""
     from aiohttp import web
 
+    from chains.config import AssetConfig, NetworkConfig
     from chains.evm.devchain import start_devchain
     from chains.evm.payer import EvmSigner
     from x402.client import PaymentPolicy, X402Client
@@ -242,7 +243,7 @@ async def paid_bench(pg_url: str, count: int, concurrency: int) -> dict[str, Any
     from x402.paywall import Offer, Paywall
     from x402.service.app import create_app
     from x402.service.facilitator.inprocess import AppFacilitator
-    from x402.service.settings import AssetConfig, NetworkConfig, Settings
+    from x402.service.settings import Settings
 
     configure_logging("warning")
     anvil, chain = await start_devchain(None)

@@ -17,6 +17,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from chains.base import PaymentContext, VerifyOutcome
+from chains.config import NetworkConfig
 from chains.evm.eip712 import (
     address_bytes,
     domain_separator,
@@ -27,7 +28,6 @@ from chains.evm.eip712 import (
 from chains.evm.presets import known_asset
 from chains.evm.rpc import RpcError, RpcPool
 from x402.errors import ChainRejected, X402Error
-from x402.service.settings import NetworkConfig
 from x402.wire import reasons
 from x402.wire.models import is_canonical_uint
 from x402.wire.networks import evm_chain_id

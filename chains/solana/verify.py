@@ -18,6 +18,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionErrorFieldless
 
 from chains.base import PaymentContext, VerifyOutcome
+from chains.config import NetworkConfig
 from chains.solana.payer import (
     COMPUTE_BUDGET_PROGRAM,
     LIGHTHOUSE_PROGRAM,
@@ -27,7 +28,6 @@ from chains.solana.payer import (
 )
 from chains.solana.rpc import SolanaRpcPool, pool_for
 from x402.errors import BadRequest, ChainRejected
-from x402.service.settings import NetworkConfig
 from x402.wire import reasons as R
 from x402.wire.models import is_canonical_uint
 

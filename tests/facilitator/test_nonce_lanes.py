@@ -550,11 +550,11 @@ def test_signer_keys_settings_keep_the_single_key_setting() -> None:
         "X402_NETWORKS": json.dumps({"eip155:31337": {"rpc_urls": ["http://127.0.0.1:1"]}}),
     }
     settings = load_settings(env)
-    adapter = create_adapter(settings, list(settings.networks))
+    adapter = create_adapter(settings.chain_options(), list(settings.networks))
     assert adapter is not None
     assert adapter.signers() == {"eip155:*": [evm.address_of(k) for k in (k0, k1, k2)]}
     only = load_settings({k: v for k, v in env.items() if k != "X402_EVM_SIGNER_KEYS"})
-    single = create_adapter(only, list(only.networks))
+    single = create_adapter(only.chain_options(), list(only.networks))
     assert single is not None
     assert single.signers() == {"eip155:*": [evm.address_of(k0)]}
     assert k1 not in repr(settings)

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from solders.pubkey import Pubkey
 
+from chains.config import AssetConfig, NetworkConfig
 from tests.harness.deadrpc import dead_rpc
 from tests.harness.faults import Faults, faulty
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
@@ -20,7 +21,7 @@ from wallets.service import WalletOptions
 from x402.paywall import Offer, Paywall
 from x402.service.app import create_app
 from x402.service.facilitator.inprocess import AppFacilitator
-from x402.service.settings import AssetConfig, NetworkConfig, Settings
+from x402.service.settings import Settings
 from x402.service.wallets_api.routes import WALLETS
 
 

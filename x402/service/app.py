@@ -57,7 +57,7 @@ async def _cache(app: web.Application) -> AsyncIterator[None]:
 
 def _chains(factories: dict[str, AdapterFactory]) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        registry = build_registry(app[SETTINGS], factories)
+        registry = build_registry(app[SETTINGS].chain_options(), factories)
         app[CHAINS] = registry
         for net in registry.networks():
             log.info("network_configured", network=net)

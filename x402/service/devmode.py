@@ -7,7 +7,8 @@ import os
 import socket
 from typing import Any
 
-from x402.service.settings import AssetConfig, NetworkConfig, Settings
+from chains.config import AssetConfig, NetworkConfig
+from x402.service.settings import Settings
 
 DEV_NETWORK = "eip155:31337"
 DEFAULT_ANVIL_PORT = 8545

@@ -10,36 +10,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from chains.config import AssetConfig, ChainOptions, NetworkConfig
 from x402.errors import ConfigError
 
 DEFAULT_PORT = 4020
-
-
-@dataclass(frozen=True, slots=True)
-class AssetConfig:
-    """A token accepted on a network; EIP-712 name/version for EVM tokens."""
-
-    address: str
-    name: str = ""
-    version: str = ""
-    decimals: int = 6
-    symbol: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkConfig:
-    """One chain the service talks to: CAIP-2 id, RPC URLs in failover order, assets."""
-
-    network: str
-    rpc_urls: tuple[str, ...]
-    assets: tuple[AssetConfig, ...] = ()
-    confirmations: int = 1
-    eip6492_factories: tuple[str, ...] = ()
-
-    @property
-    def family(self) -> str:
-        """The CAIP-2 namespace, e.g. ``eip155`` or ``solana``."""
-        return self.network.split(":", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +59,16 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
         return replace(self, **changes)
+
+    def chain_options(self) -> ChainOptions:
+        """The part of the settings chain adapters take."""
+        return ChainOptions(
+            networks=self.networks,
+            evm_signer_key=self.evm_signer_key,
+            evm_signer_keys=self.evm_signer_keys,
+            svm_fee_payer_keys=self.svm_fee_payer_keys,
+            rpc_timeout=self.rpc_timeout,
+        )
 
     def network(self, network: str) -> NetworkConfig | None:
         """The configured network with this CAIP-2 id, if any."""

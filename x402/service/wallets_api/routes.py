@@ -88,7 +88,7 @@ async def get_balance(request: web.Request) -> web.Response:
     """On-chain balances of the wallet's addresses for every configured asset (EVM and Solana)."""
     service = _service(request)
     wallet = await wallet_for(request, service, await caller_of(request, service))
-    found = await balances(request.app[CHAINS], request.app[SETTINGS], wallet.evm_address, wallet.svm_address)
+    found = await balances(request.app[CHAINS], request.app[SETTINGS].networks, wallet.evm_address, wallet.svm_address)
     return _json({"walletId": str(wallet.id), "balances": found})
 
 
