@@ -7,10 +7,44 @@ money moves (blocked: ``success: false, errorReason: risk_blocked``) and teaches
 
 from __future__ import annotations
 
+from typing import Any
+
 from chains.base import PaymentContext
 from risk.engine import RiskEngine
-from risk.model import RISK_BLOCKED, RiskAssessment
+from risk.model import RISK_BLOCKED, RiskAssessment, RiskContext
 from x402.wire.models import SettleResponse, VerifyResponse
+
+
+def risk_context(
+    payment: PaymentContext,
+    *,
+    payer: str | None,
+    resource: str = "",
+    payment_id: str | None = None,
+    tenant_id: str | None = None,
+) -> RiskContext:
+    """The risk view of a routed payment (what FacilitatorService has after the adapter's verify)."""
+    req = payment.requirements
+    try:
+        amount = int(req.amount)
+    except (TypeError, ValueError):
+        amount = 0
+    extra: dict[str, Any] = {"extensions": dict(payment.extensions)}
+    if isinstance(req.extra, dict):
+        extra["requirements_extra"] = req.extra
+    return RiskContext(
+        network=payment.network,
+        asset=req.asset,
+        payer=payer or "",
+        pay_to=req.pay_to,
+        amount=amount,
+        resource=resource,
+        tenant_id=tenant_id,
+        payment_id=payment_id,
+        scheme=payment.scheme,
+        payload=payment.payload,
+        extra=extra,
+    )
 
 
 class RiskGate:
@@ -29,7 +63,7 @@ class RiskGate:
         tenant_id: str | None = None,
     ) -> RiskAssessment:
         """Assess a routed payment."""
-        rctx = self.engine.context(ctx, payer=payer, resource=resource, payment_id=payment_id, tenant_id=tenant_id)
+        rctx = risk_context(ctx, payer=payer, resource=resource, payment_id=payment_id, tenant_id=tenant_id)
         return await self.engine.assess(rctx)
 
     @staticmethod
@@ -84,4 +118,4 @@ class RiskGate:
         if not resp.success:
             return
         payer = resp.payer if isinstance(resp.payer, str) else None
-        await self.engine.record(self.engine.context(ctx, payer=payer, resource=resource, tenant_id=tenant_id))
+        await self.engine.record(risk_context(ctx, payer=payer, resource=resource, tenant_id=tenant_id))
