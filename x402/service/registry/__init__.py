@@ -1,7 +1,8 @@
 """The registry of paid resources: registration, crawl and verification, bazaar cataloguing, discovery and search.
 
 Mount with ``install(app)`` (a default installer). Other modules use ``REGISTRY`` (the store on the app),
-``register_resources`` (the paywall's start-up hook) and ``manifest.openapi_payment_info`` (for /openapi.json).
+``register_resources`` (called by ``paywall_routes``, the service's paywall start-up subscriber) and
+``manifest.openapi_payment_info`` (for /openapi.json).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def install(app: web.Application) -> None:
     """Mount the registry: routes, the bazaar extension (``/supported`` lists it), store and probes."""
+    from x402.paywall.middleware import PAYWALL_STARTED
+    from x402.service.registry.paywall_routes import list_paywall_routes
     from x402.service.registry.routes import routes
 
     catalog = BazaarCatalog()
@@ -81,4 +84,6 @@ def install(app: web.Application) -> None:
         extras["extensions"].append("bazaar")
     extras.setdefault("extension_handlers", []).append(catalog)
     app.cleanup_ctx.append(_registry_ctx)
+    # the paywall knows nothing of the registry: the service subscribes to its start-up to list its routes
+    app.setdefault(PAYWALL_STARTED, []).append(list_paywall_routes)
     app.add_routes(routes)
