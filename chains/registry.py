@@ -72,7 +72,7 @@ class ChainRegistry:
         return out
 
     def supported(self, extensions: list[str] | None = None) -> SupportedResponse:
-        """``GET /supported``: the kinds and signers of every adapter (x402-spec §6.2)."""
+        """``GET /supported``: the kinds and signers of every adapter (architecture.md §6.2)."""
         kinds = []
         signers: dict[str, list[str]] = {}
         for adapter in self._all:

@@ -110,7 +110,7 @@ class EvmAdapter:
         return {"eip155:*": list(self._signers)} if self._signers else {}
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
-        """x402-spec §4.4 checks; invalid payments are values, RPC trouble raises ChainUnavailable/ChainRejected."""
+        """architecture.md §4.4 checks; invalid payments are values, RPC trouble raises ChainUnavailable/Rejected."""
         return await self.verifier.verify(ctx, simulate=simulate)
 
     def replay_key(self, ctx: PaymentContext) -> ReplayKey:

@@ -1,4 +1,4 @@
-"""Solana (SVM) chain adapter: verifies, co-signs, sends and confirms ``exact`` payments (x402-spec §5).
+"""Solana (SVM) chain adapter: verifies, co-signs, sends and confirms ``exact`` payments (architecture.md §5).
 
 The work is split like ``chains/evm/``: ``verify`` (checks, co-sign, simulate), ``settle`` (send, confirm),
 ``status`` (payer-side and by-transaction lookups) and ``rpc`` (failover and circuit breakers per URL).
@@ -108,7 +108,7 @@ class SolanaAdapter:
     # ------------------------------------------------------------------ verify and settle
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
-        """Check an exact SVM payment in the TS 2.27 order (x402-spec §5.3); simulate it when asked."""
+        """Check an exact SVM payment in the TS 2.27 order (architecture.md §5.3); simulate it when asked."""
         return await self.verifier.verify(ctx, simulate=simulate)
 
     def replay_key(self, ctx: PaymentContext) -> ReplayKey:

@@ -1,4 +1,4 @@
-"""EvmAdapter.verify on a real anvil: the happy paths and every x402-spec §4.4 reason code."""
+"""EvmAdapter.verify on a real anvil: the happy paths and every architecture.md §4.4 reason code."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET /discovery/resources: the exact bazaar shape (x402-spec §7.2), filters, offset pagination, limits."""
+"""GET /discovery/resources: the exact bazaar shape (architecture.md §7.2), filters, offset pagination, limits."""
 
 from __future__ import annotations
 

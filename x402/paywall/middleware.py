@@ -1,4 +1,4 @@
-"""The aiohttp paywall (design.md data flow A): challenge, decode, match, verify, claim, handler, settle."""
+"""The aiohttp paywall (provider path, docs/architecture.md): challenge, decode, match, verify, claim, serve, settle."""
 
 from __future__ import annotations
 

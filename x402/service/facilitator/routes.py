@@ -1,4 +1,4 @@
-"""The facilitator HTTP API (x402-spec §6): POST /verify, POST /settle, GET /supported, POST verify-tx."""
+"""The facilitator HTTP API (architecture.md §6): POST /verify, POST /settle, GET /supported, POST verify-tx."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ BODY_EXTENSIONS = frozenset({"risk"})
 
 
 def _with_extension_responses(result: VerifyResponse | SettleResponse) -> web.Response:
-    """Extension answers travel in the EXTENSION-RESPONSES header (x402-spec §6.4); only ``risk`` stays in the body."""
+    """Extension answers go in EXTENSION-RESPONSES header (architecture.md §6.4); only ``risk`` stays in the body."""
     ext = result.extensions
     if not isinstance(ext, dict) or not ext:
         return _json(result)

@@ -134,7 +134,7 @@ class FacilitatorService:
     async def verify(
         self, payload: AnyPayload, requirements: AnyRequirements, *, tenant_id: str | None = None
     ) -> VerifyResponse:
-        """Verify a payment (x402-spec §6.1): every negative outcome is ``isValid: false`` with a reason.
+        """Verify a payment (architecture.md §6.1): every negative outcome is ``isValid: false`` with a reason.
 
         With a payment identifier whose purchase is already settled, the answer is that purchase's (valid).
         """

@@ -56,7 +56,7 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
     (
         "get",
         "/discovery/resources",
-        "Bazaar discovery (x402-spec §7.2), offset pagination",
+        "Bazaar discovery (the x402 bazaar extension), offset pagination",
         "discovery",
         False,
         ("type", "payTo", "scheme", "network", "limit", "offset"),

@@ -1,4 +1,4 @@
-"""The bazaar extension on the facilitator side (x402-spec §7.1): catalogue resources from paid verify/settle.
+"""The bazaar extension on the facilitator side (architecture.md §7.1): catalogue resources from paid verify/settle.
 
 Only payments that verify (or settle) are catalogued, so nobody can fill the catalogue by posting junk to
 ``/verify``. The facilitator answers at once (``EXTENSION-RESPONSES``: ``success`` = accepted for cataloguing,

@@ -17,7 +17,7 @@ from x402.wire.networks import to_caip2, to_v1_name
 
 MAX_URL: Final = 2048
 MAX_TEXT: Final = 2000
-MAX_SERVICE_NAME: Final = 32  # x402-spec §2.2: ResourceInfo.serviceName <= 32 chars
+MAX_SERVICE_NAME: Final = 32  # architecture.md §2.2: ResourceInfo.serviceName <= 32 chars
 MAX_TAGS: Final = 5
 MAX_TAG: Final = 32
 MAX_ACCEPTS: Final = 20
@@ -170,7 +170,7 @@ def _opt_obj(doc: Mapping[str, Any], key: str, code: str) -> dict[str, Any] | No
 
 
 def check_tags(value: object) -> list[str]:
-    """At most 5 non-empty tags of at most 32 characters (x402-spec §2.2)."""
+    """At most 5 non-empty tags of at most 32 characters (architecture.md §2.2)."""
     if not isinstance(value, list) or len(value) > MAX_TAGS:
         raise _bad("invalid_tags", f"tags must be a list of at most {MAX_TAGS} strings")
     if not all(isinstance(t, str) and 0 < len(t) <= MAX_TAG for t in value):
@@ -384,7 +384,7 @@ class Resource:
         }
 
     def to_item(self) -> DiscoveryItem:
-        """The bazaar discovery item (x402-spec §7.2); registry signals go under ``metadata``."""
+        """The bazaar discovery item (architecture.md §7.2); registry signals go under ``metadata``."""
         item = DiscoveryItem(
             resource=self.url,
             type=self.type,

@@ -1,4 +1,4 @@
-"""Probe a paid resource without paying: it must answer a parseable, invocable 402 (x402-spec §7.3).
+"""Probe a paid resource without paying: it must answer a parseable, invocable 402 (architecture.md §7.3).
 
 A probe passes when the answer is a 402 carrying a v2 ``PAYMENT-REQUIRED`` header (or a v1/v2 JSON body) with a
 non-empty ``accepts``, every amount in atomic units, and a bazaar input schema (v2 ``extensions.bazaar.info.input``,

@@ -230,7 +230,7 @@ def _filters(request: web.Request, *, search: bool) -> Filters:
 
 @routes.get("/discovery/resources")
 async def discovery_resources(request: web.Request) -> web.Response:
-    """Bazaar discovery (x402-spec §7.2): newest first, offset pagination."""
+    """Bazaar discovery (architecture.md §7.2): newest first, offset pagination."""
     limit = _int_param(request, "limit", 20, 1, 100, "invalid_limit")
     offset = _int_param(request, "offset", 0, 0, 10**9, "invalid_offset")
     with system_scope(CATALOGUE):

@@ -76,7 +76,7 @@ def _draft_args(d: ResourceDraft) -> list[Any]:
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """Discovery and search filters (x402-spec §7.2 plus category and max price)."""
+    """Discovery and search filters (architecture.md §7.2 plus category and max price)."""
 
     type: str | None = None
     pay_to: str | None = None

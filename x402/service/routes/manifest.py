@@ -21,7 +21,7 @@ def supported(request: web.Request) -> SupportedResponse:
 
 @routes.get("/supported")
 async def get_supported(request: web.Request) -> web.Response:
-    """Facilitator ``/supported`` (x402-spec §6.2)."""
+    """Facilitator ``/supported`` (architecture.md §6.2)."""
     return web.Response(body=encode_json(supported(request)), content_type="application/json")
 
 
