@@ -82,6 +82,7 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+@pytest.mark.slow
 async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chain: DevChain, database_url: str) -> None:
     """The crashed settlement's nonce is filled at start-up; later settlements confirm; nothing is paid twice."""
     chain = own_chain

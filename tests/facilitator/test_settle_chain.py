@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness import evm
@@ -133,6 +134,7 @@ async def test_100_concurrent_settles_from_one_signer(
     assert await evm.tx_count(devchain, signer) == before + 100
 
 
+@pytest.mark.slow
 async def test_50_concurrent_settles_of_one_payload_over_3_processes(devchain: DevChain, database_url: str) -> None:
     import aiohttp
 

@@ -102,3 +102,21 @@ async def test_engine_on_postgres_and_redis(database_url: str, redis_url: str, t
     finally:
         await cache.close()
         await pool.close()
+
+
+@pytest.mark.parametrize("doc", [{"rules": None}, {"rules": []}, {"rules": 0}, {"custom": {}}, {"custom": None}])
+def test_rules_and_custom_of_the_wrong_type_are_refused(doc: dict[str, object]) -> None:
+    """An empty value of the wrong type is not an empty rule document (the OpenAPI schema says object / array)."""
+    from risk.config import parse_config
+
+    with pytest.raises(InvalidRiskConfig):
+        parse_config(doc)
+
+
+def test_integral_numbers_are_integers_like_in_json_schema() -> None:
+    from risk.config import parse_config
+
+    config = parse_config({"rules": {"velocity": {"max_per_minute": 5.0}}})
+    assert config.rules["velocity"].params["max_per_minute"] == 5
+    with pytest.raises(InvalidRiskConfig):
+        parse_config({"rules": {"velocity": {"max_per_minute": 5.5}}})

@@ -444,6 +444,7 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
     assert (await client.get(f"/v1/tenants/{a['id']}/export", headers=op())).status == 404
 
 
+@pytest.mark.slow
 async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
 ) -> None:
