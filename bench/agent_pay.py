@@ -41,10 +41,11 @@ from chains.evm.devchain import DevChain, start_devchain  # noqa: E402
 from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key  # noqa: E402
 from tests.harness.services import with_database  # noqa: E402
 from wallets.service import WalletOptions  # noqa: E402
-from x402.app import create_app  # noqa: E402
 from x402.logs import configure_logging  # noqa: E402
-from x402.paywall import AppFacilitator, Offer, Paywall  # noqa: E402
-from x402.storage.db import migrate_url  # noqa: E402
+from x402.paywall import Offer, Paywall  # noqa: E402
+from x402.service.app import create_app  # noqa: E402
+from x402.service.facilitator.inprocess import AppFacilitator  # noqa: E402
+from x402.service.storage.db import migrate_url  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Agent pay (bench/agent_pay.py)"

@@ -33,9 +33,9 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from x402.registry.models import summarize  # noqa: E402
-from x402.registry.store import Filters, PgRegistryStore  # noqa: E402
-from x402.storage.db import migrate  # noqa: E402
+from x402.service.registry.models import summarize  # noqa: E402
+from x402.service.registry.store import Filters, PgRegistryStore  # noqa: E402
+from x402.service.storage.db import migrate  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Discovery (bench/discovery.py)"
@@ -191,7 +191,7 @@ def write_docs(n: int, rounds: int, search: list[dict[str, Any]], discovery: lis
         f"Run {datetime.date.today()} on {platform.machine()}, Python {platform.python_version()}, "
         f"Postgres on the same box. {n:,} generated resources; `PgRegistryStore.search` "
         "(the SQL behind `GET /discovery/search`: "
-        f"`websearch_to_tsquery` on the GIN-indexed weighted tsvector, ranked by `x402.registry.ranking`), "
+        f"`websearch_to_tsquery` on the GIN-indexed weighted tsvector, ranked by `x402.service.registry.ranking`), "
         f"limit 20, {rounds} sequential runs per query after 3 warm-up runs.",
         "",
         "| query | text | results | p50 ms | p95 ms |",

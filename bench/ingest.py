@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from x402.logs import configure_logging  # noqa: E402
-from x402.platform.writer import PaymentRecord, PaymentWriter  # noqa: E402
-from x402.storage.db import migrate  # noqa: E402
-from x402.storage.scope import system_scope  # noqa: E402
-from x402.storage.walls import create_walled_pool  # noqa: E402
+from x402.service.platform.writer import PaymentRecord, PaymentWriter  # noqa: E402
+from x402.service.storage.db import migrate  # noqa: E402
+from x402.service.storage.scope import system_scope  # noqa: E402
+from x402.service.storage.walls import create_walled_pool  # noqa: E402
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 NETWORKS = ("eip155:8453", "eip155:84532", "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp")

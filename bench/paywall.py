@@ -204,7 +204,7 @@ async def _database(server_url: str) -> AsyncIterator[str]:
     import asyncpg
 
     from tests.harness.services import with_database
-    from x402.storage.db import migrate
+    from x402.service.storage.db import migrate
 
     name = f"x402_bench_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server_url)
@@ -237,13 +237,15 @@ async def paid_bench(pg_url: str, count: int, concurrency: int) -> dict[str, Any
     """Pay a paywalled route ``count`` times through the in-process facilitator on a fresh anvil."""
     from aiohttp import web
 
+    from chains.config import AssetConfig, NetworkConfig
     from chains.evm.devchain import start_devchain
     from chains.evm.payer import EvmSigner
-    from x402.app import create_app
     from x402.client import PaymentPolicy, X402Client
     from x402.logs import configure_logging
-    from x402.paywall import AppFacilitator, Offer, Paywall
-    from x402.settings import AssetConfig, NetworkConfig, Settings
+    from x402.paywall import Offer, Paywall
+    from x402.service.app import create_app
+    from x402.service.facilitator.inprocess import AppFacilitator
+    from x402.service.settings import Settings
 
     configure_logging("warning")
     anvil, chain = await start_devchain(None)

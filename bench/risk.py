@@ -27,7 +27,7 @@ from risk.build import RiskSettings, build_engine  # noqa: E402
 from risk.model import RiskContext  # noqa: E402
 from risk.store import MemoryRiskStore  # noqa: E402
 from x402.cache import Cache, RedisCache  # noqa: E402
-from x402.settings import Settings  # noqa: E402
+from x402.service.settings import Settings  # noqa: E402
 
 SECTION = "## Risk (bench/risk.py)"
 CONFIG = {

@@ -53,8 +53,8 @@ def serve(mode: str) -> int:
     """Child mode: one service process from the environment, with row-level security on or off."""
     from chains.registry import load_factories
     from x402.logs import configure_logging
-    from x402.server import _stop_event, run, run_app
-    from x402.settings import load_settings
+    from x402.service.server import _stop_event, run, run_app
+    from x402.service.settings import load_settings
 
     settings = load_settings().with_(row_security=mode == "on", migrate_on_start=mode == "on")
     configure_logging(settings.log_level, settings.log_format)
@@ -181,8 +181,8 @@ async def query_level(url: str, tenant: str, n: int) -> dict[str, float]:
     *on*: the service's walled pool in the tenant's scope (role x402_app, policies, scope hook); *off*: a plain pool
     as the connecting superuser. Both run the statement the list handler runs.
     """
-    from x402.storage.scope import tenant_scope
-    from x402.storage.walls import create_walled_pool
+    from x402.service.storage.scope import tenant_scope
+    from x402.service.storage.walls import create_walled_pool
 
     q = "SELECT * FROM payments WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
     tid = uuid.UUID(tenant)

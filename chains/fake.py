@@ -365,4 +365,4 @@ class FakeAdapter(ChainAdapter):
 
 def fake_factories(adapter: FakeAdapter) -> dict[str, AdapterFactory]:
     """Adapter factories for ``create_app`` that serve the configured ``fake:*`` networks with ``adapter``."""
-    return {FAMILY: lambda settings, nets: adapter}
+    return {FAMILY: lambda options, nets: adapter}

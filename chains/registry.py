@@ -14,12 +14,12 @@ from x402.wire.models import SupportedResponse
 from x402.wire.networks import matches
 
 if TYPE_CHECKING:
-    from x402.settings import NetworkConfig, Settings
+    from chains.config import ChainOptions, NetworkConfig
 
 ENTRY_POINT_GROUP = "x402.chains"
 
-#: An entry point loads a factory: (settings, networks of its family) -> adapter or None.
-AdapterFactory = Callable[["Settings", "list[NetworkConfig]"], "ChainAdapter | None"]
+#: An entry point loads a factory: (chain options, networks of its family) -> adapter or None.
+AdapterFactory = Callable[["ChainOptions", "list[NetworkConfig]"], "ChainAdapter | None"]
 
 
 class UnsupportedNetwork(BadRequest):
@@ -72,7 +72,7 @@ class ChainRegistry:
         return out
 
     def supported(self, extensions: list[str] | None = None) -> SupportedResponse:
-        """``GET /supported``: the kinds and signers of every adapter (x402-spec §6.2)."""
+        """``GET /supported``: the kinds and signers of every adapter (architecture.md §6.2)."""
         kinds = []
         signers: dict[str, list[str]] = {}
         for adapter in self._all:
@@ -103,18 +103,18 @@ def load_factories() -> dict[str, AdapterFactory]:
 FAMILY_ALIASES = {"eip155": "evm", "solana": "solana"}
 
 
-def build_registry(settings: Settings, factories: dict[str, AdapterFactory] | None = None) -> ChainRegistry:
+def build_registry(options: ChainOptions, factories: dict[str, AdapterFactory] | None = None) -> ChainRegistry:
     """One adapter per chain family for the configured networks, registered exactly and by wildcard."""
     factories = load_factories() if factories is None else factories
     registry = ChainRegistry()
     by_family: dict[str, list[NetworkConfig]] = {}
-    for net in settings.networks:
+    for net in options.networks:
         by_family.setdefault(net.family, []).append(net)
     for family, nets in by_family.items():
         factory = factories.get(FAMILY_ALIASES.get(family, family)) or factories.get(family)
         if factory is None:
             continue
-        adapter = factory(settings, nets)
+        adapter = factory(options, nets)
         if adapter is None:
             continue
         for net in nets:

@@ -11,7 +11,8 @@ import os
 from aiohttp import web
 
 from x402.facilitator.remote import RemoteFacilitator
-from x402.paywall import AppFacilitator, Offer, Paywall, paid
+from x402.paywall import Offer, Paywall, paid
+from x402.service.facilitator.inprocess import AppFacilitator
 
 env = os.environ
 OFFER = Offer(
@@ -33,8 +34,8 @@ def build() -> web.Application:
     if env.get("FACILITATOR_URL"):
         app, facilitator = web.Application(), RemoteFacilitator(env["FACILITATOR_URL"])
     else:
-        from x402.app import create_app
-        from x402.settings import load_settings
+        from x402.service.app import create_app
+        from x402.service.settings import load_settings
 
         app = create_app(load_settings())
         facilitator = AppFacilitator(app)

@@ -3,7 +3,6 @@
 from risk.build import RiskSettings, build_engine
 from risk.engine import RiskEngine
 from risk.model import RISK_BLOCKED, Flag, Intent, RiskAssessment, RiskContext, RiskRule
-from risk.payment import RiskGate
 
 __all__ = [
     "RISK_BLOCKED",
@@ -12,7 +11,6 @@ __all__ = [
     "RiskAssessment",
     "RiskContext",
     "RiskEngine",
-    "RiskGate",
     "RiskRule",
     "RiskSettings",
     "build_engine",

@@ -6,6 +6,8 @@ import asyncio
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 
@@ -20,7 +22,15 @@ from risk.store import AuditHook, MemoryRiskStore, PgRiskStore, RiskStore
 from risk.velocity import MemoryVelocity, RedisVelocity, VelocityRule, VelocityStore
 from x402.cache import Cache, RedisCache
 from x402.errors import ConfigError
-from x402.settings import Settings
+
+
+class ServiceSettings(Protocol):
+    """The service settings the risk stage reads (the service's ``Settings`` has them)."""
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the operator's sanctions list snapshot lives."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +60,7 @@ class RiskSettings:
 
 
 async def build_engine(
-    settings: Settings,
+    settings: ServiceSettings,
     pool: asyncpg.Pool | None,
     cache: Cache | None,
     *,

@@ -54,15 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _data_dir(arg: Path | None) -> Path:
-    if arg is not None:
-        return arg
-    from x402.settings import load_settings
+def _data_dir(arg: Path | None, default: Path | None) -> Path:
+    # the default comes from the service settings (``x402 risk`` passes it): risk does not read them itself
+    found = arg if arg is not None else default
+    if found is None:
+        raise SystemExit("--data-dir is required (or run it as `x402 risk`, which uses X402_DATA_DIR)")
+    return found
 
-    return load_settings().data_dir
 
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, data_dir: Path | None = None) -> int:
     """Entry point (``x402 risk ...``)."""
     args = _parser().parse_args(argv)
     if args.command == "update-lists":
@@ -79,12 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not doc["addresses"] and not args.allow_empty:
             print("x402 risk: no EVM or Solana addresses found; refusing to replace the list", file=sys.stderr)
             return 2
-        out = args.out or snapshot_path(_data_dir(args.data_dir))
+        out = args.out or snapshot_path(_data_dir(args.data_dir, data_dir))
         _write_atomic(out, doc)
         print(json.dumps({"written": str(out), "version": doc["version"], **summary}))
         return 0
     if args.command == "show-lists":
-        sl = load_sanctions(_data_dir(args.data_dir))
+        sl = load_sanctions(_data_dir(args.data_dir, data_dir))
         print(json.dumps({"version": sl.version, "source": sl.source, "addresses": len(sl.addresses)}))
         return 0
     if args.command == "check-rule":

@@ -15,7 +15,6 @@ from typing import Any
 
 import structlog
 
-from chains.base import PaymentContext
 from risk.config import RiskConfig, default_config, parse_config
 from risk.history import PayerHistory
 from risk.intent import infer_intent
@@ -218,40 +217,6 @@ class RiskEngine:
                 await self.history.add(ctx.payer, ctx.pay_to)
         except Exception as exc:
             log.warning("risk_record_failed", error=type(exc).__name__)
-
-    # ------------------------------------------------------------------------------ payment path
-
-    @staticmethod
-    def context(
-        payment: PaymentContext,
-        *,
-        payer: str | None,
-        resource: str = "",
-        payment_id: str | None = None,
-        tenant_id: str | None = None,
-    ) -> RiskContext:
-        """The risk view of a routed payment (what FacilitatorService has after the adapter's verify)."""
-        req = payment.requirements
-        try:
-            amount = int(req.amount)
-        except (TypeError, ValueError):
-            amount = 0
-        extra: dict[str, Any] = {"extensions": dict(payment.extensions)}
-        if isinstance(req.extra, dict):
-            extra["requirements_extra"] = req.extra
-        return RiskContext(
-            network=payment.network,
-            asset=req.asset,
-            payer=payer or "",
-            pay_to=req.pay_to,
-            amount=amount,
-            resource=resource,
-            tenant_id=tenant_id,
-            payment_id=payment_id,
-            scheme=payment.scheme,
-            payload=payment.payload,
-            extra=extra,
-        )
 
     async def close(self) -> None:
         """Close whatever the engine opened (screening HTTP sessions)."""

@@ -12,8 +12,8 @@ import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness.services import postgres, redis_server, with_database
-from x402.settings import Settings
-from x402.storage.db import migrate
+from x402.service.settings import Settings
+from x402.service.storage.db import migrate
 
 TEMPLATE_DB = "x402_test_template"
 

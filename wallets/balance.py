@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
+from chains.config import NetworkConfig
 from chains.registry import ChainRegistry
 from x402.errors import ValidationFailed
-from x402.settings import Settings
 from x402.wire.networks import is_evm, is_solana
 
 
@@ -28,11 +29,11 @@ async def balance_of(registry: ChainRegistry, network: str, asset: str, owner: s
 
 
 async def balances(
-    registry: ChainRegistry, settings: Settings, evm_address: str | None, svm_address: str | None = None
+    registry: ChainRegistry, networks: Iterable[NetworkConfig], evm_address: str | None, svm_address: str | None = None
 ) -> list[dict[str, Any]]:
     """The wallet's balance of every configured asset on the chains it has an address for."""
     out: list[dict[str, Any]] = []
-    for net in settings.networks:
+    for net in networks:
         owner = evm_address if is_evm(net.network) else svm_address if is_solana(net.network) else None
         if owner is None:
             continue

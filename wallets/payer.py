@@ -1,4 +1,4 @@
-"""Agent pay (design.md data flow B): fetch -> 402 -> offer within policy -> reserve -> sign -> retry -> commit."""
+"""Agent pay (the agent path in docs/architecture.md): fetch, 402, offer within policy, reserve, sign, retry, commit."""
 
 from __future__ import annotations
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import asyncpg
 
+from chains.config import NetworkConfig
 from chains.registry import ChainRegistry
 from chains.solana.rpc import SolanaRpcPool
 from wallets import datakeys
@@ -21,10 +24,43 @@ from wallets.reconcile import Pass, chain_lookup, reconcile_once
 from wallets.store import WalletStore
 from wallets.webhooks import DeliveryOptions, Webhooks
 from x402.logs import get_logger
-from x402.settings import Settings
 from x402.wire.networks import is_solana
 
 log = get_logger("wallets")
+
+
+class WalletSettings(Protocol):
+    """The service settings the wallet feature reads (the service's ``Settings`` has them all)."""
+
+    @property
+    def master_key(self) -> str | None:
+        """The master key sealing wallet keys, inline."""
+        ...
+
+    @property
+    def master_key_file(self) -> Path | None:
+        """The master key sealing wallet keys, from a file."""
+        ...
+
+    @property
+    def allow_private_outbound(self) -> bool:
+        """Whether outbound fetches may reach private addresses."""
+        ...
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body read from a paid resource."""
+        ...
+
+    @property
+    def rpc_timeout(self) -> float:
+        """Seconds per RPC call."""
+        ...
+
+    @property
+    def networks(self) -> tuple[NetworkConfig, ...]:
+        """The configured networks."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +80,7 @@ class WalletService:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        settings: Settings,
+        settings: WalletSettings,
         options: WalletOptions | None = None,
         audit: AuditSink = no_audit,
         screen: PayeeScreen | None = None,

@@ -21,13 +21,13 @@ from chains.base import (
     TxVerification,
     VerifyOutcome,
 )
+from chains.config import ChainOptions, NetworkConfig
 from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.settle import EvmSettler
 from chains.evm.status import authorization_status
 from chains.evm.verify import EvmVerifier
 from chains.kinds import exact_kinds
 from x402.errors import ChainRejected, ChainUnavailable, ConfigError
-from x402.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentRequirements, SupportedKind
 from x402.wire.networks import evm_chain_id
 
@@ -110,7 +110,7 @@ class EvmAdapter:
         return {"eip155:*": list(self._signers)} if self._signers else {}
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
-        """x402-spec §4.4 checks; invalid payments are values, RPC trouble raises ChainUnavailable/ChainRejected."""
+        """architecture.md §4.4 checks; invalid payments are values, RPC trouble raises ChainUnavailable/Rejected."""
         return await self.verifier.verify(ctx, simulate=simulate)
 
     def replay_key(self, ctx: PaymentContext) -> ReplayKey:
@@ -209,14 +209,14 @@ class EvmAdapter:
             await pool.close()
 
 
-def create_adapter(settings: Settings, nets: list[NetworkConfig]) -> EvmAdapter | None:
+def create_adapter(options: ChainOptions, nets: list[NetworkConfig]) -> EvmAdapter | None:
     """The ``x402.chains`` entry point: one adapter for all configured ``eip155`` networks."""
     evm_nets = [n for n in nets if n.family == "eip155"]
     if not evm_nets:
         return None
     return EvmAdapter(
         evm_nets,
-        signer_key=settings.evm_signer_key,
-        signer_keys=settings.evm_signer_keys,
-        rpc_timeout=settings.rpc_timeout,
+        signer_key=options.evm_signer_key,
+        signer_keys=options.evm_signer_keys,
+        rpc_timeout=options.rpc_timeout,
     )

@@ -1,4 +1,4 @@
-"""The EVM payer: signs EIP-3009 ``TransferWithAuthorization`` payloads as the official clients do (x402-spec §4.3).
+"""The EVM payer: signs EIP-3009 ``TransferWithAuthorization`` payloads like official clients (architecture.md §4.3).
 
 Implements the ``x402.client.PaymentSigner`` protocol structurally (chains never import the client or web layer).
 """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from x402.settings import AssetConfig, NetworkConfig
+from chains.config import AssetConfig, NetworkConfig
 from x402.wire.assets import AssetInfo, find_asset
 
 #: Native USDC on chains the official SDKs' default tables lack (addresses from Circle's deployment list).

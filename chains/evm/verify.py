@@ -1,4 +1,4 @@
-"""EVM ``exact`` (EIP-3009) verification: hand-encoded calls, the x402-spec §4.4 checks, simulation and diagnosis.
+"""EVM ``exact`` (EIP-3009) verification: hand-encoded calls, the architecture.md §4.4 checks, simulation and diagnosis.
 
 Calldata is built by hand (precomputed selectors, fixed ABI layouts) rather than through web3 contract objects,
 and EOA signatures are recovered locally with coincurve, so a warm verify costs one RPC: the eth_call simulation.
@@ -17,6 +17,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_hash.auto import keccak
 
 from chains.base import PaymentContext, VerifyOutcome
+from chains.config import NetworkConfig
 from chains.evm.eip712 import (
     address_bytes,
     domain_separator,
@@ -27,7 +28,6 @@ from chains.evm.eip712 import (
 from chains.evm.presets import known_asset
 from chains.evm.rpc import RpcError, RpcPool
 from x402.errors import ChainRejected, X402Error
-from x402.settings import NetworkConfig
 from x402.wire import reasons
 from x402.wire.models import is_canonical_uint
 from x402.wire.networks import evm_chain_id
@@ -54,7 +54,7 @@ ERC1271_MAGIC: Final = bytes.fromhex("1626ba7e")
 TRANSFER_TOPIC: Final = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
 ERC6492_MAGIC: Final = bytes.fromhex("6492" * 16)
 
-assert TWA_VRS.hex() == "e3ee160e"  # x402-spec §4.5
+assert TWA_VRS.hex() == "e3ee160e"  # architecture.md §4.5
 assert TWA_BYTES.hex() == "cf092995"
 
 
@@ -215,14 +215,14 @@ def addr20_of(address: str) -> bytes:
 
 #: How long a token's on-chain name()/version() answers are reused for mismatch diagnosis.
 TOKEN_META_TTL: Final = 300.0
-#: validBefore must leave at least this many seconds for settlement (x402-spec §4.4 step 6).
+#: validBefore must leave at least this many seconds for settlement (architecture.md §4.4 step 6).
 VALID_BEFORE_MARGIN: Final = 6
 _UINT256_MAX: Final = 2**256 - 1
 _HEXCHARS: Final = frozenset("0123456789abcdefABCDEF")
 
 
 def _uint(raw: Any, field: str) -> int:
-    # One encoding per authorization (x402-spec: integers are decimal strings): no JSON numbers, no leading zeros.
+    # One encoding per authorization (x402: integers are decimal strings): no JSON numbers, no leading zeros.
     if not is_canonical_uint(raw):
         raise ValueError(f"authorization.{field} must be a decimal string without leading zeros")
     value = int(raw)
@@ -276,7 +276,7 @@ def parse_authorization(payload: Mapping[str, Any]) -> Authorization | VerifyOut
 
 
 class EvmVerifier:
-    """The x402-spec §4.4 checks of ``exact`` EIP-3009 payments, with the caches that keep verify at one RPC."""
+    """The architecture.md §4.4 checks of ``exact`` EIP-3009 payments, with the caches that keep verify at one RPC."""
 
     def __init__(
         self,
@@ -392,7 +392,7 @@ class EvmVerifier:
     # -- the checks ---------------------------------------------------------------------------------------------
 
     def static_checks(self, ctx: PaymentContext) -> tuple[Authorization, NetworkConfig, int] | VerifyOutcome:
-        """Steps 1-3 of x402-spec §4.4 plus payload parsing: scheme, EIP-712 domain, network, asset, shape."""
+        """Steps 1-3 of architecture.md §4.4 plus payload parsing: scheme, EIP-712 domain, network, asset, shape."""
         req = ctx.requirements
         acc = ctx.accepted
         if req.scheme != "exact" or ctx.scheme != "exact" or (acc is not None and acc.scheme != "exact"):
@@ -487,7 +487,7 @@ class EvmVerifier:
         return None
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
-        """All of x402-spec §4.4 in the TS order; one RPC (the simulation) for an EOA payer once caches are warm."""
+        """All of architecture.md §4.4 in the TS order; one RPC (the simulation) for an EOA payer with warm caches."""
         parsed = self.static_checks(ctx)
         if isinstance(parsed, VerifyOutcome):
             return parsed
@@ -525,7 +525,7 @@ class EvmVerifier:
     async def diagnose(
         self, network: str, asset: str, auth: Authorization, extra: Mapping[str, Any], revert: RpcError
     ) -> tuple[str, str]:
-        """Why a transferWithAuthorization simulation reverted (x402-spec §4.4 step 10 order)."""
+        """Why a transferWithAuthorization simulation reverted (architecture.md §4.4 step 10 order)."""
         state, name_r, version_r, balance_r = await asyncio.gather(
             self.eth_call(network, asset, authorization_state_data(auth.from20, auth.nonce)),
             self.eth_call(network, asset, NAME),

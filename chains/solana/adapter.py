@@ -1,4 +1,4 @@
-"""Solana (SVM) chain adapter: verifies, co-signs, sends and confirms ``exact`` payments (x402-spec §5).
+"""Solana (SVM) chain adapter: verifies, co-signs, sends and confirms ``exact`` payments (architecture.md §5).
 
 The work is split like ``chains/evm/``: ``verify`` (checks, co-sign, simulate), ``settle`` (send, confirm),
 ``status`` (payer-side and by-transaction lookups) and ``rpc`` (failover and circuit breakers per URL).
@@ -26,6 +26,7 @@ from chains.base import (
     TxVerification,
     VerifyOutcome,
 )
+from chains.config import ChainOptions, NetworkConfig
 from chains.kinds import exact_kinds
 from chains.solana import status
 from chains.solana.rpc import SolanaRpcPool, pool_for
@@ -39,7 +40,6 @@ from chains.solana.verify import (
     SolanaVerifier,
 )
 from x402.errors import ChainUnavailable, ConfigError
-from x402.settings import NetworkConfig, Settings
 from x402.wire.models import PaymentRequirements, SupportedKind
 
 log = logging.getLogger("chains.solana")
@@ -108,7 +108,7 @@ class SolanaAdapter:
     # ------------------------------------------------------------------ verify and settle
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
-        """Check an exact SVM payment in the TS 2.27 order (x402-spec §5.3); simulate it when asked."""
+        """Check an exact SVM payment in the TS 2.27 order (architecture.md §5.3); simulate it when asked."""
         return await self.verifier.verify(ctx, simulate=simulate)
 
     def replay_key(self, ctx: PaymentContext) -> ReplayKey:
@@ -168,14 +168,14 @@ class SolanaAdapter:
             await pool.close()
 
 
-def create_adapter(settings: Settings, nets: list[NetworkConfig]) -> SolanaAdapter | None:
+def create_adapter(options: ChainOptions, nets: list[NetworkConfig]) -> SolanaAdapter | None:
     """Entry point: the Solana adapter for the configured ``solana:*`` networks (None when there are none)."""
     if not nets:
         return None
-    keys = [parse_keypair(k) for k in settings.svm_fee_payer_keys]
+    keys = [parse_keypair(k) for k in options.svm_fee_payer_keys]
     if not keys:
         log.warning("no X402_SVM_FEE_PAYER_KEYS: Solana exact payments cannot be verified or settled")
-    return SolanaAdapter(nets, keys, rpc_timeout=settings.rpc_timeout)
+    return SolanaAdapter(nets, keys, rpc_timeout=options.rpc_timeout)
 
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Build an ``exact`` SVM payment the way the official clients do (x402-spec §5.2), partially signed by the payer."""
+"""Build an ``exact`` SVM payment like the official clients do (architecture.md §5.2), partially signed by the payer."""
 
 from __future__ import annotations
 

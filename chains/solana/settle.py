@@ -1,4 +1,4 @@
-"""Solana ``exact`` settlement: replay key, co-sign after a last simulation, send, and confirm (x402-spec §5.4)."""
+"""Solana ``exact`` settlement: replay key, co-sign after a last simulation, send, confirm (architecture.md §5.4)."""
 
 from __future__ import annotations
 

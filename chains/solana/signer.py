@@ -1,4 +1,4 @@
-"""The Solana payer: builds ``exact`` SVM payments the way the official clients do (x402-spec §5.2).
+"""The Solana payer: builds ``exact`` SVM payments the way the official clients do (architecture.md §5.2).
 
 Implements the ``x402.client.PaymentSigner`` protocol structurally (chains never import the client or web layer).
 Reading the mint (token program, decimals) and a recent blockhash needs the network's RPC URLs (tried in order,
@@ -23,7 +23,7 @@ from x402.errors import ChainRejected, PaymentRefused
 from x402.wire.models import PaymentRequirements
 from x402.wire.networks import is_solana, to_caip2
 
-#: The official clients refuse a seller memo longer than this (x402-spec §5.1).
+#: The official clients refuse a seller memo longer than this (architecture.md §5.1).
 MAX_MEMO_BYTES: Final = 256
 
 

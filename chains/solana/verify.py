@@ -1,4 +1,4 @@
-"""Solana ``exact`` verification: decode, the TS 2.27 checks in order (x402-spec §5.3), co-sign and simulate."""
+"""Solana ``exact`` verification: decode, the TS 2.27 checks in order (architecture.md §5.3), co-sign and simulate."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionErrorFieldless
 
 from chains.base import PaymentContext, VerifyOutcome
+from chains.config import NetworkConfig
 from chains.solana.payer import (
     COMPUTE_BUDGET_PROGRAM,
     LIGHTHOUSE_PROGRAM,
@@ -27,11 +28,10 @@ from chains.solana.payer import (
 )
 from chains.solana.rpc import SolanaRpcPool, pool_for
 from x402.errors import BadRequest, ChainRejected
-from x402.settings import NetworkConfig
 from x402.wire import reasons as R
 from x402.wire.models import is_canonical_uint
 
-#: x402-spec §5.3: SetComputeUnitPrice is capped at 5 lamports per compute unit.
+#: architecture.md §5.3: SetComputeUnitPrice is capped at 5 lamports per compute unit.
 MAX_COMPUTE_UNIT_PRICE: Final = 5_000_000  # micro-lamports
 #: Our own cap on SetComputeUnitLimit (official clients ask for 20 000): bounds the fee we sponsor.
 DEFAULT_MAX_COMPUTE_UNITS: Final = 200_000
@@ -118,7 +118,7 @@ class SolanaVerifier:
         self.max_signers = max_signers
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
-        """Check an exact SVM payment in the TS 2.27 order (x402-spec §5.3); simulate it when asked."""
+        """Check an exact SVM payment in the TS 2.27 order (architecture.md §5.3); simulate it when asked."""
         try:
             dec, transfer = self.check(ctx)
             if simulate:

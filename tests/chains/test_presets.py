@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chains.presets import PRESETS, apply_preset
-from x402.settings import parse_networks
+from x402.service.settings import parse_networks
 from x402.wire.networks import SOLANA_DEVNET, is_evm, is_solana
 
 

@@ -24,8 +24,8 @@ from chains.base import (
 from chains.registry import ChainRegistry
 from tests.conformance.kit import FAULTS, ChainKit, Fault, KitPayment
 from x402.errors import ChainRejected, DependencyError
-from x402.facilitator.journal import Journal
-from x402.facilitator.service import FacilitatorService
+from x402.service.facilitator.journal import Journal
+from x402.service.facilitator.service import FacilitatorService
 from x402.wire import reasons
 
 SETTLE_TIMEOUT = 15.0

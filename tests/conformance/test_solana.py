@@ -15,6 +15,7 @@ from solders.transaction import VersionedTransaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 
 from chains.base import ChainAdapter, PaymentContext
+from chains.config import NetworkConfig
 from chains.solana.adapter import SolanaAdapter
 from chains.solana.payer import create_payment, encode_payload, payment_instructions, sign_partially
 from tests.conformance.kit import Fault, KitPayment
@@ -22,7 +23,6 @@ from tests.conformance.suite import AdapterConformance
 from tests.harness.services import free_port
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
 from tests.solana.test_verify_tx import pay
-from x402.settings import NetworkConfig
 from x402.wire import reasons as R
 from x402.wire.models import PaymentRequirements
 

@@ -23,7 +23,7 @@ from chains.evm.eip712 import (
 )
 from tests.harness.evm import TRANSFER_TYPES
 
-# x402-spec §8.1: the signature of the transport-spec header examples (coinbase/x402 specs/transports-v*/http.md).
+# architecture.md §8.1: the signature of the transport-spec header examples (coinbase/x402 specs/transports-v*/http.md).
 TOKEN = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
 FROM = "0x857b06519E91e3A54538791bDbb0E22373e36b66"
 TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"

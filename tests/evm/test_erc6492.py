@@ -11,11 +11,11 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_hash.auto import keccak
 
+from chains.config import AssetConfig, NetworkConfig
 from chains.evm.devchain import DevChain, deploy_contract
 from tests.harness import evm
 from tests.harness.evm import TRANSFER_TYPES
-from x402.app import create_app
-from x402.settings import AssetConfig, NetworkConfig
+from x402.service.app import create_app
 from x402.wire.models import PaymentPayload
 
 MAGIC = bytes.fromhex("6492" * 16)

@@ -1,4 +1,4 @@
-"""EvmAdapter.verify on a real anvil: the happy paths and every x402-spec §4.4 reason code."""
+"""EvmAdapter.verify on a real anvil: the happy paths and every architecture.md §4.4 reason code."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 from chains.base import PaymentContext
+from chains.config import AssetConfig, ChainOptions
 from chains.evm.adapter import EvmAdapter, create_adapter
 from chains.evm.devchain import DevChain, deploy_contract
 from chains.evm.eip712 import domain_separator, recover_address
@@ -30,7 +31,6 @@ from tests.harness.evm import (
     requirements,
     sign_payment,
 )
-from x402.settings import AssetConfig, Settings
 from x402.wire import reasons
 
 PAY_TO = "0x209693Bc6afc0C5328bA36FaF03C514EF312287C"
@@ -301,17 +301,17 @@ def test_supported_kinds_and_signers(devchain: DevChain) -> None:
     key = new_key()
     base = dev_network(devchain)
     nets = [base, replace(base, network="eip155:84532")]
-    a = create_adapter(Settings(evm_signer_key=key), nets)
+    a = create_adapter(ChainOptions(evm_signer_key=key), nets)
     assert a is not None
     kinds = {(k.x402_version, k.network) for k in a.supported_kinds()}
     assert kinds == {(2, "eip155:31337"), (2, "eip155:84532"), (1, "base-sepolia")}
     assert a.signers() == {"eip155:*": [address_of(key)]}
     assert key[2:] not in repr(a)
-    no_signer = create_adapter(Settings(), nets)
+    no_signer = create_adapter(ChainOptions(), nets)
     assert no_signer is not None
     assert no_signer.supported_kinds() == []
     assert no_signer.signers() == {}
-    assert create_adapter(Settings(), []) is None
+    assert create_adapter(ChainOptions(), []) is None
 
 
 async def test_health(devchain: DevChain, adapter: EvmAdapter) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.harness.wire import UNCONFIGURED_REQUIREMENTS
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 REQ = UNCONFIGURED_REQUIREMENTS
 PAYLOAD = {"x402Version": 2, "accepted": REQ, "payload": {"signature": "0x00", "authorization": {}}}

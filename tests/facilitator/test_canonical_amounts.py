@@ -10,7 +10,7 @@ import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness import evm
-from x402.app import create_app
+from x402.service.app import create_app
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from eth_account import Account
 from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.services import free_port
-from x402.app import create_app
+from x402.service.app import create_app
 
 
 async def test_dead_first_rpc_then_all_dead(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:

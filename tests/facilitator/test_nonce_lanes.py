@@ -23,10 +23,10 @@ from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.rpcproxy import rpc_proxy
 from tests.harness.services import free_port
-from x402.app import create_app
-from x402.appkeys import CHAINS
-from x402.facilitator.reconciler import Reconciler
-from x402.facilitator.routes import FACILITATOR, RECONCILER
+from x402.service.app import create_app
+from x402.service.appkeys import CHAINS
+from x402.service.facilitator.reconciler import Reconciler
+from x402.service.facilitator.routes import FACILITATOR, RECONCILER
 
 OPEN = ("claimed", "submitted", "pending")
 
@@ -543,7 +543,7 @@ async def test_node_refusing_gas_money_is_signer_out_of_gas(devchain: DevChain) 
 
 def test_signer_keys_settings_keep_the_single_key_setting() -> None:
     from chains.evm.adapter import create_adapter
-    from x402.settings import load_settings
+    from x402.service.settings import load_settings
 
     k0, k1, k2 = evm.new_key(), evm.new_key(), evm.new_key()
     env = {
@@ -552,11 +552,11 @@ def test_signer_keys_settings_keep_the_single_key_setting() -> None:
         "X402_NETWORKS": json.dumps({"eip155:31337": {"rpc_urls": ["http://127.0.0.1:1"]}}),
     }
     settings = load_settings(env)
-    adapter = create_adapter(settings, list(settings.networks))
+    adapter = create_adapter(settings.chain_options(), list(settings.networks))
     assert adapter is not None
     assert adapter.signers() == {"eip155:*": [evm.address_of(k) for k in (k0, k1, k2)]}
     only = load_settings({k: v for k, v in env.items() if k != "X402_EVM_SIGNER_KEYS"})
-    single = create_adapter(only, list(only.networks))
+    single = create_adapter(only.chain_options(), list(only.networks))
     assert single is not None
     assert single.signers() == {"eip155:*": [evm.address_of(k0)]}
     assert k1 not in repr(settings)

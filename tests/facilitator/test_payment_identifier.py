@@ -15,8 +15,8 @@ from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
-from x402.app import create_app
-from x402.facilitator.routes import FACILITATOR
+from x402.service.app import create_app
+from x402.service.facilitator.routes import FACILITATOR
 from x402.wire import payment_identifier as pid
 
 

@@ -12,7 +12,7 @@ import pytest
 from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.services import free_port
-from x402.app import create_app
+from x402.service.app import create_app
 
 
 async def _app_client(aiohttp_client: Any, devchain: DevChain, database_url: str) -> tuple[Any, str]:

@@ -15,7 +15,7 @@ from solders.keypair import Keypair
 from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant
-from x402.app import create_app
+from x402.service.app import create_app
 
 VERIFY_TX = "/v1/payments/verify-tx"
 

@@ -11,8 +11,9 @@ from typing import Any
 import aiohttp
 from eth_account import Account
 
+from chains.config import AssetConfig, NetworkConfig
 from chains.evm.devchain import DevChain
-from x402.settings import AssetConfig, NetworkConfig, Settings
+from x402.service.settings import Settings
 from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
 
 #: EIP-712 types of EIP-3009 ``TransferWithAuthorization`` (tests sign with eth-account, independently of the

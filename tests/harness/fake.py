@@ -10,9 +10,10 @@ from aiohttp import web
 
 from chains import fake
 from chains.base import PaymentContext
+from chains.config import NetworkConfig
 from chains.fake import FakeAdapter, FakeLedger, FakePayer, fake_factories
-from x402.app import create_app
-from x402.settings import NetworkConfig, Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
 
 

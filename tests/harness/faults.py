@@ -205,8 +205,9 @@ async def start_seller(chain: DevChain, database_url: str, faults: Faults | None
     from aiohttp.test_utils import TestServer
 
     from tests.harness.evm import address_of, chain_settings, fund_eth, new_key
-    from x402.app import create_app
-    from x402.paywall import AppFacilitator, Offer, Paywall
+    from x402.paywall import Offer, Paywall
+    from x402.service.app import create_app
+    from x402.service.facilitator.inprocess import AppFacilitator
 
     faults = faults or Faults()
     signer = new_key()
@@ -241,9 +242,9 @@ async def start_remote_seller(
     from aiohttp.test_utils import TestServer
 
     from tests.harness.evm import address_of, chain_settings, fund_eth, new_key
-    from x402.app import create_app
     from x402.facilitator.remote import RemoteFacilitator
     from x402.paywall import Offer, Paywall
+    from x402.service.app import create_app
 
     faults = faults or Faults()
     signer = new_key()

@@ -68,7 +68,7 @@ async def wait_http(url: str, timeout: float = 60.0, proc: asyncio.subprocess.Pr
 async def x402_serve(
     *args: str, env: dict[str, str], port: int, timeout: float = 90.0, ready_path: str = "/healthz"
 ) -> AsyncIterator[Service]:
-    """Start ``python -m x402.cli serve ARGS`` with ``env`` on ``port``; stop it (SIGINT) afterwards."""
+    """Start ``python -m x402.service.cli serve ARGS`` with ``env`` on ``port``; stop it (SIGINT) afterwards."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     full_env.update(env)
     full_env.setdefault("X402_LOG_LEVEL", "warning")
@@ -76,7 +76,7 @@ async def x402_serve(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "x402.cli",
+        "x402.service.cli",
         "serve",
         *args,
         env=full_env,

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from x402.rejections import ServiceRunner
+from x402.service.rejections import ServiceRunner
 
 
 class ServiceTestServer(TestServer):

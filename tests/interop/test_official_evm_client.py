@@ -14,10 +14,11 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from eth_account import Account
 
+from chains.config import AssetConfig, NetworkConfig
 from chains.evm.devchain import DevChain
 from tests.harness.node import node_server, run_node
-from x402.app import create_app
-from x402.settings import AssetConfig, NetworkConfig, Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 ClientFactory = Any
 

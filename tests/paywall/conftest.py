@@ -18,11 +18,11 @@ from chains.evm.payer import EvmSigner
 from chains.fake import FakeLedger, FakePayer
 from tests.harness.evm import address_of, chain_settings, fund_eth, funded_payer, new_key
 from tests.harness.fake import fake_app
-from x402.app import create_app
 from x402.client import PaymentPolicy, X402Client
 from x402.paywall import PAYMENT, Offer, Paywall, VerifiedPayment
-from x402.paywall.inprocess import AppFacilitator
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.settings import Settings
 
 AMOUNT = 10_000
 

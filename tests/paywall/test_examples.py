@@ -18,7 +18,7 @@ import pytest
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, new_key, token_balance
 from tests.harness.services import free_port
-from x402.paywall.demo import DEMO_AMOUNT, DEMO_PAY_TO
+from x402.service.demo import DEMO_AMOUNT, DEMO_PAY_TO
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -82,7 +82,7 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
         "X402_LOG_LEVEL": "warning",
     }
     base = f"http://127.0.0.1:{port}"
-    async with _process(sys.executable, "-m", "x402.cli", "serve", "--dev", env=serve_env) as serve:
+    async with _process(sys.executable, "-m", "x402.service.cli", "serve", "--dev", env=serve_env) as serve:
         wk = await _wait_http(base + "/.well-known/x402", serve)
         dev = wk["dev"]
         assert dev["demo"]["path"] == "/demo/paid"

@@ -11,8 +11,8 @@ import msgspec
 
 from tests.harness.runner import ServiceTestServer
 from tests.paywall.conftest import ProviderFactory
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 from x402.wire.codec import PAYMENT_SIGNATURE, X_PAYMENT, decode_payment_required
 
 

@@ -11,8 +11,8 @@ from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, new_key, token_balance
 from tests.harness.node import node_server, run_node
 from tests.paywall.conftest import AMOUNT, ProviderFactory, payer_client
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 
 async def test_official_fetch_client_pays_our_paywall(

@@ -10,11 +10,11 @@ from aiohttp import web
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, new_key
 from tests.paywall.conftest import make_offer
-from x402.app import create_app
 from x402.errors import ConfigError
 from x402.paywall import Offer, Paywall, paid
-from x402.paywall.inprocess import AppFacilitator
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.settings import Settings
 
 BASE_USDC = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
 

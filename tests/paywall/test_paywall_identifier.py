@@ -12,11 +12,11 @@ from chains.evm.devchain import DevChain
 from chains.evm.payer import EvmSigner
 from tests.harness.evm import address_of, new_key, token_balance
 from tests.paywall.conftest import AMOUNT, ProviderFactory, make_offer, payer_client
-from x402.app import create_app
 from x402.client.client import Challenge402, parse_challenge, payment_header
 from x402.facilitator.remote import RemoteFacilitator
 from x402.paywall import PaidRoute, Paywall, paid
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 from x402.wire import payment_identifier as pid
 from x402.wire.codec import (
     PAYMENT_REQUIRED,
@@ -102,7 +102,7 @@ async def test_required_identifier(
         return web.json_response({"strict": True})
 
     app.router.add_get("/strict", strict)
-    from x402.paywall.inprocess import AppFacilitator
+    from x402.service.facilitator.inprocess import AppFacilitator
 
     Paywall(AppFacilitator(app)).setup(app)
     client = await aiohttp_client(app)

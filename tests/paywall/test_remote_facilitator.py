@@ -12,11 +12,11 @@ from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, new_key, token_balance
 from tests.harness.services import free_port
 from tests.paywall.conftest import AMOUNT, make_offer, payer_client
-from x402.app import create_app
 from x402.errors import FacilitatorUnavailable
 from x402.facilitator.remote import RemoteFacilitator
 from x402.paywall import Paywall
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 
 async def _provider(aiohttp_client: Any, facilitator: RemoteFacilitator, offer: Any) -> Any:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.harness.wire import UNCONFIGURED_REQUIREMENTS
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 ADMIN = "operator-token-for-tests-0123456789"
 REQ = UNCONFIGURED_REQUIREMENTS

@@ -8,7 +8,7 @@ from typing import Any
 
 import schemathesis
 
-#: The documented Idempotency-Key shape (x402/platform/openapi.py).
+#: The documented Idempotency-Key shape (x402/service/platform/openapi.py).
 _KEY = re.compile(r"^[!-~]{1,255}$")
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from tests.platform.conftest import VERIFY_BODY, bearer
 from tests.platform.test_audit import _x402
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 
 async def test_tenants_and_keys_commands(database_url: str, psettings: Settings, aiohttp_client: Any) -> None:

@@ -26,8 +26,8 @@ from tests.harness.hostile import (
 from tests.harness.runner import ServiceTestServer
 from tests.platform.conftest import VERIFY_BODY, new_key, new_tenant, op
 from tests.registry.conftest import resource
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 POLICY = {"totalBudget": "1000000", "perPaymentCap": "1000", "allowedUrls": ["https://x/*"], "autoPause": {}}
 #: Plausible bodies per operation (fields the handlers read); the documented schemas are mostly ``object``.

@@ -101,7 +101,7 @@ async def test_expired_keys_can_be_reused(client: Any, database_url: str) -> Non
 async def test_secrets_in_answers_are_not_stored(psettings: Any, aiohttp_client: Any, database_url: str) -> None:
     from aiohttp import web
 
-    from x402.app import create_app
+    from x402.service.app import create_app
 
     async def handler(request: web.Request) -> web.Response:
         return web.json_response({"id": "w1", "nested": {"signingSecret": "whsec_TOPSECRET"}, "key": "x402_SECRET"})

@@ -20,9 +20,9 @@ import pytest
 
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.registry.conftest import resource
-from x402.app import create_app
-from x402.platform.context import PLATFORM
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.platform.context import PLATFORM
+from x402.service.settings import Settings
 
 MASTER = secrets.token_hex(32)
 ALL_SCOPES = ["verify", "settle", "admin", "wallets", "registry"]

@@ -12,8 +12,8 @@ from tests.facilitator.test_failover_and_verify_tx import _transfer
 from tests.harness import evm
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant
 from tests.platform.test_isolation import BODIES, MASTER, OBJECT_CASES, OBJECT_ROUTES, World, build_world
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 #: Wallet routes an agent key may use on its own wallet (pay and read); every other wallet route manages.
 AGENT_MAY = {

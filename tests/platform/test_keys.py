@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant, op
-from x402.platform import keys
+from x402.service.platform import keys
 
 
 def test_key_format_round_trip() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 
 async def test_every_route_is_documented_and_vice_versa(settings: Settings, aiohttp_client: Any) -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant
-from x402.platform.context import PLATFORM
-from x402.platform.writer import PaymentRecord
+from x402.service.platform.context import PLATFORM
+from x402.service.platform.writer import PaymentRecord
 
 BASE = "eip155:8453"
 SOL = "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"

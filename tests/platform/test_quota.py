@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 TIERS = {"free": {"monthlyQuota": 10, "ratePerSecond": 1000}, "starter": {"monthlyQuota": 10, "ratePerSecond": 1000}}
 

@@ -16,10 +16,10 @@ import pytest
 
 from tests.harness.services import free_port
 from tests.platform.conftest import bearer, new_key, new_tenant
-from x402.app import create_app
-from x402.platform.keys import SCOPES
-from x402.platform.tenants import Actor, TenantStore, parse_uuid
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.platform.keys import SCOPES
+from x402.service.platform.tenants import Actor, TenantStore, parse_uuid
+from x402.service.settings import Settings
 
 RATE = 5
 
@@ -61,7 +61,7 @@ async def _server(port: int, env: dict[str, str]) -> AsyncIterator[str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "x402.cli",
+        "x402.service.cli",
         "serve",
         "--port",
         str(port),

@@ -23,8 +23,8 @@ from aiohttp.resolver import DefaultResolver
 
 from tests.harness.runner import ServiceTestServer
 from tests.platform.conftest import new_key, new_tenant
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
 #: Examples per operation and phase: small, so the run stays well under a minute.

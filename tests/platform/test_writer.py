@@ -7,7 +7,7 @@ import uuid
 
 import asyncpg
 
-from x402.platform.writer import PaymentRecord, PaymentWriter
+from x402.service.platform.writer import PaymentRecord, PaymentWriter
 
 
 def _rec(i: int) -> PaymentRecord:

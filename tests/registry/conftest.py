@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from x402.settings import Settings
+from x402.service.settings import Settings
 
 ClientFactory = Any
 PAY_TO = "0x" + "ab" * 20

@@ -14,8 +14,8 @@ from chains.fake import FakeLedger, FakePayer
 from tests.harness import evm
 from tests.harness.fake import FakePayment, fake_app, fake_payment, fake_requirements
 from tests.registry.conftest import bazaar
-from x402.app import create_app
-from x402.registry import BAZAAR
+from x402.service.app import create_app
+from x402.service.registry import BAZAAR
 from x402.wire.models import PaymentPayload, ResourceInfo
 
 RESOURCE_URL = "https://shop.example.com/api/weather"
@@ -108,7 +108,7 @@ async def test_invalid_payments_and_declarations_are_rejected(database_url: str,
 
 
 async def test_mcp_catalogue_key_and_route_template() -> None:
-    from x402.registry.bazaar import BazaarRejected, draft_from_payment
+    from x402.service.registry.bazaar import BazaarRejected, draft_from_payment
 
     req = fake_requirements(FakePayer().address, 5)
     payment = fake_payment(FakePayer(), req)

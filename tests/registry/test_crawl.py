@@ -10,8 +10,8 @@ from tests.harness import evm
 from tests.harness.services import free_port
 from tests.registry.conftest import resource
 from tests.registry.origin import origin_app, sign_origin
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 
 async def _origin(aiohttp_server: Any, key: str, proof_key: str | None = None) -> tuple[TestServer, str]:
@@ -87,8 +87,8 @@ async def test_wrong_ownership_proof_is_rejected(aiohttp_client: Any, aiohttp_se
 
 
 async def test_dead_resource_is_marked_down_unreachable(aiohttp_client: Any, settings: Settings) -> None:
-    from x402.registry import OUTBOUND, REGISTRY
-    from x402.registry.prober import probe_due
+    from x402.service.registry import OUTBOUND, REGISTRY
+    from x402.service.registry.prober import probe_due
 
     app = create_app(settings)
     client = await aiohttp_client(app)

@@ -1,4 +1,4 @@
-"""GET /discovery/resources: the exact bazaar shape (x402-spec §7.2), filters, offset pagination, limits."""
+"""GET /discovery/resources: the exact bazaar shape (architecture.md §7.2), filters, offset pagination, limits."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 from tests.registry.conftest import PAY_TO, USDC, accept, bazaar, resource
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 
 async def test_shape_filters_and_pagination(aiohttp_client: Any, settings: Settings) -> None:

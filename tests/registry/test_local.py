@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from tests.registry.conftest import accept, bazaar, resource
-from x402.app import create_app
-from x402.registry import REGISTRY, ResourceDraft, register_resources
-from x402.registry.manifest import openapi_payment_info
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.registry import REGISTRY, ResourceDraft, register_resources
+from x402.service.registry.manifest import openapi_payment_info
+from x402.service.settings import Settings
 
 
 async def test_local_resources_publish_well_known_and_payment_info(aiohttp_client: Any, settings: Settings) -> None:

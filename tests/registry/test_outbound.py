@@ -8,8 +8,8 @@ import pytest
 from aiohttp import web
 
 from x402.errors import BadRequest
-from x402.registry.outbound import Outbound, OutboundFailed, PublicResolver, is_public
-from x402.registry.probe import probe
+from x402.service.registry.outbound import Outbound, OutboundFailed, PublicResolver, is_public
+from x402.service.registry.probe import probe
 
 
 def test_is_public() -> None:

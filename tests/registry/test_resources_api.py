@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from tests.registry.conftest import PAY_TO, accept, bazaar, resource
-from x402.app import create_app
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 
 async def test_register_get_patch_delete(aiohttp_client: Any, settings: Settings) -> None:
@@ -140,7 +140,7 @@ async def test_tenant_keys_own_their_resources(aiohttp_client: Any, settings: Se
     import uuid
 
     from x402.errors import NotFound
-    from x402.registry.access import Writer, check_owner
+    from x402.service.registry.access import Writer, check_owner
 
     tenant_a, tenant_b = uuid.uuid4(), uuid.uuid4()
     check_owner(Writer(tenant_a, False), tenant_a)

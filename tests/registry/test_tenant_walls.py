@@ -9,9 +9,9 @@ import pytest
 
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant, op
 from tests.registry.conftest import resource
-from x402.app import create_app
-from x402.registry.routes import RATINGS_PER_HOUR
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.registry.routes import RATINGS_PER_HOUR
+from x402.service.settings import Settings
 
 
 @pytest.fixture

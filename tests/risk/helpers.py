@@ -11,7 +11,7 @@ from risk.engine import RiskEngine
 from risk.model import RiskContext
 from risk.store import MemoryRiskStore
 from x402.cache import Cache
-from x402.settings import Settings
+from x402.service.settings import Settings
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"  # SDN since 2022-04-14 (Ronin bridge)
 SANCTIONED_SOL = "42RLPACwZPx3vYYmxSueqsogfynBDqXK298EDsNoyoHi"

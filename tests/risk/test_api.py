@@ -12,7 +12,7 @@ import asyncpg
 
 from chains.evm.devchain import DevChain
 from tests.harness import evm
-from x402.app import create_app
+from x402.service.app import create_app
 
 
 async def test_rules_and_lists_drive_verify(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
@@ -68,6 +68,10 @@ async def test_rules_and_lists_drive_verify(database_url: str, aiohttp_client: A
     assert [r["object_type"] for r in rows] == ["risk"] * 3
     env = dict(os.environ, DATABASE_URL=database_url)
     done = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "x402.cli", "audit", "verify"], env=env, capture_output=True, text=True
+        subprocess.run,
+        [sys.executable, "-m", "x402.service.cli", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -8,8 +8,8 @@ import msgspec
 
 from chains.base import PaymentContext
 from risk.model import RISK_BLOCKED
-from risk.payment import RiskGate
 from tests.risk.helpers import LAZARUS, PAY_TO, PAYER, USDC_BASE, memory_engine
+from x402.service.risk_gate import RiskGate
 from x402.wire.models import (
     PaymentPayload,
     PaymentRequirements,

@@ -15,7 +15,7 @@ from risk.stats import RedisStats
 from risk.store import PgRiskStore
 from tests.risk.helpers import PAY_TO, PAYER, ctx
 from x402.cache import RedisCache
-from x402.settings import Settings
+from x402.service.settings import Settings
 
 
 async def _settle(pool: asyncpg.Pool, payer: str, pay_to: str, nonce: str, status: str = "confirmed") -> None:

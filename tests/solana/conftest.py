@@ -13,9 +13,9 @@ from solders.token.associated import get_associated_token_address
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from chains.base import PaymentContext
+from chains.config import NetworkConfig
 from chains.solana.adapter import SolanaAdapter
 from tests.chains.svm_rpc import SvmRpc
-from x402.settings import NetworkConfig
 from x402.wire.models import PaymentRequirements
 from x402.wire.networks import SOLANA_DEVNET
 

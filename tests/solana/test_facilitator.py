@@ -14,10 +14,11 @@ from solders.message import to_bytes_versioned
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from chains.config import AssetConfig, NetworkConfig
 from chains.solana.payer import create_payment, transfer_checked_ix
 from tests.solana.conftest import NETWORK, PRICE, START_BALANCE, World
-from x402.app import create_app
-from x402.settings import AssetConfig, NetworkConfig, Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 from x402.wire import reasons as R
 from x402.wire.models import PaymentRequirements, encode_json
 

@@ -1,4 +1,4 @@
-"""The official @x402/svm 2.27 client pays through our facilitator on the LiteSVM shim (x402-spec §5, §9.4).
+"""The official @x402/svm 2.27 client pays through our facilitator on the LiteSVM shim (architecture.md §5, §9.4).
 
 The client only knows RPC URLs for the three public Solana CAIP-2 ids, so the payment uses the devnet id with the
 shim's URL as ``rpcUrl``. The shim serves inside this test's event loop while ``run_node`` awaits the Node process
@@ -24,7 +24,7 @@ from chains.solana.payer import (
 from tests.harness.node import run_node
 from tests.solana.conftest import NETWORK, PRICE, START_BALANCE, World
 from tests.solana.test_facilitator import facilitator_settings, settlement_rows
-from x402.app import create_app
+from x402.service.app import create_app
 
 ClientFactory = Any
 
@@ -76,7 +76,7 @@ async def test_official_svm_client_payment_verifies_and_settles(
     assert payload["resource"] == required["resource"]
     assert set(payload["payload"]) == {"transaction"}
 
-    # the transaction is what x402-spec §5.2 says official clients build
+    # the transaction is what architecture.md §5.2 says official clients build
     tx = VersionedTransaction.from_bytes(base64.b64decode(payload["payload"]["transaction"]))
     msg = tx.message
     assert isinstance(msg, MessageV0)

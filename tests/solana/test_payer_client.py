@@ -13,11 +13,11 @@ from chains.solana.signer import SvmSigner
 from tests.harness.services import free_port
 from tests.solana.conftest import NETWORK, PRICE, START_BALANCE, World
 from tests.solana.test_facilitator import facilitator_settings, settlement_rows
-from x402.app import create_app
 from x402.client import PaymentPolicy, PaymentSigner, X402Client
 from x402.errors import ChainUnavailable, PaymentRefused
 from x402.paywall import Offer, Paywall, paid
-from x402.paywall.inprocess import AppFacilitator
+from x402.service.app import create_app
+from x402.service.facilitator.inprocess import AppFacilitator
 from x402.wire.codec import PAYMENT_REQUIRED, decode_payment_required
 
 ClientFactory = Any

@@ -7,13 +7,13 @@ import asyncio
 import pytest
 from solana.rpc.async_api import AsyncClient
 
+from chains.config import NetworkConfig
 from chains.solana.adapter import SolanaAdapter
 from chains.solana.payer import create_payment
 from chains.solana.rpc import SolanaRpcPool
 from tests.harness.deadrpc import dead_rpc
 from tests.solana.conftest import NETWORK, PRICE, World
 from x402.errors import ChainUnavailable
-from x402.settings import NetworkConfig
 
 
 async def _slot(c: AsyncClient) -> int:

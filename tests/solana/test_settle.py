@@ -11,12 +11,12 @@ from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionConfirmationStatus
 
 from chains.base import Confirmation, PaymentContext, PreparedSettlement, SettlementRejected
+from chains.config import NetworkConfig
 from chains.solana.adapter import SolanaAdapter
 from chains.solana.payer import create_payment, encode_payload, payment_instructions, sign_partially
 from tests.harness.services import free_port
 from tests.solana.conftest import NETWORK, PRICE, START_BALANCE, World
 from x402.errors import ChainRejected, ChainUnavailable
-from x402.settings import NetworkConfig
 from x402.wire import reasons as R
 
 

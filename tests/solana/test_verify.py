@@ -14,6 +14,7 @@ from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
 from chains.base import VerifyOutcome
+from chains.config import NetworkConfig
 from chains.registry import build_registry
 from chains.solana.adapter import FEE_PAYER_IN_ACCOUNTS, SolanaAdapter, parse_keypair
 from chains.solana.payer import (
@@ -25,7 +26,7 @@ from chains.solana.payer import (
     transfer_checked_ix,
 )
 from tests.solana.conftest import PRICE, World
-from x402.settings import NetworkConfig, load_settings
+from x402.service.settings import load_settings
 from x402.wire import reasons as R
 
 
@@ -235,7 +236,7 @@ async def test_entry_point_factory_and_settings(world: World) -> None:
     assert len(settings.svm_fee_payer_keys) == 2
     assert key not in repr(settings)
     settings = settings.with_(networks=(NetworkConfig(world.requirements().network, (world.rpc.url,)),))
-    registry = build_registry(settings)
+    registry = build_registry(settings.chain_options())
     adapter = registry.get(world.requirements().network)
     try:
         assert isinstance(adapter, SolanaAdapter)

@@ -18,8 +18,9 @@ from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key
 from wallets.service import WalletOptions
 from wallets.webhooks import DeliveryOptions
-from x402.app import create_app
-from x402.paywall import AppFacilitator, Offer, Paywall
+from x402.paywall import Offer, Paywall
+from x402.service.app import create_app
+from x402.service.facilitator.inprocess import AppFacilitator
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import PaymentRequired, PaymentRequirements
 

@@ -90,7 +90,7 @@ async def test_rotate_master_key_keeps_wallets_usable(
     env = {**os.environ, "DATABASE_URL": database_url, "X402_MASTER_KEY": MASTER_KEY}
     proc = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "x402.cli", "wallets", "rotate-master-key", "--new-key-file", str(key_file)],
+        [sys.executable, "-m", "x402.service.cli", "wallets", "rotate-master-key", "--new-key-file", str(key_file)],
         env=env,
         capture_output=True,
         text=True,

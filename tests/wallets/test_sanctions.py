@@ -10,7 +10,7 @@ from chains.evm.devchain import DevChain
 from risk.cli import main as risk_cli
 from tests.harness import evm
 from tests.wallets.conftest import ServiceFactory, Upstream, new_wallet, pay
-from x402.app import create_app
+from x402.service.app import create_app
 
 
 def _sdn_csv(path: Path, *addresses: str) -> Path:

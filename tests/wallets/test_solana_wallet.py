@@ -12,15 +12,17 @@ import pytest
 from aiohttp import web
 from solders.pubkey import Pubkey
 
+from chains.config import AssetConfig, NetworkConfig
 from tests.harness.deadrpc import dead_rpc
 from tests.harness.faults import Faults, faulty
 from tests.solana.conftest import NETWORK, PRICE, World, make_world
 from tests.wallets.conftest import ADMIN, tenant_key_of
 from wallets.service import WalletOptions
-from x402.app import create_app
-from x402.paywall import AppFacilitator, Offer, Paywall
-from x402.settings import AssetConfig, NetworkConfig, Settings
-from x402.wallets_api.routes import WALLETS
+from x402.paywall import Offer, Paywall
+from x402.service.app import create_app
+from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.settings import Settings
+from x402.service.wallets_api.routes import WALLETS
 
 
 @pytest.fixture

@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, chain_settings, fund_eth, new_key, token_balance
 from tests.wallets.conftest import PRICE, new_wallet, pay
-from x402.app import create_app
-from x402.paywall import AppFacilitator, Offer, PaidRoute, Paywall
+from x402.paywall import Offer, PaidRoute, Paywall
+from x402.service.app import create_app
+from x402.service.facilitator.inprocess import AppFacilitator
 from x402.wire import payment_identifier as pid
 
 

@@ -8,9 +8,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from x402.app import create_app
 from x402.errors import BadRequest
-from x402.settings import Settings
+from x402.service.app import create_app
+from x402.service.settings import Settings
 
 ClientFactory = Any
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def _x402(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "x402.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "x402.service.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def test_risk_subcommand_checks_rules() -> None:
@@ -37,7 +37,7 @@ def test_database_commands_use_the_embedded_postgres_without_database_url(embedd
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "x402.cli", *args], capture_output=True, text=True, timeout=120, env=env
+            [sys.executable, "-m", "x402.service.cli", *args], capture_output=True, text=True, timeout=120, env=env
         )
 
     created = run("tenants", "create", "--name", "acme")

@@ -10,7 +10,7 @@ from aiohttp.http_exceptions import BadHttpMessage
 
 from x402.errors import BadRequest
 from x402.logs import ScrubFilter, _redact, scrub
-from x402.middleware import _render
+from x402.service.middleware import _render
 
 KEY = "x402_live_abcdefghij_" + secrets.token_urlsafe(32)
 SIGNATURE = "0x" + secrets.token_hex(65)

@@ -8,7 +8,7 @@ import sys
 
 import asyncpg
 
-from x402.storage.db import load_migrations, migrate
+from x402.service.storage.db import load_migrations, migrate
 
 
 async def _schema(url: str) -> list[tuple[str, str, str]]:
@@ -42,7 +42,7 @@ async def test_migrate_from_two_processes_at_once(empty_database_url: str, datab
     env = dict(os.environ, DATABASE_URL=empty_database_url)
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "x402.cli", "migrate", env=env, stdout=asyncio.subprocess.PIPE
+            sys.executable, "-m", "x402.service.cli", "migrate", env=env, stdout=asyncio.subprocess.PIPE
         )
         for _ in range(2)
     ]

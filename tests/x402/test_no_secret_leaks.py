@@ -20,7 +20,7 @@ from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
 from wallets import datakeys, keys
 from wallets.custody import Keyring
-from x402.paywall.demo import DEMO_PATH
+from x402.service.demo import DEMO_PATH
 from x402.wire.codec import PAYMENT_SIGNATURE, encode_header
 
 ADMIN = "operator-token-" + secrets.token_hex(16)

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from chains.config import ChainOptions, NetworkConfig
 from chains.registry import ChainRegistry, build_registry, load_factories
 from x402.errors import BadRequest, ConfigError
-from x402.settings import NetworkConfig, Settings, load_settings
+from x402.service.settings import Settings, load_settings
 from x402.wire.models import SupportedKind
 from x402.wire.networks import matches
 
@@ -62,19 +63,19 @@ def test_entry_point_group_provides_the_evm_adapter() -> None:
     settings = Settings(
         networks=(NetworkConfig("eip155:31337", ("http://127.0.0.1:1",)),), evm_signer_key="0x" + "11" * 32
     )
-    reg = build_registry(settings, factories)
+    reg = build_registry(settings.chain_options(), factories)
     adapter = reg.find("eip155:31337")
     assert adapter is not None
     assert adapter.name == "evm"
     # a third-party factory is picked up by family name
     seen: list[list[str]] = []
 
-    def factory(settings: Settings, nets: list[NetworkConfig]) -> Any:  # the routing-only double above
+    def factory(options: ChainOptions, nets: list[NetworkConfig]) -> Any:  # the routing-only double above
         seen.append([n.network for n in nets])
         return FakeAdapter("third", [n.network for n in nets])
 
     settings = Settings(networks=(NetworkConfig("tron:mainnet", ("http://127.0.0.1:1",)),))
-    reg = build_registry(settings, {"tron": factory})
+    reg = build_registry(settings.chain_options(), {"tron": factory})
     assert seen == [["tron:mainnet"]]
     assert reg.find("tron:mainnet") is not None
 

@@ -56,7 +56,7 @@ async def test_serve_workers_share_the_port(database_url: str) -> None:
     port = free_port()
     async with x402_serve("--workers", "2", env={"DATABASE_URL": database_url}, port=port) as svc:
         me = psutil.Process(svc.proc.pid)
-        workers = [c for c in me.children(recursive=True) if "x402.worker" in " ".join(c.cmdline())]
+        workers = [c for c in me.children(recursive=True) if "x402.service.worker" in " ".join(c.cmdline())]
         assert len(workers) == 2
         async with aiohttp.ClientSession() as s:
             results = await asyncio.gather(*(s.get(svc.base_url + "/healthz") for _ in range(40)))

@@ -20,7 +20,7 @@ DEFAULT_MAX_AMOUNT = 1_000_000
 class PaymentPolicy:
     """Spending rules of one payer.
 
-    ``allowed_assets`` None means the default stablecoins of each network only (x402-spec §3.3), like the official
+    ``allowed_assets`` None means the default stablecoins of each network only (architecture.md §3.3), like the official
     clients' spend controls; list token addresses (or ``"*"``) to allow others. ``max_amount`` caps one payment in
     atomic units (None: no cap). With ``prefer_cheapest`` the cheapest acceptable offer wins (amounts compared
     in whole tokens where the decimals are known, else as atomic units); otherwise the first one does.

@@ -20,7 +20,7 @@ AnyRequirements = PaymentRequirements | PaymentRequirementsV1
 
 @runtime_checkable
 class Facilitator(Protocol):
-    """Verifies and settles x402 payments (x402-spec §6). Negative results are values, not exceptions."""
+    """Verifies and settles x402 payments (architecture.md §6). Negative results are values, not exceptions."""
 
     async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
         """Check a payment without moving money."""

@@ -1,4 +1,4 @@
-"""A facilitator reached over HTTP (x402-spec §6): the same ``Facilitator`` interface as the in-process one."""
+"""A facilitator reached over HTTP (architecture.md §6): the same ``Facilitator`` interface as the in-process one."""
 
 from __future__ import annotations
 

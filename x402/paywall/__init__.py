@@ -1,9 +1,8 @@
 """The aiohttp paywall: declare paid routes with ``Offer``/``PaidRoute`` (or ``@paid``) and mount ``Paywall``."""
 
 from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
-from x402.paywall.inprocess import AppFacilitator
 from x402.paywall.matching import payment_id, requirements_match
-from x402.paywall.middleware import NO_MATCH, PAYMENT, REPLAYED, Paywall, VerifiedPayment
+from x402.paywall.middleware import NO_MATCH, PAYMENT, PAYWALL_STARTED, REPLAYED, Paywall, StartHook, VerifiedPayment
 from x402.paywall.offers import Offer, PaidRoute, paid, paid_route_of
 
 __all__ = [
@@ -11,13 +10,14 @@ __all__ = [
     "NO_MATCH",
     "PAYMENT",
     "PAYMENT_REQUIRED_ERROR",
+    "PAYWALL_STARTED",
     "REPLAYED",
-    "AppFacilitator",
     "Challenge",
     "ChallengeCache",
     "Offer",
     "PaidRoute",
     "Paywall",
+    "StartHook",
     "VerifiedPayment",
     "paid",
     "paid_route_of",

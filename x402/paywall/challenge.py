@@ -24,7 +24,7 @@ from x402.wire.models import (
 
 #: ``error`` of a plain "you have not paid" challenge (the official servers' wording).
 PAYMENT_REQUIRED_ERROR: Final = "Payment required"
-#: Headers browsers may read from a paid response (x402-spec §1.3).
+#: Headers browsers may read from a paid response (architecture.md §1.3).
 EXPOSE_HEADERS: Final = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE"
 _MAX_CACHED: Final = 4096
 

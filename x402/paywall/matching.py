@@ -1,4 +1,4 @@
-"""Which of our offers a payment pays (x402-spec §1.3), and the payment's id for logs and the replay guard."""
+"""Which of our offers a payment pays (architecture.md §1.3), and the payment's id for logs and the replay guard."""
 
 from __future__ import annotations
 

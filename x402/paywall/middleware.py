@@ -1,4 +1,4 @@
-"""The aiohttp paywall (design.md data flow A): challenge, decode, match, verify, claim, handler, settle."""
+"""The aiohttp paywall (provider path, docs/architecture.md): challenge, decode, match, verify, claim, serve, settle."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import aiohttp
-import msgspec
 from aiohttp import web
 
 from x402.cache import Cache, MemoryCache
@@ -62,6 +61,12 @@ class VerifiedPayment:
 
 PAYMENT: web.RequestKey[VerifiedPayment] = web.RequestKey("x402_payment")
 
+#: Called with the app and the paywall once a paywall on that app has started (its paid routes are known).
+StartHook = Callable[[web.Application, "Paywall"], Awaitable[None]]
+#: Start-up subscribers of every paywall set up on an app, e.g. the service lists the paid routes in its registry;
+#: a paywall built with ``register=False`` does not call them.
+PAYWALL_STARTED: web.AppKey[list[StartHook]] = web.AppKey("x402_paywall_started", list)
+
 
 class Paywall:
     """Charges for declared routes through a facilitator (in-process or ``RemoteFacilitator``).
@@ -89,6 +94,8 @@ class Paywall:
     * Facilitator or cache trouble is a 503 problem+json (the dependency's code), anything unexpected a 500;
       never an empty 402. CORS preflights are not answered here (use aiohttp-cors and allow ``PAYMENT-SIGNATURE``
       and ``X-PAYMENT``); the x402 response headers are listed in ``Access-Control-Expose-Headers``.
+    * ``register``: at start-up, call the app's ``PAYWALL_STARTED`` subscribers with the paid routes (the service
+      lists them in its registry for discovery); ``False`` opts out.
     """
 
     def __init__(
@@ -178,7 +185,8 @@ class Paywall:
             self._wrap_routes(app)
         await self.start(app)
         if self.register:
-            await self._register(app)
+            for hook in app.get(PAYWALL_STARTED, ()):
+                await hook(app, self)
         yield
         await self.close()
 
@@ -222,43 +230,6 @@ class Paywall:
         self._paid_routes = paid_routes
         log.info("paywall_started", routes=[f"{m} {p}" for (m, p), _ in paid_routes], versions=sorted(self.versions))
 
-    async def _register(self, app: web.Application) -> None:
-        """List this app's paid routes in its resource registry (so they appear in discovery); opt out with
-        ``register=False``. Needs an absolute base URL: ``public_url`` or the service's ``X402_PUBLIC_URL``."""
-        from x402.appkeys import SETTINGS
-        from x402.registry import register_resources
-        from x402.registry.keys import REGISTRY
-        from x402.registry.models import ResourceDraft
-
-        store = app.get(REGISTRY)
-        if store is None or not self._paid_routes:
-            return
-        base = self.public_url or (app[SETTINGS].public_url if SETTINGS in app else None)
-        if not base:
-            log.info("paywall_routes_not_registered", detail="set public_url or X402_PUBLIC_URL to list them")
-            return
-        drafts = []
-        for (method, path), route in self._paid_routes:
-            if "{" in path:  # parameterised routes are declared through the bazaar routeTemplate instead
-                continue
-            challenge = self.challenges.get(route, base.rstrip("/") + path)
-            bazaar = route.all_extensions().get("bazaar") if route.all_extensions() else None
-            info = bazaar.get("info") if isinstance(bazaar, dict) else None
-            drafts.append(
-                ResourceDraft(
-                    url=challenge.resource.url,
-                    method=method,
-                    accepts=[msgspec.to_builtins(r) for r in challenge.requirements],
-                    description=route.description,
-                    mime_type=route.mime_type,
-                    input_schema=info.get("input") if isinstance(info, dict) else None,
-                    output_schema=info.get("output") if isinstance(info, dict) else None,
-                    extensions=route.all_extensions() or None,
-                )
-            )
-        registered = await register_resources(store, drafts)
-        log.info("paywall_routes_registered", count=len(registered))
-
     async def close(self) -> None:
         """Close a remote facilitator this paywall started."""
         if self._started_facilitator:
@@ -269,6 +240,11 @@ class Paywall:
             self._started_facilitator = False
 
     # ------------------------------------------------------------------------------- per request
+
+    @property
+    def paid_routes(self) -> list[tuple[RouteKey, PaidRoute]]:
+        """Every paid route found at start-up, declared or ``@paid``, as ((method, path), route)."""
+        return list(self._paid_routes)
 
     def route_for(self, request: web.Request) -> PaidRoute | None:
         """The paid route a request hit, if any (memoised per aiohttp route: this runs on every request)."""

@@ -1,4 +1,4 @@
-"""Default stablecoins per network (x402-spec §3.3): the tokens "$0.01" prices are converted into."""
+"""Default stablecoins per network (architecture.md §3.3): the tokens "$0.01" prices are converted into."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``payment-identifier`` extension (x402-spec §12.3): a client-chosen id that makes a purchase idempotent.
+"""The ``payment-identifier`` extension (architecture.md §12.3): a client-chosen id that makes a purchase idempotent.
 
 The server declares ``extensions["payment-identifier"] = {info: {required}, schema}`` in its 402; the client echoes
 it with ``info.id`` (16-128 chars of ``[A-Za-z0-9_-]``). Same id + same fingerprint gets the cached answer, same id

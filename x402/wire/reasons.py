@@ -1,4 +1,4 @@
-"""Reason codes of invalid verifications and failed settlements (official TS SDK spelling, x402-spec §4.7/§6.5).
+"""Reason codes of invalid verifications and failed settlements (official TS SDK spelling, architecture.md §4.7, §6).
 
 Clients treat these as opaque strings; keep them stable. The 15 ``invalid_exact_svm_smart_wallet_*`` codes of the
 TS SDK are not listed here (not needed by this implementation).

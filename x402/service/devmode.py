@@ -1,0 +1,88 @@
+"""``x402 serve --dev``: a local anvil chain with the EIP-3009 test token, wired in as ``eip155:31337``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from typing import Any
+
+from chains.config import AssetConfig, NetworkConfig
+from x402.errors import ConfigError
+from x402.service.settings import Settings
+
+DEV_NETWORK = "eip155:31337"
+DEFAULT_ANVIL_PORT = 8545
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) -> dict[str, Any]:
+    """Start anvil, deploy + mint the test token, print it all; the stack stops anvil on exit."""
+    try:
+        from chains.evm.devchain import start_devchain
+    except ImportError as exc:  # web3 comes with the devchain extra only
+        raise ConfigError(f"dev mode needs the devchain extra: pip install 'x402-service[devchain]' ({exc})") from None
+
+    wanted = int(os.environ.get("X402_DEV_ANVIL_PORT", DEFAULT_ANVIL_PORT))
+    anvil, chain = await start_devchain(wanted if _free(wanted) else None)
+    stack.push_async_callback(anvil.stop)
+    public = chain.to_public_dict()
+    print("dev chain (anvil) is up:", flush=True)
+    print(f"  RPC URL        {chain.rpc_url}  (chain id {chain.chain_id}, network {chain.network})", flush=True)
+    print(f"  test token     {chain.token_address}  EIP-712 name {chain.token_name!r} version {chain.token_version!r}")
+    print(f"  facilitator    {public.get('facilitatorAddress')}  (anvil dev account 0)", flush=True)
+    for addr in chain.payer_addresses:
+        print(f"  demo payer     {addr}  (1,000,000 tokens)", flush=True)
+    return {
+        "rpc_url": chain.rpc_url,
+        "chain_id": chain.chain_id,
+        "network": chain.network,
+        "token_address": chain.token_address,
+        "token_name": chain.token_name,
+        "token_version": chain.token_version,
+        "token_decimals": chain.token_decimals,
+        "facilitator_key": chain.facilitator_key,
+        "public": public,
+    }
+
+
+async def forget_previous_dev_chain(database_url: str) -> int:
+    """The dev chain starts empty every time, so journal rows of an earlier dev chain describe nothing real."""
+    from x402.service.storage.db import connect
+
+    conn = await connect(database_url)
+    try:
+        status = await conn.execute("DELETE FROM settlements WHERE network = $1", DEV_NETWORK)
+        await conn.execute("DELETE FROM verified_transactions WHERE network = $1", DEV_NETWORK)
+        await conn.execute("DELETE FROM nonce_fills WHERE network = $1", DEV_NETWORK)
+    finally:
+        await conn.close()
+    return int(status.split()[-1])
+
+
+def apply_dev_state(settings: Settings) -> Settings:
+    """Settings with the dev network and signer added when a dev chain runs."""
+    state = settings.dev_state
+    if not state:
+        return settings
+    net = NetworkConfig(
+        network=str(state["network"]),
+        rpc_urls=(str(state["rpc_url"]),),
+        assets=(
+            AssetConfig(
+                address=str(state["token_address"]),
+                name=str(state["token_name"]),
+                version=str(state["token_version"]),
+                decimals=int(state["token_decimals"]),
+                symbol="USDC",
+            ),
+        ),
+    )
+    others = tuple(n for n in settings.networks if n.network != net.network)
+    return settings.with_(
+        dev=True, networks=(net, *others), evm_signer_key=settings.evm_signer_key or str(state["facilitator_key"])
+    )

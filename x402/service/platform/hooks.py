@@ -1,0 +1,84 @@
+"""The platform's request middleware and the facilitator hooks (authorizer, outcome recorder)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from x402.errors import Unauthorized
+from x402.service.platform.auth import PRINCIPAL, Principal, presented_credential, principal_of
+from x402.service.platform.context import PLATFORM, RESPONSE_HEADERS, response_headers
+from x402.service.platform.idempotency import Handler, idempotent
+from x402.service.platform.recorder import record_for
+from x402.service.storage.scope import system_scope, tenant_scope
+
+#: Paths where a presented credential is checked; elsewhere (paywalled resources, public pages) it is not ours.
+PROTECTED_PREFIXES = ("/verify", "/settle", "/v1/")
+#: Never authenticated, whatever the prefix rules say.
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/.well-known/x402", "/supported", "/docs", "/openapi.json"}
+)
+
+
+def is_protected(path: str) -> bool:
+    """True when the platform authenticates credentials on this path."""
+    if path in PUBLIC_PATHS or path.startswith("/discovery/"):
+        return False
+    return path in ("/verify", "/settle") or path.startswith("/v1/")
+
+
+@web.middleware
+async def platform_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authenticate the caller, apply Idempotency-Key to POSTs, add quota headers to the answer."""
+    platform = request.app[PLATFORM]
+    if is_protected(request.path):
+        credential = presented_credential(request)
+        if credential is not None:
+            request[PRINCIPAL] = await platform.auth.authenticate(credential)
+
+    async def run(req: web.Request) -> web.StreamResponse:
+        resp = await handler(req)
+        extra = req.get(RESPONSE_HEADERS)
+        if extra:
+            resp.headers.update(extra)
+        return resp
+
+    principal = principal_of(request)
+    with scope_of(principal):
+        if request.method == "POST" and "Idempotency-Key" in request.headers:
+            return await idempotent(platform.store.pool, principal.tenant_id if principal else None, request, run)
+        return await run(request)
+
+
+def scope_of(principal: Principal | None) -> Any:
+    """The row-level security scope a request runs in: its tenant's, the operator's (system) or anonymous."""
+    if principal is not None and principal.operator:
+        return system_scope("operator token: the operator administers every tenant")
+    return tenant_scope(principal.tenant_id if principal else None)
+
+
+async def authorize(request: web.Request, scope: str) -> str | None:
+    """Facilitator gate: key required (unless off), scope held, rate limit, then the monthly quota for verify."""
+    platform = request.app[PLATFORM]
+    principal = principal_of(request)
+    if principal is None:
+        if platform.settings.require_api_keys:
+            raise Unauthorized("an API key is required (Authorization: Bearer x402_...)", code="api_key_required")
+        return None
+    principal.require(scope)
+    if principal.operator or principal.tenant_id is None:
+        return None
+    tier = platform.tier(principal.tier)
+    # both checks run before the body is parsed, so a refused request costs no signature or RPC work
+    await platform.limiter.hit(str(principal.tenant_id), tier)
+    if scope == "verify":
+        response_headers(request).update(await platform.quota.count(principal.tenant_id, tier))
+    return str(principal.tenant_id)
+
+
+async def record_outcome(request: web.Request, kind: str, requirements: Any, result: Any) -> None:
+    """Queue the outcome for the batched writer (flushed within ~50 ms, and on shutdown)."""
+    record = record_for(request, kind, requirements, result)
+    if record is not None:
+        request.app[PLATFORM].writer.submit(record)

@@ -1,0 +1,78 @@
+"""Mount the platform on a service app: state in cleanup_ctx, middleware, facilitator hooks, routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from x402.cache import RedisCache
+from x402.logs import get_logger
+from x402.service.appkeys import CACHE, DB, SETTINGS
+from x402.service.facilitator.routes import AUTHORIZER, OUTCOME
+from x402.service.platform import admin_routes, openapi, payments_routes, payto_claims
+from x402.service.platform.auth import Authenticator
+from x402.service.platform.context import PLATFORM, Platform
+from x402.service.platform.hooks import authorize, platform_middleware, record_outcome
+from x402.service.platform.idempotency import purge_expired
+from x402.service.platform.limiting import QuotaCounter, RateLimiter
+from x402.service.platform.tenants import TenantStore
+from x402.service.platform.tiers import load_tiers
+from x402.service.platform.writer import PaymentWriter
+from x402.service.storage.scope import system_scope
+
+log = get_logger("x402.service.platform")
+PURGE_EVERY = 600.0
+
+
+async def _purge_loop(platform: Platform) -> None:
+    while True:
+        await asyncio.sleep(PURGE_EVERY)
+        try:
+            n = await purge_expired(platform.store.pool)
+        except Exception as exc:  # a missed purge is retried next round; it must not end the loop
+            log.warning("idempotency_purge_failed", error=type(exc).__name__)
+            continue
+        if n:
+            log.info("idempotency_keys_purged", count=n)
+
+
+async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool, cache = app[DB], app[CACHE]
+    tiers = load_tiers(settings.tiers_override)
+    redis_pool = cache.client.connection_pool if isinstance(cache, RedisCache) else None
+    writer = PaymentWriter(pool)
+    platform = Platform(
+        settings=settings,
+        tiers=tiers,
+        store=TenantStore(pool, frozenset(tiers)),
+        auth=Authenticator(pool, settings.admin_token, allow_test_keys=settings.dev),
+        limiter=RateLimiter(settings.redis_url, redis_pool),
+        quota=QuotaCounter(cache, pool),
+        writer=writer,
+    )
+    app[PLATFORM] = platform
+    writer.start()
+    with system_scope("idempotency purge: expired keys of every tenant"):
+        purge = asyncio.create_task(_purge_loop(platform))
+    yield
+    purge.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await purge
+    # every record a handler queued is committed before the pool closes
+    await writer.close()
+
+
+def install(app: web.Application) -> None:
+    """Add the platform to an app built by ``create_app`` (before the facilitator installs its defaults)."""
+    app.cleanup_ctx.append(_platform_ctx)
+    app.middlewares.append(platform_middleware)
+    app[AUTHORIZER] = authorize
+    app[OUTCOME] = record_outcome
+    app.add_routes(admin_routes.routes)
+    app.add_routes(payments_routes.routes)
+    app.add_routes(payto_claims.routes)
+    app.add_routes(openapi.routes)

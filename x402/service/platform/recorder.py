@@ -1,0 +1,88 @@
+"""Turn facilitator outcomes (verify, settle, verify-tx) into payment records for the batched writer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from msgspec import UnsetType
+
+from x402.errors import BadRequest
+from x402.service.platform.auth import principal_of
+from x402.service.platform.writer import PaymentRecord
+from x402.wire import jsonlimits, reasons
+from x402.wire.models import PaymentRequirementsV1, SettleResponse, VerifyResponse
+
+
+def _s(value: object) -> str | None:
+    return None if value is None or isinstance(value, UnsetType) else str(value)
+
+
+def _amount(raw: object) -> int:
+    try:
+        value = int(str(raw))
+    except ValueError:
+        return 0
+    return value if value >= 0 else 0
+
+
+def record_for(request: web.Request, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
+    """The record of one outcome, or None when there is nothing to record."""
+    principal = principal_of(request)
+    tenant = principal.tenant_id if principal is not None else None
+    if kind == "verify_tx":
+        return _verify_tx(tenant, requirements, result)
+    if requirements is None:
+        return None
+    amount = (
+        requirements.max_amount_required if isinstance(requirements, PaymentRequirementsV1) else requirements.amount
+    )
+    common: dict[str, Any] = {
+        "tenant_id": tenant,
+        "network": str(requirements.network),
+        "asset": str(requirements.asset),
+        "pay_to": str(requirements.pay_to),
+        "amount": _amount(amount),
+    }
+    if isinstance(result, VerifyResponse):
+        return PaymentRecord(
+            kind="verify",
+            status="valid" if result.is_valid else "invalid",
+            payer=_s(result.payer),
+            reason=_s(result.invalid_reason),
+            **common,
+        )
+    if isinstance(result, SettleResponse):
+        reason = _s(result.error_reason)
+        status = "success" if result.success else ("pending" if reason == reasons.SETTLEMENT_PENDING else "failed")
+        if result.success and _s(result.amount) is not None:
+            common["amount"] = _amount(result.amount)
+        return PaymentRecord(
+            kind="settle", status=status, payer=_s(result.payer), tx=result.transaction or None, reason=reason, **common
+        )
+    return None
+
+
+def _verify_tx(tenant: Any, raw: object, result: Any) -> PaymentRecord | None:
+    if not isinstance(result, dict):
+        return None
+    # payTo and asset are only in the request body (already validated by the handler)
+    body: dict[str, Any] = {}
+    if isinstance(raw, bytes | str):
+        try:
+            doc = jsonlimits.loads(raw)
+        except BadRequest:
+            doc = {}
+        body = doc if isinstance(doc, dict) else {}
+    return PaymentRecord(
+        kind="verify_tx",
+        tenant_id=tenant,
+        status="verified" if result.get("verified") else str(result.get("status") or "invalid"),
+        network=str(result.get("network", "")),
+        asset=str(body.get("asset", "")),
+        pay_to=str(body.get("payTo", "")),
+        payer=_s(result.get("payer")),
+        amount=_amount(result.get("amount", 0)),
+        tx=_s(result.get("transaction")),
+        reason=_s(result.get("reason")),
+    )

@@ -1,0 +1,257 @@
+"""Settings, read once from the environment (and an optional TOML file for networks) into frozen dataclasses."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from chains.config import AssetConfig, ChainOptions, NetworkConfig
+from x402.errors import ConfigError
+
+DEFAULT_PORT = 4020
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service reads from its environment, once, at start-up."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    workers: int = 1
+    log_level: str = "info"
+    log_format: str = "json"
+    public_url: str | None = None
+    service_name: str = "x402-service"
+    data_dir: Path = field(default_factory=lambda: default_data_dir())
+    networks: tuple[NetworkConfig, ...] = ()
+    evm_signer_key: str | None = field(default=None, repr=False)
+    evm_signer_keys: tuple[str, ...] = field(default=(), repr=False)
+    svm_fee_payer_keys: tuple[str, ...] = field(default=(), repr=False)
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: Path | None = None
+    rpc_timeout: float = 5.0
+    settle_timeout: float = 30.0
+    reconcile_interval: float = 15.0
+    settle_stuck_after: float = 120.0
+    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = 1024 * 1024
+    dev: bool = False
+    dev_state: Mapping[str, Any] | None = None
+    migrate_on_start: bool = True
+    allow_private_outbound: bool = False
+    registry_probe_interval: float = 300.0
+    # False here so apps built in code stay open; load_settings (``x402 serve``) defaults it to True
+    require_api_keys: bool = False
+    risk_enabled: bool = True
+    db_pool_size: int = 10
+    #: Row-level security between tenants (migration 0013); off only in code, for the RLS cost benchmark.
+    row_security: bool = True
+    admin_token: str | None = field(default=None, repr=False)
+    tiers_override: Mapping[str, Any] | None = None
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced."""
+        return replace(self, **changes)
+
+    def chain_options(self) -> ChainOptions:
+        """The part of the settings chain adapters take."""
+        return ChainOptions(
+            networks=self.networks,
+            evm_signer_key=self.evm_signer_key,
+            evm_signer_keys=self.evm_signer_keys,
+            svm_fee_payer_keys=self.svm_fee_payer_keys,
+            rpc_timeout=self.rpc_timeout,
+        )
+
+    def network(self, network: str) -> NetworkConfig | None:
+        """The configured network with this CAIP-2 id, if any."""
+        for cfg in self.networks:
+            if cfg.network == network:
+                return cfg
+        return None
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database and other local state live (per user)."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("x402", appauthor=False))
+
+
+def _read_secret(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value:
+        return value.strip()
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read {name}_FILE: {exc.strerror}") from exc
+    return None
+
+
+def _split_keys(raw: str | None) -> tuple[str, ...]:
+    """Comma-separated base58 secret keys; a JSON byte array (solana-keygen file) stays one key."""
+    if not raw:
+        return ()
+    if raw.lstrip().startswith("["):
+        return (raw.strip(),)
+    return tuple(k.strip() for k in raw.replace("\n", ",").split(",") if k.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def parse_networks(doc: Mapping[str, Any], source: str) -> tuple[NetworkConfig, ...]:
+    """Networks from a decoded config document: ``{"networks": {"eip155:8453": {"rpc_urls": [...]}}}``."""
+    from chains.presets import apply_preset  # lazy: chains modules import this one
+
+    raw = doc.get("networks", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: 'networks' must be a table keyed by CAIP-2 id")
+    out: list[NetworkConfig] = []
+    for key, entry in raw.items():
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{source}: networks.{key} must be a table")
+        network = apply_preset(str(key))
+        urls = entry.get("rpc_urls") or ([entry["rpc_url"]] if "rpc_url" in entry else [])
+        if not urls or not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in urls):
+            raise ConfigError(f"{source}: networks.{key} needs rpc_urls (http or https URLs)")
+        assets = []
+        for a in entry.get("assets", []):
+            if not isinstance(a, Mapping) or "address" not in a:
+                raise ConfigError(f"{source}: networks.{key}.assets entries need an address")
+            assets.append(
+                AssetConfig(
+                    address=str(a["address"]),
+                    name=str(a.get("name", "")),
+                    version=str(a.get("version", "")),
+                    decimals=int(a.get("decimals", 6)),
+                    symbol=str(a.get("symbol", "")),
+                )
+            )
+        out.append(
+            NetworkConfig(
+                network=network,
+                rpc_urls=tuple(urls),
+                assets=tuple(assets),
+                confirmations=int(entry.get("confirmations", 1)),
+                eip6492_factories=tuple(entry.get("eip6492_factories", ())),
+            )
+        )
+    return tuple(out)
+
+
+def load_networks_file(path: Path) -> tuple[NetworkConfig, ...]:
+    """Read networks from a TOML or JSON file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read networks file {path}: {exc.strerror}") from exc
+    try:
+        doc = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"networks file {path} is not valid: {exc}") from exc
+    return parse_networks(doc, str(path))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment (``os.environ`` by default)."""
+    env = os.environ if env is None else env
+    networks: tuple[NetworkConfig, ...] = ()
+    nets_file = env.get("X402_NETWORKS_FILE")
+    if nets_file:
+        networks = load_networks_file(Path(nets_file))
+    inline = env.get("X402_NETWORKS")
+    if inline:
+        try:
+            doc = json.loads(inline)
+        except ValueError as exc:
+            raise ConfigError(f"X402_NETWORKS is not JSON: {exc}") from exc
+        networks = networks + parse_networks({"networks": doc}, "X402_NETWORKS")
+    dev_state_raw = env.get("X402_DEV_STATE")
+    dev_state = json.loads(dev_state_raw) if dev_state_raw else None
+    data_dir = Path(env["X402_DATA_DIR"]) if env.get("X402_DATA_DIR") else default_data_dir()
+    mkf = env.get("X402_MASTER_KEY_FILE")
+    log_format = env.get("X402_LOG_FORMAT", "json")
+    if log_format not in {"json", "console"}:
+        raise ConfigError("X402_LOG_FORMAT must be json or console")
+    return Settings(
+        database_url=env.get("DATABASE_URL") or None,
+        redis_url=env.get("REDIS_URL") or None,
+        host=env.get("X402_HOST", "127.0.0.1"),
+        port=_int(env, "X402_PORT", DEFAULT_PORT),
+        workers=_int(env, "X402_WORKERS", 1),
+        log_level=env.get("X402_LOG_LEVEL", "info").lower(),
+        log_format=log_format,
+        public_url=env.get("X402_PUBLIC_URL") or None,
+        service_name=env.get("X402_SERVICE_NAME", "x402-service"),
+        data_dir=data_dir,
+        networks=networks,
+        evm_signer_key=_read_secret(env, "X402_EVM_SIGNER_KEY"),
+        evm_signer_keys=_split_keys(_read_secret(env, "X402_EVM_SIGNER_KEYS")),
+        svm_fee_payer_keys=_split_keys(_read_secret(env, "X402_SVM_FEE_PAYER_KEYS")),
+        master_key=_read_secret(env, "X402_MASTER_KEY"),
+        master_key_file=Path(mkf) if mkf else None,
+        rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),
+        settle_timeout=_float(env, "X402_SETTLE_TIMEOUT", 30.0),
+        reconcile_interval=_float(env, "X402_RECONCILE_INTERVAL", 15.0),
+        settle_stuck_after=_float(env, "X402_SETTLE_STUCK_AFTER", 120.0),
+        max_header_bytes=_int(env, "X402_MAX_HEADER_BYTES", 16 * 1024),
+        max_body_bytes=_int(env, "X402_MAX_BODY_BYTES", 1024 * 1024),
+        dev=_bool(env, "X402_DEV", False),
+        dev_state=dev_state,
+        migrate_on_start=_bool(env, "X402_MIGRATE_ON_START", True),
+        risk_enabled=_bool(env, "X402_RISK_ENABLED", True),
+        db_pool_size=_int(env, "X402_DB_POOL_SIZE", 10),
+        allow_private_outbound=_bool(env, "X402_ALLOW_PRIVATE_OUTBOUND", False),
+        registry_probe_interval=_float(env, "X402_REGISTRY_PROBE_INTERVAL", 300.0),
+        require_api_keys=_bool(env, "X402_REQUIRE_API_KEYS", True),
+        admin_token=_read_secret(env, "X402_ADMIN_TOKEN"),
+        tiers_override=_json_object(env, "X402_TIERS"),
+    )
+
+
+def _json_object(env: Mapping[str, str], name: str) -> Mapping[str, Any] | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{name} must be a JSON object")
+    return doc

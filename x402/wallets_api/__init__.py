@@ -1,5 +1,0 @@
-"""HTTP API of budgeted agent wallets (``/v1/wallets``) and webhook endpoints (``/v1/webhooks``)."""
-
-from x402.wallets_api.routes import WALLETS, install
-
-__all__ = ["WALLETS", "install"]
