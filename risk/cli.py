@@ -54,17 +54,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _data_dir(arg: Path | None) -> Path:
-    if arg is not None:
-        return arg
-    from x402.settings import load_settings
-
-    return load_settings().data_dir
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point (``x402 risk ...``)."""
+def main(argv: Sequence[str] | None = None, *, data_dir: Path | None = None) -> int:
+    """Entry point (``x402 risk ...``); ``data_dir`` is the service's X402_DATA_DIR setting, passed down."""
     args = _parser().parse_args(argv)
+
+    def _data_dir(arg: Path | None) -> Path:
+        chosen = arg or data_dir
+        if chosen is None:
+            raise SystemExit("x402 risk: --data-dir is required here")
+        return chosen
+
     if args.command == "update-lists":
         try:
             data = args.file.read_bytes()

@@ -171,7 +171,16 @@ def devchain() -> Iterator[DevChain]:
 
     port = free_port()
     proc = subprocess.Popen(
-        [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
+        [
+            find_anvil(os.environ.get("X402_ANVIL_BIN")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--silent",
+            "--chain-id",
+            "31337",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "risk":
             from risk.cli import main as risk_main
 
-            return risk_main(args.rest)
+            return risk_main(args.rest, data_dir=settings.data_dir)
         if args.command in ("migrate", "tenants", "keys", "audit", "wallets"):
             with _database(settings) as db_settings:
                 if args.command == "migrate":

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 from typing import Any
 
 from x402.settings import AssetConfig, NetworkConfig, Settings
 
 DEV_NETWORK = "eip155:31337"
-DEFAULT_ANVIL_PORT = 8545
 
 
 def _free(port: int) -> bool:
@@ -22,8 +20,8 @@ async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) 
     """Start anvil, deploy + mint the test token, print it all; the stack stops anvil on exit."""
     from chains.evm.devchain import start_devchain
 
-    wanted = int(os.environ.get("X402_DEV_ANVIL_PORT", DEFAULT_ANVIL_PORT))
-    anvil, chain = await start_devchain(wanted if _free(wanted) else None)
+    wanted = settings.dev_anvil_port
+    anvil, chain = await start_devchain(wanted if _free(wanted) else None, anvil_bin=settings.anvil_bin)
     stack.push_async_callback(anvil.stop)
     public = chain.to_public_dict()
     print("dev chain (anvil) is up:", flush=True)

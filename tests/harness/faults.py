@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -113,7 +114,16 @@ def private_devchain() -> Iterator[DevChain]:
     """An anvil of its own with TestUSDC (for tests that move the chain's clock)."""
     port = free_port()
     proc = subprocess.Popen(
-        [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
+        [
+            find_anvil(os.environ.get("X402_ANVIL_BIN")),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--silent",
+            "--chain-id",
+            "31337",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
