@@ -41,6 +41,7 @@ from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_ke
 from tests.harness.services import with_database  # noqa: E402
 from wallets.service import WalletOptions  # noqa: E402
 from x402.app import create_app  # noqa: E402
+from x402.appkeys import AppOptions  # noqa: E402
 from x402.logs import configure_logging  # noqa: E402
 from x402.paywall import AppFacilitator, Offer, Paywall  # noqa: E402
 from x402.storage.db import migrate_url  # noqa: E402
@@ -139,7 +140,7 @@ async def run(args: argparse.Namespace) -> str:
                 settings = chain_settings(
                     chain, db, new_key(), master_key=secrets.token_hex(32), allow_private_outbound=True
                 )
-                r2, svc = await serve(create_app(settings, extras={"wallet_options": WalletOptions()}))
+                r2, svc = await serve(create_app(settings, options=AppOptions(wallet_options=WalletOptions())))
                 runners.append(r2)
                 async with aiohttp.ClientSession() as s:
                     async with s.post(

@@ -15,7 +15,7 @@ from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
 from x402.app import create_app
-from x402.facilitator.routes import FACILITATOR
+from x402.appkeys import FACILITATOR
 from x402.wire import payment_identifier as pid
 
 

@@ -21,7 +21,7 @@ import pytest
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.registry.conftest import resource
 from x402.app import create_app
-from x402.platform.context import PLATFORM
+from x402.appkeys import PLATFORM
 from x402.settings import Settings
 
 MASTER = secrets.token_hex(32)

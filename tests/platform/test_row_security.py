@@ -13,9 +13,8 @@ from aiohttp import web
 from tests.harness.services import with_database
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant
 from x402.app import create_app
-from x402.appkeys import DB
+from x402.appkeys import DB, PLATFORM
 from x402.errors import ConfigError
-from x402.platform.context import PLATFORM
 from x402.settings import Settings
 from x402.storage.db import UNWALLED, migrate_url
 from x402.storage.scope import system_scope, tenant_scope

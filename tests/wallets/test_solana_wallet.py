@@ -18,9 +18,9 @@ from tests.solana.conftest import NETWORK, PRICE, World, make_world
 from tests.wallets.conftest import ADMIN, tenant_key_of
 from wallets.service import WalletOptions
 from x402.app import create_app
+from x402.appkeys import WALLETS, AppOptions
 from x402.paywall import AppFacilitator, Offer, Paywall
 from x402.settings import AssetConfig, NetworkConfig, Settings
-from x402.wallets_api.routes import WALLETS
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ async def _setup(
         admin_token=ADMIN,
     )
     options = WalletOptions(fetch_timeout=5.0, reconcile_interval=3600)
-    app = create_app(settings, extras={"wallet_options": options})
+    app = create_app(settings, options=AppOptions(wallet_options=options))
     if faults is not None:
         app.middlewares.insert(0, faulty(faults))
 

@@ -225,9 +225,8 @@ class Paywall:
     async def _register(self, app: web.Application) -> None:
         """List this app's paid routes in its resource registry (so they appear in discovery); opt out with
         ``register=False``. Needs an absolute base URL: ``public_url`` or the service's ``X402_PUBLIC_URL``."""
-        from x402.appkeys import SETTINGS
+        from x402.appkeys import REGISTRY, SETTINGS
         from x402.registry import register_resources
-        from x402.registry.keys import REGISTRY
         from x402.registry.models import ResourceDraft
 
         store = app.get(REGISTRY)

@@ -6,9 +6,10 @@ from typing import Any
 
 from aiohttp import web
 
+from x402.appkeys import PLATFORM
 from x402.errors import Unauthorized
 from x402.platform.auth import PRINCIPAL, Principal, presented_credential, principal_of
-from x402.platform.context import PLATFORM, RESPONSE_HEADERS, response_headers
+from x402.platform.context import RESPONSE_HEADERS, response_headers
 from x402.platform.idempotency import Handler, idempotent
 from x402.platform.recorder import record_for
 from x402.storage.scope import system_scope, tenant_scope

@@ -8,13 +8,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from x402.appkeys import CACHE, DB, SETTINGS
+from x402.appkeys import AUTHORIZER, CACHE, DB, OUTCOME, PLATFORM, SETTINGS
 from x402.cache import RedisCache
-from x402.facilitator.routes import AUTHORIZER, OUTCOME
 from x402.logs import get_logger
 from x402.platform import admin_routes, openapi, payments_routes, payto_claims
 from x402.platform.auth import Authenticator
-from x402.platform.context import PLATFORM, Platform
+from x402.platform.context import Platform
 from x402.platform.hooks import authorize, platform_middleware, record_outcome
 from x402.platform.idempotency import purge_expired
 from x402.platform.limiting import QuotaCounter, RateLimiter

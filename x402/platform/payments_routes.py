@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from x402.appkeys import PLATFORM
 from x402.errors import BadRequest, NotFound
 from x402.http import json_response as _json
 from x402.platform.auth import require_tenant
-from x402.platform.context import PLATFORM
 from x402.platform.limiting import month_key
 from x402.platform.tenants import parse_uuid
 from x402.wire import jsonlimits

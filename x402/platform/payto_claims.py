@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from x402.appkeys import PLATFORM
 from x402.errors import BadRequest, Conflict, NotFound
 from x402.http import json_object as _body
 from x402.http import json_response as _json
@@ -20,7 +21,6 @@ from x402.middleware import REQUEST_ID
 from x402.platform import audit
 from x402.platform.audit import AuditEntry
 from x402.platform.auth import Principal, require_tenant
-from x402.platform.context import PLATFORM
 from x402.platform.tenants import parse_uuid
 from x402.registry.proofs import proves
 from x402.storage.scope import system_scope

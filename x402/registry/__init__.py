@@ -11,9 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
-from x402.appkeys import DB, EXTRAS, SETTINGS
+from x402.appkeys import BAZAAR, DB, EXTENSION_HANDLERS, EXTENSIONS, OUTBOUND, REGISTRY, SETTINGS
 from x402.registry.bazaar import BazaarCatalog
-from x402.registry.keys import BAZAAR, OUTBOUND, REGISTRY
 from x402.registry.models import Resource, ResourceDraft, draft_from_json
 from x402.registry.outbound import Outbound
 from x402.registry.store import PgRegistryStore, RegistryStore, Verification
@@ -76,9 +75,8 @@ def install(app: web.Application) -> None:
 
     catalog = BazaarCatalog()
     app[BAZAAR] = catalog
-    extras = app[EXTRAS]
-    if "bazaar" not in extras.setdefault("extensions", []):
-        extras["extensions"].append("bazaar")
-    extras.setdefault("extension_handlers", []).append(catalog)
+    if "bazaar" not in app[EXTENSIONS]:
+        app[EXTENSIONS].append("bazaar")
+    app[EXTENSION_HANDLERS].append(catalog)
     app.cleanup_ctx.append(_registry_ctx)
     app.add_routes(routes)

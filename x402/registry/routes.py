@@ -11,11 +11,11 @@ import msgspec
 from aiohttp import web
 from yarl import URL
 
+from x402.appkeys import OUTBOUND, REGISTRY
 from x402.errors import BadRequest, Forbidden, NotFound, RateLimited
 from x402.http import json_response as _json
 from x402.registry.access import check_owner, reader, sees_owner, writer
 from x402.registry.crawl import discover, import_origin, judge
-from x402.registry.keys import OUTBOUND, REGISTRY
 from x402.registry.models import PATCHABLE, Resource, draft_from_json, is_atomic
 from x402.registry.outbound import OutboundFailed
 from x402.registry.probe import probe
@@ -158,8 +158,8 @@ async def rate_resource(request: web.Request) -> web.Response:
 
 async def _rating_limit(request: web.Request) -> None:
     """The tenant's per-second API rate limit (its tier) also covers ratings."""
+    from x402.appkeys import PLATFORM
     from x402.platform.auth import principal_of
-    from x402.platform.context import PLATFORM
 
     principal = principal_of(request)
     if PLATFORM not in request.app or principal is None or principal.tenant_id is None:
