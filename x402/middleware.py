@@ -45,7 +45,7 @@ _HTTP_CODES = {
 def _render(exc: X402Error, request_id: str | None) -> web.Response:
     # defence in depth: a detail quoting input never carries a secret-shaped value back out
     resp = problem_response(
-        exc.status, exc.code, scrub(exc.detail), title=exc.title, request_id=request_id, **exc.extra
+        exc.status, exc.code, scrub(exc.detail), title=exc.title, extra=exc.extra, request_id=request_id
     )
     retry_after = exc.extra.get("retryAfter")
     if retry_after is not None:
@@ -87,7 +87,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     except (asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError, ConnectionRefusedError) as exc:
         log.error("database_unavailable", error=type(exc).__name__)
         resp = problem_response(
-            503, "database_unavailable", "the database is unavailable", request_id=rid, dependency="postgres"
+            503, "database_unavailable", "the database is unavailable", extra={"dependency": "postgres"}, request_id=rid
         )
     except (asyncpg.InterfaceError, OSError) as exc:
         log.error("dependency_io_error", error=type(exc).__name__, detail=str(exc)[:200])
@@ -95,7 +95,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     except (RedisConnectionError, RedisTimeoutError):
         log.error("redis_unavailable")
         resp = problem_response(
-            503, "redis_unavailable", "the cache (Redis) is unavailable", request_id=rid, dependency="redis"
+            503, "redis_unavailable", "the cache (Redis) is unavailable", extra={"dependency": "redis"}, request_id=rid
         )
     except Exception:
         log.exception("unhandled_error", path=request.path)

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_document_and_the_response() -> None:
-    doc = problem_document(409, "payment_in_progress", "busy", retryAfter=2)
+    doc = problem_document(409, "payment_in_progress", "busy", extra={"retryAfter": 2})
     assert doc == {
         "type": "https://x402.dev/problems/payment_in_progress",
         "title": "Payment in progress",
@@ -21,7 +21,7 @@ def test_the_document_and_the_response() -> None:
         "detail": "busy",
         "retryAfter": 2,
     }
-    resp = problem_response(409, "payment_in_progress", "busy", request_id="r1", retryAfter=2)
+    resp = problem_response(409, "payment_in_progress", "busy", request_id="r1", extra={"retryAfter": 2})
     assert resp.status == 409
     assert resp.content_type == PROBLEM_JSON
     assert isinstance(resp.body, bytes)
@@ -30,12 +30,14 @@ def test_the_document_and_the_response() -> None:
 
 def test_errors_and_the_paywall_share_the_shape() -> None:
     err = BadRequest("no", code="invalid_thing", field="x")
-    assert err.to_problem() == problem_document(400, "invalid_thing", "no", title="Bad request", field="x")
+    assert err.to_problem() == problem_document(400, "invalid_thing", "no", title="Bad request", extra={"field": "x"})
     resp = paywall_problem(503, "facilitator_unavailable", "down", dependency="facilitator")
     assert resp.content_type == PROBLEM_JSON
     assert resp.headers["Cache-Control"] == "no-store"
     assert isinstance(resp.body, bytes)
-    assert json.loads(resp.body) == problem_document(503, "facilitator_unavailable", "down", dependency="facilitator")
+    assert json.loads(resp.body) == problem_document(
+        503, "facilitator_unavailable", "down", extra={"dependency": "facilitator"}
+    )
 
 
 def test_problem_documents_are_built_in_one_place() -> None:
@@ -49,3 +51,12 @@ def test_problem_documents_are_built_in_one_place() -> None:
             if rel not in allowed and ('"application/problem+json"' in text or "x402.dev/problems/" in text):
                 found.append(rel)
     assert found == []
+
+
+def test_extra_members_named_like_the_standard_ones_still_render() -> None:
+    # e.g. ApprovalInvalid(..., status="pending"): the extra members are data, never keyword arguments
+    err = BadRequest("the approval is pending", code="approval_invalid", status="pending")
+    resp = problem_response(err.status, err.code, err.detail, title=err.title, extra=err.extra)
+    assert resp.status == 400
+    assert isinstance(resp.body, bytes)
+    assert json.loads(resp.body)["status"] == "pending"

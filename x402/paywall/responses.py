@@ -55,6 +55,6 @@ def expose_headers(response: web.StreamResponse) -> None:
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> web.Response:
     """problem+json for a paywall failure that is not the payer's fault (never an empty 402)."""
-    resp = problem_response(status, code, detail, **extra)
+    resp = problem_response(status, code, detail, extra=extra)
     resp.headers["Cache-Control"] = "no-store"
     return resp
