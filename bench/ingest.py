@@ -19,8 +19,10 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -276,6 +278,7 @@ def main() -> int:
     p.add_argument("--kill-after", type=float, default=3.0)
     p.add_argument("--write-docs", action="store_true")
     args = p.parse_args()
+    runner: Callable[[Coroutine[Any, Any, Any]], Any]
     try:
         import uvloop
 

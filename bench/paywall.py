@@ -132,7 +132,9 @@ def _wrk(url: str, seconds: int) -> tuple[float, str, dict[str, int]]:
     out = subprocess.run(
         ["wrk", "-t1", "-c50", f"-d{seconds}s", "--latency", url], capture_output=True, text=True, check=True
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert found is not None, out
+    rps = float(found.group(1))
     p99 = re.search(r"99%\s+(\S+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = re.search(r"(\d+) requests in", out)

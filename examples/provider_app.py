@@ -29,6 +29,7 @@ async def weather(request: web.Request) -> web.Response:
 
 
 def build() -> web.Application:
+    facilitator: RemoteFacilitator | AppFacilitator
     if env.get("FACILITATOR_URL"):
         app, facilitator = web.Application(), RemoteFacilitator(env["FACILITATOR_URL"])
     else:

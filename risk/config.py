@@ -101,6 +101,8 @@ def _int(value: Any, where: str) -> int | None:
         raise InvalidRiskConfig(f"{where} must be an integer (atomic units), got a boolean")
     if isinstance(value, int):
         out = value
+    elif isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        out = int(value)  # JSON Schema's integer includes 5.0; beyond 2**53 a float is not exact
     elif is_canonical_uint(value):
         out = int(value)  # amounts may come as strings, like on the wire
     else:
@@ -187,14 +189,14 @@ def parse_config(doc: Any, base: RiskConfig | None = None) -> RiskConfig:
     if unknown:
         raise InvalidRiskConfig(f"unknown top-level keys {sorted(unknown)} (expected rules, custom)")
     rules = dict(base.rules)
-    raw_rules = doc.get("rules") or {}
+    raw_rules = doc.get("rules", {})  # null, [] or 0 are not rule documents
     if not isinstance(raw_rules, Mapping):
         raise InvalidRiskConfig("rules must be an object keyed by rule name")
     for name, raw in raw_rules.items():
         if name not in rules:
             raise InvalidRiskConfig(f"unknown rule {name!r} (known: {', '.join(sorted(rules))})")
         rules[name] = _rule(name, raw, rules[name])
-    raw_custom = doc.get("custom") or []
+    raw_custom = doc.get("custom", [])
     if not isinstance(raw_custom, list) or len(raw_custom) > MAX_CUSTOM_RULES:
         raise InvalidRiskConfig(f"custom must be a list of at most {MAX_CUSTOM_RULES} rules")
     custom = base.custom + tuple(_custom(r, i) for i, r in enumerate(raw_custom))

@@ -19,8 +19,9 @@ Grammar::
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -441,6 +442,23 @@ def _var(name: str, env: Mapping[str, Any]) -> Any:
     return value
 
 
+#: Binary operators after both sides are evaluated (``and``/``or`` short-circuit in ``_eval``).
+_BINARY: dict[str, Callable[[Any, Any], Any]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda a, b: a in b,
+    "not in": lambda a, b: a not in b,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+}
+
+
 def _eval(node: Node, env: Mapping[str, Any]) -> Any:
     op = node.op
     if op == "lit" or op == "list":
@@ -458,30 +476,9 @@ def _eval(node: Node, env: Mapping[str, Any]) -> Any:
         return _eval(node.left, env) or _eval(node.right, env)  # type: ignore[arg-type]
     assert node.right is not None
     a, b = _eval(node.left, env), _eval(node.right, env)
-    if op == "==":
-        return a == b
-    if op == "!=":
-        return a != b
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == ">":
-        return a > b
-    if op == ">=":
-        return a >= b
-    if op == "in":
-        return a in b
-    if op == "not in":
-        return a not in b
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "/":
-        if b == 0:
-            raise RuleEvalError("division by zero")
-        return a / b
-    raise RuleEvalError(f"unknown operator {op}")
+    if op == "/" and b == 0:
+        raise RuleEvalError("division by zero")
+    binary = _BINARY.get(op)
+    if binary is None:
+        raise RuleEvalError(f"unknown operator {op}")
+    return binary(a, b)

@@ -12,10 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
+
+from defusedxml import ElementTree as SafeET
 
 from risk.addresses import is_evm_address, is_solana_address
 
@@ -108,7 +109,7 @@ def parse_sdn_advanced_xml(data: bytes) -> SdnAddresses:
     """Parse ``sdn_advanced.xml``: FeatureType ids named ``Digital Currency Address - X``, values in VersionDetail."""
     out = SdnAddresses()
     feature_assets: dict[str, str] = {}
-    for _event, elem in ET.iterparse(io.BytesIO(data), events=("end",)):
+    for _event, elem in SafeET.iterparse(io.BytesIO(data), events=("end",)):
         tag = _local(elem.tag)
         if tag == "FeatureType":
             label = (elem.text or "").strip()

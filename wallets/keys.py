@@ -73,7 +73,7 @@ def imported(chain: str, text: str) -> NewKey:
             else:
                 kp = Keypair.from_base58_string(stripped)
             return NewKey("svm", str(kp.pubkey()), bytes(kp))
-    except Exception:  # solders raises its own error types for malformed keys
+    except Exception:  # noqa: S110 - solders raises its own error types; the generic error below follows
         pass
     # never echo the input: it is a private key
     raise ValidationFailed(f"the imported {chain} key is not valid", code="invalid_key")

@@ -6,6 +6,7 @@ import contextlib
 import socket
 from typing import Any
 
+from x402.errors import ConfigError
 from x402.settings import AssetConfig, NetworkConfig, Settings
 
 DEV_NETWORK = "eip155:31337"
@@ -18,7 +19,10 @@ def _free(port: int) -> bool:
 
 async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) -> dict[str, Any]:
     """Start anvil, deploy + mint the test token, print it all; the stack stops anvil on exit."""
-    from chains.evm.devchain import start_devchain
+    try:
+        from chains.evm.devchain import start_devchain
+    except ImportError as exc:  # web3 comes with the devchain extra only
+        raise ConfigError(f"dev mode needs the devchain extra: pip install 'x402-service[devchain]' ({exc})") from None
 
     wanted = settings.dev_anvil_port
     anvil, chain = await start_devchain(wanted if _free(wanted) else None, anvil_bin=settings.anvil_bin)

@@ -86,7 +86,9 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
         lvl = logging.INFO
-    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
+    # plain tracebacks: the same output whether or not `rich` happens to be installed (its renderer stats files)
+    console = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else console
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

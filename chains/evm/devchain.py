@@ -346,8 +346,8 @@ class DevChain:
     chain_id: int = DEV_CHAIN_ID
     network: str = DEV_NETWORK
     token_address: ChecksumAddress = DEV_TOKEN_ADDRESS
-    token_name: str = "USD Coin"
-    token_version: str = "2"
+    token_name: str = "USD Coin"  # noqa: S105 - a token (asset) name, not a credential
+    token_version: str = "2"  # noqa: S105 - a token (asset) name, not a credential
     token_decimals: int = DEV_TOKEN_DECIMALS
     facilitator_key: str = field(default=DEV_KEYS[0], repr=False)
     payer_keys: tuple[str, ...] = field(default=DEV_KEYS[1:], repr=False)

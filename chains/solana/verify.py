@@ -160,12 +160,21 @@ class SolanaVerifier:
         return dec, transfer
 
     def _check_instructions(self, ctx: PaymentContext, dec: Decoded) -> Transfer:
-        req = ctx.requirements
         keys = dec.keys
         ixs = list(dec.tx.message.instructions)
         if not MIN_INSTRUCTIONS <= len(ixs) <= MAX_INSTRUCTIONS:
             raise Invalid(R.INVALID_EXACT_SVM_LENGTH)
-        limit_ix, price_ix, transfer_ix = ixs[0], ixs[1], ixs[2]
+        self._check_budget(keys, ixs[0], ixs[1])
+        t = self._check_transfer(ctx.requirements, keys, ixs[2])
+        payer = str(t.authority)
+        self._check_optional(ctx.requirements, keys, ixs, payer)
+        for ix in ixs:
+            if any(keys[a] in self._key_set for a in bytes(ix.accounts)):
+                raise Invalid(FEE_PAYER_IN_ACCOUNTS, payer=payer)
+        return t
+
+    def _check_budget(self, keys: list[Pubkey], limit_ix: Any, price_ix: Any) -> None:
+        """Instructions 0 and 1: compute unit limit and price, each within bounds."""
         limit_data = bytes(limit_ix.data)
         if keys[limit_ix.program_id_index] != COMPUTE_BUDGET_PROGRAM or len(limit_data) != 5 or limit_data[0] != 2:
             raise Invalid(R.INVALID_EXACT_SVM_COMPUTE_LIMIT_INSTRUCTION)
@@ -176,6 +185,9 @@ class SolanaVerifier:
             raise Invalid(R.INVALID_EXACT_SVM_COMPUTE_PRICE_INSTRUCTION)
         if int.from_bytes(price_data[1:9], "little") > MAX_COMPUTE_UNIT_PRICE:
             raise Invalid(R.INVALID_EXACT_SVM_COMPUTE_PRICE_INSTRUCTION_TOO_HIGH)
+
+    def _check_transfer(self, req: Any, keys: list[Pubkey], transfer_ix: Any) -> Transfer:
+        """Instruction 2: a TransferChecked of the required mint and amount to payTo's token account."""
         program = keys[transfer_ix.program_id_index]
         data = bytes(transfer_ix.data)
         accounts = bytes(transfer_ix.accounts)
@@ -206,6 +218,11 @@ class SolanaVerifier:
             raise Invalid(
                 R.INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH, f"transfers {t.amount}, required {req.amount}", payer
             )
+        return t
+
+    @staticmethod
+    def _check_optional(req: Any, keys: list[Pubkey], ixs: list[Any], payer: str) -> None:
+        """Instructions 3+: memos and Lighthouse only; the memo the offer asks for, exactly once."""
         memos: list[bytes] = []
         for i, ix in enumerate(ixs[3:], start=3):
             prog = keys[ix.program_id_index]
@@ -221,10 +238,6 @@ class SolanaVerifier:
                 raise Invalid(R.INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT, f"{len(memos)} memo instructions", payer)
             if memos[0] != want_memo.encode():
                 raise Invalid(R.INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH, payer=payer)
-        for ix in ixs:
-            if any(keys[a] in self._key_set for a in bytes(ix.accounts)):
-                raise Invalid(FEE_PAYER_IN_ACCOUNTS, payer=payer)
-        return t
 
     def cosign(self, ctx: PaymentContext, dec: Decoded) -> VersionedTransaction:
         """The transaction with our fee payer's signature in slot 0."""

@@ -25,6 +25,7 @@ from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import MessageV0
 from solders.pubkey import Pubkey
+from solders.rpc.errors import SendTransactionPreflightFailureMessage
 from solders.rpc.responses import (
     GetAccountInfoResp,
     GetBalanceResp,
@@ -38,7 +39,6 @@ from solders.rpc.responses import (
     RpcConfirmedTransactionStatusWithSignature,
     RpcResponseContext,
     RpcSimulateTransactionResult,
-    SendTransactionPreflightFailureMessage,
     SimulateTransactionResp,
 )
 from solders.signature import Signature
@@ -110,10 +110,7 @@ class SvmRpc:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        assert server is not None
-        sock = server.sockets[0]  # type: ignore[union-attr]
-        self.url = f"http://{host}:{sock.getsockname()[1]}"
+        self.url = f"http://{host}:{self._runner.addresses[0][1]}"
         return self.url
 
     async def stop(self) -> None:
@@ -142,7 +139,7 @@ class SvmRpc:
         except _RpcError as exc:
             return {"jsonrpc": "2.0", "id": rid, "error": exc.body}
         if isinstance(result, str) and result.startswith('{"jsonrpc"'):
-            doc = json.loads(result)
+            doc: dict[str, Any] = json.loads(result)
             doc["id"] = rid
             return doc
         return {"jsonrpc": "2.0", "id": rid, "result": result}
@@ -169,7 +166,9 @@ class SvmRpc:
         return GetLatestBlockhashResp(value, self._ctx()).to_json()
 
     def rpc_isBlockhashValid(self, blockhash: str, *_: Any) -> str:
-        return IsBlockhashValidResp(blockhash == str(self.svm.latest_blockhash()), self._ctx()).to_json()
+        valid = blockhash == str(self.svm.latest_blockhash())
+        # solders' stub omits the context argument its constructor takes at runtime
+        return IsBlockhashValidResp(valid, self._ctx()).to_json()  # type: ignore[call-arg]
 
     def rpc_getBalance(self, pubkey: str, *_: Any) -> str:
         return GetBalanceResp(self.svm.get_balance(Pubkey.from_string(pubkey)) or 0, self._ctx()).to_json()
@@ -209,7 +208,7 @@ class SvmRpc:
             value = RpcSimulateTransactionResult(
                 err=None, logs=list(meta.logs()), units_consumed=meta.compute_units_consumed(), fee=meta.fee()
             )
-        return SimulateTransactionResp(value, self._ctx()).to_json()
+        return SimulateTransactionResp(value, self._ctx()).to_json()  # type: ignore[call-arg]  # stub omits context
 
     def rpc_sendTransaction(self, raw: str, config: dict[str, Any] | None = None) -> str:
         tx = _decode_tx(raw, config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import pytest
@@ -67,8 +68,8 @@ class EvmKit:
     def network(self) -> str:
         return self.chain.network
 
-    def _sign(self, key: str | None = None, **kw: object) -> Payment:
-        return sign_payment(self.chain, key or self.payer_key, requirements(self.chain, self.pay_to, PRICE), **kw)  # type: ignore[arg-type]
+    def _sign(self, key: str | None = None, **kw: Any) -> Payment:
+        return sign_payment(self.chain, key or self.payer_key, requirements(self.chain, self.pay_to, PRICE), **kw)
 
     async def payment(self) -> KitPayment:
         p = self._sign()

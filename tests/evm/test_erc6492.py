@@ -29,7 +29,7 @@ async def _factory(chain: DevChain) -> str:
 
 async def _counterfactual(chain: DevChain, factory: str, owner: str, salt: bytes) -> str:
     data = "0x" + (keccak(b"addressOf(address,bytes32)")[:4] + abi_encode(["address", "bytes32"], [owner, salt])).hex()
-    out = await evm.rpc(chain.rpc_url, "eth_call", {"to": factory, "data": data}, "latest")
+    out: str = await evm.rpc(chain.rpc_url, "eth_call", {"to": factory, "data": data}, "latest")
     return "0x" + out[-40:]
 
 

@@ -68,8 +68,8 @@ def dead_url() -> str:
 async def pools() -> AsyncIterator[Callable[..., RpcPool]]:
     made: list[RpcPool] = []
 
-    def make(*urls: str, **kw: float) -> RpcPool:
-        pool = RpcPool("eip155:31337", list(urls), timeout=kw.pop("timeout", 2.0), **kw)  # type: ignore[arg-type]
+    def make(*urls: str, **kw: Any) -> RpcPool:
+        pool = RpcPool("eip155:31337", list(urls), timeout=kw.pop("timeout", 2.0), **kw)
         made.append(pool)
         return pool
 

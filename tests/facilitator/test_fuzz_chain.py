@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.hostile import HOSTILE_JSON, deep_array, json_bytes, leaves, replaced
 from x402.app import create_app
 
 
+@pytest.mark.slow
 async def test_payment_fields_fuzzed_on_the_chain_path(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:

@@ -81,6 +81,7 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
     return None
 
 
+@pytest.mark.slow
 async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chain: DevChain, database_url: str) -> None:
     """The crashed settlement's nonce is filled at start-up; later settlements confirm; nothing is paid twice."""
     chain = own_chain
@@ -126,7 +127,8 @@ async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chai
     async with x402_serve(env=env, port=free_port()) as second, aiohttp.ClientSession() as session:
 
         async def closed() -> bool:
-            return (await _rows(database_url))[0]["status"] == "failed"
+            status: str = (await _rows(database_url))[0]["status"]
+            return status == "failed"
 
         await _wait(closed)  # reconciled at start-up: the gap is filled, the expired row closed
         for amount in amounts:

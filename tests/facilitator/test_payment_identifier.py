@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import msgspec
+import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness import evm
@@ -180,6 +181,7 @@ async def test_concurrent_resigned_retries_under_one_id_pay_once(
     assert await evm.token_balance(devchain, pay_to) == 9
 
 
+@pytest.mark.slow
 async def test_one_id_across_two_processes_pays_once(devchain: DevChain, database_url: str) -> None:
     key = evm.new_key()
     signer = evm.address_of(key)

@@ -10,6 +10,7 @@ import time
 import aiohttp
 import asyncpg
 import msgspec
+import pytest
 
 from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
 from tests.harness import evm
@@ -35,6 +36,7 @@ async def _wait_row(url: str, want: set[str], timeout: float = 30.0) -> asyncpg.
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.slow
 async def test_kill9_between_broadcast_and_receipt(database_url: str) -> None:
     anvil = AnvilProcess()
     await anvil.start()

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness import evm
@@ -55,6 +56,7 @@ async def test_verify_settle_retry_and_duplicate(database_url: str, aiohttp_clie
         row = await conn.fetchrow("SELECT status, tx_id, amount FROM settlements")
     finally:
         await conn.close()
+    assert row is not None
     assert (row["status"], row["tx_id"], int(row["amount"])) == ("confirmed", out["transaction"], 12_345)
 
     # the same payment again: no second success (one payment, one success), the original transaction named
@@ -133,6 +135,7 @@ async def test_100_concurrent_settles_from_one_signer(
     assert await evm.tx_count(devchain, signer) == before + 100
 
 
+@pytest.mark.slow
 async def test_50_concurrent_settles_of_one_payload_over_3_processes(devchain: DevChain, database_url: str) -> None:
     import aiohttp
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from chains.evm.devchain import DevChain, deploy_dev_token
 from tests.harness.evm import rpc
@@ -53,7 +54,7 @@ def faulty(faults: Faults, applies: Callable[[web.Request], bool] = _paid) -> An
     """An outermost aiohttp middleware injecting ``faults`` into the requests ``applies`` selects."""
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not applies(request):
             resp = await handler(request)
             if resp.status == 402 and PAYMENT_REQUIRED in resp.headers:
@@ -93,7 +94,7 @@ def faulty(faults: Faults, applies: Callable[[web.Request], bool] = _paid) -> An
     return middleware
 
 
-async def _after(release: asyncio.Event, handler: Any, request: web.Request) -> web.StreamResponse:
+async def _after(release: asyncio.Event, handler: Handler, request: web.Request) -> web.StreamResponse:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(release.wait(), 300)
     resp: web.StreamResponse = await handler(request)

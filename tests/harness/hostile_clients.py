@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import aiohttp
 import eth_account  # noqa: F401  # as in every service process: py_ecc raises the recursion limit to 100000
@@ -104,7 +105,7 @@ async def solana(base: str) -> str:
     return "answered"
 
 
-CHECKS: dict[str, Callable[[str], Awaitable[str]]] = {
+CHECKS: dict[str, Callable[[str], Coroutine[Any, Any, str]]] = {
     "rpc": rpc,
     "remote_facilitator": remote_facilitator,
     "x402_client": x402_client,

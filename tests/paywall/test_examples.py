@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, new_key, token_balance
@@ -70,6 +71,7 @@ async def _agent(env: dict[str, str], *args: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp_path: Path) -> None:
     port = free_port()
     serve_env = {

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import msgspec
+
 from tests.harness.runner import ServiceTestServer
 from tests.paywall.conftest import ProviderFactory
 from x402.app import create_app
@@ -14,7 +16,7 @@ from x402.settings import Settings
 from x402.wire.codec import PAYMENT_SIGNATURE, X_PAYMENT, decode_payment_required
 
 
-def _error(headers: Any) -> str | None:
+def _error(headers: Any) -> str | msgspec.UnsetType:
     return decode_payment_required(headers["PAYMENT-REQUIRED"]).error
 
 

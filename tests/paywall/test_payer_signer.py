@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -14,8 +15,8 @@ from x402.wire.models import PaymentRequirements
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
 
 
-def _req(**kw: object) -> PaymentRequirements:
-    base: dict[str, object] = {
+def _req(**kw: Any) -> PaymentRequirements:
+    base: dict[str, Any] = {
         "scheme": "exact",
         "network": "eip155:84532",
         "amount": "10000",
@@ -25,7 +26,7 @@ def _req(**kw: object) -> PaymentRequirements:
         "extra": {"name": "USDC", "version": "2"},
     }
     base.update(kw)
-    return PaymentRequirements(**base)  # type: ignore[arg-type]
+    return PaymentRequirements(**base)
 
 
 def _typed(req: PaymentRequirements, auth: dict[str, str], chain_id: int) -> dict[str, object]:

@@ -107,7 +107,9 @@ async def test_required_identifier(
     Paywall(AppFacilitator(app)).setup(app)
     client = await aiohttp_client(app)
     r = await client.get("/strict")
-    assert decode_payment_required(r.headers[PAYMENT_REQUIRED]).extensions[pid.KEY]["info"] == {"required": True}
+    extensions = decode_payment_required(r.headers[PAYMENT_REQUIRED]).extensions
+    assert isinstance(extensions, dict)
+    assert extensions[pid.KEY]["info"] == {"required": True}
 
     # a payer that ignores the extension: 400, nothing charged
     r = await client.get("/strict")

@@ -99,6 +99,7 @@ async def client(psettings: Settings, aiohttp_client: Any) -> Any:
     return await aiohttp_client(ServiceTestServer(create_app(psettings.with_(master_key="ab" * 32))))
 
 
+@pytest.mark.slow
 async def test_openapi_fuzz_finds_no_5xx(client: Any) -> None:
     doc = await (await client.get("/openapi.json")).json()
     tenant = await new_tenant(client, "fuzzer", tier="enterprise")

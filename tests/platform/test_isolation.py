@@ -397,6 +397,7 @@ async def test_anonymous_records_when_keys_are_off(settings: Any, aiohttp_client
     assert r.status == 200
     await app[PLATFORM].writer.close()
     row = await app[PLATFORM].store.pool.fetchrow("SELECT * FROM payments")
+    assert row is not None
     assert row["tenant_id"] is None
     assert row["kind"] == "verify"
     assert row["status"] == "invalid"

@@ -92,6 +92,7 @@ async def _server(port: int, env: dict[str, str]) -> AsyncIterator[str]:
         await asyncio.wait_for(proc.wait(), 20)
 
 
+@pytest.mark.slow
 async def test_limit_is_shared_by_two_server_processes(database_url: str, redis_url: str) -> None:
     import asyncpg
 

@@ -214,7 +214,7 @@ async def test_one_pooled_connection_carries_each_checkouts_scope(two_tenants: A
             assert await pool.fetchval("SELECT pg_backend_pid()") == pid  # all of it on the one connection
         # a connection whose scope is unknown (a write cancelled midway) goes back to the pool anonymous
         async with pool.acquire() as conn:
-            raw = conn._con
+            raw = conn._con  # type: ignore[attr-defined]  # the proxy's raw connection: private, so not in the stubs
             raw._x402_wall = None
         with tenant_scope(b):
             assert await pool.fetchval(q) == [b]

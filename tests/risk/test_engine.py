@@ -15,12 +15,12 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 
 from risk.engine import RiskEngine
-from risk.model import Flag, RiskContext, score_flags
+from risk.model import Flag, RiskAssessment, RiskContext, score_flags
 from tests.risk.helpers import LAZARUS, PAY_TO, SANCTIONED_SOL, ctx, memory_engine
 
 
-def codes(a: object) -> set[str]:
-    return {f.code for f in a.flags}  # type: ignore[attr-defined]
+def codes(a: RiskAssessment) -> set[str]:
+    return {f.code for f in a.flags}
 
 
 async def test_sanctioned_payer_and_pay_to_are_blocked(tmp_path: Path) -> None:

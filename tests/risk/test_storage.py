@@ -10,6 +10,7 @@ import pytest
 from risk.build import RiskOptions, build_engine
 from risk.config import InvalidRiskConfig
 from risk.expr import RuleSyntaxError
+from risk.history import PgPayerHistory
 from risk.stats import RedisStats
 from risk.store import PgRiskStore
 from tests.risk.helpers import PAY_TO, PAYER, ctx
@@ -72,7 +73,8 @@ async def test_engine_on_postgres_and_redis(database_url: str, redis_url: str, t
         assert "never paid anywhere" in first.flags[0].message
         await _settle(pool, PAYER.lower(), "0x9999999999999999999999999999999999999999", "n1")
         await _settle(pool, PAYER.lower(), PAY_TO, "n2", status="failed")  # only confirmed ones count
-        engine.history._cache.clear()  # type: ignore[union-attr]
+        assert isinstance(engine.history, PgPayerHistory)
+        engine.history._cache.clear()
         c = ctx()
         second = await engine.assess(c)
         assert "1 settlements elsewhere" in second.flags[0].message
@@ -91,7 +93,8 @@ async def test_engine_on_postgres_and_redis(database_url: str, redis_url: str, t
         normal = await engine.assess(ctx(amount=10_150))
         assert not any(f.code.startswith("amount_anomaly") for f in normal.flags)
         # tenant rules from Postgres reach the engine
-        await engine.store.put_config(  # type: ignore[union-attr]
+        assert engine.store is not None
+        await engine.store.put_config(
             "t9", {"custom": [{"name": "nope", "when": "amount > 1", "action": "block"}]}, actor="admin"
         )
         assert (await engine.assess(ctx(tenant_id="t9"))).blocked
@@ -99,3 +102,21 @@ async def test_engine_on_postgres_and_redis(database_url: str, redis_url: str, t
     finally:
         await cache.close()
         await pool.close()
+
+
+@pytest.mark.parametrize("doc", [{"rules": None}, {"rules": []}, {"rules": 0}, {"custom": {}}, {"custom": None}])
+def test_rules_and_custom_of_the_wrong_type_are_refused(doc: dict[str, object]) -> None:
+    """An empty value of the wrong type is not an empty rule document (the OpenAPI schema says object / array)."""
+    from risk.config import parse_config
+
+    with pytest.raises(InvalidRiskConfig):
+        parse_config(doc)
+
+
+def test_integral_numbers_are_integers_like_in_json_schema() -> None:
+    from risk.config import parse_config
+
+    config = parse_config({"rules": {"velocity": {"max_per_minute": 5.0}}})
+    assert config.rules["velocity"].params["max_per_minute"] == 5
+    with pytest.raises(InvalidRiskConfig):
+        parse_config({"rules": {"velocity": {"max_per_minute": 5.5}}})

@@ -17,7 +17,7 @@ from x402.app import create_app
 from x402.client import PaymentPolicy, PaymentSigner, X402Client
 from x402.errors import ChainUnavailable, PaymentRefused
 from x402.paywall import Offer, Paywall, paid
-from x402.paywall.demo import AppFacilitator
+from x402.paywall.inprocess import AppFacilitator
 from x402.wire.codec import PAYMENT_REQUIRED, decode_payment_required
 
 ClientFactory = Any

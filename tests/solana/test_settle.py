@@ -10,7 +10,7 @@ from solders.message import to_bytes_versioned
 from solders.transaction import VersionedTransaction
 from solders.transaction_status import TransactionConfirmationStatus
 
-from chains.base import PreparedSettlement, SettlementRejected
+from chains.base import Confirmation, PaymentContext, PreparedSettlement, SettlementRejected
 from chains.solana.adapter import SolanaAdapter
 from chains.solana.payer import create_payment, encode_payload, payment_instructions, sign_partially
 from tests.harness.services import free_port
@@ -20,7 +20,9 @@ from x402.settings import NetworkConfig
 from x402.wire import reasons as R
 
 
-async def settle(w: World, payload: dict[str, str], timeout: float = 5.0):
+async def settle(
+    w: World, payload: dict[str, str], timeout: float = 5.0
+) -> tuple[PaymentContext, PreparedSettlement, Confirmation]:
     ctx = w.ctx(payload)
     verified = await w.adapter.verify(ctx, simulate=False)
     assert verified.is_valid, verified
@@ -33,13 +35,16 @@ async def test_settle_moves_the_money(world: World) -> None:
     w = world
     payload = await create_payment(w.rpc.url, w.payer, w.requirements())
     fee_payer_sol = w.rpc.svm.get_balance(w.fee_payer.pubkey())
+    assert fee_payer_sol is not None
     _, prepared, conf = await settle(w, payload)
     assert conf.status == "confirmed", conf
     assert conf.amount == PRICE
     assert conf.block is not None
     assert w.rpc.token_balance(w.ata(w.pay_to.pubkey())) == PRICE
     assert w.rpc.token_balance(w.ata(w.payer.pubkey())) == START_BALANCE - PRICE
-    assert w.rpc.svm.get_balance(w.fee_payer.pubkey()) < fee_payer_sol  # the fee payer paid the fee
+    fee_payer_after = w.rpc.svm.get_balance(w.fee_payer.pubkey())
+    assert fee_payer_after is not None
+    assert fee_payer_after < fee_payer_sol  # the fee payer paid the fee
     tx = VersionedTransaction.from_bytes(prepared.raw)
     assert str(tx.signatures[0]) == prepared.tx_id
     assert prepared.signer == str(w.fee_payer.pubkey())

@@ -13,6 +13,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 
+from chains.base import VerifyOutcome
 from chains.registry import build_registry
 from chains.solana.adapter import FEE_PAYER_IN_ACCOUNTS, SolanaAdapter, parse_keypair
 from chains.solana.payer import (
@@ -28,7 +29,9 @@ from x402.settings import NetworkConfig, load_settings
 from x402.wire import reasons as R
 
 
-def build(w: World, reqs: Any = None, *, fee_payer: Pubkey | None = None, edit: Any = None, memo: str | None = None):
+def build(
+    w: World, reqs: Any = None, *, fee_payer: Pubkey | None = None, edit: Any = None, memo: str | None = None
+) -> dict[str, str]:
     """A payment payload built like the official client, optionally with its instruction list edited."""
     reqs = reqs or w.requirements()
     ixs = payment_instructions(w.payer.pubkey(), reqs, token_program=w.program, decimals=6, memo=memo)
@@ -38,7 +41,7 @@ def build(w: World, reqs: Any = None, *, fee_payer: Pubkey | None = None, edit: 
     return encode_payload(sign_partially(w.payer, fee_payer or w.fee_payer.pubkey(), ixs, bh))
 
 
-async def verify(w: World, payload: dict[str, Any], reqs: Any = None, simulate: bool = True):
+async def verify(w: World, payload: dict[str, Any], reqs: Any = None, simulate: bool = True) -> VerifyOutcome:
     return await w.adapter.verify(w.ctx(payload, reqs), simulate=simulate)
 
 

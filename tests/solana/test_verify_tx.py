@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction_status import TransactionConfirmationStatus
@@ -22,8 +24,8 @@ def pay(w: World, dest_owner: Pubkey, amount: int = PRICE) -> str:
     return str(sig)
 
 
-def check(w: World, tx_id: str, **changes: object) -> TxCheck:
-    base: dict[str, object] = {
+def check(w: World, tx_id: str, **changes: Any) -> TxCheck:
+    base: dict[str, Any] = {
         "network": NETWORK,
         "tx_id": tx_id,
         "pay_to": str(w.pay_to.pubkey()),
@@ -31,7 +33,7 @@ def check(w: World, tx_id: str, **changes: object) -> TxCheck:
         "min_amount": PRICE,
     }
     base.update(changes)
-    return TxCheck(**base)  # type: ignore[arg-type]
+    return TxCheck(**base)
 
 
 async def test_verified_transfer(world: World) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.typedefs import Handler
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key
@@ -33,7 +34,7 @@ TIME_HEADER = "X-Upstream-Time"
 
 
 @web.middleware
-async def _timed(request: web.Request, handler: Any) -> web.StreamResponse:
+async def _timed(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The upstream's own time (paywall verify + settle + handler), so benchmarks can subtract it."""
     started = time.perf_counter()
     resp = await handler(request)

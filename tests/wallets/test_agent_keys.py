@@ -79,6 +79,7 @@ async def test_agent_key_pays_and_reads_its_own_wallet_only(
     assert [w["id"] for w in listed["wallets"]] == [mine]
 
     # never another wallet of its own tenant: 404 on every method
+    body: dict[str, Any] | None  # a JSON body, or none, in each loop below
     for method, path, body in (
         ("GET", f"/v1/wallets/{sibling}", None),
         ("GET", f"/v1/wallets/{sibling}/budget", None),

@@ -291,7 +291,8 @@ async def test_background_reconciler_resolves_without_a_request(
     seller.faults.release.set()
 
     async def committed() -> bool:
-        return (await _payments(service, wallet["id"]))[0]["status"] == "committed"
+        status: str = (await _payments(service, wallet["id"]))[0]["status"]
+        return status == "committed"
 
     await _until(committed, "the background reconciler")
     assert await transfers_to(devchain, seller.pay_to) == 1

@@ -50,6 +50,7 @@ async def _pay(session: aiohttp.ClientSession, base: str, wallet_id: str, url: s
         return r.status, json.loads(await r.read())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("keys_on", [False, True], ids=["keys-off", "keys-on"])
 async def test_two_processes_share_one_budget(
     upstream: Upstream, devchain: DevChain, database_url: str, keys_on: bool

@@ -390,6 +390,7 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
     try:
         # what a backup taken before the deletion holds
         kept = await conn.fetchrow("SELECT * FROM wallet_keys WHERE wallet_id = $1", wid)
+        assert kept is not None
         assert kept["dek_id"] is not None
         dek_row = await conn.fetchrow("SELECT * FROM tenant_data_keys WHERE tenant_id = $1", uuid.UUID(a["id"]))
         assert dek_row is not None
@@ -426,6 +427,7 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
         assert (await conn.fetchval("SELECT name FROM tenants WHERE id = $1", uuid.UUID(a["id"]))) == ""
         assert (await audit.verify(conn)).ok
         last = await conn.fetchrow("SELECT * FROM audit_log ORDER BY id DESC LIMIT 1")
+        assert last is not None
         assert (last["action"], last["object_id"]) == ("tenant.delete", a["id"])
         assert json.loads(last["after"])["dataKeyDestroyed"] is True
     finally:
@@ -444,6 +446,7 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
     assert (await client.get(f"/v1/tenants/{a['id']}/export", headers=op())).status == 404
 
 
+@pytest.mark.slow
 async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
 ) -> None:
@@ -478,6 +481,7 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     conn = await asyncpg.connect(database_url)
     try:
         row = await conn.fetchrow("SELECT * FROM wallet_keys WHERE wallet_id = $1", wid)
+        assert row is not None
         assert row["dek_id"] is not None
         assert bytes(row["ciphertext"]) != old.ciphertext
     finally:

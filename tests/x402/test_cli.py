@@ -31,9 +31,9 @@ def test_version_and_help() -> None:
         assert cmd in out.stdout
 
 
-def test_database_commands_use_the_embedded_postgres_without_database_url(tmp_path: Path) -> None:
+def test_database_commands_use_the_embedded_postgres_without_database_url(embedded_data_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env["X402_DATA_DIR"] = str(tmp_path)
+    env["X402_DATA_DIR"] = str(embedded_data_dir)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -47,4 +47,4 @@ def test_database_commands_use_the_embedded_postgres_without_database_url(tmp_pa
     assert listed.returncode == 0, listed.stderr
     assert [t["name"] for t in json.loads(listed.stdout)] == ["acme"]
     # the command's own embedded server is stopped when it ends
-    assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+    assert not (embedded_data_dir / "pgdata" / "postmaster.pid").exists()

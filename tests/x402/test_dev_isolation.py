@@ -24,15 +24,15 @@ async def _verify(s: aiohttp.ClientSession, base_url: str, key: str) -> tuple[in
         return r.status, await r.json()
 
 
-async def test_dev_mode_has_its_own_embedded_database(tmp_path: Path) -> None:
-    env = {"X402_DATA_DIR": str(tmp_path), "X402_DEV_ANVIL_PORT": str(free_port())}
+async def test_dev_mode_has_its_own_embedded_database(embedded_data_dir: Path) -> None:
+    env = {"X402_DATA_DIR": str(embedded_data_dir), "X402_DEV_ANVIL_PORT": str(free_port())}
     async with x402_serve("--dev", env=env, port=free_port()) as dev, aiohttp.ClientSession() as s:
         key = await _dev_key(s, dev.base_url)
         status, body = await _verify(s, dev.base_url, key)
         assert status == 200, body
-    assert str(tmp_path / "dev" / "pgdata") in dev.text()
-    assert (tmp_path / "dev" / "master.key").exists()
-    assert not (tmp_path / "pgdata").exists()
+    assert str(embedded_data_dir / "dev" / "pgdata") in dev.text()
+    assert (embedded_data_dir / "dev" / "master.key").exists()
+    assert not (embedded_data_dir / "pgdata").exists()
 
     # plain `x402 serve` on this data dir uses X402_DATA_DIR/pgdata (tests/x402/test_serve.py): another database,
     # where the dev tenant and its key do not exist; the next test shows the key is refused even on a shared one

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.harness.procs import Service, x402_serve
@@ -95,6 +96,7 @@ async def _problem(r: aiohttp.ClientResponse) -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.slow
 async def test_deep_json_never_takes_the_server_down(database_url: str) -> None:
     env = {
         "DATABASE_URL": database_url,

@@ -50,6 +50,8 @@ def _str(doc: dict[str, Any], name: str, default: str) -> str:
 
 def _grace(doc: dict[str, Any]) -> float:
     value = doc.get("gracePeriodSeconds", 0)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON Schema's integer includes 600.0
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 30 * 86400:
         raise BadRequest("gracePeriodSeconds must be an integer between 0 and 2592000", code="invalid_field")
     return float(value)

@@ -10,6 +10,7 @@ from aiohttp import web
 from x402 import __version__
 from x402.appkeys import OPTIONS, SETTINGS
 from x402.platform.docs_page import PAGE
+from x402.platform.keys import SCOPES
 from x402.platform.openapi_features import feature_paths
 from x402.wire.models import encode_json
 
@@ -35,6 +36,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     errors: tuple[str, ...] = ("400", "401", "403", "404", "429"),
     content_type: str = "application/json",
+    body_required: bool = True,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -46,14 +48,16 @@ def _op(
     if keyed:
         op["security"] = _KEYED
     if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        op["requestBody"] = {"required": body_required, "content": {"application/json": {"schema": body}}}
     if params:
         op["parameters"] = params
+        if any(p.get("name") == "Idempotency-Key" for p in params):
+            op["responses"]["422"] = _PROBLEM  # the key was used with another request
     return op
 
 
-def _q(name: str, desc: str, fmt: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
+def _q(name: str, desc: str, fmt: str | None = None, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    schema = dict(schema or {"type": "string"})
     if fmt:
         schema["format"] = fmt
     return {"name": name, "in": "query", "required": False, "description": desc, "schema": schema}
@@ -65,7 +69,44 @@ _IDEMPOTENCY = {
     "in": "header",
     "required": False,
     "description": "Replays the stored answer for 24 h (Idempotent-Replayed: true); another body gives 422.",
-    "schema": {"type": "string", "maxLength": 255},
+    "schema": {"type": "string", "pattern": "^[!-~]{1,255}$"},
+}
+
+_STR: dict[str, Any] = {"type": "string"}
+#: Payment requirements as the wire structs (x402/wire/models.py) decode them, per protocol version.
+_REQUIREMENTS: dict[int, dict[str, Any]] = {
+    1: {
+        "type": "object",
+        "required": [
+            "scheme",
+            "network",
+            "maxAmountRequired",
+            "resource",
+            "description",
+            "mimeType",
+            "payTo",
+            "maxTimeoutSeconds",
+            "asset",
+        ],
+        "properties": {
+            **dict.fromkeys(
+                ("scheme", "network", "maxAmountRequired", "resource", "description", "mimeType", "payTo"), _STR
+            ),
+            "asset": _STR,
+            "maxTimeoutSeconds": {"type": "integer"},
+            "outputSchema": _OBJ,
+            "extra": _OBJ,
+        },
+    },
+    2: {
+        "type": "object",
+        "required": ["scheme", "network", "amount", "asset", "payTo", "maxTimeoutSeconds"],
+        "properties": {
+            **dict.fromkeys(("scheme", "network", "amount", "asset", "payTo"), _STR),
+            "maxTimeoutSeconds": {"type": "integer"},
+            "extra": _OBJ,
+        },
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -122,10 +163,32 @@ SCHEMAS: dict[str, Any] = {
             "createdAt": {"type": "string", "format": "date-time"},
         },
     },
+    # x402Version (when sent) equals paymentPayload.x402Version: one variant per protocol version
     "FacilitatorRequest": {
-        "type": "object",
-        "required": ["paymentPayload", "paymentRequirements"],
-        "properties": {"x402Version": {"type": "integer"}, "paymentPayload": _OBJ, "paymentRequirements": _OBJ},
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["paymentPayload", "paymentRequirements"],
+                "properties": {
+                    "x402Version": {"const": v},
+                    "paymentPayload": {
+                        "type": "object",
+                        "required": ["x402Version", "payload", *(["scheme", "network"] if v == 1 else ["accepted"])],
+                        "properties": {
+                            "x402Version": {"const": v},
+                            "payload": _OBJ,
+                            **(
+                                {"scheme": {"type": "string"}, "network": {"type": "string"}}
+                                if v == 1
+                                else {"accepted": _REQUIREMENTS[2]}
+                            ),
+                        },
+                    },
+                    "paymentRequirements": _REQUIREMENTS[v],
+                },
+            }
+            for v in (1, 2)
+        ]
     },
     "VerifyResponse": {
         "type": "object",
@@ -155,7 +218,7 @@ SCHEMAS: dict[str, Any] = {
         "required": ["network", "transaction", "payTo", "asset", "minAmount"],
         "properties": {
             "network": {"type": "string"},
-            "transaction": {"type": "string"},
+            "transaction": {"type": "string", "pattern": "^(0x[0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{64,88})$"},
             "payTo": {"type": "string"},
             "asset": {"type": "string"},
             "minAmount": {"type": "string"},
@@ -231,7 +294,10 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 body={
                     "type": "object",
                     "required": ["address"],
-                    "properties": {"address": {"type": "string"}, "signature": {"type": "string"}},
+                    "properties": {
+                        "address": {"type": "string", "pattern": "^(0x[0-9a-fA-F]{40}|[1-9A-HJ-NP-Za-km-z]{32,44})$"},
+                        "signature": {"type": "string"},
+                    },
                 },
                 params=post_idem,
                 errors=("400", "401", "403", "409", "429"),
@@ -293,10 +359,12 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 "admin",
                 _ref("ApiKey"),
                 status="201",
+                errors=("400", "401", "403", "404", "422", "429"),
+                body_required=False,
                 body={
                     "type": "object",
                     "properties": {
-                        "scopes": {"type": "array", "items": {"type": "string"}},
+                        "scopes": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(SCOPES)}},
                         "mode": {"type": "string", "enum": ["live", "test"]},
                         "name": {"type": "string"},
                     },
@@ -311,7 +379,13 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 "admin",
                 _ref("ApiKey"),
                 status="201",
-                body={"type": "object", "properties": {"gracePeriodSeconds": {"type": "integer"}}},
+                errors=("400", "401", "403", "404", "422", "429"),
+                body_required=False,
+                body={
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"gracePeriodSeconds": {"type": "integer", "minimum": 0, "maximum": 2_592_000}},
+                },
                 params=[*_ID, _IDEMPOTENCY],
             )
         },
@@ -329,7 +403,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                     _q("payTo", "recipient address"),
                     _q("from", "inclusive start", "date-time"),
                     _q("to", "exclusive end", "date-time"),
-                    _q("limit", "1-500, default 50"),
+                    _q("limit", "1-500, default 50", schema={"type": "integer", "minimum": 1, "maximum": 500}),
                     _q("cursor", "nextCursor of the previous page"),
                 ],
             )

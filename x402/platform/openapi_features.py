@@ -10,6 +10,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from risk.config import _ACTION_PARAMS, _FLOAT_PARAMS, _INT_PARAMS, DEFAULT_RULES, MAX_CUSTOM_RULES
+from risk.model import ACTIONS, SEVERITIES
+from wallets.policy import _LISTS, _MONEY
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PARAM = re.compile(r"\{(\w+)\}")
 
@@ -113,7 +117,7 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
     ("post", "/v1/webhooks", "Register a webhook endpoint (signing secret shown once)", "wallets", True, (), "201"),
     ("get", "/v1/webhooks", "The caller's webhook endpoints", "wallets", True, (), "200"),
     ("get", "/v1/webhooks/dead-letters", "Deliveries that failed every attempt", "wallets", True, (), "200"),
-    ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "200"),
+    ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "204"),
     ("get", "/v1/risk/rules", "The caller's risk rule document", "risk", True, (), "200"),
     ("put", "/v1/risk/rules", "Replace the risk rule document (validated, audited)", "risk", True, (), "200"),
     (
@@ -131,6 +135,119 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
 ]
 
 
+_INT = {"type": "integer"}
+#: A risk threshold: a non-negative integer or its decimal string (amounts, like on the wire), null for none.
+_THRESHOLD = {"type": ["integer", "string", "null"], "minimum": 0, "pattern": "^(0|[1-9][0-9]*)$"}
+
+
+def _risk_rule(params: Any) -> dict[str, Any]:
+    """One built-in rule's settings as risk/config.py validates them."""
+    props: dict[str, Any] = {
+        "enabled": {"type": "boolean"},
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "severity": {"type": "string", "enum": list(SEVERITIES)},
+    }
+    for key in params:
+        if key in _INT_PARAMS:
+            props[key] = _THRESHOLD
+        elif key in _FLOAT_PARAMS:
+            props[key] = {"type": "number", "exclusiveMinimum": 0}
+        elif key in _ACTION_PARAMS:
+            props[key] = {"type": "string", "enum": list(ACTIONS)}
+        elif key == "per_asset":
+            props[key] = {"type": "object", "additionalProperties": _THRESHOLD}
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+_URL = {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "maxLength": 2048}
+#: Query parameter schemas as strict as the handlers' checks (others are plain strings).
+_QUERY: dict[str, dict[str, Any]] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    "offset": {"type": "integer", "minimum": 0},
+    "type": {"type": "string", "enum": ["http", "mcp"]},
+}
+#: Request bodies the handlers require fields of; other bodies are objects.
+_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("post", "/v1/resources/{id}/ratings"): {
+        "type": "object",
+        "required": ["rating"],
+        "properties": {"rating": {"type": "integer", "minimum": 1, "maximum": 5}},
+    },
+    ("post", "/v1/resources"): {
+        "type": "object",
+        "required": ["url", "accepts"],
+        "properties": {
+            "url": _URL,
+            "type": {"type": "string", "enum": ["http", "mcp"]},
+            "x402Version": {"type": "integer", "enum": [1, 2]},
+            "accepts": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+        },
+    },
+    ("post", "/v1/resources/import"): {"type": "object", "required": ["origin"], "properties": {"origin": _URL}},
+    ("post", "/v1/wallets/{id}/pay"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
+    ("post", "/v1/webhooks"): {
+        "type": "object",
+        "required": ["url"],
+        "properties": {"url": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+"}},
+    },
+    # null leaves a field unset, like leaving it out
+    ("put", "/v1/wallets/{id}/policy"): {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **{k: {"type": ["string", "null"], "pattern": "^(0|[1-9][0-9]{0,77})$"} for k in _MONEY},
+            **{
+                k: {"type": ["array", "null"], "maxItems": 1000, "items": {"type": "string", "minLength": 1}}
+                for k in _LISTS
+            },
+            "expiresAt": {"type": ["string", "null"], "format": "date-time"},
+            "autoPause": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": {
+                    "consecutiveFailures": {"type": ["integer", "null"], "minimum": 1},
+                    "velocityPerMinute": {"type": ["integer", "null"], "minimum": 1},
+                    "capShare": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1},
+                },
+            },
+        },
+    },
+    ("put", "/v1/risk/rules"): {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "rules": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {name: _risk_rule(params) for name, (_a, _s, params) in DEFAULT_RULES.items()},
+            },
+            "custom": {
+                "type": "array",
+                "maxItems": MAX_CUSTOM_RULES,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "when"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "when": {"type": "string", "description": "a rule expression"},
+                        "action": {"type": "string", "enum": list(ACTIONS)},
+                        "severity": {"type": "string", "enum": list(SEVERITIES)},
+                        "message": {"type": "string", "maxLength": 300},
+                    },
+                },
+            },
+        },
+    },
+}
+#: Operations that answer 400 invalid_json to an empty body.
+_BODY_REQUIRED = {("put", "/v1/risk/rules")}
+#: POST operations whose handlers read no body: no requestBody is documented.
+_NO_BODY = {("post", "/v1/wallets/{id}/resume"), ("post", "/v1/wallets/{id}/agent-keys")}
+#: Operations that answer something other than an object on success.
+_ARRAYS = {("get", "/v1/risk/audit")}
+
+
 def _operation(
     method: str, path: str, summary: str, tag: str, keyed: bool, query: tuple[str, ...], status: str
 ) -> dict[str, Any]:
@@ -138,21 +255,30 @@ def _operation(
         "summary": summary,
         "tags": [tag],
         "responses": {
-            status: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
+            status: {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+            if status != "204"
+            else {"description": "No content"},
             "400": _PROBLEM,
             "404": _PROBLEM,
+            "422": _PROBLEM,
         },
     }
+    if (method, path) in _ARRAYS:
+        op["responses"][status]["content"]["application/json"]["schema"] = {"type": "array", "items": {}}
     params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in _PARAM.findall(path)]
-    params += [{"name": n, "in": "query", "required": False, "schema": {"type": "string"}} for n in query]
+    params += [
+        {"name": n, "in": "query", "required": False, "schema": _QUERY.get(n, {"type": "string"})} for n in query
+    ]
     if params:
         op["parameters"] = params
     if keyed:
         op["security"] = [{"bearer": []}, {"apiKey": []}]
         op["responses"]["401"] = _PROBLEM
         op["responses"]["403"] = _PROBLEM
-    if method in ("post", "put", "patch"):
-        op["requestBody"] = {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}}
+    if method in ("post", "put", "patch") and (method, path) not in _NO_BODY:
+        body = _BODIES.get((method, path), {"type": "object"})
+        needed = "required" in body or (method, path) in _BODY_REQUIRED
+        op["requestBody"] = {"required": needed, "content": {"application/json": {"schema": body}}}
     return op
 
 
@@ -168,7 +294,10 @@ def feature_paths() -> dict[str, dict[str, Any]]:
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
     pay["409"] = {"$ref": "#/components/responses/Problem"}
+    pay["423"] = {"$ref": "#/components/responses/Problem"}
     pay["502"] = {"$ref": "#/components/responses/Problem"}
+    # the origin's discovery documents cannot be fetched
+    out["/v1/resources/import"]["post"]["responses"]["502"] = {"$ref": "#/components/responses/Problem"}
     out["/demo/paid"] = {
         "get": {
             "summary": "Dev only: a resource behind the paywall (402 until paid)",

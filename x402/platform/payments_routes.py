@@ -110,7 +110,8 @@ async def list_payments(request: web.Request) -> web.Response:
     return _json(body)
 
 
-@routes.get("/v1/payments/{id}")
+# a UUID only, so /v1/payments/verify-tx does not also answer GET (its Allow header stays exact)
+@routes.get("/v1/payments/{id:[0-9a-fA-F-]{36}}")
 async def get_payment(request: web.Request) -> web.Response:
     """One payment record of the calling tenant."""
     principal = require_tenant(request)

@@ -37,6 +37,10 @@ async def _body(request: web.Request) -> Any:
     return jsonlimits.loads(raw) if raw else None
 
 
+#: A UUID only, so /v1/resources/import does not also answer GET, PATCH and DELETE (its Allow header stays exact)
+_BY_ID = "/v1/resources/{id:[0-9a-fA-F-]{36}}"
+
+
 def _id(request: web.Request) -> uuid.UUID:
     try:
         return uuid.UUID(request.match_info["id"])
@@ -67,7 +71,7 @@ async def create_resource(request: web.Request) -> web.Response:
     return _json(stored.to_json(owner=True), status=201)
 
 
-@routes.get("/v1/resources/{id}")
+@routes.get(_BY_ID)
 async def get_resource(request: web.Request) -> web.Response:
     """One resource with its verification, liveness and popularity signals (``tenantId`` for its owner only)."""
     who = reader(request)
@@ -100,7 +104,7 @@ def _camel(resource: Resource) -> dict[str, Any]:
     }
 
 
-@routes.patch("/v1/resources/{id}")
+@routes.patch(_BY_ID)
 async def patch_resource(request: web.Request) -> web.Response:
     """Change the provider-declared fields (not the url/method/tool key)."""
     who = writer(request)
@@ -122,7 +126,7 @@ async def patch_resource(request: web.Request) -> web.Response:
     return _json(updated.to_json(owner=True))
 
 
-@routes.delete("/v1/resources/{id}")
+@routes.delete(_BY_ID)
 async def delete_resource(request: web.Request) -> web.Response:
     """Remove a resource."""
     who = writer(request)
@@ -132,12 +136,14 @@ async def delete_resource(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/v1/resources/{id}/ratings")
+@routes.post(_BY_ID + "/ratings")
 async def rate_resource(request: web.Request) -> web.Response:
     """Rate a resource 1..5 (``{"rating": 4}``): one rating per tenant and resource (a new one replaces it)."""
     who = writer(request)
     body = await _body(request)
     rating = body.get("rating") if isinstance(body, dict) else None
+    if isinstance(rating, float) and rating.is_integer():
+        rating = int(rating)  # JSON Schema's integer includes 4.0
     if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
         raise BadRequest("rating must be an integer from 1 to 5", code="invalid_rating")
     store = request.app[REGISTRY]
@@ -168,7 +174,7 @@ async def _rating_limit(request: web.Request) -> None:
     await platform.limiter.hit(str(principal.tenant_id), platform.tier(principal.tier))
 
 
-@routes.post("/v1/resources/{id}/verify")
+@routes.post(_BY_ID + "/verify")
 async def verify_resource(request: web.Request) -> web.Response:
     """Probe the resource now and check its origin's ownership proofs; answers the updated resource."""
     who = writer(request)

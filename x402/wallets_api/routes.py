@@ -253,7 +253,8 @@ async def dead_letters(request: web.Request) -> web.Response:
     return _json({"deadLetters": await service.webhooks.dead_letters(caller.tenant_id)})
 
 
-@routes.delete("/v1/webhooks/{id}")
+# a UUID only, so /v1/webhooks/dead-letters does not also answer DELETE (its Allow header stays exact)
+@routes.delete("/v1/webhooks/{id:[0-9a-fA-F-]{36}}")
 async def delete_webhook(request: web.Request) -> web.Response:
     """Deactivate an endpoint."""
     service = _service(request)

@@ -10,7 +10,7 @@ from x402.wire.networks import SOLANA_DEVNET, SOLANA_MAINNET, SOLANA_TESTNET, to
 
 EIP3009: Final = "eip3009"
 PERMIT2: Final = "permit2"
-SPL_TOKEN: Final = "spl-token"
+SPL_TOKEN: Final = "spl-token"  # noqa: S105 - a token (asset) name, not a credential
 
 
 @dataclass(frozen=True, slots=True)

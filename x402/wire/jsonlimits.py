@@ -41,7 +41,11 @@ def nesting_depth(data: bytes | str) -> int:
 
 
 def check_json(
-    data: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int | None = None, error: type[BadRequest] = BadRequest
+    data: bytes | bytearray | memoryview | str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_bytes: int | None = None,
+    error: type[BadRequest] = BadRequest,
 ) -> None:
     """Raise ``error`` (``json_too_large`` / ``json_too_deep`` / ``nul_character``) unless ``data`` is within bounds."""
     # NUL: valid JSON, but Postgres refuses it in text and jsonb, so it would surface later as a 500
@@ -65,7 +69,11 @@ def _decoder(type_: Any) -> msgspec.json.Decoder[Any]:
 
 
 def loads(
-    data: bytes | str, *, max_depth: int = MAX_DEPTH, max_bytes: int | None = None, error: type[BadRequest] = BadRequest
+    data: bytes | bytearray | memoryview | str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_bytes: int | None = None,
+    error: type[BadRequest] = BadRequest,
 ) -> Any:
     """Parse any JSON value within the bounds; raises ``error`` with ``json_too_*`` or ``invalid_json``."""
     check_json(data, max_depth=max_depth, max_bytes=max_bytes, error=error)
