@@ -44,6 +44,7 @@ from wallets.service import WalletOptions  # noqa: E402
 from x402.logs import configure_logging  # noqa: E402
 from x402.paywall import Offer, Paywall  # noqa: E402
 from x402.service.app import create_app  # noqa: E402
+from x402.service.appkeys import AppOptions  # noqa: E402
 from x402.service.facilitator.inprocess import AppFacilitator  # noqa: E402
 from x402.service.storage.db import migrate_url  # noqa: E402
 
@@ -143,7 +144,7 @@ async def run(args: argparse.Namespace) -> str:
                 settings = chain_settings(
                     chain, db, new_key(), master_key=secrets.token_hex(32), allow_private_outbound=True
                 )
-                r2, svc = await serve(create_app(settings, extras={"wallet_options": WalletOptions()}))
+                r2, svc = await serve(create_app(settings, options=AppOptions(wallet_options=WalletOptions())))
                 runners.append(r2)
                 async with aiohttp.ClientSession() as s:
                     async with s.post(

@@ -23,11 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 import asyncpg  # noqa: E402
 
-from risk.build import RiskSettings, build_engine  # noqa: E402
+from risk.build import RiskOptions, build_engine  # noqa: E402
 from risk.model import RiskContext  # noqa: E402
 from risk.store import MemoryRiskStore  # noqa: E402
 from x402.cache import Cache, RedisCache  # noqa: E402
-from x402.service.settings import Settings  # noqa: E402
 
 SECTION = "## Risk (bench/risk.py)"
 CONFIG = {
@@ -52,9 +51,7 @@ async def run(label: str, n: int, cache: Cache | None, pool: asyncpg.Pool | None
     store = MemoryRiskStore()
     await store.put_config(None, CONFIG, actor="bench")
     with tempfile.TemporaryDirectory() as tmp:
-        engine = await build_engine(
-            Settings(data_dir=Path(tmp)), pool, cache, risk_settings=RiskSettings(), store=store
-        )
+        engine = await build_engine(RiskOptions(data_dir=Path(tmp)), pool, cache, store=store)
     for i in range(200):  # warm caches, scripts and connections
         await engine.assess(payment(n + i))
         await engine.record(payment(n + i))

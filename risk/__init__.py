@@ -1,6 +1,6 @@
 """Risk scoring for x402 payments: rules, engine, sanctions lists, velocity (see risk/README.md)."""
 
-from risk.build import RiskSettings, build_engine
+from risk.build import RiskOptions, build_engine
 from risk.engine import RiskEngine
 from risk.model import RISK_BLOCKED, Flag, Intent, RiskAssessment, RiskContext, RiskRule
 
@@ -11,7 +11,7 @@ __all__ = [
     "RiskAssessment",
     "RiskContext",
     "RiskEngine",
+    "RiskOptions",
     "RiskRule",
-    "RiskSettings",
     "build_engine",
 ]

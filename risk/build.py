@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import asyncpg
 
@@ -21,58 +18,31 @@ from risk.stats import AnomalyRule, MemoryStats, RedisStats, StatsStore
 from risk.store import AuditHook, MemoryRiskStore, PgRiskStore, RiskStore
 from risk.velocity import MemoryVelocity, RedisVelocity, VelocityRule, VelocityStore
 from x402.cache import Cache, RedisCache
-from x402.errors import ConfigError
-
-
-class ServiceSettings(Protocol):
-    """The service settings the risk stage reads (the service's ``Settings`` has them)."""
-
-    @property
-    def data_dir(self) -> Path:
-        """Where the operator's sanctions list snapshot lives."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
-class RiskSettings:
-    """Risk-stage knobs (read once at start-up, like Settings)."""
+class RiskOptions:
+    """Risk-stage knobs, built once by the service from its settings and passed down (risk/ reads no environment)."""
 
-    enabled: bool = True
+    data_dir: Path | None = None
     rule_timeout: float = 0.25
     config_ttl: float = 5.0
-    chainalysis_api_key: str | None = None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RiskSettings:
-        """From ``X402_RISK_ENABLED``, ``_RULE_TIMEOUT_MS``, ``_CONFIG_TTL``, ``_CHAINALYSIS_KEY``."""
-        env = os.environ if env is None else env
-        try:
-            timeout_ms = float(env.get("X402_RISK_RULE_TIMEOUT_MS") or 250)
-            ttl = float(env.get("X402_RISK_CONFIG_TTL") or 5)
-        except ValueError as exc:
-            raise ConfigError(f"risk settings: {exc}") from exc
-        return cls(
-            enabled=(env.get("X402_RISK_ENABLED") or "true").strip().lower() not in {"0", "false", "no", "off"},
-            rule_timeout=timeout_ms / 1000,
-            config_ttl=ttl,
-            chainalysis_api_key=env.get("X402_RISK_CHAINALYSIS_KEY") or None,
-        )
+    chainalysis_api_key: str | None = field(default=None, repr=False)
 
 
 async def build_engine(
-    settings: ServiceSettings,
+    options: RiskOptions,
     pool: asyncpg.Pool | None,
     cache: Cache | None,
     *,
-    risk_settings: RiskSettings | None = None,
     store: RiskStore | None = None,
     screening: ScreeningProvider | None = None,
     audit_hook: AuditHook | None = None,
 ) -> RiskEngine:
     """The engine with Redis-backed velocity/baselines when the cache is Redis, in-process ones otherwise."""
-    rs = risk_settings or RiskSettings.from_env()
+    rs = options
     # package data and the operator's list file are read once, off the event loop
-    sanctions = await asyncio.to_thread(load_sanctions, settings.data_dir)
+    sanctions = await asyncio.to_thread(load_sanctions, rs.data_dir)
     shipped, shipped_version = await asyncio.to_thread(load_shipped_lists)
     if store is None:
         store = PgRiskStore(pool, audit_hook=audit_hook) if pool is not None else MemoryRiskStore()

@@ -65,6 +65,7 @@ def _data_dir(arg: Path | None, default: Path | None) -> Path:
 def main(argv: Sequence[str] | None = None, *, data_dir: Path | None = None) -> int:
     """Entry point (``x402 risk ...``)."""
     args = _parser().parse_args(argv)
+
     if args.command == "update-lists":
         try:
             data = args.file.read_bytes()

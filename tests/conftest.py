@@ -182,12 +182,12 @@ def devchain() -> Iterator[DevChain]:
     import subprocess
     import time
 
-    from chains.evm.devchain import deploy_dev_token, find_anvil
-    from tests.harness.services import free_port
+    from chains.evm.devchain import deploy_dev_token
+    from tests.harness.services import anvil_binary, free_port
 
     port = free_port()
     proc = subprocess.Popen(
-        [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
+        [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -2,7 +2,44 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+
+def problem_document(
+    status: int, code: str, detail: str, *, title: str | None = None, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The one RFC 9457 problem document: type, title, status, code and detail, then the extra members (as given)."""
+    body: dict[str, Any] = {
+        "type": f"https://x402.dev/problems/{code}",
+        "title": title or code.replace("_", " ").capitalize(),
+        "status": status,
+        "code": code,
+        "detail": detail,
+    }
+    body.update(extra or {})
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+) -> web.Response:
+    """The one application/problem+json response (``requestId`` last when given)."""
+    body = problem_document(status, code, detail, title=title, extra=extra)
+    if request_id:
+        body["requestId"] = request_id
+    return web.Response(status=status, body=msgspec.json.encode(body), content_type=PROBLEM_JSON)
 
 
 class X402Error(Exception):
@@ -21,15 +58,7 @@ class X402Error(Exception):
 
     def to_problem(self) -> dict[str, Any]:
         """The RFC 9457 problem document for this error (no secrets: only detail + extra)."""
-        body: dict[str, Any] = {
-            "type": f"https://x402.dev/problems/{self.code}",
-            "title": self.title,
-            "status": self.status,
-            "code": self.code,
-            "detail": self.detail,
-        }
-        body.update(self.extra)
-        return body
+        return problem_document(self.status, self.code, self.detail, title=self.title, extra=self.extra)
 
 
 class BadRequest(X402Error):

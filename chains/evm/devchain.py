@@ -139,13 +139,12 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def find_anvil() -> str:
-    """Locate an anvil binary: $X402_ANVIL_BIN, PATH, tests/chains/node_modules, then the user data dir."""
-    env = os.environ.get("X402_ANVIL_BIN")
-    if env:
-        if _is_executable(Path(env)):
-            return env
-        raise FileNotFoundError(f"X402_ANVIL_BIN={env!r} is not an executable file. {_ANVIL_HELP}")
+def find_anvil(explicit: str | None = None) -> str:
+    """Locate an anvil binary: ``explicit`` (the X402_ANVIL_BIN setting), PATH, tests/chains/node_modules, data dir."""
+    if explicit:
+        if _is_executable(Path(explicit)):
+            return explicit
+        raise FileNotFoundError(f"X402_ANVIL_BIN={explicit!r} is not an executable file. {_ANVIL_HELP}")
     on_path = shutil.which("anvil")
     if on_path:
         return on_path
@@ -452,9 +451,9 @@ async def deploy_dev_token(rpc_url: str) -> ChecksumAddress:
         return DEV_TOKEN_ADDRESS
 
 
-async def start_devchain(port: int | None = None) -> tuple[AnvilProcess, DevChain]:
+async def start_devchain(port: int | None = None, *, anvil_bin: str | None = None) -> tuple[AnvilProcess, DevChain]:
     """Start anvil, deploy and fund the dev token, and return the process (caller stops it) and the chain facts."""
-    anvil = AnvilProcess(port=port)
+    anvil = AnvilProcess(port=port, anvil_bin=anvil_bin)
     await anvil.start()
     try:
         await deploy_dev_token(anvil.rpc_url)

@@ -201,11 +201,11 @@ def test_public_dict_omits_facilitator_key() -> None:
     assert public["facilitatorAddress"] == DEV_ADDRESSES[0]
 
 
-def test_find_anvil_env_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    monkeypatch.setenv("X402_ANVIL_BIN", str(tmp_path / "missing-anvil"))
+def test_find_anvil_explicit_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     with pytest.raises(FileNotFoundError, match="npm install"):
-        find_anvil()
-    monkeypatch.delenv("X402_ANVIL_BIN")
+        find_anvil(str(tmp_path / "missing-anvil"))
+    # the environment is the settings' business: a variable set after start-up changes nothing here
+    monkeypatch.setenv("X402_ANVIL_BIN", str(tmp_path / "missing-anvil"))
     assert find_anvil()
 
 

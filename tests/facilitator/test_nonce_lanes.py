@@ -24,9 +24,8 @@ from tests.harness.procs import x402_serve
 from tests.harness.rpcproxy import rpc_proxy
 from tests.harness.services import free_port
 from x402.service.app import create_app
-from x402.service.appkeys import CHAINS
+from x402.service.appkeys import CHAINS, FACILITATOR, RECONCILER
 from x402.service.facilitator.reconciler import Reconciler
-from x402.service.facilitator.routes import FACILITATOR, RECONCILER
 
 OPEN = ("claimed", "submitted", "pending")
 

@@ -16,7 +16,7 @@ from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
 from x402.service.app import create_app
-from x402.service.facilitator.routes import FACILITATOR
+from x402.service.appkeys import FACILITATOR
 from x402.wire import payment_identifier as pid
 
 

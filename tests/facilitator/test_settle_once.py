@@ -12,7 +12,7 @@ import pytest
 from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
 from tests.harness import evm
 from x402.service.app import create_app
-from x402.service.facilitator.routes import RECONCILER
+from x402.service.appkeys import RECONCILER
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from chains.evm.devchain import DevChain, deploy_dev_token, find_anvil
+from chains.evm.devchain import DevChain, deploy_dev_token
 from tests.harness.evm import rpc
-from tests.harness.services import free_port
+from tests.harness.services import anvil_binary, free_port
 from x402.wire.codec import PAYMENT_REQUIRED, PAYMENT_SIGNATURE, X_PAYMENT
 
 #: Modes a faulty peer can be in (see ``Faults``).
@@ -114,7 +114,7 @@ def private_devchain() -> Iterator[DevChain]:
     """An anvil of its own with TestUSDC (for tests that move the chain's clock)."""
     port = free_port()
     proc = subprocess.Popen(
-        [find_anvil(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
+        [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -46,6 +46,13 @@ def free_port() -> int:
     raise RuntimeError("no free port left in this worker's block")
 
 
+def anvil_binary() -> str:
+    """The anvil the harness starts: ``X402_ANVIL_BIN`` when set (the service reads it through its settings)."""
+    from chains.evm.devchain import find_anvil
+
+    return find_anvil(os.environ.get("X402_ANVIL_BIN"))
+
+
 def _pg_ok(url: str) -> bool:
     async def probe() -> bool:
         try:

@@ -21,7 +21,7 @@ import pytest
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.registry.conftest import resource
 from x402.service.app import create_app
-from x402.service.platform.context import PLATFORM
+from x402.service.appkeys import PLATFORM
 from x402.service.settings import Settings
 
 MASTER = secrets.token_hex(32)

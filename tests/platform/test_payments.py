@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant
-from x402.service.platform.context import PLATFORM
+from x402.service.appkeys import PLATFORM
 from x402.service.platform.writer import PaymentRecord
 
 BASE = "eip155:8453"

@@ -14,8 +14,7 @@ from tests.harness.services import with_database
 from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant
 from x402.errors import ConfigError
 from x402.service.app import create_app
-from x402.service.appkeys import DB
-from x402.service.platform.context import PLATFORM
+from x402.service.appkeys import DB, PLATFORM
 from x402.service.settings import Settings
 from x402.service.storage.db import UNWALLED, migrate_url
 from x402.service.storage.scope import system_scope, tenant_scope

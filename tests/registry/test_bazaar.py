@@ -15,7 +15,7 @@ from tests.harness import evm
 from tests.harness.fake import FakePayment, fake_app, fake_payment, fake_requirements
 from tests.registry.conftest import bazaar
 from x402.service.app import create_app
-from x402.service.registry import BAZAAR
+from x402.service.appkeys import BAZAAR
 from x402.wire.models import PaymentPayload, ResourceInfo
 
 RESOURCE_URL = "https://shop.example.com/api/weather"

@@ -87,7 +87,7 @@ async def test_wrong_ownership_proof_is_rejected(aiohttp_client: Any, aiohttp_se
 
 
 async def test_dead_resource_is_marked_down_unreachable(aiohttp_client: Any, settings: Settings) -> None:
-    from x402.service.registry import OUTBOUND, REGISTRY
+    from x402.service.appkeys import OUTBOUND, REGISTRY
     from x402.service.registry.prober import probe_due
 
     app = create_app(settings)

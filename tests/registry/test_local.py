@@ -6,7 +6,8 @@ from typing import Any
 
 from tests.registry.conftest import accept, bazaar, resource
 from x402.service.app import create_app
-from x402.service.registry import REGISTRY, ResourceDraft, register_resources
+from x402.service.appkeys import REGISTRY
+from x402.service.registry import ResourceDraft, register_resources
 from x402.service.registry.manifest import openapi_payment_info
 from x402.service.settings import Settings
 

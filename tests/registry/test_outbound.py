@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from x402.errors import BadRequest
-from x402.service.registry.outbound import Outbound, OutboundFailed, PublicResolver, is_public
+from x402.outbound import PublicResolver, Refused, is_public
+from x402.service.registry.outbound import Outbound, OutboundFailed
 from x402.service.registry.probe import probe
 
 
@@ -23,9 +23,9 @@ def test_is_public() -> None:
 async def test_resolver_refuses_names_of_private_addresses() -> None:
     resolver = PublicResolver()
     try:
-        with pytest.raises(BadRequest) as err:
+        with pytest.raises(Refused) as err:
             await resolver.resolve("localhost", 80)
-        assert err.value.code == "private_address"
+        assert err.value.reason == "private_address"
     finally:
         await resolver.close()
 

@@ -6,12 +6,11 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from risk.build import RiskSettings, build_engine
+from risk.build import RiskOptions, build_engine
 from risk.engine import RiskEngine
 from risk.model import RiskContext
 from risk.store import MemoryRiskStore
 from x402.cache import Cache
-from x402.service.settings import Settings
 
 LAZARUS = "0x098B716B8Aaf21512996dC57EB0615e2383E2f96"  # SDN since 2022-04-14 (Ronin bridge)
 SANCTIONED_SOL = "42RLPACwZPx3vYYmxSueqsogfynBDqXK298EDsNoyoHi"
@@ -43,6 +42,5 @@ async def memory_engine(
     store = MemoryRiskStore()
     if config is not None:
         await store.put_config(None, config, actor="test")
-    settings = Settings(data_dir=tmp_path)
-    engine = await build_engine(settings, None, cache, risk_settings=RiskSettings(config_ttl=0.0, **kw), store=store)
+    engine = await build_engine(RiskOptions(data_dir=tmp_path, config_ttl=0.0, **kw), None, cache, store=store)
     return engine, store

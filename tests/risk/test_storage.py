@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from risk.build import RiskSettings, build_engine
+from risk.build import RiskOptions, build_engine
 from risk.config import InvalidRiskConfig
 from risk.expr import RuleSyntaxError
 from risk.history import PgPayerHistory
@@ -15,7 +15,6 @@ from risk.stats import RedisStats
 from risk.store import PgRiskStore
 from tests.risk.helpers import PAY_TO, PAYER, ctx
 from x402.cache import RedisCache
-from x402.service.settings import Settings
 
 
 async def _settle(pool: asyncpg.Pool, payer: str, pay_to: str, nonce: str, status: str = "confirmed") -> None:
@@ -67,9 +66,7 @@ async def test_engine_on_postgres_and_redis(database_url: str, redis_url: str, t
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4)
     cache = RedisCache(redis_url)
     try:
-        engine = await build_engine(
-            Settings(data_dir=tmp_path), pool, cache, risk_settings=RiskSettings(config_ttl=0.0)
-        )
+        engine = await build_engine(RiskOptions(data_dir=tmp_path, config_ttl=0.0), pool, cache)
         assert isinstance(engine.stats, RedisStats)
         first = await engine.assess(ctx())
         assert {f.code for f in first.flags} == {"first_time_payer"}

@@ -20,6 +20,7 @@ from wallets.service import WalletOptions
 from wallets.webhooks import DeliveryOptions
 from x402.paywall import Offer, Paywall
 from x402.service.app import create_app
+from x402.service.appkeys import AppOptions
 from x402.service.facilitator.inprocess import AppFacilitator
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import PaymentRequired, PaymentRequirements
@@ -176,7 +177,7 @@ def service_factory(devchain: DevChain, database_url: str, aiohttp_client: Any, 
         if keys_on:
             kw.setdefault("require_api_keys", True)
             kw.setdefault("admin_token", ADMIN)
-        app = create_app(wallet_settings(devchain, database_url, **kw), extras={"wallet_options": options})
+        app = create_app(wallet_settings(devchain, database_url, **kw), options=AppOptions(wallet_options=options))
         client: TestClient[Any, Any] = await aiohttp_client(app)
         if keys_on and kw["require_api_keys"]:
             if not tenant_key:

@@ -32,8 +32,8 @@ from tests.harness.faults import (
 from tests.wallets.conftest import FAST, ServiceFactory, Upstream, new_wallet, pay
 from tests.wallets.test_autopause_webhooks import _audit_actions
 from wallets.service import WalletOptions
+from x402.service.appkeys import WALLETS
 from x402.service.storage.scope import system_scope
-from x402.service.wallets_api.routes import WALLETS
 
 #: The wallet gives up on the seller after this long (the hanging seller answers much later or never).
 FETCH_TIMEOUT = 3.0

@@ -20,9 +20,9 @@ from tests.wallets.conftest import ADMIN, tenant_key_of
 from wallets.service import WalletOptions
 from x402.paywall import Offer, Paywall
 from x402.service.app import create_app
+from x402.service.appkeys import WALLETS, AppOptions
 from x402.service.facilitator.inprocess import AppFacilitator
 from x402.service.settings import Settings
-from x402.service.wallets_api.routes import WALLETS
 
 
 @pytest.fixture
@@ -61,7 +61,7 @@ async def _setup(
         admin_token=ADMIN,
     )
     options = WalletOptions(fetch_timeout=5.0, reconcile_interval=3600)
-    app = create_app(settings, extras={"wallet_options": options})
+    app = create_app(settings, options=AppOptions(wallet_options=options))
     if faults is not None:
         app.middlewares.insert(0, faulty(faults))
 

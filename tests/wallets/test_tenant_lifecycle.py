@@ -22,10 +22,10 @@ from tests.wallets.conftest import FAST, MASTER_KEY, ServiceFactory, Upstream, s
 from wallets import datakeys, keys
 from wallets.custody import CustodyError, Keyring, Sealed
 from wallets.events import emit
+from x402.service.appkeys import WALLETS
 from x402.service.platform import audit, lifecycle
 from x402.service.registry.store import PgRegistryStore
 from x402.service.storage.scope import system_scope, tenant_scope
-from x402.service.wallets_api import WALLETS
 
 #: the prober claims due resources of every tenant in system scope (as x402/service/registry starts it)
 PROBER = "test: the registry prober"
@@ -496,7 +496,7 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     assert sus.returncode == 0, sus.stderr
     assert json.loads(sus.stdout)["status"] == "suspended"
     # the API process learns of it within the key cache TTL; here the cache is dropped
-    from x402.service.platform.context import PLATFORM
+    from x402.service.appkeys import PLATFORM
 
     client.app[PLATFORM].auth.forget()
     r = await client.post(f"/v1/wallets/{wid}/pay", json={"url": upstream.paid_url}, headers=bearer(key))

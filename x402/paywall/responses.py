@@ -5,15 +5,14 @@ A browser (its Accept lists text/html) gets the HTML paywall page instead of the
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any
 
 from aiohttp import web
 
+from x402.errors import problem_response
 from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, challenge_headers
 from x402.wire.codec import PAYMENT_RESPONSE, X_PAYMENT_RESPONSE, encode_header
-from x402.wire.models import SettleResponse, encode_json
-
-PROBLEM_JSON: Final = "application/problem+json"
+from x402.wire.models import SettleResponse
 
 
 def challenge_response(
@@ -54,16 +53,8 @@ def expose_headers(response: web.StreamResponse) -> None:
         response.headers["Access-Control-Expose-Headers"] = f"{have}, {EXPOSE_HEADERS}"
 
 
-def problem(status: int, code: str, detail: str, **extra: object) -> web.Response:
+def problem(status: int, code: str, detail: str, **extra: Any) -> web.Response:
     """problem+json for a paywall failure that is not the payer's fault (never an empty 402)."""
-    body: dict[str, object] = {
-        "type": f"https://x402.dev/problems/{code}",
-        "title": code.replace("_", " ").capitalize(),
-        "status": status,
-        "code": code,
-        "detail": detail,
-        **extra,
-    }
-    resp = web.Response(status=status, body=encode_json(body), content_type=PROBLEM_JSON)
+    resp = problem_response(status, code, detail, extra=extra)
     resp.headers["Cache-Control"] = "no-store"
     return resp

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from aiohttp import web
 
 from chains.registry import AdapterFactory, build_registry, load_factories
 from x402.cache import create_cache
 from x402.logs import get_logger
-from x402.service.appkeys import CACHE, CHAINS, DB, EXTRAS, METRICS, SETTINGS
+from x402.service.appkeys import (
+    CACHE,
+    CHAINS,
+    DB,
+    DEV_INFO,
+    EXTENSION_HANDLERS,
+    EXTENSIONS,
+    METRICS,
+    OPTIONS,
+    SETTINGS,
+    AppOptions,
+)
 from x402.service.metrics import Metrics
 from x402.service.middleware import request_middleware
 from x402.service.platform import install as platform  # eager: the limits package reads files when first imported
@@ -72,7 +82,7 @@ def create_app(
     *,
     factories: dict[str, AdapterFactory] | None = None,
     installers: list[Installer] | None = None,
-    extras: dict[str, Any] | None = None,
+    options: AppOptions | None = None,
 ) -> web.Application:
     """Build the service application for ``settings``."""
     app = web.Application(
@@ -82,9 +92,10 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics.create()
-    app[EXTRAS] = dict(extras or {})
-    if settings.dev_state:
-        app[EXTRAS]["dev"] = dict(settings.dev_state.get("public", {}))
+    app[OPTIONS] = options or AppOptions()
+    app[EXTENSIONS] = []
+    app[EXTENSION_HANDLERS] = []
+    app[DEV_INFO] = dict(settings.dev_state.get("public", {})) if settings.dev_state else {}
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_cache)
     # entry points are read (and adapter modules imported) here, outside the event loop

@@ -13,15 +13,13 @@ from aiohttp import web
 
 from x402.paywall.middleware import Handler, Paywall
 from x402.paywall.offers import Offer, PaidRoute
-from x402.service.appkeys import CACHE, EXTRAS, SETTINGS
+from x402.service.appkeys import CACHE, DEMO_PAYWALL, DEV_INFO, SETTINGS
 from x402.service.facilitator.inprocess import AppFacilitator
 
 DEMO_PATH: Final = "/demo/paid"
 DEMO_AMOUNT: Final = 10_000
 #: anvil dev account 9 (public test mnemonic)
 DEMO_PAY_TO: Final = "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"
-
-DEMO_PAYWALL: web.AppKey[Paywall] = web.AppKey("demo_paywall")
 
 
 def demo_route(state: Any) -> PaidRoute:
@@ -69,5 +67,9 @@ def install(app: web.Application) -> None:
     app.router.add_get(DEMO_PATH, demo_handler)
     app.middlewares.append(_demo_middleware)
     app.cleanup_ctx.append(ctx)
-    dev = app[EXTRAS].setdefault("dev", {})
-    dev["demo"] = {"path": DEMO_PATH, "amount": str(DEMO_AMOUNT), "payTo": DEMO_PAY_TO, "network": state["network"]}
+    app[DEV_INFO]["demo"] = {
+        "path": DEMO_PATH,
+        "amount": str(DEMO_AMOUNT),
+        "payTo": DEMO_PAY_TO,
+        "network": state["network"],
+    }

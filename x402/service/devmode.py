@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 from typing import Any
 
@@ -12,7 +11,6 @@ from x402.errors import ConfigError
 from x402.service.settings import Settings
 
 DEV_NETWORK = "eip155:31337"
-DEFAULT_ANVIL_PORT = 8545
 
 
 def _free(port: int) -> bool:
@@ -27,8 +25,8 @@ async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) 
     except ImportError as exc:  # web3 comes with the devchain extra only
         raise ConfigError(f"dev mode needs the devchain extra: pip install 'x402-service[devchain]' ({exc})") from None
 
-    wanted = int(os.environ.get("X402_DEV_ANVIL_PORT", DEFAULT_ANVIL_PORT))
-    anvil, chain = await start_devchain(wanted if _free(wanted) else None)
+    wanted = settings.dev_anvil_port
+    anvil, chain = await start_devchain(wanted if _free(wanted) else None, anvil_bin=settings.anvil_bin)
     stack.push_async_callback(anvil.stop)
     public = chain.to_public_dict()
     print("dev chain (anvil) is up:", flush=True)

@@ -12,18 +12,16 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from x402.errors import BadRequest, DependencyError, X402Error
+from x402.errors import BadRequest, DependencyError, X402Error, problem_response
 from x402.ids import request_id
 from x402.logs import get_logger, scrub
 from x402.service.appkeys import METRICS
-from x402.wire.models import encode_json
 
 log = get_logger("x402.service.http")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("x402_request_id")
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-PROBLEM_JSON = "application/problem+json"
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -44,28 +42,11 @@ _HTTP_CODES = {
 }
 
 
-def problem_response(status: int, code: str, detail: str, request_id: str | None, **extra: object) -> web.Response:
-    """A problem+json response with a stable ``code``."""
-    body: dict[str, object] = {
-        "type": f"https://x402.dev/problems/{code}",
-        "title": code.replace("_", " ").capitalize(),
-        "status": status,
-        "code": code,
-        "detail": detail,
-    }
-    body.update(extra)
-    if request_id:
-        body["requestId"] = request_id
-    return web.Response(status=status, body=encode_json(body), content_type=PROBLEM_JSON)
-
-
 def _render(exc: X402Error, request_id: str | None) -> web.Response:
-    body = exc.to_problem()
     # defence in depth: a detail quoting input never carries a secret-shaped value back out
-    body["detail"] = scrub(str(body.get("detail", "")))
-    if request_id:
-        body["requestId"] = request_id
-    resp = web.Response(status=exc.status, body=encode_json(body), content_type=PROBLEM_JSON)
+    resp = problem_response(
+        exc.status, exc.code, scrub(exc.detail), title=exc.title, extra=exc.extra, request_id=request_id
+    )
     retry_after = exc.extra.get("retryAfter")
     if retry_after is not None:
         resp.headers["Retry-After"] = str(retry_after)
@@ -99,22 +80,26 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        resp = problem_response(exc.status, code, exc.reason or code, rid)
+        resp = problem_response(exc.status, code, exc.reason or code, request_id=rid)
         for h in ("Allow", "Retry-After"):
             if h in exc.headers:
                 resp.headers[h] = exc.headers[h]
     except (asyncpg.CannotConnectNowError, asyncpg.ConnectionDoesNotExistError, ConnectionRefusedError) as exc:
         log.error("database_unavailable", error=type(exc).__name__)
-        resp = problem_response(503, "database_unavailable", "the database is unavailable", rid, dependency="postgres")
+        resp = problem_response(
+            503, "database_unavailable", "the database is unavailable", extra={"dependency": "postgres"}, request_id=rid
+        )
     except (asyncpg.InterfaceError, OSError) as exc:
         log.error("dependency_io_error", error=type(exc).__name__, detail=str(exc)[:200])
-        resp = problem_response(503, "dependency_unavailable", "a dependency is unavailable", rid)
+        resp = problem_response(503, "dependency_unavailable", "a dependency is unavailable", request_id=rid)
     except (RedisConnectionError, RedisTimeoutError):
         log.error("redis_unavailable")
-        resp = problem_response(503, "redis_unavailable", "the cache (Redis) is unavailable", rid, dependency="redis")
+        resp = problem_response(
+            503, "redis_unavailable", "the cache (Redis) is unavailable", extra={"dependency": "redis"}, request_id=rid
+        )
     except Exception:
         log.exception("unhandled_error", path=request.path)
-        resp = problem_response(500, "internal_error", "internal server error", rid)
+        resp = problem_response(500, "internal_error", "internal server error", request_id=rid)
     resp.headers["X-Request-Id"] = rid
     metrics = request.app.get(METRICS)
     if metrics is not None:

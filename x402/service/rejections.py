@@ -13,8 +13,8 @@ from aiohttp.http_exceptions import LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from x402.errors import problem_response
 from x402.logs import get_logger
-from x402.service.middleware import problem_response
 
 log = get_logger("x402.service.http")
 
@@ -46,7 +46,7 @@ class ProblemRequestHandler(RequestHandler):
             else:
                 status, code, detail = 414, "uri_too_long", "the request line is too long"
         log.info("http_request_refused", status=status, code=code, remote=request.remote)
-        out = problem_response(status, code, detail, None)
+        out = problem_response(status, code, detail)
         out.force_close()
         return out
 

@@ -13,7 +13,7 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from risk.build import build_engine
+from risk.build import RiskOptions, build_engine
 from risk.store import LIST_NAMES, AuditRecord, Conn
 from x402.errors import NotFound, Unauthorized
 from x402.service.appkeys import CACHE, DB, RISK, SETTINGS
@@ -21,6 +21,7 @@ from x402.service.http import json_response as _json
 from x402.service.platform import audit
 from x402.service.platform.audit import AuditEntry
 from x402.service.platform.auth import principal_of
+from x402.service.settings import Settings
 from x402.wire.models import decode_json
 
 routes = web.RouteTableDef()
@@ -132,12 +133,22 @@ async def _platform_audit(conn: Conn, record: AuditRecord) -> None:
     )
 
 
+def risk_options(settings: Settings) -> RiskOptions:
+    """The risk package's options, from the settings read once at start-up."""
+    return RiskOptions(
+        data_dir=settings.data_dir,
+        rule_timeout=settings.risk_rule_timeout,
+        config_ttl=settings.risk_config_ttl,
+        chainalysis_api_key=settings.risk_chainalysis_key,
+    )
+
+
 async def _ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if not settings.risk_enabled:
         yield
         return
-    engine = await build_engine(settings, app[DB], app[CACHE], audit_hook=_platform_audit)
+    engine = await build_engine(risk_options(settings), app[DB], app[CACHE], audit_hook=_platform_audit)
     app[RISK] = engine
     yield
     await engine.close()

@@ -50,6 +50,12 @@ class Settings:
     # False here so apps built in code stay open; load_settings (``x402 serve``) defaults it to True
     require_api_keys: bool = False
     risk_enabled: bool = True
+    risk_rule_timeout: float = 0.25
+    risk_config_ttl: float = 5.0
+    risk_chainalysis_key: str | None = field(default=None, repr=False)
+    #: ``x402 serve --dev``: the port wanted for the dev chain, and an explicit anvil binary.
+    dev_anvil_port: int = 8545
+    anvil_bin: str | None = None
     db_pool_size: int = 10
     #: Row-level security between tenants (migration 0013); off only in code, for the RLS cost benchmark.
     row_security: bool = True
@@ -127,11 +133,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """The one rule for every boolean variable: 1/true/yes/on or 0/false/no/off, anything else refused."""
     raw = env.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of 1/true/yes/on or 0/false/no/off, got {raw!r}")
 
 
 def parse_networks(doc: Mapping[str, Any], source: str) -> tuple[NetworkConfig, ...]:
@@ -235,6 +251,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dev_state=dev_state,
         migrate_on_start=_bool(env, "X402_MIGRATE_ON_START", True),
         risk_enabled=_bool(env, "X402_RISK_ENABLED", True),
+        risk_rule_timeout=_float(env, "X402_RISK_RULE_TIMEOUT_MS", 250.0) / 1000,
+        risk_config_ttl=_float(env, "X402_RISK_CONFIG_TTL", 5.0),
+        risk_chainalysis_key=_read_secret(env, "X402_RISK_CHAINALYSIS_KEY"),
+        dev_anvil_port=_int(env, "X402_DEV_ANVIL_PORT", 8545),
+        anvil_bin=env.get("X402_ANVIL_BIN") or None,
         db_pool_size=_int(env, "X402_DB_POOL_SIZE", 10),
         allow_private_outbound=_bool(env, "X402_ALLOW_PRIVATE_OUTBOUND", False),
         registry_probe_interval=_float(env, "X402_REGISTRY_PROBE_INTERVAL", 300.0),

@@ -21,7 +21,7 @@ class AppFacilitator:
 
     def _service(self) -> FacilitatorService:
         # imported late: the facilitator routes pull in the database and chain layers
-        from x402.service.facilitator.routes import FACILITATOR
+        from x402.service.appkeys import FACILITATOR
 
         return self.app[FACILITATOR]
 

@@ -12,7 +12,19 @@ from aiohttp import web
 
 from x402.errors import BadRequest
 from x402.logs import get_logger
-from x402.service.appkeys import CHAINS, DB, EXTRAS, METRICS, RISK, SETTINGS
+from x402.service.appkeys import (
+    AUTHORIZER,
+    CHAINS,
+    DB,
+    EXTENSION_HANDLERS,
+    EXTENSIONS,
+    FACILITATOR,
+    METRICS,
+    OUTCOME,
+    RECONCILER,
+    RISK,
+    SETTINGS,
+)
 from x402.service.facilitator.journal import Journal
 from x402.service.facilitator.reconciler import Reconciler
 from x402.service.facilitator.service import FacilitatorService
@@ -33,11 +45,6 @@ log = get_logger("x402.facilitator")
 Authorizer = Callable[[web.Request, str], Awaitable[str | None]]
 #: Told every outcome (request, kind verify|settle|verify_tx, requirements or verify-tx body, result): records.
 OutcomeHook = Callable[[web.Request, str, Any, Any], Awaitable[None]]
-
-FACILITATOR: web.AppKey[FacilitatorService] = web.AppKey("facilitator")
-AUTHORIZER: web.AppKey[Authorizer] = web.AppKey("facilitator_authorizer")
-OUTCOME: web.AppKey[OutcomeHook] = web.AppKey("facilitator_outcome")
-RECONCILER: web.AppKey[Reconciler] = web.AppKey("reconciler")
 
 routes = web.RouteTableDef()
 
@@ -119,8 +126,8 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         journal,
         settle_timeout=settings.settle_timeout,
         metrics=app[METRICS],
-        extensions=app[EXTRAS].get("extensions"),
-        extension_handlers=app[EXTRAS].get("extension_handlers"),
+        extensions=app[EXTENSIONS],
+        extension_handlers=app[EXTENSION_HANDLERS],
         risk=RiskGate(engine) if engine is not None else None,
     )
     app[FACILITATOR] = service
@@ -149,7 +156,7 @@ def install(app: web.Application) -> None:
         app[AUTHORIZER] = allow_all
     if OUTCOME not in app:
         app[OUTCOME] = ignore_outcome
-    extensions = app[EXTRAS].setdefault("extensions", [])
+    extensions = app[EXTENSIONS]
     if PAYMENT_IDENTIFIER not in extensions:  # implemented by the service on /verify and /settle
         extensions.append(PAYMENT_IDENTIFIER)
     app.cleanup_ctx.append(_service_ctx)

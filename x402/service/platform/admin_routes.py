@@ -8,12 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from x402.errors import BadRequest, Forbidden, NotFound
+from x402.service.appkeys import PLATFORM
 from x402.service.http import json_object as _body
 from x402.service.http import json_response as _json
 from x402.service.middleware import REQUEST_ID
 from x402.service.platform import lifecycle
 from x402.service.platform.auth import Principal, require_principal
-from x402.service.platform.context import PLATFORM
 from x402.service.platform.idempotency import REPLAY_BODY
 from x402.service.platform.tenants import Actor, parse_uuid
 from x402.wire.models import encode_json

@@ -1,4 +1,4 @@
-"""The platform's per-app state, stored under one AppKey."""
+"""The platform's per-app state, stored under one AppKey (``x402.service.appkeys.PLATFORM``)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ class Platform:
         return self.tiers.get(name) or self.tiers["free"]
 
 
-PLATFORM: web.AppKey[Platform] = web.AppKey("platform")
 #: Headers the platform adds to this request's answer (quota warnings).
 RESPONSE_HEADERS: web.RequestKey[dict[str, str]] = web.RequestKey("x402_platform_headers")
 

@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from x402.errors import Unauthorized
+from x402.service.appkeys import PLATFORM
 from x402.service.platform.auth import PRINCIPAL, Principal, presented_credential, principal_of
-from x402.service.platform.context import PLATFORM, RESPONSE_HEADERS, response_headers
+from x402.service.platform.context import RESPONSE_HEADERS, response_headers
 from x402.service.platform.idempotency import Handler, idempotent
 from x402.service.platform.recorder import record_for
 from x402.service.storage.scope import system_scope, tenant_scope

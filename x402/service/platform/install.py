@@ -10,11 +10,10 @@ from aiohttp import web
 
 from x402.cache import RedisCache
 from x402.logs import get_logger
-from x402.service.appkeys import CACHE, DB, SETTINGS
-from x402.service.facilitator.routes import AUTHORIZER, OUTCOME
+from x402.service.appkeys import AUTHORIZER, CACHE, DB, OUTCOME, PLATFORM, SETTINGS
 from x402.service.platform import admin_routes, openapi, payments_routes, payto_claims
 from x402.service.platform.auth import Authenticator
-from x402.service.platform.context import PLATFORM, Platform
+from x402.service.platform.context import Platform
 from x402.service.platform.hooks import authorize, platform_middleware, record_outcome
 from x402.service.platform.idempotency import purge_expired
 from x402.service.platform.limiting import QuotaCounter, RateLimiter

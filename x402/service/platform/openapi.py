@@ -8,15 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from x402 import __version__
-from x402.service.appkeys import EXTRAS, SETTINGS
+from x402.service.appkeys import OPTIONS, SETTINGS
 from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
 from x402.service.platform.openapi_features import feature_paths
 from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
-#: Feature modules add ``{path: {method: operation}}`` here (``app[EXTRAS]``) to document their routes.
-EXTRA_PATHS = "openapi_paths"
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _KEYED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
@@ -429,8 +427,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
     for path, ops in feature_paths().items():
         if path in served:
             paths[path] = ops
-    for path, ops in app[EXTRAS].get(EXTRA_PATHS, {}).items():
-        paths.setdefault(path, {}).update(copy.deepcopy(ops))
+    for path, extra in app[OPTIONS].openapi_paths.items():
+        paths.setdefault(path, {}).update(copy.deepcopy(dict(extra)))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -1,6 +1,7 @@
 """OpenAPI operations of routes other feature modules mount (registry, wallets, dev demo).
 
-A module may instead add ``{path: {method: operation}}`` to ``app[EXTRAS]["openapi_paths"]``; entries there win.
+A caller may instead pass ``{path: {method: operation}}`` as ``AppOptions.openapi_paths`` to ``create_app``;
+entries there win.
 Only paths the app actually serves are merged (the dev demo exists in dev only).
 """
 

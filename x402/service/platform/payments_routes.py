@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from x402.errors import BadRequest, NotFound
+from x402.service.appkeys import PLATFORM
 from x402.service.http import json_response as _json
 from x402.service.platform.auth import require_tenant
-from x402.service.platform.context import PLATFORM
 from x402.service.platform.limiting import month_key
 from x402.service.platform.tenants import parse_uuid
 from x402.wire import jsonlimits

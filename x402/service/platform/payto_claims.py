@@ -14,13 +14,13 @@ from typing import Any, Final
 from aiohttp import web
 
 from x402.errors import BadRequest, Conflict, NotFound
+from x402.service.appkeys import PLATFORM
 from x402.service.http import json_object as _body
 from x402.service.http import json_response as _json
 from x402.service.middleware import REQUEST_ID
 from x402.service.platform import audit
 from x402.service.platform.audit import AuditEntry
 from x402.service.platform.auth import Principal, require_tenant
-from x402.service.platform.context import PLATFORM
 from x402.service.platform.tenants import parse_uuid
 from x402.service.registry.proofs import proves
 from x402.service.storage.scope import system_scope

@@ -12,9 +12,8 @@ from typing import Any
 
 from aiohttp import web
 
-from x402.service.appkeys import DB, EXTRAS, SETTINGS
+from x402.service.appkeys import BAZAAR, DB, EXTENSION_HANDLERS, EXTENSIONS, OUTBOUND, REGISTRY, SETTINGS
 from x402.service.registry.bazaar import BazaarCatalog
-from x402.service.registry.keys import BAZAAR, OUTBOUND, REGISTRY
 from x402.service.registry.models import Resource, ResourceDraft, draft_from_json
 from x402.service.registry.outbound import Outbound
 from x402.service.registry.store import PgRegistryStore, RegistryStore, Verification
@@ -79,10 +78,9 @@ def install(app: web.Application) -> None:
 
     catalog = BazaarCatalog()
     app[BAZAAR] = catalog
-    extras = app[EXTRAS]
-    if "bazaar" not in extras.setdefault("extensions", []):
-        extras["extensions"].append("bazaar")
-    extras.setdefault("extension_handlers", []).append(catalog)
+    if "bazaar" not in app[EXTENSIONS]:
+        app[EXTENSIONS].append("bazaar")
+    app[EXTENSION_HANDLERS].append(catalog)
     app.cleanup_ctx.append(_registry_ctx)
     # the paywall knows nothing of the registry: the service subscribes to its start-up to list its routes
     app.setdefault(PAYWALL_STARTED, []).append(list_paywall_routes)

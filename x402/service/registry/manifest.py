@@ -8,8 +8,7 @@ from typing import Any
 from aiohttp import web
 from yarl import URL
 
-from x402.service.appkeys import EXTRAS, SETTINGS
-from x402.service.registry.keys import REGISTRY
+from x402.service.appkeys import OPTIONS, REGISTRY, SETTINGS
 from x402.service.registry.models import Resource
 from x402.service.settings import Settings
 
@@ -24,7 +23,7 @@ async def _local(app: web.Application) -> list[Resource]:
 
 async def well_known_resources(app: web.Application) -> list[str]:
     """x402scan entries (``"METHOD url"``; a method is always given, since readers disagree on the default)."""
-    out = [str(e) for e in app[EXTRAS].get("paid_resources", [])]
+    out = list(app[OPTIONS].paid_resources)
     for r in await _local(app):
         entry = f"{r.method} {r.url}"
         if entry not in out and r.type == "http":

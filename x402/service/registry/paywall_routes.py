@@ -7,8 +7,7 @@ from aiohttp import web
 
 from x402.logs import get_logger
 from x402.paywall import Paywall
-from x402.service.appkeys import SETTINGS
-from x402.service.registry.keys import REGISTRY
+from x402.service.appkeys import REGISTRY, SETTINGS
 from x402.service.registry.models import ResourceDraft
 
 log = get_logger("x402.paywall")

@@ -12,10 +12,10 @@ from aiohttp import web
 from yarl import URL
 
 from x402.errors import BadRequest, Forbidden, NotFound, RateLimited
+from x402.service.appkeys import OUTBOUND, REGISTRY
 from x402.service.http import json_response as _json
 from x402.service.registry.access import check_owner, reader, sees_owner, writer
 from x402.service.registry.crawl import discover, import_origin, judge
-from x402.service.registry.keys import OUTBOUND, REGISTRY
 from x402.service.registry.models import PATCHABLE, Resource, draft_from_json, is_atomic
 from x402.service.registry.outbound import OutboundFailed
 from x402.service.registry.probe import probe
@@ -164,8 +164,8 @@ async def rate_resource(request: web.Request) -> web.Response:
 
 async def _rating_limit(request: web.Request) -> None:
     """The tenant's per-second API rate limit (its tier) also covers ratings."""
+    from x402.service.appkeys import PLATFORM
     from x402.service.platform.auth import principal_of
-    from x402.service.platform.context import PLATFORM
 
     principal = principal_of(request)
     if PLATFORM not in request.app or principal is None or principal.tenant_id is None:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from x402 import __version__
-from x402.service.appkeys import CHAINS, EXTRAS, SETTINGS
+from x402.service.appkeys import CHAINS, DEV_INFO, EXTENSIONS, OPTIONS, SETTINGS
 from x402.service.registry import manifest as registry_manifest
 from x402.wire.models import SupportedResponse, encode_json
 
@@ -16,7 +16,8 @@ routes = web.RouteTableDef()
 
 def supported(request: web.Request) -> SupportedResponse:
     """The kinds and signers of every configured adapter."""
-    return request.app[CHAINS].supported(list(request.app[EXTRAS].get("extensions", [])))
+    extensions: list[str] = request.app[EXTENSIONS]
+    return request.app[CHAINS].supported(list(extensions))
 
 
 @routes.get("/supported")
@@ -37,13 +38,12 @@ def base_url(request: web.Request) -> str:
 async def well_known(request: web.Request) -> web.Response:
     """x402scan-style discovery document with this service's manifest alongside."""
     settings = request.app[SETTINGS]
-    extras = request.app[EXTRAS]
     base = base_url(request)
     sup = supported(request)
     body: dict[str, Any] = {
         "version": 1,
         "resources": await registry_manifest.well_known_resources(request.app),
-        "ownershipProofs": list(extras.get("ownership_proofs", [])),
+        "ownershipProofs": list(request.app[OPTIONS].ownership_proofs),
         "instructions": (
             f"{settings.service_name} is an x402 facilitator: POST {base}/verify and {base}/settle with "
             "{x402Version, paymentPayload, paymentRequirements}; GET /supported lists what it settles."
@@ -63,7 +63,7 @@ async def well_known(request: web.Request) -> web.Response:
             "signers": sup.signers,
         },
     }
-    dev = extras.get("dev")
+    dev = request.app[DEV_INFO]
     if dev:
         body["dev"] = dev
     return web.Response(body=encode_json(body), content_type="application/json")

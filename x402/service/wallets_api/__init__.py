@@ -1,5 +1,6 @@
 """HTTP API of budgeted agent wallets (``/v1/wallets``) and webhook endpoints (``/v1/webhooks``)."""
 
-from x402.service.wallets_api.routes import WALLETS, install
+from x402.service.appkeys import WALLETS
+from x402.service.wallets_api.routes import install
 
 __all__ = ["WALLETS", "install"]

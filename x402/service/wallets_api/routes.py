@@ -12,10 +12,10 @@ from wallets.balance import balances
 from wallets.errors import ApprovalPending, PaymentPending
 from wallets.payer import PayeeScreen, PayRequest
 from wallets.policy import Policy
-from wallets.service import WalletOptions, WalletService
+from wallets.service import WalletService
 from wallets.store import Wallet
 from x402.errors import BadRequest, NotFound, ValidationFailed
-from x402.service.appkeys import CHAINS, DB, EXTRAS, RISK, SETTINGS
+from x402.service.appkeys import CHAINS, DB, OPTIONS, RISK, SETTINGS, WALLETS
 from x402.service.http import json_object as _body
 from x402.service.http import json_response as _json
 from x402.service.storage.scope import system_scope
@@ -23,7 +23,6 @@ from x402.service.wallets_api.access import caller_of, platform_audit, wallet_fo
 from x402.wire.models import PaymentRequirements, encode_json
 from x402.wire.networks import is_evm
 
-WALLETS: web.AppKey[WalletService] = web.AppKey("wallets")
 routes = web.RouteTableDef()
 
 
@@ -189,7 +188,7 @@ async def reject(request: web.Request) -> web.Response:
 @routes.post("/v1/wallets/{id}/agent-keys")
 async def create_agent_key(request: web.Request) -> web.Response:
     """An API key (scope ``wallets``) that may only pay from and read this wallet; shown once."""
-    from x402.service.platform.context import PLATFORM
+    from x402.service.appkeys import PLATFORM
     from x402.service.platform.idempotency import REPLAY_BODY
     from x402.service.platform.tenants import Actor
 
@@ -292,12 +291,11 @@ def risk_screen(engine: RiskEngine) -> PayeeScreen:
 
 
 async def _ctx(app: web.Application) -> AsyncIterator[None]:
-    options = app[EXTRAS].get("wallet_options")
     engine = app.get(RISK)
     service = WalletService(
         app[DB],
         app[SETTINGS],
-        options if isinstance(options, WalletOptions) else None,
+        app[OPTIONS].wallet_options,
         audit=platform_audit,
         screen=risk_screen(engine) if engine is not None else None,
         chains=app.get(CHAINS),
