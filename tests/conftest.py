@@ -79,13 +79,12 @@ async def _make_template(pg_server_url: str) -> str:
     return name
 
 
-@pytest.fixture
-async def database_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test, dropped afterwards."""
-    name = f"x402_t_{secrets.token_hex(6)}"
+async def _scratch_database(pg_server_url: str, prefix: str, template: str | None) -> AsyncIterator[str]:
+    """A database of its own (a copy of ``template``, or empty), dropped afterwards."""
+    name = f"{prefix}{secrets.token_hex(6)}"
     admin = await asyncpg.connect(pg_server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await admin.close()
     yield with_database(pg_server_url, name)
@@ -94,23 +93,20 @@ async def database_url(pg_server_url: str, template_db: str) -> AsyncIterator[st
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test, dropped afterwards."""
+    async for url in _scratch_database(pg_server_url, "x402_t_", template_db):
+        yield url
 
 
 @pytest.fixture
 async def empty_database_url(pg_server_url: str) -> AsyncIterator[str]:
     """A fresh database with no schema at all."""
-    name = f"x402_e_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield with_database(pg_server_url, name)
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async for url in _scratch_database(pg_server_url, "x402_e_", None):
+        yield url
 
 
 @pytest.fixture
@@ -178,37 +174,10 @@ def devchain() -> Iterator[DevChain]:
 
     Tests share it: each signs with fresh nonces (and fresh payer keys when it needs known balances).
     """
-    import asyncio
-    import subprocess
-    import time
+    from tests.harness.faults import private_devchain
 
-    from chains.evm.devchain import deploy_dev_token
-    from tests.harness.services import anvil_binary, free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [anvil_binary(), "--host", "127.0.0.1", "--port", str(port), "--silent", "--chain-id", "31337"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                asyncio.run(deploy_dev_token(url))
-                break
-            except Exception:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        yield DevChain(rpc_url=url)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with private_devchain() as chain:
+        yield chain
 
 
 @pytest.fixture
