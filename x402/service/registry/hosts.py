@@ -69,8 +69,8 @@ _AN: Final = "[a-zA-Z0-9]"
 
 
 def _label(first: str) -> str:
-    """A DNS label of 1-63 letters, digits and inner hyphens, without ``--`` at positions 3-4 (so never ``xn--``:
-    the IDNA validity of such labels is not a regular language; those URLs are accepted but not documented)."""
+    """A DNS label of 1-63 letters, digits and inner hyphens, without ``--`` at positions 3-4."""
+    # so never ``xn--``: IDNA validity is not a regular language; such URLs are accepted but not documented
     return f"{first}(({_AN}|-)?{_AN}|({_AN}|-){_AN}(({_AN}|-){{0,59}}{_AN})?|({_AN}|-)-{_AN}(({_AN}|-){{0,58}}{_AN})?)?"
 
 
