@@ -165,11 +165,12 @@ def _risk_rule(params: Any) -> dict[str, Any]:
 _URL = {"type": "string", "format": "uri", "pattern": URL_PATTERN, "maxLength": 2048}
 #: Query parameter schemas as strict as the handlers' checks (others are plain strings).
 _QUERY: dict[str, dict[str, Any]] = {
-    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    # an empty value means the default, like leaving the parameter out (registry/routes.py _int_param, _filters)
+    "limit": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 100}, {"const": ""}]},
     "maxPrice": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,76})?$", "description": "atomic units"},
     "cursor": {"type": "string", "pattern": CURSOR_PATTERN, "description": "pagination.cursor of the previous page"},
-    "offset": {"type": "integer", "minimum": 0},
-    "type": {"type": "string", "enum": ["http", "mcp"]},
+    "offset": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9}, {"const": ""}]},
+    "type": {"type": "string", "enum": ["", "http", "mcp"], "description": "empty: any type"},
 }
 #: Request bodies the handlers require fields of; other bodies are objects.
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {
