@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ _UNDERPRICED: Final = ("underpriced", "less than block base fee", "fee cap less 
 #: A replacement pays at least this much more (geth's pool asks for +10 % on both the fee cap and the tip).
 BUMP_PERCENT: Final = 125
 SELF_TRANSFER_GAS: Final = 21_000
+
+_TX_HASH: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 
 
 def is_out_of_funds(message: str) -> bool:
@@ -399,6 +402,9 @@ class EvmSettler:
 
     async def verify_transaction(self, check: TxCheck) -> TxVerification:
         """A plain ERC-20 payment by tx id: mined, succeeded, enough ``asset`` to ``pay_to``, enough confirmations."""
+        if _TX_HASH.fullmatch(check.tx_id) is None:
+            # a Solana signature (or any other id) is no transaction on an EVM chain, like Solana's adapter answers
+            return TxVerification("invalid", reason=TRANSACTION_NOT_FOUND)
         pool = self._pool(check.network)
         receipt, head = await asyncio.gather(
             pool.call("eth_getTransactionReceipt", [check.tx_id]), pool.call("eth_blockNumber", [])

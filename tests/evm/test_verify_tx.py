@@ -89,3 +89,10 @@ async def test_too_few_confirmations(devchain: DevChain, adapter: EvmAdapter) ->
 async def test_unknown_transaction(devchain: DevChain, adapter: EvmAdapter) -> None:
     out = await adapter.verify_transaction(check(devchain, "0x" + "cd" * 32, address_of(new_key()), 1))
     assert (out.status, out.reason) == ("invalid", "transaction_not_found")
+
+
+async def test_non_hash_transaction_is_not_found(devchain: DevChain, adapter: EvmAdapter) -> None:
+    """A Solana signature (or any non-hash id) is no EVM transaction: like an unknown one, never an RPC error."""
+    for tx in ("5" * 88, "0x" + "cd" * 31, "0x" + "zz" * 32):
+        out = await adapter.verify_transaction(check(devchain, tx, address_of(new_key()), 1))
+        assert (out.status, out.reason) == ("invalid", "transaction_not_found"), tx

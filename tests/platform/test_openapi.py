@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import pytest
+
+from chains.config import NetworkConfig
+from x402.errors import BadRequest
 from x402.service.app import create_app
+from x402.service.registry.hosts import URL_PATTERN
+from x402.service.registry.models import check_http_url
 from x402.service.settings import Settings
+from x402.wire.networks import SOLANA_DEVNET
 
 
 async def test_every_route_is_documented_and_vice_versa(settings: Settings, aiohttp_client: Any) -> None:
@@ -36,3 +44,38 @@ async def test_docs_page_is_self_contained(settings: Settings, aiohttp_client: A
     assert "openapi.json" in page
     assert "http://" not in page
     assert "https://" not in page
+
+
+async def test_verify_tx_networks_are_the_configured_ones(settings: Settings, aiohttp_client: Any) -> None:
+    """The document is built from the running app's settings: verify-tx accepts exactly its networks."""
+    nets = (
+        NetworkConfig("eip155:31337", ("http://127.0.0.1:1",)),
+        NetworkConfig(SOLANA_DEVNET, ("http://127.0.0.1:1",)),
+    )
+    client = await aiohttp_client(create_app(settings.with_(networks=nets)))
+    doc = await (await client.get("/openapi.json")).json()
+    network = doc["components"]["schemas"]["VerifyTxRequest"]["properties"]["network"]
+    assert network["enum"] == ["eip155:31337", SOLANA_DEVNET]
+
+
+def test_url_pattern_is_no_looser_than_the_server() -> None:
+    """Every URL the documented pattern allows, check_http_url accepts; what it refuses, the pattern refuses."""
+    pattern = re.compile(URL_PATTERN)
+    allowed = [
+        "http://a.com",
+        "https://x402.org/p?q=1#f",
+        "http://localhost:8080/",
+        "https://1.2.3.4:65535/x",
+        "http://[::1]/",
+        "http://[fe80::1:2]:1/",
+        "https://a-b.c.d.example.",
+    ]
+    for url in allowed:
+        assert pattern.fullmatch(url), url
+        assert check_http_url(url) == url
+    refused = ["http://0", "http://1.2.3.256", "http://a.1", "http://xn--a.com", "http://a..b", "ftp://a.com"]
+    refused += ["http://a.com:0", "http://a.com:65536", "http://[::1::]/", "http://-a.com", "http://a b.com"]
+    for url in refused:
+        assert not pattern.fullmatch(url), url
+        with pytest.raises(BadRequest):
+            check_http_url(url)

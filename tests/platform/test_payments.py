@@ -95,7 +95,15 @@ async def test_list_filters_and_cursor(client: Any) -> None:
         "transaction": "0xtx3",
         "createdAt": records[3].created_at.isoformat(),
     }
-    for bad in ({"cursor": "nope!"}, {"limit": "0"}, {"from": "yesterday"}):
+    # a cursor of the documented shape is a position even when no row sits there: rows before it, or none
+    far = f"{10**17 - 1}.{'f' * 32}"
+    r = await client.get("/v1/payments", params={"cursor": far, "limit": "500"}, headers=h)
+    assert r.status == 200
+    assert len((await r.json())["data"]) == len(records)
+    r = await client.get("/v1/payments", params={"cursor": f"0.{'0' * 32}"}, headers=h)
+    assert r.status == 200
+    assert (await r.json()) == {"data": [], "hasMore": False}
+    for bad in ({"cursor": "nope!"}, {"cursor": f"1.{'A' * 32}"}, {"limit": "0"}, {"from": "yesterday"}):
         r = await client.get("/v1/payments", params=bad, headers=h)
         assert r.status == 400, bad
     assert (await client.get(f"/v1/payments/{uuid.uuid4()}", headers=h)).status == 404

@@ -117,3 +117,16 @@ async def test_supported_lists_bazaar(aiohttp_client: Any, settings: Settings) -
     client = await aiohttp_client(create_app(settings))
     r = await client.get("/supported")
     assert sorted((await r.json())["extensions"]) == ["bazaar", "payment-identifier"]
+
+
+async def test_empty_parameters_are_documented_defaults(aiohttp_client: Any, settings: Settings) -> None:
+    """``type=``, ``limit=`` and ``offset=`` mean the default; the OpenAPI document says so (Schemathesis checks it)."""
+    client = await aiohttp_client(create_app(settings))
+    r = await client.get("/discovery/resources", params={"type": "", "limit": "", "offset": ""})
+    assert r.status == 200
+    assert (await r.json())["pagination"] == {"limit": 20, "offset": 0, "total": 0}
+    doc = await (await client.get("/openapi.json")).json()
+    params = {p["name"]: p["schema"] for p in doc["paths"]["/discovery/resources"]["get"]["parameters"]}
+    assert "" in params["type"]["enum"]
+    assert {"const": ""} in params["limit"]["anyOf"]
+    assert {"const": ""} in params["offset"]["anyOf"]

@@ -129,6 +129,15 @@ async def test_search_shape_and_cursor_pages(aiohttp_client: Any, settings: Sett
         page = await r.json()
         seen += [i["resource"] for i in page["resources"]]
     assert sorted(seen) == [f"https://api.example.com/r{i}" for i in range(5)]
+    # any cursor of the documented shape is a position: past the last row (or past MAX_OFFSET) it is an empty page
+    for deep in ("5", "10001", "999999999"):
+        r = await client.get("/discovery/search", params={"query": "maps", "cursor": deep})
+        assert r.status == 200, await r.text()
+        assert (await r.json())["resources"] == []
+        assert (await r.json())["pagination"]["cursor"] is None
+    for bad in ("01", "-1", "1000000000", "eyJvIjoyfQ"):  # leading zero, sign, too long, the old base64 form
+        r = await client.get("/discovery/search", params={"query": "maps", "cursor": bad})
+        assert (r.status, (await r.json())["code"]) == (400, "invalid_cursor"), bad
 
 
 # name, fields, signals: (verification, probes ok/total, status, ratings (sum, count), settled volume, age in days)

@@ -79,3 +79,15 @@ async def test_outbound_guard_refuses_loopback(wallet_service: Any, upstream: Up
     status, doc = await pay(client, wallet["id"], "file:///etc/passwd")
     assert status == 400, doc
     assert doc["code"] == "outbound_refused", doc
+
+
+async def test_malformed_url_is_400_even_on_a_paused_wallet(wallet_service: Any, devchain: DevChain) -> None:
+    """The documented URL shape is checked before the wallet's state: a malformed request is 400, never 423."""
+    client = await wallet_service()
+    wallet = await new_wallet(client, devchain, fund=0)
+    assert (await client.post(f"/v1/wallets/{wallet['id']}/pause", json={})).status == 200
+    for url in ("\U0002bf5a", "http://0", "https://a..b/", "http://user:pw@example.com/"):
+        status, doc = await pay(client, wallet["id"], url)
+        assert (status, doc["code"]) == (400, "outbound_refused"), (url, doc)
+    status, doc = await pay(client, wallet["id"], "https://api.example.com/paid")
+    assert (status, doc["code"]) == (423, "wallet_paused"), doc

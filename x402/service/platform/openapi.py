@@ -12,6 +12,7 @@ from x402.service.appkeys import OPTIONS, SETTINGS
 from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
 from x402.service.platform.openapi_features import feature_paths
+from x402.service.platform.payments_routes import CURSOR_PATTERN
 from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
@@ -217,12 +218,14 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["network", "transaction", "payTo", "asset", "minAmount"],
         "properties": {
+            # the enum of configured networks is filled in from the running app's settings (build_document)
             "network": {"type": "string"},
             "transaction": {"type": "string", "pattern": "^(0x[0-9a-fA-F]{64}|[1-9A-HJ-NP-Za-km-z]{64,88})$"},
             "payTo": {"type": "string"},
             "asset": {"type": "string"},
-            "minAmount": {"type": "string"},
-            "confirmations": {"type": "integer"},
+            # canonical atomic units below 2**256 (x402/wire/models.py parse_amount); 77 digits always fit
+            "minAmount": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,76})$"},
+            "confirmations": {"type": "integer", "minimum": 0, "maximum": 1000},
         },
     },
 }
@@ -404,7 +407,11 @@ def base_paths() -> dict[str, dict[str, Any]]:
                     _q("from", "inclusive start", "date-time"),
                     _q("to", "exclusive end", "date-time"),
                     _q("limit", "1-500, default 50", schema={"type": "integer", "minimum": 1, "maximum": 500}),
-                    _q("cursor", "nextCursor of the previous page"),
+                    _q(
+                        "cursor",
+                        "nextCursor of the previous page (empty: the first page)",
+                        schema={"type": "string", "pattern": CURSOR_PATTERN},
+                    ),
                 ],
             )
         },
@@ -429,6 +436,9 @@ def build_document(app: web.Application) -> dict[str, Any]:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():
         paths.setdefault(path, {}).update(copy.deepcopy(dict(extra)))
+    schemas = copy.deepcopy(SCHEMAS)
+    # verify-tx answers 400 invalid_network for a network this deployment does not serve
+    schemas["VerifyTxRequest"]["properties"]["network"]["enum"] = [n.network for n in settings.networks]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -439,7 +449,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
         "servers": [{"url": settings.public_url or "/"}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "responses": {
                 "Problem": {
                     "description": "An error (RFC 9457) with a stable code",

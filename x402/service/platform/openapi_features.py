@@ -13,6 +13,8 @@ from typing import Any
 from risk.config import _ACTION_PARAMS, _FLOAT_PARAMS, _INT_PARAMS, DEFAULT_RULES, MAX_CUSTOM_RULES
 from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
+from x402.service.registry.hosts import URL_PATTERN
+from x402.service.registry.routes import CURSOR_PATTERN
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -159,12 +161,16 @@ def _risk_rule(params: Any) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "properties": props}
 
 
-_URL = {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+", "maxLength": 2048}
+#: What check_http_url accepts (x402/service/registry/hosts.py): the schema is no looser than the server
+_URL = {"type": "string", "format": "uri", "pattern": URL_PATTERN, "maxLength": 2048}
 #: Query parameter schemas as strict as the handlers' checks (others are plain strings).
 _QUERY: dict[str, dict[str, Any]] = {
-    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
-    "offset": {"type": "integer", "minimum": 0},
-    "type": {"type": "string", "enum": ["http", "mcp"]},
+    # an empty value means the default, like leaving the parameter out (registry/routes.py _int_param, _filters)
+    "limit": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 100}, {"const": ""}]},
+    "maxPrice": {"type": "string", "pattern": "^(0|[1-9][0-9]{0,76})?$", "description": "atomic units"},
+    "cursor": {"type": "string", "pattern": CURSOR_PATTERN, "description": "pagination.cursor of the previous page"},
+    "offset": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9}, {"const": ""}]},
+    "type": {"type": "string", "enum": ["", "http", "mcp"], "description": "empty: any type"},
 }
 #: Request bodies the handlers require fields of; other bodies are objects.
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
-import json
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -16,7 +15,6 @@ from x402.service.http import json_response as _json
 from x402.service.platform.auth import require_tenant
 from x402.service.platform.limiting import month_key
 from x402.service.platform.tenants import parse_uuid
-from x402.wire import jsonlimits
 
 routes = web.RouteTableDef()
 
@@ -55,20 +53,24 @@ def _time(request: web.Request, name: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+#: ``<microseconds since 1970>.<row uuid as 32 hex digits>``; the OpenAPI document publishes this pattern, so any
+#: cursor it allows is a position (a position no row has just continues after it, possibly with an empty page).
+CURSOR_PATTERN = r"^([0-9]{1,17}\.[0-9a-f]{32})?$"
+_CURSOR = re.compile(r"([0-9]{1,17})\.([0-9a-f]{32})")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
-    """Opaque position after a row."""
-    raw = json.dumps([created_at.isoformat(), str(row_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """Position after a row."""
+    return f"{(created_at - _EPOCH) // timedelta(microseconds=1)}.{row_id.hex}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor names; 400 when it was not made by us."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, rid = jsonlimits.loads(raw)
-        return datetime.fromisoformat(at), uuid.UUID(rid)
-    except (ValueError, TypeError, BadRequest):
-        raise BadRequest("invalid cursor", code="invalid_cursor") from None
+    """The position a cursor names; 400 when it does not have the documented shape."""
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise BadRequest("invalid cursor: expected <microseconds>.<32 hex digits>", code="invalid_cursor")
+    return _EPOCH + timedelta(microseconds=int(match[1])), uuid.UUID(hex=match[2])
 
 
 @routes.get("/v1/payments")

@@ -53,3 +53,35 @@ def host_problem(raw_host: str) -> str | None:
         except UnicodeError:  # idna.IDNAError and bad punycode alike
             return f"{raw_host!r} is not a valid internationalised host name"
     return None
+
+
+_OCTET: Final = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_H16: Final = "[0-9a-fA-F]{1,4}"
+_IPV6: Final = "|".join(
+    (
+        f"({_H16}:){{7}}{_H16}",
+        f"({_H16}:){{1,7}}:",
+        *(f"({_H16}:){{1,{6 - k}}}(:{_H16}){{1,{k + 1}}}" for k in range(6)),
+        f":((:{_H16}){{1,7}}|:)",
+    )
+)
+_AN: Final = "[a-zA-Z0-9]"
+
+
+def _label(first: str) -> str:
+    """A DNS label of 1-63 letters, digits and inner hyphens, without ``--`` at positions 3-4."""
+    # so never ``xn--``: IDNA validity is not a regular language; such URLs are accepted but not documented
+    return f"{first}(({_AN}|-)?{_AN}|({_AN}|-){_AN}(({_AN}|-){{0,59}}{_AN})?|({_AN}|-)-{_AN}(({_AN}|-){{0,58}}{_AN})?)?"
+
+
+_DNS_LABEL: Final = _label(_AN)
+#: A top-level label that starts with a letter is never all digits.
+_TOP_LABEL: Final = _label("[a-zA-Z]")
+_PORT: Final = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+#: The URLs the OpenAPI document promises ``check_http_url`` accepts: http(s), a host ``host_problem`` passes (a DNS
+#: name of up to four labels, a dotted-quad IPv4 or a bracketed IPv6 address), an optional port 1-65535, and a
+#: path, query and fragment of printable URL characters. It is no looser than the server, so schema-valid is accepted.
+URL_PATTERN: Final = (
+    f"^https?://((({_DNS_LABEL})\\.){{0,3}}{_TOP_LABEL}\\.?|({_OCTET}\\.){{3}}{_OCTET}|\\[({_IPV6})\\])"
+    f"(:{_PORT})?([/?#][A-Za-z0-9._~:/?#@!$&'()*+,;=%-]*)?$"
+)

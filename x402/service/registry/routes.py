@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 import uuid
 from typing import Any, Final
 
@@ -22,7 +21,7 @@ from x402.service.registry.probe import probe
 from x402.service.registry.store import Filters
 from x402.service.storage.scope import system_scope
 from x402.wire import jsonlimits
-from x402.wire.models import DiscoveryPage, Pagination, encode_json
+from x402.wire.models import DiscoveryPage, Pagination
 
 routes = web.RouteTableDef()
 
@@ -247,21 +246,22 @@ async def discovery_resources(request: web.Request) -> web.Response:
     return _json(page)
 
 
+#: A search cursor is the offset of the next page in decimal; the OpenAPI document publishes this pattern, and an
+#: offset past ``MAX_OFFSET`` is a position beyond the last page (an empty page), not an error.
+CURSOR_PATTERN: Final = "^(0|[1-9][0-9]{0,8})?$"
+_CURSOR: Final = re.compile(r"0|[1-9][0-9]{0,8}")
+
+
 def _cursor_offset(raw: str | None) -> int:
     if not raw:
         return 0
-    try:
-        doc = jsonlimits.loads(base64.urlsafe_b64decode(raw.encode("ascii") + b"=" * (-len(raw) % 4)))
-    except (binascii.Error, ValueError, BadRequest, UnicodeEncodeError):
-        raise BadRequest("cursor is not one this service issued", code="invalid_cursor") from None
-    offset = doc.get("o") if isinstance(doc, dict) else None
-    if not isinstance(offset, int) or not 0 <= offset <= MAX_OFFSET:
-        raise BadRequest("cursor is not one this service issued", code="invalid_cursor")
-    return offset
+    if _CURSOR.fullmatch(raw) is None:
+        raise BadRequest("cursor is not one this service issued (a decimal offset)", code="invalid_cursor")
+    return int(raw)
 
 
 def _cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(encode_json({"o": offset})).decode("ascii").rstrip("=")
+    return str(offset)
 
 
 @routes.get("/discovery/search")
@@ -272,8 +272,11 @@ async def discovery_search(request: web.Request) -> web.Response:
         raise BadRequest(f"query is longer than {MAX_QUERY} characters", code="invalid_query")
     limit = _int_param(request, "limit", 20, 1, 100, "invalid_limit")
     offset = _cursor_offset(request.query.get("cursor"))
-    with system_scope(CATALOGUE):
-        found = await request.app[REGISTRY].search(query, _filters(request, search=True), limit, offset)
+    filters = _filters(request, search=True)
+    found: list[Resource] = []
+    if offset <= MAX_OFFSET:  # deeper offsets are past the last page this service issues
+        with system_scope(CATALOGUE):
+            found = await request.app[REGISTRY].search(query, filters, limit, offset)
     more = len(found) > limit and offset + limit <= MAX_OFFSET
     body = {
         "x402Version": 2,

@@ -18,6 +18,7 @@ from x402.errors import BadRequest, NotFound, ValidationFailed
 from x402.service.appkeys import CHAINS, DB, OPTIONS, RISK, SETTINGS, WALLETS
 from x402.service.http import json_object as _body
 from x402.service.http import json_response as _json
+from x402.service.registry.models import check_http_url
 from x402.service.storage.scope import system_scope
 from x402.service.wallets_api.access import caller_of, platform_audit, wallet_for, wallet_id_of
 from x402.wire.models import PaymentRequirements, encode_json
@@ -140,6 +141,9 @@ async def pay(request: web.Request) -> web.Response:
     if service.payer is None:
         raise ValidationFailed("wallets need a master key (X402_MASTER_KEY)", code="master_key_missing")
     req = PayRequest.from_json(await _body(request))
+    # the URL has the documented shape before the wallet's state is looked at: 400 outbound_refused (as the guard
+    # answers other URLs it will not fetch), not 423
+    check_http_url(req.url, code="outbound_refused")
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
         raise BadRequest("Idempotency-Key must be 1-255 characters", code="invalid_idempotency_key")
