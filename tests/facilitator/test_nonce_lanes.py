@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import re
+import secrets
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -155,6 +156,33 @@ async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chai
     assert (_metric(metrics, "x402_signer_nonce", signer=signer, source="mined") or 0) >= 1
 
 
+async def _journalled(payment: Any, service: Any) -> tuple[Any, int]:
+    """The payment routed and claimed in the journal, as a settle does before it signs (the row id)."""
+    routed = service.route(payment.payload, payment.requirements)
+    row_id = await service.journal.claim(
+        routed.adapter.replay_key(routed.ctx),
+        digest=secrets.token_bytes(32),
+        pay_to=routed.ctx.requirements.pay_to,
+        amount=int(routed.ctx.requirements.amount),
+        x402_version=2,
+        payload=dict(routed.ctx.payload),
+        requirements=msgspec.to_builtins(routed.ctx.requirements),
+    )
+    assert row_id is not None
+    return routed, row_id
+
+
+async def _settled_rows(reconciler: Reconciler, database_url: str) -> list[Any]:
+    """The journal once no row is open: more reconciler passes while a receipt is still on its way (busy box)."""
+    for _ in range(50):
+        rows = await _rows(database_url)
+        if all(r["status"] not in ("claimed", "submitted", "pending") for r in rows):
+            return rows
+        await reconciler.run_once()
+        await asyncio.sleep(0.1)
+    return await _rows(database_url)
+
+
 async def test_next_settlement_reuses_the_nonce_of_an_expired_unsent_one(
     own_chain: DevChain, database_url: str, aiohttp_client: Any
 ) -> None:
@@ -169,18 +197,7 @@ async def test_next_settlement_reuses_the_nonce_of_an_expired_unsent_one(
         chain, payer_key, evm.requirements(chain, pay_to, 999), valid_before=await _chain_time(chain) + 60
     )
     # the state a crash leaves: claimed, signed and journalled at nonce 0, never broadcast
-    routed = service.route(crashed.payload, crashed.requirements)
-    key_ = routed.adapter.replay_key(routed.ctx)
-    row_id = await service.journal.claim(
-        key_,
-        digest=b"x" * 32,
-        pay_to=pay_to,
-        amount=999,
-        x402_version=2,
-        payload=dict(routed.ctx.payload),
-        requirements=msgspec.to_builtins(routed.ctx.requirements),
-    )
-    assert row_id is not None
+    routed, row_id = await _journalled(crashed, service)
     prepared = await service.lanes.reserve(row_id, routed.ctx, routed.adapter, signer)
     assert prepared.signer_nonce == 0
     await _expire(chain, 120)
@@ -215,22 +232,11 @@ async def test_unsent_transaction_still_valid_is_sent_by_the_reconciler(
     payer_key = await evm.funded_payer(chain)
     pay_to = evm.address_of(evm.new_key())
     crashed = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 55))
-    routed = service.route(crashed.payload, crashed.requirements)
-    row_id = await service.journal.claim(
-        routed.adapter.replay_key(routed.ctx),
-        digest=b"y" * 32,
-        pay_to=pay_to,
-        amount=55,
-        x402_version=2,
-        payload=dict(routed.ctx.payload),
-        requirements=msgspec.to_builtins(routed.ctx.requirements),
-    )
-    assert row_id is not None
+    routed, row_id = await _journalled(crashed, service)
     prepared = await service.lanes.reserve(row_id, routed.ctx, routed.adapter, signer)
     reconciler: Reconciler = client.server.app[RECONCILER]
     await reconciler.run_once()
-    await reconciler.run_once()
-    [row] = await _rows(database_url)
+    [row] = await _settled_rows(reconciler, database_url)
     assert (row["status"], row["tx_id"], row["signer_nonce"]) == ("confirmed", prepared.tx_id, 0)
     later = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 5))
     assert (await (await client.post("/settle", json=later.body())).json())["success"] is True
@@ -252,17 +258,7 @@ async def test_nonce_taken_by_another_transaction_is_signed_again_while_valid(
     payer_key = await evm.funded_payer(chain)
     pay_to = evm.address_of(evm.new_key())
     payment = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 66))
-    routed = service.route(payment.payload, payment.requirements)
-    row_id = await service.journal.claim(
-        routed.adapter.replay_key(routed.ctx),
-        digest=b"w" * 32,
-        pay_to=pay_to,
-        amount=66,
-        x402_version=2,
-        payload=dict(routed.ctx.payload),
-        requirements=msgspec.to_builtins(routed.ctx.requirements),
-    )
-    assert row_id is not None
+    routed, row_id = await _journalled(payment, service)
     first = await service.lanes.reserve(row_id, routed.ctx, routed.adapter, signer)
     other = Account.from_key(key).sign_transaction(
         {"chainId": chain.chain_id, "nonce": 0, "to": signer, "value": 0, "gas": 21_000, "gasPrice": 10**10}
@@ -272,7 +268,7 @@ async def test_nonce_taken_by_another_transaction_is_signed_again_while_valid(
     reconciler: Reconciler = client.server.app[RECONCILER]
     done = await reconciler.run_once()
     assert done.get("resigned") == 1, done
-    [row] = await _rows(database_url)
+    [row] = await _settled_rows(reconciler, database_url)
     assert (row["status"], row["signer_nonce"]) == ("confirmed", 1)
     assert first.tx_id in list(row["replaced_tx_ids"])
     assert await evm.token_balance(chain, pay_to) == 66
@@ -292,17 +288,7 @@ async def test_gap_the_signer_cannot_fill_is_reported_then_repaired(
     pay_to = evm.address_of(evm.new_key())
     now = await _chain_time(chain)
     dead = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 7), valid_before=now + 60)
-    routed = service.route(dead.payload, dead.requirements)
-    dead_id = await service.journal.claim(
-        routed.adapter.replay_key(routed.ctx),
-        digest=b"z" * 32,
-        pay_to=pay_to,
-        amount=7,
-        x402_version=2,
-        payload=dict(routed.ctx.payload),
-        requirements=msgspec.to_builtins(routed.ctx.requirements),
-    )
-    assert dead_id is not None
+    routed, dead_id = await _journalled(dead, service)
     await service.lanes.reserve(dead_id, routed.ctx, routed.adapter, signer)  # nonce 0, never broadcast
     queued = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 8), valid_before=now + 3600)
     out = await (await client.post("/settle", json=queued.body())).json()
