@@ -10,7 +10,6 @@ import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness import evm
-from x402.service.app import create_app
 
 
 @pytest.mark.parametrize(
@@ -25,9 +24,7 @@ from x402.service.app import create_app
 async def test_non_canonical_amounts_are_refused(
     database_url: str, aiohttp_client: Any, devchain: DevChain, where: str, value: Any, reason: str
 ) -> None:
-    key = evm.new_key()
-    await evm.fund_eth(devchain, evm.address_of(key))
-    client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, key)))
+    client, _ = await evm.facilitator_client(aiohttp_client, devchain, database_url)
     payer_key = await evm.funded_payer(devchain)
     pay_to = evm.address_of(evm.new_key())
     payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 10_000))

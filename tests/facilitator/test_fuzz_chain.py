@@ -10,16 +10,13 @@ import pytest
 from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.hostile import HOSTILE_JSON, deep_array, json_bytes, leaves, replaced
-from x402.service.app import create_app
 
 
 @pytest.mark.slow
 async def test_payment_fields_fuzzed_on_the_chain_path(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
-    key = evm.new_key()
-    await evm.fund_eth(devchain, evm.address_of(key))
-    client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, key)))
+    client, _ = await evm.facilitator_client(aiohttp_client, devchain, database_url)
     payer_key = await evm.funded_payer(devchain)
     pay_to = evm.address_of(evm.new_key())
     base = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 10_000)).body()

@@ -43,12 +43,6 @@ async def own_chain() -> AsyncIterator[DevChain]:
         await anvil.stop()
 
 
-async def _signer(chain: DevChain) -> tuple[str, str]:
-    key = evm.new_key()
-    await evm.fund_eth(chain, evm.address_of(key))
-    return key, evm.address_of(key)
-
-
 async def _chain_time(chain: DevChain) -> int:
     return int((await evm.rpc(chain.rpc_url, "eth_getBlockByNumber", "latest", False))["timestamp"], 16)
 
@@ -86,7 +80,7 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
 async def test_kill9_between_journal_and_broadcast_restart_after_expiry(own_chain: DevChain, database_url: str) -> None:
     """The crashed settlement's nonce is filled at start-up; later settlements confirm; nothing is paid twice."""
     chain = own_chain
-    key, signer = await _signer(chain)
+    key, signer = await evm.funded_signer(chain)
     payer_key = await evm.funded_payer(chain)
     pay_to = evm.address_of(evm.new_key())
     env = {
@@ -188,7 +182,7 @@ async def test_next_settlement_reuses_the_nonce_of_an_expired_unsent_one(
 ) -> None:
     """With no reconciler running, the next settlement takes the dead nonce itself instead of waiting behind it."""
     chain = own_chain
-    key, signer = await _signer(chain)
+    key, signer = await evm.funded_signer(chain)
     client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key, settle_timeout=20)))
     service = client.server.app[FACILITATOR]
     payer_key = await evm.funded_payer(chain)
@@ -226,7 +220,7 @@ async def test_unsent_transaction_still_valid_is_sent_by_the_reconciler(
 ) -> None:
     """Restart before expiry: the journalled transaction itself is sent, exactly once, and its nonce is not reused."""
     chain = own_chain
-    key, signer = await _signer(chain)
+    key, signer = await evm.funded_signer(chain)
     client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key)))
     service = client.server.app[FACILITATOR]
     payer_key = await evm.funded_payer(chain)
@@ -252,7 +246,7 @@ async def test_nonce_taken_by_another_transaction_is_signed_again_while_valid(
     from eth_account import Account
 
     chain = own_chain
-    key, signer = await _signer(chain)
+    key, signer = await evm.funded_signer(chain)
     client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key)))
     service = client.server.app[FACILITATOR]
     payer_key = await evm.funded_payer(chain)
@@ -280,7 +274,7 @@ async def test_gap_the_signer_cannot_fill_is_reported_then_repaired(
 ) -> None:
     """A settlement queued behind a dead nonce while the signer has no gas: stuck with reasons, then repaired."""
     chain = own_chain
-    key, signer = await _signer(chain)
+    key, signer = await evm.funded_signer(chain)
     settings = evm.chain_settings(chain, database_url, key, settle_timeout=0.5, settle_stuck_after=0)
     client = await aiohttp_client(create_app(settings))
     service = client.server.app[FACILITATOR]
@@ -323,7 +317,7 @@ async def test_gap_the_signer_cannot_fill_is_reported_then_repaired(
 
 async def _pending_settlement(chain: DevChain, database_url: str, aiohttp_client: Any) -> tuple[Any, str, str, int]:
     """Settle one payment with mining stopped: it answers settlement_pending and its tx waits in the pool."""
-    key, signer = await _signer(chain)
+    key, signer = await evm.funded_signer(chain)
     settings = evm.chain_settings(chain, database_url, key, settle_timeout=0.3, settle_stuck_after=0)
     client = await aiohttp_client(create_app(settings))
     payer_key = await evm.funded_payer(chain)
@@ -372,7 +366,7 @@ async def test_fees_refused_at_broadcast_are_bumped_before_answering(
     own_chain: DevChain, database_url: str, aiohttp_client: Any
 ) -> None:
     chain = own_chain
-    key, signer = await _signer(chain)
+    key, signer = await evm.funded_signer(chain)
     client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key, settle_timeout=20)))
     adapter = client.server.app[CHAINS].find(chain.network)
     assert isinstance(adapter, EvmAdapter)
@@ -434,7 +428,7 @@ async def test_stuck_transaction_is_bumped_and_reported(
 
 
 async def test_two_signer_keys_round_robin(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
-    (k1, a1), (k2, a2) = await _signer(devchain), await _signer(devchain)
+    (k1, a1), (k2, a2) = await evm.funded_signer(devchain), await evm.funded_signer(devchain)
     settings = evm.chain_settings(devchain, database_url, k1).with_(evm_signer_key=None, evm_signer_keys=(k1, k2))
     client = await aiohttp_client(create_app(settings))
     sup = await (await client.get("/supported")).json()
@@ -485,7 +479,7 @@ async def test_out_of_gas_signer_hands_over_to_the_next_key(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     broke = evm.new_key()
-    funded, funded_addr = await _signer(devchain)
+    funded, funded_addr = await evm.funded_signer(devchain)
     settings = evm.chain_settings(devchain, database_url, broke).with_(evm_signer_keys=(funded,))
     client = await aiohttp_client(create_app(settings))
     payer_key = await evm.funded_payer(devchain)

@@ -15,7 +15,6 @@ from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
-from x402.service.app import create_app
 from x402.service.appkeys import FACILITATOR
 from x402.wire import payment_identifier as pid
 
@@ -30,10 +29,7 @@ def with_id(payment: evm.Payment, value: str | None, *, required: bool = False) 
 
 
 async def _client(aiohttp_client: Any, chain: DevChain, database_url: str) -> tuple[Any, str]:
-    key = evm.new_key()
-    await evm.fund_eth(chain, evm.address_of(key))
-    client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key)))
-    return client, evm.address_of(key)
+    return await evm.facilitator_client(aiohttp_client, chain, database_url)
 
 
 async def test_supported_lists_the_extension(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:

@@ -12,14 +12,10 @@ import pytest
 from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.services import free_port
-from x402.service.app import create_app
 
 
 async def _app_client(aiohttp_client: Any, devchain: DevChain, database_url: str) -> tuple[Any, str]:
-    key = evm.new_key()
-    await evm.fund_eth(devchain, evm.address_of(key))
-    client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, key)))
-    return client, evm.address_of(key)
+    return await evm.facilitator_client(aiohttp_client, devchain, database_url)
 
 
 async def test_verify_settle_retry_and_duplicate(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:

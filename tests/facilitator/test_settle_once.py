@@ -28,10 +28,9 @@ async def manual_chain() -> AsyncIterator[DevChain]:
 
 
 async def _client(aiohttp_client: Any, chain: DevChain, database_url: str, **kw: Any) -> tuple[Any, str, Any]:
-    key = evm.new_key()
-    await evm.fund_eth(chain, evm.address_of(key))
+    key, signer = await evm.funded_signer(chain)
     app = create_app(evm.chain_settings(chain, database_url, key, **kw))
-    return await aiohttp_client(app), evm.address_of(key), app
+    return await aiohttp_client(app), signer, app
 
 
 async def _delivered(database_url: str) -> list[tuple[str, bool]]:

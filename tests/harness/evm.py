@@ -141,6 +141,21 @@ async def fund_eth(chain: DevChain, address: str, wei: int = 10**20) -> None:
     await rpc(chain.rpc_url, "anvil_setBalance", address, hex(wei))
 
 
+async def funded_signer(chain: DevChain) -> tuple[str, str]:
+    """A fresh facilitator signer key with gas, and its address."""
+    key = new_key()
+    await fund_eth(chain, address_of(key))
+    return key, address_of(key)
+
+
+async def facilitator_client(aiohttp_client: Any, chain: DevChain, database_url: str, **kw: Any) -> tuple[Any, str]:
+    """A test client of the service settling with a fresh funded signer (settings overrides as keywords)."""
+    from x402.service.app import create_app
+
+    key, signer = await funded_signer(chain)
+    return await aiohttp_client(create_app(chain_settings(chain, database_url, key, **kw))), signer
+
+
 async def token_balance(chain: DevChain, address: str, token: str | None = None) -> int:
     """ERC-20 balanceOf via eth_call."""
     data = "0x70a08231" + "00" * 12 + address.lower().removeprefix("0x")
