@@ -20,7 +20,7 @@ from x402.service.http import json_object as _body
 from x402.service.http import json_response as _json
 from x402.service.registry.models import check_http_url
 from x402.service.storage.scope import system_scope
-from x402.service.wallets_api.access import caller_of, platform_audit, wallet_for, wallet_id_of
+from x402.service.wallets_api.access import Caller, caller_of, platform_audit, wallet_for, wallet_id_of
 from x402.wire.models import PaymentRequirements, encode_json
 from x402.wire.networks import is_evm
 
@@ -31,12 +31,27 @@ def _service(request: web.Request) -> WalletService:
     return request.app[WALLETS]
 
 
-@routes.post("/v1/wallets")
-async def create_wallet(request: web.Request) -> web.Response:
-    """Create a wallet: service-generated keys (or ``import``), a policy; keys are never returned."""
+async def _manager(request: web.Request) -> tuple[WalletService, Caller]:
+    """The service and a caller allowed to manage wallets (a tenant key with the wallets scope, not an agent key)."""
     service = _service(request)
     caller = await caller_of(request, service)
     caller.require_manager()
+    return service, caller
+
+
+async def _managed_wallet(request: web.Request) -> tuple[WalletService, Caller, Wallet]:
+    """As ``_manager`` for the wallet in the path: another tenant's wallet is 404 before an agent key is refused."""
+    service = _service(request)
+    caller = await caller_of(request, service)
+    wallet = await wallet_for(request, service, caller)
+    caller.require_manager()
+    return service, caller, wallet
+
+
+@routes.post("/v1/wallets")
+async def create_wallet(request: web.Request) -> web.Response:
+    """Create a wallet: service-generated keys (or ``import``), a policy; keys are never returned."""
+    service, caller = await _manager(request)
     doc = await _body(request)
     chains = doc.get("chains", ["evm"])
     imports = doc.get("import") or {}
@@ -103,10 +118,7 @@ async def get_payments(request: web.Request) -> web.Response:
 @routes.put("/v1/wallets/{id}/policy")
 async def put_policy(request: web.Request) -> web.Response:
     """Replace the policy (audited)."""
-    service = _service(request)
-    caller = await caller_of(request, service)
-    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
-    caller.require_manager()
+    service, caller, wallet = await _managed_wallet(request)
     policy = Policy.from_json(await _body(request))
     updated = await service.store.set_policy(wallet, policy, caller.actor, caller.request_id)
     return _json(updated.to_json())
@@ -115,10 +127,7 @@ async def put_policy(request: web.Request) -> web.Response:
 @routes.post("/v1/wallets/{id}/pause")
 async def pause(request: web.Request) -> web.Response:
     """Pause the wallet (audited)."""
-    service = _service(request)
-    caller = await caller_of(request, service)
-    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
-    caller.require_manager()
+    service, caller, wallet = await _managed_wallet(request)
     reason = str((await _body(request)).get("reason") or "manual")[:200]
     return _json((await service.store.pause(wallet.id, reason, caller.actor, caller.request_id)).to_json())
 
@@ -126,10 +135,7 @@ async def pause(request: web.Request) -> web.Response:
 @routes.post("/v1/wallets/{id}/resume")
 async def resume(request: web.Request) -> web.Response:
     """Resume a paused wallet (audited)."""
-    service = _service(request)
-    caller = await caller_of(request, service)
-    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
-    caller.require_manager()
+    service, caller, wallet = await _managed_wallet(request)
     return _json((await service.store.resume(wallet.id, caller.actor, caller.request_id)).to_json())
 
 
@@ -168,10 +174,7 @@ async def list_approvals(request: web.Request) -> web.Response:
 
 
 async def _decide(request: web.Request, approve: bool) -> web.Response:
-    service = _service(request)
-    caller = await caller_of(request, service)
-    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
-    caller.require_manager()
+    service, caller, wallet = await _managed_wallet(request)
     approval_id = wallet_id_of(request, "aid")
     out = await service.approvals.decide(wallet.id, approval_id, approve, caller.actor, caller.request_id)
     return _json(out)
@@ -196,10 +199,7 @@ async def create_agent_key(request: web.Request) -> web.Response:
     from x402.service.platform.idempotency import REPLAY_BODY
     from x402.service.platform.tenants import Actor
 
-    service = _service(request)
-    caller = await caller_of(request, service)
-    wallet = await wallet_for(request, service, caller)  # another wallet is 404 before an agent is refused
-    caller.require_manager()
+    service, caller, wallet = await _managed_wallet(request)
     if PLATFORM not in request.app or wallet.tenant_id is None:
         raise ValidationFailed(
             "agent keys need the platform (tenants + API keys) and a tenant wallet", code="agent_keys_unavailable"
@@ -222,9 +222,7 @@ async def create_agent_key(request: web.Request) -> web.Response:
 @routes.post("/v1/webhooks")
 async def create_webhook(request: web.Request) -> web.Response:
     """Register an endpoint for wallet events; the signing secret is shown once."""
-    service = _service(request)
-    caller = await caller_of(request, service)
-    caller.require_manager()
+    service, caller = await _manager(request)
     doc = await _body(request)
     url = doc.get("url")
     if not isinstance(url, str):
@@ -242,18 +240,14 @@ async def create_webhook(request: web.Request) -> web.Response:
 @routes.get("/v1/webhooks")
 async def list_webhooks(request: web.Request) -> web.Response:
     """The caller's webhook endpoints."""
-    service = _service(request)
-    caller = await caller_of(request, service)
-    caller.require_manager()
+    service, caller = await _manager(request)
     return _json({"webhooks": await service.webhooks.list_all(caller.tenant_id)})
 
 
 @routes.get("/v1/webhooks/dead-letters")
 async def dead_letters(request: web.Request) -> web.Response:
     """Deliveries that failed every attempt."""
-    service = _service(request)
-    caller = await caller_of(request, service)
-    caller.require_manager()
+    service, caller = await _manager(request)
     return _json({"deadLetters": await service.webhooks.dead_letters(caller.tenant_id)})
 
 
@@ -261,9 +255,7 @@ async def dead_letters(request: web.Request) -> web.Response:
 @routes.delete("/v1/webhooks/{id:[0-9a-fA-F-]{36}}")
 async def delete_webhook(request: web.Request) -> web.Response:
     """Deactivate an endpoint."""
-    service = _service(request)
-    caller = await caller_of(request, service)
-    caller.require_manager()
+    service, caller = await _manager(request)
     try:
         import uuid
 
