@@ -257,7 +257,8 @@ async def test_nonce_taken_by_another_transaction_is_signed_again_while_valid(
     other = Account.from_key(key).sign_transaction(
         {"chainId": chain.chain_id, "nonce": 0, "to": signer, "value": 0, "gas": 21_000, "gasPrice": 10**10}
     )
-    await evm.rpc(chain.rpc_url, "eth_sendRawTransaction", "0x" + bytes(other.raw_transaction).hex())
+    sent = await evm.rpc(chain.rpc_url, "eth_sendRawTransaction", "0x" + bytes(other.raw_transaction).hex())
+    await evm.wait_receipt(chain, sent)
     assert await evm.tx_count(chain, signer) == 1
     reconciler: Reconciler = client.server.app[RECONCILER]
     done = await reconciler.run_once()

@@ -172,10 +172,21 @@ async def mint(chain: DevChain, to: str, amount: int, token: str | None = None) 
     tx = await rpc(
         chain.rpc_url, "eth_sendTransaction", {"from": minter, "to": token or chain.token_address, "data": data}
     )
-    for _ in range(100):
-        if await rpc(chain.rpc_url, "eth_getTransactionReceipt", tx):
-            return
-    raise RuntimeError("mint not mined")
+    await wait_receipt(chain, tx)
+
+
+async def wait_receipt(chain: DevChain, tx: str, timeout: float = 15.0) -> dict[str, Any]:
+    """The transaction's receipt once mined (anvil mines on send, but a busy box may answer before it has)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while True:
+        receipt = await rpc(chain.rpc_url, "eth_getTransactionReceipt", tx)
+        if receipt:
+            return dict(receipt)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"transaction {tx} not mined within {timeout:g} s")
+        await asyncio.sleep(0.02)
 
 
 async def tx_count(chain: DevChain, address: str) -> int:
