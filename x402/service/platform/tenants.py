@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from x402.errors import NotFound, ValidationFailed
+from x402.service.events.outbox import Event, insert_events
 from x402.service.platform import audit, keys
 from x402.service.platform.audit import AuditEntry
 
@@ -183,6 +184,7 @@ class TenantStore:
         await audit.append(
             conn, AuditEntry(actor.name, "key.create", "api_key", meta["id"], None, meta, actor.request_id)
         )
+        await insert_events(conn, [Event("key.created", {"key": meta}, tenant_id=tenant_id)])
         return meta
 
     async def list_keys(self, tenant_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -221,6 +223,7 @@ class TenantStore:
                 conn,
                 AuditEntry(actor.name, "key.revoke", "api_key", out["id"], key_json(before), out, actor.request_id),
             )
+            await insert_events(conn, [Event("key.revoked", {"key": out}, tenant_id=before["tenant_id"])])
         return out
 
     async def rotate_key(
@@ -259,5 +262,8 @@ class TenantStore:
                     {**old_meta, "replacedBy": meta["id"]},
                     actor.request_id,
                 ),
+            )
+            await insert_events(
+                conn, [Event("key.revoked", {"key": old_meta, "replacedBy": meta["id"]}, tenant_id=old["tenant_id"])]
             )
         return meta, new.plaintext, old_meta

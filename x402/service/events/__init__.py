@@ -1,0 +1,1 @@
+"""Provider events: the envelope, the transactional outbox they are written to, and (later) their delivery."""
