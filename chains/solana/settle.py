@@ -14,9 +14,10 @@ from solana.rpc.models import TxOpts
 from solders.signature import Signature
 
 from chains.base import Confirmation, PaymentContext, PreparedSettlement, ReplayKey, SettlementRejected
+from chains.solana.outcome import inner_transfers, matching, top_level_transfers
 from chains.solana.rpc import SolanaRpcPool, pool_for
 from chains.solana.status import DONE, received
-from chains.solana.verify import Invalid, SolanaVerifier, decode_transaction
+from chains.solana.verify import Invalid, SolanaVerifier, decode_transaction, payer_hint
 from x402.errors import BadRequest, ChainRejected
 from x402.wire import reasons as R
 
@@ -39,11 +40,7 @@ class SolanaSettler:
             dec = decode_transaction(ctx.payload)
         except ValueError as exc:
             raise BadRequest(str(exc), code=R.INVALID_EXACT_SVM_TRANSACTION_COULD_NOT_BE_DECODED) from None
-        payer = ""
-        ixs = dec.tx.message.instructions
-        if len(ixs) >= 3 and len(bytes(ixs[2].accounts)) >= 4:
-            payer = str(dec.keys[bytes(ixs[2].accounts)[3]])
-        return ReplayKey(ctx.requirements.network, ctx.requirements.asset, payer, str(dec.tx.message.hash()))
+        return ReplayKey(ctx.requirements.network, ctx.requirements.asset, payer_hint(dec), str(dec.tx.message.hash()))
 
     async def prepare_settlement(
         self, ctx: PaymentContext, *, nonce_floor: int | None = None, signer: str | None = None
@@ -53,11 +50,12 @@ class SolanaSettler:
         ``tx_id`` is the fee payer's signature (deterministic for a given message), ``valid_until`` unix time.
         """
         try:
-            dec, transfer = self.verifier.check(ctx)
-            await self.verifier.simulate(ctx, dec, str(transfer.authority), already_processed_ok=True)
+            checked = await self.verifier.check(ctx)
+            await self.verifier.simulate(ctx, checked, already_processed_ok=True)
         except Invalid as inv:
             o = inv.outcome
             raise SettlementRejected(o.reason or R.INVALID_EXACT_SVM_VERIFICATION_FAILED, o.message, o.payer) from None
+        dec = checked.dec
         tx = self.verifier.cosign(ctx, dec)
         return PreparedSettlement(
             tx_id=str(tx.signatures[0]),
@@ -146,4 +144,32 @@ class SolanaSettler:
                 amount=moved.received,
                 block=slot,
             )
+        if not self._transfer_landed(ctx, got):
+            return Confirmation(
+                "failed",
+                R.POST_SETTLEMENT_TRANSFER_NOT_CONFIRMED,
+                "the confirmed transaction performs no transfer that pays the requirement",
+                amount=moved.received,
+                block=slot,
+            )
         return Confirmation("confirmed", amount=moved.received, block=slot)
+
+    def _transfer_landed(self, ctx: PaymentContext, got: Any) -> bool:
+        """The confirmed transaction's top-level and inner instructions hold a transfer that pays the requirement.
+
+        True when the node reports no inner instructions (the balance delta above is then the only check).
+        """
+        meta = got.transaction.meta
+        if meta is None or meta.inner_instructions is None:
+            return True
+        dec = decode_transaction(ctx.payload)
+        loaded = meta.loaded_addresses
+        keys = dec.keys + (list(loaded.writable) + list(loaded.readonly) if loaded is not None else [])
+        transfers = top_level_transfers(keys, dec.tx.message.instructions) + inner_transfers(
+            meta.inner_instructions, keys
+        )
+        req = ctx.requirements
+        try:
+            return bool(matching(transfers, req.asset, req.pay_to, int(req.amount)))
+        except ValueError:
+            return False
