@@ -11,6 +11,7 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from chains.base import Confirmation, PaymentContext, PreparedSettlement, ReplayKey, SettlementRejected
@@ -135,7 +136,8 @@ class SolanaSettler:
         if got is None:
             return Confirmation("confirmed", block=slot)
         req = ctx.requirements
-        moved = received(got, req.asset, req.pay_to)
+        keys = self._keys_of(ctx, got)
+        moved = received(got, req.asset, req.pay_to, keys)
         if moved.received < int(req.amount):
             return Confirmation(
                 "failed",
@@ -144,7 +146,7 @@ class SolanaSettler:
                 amount=moved.received,
                 block=slot,
             )
-        if not self._transfer_landed(ctx, got):
+        if not self._transfer_landed(ctx, got, keys):
             return Confirmation(
                 "failed",
                 R.POST_SETTLEMENT_TRANSFER_NOT_CONFIRMED,
@@ -154,7 +156,15 @@ class SolanaSettler:
             )
         return Confirmation("confirmed", amount=moved.received, block=slot)
 
-    def _transfer_landed(self, ctx: PaymentContext, got: Any) -> bool:
+    @staticmethod
+    def _keys_of(ctx: PaymentContext, got: Any) -> list[Pubkey]:
+        """The settled transaction's static keys (from the payload: the same message) plus its loaded addresses."""
+        meta = got.transaction.meta
+        loaded = meta.loaded_addresses if meta is not None else None
+        extra = list(loaded.writable) + list(loaded.readonly) if loaded is not None else []
+        return decode_transaction(ctx.payload).keys + extra
+
+    def _transfer_landed(self, ctx: PaymentContext, got: Any, keys: list[Pubkey]) -> bool:
         """The confirmed transaction's top-level and inner instructions hold a transfer that pays the requirement.
 
         True when the node reports no inner instructions (the balance delta above is then the only check).
@@ -163,8 +173,6 @@ class SolanaSettler:
         if meta is None or meta.inner_instructions is None:
             return True
         dec = decode_transaction(ctx.payload)
-        loaded = meta.loaded_addresses
-        keys = dec.keys + (list(loaded.writable) + list(loaded.readonly) if loaded is not None else [])
         transfers = top_level_transfers(keys, dec.tx.message.instructions) + inner_transfers(
             meta.inner_instructions, keys
         )

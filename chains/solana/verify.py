@@ -93,19 +93,14 @@ class UnsupportedVersion(ValueError):
 
 
 def _message_version(data: bytes) -> int | None:
-    """The version byte after the signatures (None: legacy or unreadable)."""
-    count, shift, pos = 0, 0, 0
-    while pos < min(3, len(data)):
-        byte = data[pos]
-        count |= (byte & 0x7F) << shift
-        pos += 1
-        if not byte & 0x80:
-            break
-        shift += 7
-    at = pos + 64 * count
-    if at >= len(data) or not data[at] & 0x80:
+    """The message version of a serialized transaction (None: legacy or v0, which start with the signatures).
+
+    Version-1 transactions (SIMD-0385) put the message first, so their first byte is the version prefix; a
+    signature count of 128 or more, the only other way to start with the high bit set, cannot fit a transaction.
+    """
+    if not data or not data[0] & 0x80:
         return None
-    return data[at] & 0x7F
+    return data[0] & 0x7F
 
 
 def decode_transaction(payload: Any) -> Decoded:
