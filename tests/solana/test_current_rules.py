@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 from solders.address_lookup_table_account import AddressLookupTableAccount
 from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.instruction import AccountMeta, Instruction
@@ -27,6 +28,7 @@ from spl.token.constants import ASSOCIATED_TOKEN_PROGRAM_ID
 
 from chains.base import VerifyOutcome
 from chains.config import NetworkConfig
+from chains.registry import build_registry
 from chains.solana.adapter import SmartWalletOptions, SolanaAdapter
 from chains.solana.payer import (
     LIGHTHOUSE_PROGRAM,
@@ -38,6 +40,8 @@ from chains.solana.payer import (
 )
 from tests.solana.conftest import NETWORK, PRICE, World
 from tests.solana.test_settle import settle
+from x402.errors import ConfigError
+from x402.service.settings import load_settings
 from x402.wire import reasons as R
 
 ATA_PROGRAM = ASSOCIATED_TOKEN_PROGRAM_ID
@@ -337,3 +341,28 @@ def test_payee_token_accounts_cover_both_programs(world: World) -> None:
     atas = payee_accounts(str(world.mint), str(world.pay_to.pubkey()))
     assert get_associated_token_address(world.pay_to.pubkey(), world.mint, world.program) in atas
     assert len(atas) == 2
+
+
+async def test_smart_wallet_settings_reach_the_adapter(world: World) -> None:
+    env = {
+        "X402_SVM_FEE_PAYER_KEYS": str(world.fee_payer),
+        "X402_DATA_DIR": "/tmp",
+        "X402_SVM_SMART_WALLET": "true",
+        "X402_SVM_SMART_WALLET_PROGRAMS": f"{ATA_PROGRAM}, {LIGHTHOUSE_PROGRAM}",
+        "X402_SVM_SMART_WALLET_MAX_COMPUTE_UNITS": "300000",
+        "X402_SVM_SMART_WALLET_MAX_PRICE": "7",
+    }
+    settings = load_settings(env).with_(networks=(NetworkConfig(NETWORK, (world.rpc.url,)),))
+    registry = build_registry(settings.chain_options())
+    adapter = registry.get(NETWORK)
+    try:
+        assert isinstance(adapter, SolanaAdapter)
+        opts = adapter.verifier.smart_wallet
+        assert opts == SmartWalletOptions(True, frozenset({ATA_PROGRAM, LIGHTHOUSE_PROGRAM}), 300_000, 7)
+        assert (await verify(adapter, world, cpi_payment(world))).is_valid
+    finally:
+        await registry.close()
+    assert not load_settings({"X402_DATA_DIR": "/tmp"}).svm_smart_wallet  # off by default
+    bad = load_settings({**env, "X402_SVM_SMART_WALLET_PROGRAMS": "not-a-program"})
+    with pytest.raises(ConfigError, match="X402_SVM_SMART_WALLET_PROGRAMS"):
+        build_registry(bad.with_(networks=(NetworkConfig(NETWORK, (world.rpc.url,)),)).chain_options())
