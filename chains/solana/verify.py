@@ -197,7 +197,7 @@ class SolanaVerifier:
         try:
             t = self._check_instructions(ctx, dec, keys)
         except Invalid as inv:
-            if not self.smart_wallet.enabled or inv.outcome.reason not in RECOVERABLE:
+            if not self.smart_wallet.enabled or not self._recoverable(inv.outcome.reason, dec, keys):
                 raise
             try:
                 check_structure(self.smart_wallet, dec.tx.message, keys, self._key_set)
@@ -211,6 +211,27 @@ class SolanaVerifier:
             )
             return Checked(dec, keys, "smart_wallet", None, payer_hint(dec))
         return Checked(dec, keys, "static", t, str(t.authority))
+
+    @staticmethod
+    def _recoverable(reason: str | None, dec: Decoded, keys: list[Pubkey]) -> bool:
+        """A static failure the smart-wallet path may overrule: a layout reason, or a static compute cap when the
+        transaction does not have the static layout at all (its own, smart-wallet caps then apply)."""
+        if reason in RECOVERABLE:
+            return True
+        if reason != R.INVALID_EXACT_SVM_COMPUTE_LIMIT_INSTRUCTION_TOO_HIGH:
+            return False
+        msg = dec.tx.message
+        at = 0 if isinstance(msg, MessageV1) else 2
+        ixs = list(msg.instructions)
+        if len(ixs) <= at:
+            return True
+        ix = ixs[at]
+        return (
+            decode_transfer(
+                keys[ix.program_id_index], [keys[a] for a in bytes(ix.accounts)], bytes(ix.data), inner=False
+            )
+            is None
+        )
 
     def _check_envelope(self, ctx: PaymentContext) -> Decoded:
         req = ctx.requirements

@@ -316,6 +316,15 @@ async def test_smart_wallet_compute_caps(world: World) -> None:
         out = await verify(adapter, world, cpi_payment(world, price=11))
         assert out.reason == R.SW_PRIORITY_FEE_TOO_HIGH
         assert (await verify(adapter, world, cpi_payment(world, limit=150_000, price=10))).is_valid
+    async with smart(world) as adapter:  # the default cap (400 000) is above the static layout's (200 000)
+        assert (await verify(adapter, world, cpi_payment(world, limit=400_000))).is_valid
+        out = await verify(adapter, world, cpi_payment(world, limit=400_001))
+        assert out.reason == R.SW_COMPUTE_UNITS_TOO_HIGH
+    static = official(world)
+    static[0] = set_compute_unit_limit(300_000)
+    async with smart(world) as adapter:  # a static-layout payment keeps the static cap
+        out = await verify(adapter, world, partially_signed(world, static))
+        assert out.reason == R.INVALID_EXACT_SVM_COMPUTE_LIMIT_INSTRUCTION_TOO_HIGH
 
 
 async def test_post_settlement_check_reads_the_confirmed_transaction(world: World) -> None:
