@@ -238,7 +238,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     INVALID_EXACT_SVM_TRANSACTION_FEE_PAYER_TRANSFERRING_FUNDS: "The fee payer would transfer funds.",
     INVALID_EXACT_SVM_PAYLOAD_MINT_MISMATCH: "The transfer is for another mint.",
     INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH: "The transfer goes to another recipient.",
-    INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH: "The transfer amount differs from (Solana: is below) the required amount.",
+    INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH: "The transfer pays less than the required amount.",
     INVALID_EXACT_SVM_TRANSACTION_SIMULATION_FAILED: "Simulating the transaction failed.",
     INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH: "The memo differs from the required memo.",
     INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT: "The transaction has too many memo instructions.",
