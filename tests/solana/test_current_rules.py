@@ -375,3 +375,14 @@ async def test_smart_wallet_settings_reach_the_adapter(world: World) -> None:
     bad = load_settings({**env, "X402_SVM_SMART_WALLET_PROGRAMS": "not-a-program"})
     with pytest.raises(ConfigError, match="X402_SVM_SMART_WALLET_PROGRAMS"):
         build_registry(bad.with_(networks=(NetworkConfig(NETWORK, (world.rpc.url,)),)).chain_options())
+
+
+async def test_wrong_decimals_refused_by_the_simulation(world: World) -> None:
+    """TransferChecked carries the mint's decimals; the token program (run by the simulation) refuses others."""
+    w = world
+    ixs = official(w)
+    ixs[2] = transfer_checked_ix(
+        w.program, w.ata(w.payer.pubkey()), w.mint, w.ata(w.pay_to.pubkey()), w.payer.pubkey(), PRICE, 5
+    )
+    out = await verify(w.adapter, w, partially_signed(w, ixs))
+    assert out.reason == R.INVALID_EXACT_SVM_TRANSACTION_SIMULATION_FAILED
