@@ -45,3 +45,8 @@ class ChainOptions:
     evm_signer_keys: tuple[str, ...] = field(default=(), repr=False)
     svm_fee_payer_keys: tuple[str, ...] = field(default=(), repr=False)
     rpc_timeout: float = 5.0
+    #: Solana smart-wallet path (off by default): allowlist (empty: the reference defaults) and compute caps.
+    svm_smart_wallet: bool = False
+    svm_smart_wallet_programs: tuple[str, ...] = ()
+    svm_smart_wallet_max_compute_units: int = 0
+    svm_smart_wallet_max_price: int = -1

@@ -31,6 +31,7 @@ from chains.kinds import exact_kinds
 from chains.solana import status
 from chains.solana.rpc import SolanaRpcPool, pool_for
 from chains.solana.settle import TX_LIFETIME_SECONDS, SolanaSettler
+from chains.solana.smartwallet import SmartWalletOptions
 from chains.solana.status import FINALIZED_CONFIRMATIONS, TRANSACTION_NOT_FOUND
 from chains.solana.verify import (
     DEFAULT_MAX_COMPUTE_UNITS,
@@ -73,12 +74,18 @@ class SolanaAdapter:
         poll_interval: float = 0.4,
         max_compute_units: int = DEFAULT_MAX_COMPUTE_UNITS,
         max_signers: int = DEFAULT_MAX_SIGNERS,
+        smart_wallet: SmartWalletOptions | None = None,
     ) -> None:
         self._configs = {n.network: n for n in networks}
         self._pools = {n.network: SolanaRpcPool(n.network, n.rpc_urls, rpc_timeout) for n in networks}
         self._keys = {str(k.pubkey()): k for k in fee_payers}
         self.verifier = SolanaVerifier(
-            self._configs, self._pools, self._keys, max_compute_units=max_compute_units, max_signers=max_signers
+            self._configs,
+            self._pools,
+            self._keys,
+            max_compute_units=max_compute_units,
+            max_signers=max_signers,
+            smart_wallet=smart_wallet,
         )
         self.settler = SolanaSettler(self.verifier, self._pools, poll_interval=poll_interval)
 
@@ -96,10 +103,16 @@ class SolanaAdapter:
         return list(self._configs)
 
     def supported_kinds(self) -> list[SupportedKind]:
-        """v2 kinds with ``extra.feePayer`` (our first fee payer), plus v1 kinds where a v1 name exists."""
+        """v2 kinds with ``extra.feePayer`` (our first fee payer), plus v1 kinds where a v1 name exists.
+
+        With the smart-wallet path on, ``extra.features.smartWalletSupported`` says so (as the reference does).
+        """
         if not self._keys:
             return []
-        return exact_kinds(self._configs, {"feePayer": next(iter(self._keys))})
+        extra: dict[str, Any] = {"feePayer": next(iter(self._keys))}
+        if self.verifier.smart_wallet.enabled:
+            extra["features"] = {"smartWalletSupported": True}
+        return exact_kinds(self._configs, extra)
 
     def signers(self) -> dict[str, list[str]]:
         """Fee payer addresses under ``solana:*``."""
@@ -175,7 +188,16 @@ def create_adapter(options: ChainOptions, nets: list[NetworkConfig]) -> SolanaAd
     keys = [parse_keypair(k) for k in options.svm_fee_payer_keys]
     if not keys:
         log.warning("no X402_SVM_FEE_PAYER_KEYS: Solana exact payments cannot be verified or settled")
-    return SolanaAdapter(nets, keys, rpc_timeout=options.rpc_timeout)
+    try:
+        smart = SmartWalletOptions.from_settings(
+            options.svm_smart_wallet,
+            options.svm_smart_wallet_programs,
+            options.svm_smart_wallet_max_compute_units,
+            options.svm_smart_wallet_max_price,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"X402_SVM_SMART_WALLET_PROGRAMS holds an invalid program id: {exc}") from None
+    return SolanaAdapter(nets, keys, rpc_timeout=options.rpc_timeout, smart_wallet=smart)
 
 
 __all__ = [
@@ -184,6 +206,7 @@ __all__ = [
     "MAX_COMPUTE_UNIT_PRICE",
     "TRANSACTION_NOT_FOUND",
     "TX_LIFETIME_SECONDS",
+    "SmartWalletOptions",
     "SolanaAdapter",
     "create_adapter",
     "parse_keypair",

@@ -92,7 +92,7 @@ class SolanaRpcPool:
         """getTransaction (confirmed) of a signature, or None when the node refuses or does not know it."""
 
         async def run(c: AsyncClient) -> Any:
-            return await c.get_transaction(sig, commitment=Confirmed, max_supported_transaction_version=0)
+            return await c.get_transaction(sig, commitment=Confirmed, max_supported_transaction_version=1)
 
         try:
             return (await self.call(run)).value

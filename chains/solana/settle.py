@@ -11,12 +11,14 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
 from solana.rpc.core import RPCException
 from solana.rpc.models import TxOpts
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from chains.base import Confirmation, PaymentContext, PreparedSettlement, ReplayKey, SettlementRejected
+from chains.solana.outcome import inner_transfers, matching, top_level_transfers
 from chains.solana.rpc import SolanaRpcPool, pool_for
 from chains.solana.status import DONE, received
-from chains.solana.verify import Invalid, SolanaVerifier, decode_transaction
+from chains.solana.verify import Invalid, SolanaVerifier, decode_transaction, payer_hint
 from x402.errors import BadRequest, ChainRejected
 from x402.wire import reasons as R
 
@@ -39,11 +41,7 @@ class SolanaSettler:
             dec = decode_transaction(ctx.payload)
         except ValueError as exc:
             raise BadRequest(str(exc), code=R.INVALID_EXACT_SVM_TRANSACTION_COULD_NOT_BE_DECODED) from None
-        payer = ""
-        ixs = dec.tx.message.instructions
-        if len(ixs) >= 3 and len(bytes(ixs[2].accounts)) >= 4:
-            payer = str(dec.keys[bytes(ixs[2].accounts)[3]])
-        return ReplayKey(ctx.requirements.network, ctx.requirements.asset, payer, str(dec.tx.message.hash()))
+        return ReplayKey(ctx.requirements.network, ctx.requirements.asset, payer_hint(dec), str(dec.tx.message.hash()))
 
     async def prepare_settlement(
         self, ctx: PaymentContext, *, nonce_floor: int | None = None, signer: str | None = None
@@ -53,11 +51,12 @@ class SolanaSettler:
         ``tx_id`` is the fee payer's signature (deterministic for a given message), ``valid_until`` unix time.
         """
         try:
-            dec, transfer = self.verifier.check(ctx)
-            await self.verifier.simulate(ctx, dec, str(transfer.authority), already_processed_ok=True)
+            checked = await self.verifier.check(ctx)
+            await self.verifier.simulate(ctx, checked, already_processed_ok=True)
         except Invalid as inv:
             o = inv.outcome
             raise SettlementRejected(o.reason or R.INVALID_EXACT_SVM_VERIFICATION_FAILED, o.message, o.payer) from None
+        dec = checked.dec
         tx = self.verifier.cosign(ctx, dec)
         return PreparedSettlement(
             tx_id=str(tx.signatures[0]),
@@ -137,7 +136,8 @@ class SolanaSettler:
         if got is None:
             return Confirmation("confirmed", block=slot)
         req = ctx.requirements
-        moved = received(got, req.asset, req.pay_to)
+        keys = self._keys_of(ctx, got)
+        moved = received(got, req.asset, req.pay_to, keys)
         if moved.received < int(req.amount):
             return Confirmation(
                 "failed",
@@ -146,4 +146,38 @@ class SolanaSettler:
                 amount=moved.received,
                 block=slot,
             )
+        if not self._transfer_landed(ctx, got, keys):
+            return Confirmation(
+                "failed",
+                R.POST_SETTLEMENT_TRANSFER_NOT_CONFIRMED,
+                "the confirmed transaction performs no transfer that pays the requirement",
+                amount=moved.received,
+                block=slot,
+            )
         return Confirmation("confirmed", amount=moved.received, block=slot)
+
+    @staticmethod
+    def _keys_of(ctx: PaymentContext, got: Any) -> list[Pubkey]:
+        """The settled transaction's static keys (from the payload: the same message) plus its loaded addresses."""
+        meta = got.transaction.meta
+        loaded = meta.loaded_addresses if meta is not None else None
+        extra = list(loaded.writable) + list(loaded.readonly) if loaded is not None else []
+        return decode_transaction(ctx.payload).keys + extra
+
+    def _transfer_landed(self, ctx: PaymentContext, got: Any, keys: list[Pubkey]) -> bool:
+        """The confirmed transaction's top-level and inner instructions hold a transfer that pays the requirement.
+
+        True when the node reports no inner instructions (the balance delta above is then the only check).
+        """
+        meta = got.transaction.meta
+        if meta is None or meta.inner_instructions is None:
+            return True
+        dec = decode_transaction(ctx.payload)
+        transfers = top_level_transfers(keys, dec.tx.message.instructions) + inner_transfers(
+            meta.inner_instructions, keys
+        )
+        req = ctx.requirements
+        try:
+            return bool(matching(transfers, req.asset, req.pay_to, int(req.amount)))
+        except ValueError:
+            return False

@@ -151,12 +151,16 @@ class Moved:
     any_in: bool
 
 
-def received(got: Any, asset: str, pay_to: str) -> Moved:
-    """Token balance deltas of ``asset`` in a getTransaction answer: what ``pay_to`` received, and from whom."""
+def received(got: Any, asset: str, pay_to: str, keys: list[Pubkey] | None = None) -> Moved:
+    """Token balance deltas of ``asset`` in a getTransaction answer: what ``pay_to`` received, and from whom.
+
+    ``keys``: the transaction's account keys when the caller has them (version-1 transactions: solders cannot
+    expose the encoded transaction of the answer).
+    """
     meta = got.transaction.meta
     if meta is None:
         return Moved(0, None, False)
-    keys = account_keys(got)
+    keys = keys if keys is not None else account_keys(got)
     try:
         owner = Pubkey.from_string(pay_to)
         mint = Pubkey.from_string(asset)

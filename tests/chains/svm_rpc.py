@@ -3,7 +3,10 @@
 Serves what the Solana adapter, solana-py and the official @x402/svm client call: getLatestBlockhash,
 isBlockhashValid, getAccountInfo (base64), getBalance, getMinimumBalanceForRentExemption, simulateTransaction,
 sendTransaction, getSignatureStatuses, getTransaction, getSlot, getBlockHeight, getHealth, getVersion,
-getTokenAccountBalance. Solana-specific JSON is produced by solders' own RPC response types.
+getTokenAccountBalance, getMultipleAccounts. Solana-specific JSON is produced by solders' own RPC response types.
+Inner instructions (simulateTransaction ``innerInstructions: true``, getTransaction) and lookup-table addresses
+(``loadedAddresses``) are reported in the compiled JSON form; ``parsed_inner`` switches the simulation to the
+``jsonParsed`` form real nodes use for token instructions.
 
 Simplifications: ``sigVerify`` and ``replaceRecentBlockhash`` of simulateTransaction are ignored (LiteSVM always
 verifies signatures and checks the blockhash); a blockhash is valid while it is LiteSVM's latest one
@@ -21,6 +24,8 @@ from typing import Any
 from aiohttp import web
 from solders.account import Account
 from solders.account_decoder import UiTokenAmount
+from solders.address_lookup_table_account import ID as LOOKUP_TABLE_PROGRAM
+from solders.address_lookup_table_account import AddressLookupTable
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
 from solders.message import MessageV0
@@ -30,6 +35,7 @@ from solders.rpc.responses import (
     GetAccountInfoResp,
     GetBalanceResp,
     GetLatestBlockhashResp,
+    GetMultipleAccountsResp,
     GetSignaturesForAddressResp,
     GetSignatureStatusesResp,
     GetTokenAccountBalanceResp,
@@ -49,9 +55,13 @@ from solders.transaction_metadata import FailedTransactionMetadata
 from solders.transaction_status import (
     EncodedConfirmedTransactionWithStatusMeta,
     EncodedTransactionWithStatusMeta,
+    ParsedInstruction,
     TransactionConfirmationStatus,
     TransactionErrorInstructionError,
     TransactionStatus,
+    UiCompiledInstruction,
+    UiInnerInstructions,
+    UiLoadedAddresses,
     UiTransactionStatusMeta,
     UiTransactionTokenBalance,
 )
@@ -94,6 +104,7 @@ class SvmRpc:
         self.records: dict[Signature, _Record] = {}
         self.calls: list[str] = []
         self.drop_sends = False
+        self.parsed_inner = False
         self.confirmation_status = TransactionConfirmationStatus.Finalized
         self.bank = Keypair()
         self.svm.airdrop(self.bank.pubkey(), 1_000_000_000_000)
@@ -195,20 +206,73 @@ class SvmRpc:
         mint, _owner, amount, _prog = parsed
         return GetTokenAccountBalanceResp(self._ui_amount(mint, amount), self._ctx()).to_json()
 
+    def rpc_getMultipleAccounts(self, pubkeys: list[str], config: dict[str, Any] | None = None) -> str:
+        encoding = (config or {}).get("encoding", "base64")
+        if encoding not in {"base64", "base58"}:
+            raise _RpcError(-32602, f"unsupported encoding {encoding} in this test RPC")
+        accounts = [self.svm.get_account(Pubkey.from_string(k)) for k in pubkeys]
+        value = [a if a is not None and a.lamports > 0 else None for a in accounts]
+        return GetMultipleAccountsResp(value, self._ctx()).to_json()
+
     def rpc_simulateTransaction(self, raw: str, config: dict[str, Any] | None = None) -> str:
         tx = _decode_tx(raw, config)
         res = self.svm.simulate_transaction(tx)
-        if isinstance(res, FailedTransactionMetadata):
-            meta = res.meta()
-            value = RpcSimulateTransactionResult(
-                err=res.err(), logs=list(meta.logs()), units_consumed=meta.compute_units_consumed()
-            )
-        else:
-            meta = res.meta()
-            value = RpcSimulateTransactionResult(
-                err=None, logs=list(meta.logs()), units_consumed=meta.compute_units_consumed(), fee=meta.fee()
-            )
+        failed = isinstance(res, FailedTransactionMetadata)
+        meta = res.meta()
+        inner = None
+        if (config or {}).get("innerInstructions"):
+            inner = _ui_inner(meta.inner_instructions())
+            if self.parsed_inner:
+                inner = [self._parse_inner(g, self.account_keys(tx)) for g in inner]
+        value = RpcSimulateTransactionResult(
+            err=res.err() if isinstance(res, FailedTransactionMetadata) else None,
+            logs=list(meta.logs()),
+            units_consumed=meta.compute_units_consumed(),
+            fee=None if failed else meta.fee(),
+            inner_instructions=inner,
+        )
         return SimulateTransactionResp(value, self._ctx()).to_json()  # type: ignore[call-arg]  # stub omits context
+
+    def _parse_inner(self, group: UiInnerInstructions, keys: list[Pubkey]) -> Any:
+        """The group with TransferChecked instructions in jsonParsed form (as nodes answer for token programs)."""
+        out: list[Any] = []
+        for ix in group.instructions:
+            if not isinstance(ix, UiCompiledInstruction):
+                out.append(ix)
+                continue
+            data = _b58decode(ix.data)
+            prog = keys[ix.program_id_index]
+            if prog in TOKEN_PROGRAMS and len(data) == 10 and data[0] == 12:
+                acc = [str(keys[i]) for i in bytes(ix.accounts)]
+                amount = int.from_bytes(data[1:9], "little")
+                info: dict[str, Any] = {
+                    "source": acc[0],
+                    "mint": acc[1],
+                    "destination": acc[2],
+                    "authority": acc[3],
+                    "tokenAmount": {"amount": str(amount), "decimals": data[9]},
+                }
+                out.append(ParsedInstruction("spl-token", prog, {"type": "transferChecked", "info": info}))
+            else:
+                out.append(ix)
+        return UiInnerInstructions(group.index, out)
+
+    def account_keys(self, tx: VersionedTransaction) -> list[Pubkey]:
+        """Static keys, then the writable and read-only lookup-table addresses (runtime order)."""
+        writable, readonly = self._loaded(tx)
+        return list(tx.message.account_keys) + writable + readonly
+
+    def _loaded(self, tx: VersionedTransaction) -> tuple[list[Pubkey], list[Pubkey]]:
+        writable: list[Pubkey] = []
+        readonly: list[Pubkey] = []
+        for lk in getattr(tx.message, "address_table_lookups", None) or []:
+            acc = self.svm.get_account(lk.account_key)
+            if acc is None:
+                continue
+            addrs = list(AddressLookupTable.deserialize(bytes(acc.data)).addresses)
+            writable += [addrs[i] for i in bytes(lk.writable_indexes) if i < len(addrs)]
+            readonly += [addrs[i] for i in bytes(lk.readonly_indexes) if i < len(addrs)]
+        return writable, readonly
 
     def rpc_sendTransaction(self, raw: str, config: dict[str, Any] | None = None) -> str:
         tx = _decode_tx(raw, config)
@@ -258,7 +322,8 @@ class SvmRpc:
 
     def execute(self, tx: VersionedTransaction) -> Any:
         """Run ``tx`` on LiteSVM and record it (with pre/post balances) for getTransaction/getSignatureStatuses."""
-        keys = list(tx.message.account_keys)
+        keys = self.account_keys(tx)
+        writable, readonly = self._loaded(tx)
         pre = [self._snapshot(k) for k in keys]
         res = self.svm.send_transaction(tx)
         err = res.err() if isinstance(res, FailedTransactionMetadata) else None
@@ -275,6 +340,8 @@ class SvmRpc:
             pre_token_balances=[b for i, p in enumerate(pre) if (b := self._token_balance(i, p[1])) is not None],
             post_token_balances=[b for i, p in enumerate(post) if (b := self._token_balance(i, p[1])) is not None],
             compute_units_consumed=meta_src.compute_units_consumed(),
+            inner_instructions=_ui_inner(meta_src.inner_instructions()),
+            loaded_addresses=UiLoadedAddresses(writable, readonly),
         )
         self.slot += 1
         self.records[tx.signatures[0]] = _Record(self.slot, tx, meta, err)
@@ -361,6 +428,51 @@ class SvmRpc:
         """The atomic balance of a token account (0 when it does not exist)."""
         parsed = _token_account(self.svm.get_account(account))
         return 0 if parsed is None else parsed[2]
+
+    def add_lookup_table(self, addresses: list[Pubkey]) -> Pubkey:
+        """An active address lookup table holding ``addresses`` (written directly, as the program would leave it)."""
+        key = Keypair().pubkey()
+        meta = (1).to_bytes(4, "little") + (2**64 - 1).to_bytes(8, "little") + bytes(8)
+        meta += bytes([len(addresses)]) + bytes(1 + 32 + 2)  # start index, no authority, padding
+        data = meta + b"".join(bytes(a) for a in addresses)
+        rent = self.svm.minimum_balance_for_rent_exemption(len(data))
+        self.svm.set_account(key, Account(rent, data, LOOKUP_TABLE_PROGRAM, False, 0))
+        return key
+
+    def copy_program(self, source: Pubkey, target: Pubkey) -> None:
+        """Deploy the program at ``source`` (its ELF) at ``target`` too."""
+        acc = self.svm.get_account(source)
+        if acc is None:
+            raise RuntimeError(f"no program at {source}")
+        self.svm.add_program(target, bytes(acc.data))
+
+
+def _ui_inner(groups: Any) -> list[UiInnerInstructions]:
+    """LiteSVM inner instructions (one list per top-level instruction) in the RPC's compiled JSON form."""
+    out: list[UiInnerInstructions] = []
+    for index, group in enumerate(groups or []):
+        if not group:
+            continue
+        ixs = [
+            UiCompiledInstruction(
+                i.instruction().program_id_index,
+                bytes(i.instruction().accounts),
+                _b58encode(bytes(i.instruction().data)),
+                i.stack_height(),
+            )
+            for i in group
+        ]
+        out.append(UiInnerInstructions(index, ixs))
+    return out
+
+
+def _b58encode(data: bytes) -> str:
+    num = int.from_bytes(data, "big")
+    out = ""
+    while num:
+        num, rem = divmod(num, 58)
+        out = _B58[rem] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
 
 
 class _RpcError(Exception):

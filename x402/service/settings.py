@@ -34,6 +34,10 @@ class Settings:
     evm_signer_key: str | None = field(default=None, repr=False)
     evm_signer_keys: tuple[str, ...] = field(default=(), repr=False)
     svm_fee_payer_keys: tuple[str, ...] = field(default=(), repr=False)
+    svm_smart_wallet: bool = False
+    svm_smart_wallet_programs: tuple[str, ...] = ()
+    svm_smart_wallet_max_compute_units: int = 0
+    svm_smart_wallet_max_price: int = -1
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path | None = None
     rpc_timeout: float = 5.0
@@ -74,6 +78,10 @@ class Settings:
             evm_signer_keys=self.evm_signer_keys,
             svm_fee_payer_keys=self.svm_fee_payer_keys,
             rpc_timeout=self.rpc_timeout,
+            svm_smart_wallet=self.svm_smart_wallet,
+            svm_smart_wallet_programs=self.svm_smart_wallet_programs,
+            svm_smart_wallet_max_compute_units=self.svm_smart_wallet_max_compute_units,
+            svm_smart_wallet_max_price=self.svm_smart_wallet_max_price,
         )
 
     def network(self, network: str) -> NetworkConfig | None:
@@ -239,6 +247,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         evm_signer_key=_read_secret(env, "X402_EVM_SIGNER_KEY"),
         evm_signer_keys=_split_keys(_read_secret(env, "X402_EVM_SIGNER_KEYS")),
         svm_fee_payer_keys=_split_keys(_read_secret(env, "X402_SVM_FEE_PAYER_KEYS")),
+        svm_smart_wallet=_bool(env, "X402_SVM_SMART_WALLET", False),
+        svm_smart_wallet_programs=tuple(
+            p.strip() for p in env.get("X402_SVM_SMART_WALLET_PROGRAMS", "").split(",") if p.strip()
+        ),
+        svm_smart_wallet_max_compute_units=_int(env, "X402_SVM_SMART_WALLET_MAX_COMPUTE_UNITS", 0),
+        svm_smart_wallet_max_price=_int(env, "X402_SVM_SMART_WALLET_MAX_PRICE", -1),
         master_key=_read_secret(env, "X402_MASTER_KEY"),
         master_key_file=Path(mkf) if mkf else None,
         rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),

@@ -1,7 +1,7 @@
 """Reason codes of invalid verifications and failed settlements (official TS SDK spelling, architecture.md §4.7, §6).
 
-Clients treat these as opaque strings; keep them stable. The 15 ``invalid_exact_svm_smart_wallet_*`` codes of the
-TS SDK are not listed here (not needed by this implementation).
+Clients treat these as opaque strings; keep them stable. The ``invalid_exact_svm_smart_wallet_*`` codes are those of
+the TS SDK's opt-in smart-wallet path (chains/solana/smartwallet.py).
 """
 
 from __future__ import annotations
@@ -129,6 +129,23 @@ INVALID_EXACT_SVM_FEE_PAYER_MISMATCH: Final = "invalid_exact_svm_fee_payer_misma
 INVALID_EXACT_SVM_TRANSACTION_FAILED: Final = "invalid_exact_svm_transaction_failed"
 POST_SETTLEMENT_TRANSFER_NOT_CONFIRMED: Final = "post_settlement_transfer_not_confirmed"
 
+# Solana exact, current rules (issue 17): version-1 messages, the outcome check and the smart-wallet path
+INVALID_EXACT_SVM_UNSUPPORTED_TRANSACTION_VERSION: Final = "unsupported_transaction_version"
+INVALID_EXACT_SVM_MULTIPLE_MATCHING_TRANSFERS: Final = "invalid_exact_svm_payload_multiple_matching_transfers"
+SW_FEE_PAYER_NOT_ISOLATED: Final = "invalid_exact_svm_smart_wallet_fee_payer_not_isolated"
+SW_MALFORMED_COMPUTE_BUDGET: Final = "invalid_exact_svm_smart_wallet_malformed_compute_budget"
+SW_MALFORMED_COMPUTE_LIMIT: Final = "invalid_exact_svm_smart_wallet_malformed_compute_limit"
+SW_MALFORMED_COMPUTE_PRICE: Final = "invalid_exact_svm_smart_wallet_malformed_compute_price"
+SW_COMPUTE_UNITS_TOO_HIGH: Final = "invalid_exact_svm_smart_wallet_compute_units_too_high"
+SW_PRIORITY_FEE_TOO_HIGH: Final = "invalid_exact_svm_smart_wallet_priority_fee_too_high"
+SW_UNSUPPORTED_COMPUTE_BUDGET: Final = "invalid_exact_svm_smart_wallet_unsupported_compute_budget_instruction"
+SW_ALT_RESOLUTION_FAILED: Final = "invalid_exact_svm_smart_wallet_alt_resolution_failed"
+SW_SIMULATION_FAILED: Final = "invalid_exact_svm_smart_wallet_simulation_failed"
+SW_NO_TRANSFER_IN_SIMULATION: Final = "invalid_exact_svm_smart_wallet_no_transfer_in_simulation"
+SW_TRANSFER_MISMATCH: Final = "invalid_exact_svm_smart_wallet_transfer_mismatch"
+SW_MULTIPLE_MATCHING_TRANSFERS: Final = "invalid_exact_svm_smart_wallet_multiple_matching_transfers"
+SW_PROGRAM_NOT_ALLOWED: Final = "invalid_exact_svm_smart_wallet_program_not_allowed"
+
 DESCRIPTIONS: Final[dict[str, str]] = {
     INSUFFICIENT_FUNDS: "The payer's balance is below the required amount.",
     INVALID_NETWORK: "The network is unknown or not supported.",
@@ -221,7 +238,7 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     INVALID_EXACT_SVM_TRANSACTION_FEE_PAYER_TRANSFERRING_FUNDS: "The fee payer would transfer funds.",
     INVALID_EXACT_SVM_PAYLOAD_MINT_MISMATCH: "The transfer is for another mint.",
     INVALID_EXACT_SVM_PAYLOAD_RECIPIENT_MISMATCH: "The transfer goes to another recipient.",
-    INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH: "The transfer amount differs from the required amount.",
+    INVALID_EXACT_SVM_PAYLOAD_AMOUNT_MISMATCH: "The transfer pays less than the required amount.",
     INVALID_EXACT_SVM_TRANSACTION_SIMULATION_FAILED: "Simulating the transaction failed.",
     INVALID_EXACT_SVM_PAYLOAD_MEMO_MISMATCH: "The memo differs from the required memo.",
     INVALID_EXACT_SVM_PAYLOAD_MEMO_COUNT: "The transaction has too many memo instructions.",
@@ -229,5 +246,20 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     INVALID_EXACT_SVM_FEE_PAYER_MISMATCH: "The transaction's fee payer is not extra.feePayer.",
     INVALID_EXACT_SVM_TRANSACTION_FAILED: "The settlement transaction failed.",
     POST_SETTLEMENT_TRANSFER_NOT_CONFIRMED: "The transfer was not confirmed after settlement.",
+    INVALID_EXACT_SVM_UNSUPPORTED_TRANSACTION_VERSION: "The transaction message version is not supported.",
+    INVALID_EXACT_SVM_MULTIPLE_MATCHING_TRANSFERS: "More than one transfer in the transaction pays the requirement.",
+    SW_FEE_PAYER_NOT_ISOLATED: "The fee payer appears in an instruction.",
+    SW_MALFORMED_COMPUTE_BUDGET: "A compute-budget instruction is malformed.",
+    SW_MALFORMED_COMPUTE_LIMIT: "The compute-unit limit instruction is malformed.",
+    SW_MALFORMED_COMPUTE_PRICE: "The compute-unit price instruction is malformed.",
+    SW_COMPUTE_UNITS_TOO_HIGH: "The smart-wallet compute-unit limit is too high.",
+    SW_PRIORITY_FEE_TOO_HIGH: "The smart-wallet compute-unit price is too high.",
+    SW_UNSUPPORTED_COMPUTE_BUDGET: "A compute-budget instruction of an unsupported type.",
+    SW_ALT_RESOLUTION_FAILED: "An address lookup table could not be resolved.",
+    SW_SIMULATION_FAILED: "Simulating the smart-wallet transaction failed.",
+    SW_NO_TRANSFER_IN_SIMULATION: "The simulation shows no token transfer.",
+    SW_TRANSFER_MISMATCH: "No transfer in the simulation pays the requirement.",
+    SW_MULTIPLE_MATCHING_TRANSFERS: "More than one simulated transfer pays the requirement.",
+    SW_PROGRAM_NOT_ALLOWED: "A top-level program is not on the smart-wallet allowlist.",
 }
 """One-line description of every reason code (used for docs)."""
