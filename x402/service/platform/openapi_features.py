@@ -14,7 +14,7 @@ from risk.config import _ACTION_PARAMS, _FLOAT_PARAMS, _INT_PARAMS, DEFAULT_RULE
 from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
 from x402.service.registry.hosts import URL_PATTERN
-from x402.service.registry.routes import CURSOR_PATTERN
+from x402.service.registry.routes import CURSOR_PATTERN, EXTENSIONS_PATTERN
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -66,7 +66,7 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         "Bazaar discovery (the x402 bazaar extension), offset pagination",
         "discovery",
         False,
-        ("type", "payTo", "scheme", "network", "limit", "offset"),
+        ("type", "payTo", "scheme", "network", "extensions", "limit", "offset"),
         "200",
     ),
     (
@@ -75,7 +75,7 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         "Ranked full-text search over resources, cursor pagination",
         "discovery",
         False,
-        ("query", "type", "payTo", "scheme", "network", "category", "maxPrice", "limit", "cursor"),
+        ("query", "type", "payTo", "scheme", "network", "extensions", "category", "maxPrice", "limit", "cursor"),
         "200",
     ),
     (
@@ -171,6 +171,14 @@ _QUERY: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string", "pattern": CURSOR_PATTERN, "description": "pagination.cursor of the previous page"},
     "offset": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9}, {"const": ""}]},
     "type": {"type": "string", "enum": ["", "http", "mcp"], "description": "empty: any type"},
+    "extensions": {
+        "type": "string",
+        "pattern": EXTENSIONS_PATTERN,
+        "description": "comma-separated extension keys the resource declares, all of them (e.g. bazaar)",
+    },
+    "payTo": {"type": "string", "description": "an address among the resource's accepts[].payTo"},
+    "scheme": {"type": "string", "description": "a scheme among accepts[].scheme (exact, upto)"},
+    "network": {"type": "string", "description": "a network among accepts[].network (CAIP-2 or v1 name)"},
 }
 #: Request bodies the handlers require fields of; other bodies are objects.
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {

@@ -26,6 +26,10 @@ from x402.wire.models import DiscoveryPage, Pagination
 routes = web.RouteTableDef()
 
 MAX_QUERY: Final = 256
+#: ``extensions``: up to ten comma-separated extension keys (``bazaar,sign-in-with-x``); a resource matches when
+#: it declares all of them. The OpenAPI document publishes this pattern.
+EXTENSIONS_PATTERN: Final = "^([A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64}){0,9})?$"
+_EXTENSIONS: Final = re.compile(EXTENSIONS_PATTERN)
 MAX_OFFSET: Final = 10_000
 #: At most this many resources rated (or re-rated) per rater per hour; each rater has one rating per resource.
 RATINGS_PER_HOUR: Final = 30
@@ -88,7 +92,7 @@ def _camel(resource: Resource) -> dict[str, Any]:
         "url": d.url,
         "method": d.method,
         "type": d.type,
-        "tool": d.tool,
+        "toolName": d.tool,
         "x402Version": d.x402_version,
         "accepts": d.accepts,
         "description": d.description,
@@ -223,8 +227,15 @@ def _filters(request: web.Request, *, search: bool) -> Filters:
     max_price = q.get("maxPrice") or q.get("max_price") if search else None
     if max_price is not None and not is_atomic(max_price):
         raise BadRequest("maxPrice must be an atomic amount (integer string)", code="invalid_max_price")
+    raw_ext = q.get("extensions", "")
+    if _EXTENSIONS.fullmatch(raw_ext) is None:
+        raise BadRequest(
+            "extensions must be up to 10 comma-separated extension keys (letters, digits, . _ -)",
+            code="invalid_extensions",
+        )
     return Filters(
         type=rtype,
+        extensions=tuple(dict.fromkeys(e for e in raw_ext.split(",") if e)),
         pay_to=q.get("payTo") or None,
         scheme=q.get("scheme") or None,
         network=q.get("network") or None,
