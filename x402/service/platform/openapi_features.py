@@ -15,6 +15,7 @@ from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
 from x402.service.registry.hosts import URL_PATTERN
 from x402.service.registry.routes import CURSOR_PATTERN, EXTENSIONS_PATTERN
+from x402.service.registry.validate import CHECKS as VALIDATE_CHECKS
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -55,6 +56,15 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         "post",
         "/v1/resources/import",
         "Crawl an origin's /.well-known/x402 and /openapi.json",
+        "registry",
+        True,
+        (),
+        "200",
+    ),
+    (
+        "post",
+        "/v1/resources/validate",
+        "Check a listing before it is crawled: reachable, answers 402, parses, bazaar valid, ownership proven",
         "registry",
         True,
         (),
@@ -198,6 +208,14 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("post", "/v1/resources/import"): {"type": "object", "required": ["origin"], "properties": {"origin": _URL}},
+    ("post", "/v1/resources/validate"): {
+        "type": "object",
+        "required": ["url"],
+        "properties": {
+            "url": _URL,
+            "method": {"type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]},
+        },
+    },
     ("post", "/v1/wallets/{id}/pay"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
     ("post", "/v1/webhooks"): {
         "type": "object",
@@ -310,6 +328,26 @@ def feature_paths() -> dict[str, dict[str, Any]]:
     pay["409"] = {"$ref": "#/components/responses/Problem"}
     pay["423"] = {"$ref": "#/components/responses/Problem"}
     pay["502"] = {"$ref": "#/components/responses/Problem"}
+    check = {
+        "type": "object",
+        "required": ["ok"],
+        "properties": {"ok": {"type": "boolean"}, "reason": {"type": "string"}, "detail": {"type": "string"}},
+    }
+    out["/v1/resources/validate"]["post"]["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "type": "object",
+        "required": ["url", "method", "valid", "checks"],
+        "properties": {
+            "url": {"type": "string"},
+            "method": {"type": "string"},
+            "valid": {"type": "boolean"},
+            "httpStatus": {"type": "integer"},
+            "checks": {
+                "type": "object",
+                "required": list(VALIDATE_CHECKS),
+                "properties": dict.fromkeys(VALIDATE_CHECKS, check),
+            },
+        },
+    }
     # the origin's discovery documents cannot be fetched
     out["/v1/resources/import"]["post"]["responses"]["502"] = {"$ref": "#/components/responses/Problem"}
     out["/demo/paid"] = {

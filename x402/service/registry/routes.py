@@ -19,6 +19,7 @@ from x402.service.registry.models import PATCHABLE, Resource, draft_from_json, i
 from x402.service.registry.outbound import OutboundFailed
 from x402.service.registry.probe import probe
 from x402.service.registry.store import Filters
+from x402.service.registry.validate import parse_request, validate_listing
 from x402.service.storage.scope import system_scope
 from x402.wire import jsonlimits
 from x402.wire.models import DiscoveryPage, Pagination
@@ -205,6 +206,16 @@ async def import_resources(request: web.Request) -> web.Response:
     origin = body.get("origin") if isinstance(body, dict) else None
     report = await import_origin(request.app[REGISTRY], request.app[OUTBOUND], origin, tenant_id=who.tenant_id)
     return _json(report)
+
+
+@routes.post("/v1/resources/validate")
+async def validate_resource(request: web.Request) -> web.Response:
+    """Check a listing before it is crawled: reachable, answers 402, parses, bazaar valid, ownership proven."""
+    writer(request)
+    url, method = parse_request(await _body(request))
+    outbound = request.app[OUTBOUND]
+    outbound.check_url(url)  # a private or refused address is a 400, as for imports
+    return _json(await validate_listing(outbound, url, method))
 
 
 # ------------------------------------------------------------------------------------- discovery
