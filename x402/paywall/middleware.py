@@ -17,6 +17,7 @@ from x402.errors import ConfigError, DependencyError, InvalidPaymentHeader, X402
 from x402.facilitator.base import AnyPayload, AnyRequirements, Facilitator
 from x402.logs import get_logger
 from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
+from x402.paywall.listing import RemoteRegistry, well_known_document
 from x402.paywall.matching import match_v1, match_v2, payment_id, valid_before
 from x402.paywall.offers import Offer, PaidRoute, as_paid_route, check_identifier_mode, paid_route_of
 from x402.paywall.replay import SETTLED, PaymentClaims
@@ -95,7 +96,10 @@ class Paywall:
       never an empty 402. CORS preflights are not answered here (use aiohttp-cors and allow ``PAYMENT-SIGNATURE``
       and ``X-PAYMENT``); the x402 response headers are listed in ``Access-Control-Expose-Headers``.
     * ``register``: at start-up, call the app's ``PAYWALL_STARTED`` subscribers with the paid routes (the service
-      lists them in its registry for discovery); ``False`` opts out.
+      lists them in its registry for discovery), and list them in ``registry`` (a remote x402 registry's base URL,
+      with ``registry_api_key``) when one is given; ``False`` opts out. Remote listing needs ``public_url``.
+    * ``ownership_proofs``: the provider's payTo keys signing its origin (x402scan convention), published in the
+      ``/.well-known/x402`` document ``setup(app, well_known=True)`` serves.
     """
 
     def __init__(
@@ -113,6 +117,9 @@ class Paywall:
         pending_retry_delay: float = 0.5,
         register: bool = True,
         payment_identifier: str | None = None,
+        ownership_proofs: Sequence[str] = (),
+        registry: str | None = None,
+        registry_api_key: str | None = None,
     ) -> None:
         if not set(versions) <= {1, 2} or not versions:
             raise ConfigError("Paywall versions must be a non-empty subset of (1, 2)")
@@ -132,6 +139,8 @@ class Paywall:
         self.max_header_bytes = max_header_bytes
         self.pending_retry_delay = pending_retry_delay
         self.register = register
+        self.ownership_proofs = tuple(ownership_proofs)
+        self.registry = RemoteRegistry(registry, api_key=registry_api_key) if registry else None
         self._paid_routes: list[tuple[RouteKey, PaidRoute]] = []
         self._started_facilitator = False
         self._by_route: dict[object, PaidRoute | None] = {}
@@ -141,13 +150,16 @@ class Paywall:
 
     # ------------------------------------------------------------------------------------ set-up
 
-    def setup(self, app: web.Application, *, wrap_handlers: bool = True) -> None:
+    def setup(self, app: web.Application, *, wrap_handlers: bool = True, well_known: bool = False) -> None:
         """Protect ``app``'s paid routes and add a start-up context (checks offers against the facilitator).
 
         By default each paid route's handler is wrapped once at start-up, so free routes cost nothing and paid
         ones skip aiohttp's per-request middleware chain (a measured ~12 % of the 402 path). With
         ``wrap_handlers=False`` (e.g. for routes of sub-applications) a middleware does the same per request.
+        ``well_known=True`` also serves ``GET /.well-known/x402`` listing the paid routes and ownership proofs.
         """
+        if well_known:
+            app.router.add_get("/.well-known/x402", self.well_known)
         if not wrap_handlers:
             app.middlewares.append(self.middleware)
         app.cleanup_ctx.append(functools.partial(self._ctx, wrap=wrap_handlers))
@@ -184,11 +196,26 @@ class Paywall:
         if wrap:
             self._wrap_routes(app)
         await self.start(app)
-        if self.register:
-            for hook in app.get(PAYWALL_STARTED, ()):
-                await hook(app, self)
+        await self.announce(app)
         yield
         await self.close()
+
+    async def announce(self, app: web.Application) -> None:
+        """After ``start``: call the app's ``PAYWALL_STARTED`` subscribers and list the routes in ``registry``."""
+        if not self.register:
+            return
+        for hook in app.get(PAYWALL_STARTED, ()):
+            await hook(app, self)
+        if self.registry is not None:
+            if self.public_url:
+                await self.registry.register(self, self.public_url)
+            else:
+                log.warning("paywall_registry_skipped", detail="listing in a remote registry needs public_url")
+
+    async def well_known(self, request: web.Request) -> web.Response:
+        """``GET /.well-known/x402``: this paywall's paid routes and the provider's ownership proofs."""
+        base = self.public_url or f"{request.scheme}://{request.host}"
+        return web.json_response(well_known_document(self, base))
 
     async def start(self, app: web.Application | None = None) -> None:
         """Start a remote facilitator, and fail closed on offers its ``/supported`` does not list."""

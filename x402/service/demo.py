@@ -61,6 +61,7 @@ def install(app: web.Application) -> None:
             max_header_bytes=app[SETTINGS].max_header_bytes,
         )
         await paywall.start(app)
+        await paywall.announce(app)  # lists /demo/paid in discovery and the manifest when X402_PUBLIC_URL is set
         app[DEMO_PAYWALL] = paywall
         yield
 
