@@ -7,6 +7,7 @@ import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import aiohttp
@@ -16,14 +17,17 @@ from x402.cache import Cache, MemoryCache
 from x402.errors import ConfigError, DependencyError, InvalidPaymentHeader, X402Error
 from x402.facilitator.base import AnyPayload, AnyRequirements, Facilitator
 from x402.logs import get_logger
-from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
+from x402.paywall import siwx as siwx_lib
+from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache, challenge_headers
 from x402.paywall.listing import RemoteRegistry, well_known_document
 from x402.paywall.matching import match_v1, match_v2, payment_id, valid_before
 from x402.paywall.offers import Offer, PaidRoute, as_paid_route, check_identifier_mode, paid_route_of
 from x402.paywall.replay import SETTLED, PaymentClaims
 from x402.paywall.responses import attach_settlement, challenge_response, problem
+from x402.paywall.siwx import SiwxConfig
 from x402.wire import payment_identifier as pid_ext
 from x402.wire import reasons
+from x402.wire import siwx as siwx_wire
 from x402.wire.codec import (
     MAX_HEADER_BYTES,
     PAYMENT_SIGNATURE,
@@ -61,6 +65,8 @@ class VerifiedPayment:
 
 
 PAYMENT: web.RequestKey[VerifiedPayment] = web.RequestKey("x402_payment")
+#: The address that signed in with Sign-In-With-X (instead of paying) on this request.
+SIGNED_IN: web.RequestKey[str] = web.RequestKey("x402_signed_in")
 
 #: Called with the app and the paywall once a paywall on that app has started (its paid routes are known).
 StartHook = Callable[[web.Application, "Paywall"], Awaitable[None]]
@@ -98,6 +104,9 @@ class Paywall:
     * ``register``: at start-up, call the app's ``PAYWALL_STARTED`` subscribers with the paid routes (the service
       lists them in its registry for discovery), and list them in ``registry`` (a remote x402 registry's base URL,
       with ``registry_api_key``) when one is given; ``False`` opts out. Remote listing needs ``public_url``.
+    * ``siwx``: offer Sign-In-With-X (``x402.paywall.siwx``): every 402 declares it with a fresh nonce, a payer
+      who paid for the same purchase (method, path, query, price) signs in with ``SIGN-IN-WITH-X`` instead of
+      paying; settlements record the entitlements; ``request[SIGNED_IN]`` is the address that signed in.
     * ``ownership_proofs``: the provider's payTo keys signing its origin (x402scan convention), published in the
       ``/.well-known/x402`` document ``setup(app, well_known=True)`` serves.
     """
@@ -120,6 +129,7 @@ class Paywall:
         ownership_proofs: Sequence[str] = (),
         registry: str | None = None,
         registry_api_key: str | None = None,
+        siwx: SiwxConfig | None = None,
     ) -> None:
         if not set(versions) <= {1, 2} or not versions:
             raise ConfigError("Paywall versions must be a non-empty subset of (1, 2)")
@@ -140,6 +150,7 @@ class Paywall:
         self.pending_retry_delay = pending_retry_delay
         self.register = register
         self.ownership_proofs = tuple(ownership_proofs)
+        self.siwx = siwx
         self.registry = RemoteRegistry(registry, api_key=registry_api_key) if registry else None
         self._paid_routes: list[tuple[RouteKey, PaidRoute]] = []
         self._started_facilitator = False
@@ -316,8 +327,72 @@ class Paywall:
             if len(self._by_request) < _MAX_FAST:
                 self._by_request[key] = challenge
         if v2 is None and v1 is None:
+            if self.siwx is not None and route.sign_in_seconds != 0:
+                return await self._sign_in(request, handler, challenge, headers.get(siwx_wire.HEADER))
             return challenge_response(request, challenge, PAYMENT_REQUIRED_ERROR)
         return await self._with_payment(request, handler, challenge, v2, v1)
+
+    # --------------------------------------------------------------------------- Sign-In-With-X
+
+    def _siwx_challenge(self, request: web.Request, challenge: Challenge, error: str) -> web.Response:
+        """A 402 like ``challenge_response``, its extensions carrying a fresh sign-in-with-x declaration."""
+        assert self.siwx is not None
+        required = challenge.payment_required(error)
+        chains = siwx_lib.sign_in_chains([r.network for r in challenge.requirements])
+        required.extensions = {
+            **challenge.extensions,
+            siwx_wire.KEY: siwx_lib.challenge(self.siwx, challenge.resource.url, chains),
+        }
+        header = encode_header(required) if 2 in challenge.versions else None
+        body = challenge.body if error == PAYMENT_REQUIRED_ERROR else challenge.encode(error)[1]
+        return web.Response(status=402, body=body, headers=challenge_headers(header))
+
+    def _purchase(self, request: web.Request, challenge: Challenge) -> str:
+        version = siwx_lib.price_version(challenge.requirements)
+        return siwx_lib.purchase_key(request.method, request.path, request.query_string, version)
+
+    async def _sign_in(
+        self, request: web.Request, handler: Handler, challenge: Challenge, header: str | None
+    ) -> web.StreamResponse:
+        """Serve a payer who signs in to a purchase it holds; else the 402 (with the refusal's reason code)."""
+        config = self.siwx
+        assert config is not None
+        if header is None:
+            return self._siwx_challenge(request, challenge, PAYMENT_REQUIRED_ERROR)
+        try:
+            payload = siwx_wire.decode_header(header)
+            chains = siwx_lib.sign_in_chains([r.network for r in challenge.requirements])
+            siwx_lib.check_message(payload, resource_url=challenge.resource.url, chains=chains, config=config)
+            address = await siwx_lib.check_signature(payload, config)
+            now = datetime.now(UTC)
+            if not await config.store.has_entitlement(address, self._purchase(request, challenge), now):
+                raise siwx_wire.SiwxRefused(siwx_wire.NO_ENTITLEMENT, "this address has not paid for this purchase")
+            expires = siwx_wire.parse_time(payload.expiration_time) if payload.expiration_time else None
+            if not await config.store.use_nonce(payload.nonce, expires or now + timedelta(seconds=config.max_age)):
+                raise siwx_wire.SiwxRefused(siwx_wire.NONCE_REUSED, "this sign-in message was already used")
+        except siwx_wire.SiwxRefused as refused:
+            log.info("paywall_sign_in_refused", path=request.path, code=refused.code, detail=refused.detail)
+            return self._siwx_challenge(request, challenge, refused.code)
+        except DependencyError as exc:
+            return self._facilitator_failed(log, "sign_in", exc)
+        log.info("paywall_signed_in", path=request.path, address=address)
+        request[SIGNED_IN] = address
+        return await handler(request)
+
+    async def _entitle(self, request: web.Request, challenge: Challenge, route: PaidRoute, payer: str) -> None:
+        """Record that ``payer`` bought this purchase (after its settlement), for later sign-ins."""
+        config = self.siwx
+        if config is None or not payer or route.sign_in_seconds == 0:
+            return
+        seconds = route.sign_in_seconds if route.sign_in_seconds is not None else config.entitlement_seconds
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        try:
+            await config.store.record_entitlement(
+                siwx_lib.normalize_address(payer), self._purchase(request, challenge), until
+            )
+        except DependencyError as exc:
+            # the payment stands; only the later sign-in is lost
+            log.warning("paywall_entitlement_failed", code=exc.code, dependency=exc.dependency)
 
     async def _with_payment(
         self, request: web.Request, handler: Handler, challenge: Challenge, v2: str | None, v1: str | None
@@ -516,6 +591,8 @@ class _Run:
                 # the claim itself still guards the payment until it expires
                 self.log.warning("paywall_mark_settled_failed")
             self.log.info("paywall_settled", tx=result.transaction, payer=result.payer or None)
+            if self.paywall.siwx is not None and isinstance(result.payer, str):
+                await self.paywall._entitle(self.request, self.challenge, self.challenge.route, result.payer)
             return result
         self.log.info("paywall_settle_failed", reason=result.error_reason or None, tx=result.transaction or None)
         return challenge_response(
@@ -559,4 +636,4 @@ class _Run:
         return response
 
 
-__all__ = ["NO_MATCH", "REPLAYED", "Paywall"]
+__all__ = ["NO_MATCH", "REPLAYED", "SIGNED_IN", "Paywall"]
