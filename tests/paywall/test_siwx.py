@@ -126,7 +126,7 @@ async def test_pay_once_then_sign_in_with_the_same_key(
     shop = await make_shop()
     declared = await shop.declaration()
     info = declared["info"]
-    assert info["domain"] == "127.0.0.1"
+    assert info["domain"] == f"127.0.0.1:{shop.client.port}"
     assert info["uri"] == shop.url("/paid")
     assert len(info["nonce"]) == 32
     assert info["version"] == "1"
@@ -189,6 +189,8 @@ async def test_every_rule_has_its_reason_code(make_shop: ShopFactory, devchain: 
         siwx.ISSUED_AT_TOO_OLD: {"issuedAt": siwx.iso(now - timedelta(seconds=600))},
         siwx.ISSUED_AT_IN_FUTURE: {"issuedAt": siwx.iso(now + timedelta(seconds=600))},
         siwx.EXPIRED: {"expirationTime": siwx.iso(now - timedelta(seconds=1))},
+        siwx.INVALID_EXPIRATION: {"expirationTime": "soon"},
+        siwx.INVALID_NOT_BEFORE: {"notBefore": "later"},
         siwx.NOT_YET_VALID: {"notBefore": siwx.iso(now + timedelta(seconds=600))},
     }
     for code, change in cases.items():
@@ -269,7 +271,9 @@ async def test_solana_sign_in_with_ed25519(make_shop: ShopFactory, devchain: Dev
     def signed(by: Keypair, **changes: Any) -> str:
         p = _payload(declared, address, SOLANA, **changes)
         text = siwx.message(p)
-        assert text.startswith("127.0.0.1 wants you to sign in with your Solana account:\n" + address + "\n\n")
+        assert text.startswith(
+            f"127.0.0.1:{shop.client.port} wants you to sign in with your Solana account:\n" + address + "\n\n"
+        )
         p.signature = str(by.sign_message(text.encode()))
         return siwx.encode_header(p)
 
@@ -308,3 +312,20 @@ async def test_our_client_signs_in_after_paying(
     assert paid.paid is not None
     assert paid.signed_in is None
     assert json.loads(paid.text()) == {"ok": True}
+
+
+async def test_official_client_pays_then_signs_in(make_shop: ShopFactory, devchain: DevChain, payer_key: str) -> None:
+    """@x402/fetch pays, then @x402/extensions' wrapFetchWithSIWx (2.27) signs in to our paywall with the key."""
+    from tests.harness.node import run_node
+
+    shop = await make_shop()
+    stranger = await run_node("siwx_fetch.mjs", shop.url("/paid"), env={"PAYER_KEY": evm.new_key()})
+    assert (stranger["status"], stranger["error"]) == (402, siwx.NO_ENTITLEMENT), stranger
+    paid = await run_node("fetch_pay.mjs", shop.url("/paid"), env={"PAYER_KEY": payer_key})
+    assert paid["status"] == 200, paid
+    assert paid["paymentResponse"]["success"] is True
+    balance = await evm.token_balance(devchain, shop.pay_to)
+    signed = await run_node("siwx_fetch.mjs", shop.url("/paid"), env={"PAYER_KEY": payer_key})
+    assert signed == {"status": 200, "body": {"ok": True}, "error": None}
+    assert await evm.token_balance(devchain, shop.pay_to) == balance
+    assert shop.signed_in[-1] == evm.address_of(payer_key).lower()

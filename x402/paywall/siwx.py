@@ -117,7 +117,7 @@ def challenge(config: SiwxConfig, url: str, chains: Sequence[str], now: datetime
     """A fresh declaration for one 402 (new nonce, ``issuedAt`` now, expiring after ``max_age``)."""
     issued = now or datetime.now(UTC)
     return siwx.declaration(
-        domain=urlsplit(url).hostname or "",
+        domain=siwx.host_of(url),
         uri=url,
         nonce=secrets.token_hex(16),
         issued_at=issued,
@@ -139,8 +139,8 @@ def sign_in_chains(networks: Sequence[str]) -> list[str]:
 
 def check_message(p: siwx.SiwxPayload, *, resource_url: str, chains: Sequence[str], config: SiwxConfig) -> None:
     """The field rules (no signature, no storage); raises SiwxRefused with the reason code."""
-    host = urlsplit(resource_url).hostname or ""
-    if p.domain.lower() != host.lower():
+    host = siwx.host_of(resource_url)
+    if p.domain.lower() != host:
         raise siwx.SiwxRefused(siwx.DOMAIN_MISMATCH, f"domain {p.domain!r} is not this host ({host!r})")
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(resource_url))
     if not (p.uri == origin or p.uri.startswith(origin + "/")):
@@ -156,11 +156,15 @@ def check_message(p: siwx.SiwxPayload, *, resource_url: str, chains: Sequence[st
         raise siwx.SiwxRefused(siwx.ISSUED_AT_TOO_OLD, f"issuedAt is {int(age)} s old (at most {int(config.max_age)})")
     if isinstance(p.expiration_time, str):
         expires = siwx.parse_time(p.expiration_time)
-        if expires is None or expires.timestamp() <= now:
+        if expires is None:
+            raise siwx.SiwxRefused(siwx.INVALID_EXPIRATION, "expirationTime is not an ISO-8601 timestamp with a zone")
+        if expires.timestamp() <= now:
             raise siwx.SiwxRefused(siwx.EXPIRED, "the sign-in message has expired")
     if isinstance(p.not_before, str):
         start = siwx.parse_time(p.not_before)
-        if start is None or start.timestamp() > now + config.clock_skew:
+        if start is None:
+            raise siwx.SiwxRefused(siwx.INVALID_NOT_BEFORE, "notBefore is not an ISO-8601 timestamp with a zone")
+        if start.timestamp() > now + config.clock_skew:
             raise siwx.SiwxRefused(siwx.NOT_YET_VALID, "the sign-in message is not valid yet (notBefore)")
     allowed = list(config.chains) or list(chains)
     if p.chain_id not in allowed or p.type != siwx.signature_type(p.chain_id):

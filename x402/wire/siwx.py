@@ -24,18 +24,21 @@ KEY: Final = "sign-in-with-x"
 HEADER: Final = "SIGN-IN-WITH-X"
 MAX_HEADER_BYTES: Final = 8 * 1024
 
-# reason codes of a refused sign-in (the 402's ``error``)
-INVALID_HEADER: Final = "siwx_invalid_header"
-DOMAIN_MISMATCH: Final = "siwx_domain_mismatch"
-URI_MISMATCH: Final = "siwx_uri_mismatch"
-INVALID_ISSUED_AT: Final = "siwx_invalid_issued_at"
-ISSUED_AT_TOO_OLD: Final = "siwx_issued_at_too_old"
-ISSUED_AT_IN_FUTURE: Final = "siwx_issued_at_in_future"
-EXPIRED: Final = "siwx_expired"
-NOT_YET_VALID: Final = "siwx_not_yet_valid"
-UNSUPPORTED_CHAIN: Final = "siwx_unsupported_chain"
-INVALID_SIGNATURE: Final = "siwx_invalid_signature"
-NONCE_REUSED: Final = "siwx_nonce_reused"
+# reason codes of a refused sign-in (the 402's ``error``): the @x402/extensions 2.27 names, plus
+# invalid_siwx_header (the header does not decode) and siwx_no_entitlement (valid, but nothing paid)
+INVALID_HEADER: Final = "invalid_siwx_header"
+DOMAIN_MISMATCH: Final = "invalid_siwx_domain_mismatch"
+URI_MISMATCH: Final = "invalid_siwx_uri_mismatch"
+INVALID_ISSUED_AT: Final = "invalid_siwx_issued_at"
+ISSUED_AT_TOO_OLD: Final = "invalid_siwx_issued_at_too_old"
+ISSUED_AT_IN_FUTURE: Final = "invalid_siwx_issued_at_in_future"
+INVALID_EXPIRATION: Final = "invalid_siwx_expiration_time"
+EXPIRED: Final = "invalid_siwx_expired"
+INVALID_NOT_BEFORE: Final = "invalid_siwx_not_before"
+NOT_YET_VALID: Final = "invalid_siwx_not_yet_valid"
+UNSUPPORTED_CHAIN: Final = "invalid_siwx_unsupported_chain"
+INVALID_SIGNATURE: Final = "invalid_siwx_signature"
+NONCE_REUSED: Final = "invalid_siwx_nonce"
 NO_ENTITLEMENT: Final = "siwx_no_entitlement"
 REASONS: Final = (
     INVALID_HEADER,
@@ -44,7 +47,9 @@ REASONS: Final = (
     INVALID_ISSUED_AT,
     ISSUED_AT_TOO_OLD,
     ISSUED_AT_IN_FUTURE,
+    INVALID_EXPIRATION,
     EXPIRED,
+    INVALID_NOT_BEFORE,
     NOT_YET_VALID,
     UNSUPPORTED_CHAIN,
     INVALID_SIGNATURE,
@@ -114,6 +119,23 @@ def parse_time(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def host_of(url: str) -> str:
+    """The ``host[:port]`` of a URL as WHATWG ``URL.host`` writes it (default ports left out): the SIWx domain."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None or (parts.scheme, port) in (("http", 80), ("https", 443)):
+        return host
+    return f"{host}:{port}"
 
 
 def signature_type(chain_id: str) -> str:
