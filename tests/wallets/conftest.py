@@ -19,11 +19,10 @@ from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_ke
 from wallets.service import WalletOptions
 from wallets.webhooks import DeliveryOptions
 from x402.paywall import Offer, Paywall, SiwxConfig
-from x402.service.appkeys import DB
-from x402.service.siwx_store import PgSiwxStore
 from x402.service.app import create_app
-from x402.service.appkeys import AppOptions
+from x402.service.appkeys import DB, AppOptions
 from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.siwx_store import PgSiwxStore
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import PaymentRequired, PaymentRequirements
 
