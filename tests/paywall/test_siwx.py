@@ -3,11 +3,13 @@ instead of paying again; every rule refused with its reason code; nonces single-
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -328,4 +330,31 @@ async def test_official_client_pays_then_signs_in(make_shop: ShopFactory, devcha
     signed = await run_node("siwx_fetch.mjs", shop.url("/paid"), env={"PAYER_KEY": payer_key})
     assert signed == {"status": 200, "body": {"ok": True}, "error": None}
     assert await evm.token_balance(devchain, shop.pay_to) == balance
+    assert shop.signed_in[-1] == evm.address_of(payer_key).lower()
+
+
+OFFICIAL_PYTHON = Path(__file__).resolve().parents[1] / "interop" / ".venv-x402" / "bin" / "python"
+
+
+async def test_official_python_sdk_signs_in(make_shop: ShopFactory, devchain: DevChain, payer_key: str) -> None:
+    """PyPI x402 2.25 (its own venv, scripts/bootstrap) builds the SIGN-IN-WITH-X header; our paywall accepts it."""
+    assert OFFICIAL_PYTHON.exists(), "run scripts/bootstrap (it creates tests/interop/.venv-x402)"
+    shop = await make_shop()
+    await shop.grant(evm.address_of(payer_key).lower())
+    r = await shop.client.get("/paid")
+    required = decode_payment_required(r.headers[PAYMENT_REQUIRED])
+    stdin = json.dumps({"extensions": required.extensions, "url": shop.url("/paid"), "privateKey": payer_key})
+    proc = await asyncio.create_subprocess_exec(
+        str(OFFICIAL_PYTHON),
+        str(OFFICIAL_PYTHON.parents[2] / "siwx_sign.py"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=str(OFFICIAL_PYTHON.parents[2]),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 25)
+    assert proc.returncode == 0, err.decode()
+    header = json.loads(out.decode().strip().splitlines()[-1])["header"]
+    r = await shop.client.get("/paid", headers={siwx.HEADER: header})
+    assert r.status == 200, await r.text()
     assert shop.signed_in[-1] == evm.address_of(payer_key).lower()
