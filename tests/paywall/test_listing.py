@@ -108,3 +108,24 @@ async def test_demo_route_listed_with_public_url(
     assert [i["resource"] for i in page["items"]] == [public + DEMO_PATH]
     r = await client.get(DEMO_PATH)
     assert r.status == 402
+
+
+async def test_a_route_the_registry_refuses_does_not_stop_the_others(
+    aiohttp_client: Any, database_url: str, fake_ledger: FakeLedger
+) -> None:
+    from x402.paywall import PaidRoute
+    from x402.service.facilitator.inprocess import AppFacilitator
+
+    app = fake_app(database_url, fake_ledger, registry_probe_interval=0)
+    offer = Offer(amount=5000, asset=fake.ASSET, network=fake.NETWORK, pay_to=evm.address_of(evm.new_key()))
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    app.router.add_get("/long", handler)
+    app.router.add_get("/fine", handler)
+    routes = {("GET", "/long"): PaidRoute((offer,), description="x" * 3000), ("GET", "/fine"): offer}
+    Paywall(AppFacilitator(app), routes=routes, public_url="https://shop.example").setup(app)
+    client = await aiohttp_client(app)
+    page = await _ok(await client.get("/discovery/resources"))
+    assert [i["resource"] for i in page["items"]] == ["https://shop.example/fine"]

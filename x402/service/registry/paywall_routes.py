@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from x402.errors import BadRequest
 from x402.logs import get_logger
 from x402.paywall import Paywall
 from x402.paywall.listing import listed_routes
 from x402.service.appkeys import REGISTRY, SETTINGS
+from x402.service.registry.models import draft_from_json
 
 log = get_logger("x402.paywall")
 
@@ -27,5 +29,11 @@ async def list_paywall_routes(app: web.Application, paywall: Paywall) -> None:
     if not base:
         log.info("paywall_routes_not_registered", detail="set public_url or X402_PUBLIC_URL to list them")
         return
-    registered = await register_resources(store, [body for _method, body in listed_routes(paywall, base)])
+    drafts = []
+    for _method, body in listed_routes(paywall, base):
+        try:
+            drafts.append(draft_from_json(body))
+        except BadRequest as exc:  # e.g. a description over the registry's limit: listed without it is wrong too
+            log.warning("paywall_route_not_registered", url=body["url"], code=exc.code, detail=exc.detail)
+    registered = await register_resources(store, drafts)
     log.info("paywall_routes_registered", count=len(registered))
