@@ -124,7 +124,10 @@ async def test_a_route_the_registry_refuses_does_not_stop_the_others(
 
     app.router.add_get("/long", handler)
     app.router.add_get("/fine", handler)
-    routes = {("GET", "/long"): PaidRoute((offer,), description="x" * 3000), ("GET", "/fine"): offer}
+    routes: dict[tuple[str, str], PaidRoute | Offer] = {
+        ("GET", "/long"): PaidRoute((offer,), description="x" * 3000),
+        ("GET", "/fine"): offer,
+    }
     Paywall(AppFacilitator(app), routes=routes, public_url="https://shop.example").setup(app)
     client = await aiohttp_client(app)
     page = await _ok(await client.get("/discovery/resources"))
