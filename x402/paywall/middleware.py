@@ -158,6 +158,7 @@ class Paywall:
         self._by_request: dict[tuple[int, str | None, str, bool], Challenge] = {}
         self._reads_v2 = 2 in self.versions
         self._reads_v1 = 1 in self.versions
+        self._siwx_templates: dict[tuple[int, str], tuple[Challenge, siwx_lib.ChallengeTemplate]] = {}
 
     # ------------------------------------------------------------------------------------ set-up
 
@@ -337,13 +338,19 @@ class Paywall:
     def _siwx_challenge(self, request: web.Request, challenge: Challenge, error: str) -> web.Response:
         """A 402 like ``challenge_response``, its extensions carrying a fresh sign-in-with-x declaration."""
         assert self.siwx is not None
-        required = challenge.payment_required(error)
-        chains = siwx_lib.sign_in_chains([r.network for r in challenge.requirements])
-        required.extensions = {
-            **challenge.extensions,
-            siwx_wire.KEY: siwx_lib.challenge(self.siwx, challenge.resource.url, chains),
-        }
-        header = encode_header(required) if 2 in challenge.versions else None
+        header: str | None = None
+        if 2 in challenge.versions:
+            key = (id(challenge), error)
+            cached = self._siwx_templates.get(key)
+            if cached is None or cached[0] is not challenge:
+                chains = siwx_lib.sign_in_chains([r.network for r in challenge.requirements])
+                template = siwx_lib.ChallengeTemplate.build(
+                    self.siwx, challenge.payment_required(error), challenge.extensions, chains
+                )
+                cached = (challenge, template)
+                if len(self._siwx_templates) < _MAX_FAST:
+                    self._siwx_templates[key] = cached
+            header = cached[1].render()
         body = challenge.body if error == PAYMENT_REQUIRED_ERROR else challenge.encode(error)[1]
         return web.Response(status=402, body=body, headers=challenge_headers(header))
 

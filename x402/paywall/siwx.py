@@ -18,6 +18,7 @@ own. ``MemorySiwxStore`` keeps everything in this process (one worker, lost on r
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import secrets
 import time
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from x402.wire import siwx
-from x402.wire.models import PaymentRequirements
+from x402.wire.models import PaymentRequired, PaymentRequirements, ResourceInfo, encode_json
 
 DEFAULT_MAX_AGE: Final = 300.0
 DEFAULT_ENTITLEMENT: Final = 24 * 3600
@@ -135,6 +136,45 @@ def normalize_address(address: str) -> str:
 def sign_in_chains(networks: Sequence[str]) -> list[str]:
     """The networks of a route a client can sign in with (EVM and Solana)."""
     return [n for n in dict.fromkeys(networks) if n.startswith(("eip155:", "solana:"))]
+
+
+_NONCE: Final = b"@@x402-siwx-nonce@@"
+_ISSUED: Final = b"@@x402-siwx-issued-at@@"
+_EXPIRES: Final = b"@@x402-siwx-expires@@"
+
+
+@dataclass(frozen=True, slots=True)
+class ChallengeTemplate:
+    """A 402's ``PAYMENT-REQUIRED`` JSON encoded once with marks where the nonce and the times go.
+
+    A 402 then costs three ``bytes.replace`` and a base64 encoding instead of building and encoding the document.
+    """
+
+    json: bytes
+    max_age: float
+
+    @classmethod
+    def build(
+        cls, config: SiwxConfig, required: PaymentRequired, extensions: dict[str, object], chains: Sequence[str]
+    ) -> ChallengeTemplate:
+        """Mark the declaration's nonce and times in ``required`` with ``extensions`` and the SIWx declaration."""
+        url = required.resource.url if isinstance(required.resource, ResourceInfo) else ""
+        declared = challenge(config, url, chains)
+        info = declared["info"]
+        assert isinstance(info, dict)
+        info.update(nonce=_NONCE.decode(), issuedAt=_ISSUED.decode(), expirationTime=_EXPIRES.decode())
+        marked = msgspec.structs.replace(required, extensions={**extensions, siwx.KEY: declared})
+        return cls(encode_json(marked), config.max_age)
+
+    def render(self) -> str:
+        """The ``PAYMENT-REQUIRED`` value with a fresh nonce, ``issuedAt`` now and the expiry."""
+        now = datetime.now(UTC)
+        raw = (
+            self.json.replace(_NONCE, secrets.token_hex(16).encode())
+            .replace(_ISSUED, siwx.iso(now).encode())
+            .replace(_EXPIRES, siwx.iso(now + timedelta(seconds=self.max_age)).encode())
+        )
+        return base64.b64encode(raw).decode("ascii")
 
 
 def check_message(p: siwx.SiwxPayload, *, resource_url: str, chains: Sequence[str], config: SiwxConfig) -> None:
