@@ -283,6 +283,15 @@ async def test_solana_sign_in_with_ed25519(make_shop: ShopFactory, devchain: Dev
     assert _error(r) == siwx.INVALID_SIGNATURE
     r = await shop.client.get("/paid", headers={siwx.HEADER: signed(kp)})
     assert r.status == 200, await r.text()
+    # our client's Solana signer answers the same declaration (it picks the Solana entry: no EVM key here)
+    from chains.solana.signer import SvmSigner
+    from x402.client.siwx import sign_in_header
+
+    made = sign_in_header({siwx.KEY: await shop.declaration()}, [SvmSigner(kp, {})])
+    assert made is not None
+    assert made[1] == address
+    r = await shop.client.get("/paid", headers={siwx.HEADER: made[0]})
+    assert r.status == 200, await r.text()
 
 
 async def test_our_client_signs_in_after_paying(
