@@ -77,6 +77,7 @@ CALLER_SCOPED = {
     ("POST", "/v1/webhooks"),
     ("POST", "/v1/resources"),
     ("POST", "/v1/resources/import"),
+    ("POST", "/v1/resources/validate"),  # stores nothing; probes the caller's URL
     ("POST", "/v1/payto-claims"),
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),

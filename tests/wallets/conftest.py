@@ -18,10 +18,11 @@ from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key
 from wallets.service import WalletOptions
 from wallets.webhooks import DeliveryOptions
-from x402.paywall import Offer, Paywall
+from x402.paywall import Offer, Paywall, SiwxConfig
 from x402.service.app import create_app
-from x402.service.appkeys import AppOptions
+from x402.service.appkeys import DB, AppOptions
 from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.siwx_store import PgSiwxStore
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import PaymentRequired, PaymentRequirements
 
@@ -126,6 +127,10 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
         max_timeout_seconds=120,
     )
     Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}).setup(app)
+    # /signin: the same offer, and a payer who paid it signs in instead of paying again (Sign-In-With-X)
+    app.router.add_get("/signin", paid)
+    siwx = SiwxConfig(PgSiwxStore(lambda: app[DB]))
+    Paywall(AppFacilitator(app), routes={("GET", "/signin"): offer}, siwx=siwx).setup(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")

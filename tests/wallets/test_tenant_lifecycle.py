@@ -285,6 +285,11 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         "pid_" + secrets.token_hex(8),
     )
     await conn.execute(
+        "INSERT INTO siwx_entitlements (tenant_id, address, purchase, expires_at) VALUES ($1, $2, 'p', now())",
+        t["id"],
+        "0x" + secrets.token_hex(20),
+    )
+    await conn.execute(
         "INSERT INTO resource_ratings (resource_id, tenant_id, rating) VALUES ($1, $2, 4)",
         uuid.UUID(t["resource"]["id"]),
         tid,

@@ -84,6 +84,8 @@ class Filters:
     network: str | None = None
     category: str | None = None
     max_price: int | None = None
+    #: extension keys a resource must declare (all of them), e.g. ``("bazaar",)``
+    extensions: tuple[str, ...] = ()
     include_failed: bool = False
 
     def where(self, args: list[Any]) -> str:
@@ -104,6 +106,8 @@ class Filters:
             add("networks @> ARRAY[?::text]", self.network)
         if self.category:
             add("category = ?", self.category)
+        if self.extensions:
+            add("jsonb_exists_all(coalesce(extensions, '{}'::jsonb), ?::text[])", list(self.extensions))
         if self.max_price is not None:
             add("min_price <= ?::numeric", self.max_price)
         if not self.include_failed:
