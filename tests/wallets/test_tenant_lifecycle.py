@@ -179,7 +179,7 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
             for _ in range(5):
                 await worker.step()
         await asyncio.sleep(0.3)  # the worker runs too (every 50 ms); it must not send either
-        assert not [g for g in got if wid.encode() in g and b"\"wallet.paused\"" in g]
+        assert not [g for g in got if wid.encode() in g and b'"wallet.paused"' in g]
         with system_scope("test: read the queued delivery"):
             state = await service.pool.fetchval(
                 """SELECT d.status FROM webhook_deliveries d JOIN provider_events e ON e.id = d.event_id
