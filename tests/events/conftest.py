@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -107,6 +108,19 @@ async def wait_for(check: Callable[[], Awaitable[bool] | bool], timeout: float =
         await asyncio.sleep(0.02)
 
 
+async def quiet(database_url: str) -> None:
+    """Wait until the worker has dispatched every event written so far."""
+    conn = await asyncpg.connect(database_url)
+    try:
+
+        async def none_left() -> bool:
+            return not await conn.fetchval("SELECT count(*) FROM provider_events WHERE NOT dispatched")
+
+        await wait_for(none_left)
+    finally:
+        await conn.close()
+
+
 @dataclass
 class Hooks:
     """A running service, a tenant with a key, and helpers."""
@@ -152,7 +166,10 @@ def hooks(settings: Settings, redis_url: str, aiohttp_client: Any) -> HooksFacto
         s = settings.with_(require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, master_key=MASTER_KEY, **kw)
         client = await aiohttp_client(create_app(s, options=AppOptions(webhook_options=options)))
         tenant = await new_tenant(client, "hooks")
-        key = await new_key(client, tenant, ["verify", "settle", "admin"])
+        key = await new_key(client, tenant, ["verify", "settle", "admin", "registry"])
+        # the tenant's own key.created is fanned out before the test adds endpoints (tests see only their events)
+        assert s.database_url is not None
+        await quiet(s.database_url)
         return Hooks(client, tenant, key["key"])
 
     return make

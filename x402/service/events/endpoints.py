@@ -7,6 +7,7 @@ overlap window; during it every delivery is signed with both (two ``v1=`` in ``X
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -17,17 +18,21 @@ from typing import Any, Final
 import asyncpg
 
 from wallets.custody import Keyring, Sealed
-from x402.errors import NotFound, ValidationFailed
+from x402.errors import BadRequest, NotFound, ValidationFailed
 from x402.outbound import Refused, check_url
 from x402.service.events.outbox import EVENT_TYPES, Event, insert_events
 from x402.service.platform import audit
 from x402.service.platform.audit import AuditEntry
+from x402.service.registry.hosts import URL_PATTERN
+from x402.service.registry.models import check_http_url
 
 #: Event types an endpoint may subscribe to ("*" = all); pings go to the pinged endpoint whatever its filter.
 SUBSCRIBABLE: Final = tuple(t for t in EVENT_TYPES if t != "webhook.ping")
 MAX_OVERLAP: Final = 7 * 86400
 DEFAULT_OVERLAP: Final = 86400
 MAX_ENDPOINTS: Final = 50
+#: The URLs the OpenAPI document promises (the registry's pattern): the schema and the server agree exactly.
+_URL: Final = re.compile(URL_PATTERN)
 
 _COLUMNS: Final = (
     "id, tenant_id, url, description, events, active, disabled_at, disabled_reason, prev_expires_at, "
@@ -83,8 +88,12 @@ def check_events(value: Any) -> list[str]:
 
 def check_target(url: Any, *, allow_private: bool) -> str:
     """The target URL through the one SSRF guard (``x402/outbound.py``); 422 ``invalid_webhook_url`` otherwise."""
-    if not isinstance(url, str) or not url or len(url) > 2048:
-        raise ValidationFailed("url must be an http(s) URL of at most 2048 characters", code="invalid_webhook_url")
+    # the registry's strict URL check (hosts are IDNA labels or IP literals, as the OpenAPI pattern says), then the
+    # SSRF guard (no private, loopback or reserved target)
+    check_http_url(url, code="invalid_webhook_url")
+    assert isinstance(url, str)
+    if not _URL.fullmatch(url):
+        raise BadRequest("url must be an http(s) URL with a DNS name or IP address host", code="invalid_webhook_url")
     try:
         check_url(url, allow_private=allow_private)
     except Refused as exc:
@@ -162,8 +171,9 @@ class Endpoints:
         if unknown:
             raise ValidationFailed(f"unknown fields {unknown}", code="invalid_webhook")
         url = check_target(doc["url"], allow_private=self.allow_private) if "url" in doc else None
-        kinds = check_events(doc["events"]) if "events" in doc else None
-        text = _description(doc["description"]) if "description" in doc else None
+        # null leaves events and description as they are, like leaving them out
+        kinds = check_events(doc["events"]) if doc.get("events") is not None else None
+        text = _description(doc["description"]) if doc.get("description") is not None else None
         active = doc.get("active")
         if "active" in doc and not isinstance(active, bool):
             raise ValidationFailed("active must be a boolean", code="invalid_webhook")
@@ -204,6 +214,8 @@ class Endpoints:
         """A new secret; the current one keeps signing (alongside) for ``overlap`` seconds, then stops."""
         ring = self._ring()
         seconds = DEFAULT_OVERLAP if overlap is None else overlap
+        if isinstance(seconds, float) and seconds.is_integer():
+            seconds = int(seconds)  # JSON Schema's integer includes 5.0
         if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= MAX_OVERLAP:
             raise ValidationFailed(f"overlapSeconds must be an integer from 0 to {MAX_OVERLAP}", code="invalid_webhook")
         secret = "whsec_" + secrets.token_urlsafe(32)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from x402.errors import Forbidden, NotFound, Unauthorized, ValidationFailed
+from x402.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from x402.service.appkeys import SETTINGS, WEBHOOKS
 from x402.service.events.deadletters import LetterFilter, check_status
-from x402.service.events.endpoints import SUBSCRIBABLE, Who
+from x402.service.events.endpoints import Who
+from x402.service.events.outbox import EVENT_TYPES
 from x402.service.events.service import WebhookService
 from x402.service.http import json_object, json_response
 from x402.service.middleware import REQUEST_ID
@@ -64,33 +66,40 @@ def _cursor(request: web.Request) -> int | None:
     return int(raw)
 
 
+_UUID_TEXT = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 def _time(value: Any, name: str) -> datetime | None:
-    if value in (None, ""):
+    """An ISO 8601 time (no zone: UTC), as ``/v1/payments`` reads its range; 400 ``invalid_query`` otherwise."""
+    if value is None:
         return None
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed
-    raise ValidationFailed(f"{name} must be an RFC 3339 date-time with a time zone", code="invalid_query")
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise BadRequest(f"{name} must be an ISO 8601 time", code="invalid_query")
 
 
-def _filter(source: Any) -> LetterFilter:
-    endpoint = source.get("endpointId")
+def _filter(source: Any, *, query: bool) -> LetterFilter:
+    """Endpoint, type and time range from the query (an empty value = no filter) or a replay body."""
+
+    def get(name: str) -> Any:
+        value = source.get(name)
+        return None if query and value == "" else value
+
+    endpoint = get("endpointId")
     endpoint_id: uuid.UUID | None = None
-    if endpoint not in (None, ""):
-        try:
-            endpoint_id = uuid.UUID(str(endpoint))
-        except ValueError:
-            raise ValidationFailed("endpointId must be a webhook endpoint id", code="invalid_query") from None
-    kind = source.get("type")
-    if kind in ("",):
-        kind = None
-    if kind is not None and kind not in SUBSCRIBABLE and kind != "webhook.ping":
-        raise ValidationFailed("type must be an event type", code="invalid_query")
-    return LetterFilter(endpoint_id, kind, _time(source.get("since"), "since"), _time(source.get("until"), "until"))
+    if endpoint is not None:
+        if not isinstance(endpoint, str) or not _UUID_TEXT.fullmatch(endpoint):
+            raise BadRequest("endpointId must be a webhook endpoint id", code="invalid_query")
+        endpoint_id = uuid.UUID(endpoint)
+    kind = get("type")
+    if kind is not None and kind not in EVENT_TYPES:
+        raise BadRequest("type must be an event type", code="invalid_query")
+    return LetterFilter(endpoint_id, kind, _time(get("since"), "since"), _time(get("until"), "until"))
 
 
 @routes.post("/v1/webhooks")
@@ -117,7 +126,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     """Dead letters, newest first, filtered by endpoint, event type and time range."""
     service, who = _caller(request)
     letters, cursor = await service.dead_letters.letters(
-        who.tenant_id, _filter(request.query), _limit(request), _cursor(request)
+        who.tenant_id, _filter(request.query, query=True), _limit(request), _cursor(request)
     )
     return json_response({"deadLetters": letters, "nextCursor": cursor})
 
@@ -130,7 +139,7 @@ async def replay_many(request: web.Request) -> web.Response:
     unknown = sorted(set(doc) - {"endpointId", "type", "since", "until"})
     if unknown:
         raise ValidationFailed(f"unknown fields {unknown}", code="invalid_query")
-    return json_response(await service.dead_letters.replay_many(who, _filter(doc)))
+    return json_response(await service.dead_letters.replay_many(who, _filter(doc, query=False)))
 
 
 @routes.get(f"/v1/webhooks/dead-letters/{_LETTER}")
