@@ -1,8 +1,8 @@
 """Benchmark webhook delivery: deliveries/s from one process to a local receiver, against a bare aiohttp POST loop.
 
 Set-up: a fresh migrated database (DATABASE_URL, else the local test server, else embedded Postgres); an aiohttp
-receiver on loopback answering 200, in a second process (so it does not take the sender's CPU); ``--endpoints`` endpoints (all events),
-``--events`` provider events in the outbox. Measured: the real worker (``DeliveryWorker``: dispatch fan-out,
+receiver on loopback answering 200, in a second process (so it does not take the sender's CPU); ``--endpoints``
+endpoints (all events), ``--events`` provider events in the outbox. Measured: the real worker (``DeliveryWorker``: dispatch fan-out,
 endpoint leases, per-endpoint ordered sends with HMAC signatures, the delivery log writes) from start until the
 receiver has every delivery. Baseline, same run: the same number of POSTs of the same bodies over one aiohttp
 session, one sequential lane per endpoint (the per-endpoint ordering), nothing else. Figures go to
