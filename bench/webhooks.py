@@ -2,10 +2,10 @@
 
 Set-up: a fresh migrated database (DATABASE_URL, else the local test server, else embedded Postgres); an aiohttp
 receiver on loopback answering 200, in a second process (so it does not take the sender's CPU); ``--endpoints``
-endpoints (all events), ``--events`` provider events in the outbox. Measured: the real worker
-(``DeliveryWorker``: dispatch fan-out, endpoint leases, per-endpoint ordered sends with HMAC signatures, the delivery log writes) from start until the
-receiver has every delivery. Baseline, same run: the same number of POSTs of the same bodies over one aiohttp
-session, one sequential lane per endpoint (the per-endpoint ordering), nothing else. Figures go to
+endpoints (all events), ``--events`` provider events in the outbox. Measured: the real worker (``DeliveryWorker``:
+dispatch fan-out, endpoint leases, per-endpoint ordered sends with HMAC signatures, the delivery log writes) from
+start until the receiver has every delivery. Baseline, same run: the same number of POSTs of the same bodies over
+one aiohttp session, one sequential lane per endpoint (the per-endpoint ordering), nothing else. Figures go to
 docs/benchmarks.md (section ``## Webhook delivery (bench/webhooks.py)``).
 
 Usage: ``.venv/bin/python bench/webhooks.py [--events N] [--endpoints E]`` from the repository root.
