@@ -146,7 +146,7 @@ class DeliveryWorker:
         while True:
             try:
                 busy = await self.step()
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # a database hiccup or one broken endpoint must never end the worker
                 log.warning("webhook_worker_error", error=type(exc).__name__)
                 busy = False
             if not busy:
@@ -166,8 +166,11 @@ class DeliveryWorker:
         )
         if not endpoints:
             return 0
-        counts = await asyncio.gather(*(self._endpoint(e) for e in endpoints))
-        return sum(counts)
+        counts = await asyncio.gather(*(self._endpoint(e) for e in endpoints), return_exceptions=True)
+        for c in counts:
+            if isinstance(c, BaseException):
+                log.warning("webhook_endpoint_pass_failed", error=type(c).__name__)
+        return sum(c for c in counts if isinstance(c, int))
 
     async def _endpoint(self, ep: asyncpg.Record) -> int:
         attempts: list[tuple[asyncpg.Record, Attempt]] = []

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from wallets.errors import WalletForbidden
 from x402.errors import BadRequest, Forbidden, NotFound, Unauthorized, ValidationFailed
 from x402.service.appkeys import SETTINGS, WEBHOOKS
 from x402.service.events.deadletters import LetterFilter, check_status
@@ -35,7 +36,7 @@ def _caller(request: web.Request) -> tuple[WebhookService, Who]:
             raise Unauthorized("an API key is required (Authorization: Bearer x402_...)", code="api_key_required")
         return service, Who(None, "anonymous", rid)
     if principal.agent:
-        raise Forbidden("an agent key may only pay from and read its wallet", code="agent_key_not_allowed")
+        raise WalletForbidden("an agent key may only pay from and read its wallet")
     if not principal.operator and not {"wallets", "admin"} & principal.scopes:
         raise Forbidden("webhooks need the 'wallets' or 'admin' scope", code="insufficient_scope")
     return service, Who(principal.tenant_id, principal.actor, rid)
