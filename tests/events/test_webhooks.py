@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from tests.events.conftest import FAST, HooksFactory, Receiver, wait_for
+from tests.wallets.test_autopause_webhooks import _audit_actions
 from x402.service.events.endpoints import SUBSCRIBABLE
 from x402.service.events.outbox import API_VERSION, Event, insert_events
 from x402.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, verify
@@ -244,12 +245,3 @@ def _tagged(receiver: Receiver) -> list[_Tagged]:
 
 def _fields(options: Any) -> dict[str, Any]:
     return {name: getattr(options, name) for name in options.__slots__}
-
-
-async def _audit_actions(database_url: str, endpoint_id: str) -> list[str]:
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetch("SELECT action FROM audit_log WHERE object_id = $1 ORDER BY id", endpoint_id)
-    finally:
-        await conn.close()
-    return [r["action"] for r in rows]
