@@ -76,6 +76,32 @@ def offer_on(chain: PayChain, pay_to: str, amount: int, **kw: Any) -> Offer:
     return Offer(amount=amount, asset=chain.asset, network=chain.network, pay_to=pay_to, extra=chain.extra, **kw)
 
 
+def paywalled_app(
+    chain: PayChain,
+    settings: Settings,
+    handlers: Mapping[str, Any],
+    routes: Mapping[RouteKey, Offer | PaidRoute],
+    *,
+    middlewares: tuple[Any, ...] = (),
+) -> web.Application:
+    """A seller: the service app on ``chain`` (its own facilitator, in process) with ``GET`` ``handlers`` and our
+    paywall over ``routes``; ``middlewares`` run first."""
+    app = chain.app(settings)
+    for i, middleware in enumerate(middlewares):
+        app.middlewares.insert(i, middleware)
+    for path, handler in handlers.items():
+        app.router.add_get(path, handler)
+    Paywall(AppFacilitator(app), routes=routes).setup(app)
+    return app
+
+
+async def serve(app: web.Application) -> TestServer:
+    """``app`` started on 127.0.0.1 (a free port)."""
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
 async def paywalled(
     chain: PayChain,
     database_url: str,
@@ -84,17 +110,9 @@ async def paywalled(
     *,
     middlewares: tuple[Any, ...] = (),
 ) -> TestServer:
-    """A started seller on 127.0.0.1: the service app (its own facilitator, in process) with ``GET`` ``handlers``
-    and our paywall over ``routes``; ``middlewares`` run first."""
-    app = chain.app(await chain.settings(database_url, facilitator=True))
-    for i, middleware in enumerate(middlewares):
-        app.middlewares.insert(i, middleware)
-    for path, handler in handlers.items():
-        app.router.add_get(path, handler)
-    Paywall(AppFacilitator(app), routes=routes).setup(app)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server
+    """``paywalled_app`` with a facilitator that can pay settlement fees, started on 127.0.0.1."""
+    settings = await chain.settings(database_url, facilitator=True)
+    return await serve(paywalled_app(chain, settings, handlers, routes, middlewares=middlewares))
 
 
 @dataclass
