@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +14,7 @@ import aiohttp
 from eth_account import Account
 
 from chains.config import AssetConfig, NetworkConfig
-from chains.evm.devchain import DevChain
+from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
 from tests.harness.wire import Payment as Payment
 from tests.harness.wire import payment_of
 from x402.service.settings import Settings
@@ -263,3 +265,25 @@ def verify_tx_body(chain: DevChain, tx: str, pay_to: str, amount: int = 50_000) 
         "minAmount": str(amount),
         "confirmations": 1,
     }
+
+
+async def new_payment(chain: DevChain, amount: int = 10_000) -> Payment:
+    """A fresh funded payer's signed payment of ``amount`` dev tokens to a fresh payTo (``requirements.pay_to``)."""
+    return sign_payment(chain, await funded_payer(chain), requirements(chain, address_of(new_key()), amount))
+
+
+@contextlib.asynccontextmanager
+async def own_devchain() -> AsyncIterator[DevChain]:
+    """A private anvil with the dev token, for a test that changes how it mines, its clock or its fees."""
+    anvil = AnvilProcess()
+    await anvil.start()
+    try:
+        await deploy_dev_token(anvil.rpc_url)
+        yield DevChain(rpc_url=anvil.rpc_url)
+    finally:
+        await anvil.stop()
+
+
+async def payer_and_offer(chain: DevChain, amount: int = 10_000) -> tuple[str, PaymentRequirements]:
+    """A fresh funded payer key, and requirements of ``amount`` dev tokens to a fresh payTo (``.pay_to``)."""
+    return await funded_payer(chain), requirements(chain, address_of(new_key()), amount)
