@@ -10,13 +10,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from chains.fake import FakeKeys
 from tests.harness.paychain import PayChain
+from tests.harness.services import hook_receiver
 from tests.platform.conftest import ADMIN, VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.platform.test_audit import _x402
 from tests.wallets.conftest import FAST, MASTER_KEY, ServiceFactory, Upstream, service_factory
@@ -46,20 +46,6 @@ async def _service(wallet_service: Any, redis_url: str) -> TestClient[Any, Any]:
         require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, options=FAST
     )
     return client
-
-
-async def _receiver() -> tuple[TestServer, list[bytes]]:
-    got: list[bytes] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append(await request.read())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server, got
 
 
 async def _tenant_with_everything(
@@ -112,7 +98,7 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
     wallet_service: Any, upstream: Upstream, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
-    server, got = await _receiver()
+    server, deliveries = await hook_receiver()
     try:
         hook_url = str(server.make_url("/hook"))
         a = await _tenant_with_everything(client, chain, "acme", hook_url)
@@ -175,7 +161,7 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
             for _ in range(5):
                 await service.webhooks.deliver_due()
         await asyncio.sleep(0.3)  # the worker runs too (every 50 ms); it must not send either
-        assert not [g for g in got if wid.encode() in g]
+        assert not [g for _, g in deliveries if wid.encode() in g]
         with system_scope("test: read the queued delivery"):
             state = await service.pool.fetchval(
                 """SELECT d.status FROM webhook_deliveries d JOIN wallet_events e ON e.id = d.event_id
@@ -195,10 +181,10 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
         with system_scope(PROBER):
             assert a["resource"]["id"] in {str(res.id) for res in await store.claim_due(0.0, 1000)}
         for _ in range(100):
-            if any(b'"wallet.paused"' in g and wid.encode() in g for g in got):
+            if any(b'"wallet.paused"' in g and wid.encode() in g for _, g in deliveries):
                 break
             await asyncio.sleep(0.05)
-        assert any(b'"wallet.paused"' in g and wid.encode() in g for g in got)
+        assert any(b'"wallet.paused"' in g and wid.encode() in g for _, g in deliveries)
     finally:
         await server.close()
 
