@@ -268,7 +268,7 @@ class WalletPayer:
     ) -> tuple[int, KeyKind]:
         """The cheapest offer the policy allows and a key can sign; the most telling refusal otherwise."""
         refusals: list[errors.PolicyViolation] = []
-        acceptable: list[tuple[int, int]] = []
+        acceptable: dict[int, tuple[int, KeyKind]] = {}  # offer index -> (amount, key kind)
         for i, offer in enumerate(challenge.offers):
             if blocked and i in blocked:
                 refusals.append(blocked[i])
@@ -284,12 +284,10 @@ class WalletPayer:
             kind = self.kinds.for_network(offer.network)
             if kind is None or kind.label not in wallet.addresses or not kind.can_pay(offer):
                 continue
-            acceptable.append((amount, i))
+            acceptable[i] = (amount, kind)
         if acceptable:
-            _, index = min(acceptable)
-            kind = self.kinds.for_network(challenge.offers[index].network)
-            assert kind is not None
-            return index, kind
+            index = min(acceptable, key=lambda i: (acceptable[i][0], i))
+            return index, acceptable[index][1]
         codes = {r.code for r in refusals}
         if refusals and len(codes) == 1:
             raise refusals[0]

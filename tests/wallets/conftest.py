@@ -22,7 +22,7 @@ from x402.paywall import Offer
 from x402.service.appkeys import AppOptions
 from x402.service.settings import Settings
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
-from x402.wire.models import PaymentRequired, PaymentRequirements
+from x402.wire.models import PaymentRequired
 
 PRICE = 10_000
 TIME_HEADER = "X-Upstream-Time"
@@ -54,16 +54,7 @@ class Upstream:
 
 def _challenge(offer: Offer) -> Handler:
     """A handler answering 402 for ``offer`` and never accepting a payment (drives failure streaks)."""
-    req = PaymentRequirements(
-        scheme=offer.scheme,
-        network=offer.network,
-        amount=str(offer.amount),
-        asset=offer.asset,
-        pay_to=offer.pay_to,
-        max_timeout_seconds=offer.max_timeout_seconds,
-        extra=dict(offer.extra or {}),
-    )
-    header = encode_header(PaymentRequired(error="payment required", accepts=[req]))
+    header = encode_header(PaymentRequired(error="payment required", accepts=[offer.requirements()]))
 
     async def challenge(request: web.Request) -> web.Response:
         return web.Response(status=402, headers={PAYMENT_REQUIRED: header}, text="{}", content_type="application/json")
