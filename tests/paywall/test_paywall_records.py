@@ -57,7 +57,11 @@ async def test_paywall_payment_is_recorded_before_it_is_served(
     assert (vtype, stype, stenant) == ("payment.verified", "payment.settled", None)
     assert sdata["resource"] == provider.url("/paid")
     assert sdata["transaction"] == resp.settlement.transaction
-    assert (sdata["payer"], sdata["payTo"], sdata["amount"]) == (payer.address, provider.pay_to, str(int(settle["amount"])))
+    assert (sdata["payer"], sdata["payTo"], sdata["amount"]) == (
+        payer.address,
+        provider.pay_to,
+        str(int(settle["amount"])),
+    )
     assert vdata["resource"] == provider.url("/paid")
 
 
