@@ -93,7 +93,7 @@ OPERATOR_ONLY = {
     ("GET", "/v1/admin/record-dead-letters"),
     ("GET", "/v1/admin/record-dead-letters/{id}"),
     ("POST", "/v1/admin/record-dead-letters/{id}/replay"),
-    ("POST", "/v1/admin/record-dead-letters/replay"),
+    ("POST", "/v1/admin/record-dead-letters:replay"),
 }
 #: Any tenant may act on another's object here (rating a listed resource); checked for leaks instead.
 CROSS_TENANT = {("POST", "/v1/resources/{id}/ratings")}

@@ -244,7 +244,7 @@ async def test_dead_letters_over_http_503_retry_and_replay(
         assert await admin.fetchval("SELECT count(*) FROM provider_events WHERE type='payment.failed'") == 1
         done = await (await client.get(f"{LETTERS}?status=replayed", headers=op())).json()
         assert len(done["data"]) == 1
-        assert (await (await client.post(f"{LETTERS}/replay", headers=op())).json()) == {"replayed": 0, "open": 0}
+        assert (await (await client.post(f"{LETTERS}:replay", headers=op())).json()) == {"replayed": 0, "open": 0}
         assert (await client.get(f"{LETTERS}/999999", headers=op())).status == 404
         assert (await client.get(f"{LETTERS}?status=nope", headers=op())).status == 400
     finally:

@@ -62,8 +62,11 @@ async def replay_letter(request: web.Request) -> web.Response:
     return _json(state)
 
 
-@routes.post(BASE + "/replay")
+@routes.post(BASE + ":replay")
 async def replay_all(request: web.Request) -> web.Response:
-    """Replay every open dead letter (up to 500); how many were replayed and how many are still open."""
+    """Replay every open dead letter (up to 500); how many were replayed and how many are still open.
+
+    ``:replay``, not ``/replay``: a path segment there would also be a dead letter id for ``GET /{id}``.
+    """
     _operator(request)
     return _json(await deadletters.replay_open(request.app[DB], limit=MAX_LIMIT))

@@ -270,7 +270,7 @@ def record_dead_letter_paths() -> dict[str, dict[str, Any]]:
                 errors=("400", "401", "403"),
             )
         },
-        base + "/replay": {
+        base + ":replay": {
             "post": _op(
                 "Replay every open dead letter now (up to 500; idempotent: ids already written are skipped)",
                 "operations",

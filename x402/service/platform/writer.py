@@ -1,7 +1,7 @@
 """Group-commit writer of payment records and their provider events (the transactional outbox).
 
 A request hands its record (and the events it causes) to ``write`` and waits: records queued meanwhile are
-committed together (one transaction: the records, then their events through ``insert_events``), so the answer
+committed together (one statement: the records and their events, as ``insert_events`` writes them), so the answer
 goes out only once what it reports is durable. A batch that cannot be written after bounded retries goes to the
 ``record_dead_letters`` table (rows as JSON + the error; retried by ``deadletters.retry_loop``, replayable by the
 operator); only when even that write fails does ``write`` raise ``DatabaseUnavailable`` (a 503 naming Postgres).
@@ -22,7 +22,7 @@ import asyncpg
 from x402.errors import DatabaseUnavailable
 from x402.ids import fast_uuid
 from x402.logs import get_logger
-from x402.service.events.outbox import Conn, Event, insert_events
+from x402.service.events.outbox import API_VERSION, EVENT_TYPES, Conn, Event, insert_events
 from x402.service.metrics import Metrics
 from x402.service.storage.scope import system_scope
 
@@ -44,12 +44,22 @@ COLUMNS = (
 )
 
 _TYPES = ("uuid", "uuid", "text", "text", "text", "text", "text", "text", "numeric", "text", "text", "timestamptz")
-# one statement per batch, column-wise arrays; not COPY, which Postgres refuses on tables under row-level security.
+# column-wise arrays; not COPY, which Postgres refuses on tables under row-level security.
 # ON CONFLICT: a batch retried after a commit whose acknowledgement was lost (or replayed) writes nothing twice
 _INSERT = (
     f"INSERT INTO payments ({', '.join(COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES, 1))
     + ") ON CONFLICT (id) DO NOTHING"
+)
+_N = len(COLUMNS)
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+# A whole batch in ONE statement (atomic by itself, one round trip instead of BEGIN, two INSERTs and COMMIT): the
+# records, and the events exactly as ``insert_events`` writes them (same columns, same ON CONFLICT). Batches are
+# small (a few ms of answers), so the round trips, not the rows, are what a verify would pay for.
+_BATCH = (
+    f"WITH p AS ({_INSERT}), e AS (INSERT INTO provider_events (id, tenant_id, type, api_version, data, created_at)"
+    f" SELECT i, t, ty, ${_N + 1}, d::jsonb, c FROM unnest(${_N + 2}::uuid[], ${_N + 3}::uuid[], ${_N + 4}::text[],"
+    f" ${_N + 5}::text[], ${_N + 6}::timestamptz[]) AS u(i, t, ty, d, c) ON CONFLICT (id) DO NOTHING) SELECT 1"
 )
 _DEAD_LETTER = "INSERT INTO record_dead_letters (records, events, count, error) VALUES ($1::jsonb, $2::jsonb, $3, $4)"
 #: Errors of the database or the way to it (InternalClientError: a connection left busy by a cancelled task,
@@ -104,10 +114,24 @@ class PaymentRecord:
 
 
 async def write_batch(conn: Conn, records: Sequence[PaymentRecord], events: Sequence[Event]) -> None:
-    """Insert ``records`` and ``events`` in the caller's transaction (an id already written is skipped)."""
-    if records:
-        await conn.execute(_INSERT, *(list(col) for col in zip(*(r.row() for r in records), strict=True)))
-    await insert_events(conn, events)
+    """Insert ``records`` and ``events`` atomically in one statement (an id already written is skipped)."""
+    if not records:
+        await insert_events(conn, events)
+        return
+    unknown = {e.type for e in events} - _EVENT_TYPES
+    if unknown:
+        raise ValueError(f"unknown event types: {sorted(unknown)}")
+    columns = [list(col) for col in zip(*(r.row() for r in records), strict=True)]
+    await conn.execute(
+        _BATCH,
+        *columns,
+        API_VERSION,
+        [e.id for e in events],
+        [e.tenant_id for e in events],
+        [e.type for e in events],
+        [json.dumps(dict(e.data), separators=(",", ":")) for e in events],
+        [e.created_at for e in events],
+    )
 
 
 def _sqlstate(exc: BaseException) -> str:
@@ -239,7 +263,7 @@ class PaymentWriter:
         delay = 0.05
         for attempt in range(self.retries + 1):
             try:
-                async with self.pool.acquire() as conn, conn.transaction():
+                async with self.pool.acquire() as conn:
                     await write_batch(conn, records, events)
                 return None
             except DB_ERRORS as exc:
