@@ -182,6 +182,7 @@ class PaymentWriter:
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._slots = asyncio.Semaphore(max(1, flushers))
         self._flushing: set[asyncio.Task[None]] = set()
+        self._held: list[Any] = []  # connections kept by the flushers (at most ``flushers``)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -208,24 +209,22 @@ class PaymentWriter:
         await fut
 
     async def _take(self) -> tuple[list[_Item], bool]:
-        """The next batch, and whether the stop marker was reached."""
-        loop = asyncio.get_running_loop()
+        """The next batch, and whether the stop marker was reached.
+
+        After the first item, one sleep of ``interval`` lets the batch gather (one timer per batch, not a wait per
+        item: the hot path of every answered request), then whatever is queued is taken, up to ``batch``.
+        """
         first = await self._queue.get()
         if first is _STOP:
             return [], True
         items = [first]
-        deadline = loop.time() + self.interval
+        if self.interval > 0 and self._queue.qsize() < self.batch - 1:
+            await asyncio.sleep(self.interval)
         while len(items) < self.batch:
             try:
                 nxt = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    nxt = await asyncio.wait_for(self._queue.get(), timeout)
-                except TimeoutError:
-                    break
+                break
             if nxt is _STOP:
                 return items, True
             items.append(nxt)
@@ -263,15 +262,26 @@ class PaymentWriter:
         delay = 0.05
         for attempt in range(self.retries + 1):
             try:
-                async with self.pool.acquire() as conn:
-                    await write_batch(conn, records, events)
-                return None
+                conn = self._held.pop() if self._held else await self.pool.acquire()
             except DB_ERRORS as exc:
-                if permanent(exc) or attempt == self.retries:
-                    return exc
-                log.warning("payment_records_retry", count=len(items), error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                error: BaseException = exc
+            else:
+                try:
+                    await write_batch(conn, records, events)
+                except BaseException as exc:
+                    await self.pool.release(conn)  # the pool resets it, or drops a broken one
+                    if not isinstance(exc, DB_ERRORS):
+                        raise
+                    error = exc
+                else:
+                    # kept checked out between batches: no acquire and no release reset (a round trip) per batch
+                    self._held.append(conn)
+                    return None
+            if permanent(error) or attempt == self.retries:
+                return error
+            log.warning("payment_records_retry", count=len(items), error=type(error).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
         raise AssertionError("unreachable")
 
     async def _flush(self, items: list[_Item]) -> None:
@@ -316,6 +326,8 @@ class PaymentWriter:
             return
         self._queue.put_nowait(_STOP)
         await self._task
+        while self._held:
+            await self.pool.release(self._held.pop())
 
 
 def _settle(items: list[_Item], error: BaseException | None) -> None:
