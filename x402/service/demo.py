@@ -6,15 +6,19 @@ accounts 1-9, so pay from any of 1-8 (``examples/agent_pay.py`` uses account 1) 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from aiohttp import web
 
+from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.paywall.middleware import Handler, Paywall
 from x402.paywall.offers import Offer, PaidRoute
-from x402.service.appkeys import CACHE, DEMO_PAYWALL, DEV_INFO, SETTINGS
+from x402.service.appkeys import CACHE, DEMO_PAYWALL, DEV_INFO, PLATFORM, SETTINGS
 from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.platform.recorder import record_of
+from x402.wire.models import SettleResponse, SupportedResponse, VerifyResponse
 
 DEMO_PATH: Final = "/demo/paid"
 DEMO_AMOUNT: Final = 10_000
@@ -41,6 +45,48 @@ async def demo_handler(request: web.Request) -> web.Response:
     return web.json_response({"demo": "paid", "message": "thanks for paying 0.01 test token"})
 
 
+class DevTenantFacilitator:
+    """The in-process facilitator, with each outcome recorded as a payment of the dev tenant.
+
+    The demo route is the dev tenant's own paid resource, so its payments show in that tenant's ``/v1/payments``,
+    usage and dashboard, as a provider's payments do when its paywall calls ``/verify`` and ``/settle`` with its key.
+    """
+
+    def __init__(self, app: web.Application, tenant: uuid.UUID | None) -> None:
+        self.inner = AppFacilitator(app)
+        self.app = app
+        self.tenant = tenant
+
+    def _record(self, kind: str, requirements: AnyRequirements, result: Any) -> None:
+        record = record_of(self.tenant, kind, requirements, result)
+        if record is not None:
+            self.app[PLATFORM].writer.submit(record)
+
+    async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
+        """Verify in process and record the outcome."""
+        result = await self.inner.verify(payload, requirements)
+        self._record("verify", requirements, result)
+        return result
+
+    async def settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
+        """Settle in process and record the outcome."""
+        result = await self.inner.settle(payload, requirements)
+        self._record("settle", requirements, result)
+        return result
+
+    async def supported(self) -> SupportedResponse:
+        """What the in-process facilitator supports."""
+        return await self.inner.supported()
+
+
+async def dev_tenant(app: web.Application) -> uuid.UUID | None:
+    """The dev tenant (the owner of the key ``x402 serve --dev`` printed), when there is one."""
+    key = app[DEV_INFO].get("apiKey")
+    if not key:
+        return None
+    return (await app[PLATFORM].auth.authenticate(str(key))).tenant_id
+
+
 @web.middleware
 async def _demo_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await request.app[DEMO_PAYWALL].middleware(request, handler)
@@ -55,7 +101,7 @@ def install(app: web.Application) -> None:
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         paywall = Paywall(
-            AppFacilitator(app),
+            DevTenantFacilitator(app, await dev_tenant(app)),
             routes={("GET", DEMO_PATH): route},
             cache=app[CACHE],
             max_header_bytes=app[SETTINGS].max_header_bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
@@ -29,7 +30,11 @@ def _amount(raw: object) -> int:
 def record_for(request: web.Request, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
     """The record of one outcome, or None when there is nothing to record."""
     principal = principal_of(request)
-    tenant = principal.tenant_id if principal is not None else None
+    return record_of(principal.tenant_id if principal is not None else None, kind, requirements, result)
+
+
+def record_of(tenant: uuid.UUID | None, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
+    """The record of one outcome of ``tenant`` (None: no tenant), or None when there is nothing to record."""
     if kind == "verify_tx":
         return _verify_tx(tenant, requirements, result)
     if requirements is None:
