@@ -8,8 +8,5 @@ from x402.service.dashboard import routes as dashboard_routes
 
 
 def install(app: web.Application) -> None:
-    """Mount the pages and their static files (scripts, styles, the vendored chart library)."""
+    """Mount the pages, sign-in and their static files (scripts, styles, the vendored chart library)."""
     app.add_routes(dashboard_routes.routes)
-    app.router.add_static(
-        dashboard_routes.PREFIX + "/static", dashboard_routes.HERE / "static", name="dashboard_static"
-    )

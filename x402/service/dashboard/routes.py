@@ -48,10 +48,33 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
-)
+_TYPES = {".js": "text/javascript", ".css": "text/css", ".LICENSE": "text/plain"}
+
+
+def _read_all(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# read once at import (app.py imports this module eagerly, outside the event loop): no file I/O per request
+_TEMPLATES = {name: body.decode() for name, body in _read_all(HERE / "templates").items()}
+STATIC = _read_all(HERE / "static")
+_env = jinja2.Environment(loader=jinja2.DictLoader(_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined)
 routes = web.RouteTableDef()
+
+
+@routes.get(PREFIX + "/static/{path:.+}")
+async def static(request: web.Request) -> web.Response:
+    """The pages' scripts and styles and the vendored chart library (served from memory)."""
+    path = request.match_info["path"]
+    body = STATIC.get(path)
+    suffix = next((s for s in _TYPES if path.endswith(s)), None)
+    if body is None or suffix is None:
+        raise web.HTTPNotFound()
+    return web.Response(
+        body=body,
+        content_type=_TYPES[suffix],
+        headers={"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 def _secure(request: web.Request) -> bool:

@@ -17,6 +17,16 @@ from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
 
+#: Routes outside the JSON API, so outside this document: the dashboard's HTML pages, its sign-in forms and static
+#: files (a browser's, not an API client's; the data they show comes from the documented routes).
+NOT_API_PREFIXES = ("/dashboard",)
+
+
+def is_api_route(path: str) -> bool:
+    """True when ``path`` (a route template) belongs to the JSON API and so to this document."""
+    return not any(path == p or path.startswith(p + "/") for p in NOT_API_PREFIXES)
+
+
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _KEYED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 _OBJ: dict[str, Any] = {"type": "object"}
