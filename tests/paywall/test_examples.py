@@ -17,6 +17,7 @@ import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, new_key, token_balance
+from tests.harness.procs import run_agent_example
 from tests.harness.services import free_port
 from x402.service.demo import DEMO_AMOUNT, DEMO_PAY_TO
 
@@ -55,22 +56,6 @@ async def _process(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.sub
                 await proc.wait()
 
 
-async def _agent(env: dict[str, str], *args: str) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "examples/agent_pay.py",
-        *args,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert out.strip(), err.decode()
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
-
-
 @pytest.mark.slow
 async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp_path: Path) -> None:
     port = free_port()
@@ -89,7 +74,7 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
         chain = DevChain(rpc_url=dev["rpcUrl"])
         before = await token_balance(chain, DEMO_PAY_TO)
 
-        result = await _agent({"X402_URL": base})
+        result = await run_agent_example({"X402_URL": base})
         assert result["status"] == 200, result
         assert json.loads(result["body"])["demo"] == "paid"
         assert result["settlement"]["success"] is True
@@ -108,7 +93,9 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
         async with _process(sys.executable, "examples/provider_app.py", env=provider_env) as provider:
             provider_url = f"http://127.0.0.1:{provider_port}/weather"
             await _wait_http(provider_url, provider)
-            result = await _agent({"X402_URL": base, "PAYER_KEY": dev["payers"][1]["privateKey"]}, provider_url)
+            result = await run_agent_example(
+                {"X402_URL": base, "PAYER_KEY": dev["payers"][1]["privateKey"]}, provider_url
+            )
             assert result["status"] == 200, result
             assert json.loads(result["body"]) == {"city": "Lisbon", "sky": "sunny"}
         assert await token_balance(chain, pay_to) == 10_000
