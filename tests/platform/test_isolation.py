@@ -66,6 +66,7 @@ LIST_ROUTES = {
     "/v1/risk/lists",
     "/v1/risk/audit",
     "/v1/payto-claims",
+    "/v1/analytics/timeseries",
 }
 PUBLIC_LISTS = {"/discovery/resources", "/discovery/search"}
 #: Writes into the caller's own collection (a new object of the caller's tenant, or the caller's own lists).
