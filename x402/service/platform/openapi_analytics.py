@@ -86,6 +86,163 @@ TIMESERIES = _obj(
 )
 
 
+_COUNTS = {"count": _INT, "succeeded": _INT, "failed": _INT, "pending": {**_INT, "description": "settlements pending"}}
+RESOURCES = _obj(
+    {
+        **_WINDOW,
+        "resources": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "resource": {"type": "string", "description": "URL the payment named ('' when none)"},
+                    "method": {"type": "string", "description": "HTTP method when known, else ''"},
+                    "registryId": {"type": ["string", "null"], "format": "uuid"},
+                    **_COUNTS,
+                    "volume": _VOLUME,
+                    "usd": _USD,
+                }
+            ),
+        },
+    }
+)
+NETWORKS = _obj(
+    {
+        **_WINDOW,
+        "networks": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "network": {"type": "string"},
+                    "asset": {"type": "string"},
+                    **_COUNTS,
+                    "amount": _ATOMIC,
+                    "usd": _USD,
+                    "uniquePayers": _INT,
+                }
+            ),
+        },
+    }
+)
+PAYERS = _obj(
+    {
+        **_WINDOW,
+        "uniquePayers": {**_INT, "description": "payers with a succeeded payment in the window"},
+        "repeatPayers": {**_INT, "description": "of those, payers with two or more"},
+        "repeatRate": {"type": "number", "minimum": 0, "maximum": 1},
+        "payers": {
+            "type": "array",
+            "description": "top customers: most USD, then most succeeded payments",
+            "items": _obj(
+                {
+                    "payer": {"type": "string"},
+                    "count": _INT,
+                    "succeeded": _INT,
+                    "failed": _INT,
+                    "volume": _VOLUME,
+                    "usd": _USD,
+                    "firstSeen": {**_NULL_TIME, "description": "first succeeded payment ever"},
+                    "lastSeen": {**_NULL_TIME, "description": "last succeeded payment ever"},
+                    "lifetimePayments": _INT,
+                    "lifetimeValue": _VOLUME,
+                    "lifetimeUsd": _USD,
+                }
+            ),
+        },
+    }
+)
+FAILURES = _obj(
+    {
+        **_WINDOW,
+        "failed": _INT,
+        "failures": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "reason": {"type": "string", "description": "reason code ('' when none was given)"},
+                    "kind": {"type": "string", "enum": ["verify", "settle", "verify_tx"]},
+                    "network": {"type": "string"},
+                    "count": _INT,
+                    "share": {"type": "number", "minimum": 0, "maximum": 1},
+                }
+            ),
+        },
+    }
+)
+RISK = _obj(
+    {
+        **_WINDOW,
+        "assessed": _INT,
+        "blocked": _INT,
+        "outcomes": {
+            "type": "array",
+            "items": _obj({"recommendation": {"type": "string"}, "level": {"type": "string"}, "count": _INT}),
+        },
+        "flags": {"type": "array", "items": _obj({"code": {"type": "string"}, "count": _INT})},
+    }
+)
+PAYOUTS = _obj(
+    {
+        **_WINDOW,
+        "payouts": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "payTo": {"type": "string"},
+                    "network": {"type": "string"},
+                    "asset": {"type": "string"},
+                    "settled": _ATOMIC,
+                    "settledCount": _INT,
+                    "settledUsd": _USD,
+                    "pending": _ATOMIC,
+                    "pendingCount": _INT,
+                    "fees": {
+                        **_ATOMIC,
+                        "description": "gas the facilitator paid: the settlement journal does not record gas, so 0",
+                    },
+                }
+            ),
+        },
+    }
+)
+COHORTS = _obj(
+    {
+        **_WINDOW,
+        "cohorts": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "cohort": {
+                        "type": "string",
+                        "format": "date-time",
+                        "description": "ISO week (UTC) of the first succeeded payment",
+                    },
+                    "size": _INT,
+                    "retention": {
+                        "type": "array",
+                        "items": _obj(
+                            {
+                                "week": {**_INT, "description": "weeks after the cohort week"},
+                                "payers": _INT,
+                                "rate": {"type": "number", "minimum": 0, "maximum": 1},
+                            }
+                        ),
+                    },
+                }
+            ),
+        },
+    }
+)
+_BREAKDOWNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "resources": ("Per paid resource (URL, method, registry id): counts, volume, USD", RESOURCES),
+    "networks": ("Per network and asset: counts, volume, USD, unique payers", NETWORKS),
+    "payers": ("Top customers: volume, first / last seen, lifetime value; repeat rate", PAYERS),
+    "failures": ("Failed payments by reason, kind and network", FAILURES),
+    "risk": ("Risk assessments by recommendation and level; flags raised", RISK),
+    "payouts": ("Per payTo address and asset: settled, pending, fees", PAYOUTS),
+    "cohorts": ("Weekly payer cohorts (first succeeded payment, UTC weeks) and their retention", COHORTS),
+}
+
+
 def _csv_ok(schema: dict[str, Any], desc: str) -> dict[str, Any]:
     return {
         "description": desc,
@@ -122,5 +279,9 @@ def analytics_paths() -> dict[str, dict[str, Any]]:
                 TIMESERIES,
                 [interval, _FROM, _TO, _TZ, _FORMAT],
             )
+        },
+        **{
+            f"/v1/analytics/{name}": {"get": _operation(summary, schema, [_FROM, _TO, _LIMIT, _FORMAT])}
+            for name, (summary, schema) in _BREAKDOWNS.items()
         },
     }
