@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, Dialog, Page, async_playwright
+from playwright.async_api import Browser, Dialog, Page, ViewportSize, async_playwright
 
 from tests.harness.procs import ROOT, Service, run_agent_example, x402_serve
 from tests.harness.services import free_port
@@ -33,8 +33,8 @@ ARGS = [
     "--no-first-run",
 ]
 SHOTS = ROOT / "docs" / "screenshots"
-DESKTOP = {"width": 1280, "height": 860}
-PHONE = {"width": 375, "height": 812}
+DESKTOP: ViewportSize = {"width": 1280, "height": 860}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 
 pytestmark = [
     pytest.mark.slow,
@@ -105,7 +105,10 @@ async def test_a_person_uses_the_dashboard(database_url: str, browser: Browser, 
         await _open(page, svc, "/dashboard/overview")
         await page.wait_for_selector(f'#latest td[title="{payer}"]')
         assert "success" in await page.inner_text("#latest tbody")
-        await page.wait_for_selector("#chart-revenue canvas, #chart-revenue:has-text('unavailable')")
+        # the charts come from the analytics time series: today's bucket holds the payment
+        await page.wait_for_selector("#chart-revenue canvas")
+        await page.wait_for_selector("#chart-payments canvas")
+        assert "succeeded total 1" in (await page.get_attribute("#chart-payments", "aria-label") or "")
         await _shot(page, "overview")
 
         await _open(page, svc, "/dashboard/payments?kind=settle")
@@ -115,7 +118,12 @@ async def test_a_person_uses_the_dashboard(database_url: str, browser: Browser, 
         await _shot(page, "payments")
         await row.locator("a").click()
         await page.wait_for_selector(f"#onchain code:has-text('{tx}')")
-        assert "allowed" in await page.inner_text("#risk")
+        assert "/demo/paid" in await page.inner_text("#record")
+        # its verification carries the risk stage's assessment
+        await _open(page, svc, "/dashboard/payments?kind=verify")
+        await page.locator(f'#payments tr:has(td[title="{payer}"]) a').click()
+        await page.wait_for_selector("#risk dd:has-text('accept')")
+        assert "first_time_payer" in await page.inner_text("#risk")
         await _shot(page, "payment")
 
         # create a key (shown once; it works), then revoke it (it stops working)

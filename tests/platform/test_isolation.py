@@ -66,6 +66,14 @@ LIST_ROUTES = {
     "/v1/risk/lists",
     "/v1/risk/audit",
     "/v1/payto-claims",
+    "/v1/analytics/timeseries",
+    "/v1/analytics/resources",
+    "/v1/analytics/networks",
+    "/v1/analytics/payers",
+    "/v1/analytics/failures",
+    "/v1/analytics/risk",
+    "/v1/analytics/payouts",
+    "/v1/analytics/cohorts",
 }
 PUBLIC_LISTS = {"/discovery/resources", "/discovery/search"}
 #: Writes into the caller's own collection (a new object of the caller's tenant, or the caller's own lists).

@@ -115,6 +115,7 @@ def create_app(
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
     from x402.service import registry, risk_api, wallets_api
+    from x402.service.analytics import routes as analytics
     from x402.service.facilitator import routes as facilitator
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
@@ -124,5 +125,6 @@ def default_installers() -> list[Installer]:
         facilitator.install,
         registry.install,
         wallets_api.install,
+        analytics.install,
         dashboard.install,
     ]

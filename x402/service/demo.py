@@ -6,6 +6,7 @@ accounts 1-9, so pay from any of 1-8 (``examples/agent_pay.py`` uses account 1) 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Final
@@ -17,6 +18,7 @@ from x402.paywall.middleware import Handler, Paywall
 from x402.paywall.offers import Offer, PaidRoute
 from x402.service.appkeys import CACHE, DEMO_PAYWALL, DEV_INFO, PLATFORM, SETTINGS
 from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.outcome import detail_of
 from x402.service.platform.recorder import record_of
 from x402.wire.models import SettleResponse, SupportedResponse, VerifyResponse
 
@@ -57,21 +59,24 @@ class DevTenantFacilitator:
         self.app = app
         self.tenant = tenant
 
-    def _record(self, kind: str, requirements: AnyRequirements, result: Any) -> None:
-        record = record_of(self.tenant, kind, requirements, result)
+    def _record(self, kind: str, payload: AnyPayload, requirements: AnyRequirements, result: Any, t0: float) -> None:
+        detail = detail_of(payload, requirements, (time.perf_counter() - t0) * 1000)
+        record = record_of(self.tenant, kind, requirements, result, detail)
         if record is not None:
             self.app[PLATFORM].writer.submit(record)
 
     async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
         """Verify in process and record the outcome."""
+        started = time.perf_counter()
         result = await self.inner.verify(payload, requirements)
-        self._record("verify", requirements, result)
+        self._record("verify", payload, requirements, result, started)
         return result
 
     async def settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
         """Settle in process and record the outcome."""
+        started = time.perf_counter()
         result = await self.inner.settle(payload, requirements)
-        self._record("settle", requirements, result)
+        self._record("settle", payload, requirements, result, started)
         return result
 
     async def supported(self) -> SupportedResponse:

@@ -11,6 +11,7 @@ from x402 import __version__
 from x402.service.appkeys import OPTIONS, SETTINGS
 from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
+from x402.service.platform.openapi_analytics import analytics_paths
 from x402.service.platform.openapi_features import feature_paths
 from x402.service.platform.payments_routes import CURSOR_PATTERN
 from x402.wire.models import encode_json
@@ -172,6 +173,18 @@ SCHEMAS: dict[str, Any] = {
             "transaction": {"type": "string"},
             "reason": {"type": "string"},
             "createdAt": {"type": "string", "format": "date-time"},
+            "resource": {"type": "string", "description": "the paid resource's URL as the payment named it"},
+            "method": {"type": "string"},
+            "risk": {
+                "type": "object",
+                "description": "the risk stage's assessment of this payment, when it ran",
+                "required": ["recommendation", "level", "flags"],
+                "properties": {
+                    "recommendation": {"type": "string"},
+                    "level": {"type": ["string", "null"]},
+                    "flags": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     },
     # x402Version (when sent) equals paymentPayload.x402Version: one variant per protocol version
@@ -441,7 +454,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     paths = base_paths()
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    for path, ops in feature_paths().items():
+    for path, ops in (feature_paths() | analytics_paths()).items():
         if path in served:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace as dc_replace
 from typing import Any
 
 from aiohttp import web
 from msgspec import UnsetType
 
 from x402.errors import BadRequest
+from x402.service.outcome import OUTCOME_DETAIL, OutcomeDetail
 from x402.service.platform.auth import principal_of
 from x402.service.platform.writer import PaymentRecord
 from x402.wire import jsonlimits, reasons
@@ -27,16 +29,41 @@ def _amount(raw: object) -> int:
     return value if value >= 0 else 0
 
 
+def _risk(extensions: object) -> dict[str, Any]:
+    """The risk columns of a record from the assessment the answer carries (``extensions.risk``), if any."""
+    risk = extensions.get("risk") if isinstance(extensions, dict) else None
+    if not isinstance(risk, dict) or not isinstance(risk.get("recommendation"), str):
+        return {}
+    codes = sorted({str(f["code"]) for f in risk.get("flags", ()) if isinstance(f, dict) and "code" in f})
+    level = risk.get("level")
+    return {
+        "risk": risk["recommendation"],
+        "risk_level": level if isinstance(level, str) else None,
+        "risk_flags": ",".join(codes) or None,
+    }
+
+
+def _detail(detail: OutcomeDetail | None) -> dict[str, Any]:
+    detail = detail or OutcomeDetail()
+    return {"resource": detail.resource, "method": detail.method, "latency_ms": detail.latency_ms}
+
+
 def record_for(request: web.Request, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
     """The record of one outcome, or None when there is nothing to record."""
     principal = principal_of(request)
-    return record_of(principal.tenant_id if principal is not None else None, kind, requirements, result)
+    tenant = principal.tenant_id if principal is not None else None
+    return record_of(tenant, kind, requirements, result, request.get(OUTCOME_DETAIL))
 
 
-def record_of(tenant: uuid.UUID | None, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
+def record_of(
+    tenant: uuid.UUID | None, kind: str, requirements: Any, result: Any, detail: OutcomeDetail | None = None
+) -> PaymentRecord | None:
     """The record of one outcome of ``tenant`` (None: no tenant), or None when there is nothing to record."""
     if kind == "verify_tx":
-        return _verify_tx(tenant, requirements, result)
+        record = _verify_tx(tenant, requirements, result)
+        if record is None:
+            return None
+        return dc_replace(record, **_detail(detail), **_risk(result))
     if requirements is None:
         return None
     amount = (
@@ -48,6 +75,8 @@ def record_of(tenant: uuid.UUID | None, kind: str, requirements: Any, result: An
         "asset": str(requirements.asset),
         "pay_to": str(requirements.pay_to),
         "amount": _amount(amount),
+        **_detail(detail),
+        **_risk(getattr(result, "extensions", None)),
     }
     if isinstance(result, VerifyResponse):
         return PaymentRecord(

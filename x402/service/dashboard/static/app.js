@@ -81,8 +81,8 @@ function short(s) {
 }
 
 function statusBadge(status) {
-  const good = ["success", "valid", "verified", "active", "approved"].includes(status);
-  const bad = ["failed", "invalid", "paused", "rejected", "revoked"].includes(status);
+  const good = ["success", "valid", "verified", "active", "approved", "allow", "low"].includes(status);
+  const bad = ["failed", "invalid", "paused", "rejected", "revoked", "deny", "block", "high"].includes(status);
   return el("span", { class: `badge ${good ? "good" : bad ? "bad" : "warn"}`, text: status });
 }
 
@@ -122,11 +122,11 @@ function chart(target, title, xs, series) {
   if (!window.uPlot) return;
   target.textContent = "";
   const width = Math.max(280, target.clientWidth || 600);
-  const colors = ["#1f5fbf", "#b3261e", "#2e7d32"];
+  const colors = ["#1f5fbf", "#b3261e", "#1e6b34"];
   const opts = {
     width, height: 220, title: undefined,
     scales: { x: { time: true } },
-    series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: colors[i], width: 2, fill: i === 0 ? "rgba(31,95,191,.12)" : undefined }))],
+    series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: s.color || colors[i], width: 2, fill: i === 0 ? "rgba(31,95,191,.12)" : undefined }))],
     axes: [{}, { size: 60 }],
   };
   new window.uPlot(opts, [xs, ...series.map((s) => s.values)], target);
@@ -181,7 +181,12 @@ async function overviewCharts() {
   const xs = points.map((p) => Date.parse(p.bucket) / 1000);
   const usd = points.map((p) => Number(p.usd || 0));
   document.getElementById("t-usd").textContent = `$${usd.reduce((a, b) => a + b, 0).toFixed(2)}`;
-  chart(document.getElementById("chart-revenue"), "Revenue per day", xs, [{ label: "USD", values: usd }]);
+  // USD counts known stablecoins only; the token figure (6-decimal units, every asset) also shows test tokens
+  const tokens = points.map((p) => (p.volume || []).reduce((a, v) => a + Number(v.amount) / 10 ** DECIMALS, 0));
+  chart(document.getElementById("chart-revenue"), "Revenue per day", xs, [
+    { label: "USD", values: usd },
+    { label: "tokens", values: tokens, color: "#1e6b34" },
+  ]);
   chart(document.getElementById("chart-payments"), "Payments per day", xs, [
     { label: "succeeded", values: points.map((p) => p.succeeded || 0) },
     { label: "failed", values: points.map((p) => p.failed || 0) },
@@ -240,13 +245,10 @@ async function payment() {
     ? [["Transaction", el("code", { class: "mono", text: p.transaction })], ["Network", p.network],
        ["Settled", p.kind === "settle" ? (p.status === "success" ? "yes" : p.status) : "n/a (not a settlement)"]]
     : [["Transaction", p.kind === "verify" ? "none: a verification moves no money" : "none recorded"]]);
-  const risk = p.risk || {};
-  const denied = (p.reason || "").startsWith("risk_");
-  kv(document.getElementById("risk"), [
-    ["Outcome", risk.outcome || (denied ? "denied" : p.status === "success" || p.status === "valid" ? "allowed" : "not decided by the risk gate")],
-    ["Rule", risk.rule || (denied ? p.reason : "")],
-    ["Score", risk.score], ["Detail", risk.detail],
-  ]);
+  const risk = p.risk;
+  kv(document.getElementById("risk"), risk
+    ? [["Recommendation", statusBadge(risk.recommendation)], ["Level", risk.level || "–"], ["Flags", risk.flags.length ? risk.flags.join(", ") : "none"]]
+    : [["Assessment", "none recorded: the risk stage did not assess this payment"], ["Reason", p.reason]]);
 }
 
 // ---- resources ------------------------------------------------------------------------------------------------
