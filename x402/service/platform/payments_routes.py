@@ -46,7 +46,11 @@ def payment_json(row: Any) -> dict[str, Any]:
     if row["risk"] is not None:
         # the risk stage's assessment of this payment (migration 0020): recommendation, level, flag codes
         flags = row["risk_flags"]
-        out["risk"] = {"recommendation": row["risk"], "level": row["risk_level"], "flags": flags.split(",") if flags else []}
+        out["risk"] = {
+            "recommendation": row["risk"],
+            "level": row["risk_level"],
+            "flags": flags.split(",") if flags else [],
+        }
     return out
 
 
