@@ -205,3 +205,16 @@ async def test_pages_are_self_contained_and_locked_down(psettings: Settings, aio
     for asset in ("app.js", "app.css", "vendor/uplot.min.js", "vendor/uplot.min.css", "vendor/uplot.LICENSE"):
         r = await client.get(f"/dashboard/static/{asset}")
         assert r.status == 200, asset
+
+
+async def test_the_cookie_is_secure_when_served_over_https(psettings: Settings, aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(psettings.with_(public_url="https://pay.example.com")))
+    tenant = await new_tenant(client, "acme")
+    key = await new_key(client, tenant, ["verify"])
+    page = await (await client.get("/dashboard/login")).text()
+    match = CSRF_FIELD.search(page)
+    assert match is not None
+    r = await client.post("/dashboard/login", data={"key": key["key"], "csrf": match.group(1)}, allow_redirects=False)
+    assert r.status == 303
+    assert r.cookies[COOKIE]["secure"]
+    assert r.cookies[COOKIE]["httponly"]

@@ -289,6 +289,14 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         uuid.UUID(t["resource"]["id"]),
         tid,
     )
+    await conn.execute(
+        """INSERT INTO dashboard_sessions (id, tenant_id, key_id, hash, csrf_secret, expires_at)
+           SELECT $1, tenant_id, id, $2, $3, now() + interval '1 hour' FROM api_keys WHERE tenant_id = $4 LIMIT 1""",
+        uuid.uuid4(),
+        secrets.token_bytes(32),
+        "csrf-" + secrets.token_hex(8),
+        tid,
+    )
 
 
 async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
@@ -364,6 +372,7 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
         assert secret not in text
     assert all(row["hash"] == lifecycle.REDACTED for row in by_table["api_keys"])
     assert all(row["ciphertext"] == lifecycle.REDACTED for row in by_table["wallet_keys"])
+    assert all(row["hash"] == row["csrf_secret"] == lifecycle.REDACTED for row in by_table["dashboard_sessions"])
     assert by_table["tenants"][0]["id"] == a["id"]
     # a tenant's own admin key may export its own data, not another tenant's
     r = await client.get(f"/v1/tenants/{b['id']}/export", headers=bearer(a["key"]))
