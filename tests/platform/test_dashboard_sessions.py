@@ -211,10 +211,19 @@ async def test_the_cookie_is_secure_when_served_over_https(psettings: Settings, 
     client = await aiohttp_client(create_app(psettings.with_(public_url="https://pay.example.com")))
     tenant = await new_tenant(client, "acme")
     key = await new_key(client, tenant, ["verify"])
-    page = await (await client.get("/dashboard/login")).text()
-    match = CSRF_FIELD.search(page)
+    r = await client.get("/dashboard/login")
+    login_cookie = r.cookies["x402_login_csrf"]
+    assert login_cookie["secure"]
+    match = CSRF_FIELD.search(await r.text())
     assert match is not None
-    r = await client.post("/dashboard/login", data={"key": key["key"], "csrf": match.group(1)}, allow_redirects=False)
+    # the test client speaks plain http, so it holds back Secure cookies: hand the sign-in cookie over as a browser
+    # behind the https proxy would
+    r = await client.post(
+        "/dashboard/login",
+        data={"key": key["key"], "csrf": match.group(1)},
+        headers={"Cookie": f"x402_login_csrf={login_cookie.value}"},
+        allow_redirects=False,
+    )
     assert r.status == 303
     assert r.cookies[COOKIE]["secure"]
     assert r.cookies[COOKIE]["httponly"]
