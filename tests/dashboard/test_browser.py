@@ -178,7 +178,16 @@ async def test_a_person_uses_the_dashboard(database_url: str, browser: Browser, 
         await page.wait_for_selector("#rules-error:has-text('invalid_risk_config')")
         await _shot(page, "risk")
 
-        for slug in ("resources", "webhooks", "usage"):
+        # a webhook endpoint added through the form; its secret is shown once; a ping shows in its delivery log
+        await _open(page, svc, "/dashboard/webhooks")
+        await page.fill("#wh-url", f"http://127.0.0.1:{free_port()}/hook")
+        await page.click("#create-webhook button[type=submit]")
+        await page.wait_for_selector("#flash:has-text('signing secret')")
+        await page.get_by_role("button", name="Ping").click()
+        await page.wait_for_selector("#deliveries tbody td:has-text('webhook.ping')")
+        await _shot(page, "webhooks")
+
+        for slug in ("resources", "usage"):
             await _open(page, svc, f"/dashboard/{slug}")
             await _shot(page, slug)
 

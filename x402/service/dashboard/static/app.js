@@ -81,8 +81,8 @@ function short(s) {
 }
 
 function statusBadge(status) {
-  const good = ["success", "valid", "verified", "active", "approved", "allow", "low"].includes(status);
-  const bad = ["failed", "invalid", "paused", "rejected", "revoked", "deny", "block", "high"].includes(status);
+  const good = ["success", "valid", "verified", "active", "approved", "allow", "accept", "low", "delivered"].includes(status);
+  const bad = ["failed", "invalid", "paused", "rejected", "revoked", "deny", "block", "high", "dead", "disabled"].includes(status);
   return el("span", { class: `badge ${good ? "good" : bad ? "bad" : "warn"}`, text: status });
 }
 
@@ -380,14 +380,36 @@ function setupKeyForm() {
 
 async function webhooks() {
   const [hooks, dead] = await Promise.all([api("GET", "/v1/webhooks"), api("GET", "/v1/webhooks/dead-letters")]);
-  rows(document.querySelector("#webhooks tbody"), hooks.webhooks, (h) => el("tr", {},
-    el("td", { class: "mono", text: h.url }), el("td", { text: (h.events || ["all"]).join(", ") }), el("td", { text: when(h.createdAt) }),
-    el("td", {}, button("Remove", async () => { await api("DELETE", `/v1/webhooks/${h.id}`); flash("Endpoint removed."); await webhooks(); }, { class: "danger", "aria-label": `Remove endpoint ${h.url}` }))),
+  rows(document.querySelector("#webhooks tbody"), hooks.webhooks, (h) => el("tr", { "data-id": h.id },
+    el("td", { class: "mono", text: h.url }), el("td", { text: (h.events && h.events.length ? h.events : ["all"]).join(", ") }),
+    el("td", {}, statusBadge(h.active === false ? "disabled" : "active")), el("td", { text: when(h.createdAt) }),
+    el("td", { class: "actions" },
+      button("Ping", async () => { await api("POST", `/v1/webhooks/${h.id}/ping`, {}); flash("Ping queued."); await showDeliveries(h); }, { class: "secondary", "aria-label": `Ping ${h.url}` }),
+      button("Deliveries", () => showDeliveries(h), { class: "secondary", "aria-label": `Deliveries to ${h.url}` }),
+      button("Remove", async () => {
+        if (!confirm(`Remove the endpoint ${h.url} with its queue and dead letters?`)) return;
+        await api("DELETE", `/v1/webhooks/${h.id}`); flash("Endpoint removed."); await webhooks();
+      }, { class: "danger", "aria-label": `Remove endpoint ${h.url}` }))),
   "No endpoints.");
-  const list = document.getElementById("dead-letters");
-  list.textContent = "";
-  if (!dead.deadLetters.length) list.append(el("li", { class: "muted", text: "No failed deliveries." }));
-  for (const d of dead.deadLetters) list.append(el("li", { text: `${when(d.createdAt || d.failedAt)} ${d.event || d.type || ""} → ${d.url || d.endpointId || ""}: ${d.error || d.lastError || ""}` }));
+  const urls = Object.fromEntries(hooks.webhooks.map((h) => [h.id, h.url]));
+  rows(document.querySelector("#dead-letters tbody"), dead.deadLetters, (d) => el("tr", {},
+    el("td", { text: when(d.createdAt) }), el("td", { text: `${d.type || ""} → ${urls[d.endpointId] || d.endpointId || ""}` }),
+    el("td", { class: "num", text: d.attempts }), el("td", { text: `${d.responseCode || ""} ${d.lastError || ""}` }),
+    el("td", {}, statusBadge(d.deliveryStatus || "dead")),
+    el("td", {}, button("Replay", async () => { await api("POST", `/v1/webhooks/dead-letters/${d.id}/replay`, {}); flash("Delivery queued again."); await webhooks(); }, { "aria-label": `Replay ${d.type} to ${urls[d.endpointId] || "endpoint"}` }))),
+  "No failed deliveries.");
+  document.getElementById("replay-all").hidden = !dead.deadLetters.length;
+}
+
+async function showDeliveries(h) {
+  const doc = await api("GET", `/v1/webhooks/${h.id}/deliveries?limit=20`);
+  const card = document.getElementById("deliveries-card");
+  card.hidden = false;
+  card.querySelector("h2").textContent = `Deliveries to ${h.url}`;
+  rows(document.querySelector("#deliveries tbody"), doc.deliveries, (d) => el("tr", {},
+    el("td", { text: when(d.lastAttemptAt || d.createdAt) }), el("td", { text: d.type }), el("td", {}, statusBadge(d.status)),
+    el("td", { class: "num", text: d.attempts }), el("td", { text: `${d.responseCode || ""} ${d.lastError || d.responseExcerpt || ""}` })),
+  "No deliveries yet.");
 }
 
 function setupWebhookForm() {
@@ -397,6 +419,11 @@ function setupWebhookForm() {
     const out = await api("POST", "/v1/webhooks", { url: new FormData(form).get("url") });
     form.reset();
     flash(`Endpoint added. Its signing secret (shown once): ${out.secret}`);
+    await webhooks();
+  }));
+  document.getElementById("replay-all").addEventListener("click", guard(async () => {
+    const out = await api("POST", "/v1/webhooks/dead-letters/replay", {});
+    flash(`Queued again: ${out.replayed !== undefined ? out.replayed : JSON.stringify(out)}.`);
     await webhooks();
   }));
 }
