@@ -380,12 +380,15 @@ function setupKeyForm() {
 
 async function webhooks() {
   const [hooks, dead] = await Promise.all([api("GET", "/v1/webhooks"), api("GET", "/v1/webhooks/dead-letters")]);
+  // the webhook machinery with delivery logs, ping and replay answers endpoints with `consecutiveFailures`; the older
+  // wallet-webhook API has endpoints and dead letters only, so those buttons are offered only where they exist
+  const machinery = hooks.webhooks.some((h) => "consecutiveFailures" in h) || dead.deadLetters.some((d) => "deliveryStatus" in d);
   rows(document.querySelector("#webhooks tbody"), hooks.webhooks, (h) => el("tr", { "data-id": h.id },
     el("td", { class: "mono", text: h.url }), el("td", { text: (h.events && h.events.length ? h.events : ["all"]).join(", ") }),
     el("td", {}, statusBadge(h.active === false ? "disabled" : "active")), el("td", { text: when(h.createdAt) }),
     el("td", { class: "actions" },
-      button("Ping", async () => { await api("POST", `/v1/webhooks/${h.id}/ping`, {}); flash("Ping queued."); await showDeliveries(h); }, { class: "secondary", "aria-label": `Ping ${h.url}` }),
-      button("Deliveries", () => showDeliveries(h), { class: "secondary", "aria-label": `Deliveries to ${h.url}` }),
+      machinery ? button("Ping", async () => { await api("POST", `/v1/webhooks/${h.id}/ping`, {}); flash("Ping queued."); await showDeliveries(h); }, { class: "secondary", "aria-label": `Ping ${h.url}` }) : "",
+      machinery ? button("Deliveries", () => showDeliveries(h), { class: "secondary", "aria-label": `Deliveries to ${h.url}` }) : "",
       button("Remove", async () => {
         if (!confirm(`Remove the endpoint ${h.url} with its queue and dead letters?`)) return;
         await api("DELETE", `/v1/webhooks/${h.id}`); flash("Endpoint removed."); await webhooks();
@@ -396,9 +399,9 @@ async function webhooks() {
     el("td", { text: when(d.createdAt) }), el("td", { text: `${d.type || ""} → ${urls[d.endpointId] || d.endpointId || ""}` }),
     el("td", { class: "num", text: d.attempts }), el("td", { text: `${d.responseCode || ""} ${d.lastError || ""}` }),
     el("td", {}, statusBadge(d.deliveryStatus || "dead")),
-    el("td", {}, button("Replay", async () => { await api("POST", `/v1/webhooks/dead-letters/${d.id}/replay`, {}); flash("Delivery queued again."); await webhooks(); }, { "aria-label": `Replay ${d.type} to ${urls[d.endpointId] || "endpoint"}` }))),
+    el("td", {}, !machinery ? "" : button("Replay", async () => { await api("POST", `/v1/webhooks/dead-letters/${d.id}/replay`, {}); flash("Delivery queued again."); await webhooks(); }, { "aria-label": `Replay ${d.type} to ${urls[d.endpointId] || "endpoint"}` }))),
   "No failed deliveries.");
-  document.getElementById("replay-all").hidden = !dead.deadLetters.length;
+  document.getElementById("replay-all").hidden = !(machinery && dead.deadLetters.length);
 }
 
 async function showDeliveries(h) {
