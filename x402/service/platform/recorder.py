@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace as dc_replace
 from typing import Any
 
@@ -42,8 +43,7 @@ def _risk(extensions: object) -> dict[str, Any]:
     }
 
 
-def _detail(request: web.Request) -> dict[str, Any]:
-    detail = request.get(OUTCOME_DETAIL) or OutcomeDetail()
+def _detail(detail: OutcomeDetail) -> dict[str, Any]:
     return {"resource": detail.resource, "method": detail.method, "latency_ms": detail.latency_ms}
 
 
@@ -51,11 +51,18 @@ def record_for(request: web.Request, kind: str, requirements: Any, result: Any) 
     """The record of one outcome, or None when there is nothing to record."""
     principal = principal_of(request)
     tenant = principal.tenant_id if principal is not None else None
+    return build_record(tenant, kind, requirements, result, request.get(OUTCOME_DETAIL) or OutcomeDetail())
+
+
+def build_record(
+    tenant: uuid.UUID | None, kind: str, requirements: Any, result: Any, detail: OutcomeDetail
+) -> PaymentRecord | None:
+    """The record of one outcome of ``tenant`` (None: no tenant), or None when there is nothing to record."""
     if kind == "verify_tx":
         record = _verify_tx(tenant, requirements, result)
         if record is None:
             return None
-        return dc_replace(record, **_detail(request), **_risk(result))
+        return dc_replace(record, **_detail(detail), **_risk(result))
     if requirements is None:
         return None
     amount = (
@@ -67,7 +74,7 @@ def record_for(request: web.Request, kind: str, requirements: Any, result: Any) 
         "asset": str(requirements.asset),
         "pay_to": str(requirements.pay_to),
         "amount": _amount(amount),
-        **_detail(request),
+        **_detail(detail),
         **_risk(getattr(result, "extensions", None)),
     }
     if isinstance(result, VerifyResponse):
