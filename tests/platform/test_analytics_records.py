@@ -21,8 +21,9 @@ URL = "https://shop.example/report"
 async def test_verify_records_the_resource_method_and_latency(client: Any) -> None:
     tenant = await new_tenant(client, "shop")
     h = bearer((await new_key(client, tenant, ["verify"]))["key"])
+    base: dict[str, Any] = VERIFY_BODY["paymentPayload"]  # type: ignore[assignment]
     payload = {
-        **VERIFY_BODY["paymentPayload"],
+        **base,
         "resource": {"url": URL},
         "extensions": {"bazaar": {"info": {"input": {"type": "http", "method": "post"}}}},
     }
