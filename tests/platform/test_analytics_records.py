@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from tests.platform.conftest import REQ, VERIFY_BODY, bearer, new_key, new_tenant
+from x402.service.analytics.folder import fold_all, fold_pending
 from x402.service.appkeys import PLATFORM
+from x402.service.platform.writer import PaymentRecord
 from x402.service.storage.db import load_migrations, migrate
 from x402.service.storage.scope import system_scope
 
@@ -32,6 +34,7 @@ async def test_verify_records_the_resource_method_and_latency(client: Any) -> No
     await client.post("/verify", json=VERIFY_BODY, headers=h)  # names no resource
     await client.app[PLATFORM].writer.close()
     pool = client.app[PLATFORM].store.pool
+    await fold_all(pool)
     with system_scope("test: read the records as the owner would"):
         rows = await pool.fetch("SELECT resource, method, latency_ms, status, amount FROM payments ORDER BY created_at")
         rolled = await pool.fetch("SELECT resource, total, failed FROM analytics_hourly ORDER BY resource")
@@ -145,3 +148,35 @@ async def test_migration_backfills_resources_from_the_journal_and_the_registry(e
         ]
     finally:
         await conn.close()
+
+
+async def test_concurrent_folders_fold_each_record_once(client: Any) -> None:
+    """Four folders at once over 2,000 pending records: every record lands in the rollups exactly once."""
+    tenant = uuid.UUID(await new_tenant(client, "shop"))
+    writer = client.app[PLATFORM].writer
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    for i in range(2000):
+        writer.submit(
+            PaymentRecord(kind="settle", status="success" if i % 4 else "failed", network="eip155:8453", asset="0xa",
+                          payer=f"0xp{i % 37}", pay_to="0xshop", amount=i, tenant_id=tenant,
+                          created_at=at + timedelta(minutes=i), latency_ms=float(i % 90))
+        )  # fmt: skip
+    await writer.close()
+    pool = client.app[PLATFORM].store.pool
+
+    async def folder() -> None:
+        while await fold_pending(pool, 150):
+            pass
+
+    await asyncio.gather(*(folder() for _ in range(4)))
+    with system_scope("test: read the rollups"):
+        row = await pool.fetchrow(
+            "SELECT sum(total) AS t, sum(succeeded) AS ok, sum(volume) AS v FROM analytics_hourly WHERE tenant_id = $1",
+            tenant,
+        )
+        payers = await pool.fetchval("SELECT sum(succeeded) FROM analytics_payers WHERE tenant_id = $1", tenant)
+        latency = await pool.fetchval("SELECT sum(n) FROM analytics_latency_hourly WHERE tenant_id = $1", tenant)
+        assert await pool.fetchval("SELECT count(*) FROM analytics_pending") == 0
+    assert (row["t"], row["ok"], int(row["v"])) == (2000, 1500, sum(i for i in range(2000) if i % 4))
+    assert payers == 1500
+    assert latency == 2000
