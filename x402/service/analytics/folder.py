@@ -15,13 +15,12 @@ import asyncpg
 from aiohttp import web
 
 from x402.logs import get_logger
-from x402.service.appkeys import DB
+from x402.service.appkeys import DB, SETTINGS
 from x402.service.storage.scope import system_scope
 
 log = get_logger("x402.service.analytics")
 
-#: Seconds between folds when nothing is pending (a full batch is followed by the next one at once).
-FOLD_EVERY = 1.0
+#: Most records one fold moves (a full batch is followed by the next one at once).
 FOLD_BATCH = 20_000
 
 
@@ -40,7 +39,7 @@ async def fold_all(pool: asyncpg.Pool) -> int:
     return total
 
 
-async def _loop(pool: asyncpg.Pool) -> None:
+async def _loop(pool: asyncpg.Pool, every: float) -> None:
     while True:
         try:
             n = await fold_pending(pool)
@@ -49,12 +48,16 @@ async def _loop(pool: asyncpg.Pool) -> None:
             log.warning("analytics_fold_failed", error=type(exc).__name__)
             n = 0
         if n < FOLD_BATCH:
-            await asyncio.sleep(FOLD_EVERY)
+            await asyncio.sleep(every)
 
 
 async def folder_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Run the fold loop while the app runs."""
-    task = asyncio.create_task(_loop(app[DB]), name="analytics-folder")
+    """Run the fold loop while the app runs (every ``X402_ANALYTICS_FOLD_INTERVAL`` seconds; 0 = not here)."""
+    every = app[SETTINGS].analytics_fold_interval
+    if every <= 0:
+        yield
+        return
+    task = asyncio.create_task(_loop(app[DB], every), name="analytics-folder")
     yield
     task.cancel()
     try:
