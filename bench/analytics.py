@@ -204,7 +204,7 @@ def direct(pool: asyncpg.Pool, tenant: uuid.UUID, path: str, query: dict[str, st
     return call
 
 
-async def run(server_url: str, rows: int, runs: int, raw_runs: int) -> dict[str, Any]:
+async def run(server_url: str, rows: int, runs: int, raw_runs: int, write: bool = False) -> dict[str, Any]:
     """Build the data set, start the app, time everything."""
     name = f"x402_bench_analytics_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server_url)
@@ -268,13 +268,16 @@ async def run(server_url: str, rows: int, runs: int, raw_runs: int) -> dict[str,
                     "raw": statistics.median(raw_ms),
                 }
                 results.append(row)
+                out = {"rows": rows, "runs": runs, "raw_runs": raw_runs, "seconds": seconds, "fold": fold_seconds,
+                       "rollups": rollup_rows, "write": cost, "results": results}  # fmt: skip
+                if write:  # after every endpoint, so an interrupted run still leaves its figures
+                    write_docs(out)
                 print(
                     f"{label:40} HTTP p50 {row['p50']:7.1f} p95 {row['p95']:7.1f} ms | query rollup "
                     f"{row['rollup']:7.1f} raw {row['raw']:8.1f} ms ({row['raw'] / row['rollup']:.0f}x)",
                     flush=True,
                 )
-        return {"rows": rows, "runs": runs, "raw_runs": raw_runs, "seconds": seconds, "fold": fold_seconds,
-                "rollups": rollup_rows, "write": cost, "results": results}  # fmt: skip
+        return out
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -325,11 +328,10 @@ def write_docs(out: dict[str, Any]) -> None:
         "",
         "Command: `.venv/bin/python bench/analytics.py --write-docs`",
     ]
-    section = "\n".join(lines) + "\n"
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(SECTION) + r".*?(?=^## |\Z)", re.S | re.M)
-    text = pattern.sub(lambda _m: section + "\n", text) if pattern.search(text) else text.rstrip() + "\n\n" + section
-    DOCS.write_text(text)
+    # the document's sections other than this one, then this one (last)
+    parts = re.split(r"(?m)^(?=## )", DOCS.read_text() if DOCS.exists() else "# Benchmarks\n")
+    kept = "".join(p for p in parts if not p.startswith(SECTION)).rstrip()
+    DOCS.write_text(kept + "\n\n" + "\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -341,11 +343,10 @@ def main() -> None:
     ap.add_argument("--database-url", default=LOCAL_PG, help="any database on the Postgres server to use")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args()
-    out = asyncio.run(run(args.database_url, args.rows, args.runs, args.raw_runs))
+    out = asyncio.run(run(args.database_url, args.rows, args.runs, args.raw_runs, args.write_docs))
     worst = max(r["p95"] for r in out["results"])
     print(f"worst HTTP p95: {worst:.1f} ms (target < {TARGET_P95_MS:.0f} ms)")
     if args.write_docs:
-        write_docs(out)
         print(f"wrote {DOCS.relative_to(ROOT)}")
 
 
