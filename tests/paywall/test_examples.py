@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from chains.evm.devchain import DevChain
@@ -56,6 +57,24 @@ async def _process(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.sub
                 await proc.wait()
 
 
+async def _records_of(database_url: str, resource: str, want: int) -> list[Any]:
+    """The payment records naming ``resource`` once ``want`` of them are committed (the writer batches)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(200):
+            rows = await conn.fetch(
+                """SELECT p.kind, p.status, p.method, p.latency_ms, t.name AS tenant FROM payments p
+                   LEFT JOIN tenants t ON t.id = p.tenant_id WHERE p.resource = $1 ORDER BY p.created_at""",
+                resource,
+            )
+            if len(rows) >= want:
+                return list(rows)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{resource}: {len(rows)} payment records, expected {want}")
+    finally:
+        await conn.close()
+
+
 @pytest.mark.slow
 async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp_path: Path) -> None:
     port = free_port()
@@ -79,6 +98,13 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
         assert json.loads(result["body"])["demo"] == "paid"
         assert result["settlement"]["success"] is True
         assert await token_balance(chain, DEMO_PAY_TO) == before + DEMO_AMOUNT
+        # the paywall's payment is recorded for the dev tenant with its resource, method and latencies
+        demo = await _records_of(database_url, base + "/demo/paid", 2)
+        assert [(r["kind"], r["status"], r["method"], r["tenant"]) for r in demo] == [
+            ("verify", "valid", "GET", "dev"),
+            ("settle", "success", "GET", "dev"),
+        ]
+        assert all(r["latency_ms"] > 0 for r in demo)
 
         pay_to = address_of(new_key())
         provider_port = free_port()
@@ -99,6 +125,10 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
             assert result["status"] == 200, result
             assert json.loads(result["body"]) == {"city": "Lisbon", "sky": "sunny"}
         assert await token_balance(chain, pay_to) == 10_000
+        # over /verify and /settle: the resource comes from the payment itself
+        remote = await _records_of(database_url, provider_url, 2)
+        assert [(r["kind"], r["status"]) for r in remote] == [("verify", "valid"), ("settle", "success")]
+        assert all(r["latency_ms"] > 0 for r in remote)
 
         # the same example offering a network the facilitator does not settle refuses to start (its @paid route
         # is checked against /supported even though the paywall wraps the handler first)

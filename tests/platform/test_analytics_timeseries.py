@@ -14,9 +14,10 @@ from tests.platform.analytics_data import (
 )
 from tests.platform.conftest import bearer, new_key, new_tenant
 from x402.service.analytics import timeseries as ts
+from x402.service.analytics.folder import fold_all
 from x402.service.analytics.window import align
 from x402.service.appkeys import PLATFORM
-from x402.service.storage.scope import tenant_scope
+from x402.service.storage.scope import system_scope, tenant_scope
 
 EMPTY = {
     "count": 0,
@@ -142,23 +143,38 @@ async def test_hourly_weekly_and_a_half_hour_zone(client: Any) -> None:
     assert day["usd"] == "3.5001"
 
 
-async def test_rollups_equal_the_raw_records(client: Any) -> None:
-    """The hourly rollups the trigger maintains give exactly what the raw records give, for every interval."""
-    tenant, _ = await _tenant(client, "shop")
-    tid = uuid.UUID(tenant)
-    await seed_records(client.app[PLATFORM].writer, tid)
-    await seed_records(client.app[PLATFORM].writer, tid, scale=3, shift_minutes=17)  # a second batch, same hours
-    pool = client.app[PLATFORM].store.pool
+async def _both(pool: Any, tid: uuid.UUID) -> list[tuple[Any, Any]]:
     start, end = datetime(2026, 3, 20, tzinfo=UTC), datetime(2026, 4, 2, tzinfo=UTC)
+    out = []
     with tenant_scope(tid):
         async with pool.acquire() as conn:
             for interval, tz in (("hour", "UTC"), ("day", "Europe/Berlin"), ("week", "America/New_York")):
                 window = await align(conn, start, end, interval, tz)
                 starts = await ts.buckets(conn, window)
                 rolled = await ts.series(conn, tid, window, starts, raw=False)
-                raw = await ts.series(conn, tid, window, starts, raw=True)
-                assert rolled == raw
-                assert sum(p["count"] for p in rolled["points"]) == 12
+                out.append((rolled, await ts.series(conn, tid, window, starts, raw=True)))
+    return out
+
+
+async def test_rollups_equal_the_raw_records_before_and_after_folding(client: Any) -> None:
+    """Rollups + pending records give exactly what the raw records give, for every interval, whether the records
+    are still pending, folded, or folded in two steps with new records in between."""
+    tenant, _ = await _tenant(client, "shop")
+    tid = uuid.UUID(tenant)
+    pool = client.app[PLATFORM].store.pool
+    await seed_records(client.app[PLATFORM].writer, tid)
+    await fold_all(pool)
+    await seed_records(client.app[PLATFORM].writer, tid, scale=3, shift_minutes=17)  # a second batch, same hours
+    for rolled, raw in await _both(pool, tid):
+        assert rolled == raw
+        assert sum(p["count"] for p in rolled["points"]) == 12
+    await fold_all(pool)  # (the service's own folder may have taken some already)
+    with system_scope("test: nothing is left pending"):
+        assert await pool.fetchval("SELECT count(*) FROM analytics_pending") == 0
+        folded = await pool.fetchval("SELECT sum(total) FROM analytics_hourly WHERE tenant_id = $1", tid)
+    assert folded == 12
+    for rolled, raw in await _both(pool, tid):
+        assert rolled == raw
 
 
 async def test_csv_export_and_bad_queries(client: Any) -> None:

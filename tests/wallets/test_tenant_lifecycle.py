@@ -41,8 +41,9 @@ ALL_SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
 
 
 async def _service(wallet_service: Any, redis_url: str) -> TestClient[Any, Any]:
+    # the analytics folder is off so a record written by the test stays pending (its table is exported too)
     client: TestClient[Any, Any] = await wallet_service(
-        require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, options=FAST
+        require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, options=FAST, analytics_fold_interval=0
     )
     return client
 
@@ -242,6 +243,17 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         uuid.uuid4(),
         tid,
     )
+    # records that fill every analytics rollup once folded (the app's folder is off here; see _pending_record)
+    for status in ("success", "failed"):
+        await conn.execute(
+            """INSERT INTO payments (id, tenant_id, kind, status, network, payer, amount, latency_ms, risk, risk_level,
+                                     risk_flags, created_at)
+               VALUES ($1, $2, 'settle', $3, 'eip155:1', '0xpayer', 5, 12, 'accept', 'low', 'new_payer', now())""",
+            uuid.uuid4(),
+            tid,
+            status,
+        )
+
     await conn.execute(
         "INSERT INTO events (tenant_id, kind, period, data) VALUES ($1, 'quota.80', '2026-12', '{}')", tid
     )
@@ -299,6 +311,16 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
     )
 
 
+async def _pending_record(conn: asyncpg.Connection, tenant: str) -> None:
+    """A payment record written after the last analytics fold: it stays in analytics_pending."""
+    await conn.execute(
+        "INSERT INTO payments (id, tenant_id, kind, status, network, created_at) VALUES ($1, $2, 'verify', 'invalid',"
+        " 'eip155:1', now())",
+        uuid.uuid4(),
+        uuid.UUID(tenant),
+    )
+
+
 async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
     wallet_service: Any, devchain: DevChain, database_url: str, redis_url: str
 ) -> None:
@@ -319,6 +341,9 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
     try:
         for t in (a, b):
             await _populate_leftovers(conn, t)
+        await conn.fetchval("SELECT x402_analytics_fold(1000)")
+        for t in (a, b):
+            await _pending_record(conn, t["id"])
         # a feature added later: its tables are exported without anyone listing them
         await conn.execute("CREATE TABLE later_things (id uuid PRIMARY KEY, tenant_id uuid, note text)")
         await conn.execute("CREATE TABLE later_parts (id uuid PRIMARY KEY, thing uuid REFERENCES later_things (id))")

@@ -39,6 +39,7 @@ class Settings:
     rpc_timeout: float = 5.0
     settle_timeout: float = 30.0
     reconcile_interval: float = 15.0
+    analytics_fold_interval: float = 1.0
     settle_stuck_after: float = 120.0
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
@@ -246,6 +247,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),
         settle_timeout=_float(env, "X402_SETTLE_TIMEOUT", 30.0),
         reconcile_interval=_float(env, "X402_RECONCILE_INTERVAL", 15.0),
+        analytics_fold_interval=_float(env, "X402_ANALYTICS_FOLD_INTERVAL", 1.0),
         settle_stuck_after=_float(env, "X402_SETTLE_STUCK_AFTER", 120.0),
         max_header_bytes=_int(env, "X402_MAX_HEADER_BYTES", 16 * 1024),
         max_body_bytes=_int(env, "X402_MAX_BODY_BYTES", 1024 * 1024),

@@ -150,23 +150,27 @@ _LIFETIME_RAW = """SELECT payer, network, asset, count(*) AS succeeded, sum(amou
     FROM payments WHERE tenant_id = $1 AND payer = ANY($2::text[])
       AND x402_payment_outcome(kind, status) = 'succeeded' GROUP BY 1, 2, 3"""
 _LIFETIME = """SELECT payer, network, asset, succeeded, volume, first_at, last_at FROM analytics_payers
-    WHERE tenant_id = $1 AND payer = ANY($2::text[])"""
+    WHERE tenant_id = $1 AND payer = ANY($2::text[])
+    UNION ALL
+    SELECT payer, network, asset, count(*), sum(amount), min(created_at), max(created_at) FROM analytics_pending
+    WHERE tenant_id = $1 AND payer = ANY($2::text[]) AND x402_payment_outcome(kind, status) = 'succeeded'
+    GROUP BY 1, 2, 3"""
 
 
 async def _lifetime(
     conn: Conn, tenant: uuid.UUID, names: list[str], *, raw: bool
 ) -> dict[str, tuple[Any, Any, Volume, int]]:
-    out: dict[str, tuple[Any, Any, Volume, int]] = {}
+    first: dict[str, Any] = {}
+    last: dict[str, Any] = {}
+    count: dict[str, int] = defaultdict(int)
+    volume: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
     for r in await conn.fetch(_LIFETIME_RAW if raw else _LIFETIME, tenant, names):
-        first, last, vol, n = out.get(r["payer"], (None, None, [], 0))
-        vol.append((r["network"], r["asset"], int(r["volume"])))
-        out[r["payer"]] = (
-            r["first_at"] if first is None else min(first, r["first_at"]),
-            r["last_at"] if last is None else max(last, r["last_at"]),
-            vol,
-            n + int(r["succeeded"]),
-        )
-    return out
+        p = r["payer"]
+        first[p] = r["first_at"] if p not in first else min(first[p], r["first_at"])
+        last[p] = r["last_at"] if p not in last else max(last[p], r["last_at"])
+        count[p] += int(r["succeeded"])
+        volume[p][(r["network"], r["asset"])] += int(r["volume"])
+    return {p: (first[p], last[p], [(n, a, v) for (n, a), v in volume[p].items()], count[p]) for p in first}
 
 
 async def failures(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
@@ -244,26 +248,29 @@ async def payouts(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, 
     return {**_head(window), "payouts": rows[:limit]}, rows[:limit]
 
 
-_COHORTS = """
-WITH firsts AS (
-    SELECT payer, date_trunc('week', min(first_at), 'UTC') AS cohort FROM analytics_payers
-    WHERE tenant_id = $1 GROUP BY payer HAVING min(first_at) >= $2 AND min(first_at) < $3
-)
-SELECT f.cohort, w.week, count(*) AS n
-FROM firsts f JOIN analytics_payer_weeks w ON w.tenant_id = $1 AND w.payer = f.payer AND w.week >= $2 AND w.week < $3
+_OK = "x402_payment_outcome(kind, status) = 'succeeded' AND payer IS NOT NULL AND payer <> ''"
+# one pass, no join: every payer's first success (lifetime rollup + pending) beside each week it paid in the window
+_COHORTS = f"""
+SELECT date_trunc('week', first_at, 'UTC') AS cohort, week, count(DISTINCT payer) AS n
+FROM (SELECT payer, week, min(first_seen) OVER (PARTITION BY payer) AS first_at
+      FROM (SELECT payer, NULL::timestamptz AS week, first_at AS first_seen FROM analytics_payers WHERE tenant_id = $1
+            UNION ALL
+            SELECT payer, week, NULL FROM analytics_payer_weeks WHERE tenant_id = $1 AND week >= $2 AND week < $3
+            UNION ALL
+            SELECT payer, date_trunc('week', created_at, 'UTC'), created_at FROM analytics_pending
+            WHERE tenant_id = $1 AND {_OK}) u
+     ) s
+WHERE week >= $2 AND week < $3 AND first_at >= $2 AND first_at < $3
 GROUP BY 1, 2 ORDER BY 1, 2"""
 _COHORTS_RAW = """
-WITH ok AS (
-    SELECT payer, created_at FROM payments
-    WHERE tenant_id = $1 AND x402_payment_outcome(kind, status) = 'succeeded' AND payer IS NOT NULL AND payer <> ''
-), firsts AS (
-    SELECT payer, date_trunc('week', min(created_at), 'UTC') AS cohort FROM ok
-    GROUP BY payer HAVING min(created_at) >= $2 AND min(created_at) < $3
-), weeks AS (
-    SELECT DISTINCT payer, date_trunc('week', created_at, 'UTC') AS week FROM ok
-    WHERE created_at >= $2 AND created_at < $3
-)
-SELECT f.cohort, w.week, count(*) AS n FROM firsts f JOIN weeks w USING (payer) GROUP BY 1, 2 ORDER BY 1, 2"""
+SELECT date_trunc('week', first_at, 'UTC') AS cohort, week, count(DISTINCT payer) AS n
+FROM (SELECT payer, created_at, date_trunc('week', created_at, 'UTC') AS week,
+             min(created_at) OVER (PARTITION BY payer) AS first_at
+      FROM payments
+      WHERE tenant_id = $1 AND x402_payment_outcome(kind, status) = 'succeeded' AND payer IS NOT NULL AND payer <> ''
+     ) s
+WHERE first_at >= $2 AND first_at < $3 AND created_at >= $2 AND created_at < $3
+GROUP BY 1, 2 ORDER BY 1, 2"""
 
 
 async def cohorts(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:

@@ -15,6 +15,7 @@ from x402.errors import BadRequest
 from x402.service.analytics import breakdowns as bd
 from x402.service.analytics import timeseries as ts
 from x402.service.analytics.export import csv_response, wants_csv
+from x402.service.analytics.folder import folder_ctx
 from x402.service.analytics.window import (
     BREAKDOWN_SPAN,
     DEFAULT_SPAN,
@@ -159,5 +160,6 @@ def breakdown_names() -> list[str]:
 
 
 def install(app: web.Application) -> None:
-    """Mount the analytics API (after the platform, whose middleware authenticates the caller)."""
+    """Mount the analytics API (after the platform, whose middleware authenticates the caller) and the folder."""
     app.add_routes(routes)
+    app.cleanup_ctx.append(folder_ctx)

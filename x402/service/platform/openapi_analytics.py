@@ -44,6 +44,14 @@ def _obj(props: dict[str, Any], desc: str = "") -> dict[str, Any]:
     return out
 
 
+def _listing(key: str, item: dict[str, Any], desc: str = "", **summary: Any) -> dict[str, Any]:
+    """A breakdown answer: the window, summary figures, and the rows under ``key``."""
+    rows: dict[str, Any] = {"type": "array", "items": item}
+    if desc:
+        rows["description"] = desc
+    return _obj({**_WINDOW, **summary, key: rows})
+
+
 def _q(name: str, desc: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "query", "required": False, "description": desc, "schema": schema}
 
@@ -87,150 +95,113 @@ TIMESERIES = _obj(
 
 
 _COUNTS = {"count": _INT, "succeeded": _INT, "failed": _INT, "pending": {**_INT, "description": "settlements pending"}}
-RESOURCES = _obj(
+RESOURCES = _listing(
+    "resources",
+    _obj(
+        {
+            "resource": {"type": "string", "description": "URL the payment named ('' when none)"},
+            "method": {"type": "string", "description": "HTTP method when known, else ''"},
+            "registryId": {"type": ["string", "null"], "format": "uuid"},
+            **_COUNTS,
+            "volume": _VOLUME,
+            "usd": _USD,
+        }
+    ),
+)
+NETWORKS = _listing(
+    "networks",
+    _obj(
+        {
+            "network": {"type": "string"},
+            "asset": {"type": "string"},
+            **_COUNTS,
+            "amount": _ATOMIC,
+            "usd": _USD,
+            "uniquePayers": _INT,
+        }
+    ),
+)
+PAYERS = _listing(
+    "payers",
+    _obj(
+        {
+            "payer": {"type": "string"},
+            "count": _INT,
+            "succeeded": _INT,
+            "failed": _INT,
+            "volume": _VOLUME,
+            "usd": _USD,
+            "firstSeen": {**_NULL_TIME, "description": "first succeeded payment ever"},
+            "lastSeen": {**_NULL_TIME, "description": "last succeeded payment ever"},
+            "lifetimePayments": _INT,
+            "lifetimeValue": _VOLUME,
+            "lifetimeUsd": _USD,
+        }
+    ),
+    "top customers: most USD, then most succeeded payments",
+    uniquePayers={**_INT, "description": "payers with a succeeded payment in the window"},
+    repeatPayers={**_INT, "description": "of those, payers with two or more"},
+    repeatRate={"type": "number", "minimum": 0, "maximum": 1},
+)
+FAILURES = _listing(
+    "failures",
+    _obj(
+        {
+            "reason": {"type": "string", "description": "reason code ('' when none was given)"},
+            "kind": {"type": "string", "enum": ["verify", "settle", "verify_tx"]},
+            "network": {"type": "string"},
+            "count": _INT,
+            "share": {"type": "number", "minimum": 0, "maximum": 1},
+        }
+    ),
+    failed=_INT,
+)
+RISK = _listing(
+    "outcomes",
+    _obj({"recommendation": {"type": "string"}, "level": {"type": "string"}, "count": _INT}),
+    assessed=_INT,
+    blocked=_INT,
+    flags={"type": "array", "items": _obj({"code": {"type": "string"}, "count": _INT})},
+)
+PAYOUTS = _listing(
+    "payouts",
+    _obj(
+        {
+            "payTo": {"type": "string"},
+            "network": {"type": "string"},
+            "asset": {"type": "string"},
+            "settled": _ATOMIC,
+            "settledCount": _INT,
+            "settledUsd": _USD,
+            "pending": _ATOMIC,
+            "pendingCount": _INT,
+            "fees": {
+                **_ATOMIC,
+                "description": "gas the facilitator paid: the settlement journal does not record gas, so 0",
+            },
+        }
+    ),
+)
+_RETENTION = _obj(
     {
-        **_WINDOW,
-        "resources": {
-            "type": "array",
-            "items": _obj(
-                {
-                    "resource": {"type": "string", "description": "URL the payment named ('' when none)"},
-                    "method": {"type": "string", "description": "HTTP method when known, else ''"},
-                    "registryId": {"type": ["string", "null"], "format": "uuid"},
-                    **_COUNTS,
-                    "volume": _VOLUME,
-                    "usd": _USD,
-                }
-            ),
-        },
+        "week": {**_INT, "description": "weeks after the cohort week"},
+        "payers": _INT,
+        "rate": {"type": "number", "minimum": 0, "maximum": 1},
     }
 )
-NETWORKS = _obj(
-    {
-        **_WINDOW,
-        "networks": {
-            "type": "array",
-            "items": _obj(
-                {
-                    "network": {"type": "string"},
-                    "asset": {"type": "string"},
-                    **_COUNTS,
-                    "amount": _ATOMIC,
-                    "usd": _USD,
-                    "uniquePayers": _INT,
-                }
-            ),
-        },
-    }
-)
-PAYERS = _obj(
-    {
-        **_WINDOW,
-        "uniquePayers": {**_INT, "description": "payers with a succeeded payment in the window"},
-        "repeatPayers": {**_INT, "description": "of those, payers with two or more"},
-        "repeatRate": {"type": "number", "minimum": 0, "maximum": 1},
-        "payers": {
-            "type": "array",
-            "description": "top customers: most USD, then most succeeded payments",
-            "items": _obj(
-                {
-                    "payer": {"type": "string"},
-                    "count": _INT,
-                    "succeeded": _INT,
-                    "failed": _INT,
-                    "volume": _VOLUME,
-                    "usd": _USD,
-                    "firstSeen": {**_NULL_TIME, "description": "first succeeded payment ever"},
-                    "lastSeen": {**_NULL_TIME, "description": "last succeeded payment ever"},
-                    "lifetimePayments": _INT,
-                    "lifetimeValue": _VOLUME,
-                    "lifetimeUsd": _USD,
-                }
-            ),
-        },
-    }
-)
-FAILURES = _obj(
-    {
-        **_WINDOW,
-        "failed": _INT,
-        "failures": {
-            "type": "array",
-            "items": _obj(
-                {
-                    "reason": {"type": "string", "description": "reason code ('' when none was given)"},
-                    "kind": {"type": "string", "enum": ["verify", "settle", "verify_tx"]},
-                    "network": {"type": "string"},
-                    "count": _INT,
-                    "share": {"type": "number", "minimum": 0, "maximum": 1},
-                }
-            ),
-        },
-    }
-)
-RISK = _obj(
-    {
-        **_WINDOW,
-        "assessed": _INT,
-        "blocked": _INT,
-        "outcomes": {
-            "type": "array",
-            "items": _obj({"recommendation": {"type": "string"}, "level": {"type": "string"}, "count": _INT}),
-        },
-        "flags": {"type": "array", "items": _obj({"code": {"type": "string"}, "count": _INT})},
-    }
-)
-PAYOUTS = _obj(
-    {
-        **_WINDOW,
-        "payouts": {
-            "type": "array",
-            "items": _obj(
-                {
-                    "payTo": {"type": "string"},
-                    "network": {"type": "string"},
-                    "asset": {"type": "string"},
-                    "settled": _ATOMIC,
-                    "settledCount": _INT,
-                    "settledUsd": _USD,
-                    "pending": _ATOMIC,
-                    "pendingCount": _INT,
-                    "fees": {
-                        **_ATOMIC,
-                        "description": "gas the facilitator paid: the settlement journal does not record gas, so 0",
-                    },
-                }
-            ),
-        },
-    }
-)
-COHORTS = _obj(
-    {
-        **_WINDOW,
-        "cohorts": {
-            "type": "array",
-            "items": _obj(
-                {
-                    "cohort": {
-                        "type": "string",
-                        "format": "date-time",
-                        "description": "ISO week (UTC) of the first succeeded payment",
-                    },
-                    "size": _INT,
-                    "retention": {
-                        "type": "array",
-                        "items": _obj(
-                            {
-                                "week": {**_INT, "description": "weeks after the cohort week"},
-                                "payers": _INT,
-                                "rate": {"type": "number", "minimum": 0, "maximum": 1},
-                            }
-                        ),
-                    },
-                }
-            ),
-        },
-    }
+COHORTS = _listing(
+    "cohorts",
+    _obj(
+        {
+            "cohort": {
+                "type": "string",
+                "format": "date-time",
+                "description": "ISO week (UTC) of the first succeeded payment",
+            },
+            "size": _INT,
+            "retention": {"type": "array", "items": _RETENTION},
+        }
+    ),
 )
 _BREAKDOWNS: dict[str, tuple[str, dict[str, Any]]] = {
     "resources": ("Per paid resource (URL, method, registry id): counts, volume, USD", RESOURCES),

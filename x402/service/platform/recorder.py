@@ -43,8 +43,7 @@ def _risk(extensions: object) -> dict[str, Any]:
     }
 
 
-def _detail(detail: OutcomeDetail | None) -> dict[str, Any]:
-    detail = detail or OutcomeDetail()
+def _detail(detail: OutcomeDetail) -> dict[str, Any]:
     return {"resource": detail.resource, "method": detail.method, "latency_ms": detail.latency_ms}
 
 
@@ -52,11 +51,11 @@ def record_for(request: web.Request, kind: str, requirements: Any, result: Any) 
     """The record of one outcome, or None when there is nothing to record."""
     principal = principal_of(request)
     tenant = principal.tenant_id if principal is not None else None
-    return record_of(tenant, kind, requirements, result, request.get(OUTCOME_DETAIL))
+    return build_record(tenant, kind, requirements, result, request.get(OUTCOME_DETAIL) or OutcomeDetail())
 
 
-def record_of(
-    tenant: uuid.UUID | None, kind: str, requirements: Any, result: Any, detail: OutcomeDetail | None = None
+def build_record(
+    tenant: uuid.UUID | None, kind: str, requirements: Any, result: Any, detail: OutcomeDetail
 ) -> PaymentRecord | None:
     """The record of one outcome of ``tenant`` (None: no tenant), or None when there is nothing to record."""
     if kind == "verify_tx":

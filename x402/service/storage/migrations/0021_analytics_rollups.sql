@@ -1,6 +1,11 @@
--- Hourly analytics rollups of the payment records, kept exact by a statement-level trigger on payments: the
--- batch INSERT of the payment writer and the rollup upserts commit (or fail) together. Hours are UTC hours;
--- every time zone whose offsets are whole hours buckets them exactly (x402/service/analytics/).
+-- Hourly analytics rollups of the payment records, kept exact in two steps:
+-- 1. a statement-level trigger on payments copies each batch the payment writer inserts into analytics_pending,
+--    in the writer's own transaction (a plain INSERT: the writer's batches stay cheap);
+-- 2. x402_analytics_fold(), called about once a second by the service (x402/service/analytics/folder.py), moves
+--    pending rows into the rollups: the DELETE of the rows and the upserts commit together, rows locked by another
+--    folder are skipped, so every record is folded exactly once.
+-- Readers add the (few) pending rows to the rollups, so figures are exact at any moment.
+-- Hours are UTC hours; every time zone whose offsets are whole hours buckets them exactly.
 -- Payment records are append-only (the tenant lifecycle deletes a tenant's rollup rows with its records).
 
 -- What a record means for analytics: a settle's outcome, a verify-tx's outcome, or an invalid verify (a payment
@@ -200,18 +205,63 @@ $q$, src)
 ]
 $f$;
 
-CREATE FUNCTION x402_analytics_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    q text;
+-- Records inserted but not folded yet (the columns the rollups read).
+CREATE TABLE analytics_pending (
+    tenant_id   uuid,
+    kind        text             NOT NULL,
+    status      text             NOT NULL,
+    network     text             NOT NULL,
+    asset       text             NOT NULL,
+    payer       text,
+    pay_to      text             NOT NULL,
+    amount      numeric(78, 0)   NOT NULL,
+    reason      text,
+    created_at  timestamptz      NOT NULL,
+    resource    text             NOT NULL,
+    method      text             NOT NULL,
+    resource_id uuid,
+    latency_ms  double precision,
+    risk        text,
+    risk_level  text,
+    risk_flags  text
+);
+CREATE INDEX analytics_pending_tenant ON analytics_pending (tenant_id, created_at);
+
+CREATE FUNCTION x402_analytics_pend() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    FOREACH q IN ARRAY x402_analytics_rollup_sql('new_rows') LOOP
-        EXECUTE q;
-    END LOOP;
+    INSERT INTO analytics_pending
+    SELECT tenant_id, kind, status, network, asset, payer, pay_to, amount, reason, created_at, resource, method,
+           resource_id, latency_ms, risk, risk_level, risk_flags
+    FROM new_rows;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER payments_analytics AFTER INSERT ON payments
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION x402_analytics_rollup();
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION x402_analytics_pend();
+
+-- Fold up to max_rows pending records into the rollups; returns how many were folded.
+CREATE FUNCTION x402_analytics_fold(max_rows integer) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+    n integer;
+BEGIN
+    CREATE TEMP TABLE x402_analytics_batch (LIKE analytics_pending) ON COMMIT DROP;
+    WITH picked AS (
+        SELECT ctid FROM analytics_pending LIMIT max_rows FOR UPDATE SKIP LOCKED
+    ), moved AS (
+        DELETE FROM analytics_pending p USING picked WHERE p.ctid = picked.ctid RETURNING p.*
+    )
+    INSERT INTO x402_analytics_batch SELECT * FROM moved;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        FOREACH q IN ARRAY x402_analytics_rollup_sql('pg_temp.x402_analytics_batch') LOOP
+            EXECUTE q;
+        END LOOP;
+    END IF;
+    DROP TABLE pg_temp.x402_analytics_batch;
+    RETURN n;
+END
+$$;
 
 -- The records written before this migration.
 DO $$
