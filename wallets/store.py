@@ -117,10 +117,10 @@ class WalletStore:
             raise ValidationFailed(f"a wallet needs at least one chain ({names})", code="invalid_chain")
         wallet_id = uuid.uuid4()
         new: dict[str, keys.NewKey] = {}
-        for name, kind in sorted(kinds.items()):
+        for kind_name, kind in sorted(kinds.items()):
             given = next((v for k, v in (imports or {}).items() if self.kinds.named(k) is kind), None)
-            new[name] = keys.imported(kind, given) if given is not None else keys.generate(kind)
-        addresses = {kinds[name].label: k.address for name, k in new.items()}
+            new[kind_name] = keys.imported(kind, given) if given is not None else keys.generate(kind)
+        addresses = {kinds[kind_name].label: k.address for kind_name, k in new.items()}
         async with self.pool.acquire() as conn, conn.transaction():
             # a tenant's keys are sealed under its data key, so deleting the tenant can crypto-shred them
             dek = await datakeys.open_dek(conn, keyring, tenant_id, create=True) if tenant_id is not None else None

@@ -14,10 +14,11 @@ from x402.service.settings import Settings
 
 
 async def test_a_configured_adapter_brings_its_key_kind(service: TestClient[Any, Any], chain: PayChain) -> None:
-    r = await service.post("/v1/wallets", json={"chains": [chain.kind, "evm", "solana"]})
+    r = await service.post("/v1/wallets", json={"name": "agent-7", "chains": [chain.kind, "evm", "solana"]})
     wallet = await r.json()
     assert r.status == 201, wallet
     assert sorted(wallet["addresses"]) == ["evm", "fake", "solana"]
+    assert wallet["name"] == "agent-7"  # one key per kind, and the wallet keeps its own name
     seed = "11" * 32
     r = await service.post("/v1/wallets", json={"import": {chain.kind: seed}})
     assert (await r.json())["addresses"]["fake"] == FakeKeys().imported(seed).address
