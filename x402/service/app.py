@@ -115,8 +115,8 @@ def create_app(
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
     from x402.service import registry, risk_api, wallets_api
-    from x402.service.events import service as events
     from x402.service.analytics import routes as analytics
+    from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
