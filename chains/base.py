@@ -21,6 +21,9 @@ class PaymentContext:
     requirements: PaymentRequirements
     accepted: PaymentRequirements | None = None
     extensions: Mapping[str, Any] = field(default_factory=dict)
+    #: "verify", or "settle" when the facilitator checks a payment it is about to settle (for ``upto`` the
+    #: requirements' amount is then the actual amount, at most the signed maximum).
+    phase: Literal["verify", "settle"] = "verify"
 
 
 @dataclass(frozen=True, slots=True)

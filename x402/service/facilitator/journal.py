@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -57,6 +57,7 @@ class JournalRow:
     replaced_tx_ids: tuple[str, ...] = ()
     age: float = 0.0  # seconds since the row was created
     sent_age: float | None = None  # seconds since its current transaction was handed to the node
+    extensions: dict[str, Any] = field(default_factory=dict)  # payload extensions a settlement needs (EIP-2612)
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> JournalRow:
@@ -88,6 +89,7 @@ class JournalRow:
             replaced_tx_ids=tuple(r["replaced_tx_ids"] or ()),
             age=float(r.get("age") or 0.0),
             sent_age=float(r["sent_age"]) if r.get("sent_age") is not None else None,
+            extensions=json.loads(r["extensions"]) if r.get("extensions") else {},
         )
 
 
@@ -163,6 +165,7 @@ class Journal:
         payload: Any,
         requirements: Any,
         identifier: tuple[str, str] | None = None,
+        extensions: Any = None,
     ) -> int | None:
         """Claim the replay key; the row id, or None when another request already holds it.
 
@@ -171,8 +174,9 @@ class Journal:
         try:
             row_id: int | None = await self.pool.fetchval(
                 """INSERT INTO settlements (network, asset, payer, nonce, payload_hash, status, pay_to, amount,
-                                            x402_version, payload, requirements, id_tenant, payment_identifier)
-                   VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12)
+                                            x402_version, payload, requirements, id_tenant, payment_identifier,
+                                            extensions)
+                   VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13::jsonb)
                    ON CONFLICT ON CONSTRAINT settlements_replay_key DO NOTHING
                    RETURNING id""",
                 key.network,
@@ -187,6 +191,7 @@ class Journal:
                 json.dumps(requirements),
                 identifier[0] if identifier else None,
                 identifier[1] if identifier else None,
+                json.dumps(extensions or {}),
             )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "settlements_payment_identifier":
