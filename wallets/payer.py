@@ -300,7 +300,12 @@ class WalletPayer:
 
     def _can_sign(self, chain: str, offer: PaymentRequirements) -> bool:
         if chain == "evm":
-            return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") == "eip3009"
+            if offer.scheme == "upto":  # signed up to its maximum, which the policy and the hold count
+                return isinstance(offer.extra.get("facilitatorAddress"), str)
+            return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") in (
+                "eip3009",
+                "permit2",
+            )
         return payable(offer, self.svm_rpc)
 
     async def _signer(self, wallet: Wallet, chain: str) -> PaymentSigner:
@@ -369,9 +374,14 @@ class WalletPayer:
         if receipt is not None and receipt.success:
             paid["transaction"] = receipt.transaction
             paid["receipt"] = msgspec.to_builtins(receipt)
+            charged = charged_amount(offer, receipt)
+            if charged != int(offer.amount):
+                paid["maximum"], paid["amount"] = offer.amount, str(charged)
             upstream = response_json(second)
-            used = await self.ledger.commit(res, tx=receipt.transaction or None, result={**paid, "upstream": upstream})
-            log.info("wallet_paid", wallet_id=str(wallet.id), payment_id=str(res.id), amount=offer.amount)
+            used = await self.ledger.commit(
+                res, tx=receipt.transaction or None, result={**paid, "upstream": upstream}, amount=charged
+            )
+            log.info("wallet_paid", wallet_id=str(wallet.id), payment_id=str(res.id), amount=str(charged))
             return {
                 "upstream": upstream,
                 "payment": {"paid": True, "status": "committed", **paid},
@@ -482,3 +492,13 @@ class WalletPayer:
     async def _budget(self, wallet: Wallet) -> dict[str, Any]:
         async with self.ledger.pool.acquire() as conn:
             return budget_json(wallet.policy, await usage(conn, wallet.id))
+
+
+def charged_amount(offer: PaymentRequirements, receipt: SettleResponse) -> int:
+    """What a settled payment cost: an ``upto`` receipt's ``amount`` (the actual amount, at most the signed maximum);
+    otherwise, or when the receipt does not say, the offer's amount."""
+    maximum = int(offer.amount)
+    amount = receipt.amount if isinstance(receipt.amount, str) else None
+    if offer.scheme != "upto" or amount is None or not amount.isdigit():
+        return maximum
+    return min(int(amount), maximum)

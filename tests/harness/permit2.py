@@ -210,3 +210,13 @@ async def eip2612_extension(chain: DevChain, payer_key: str, token: Token, amoun
         "version": "1",
     }
     return {p2.EIP2612_EXTENSION: {"info": info}}
+
+
+async def approve_permit2_as(chain: DevChain, owner: str, token: str, amount: int = MAX_UINT) -> None:
+    """``approve(Permit2, amount)`` from an address whose key the test does not hold (a custodial agent wallet),
+    sent by impersonating it on anvil."""
+    await evm.rpc(chain.rpc_url, "anvil_impersonateAccount", owner)
+    await evm.fund_eth(chain, owner, 10**18)
+    data = APPROVE + "00" * 12 + p2.PERMIT2_ADDRESS.lower()[2:] + amount.to_bytes(32, "big").hex()
+    tx = await evm.rpc(chain.rpc_url, "eth_sendTransaction", {"from": owner, "to": token, "data": data})
+    await evm.wait_receipt(chain, tx)

@@ -18,7 +18,7 @@ from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key
 from wallets.service import WalletOptions
 from wallets.webhooks import DeliveryOptions
-from x402.paywall import Offer, Paywall
+from x402.paywall import Offer, Paywall, settlement_overrides
 from x402.service.app import create_app
 from x402.service.appkeys import AppOptions
 from x402.service.facilitator.inprocess import AppFacilitator
@@ -26,6 +26,8 @@ from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import PaymentRequired, PaymentRequirements
 
 PRICE = 10_000
+#: The signed maximum of the upstream's metered (upto) route.
+UPTO_MAXIMUM = 30_000
 X_NETWORK: web.AppKey[str] = web.AppKey("x_network")
 X_ASSET: web.AppKey[str] = web.AppKey("x_asset")
 X_PAY_TO: web.AppKey[str] = web.AppKey("x_pay_to")
@@ -107,8 +109,14 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
     async def paid_nul(request: web.Request) -> web.Response:
         return web.Response(text="a\x00b", content_type="text/plain")  # valid UTF-8 that Postgres text refuses
 
+    async def metered(request: web.Request) -> web.Response:
+        response = web.json_response({"metered": True})
+        settlement_overrides(response, int(request.query.get("used", "0")))
+        return response
+
     app.router.add_get("/paid", paid)
     app.router.add_get("/paid-nul", paid_nul)
+    app.router.add_get("/metered", metered)
     app.router.add_get("/always402", _always_402)
     app.router.add_get("/upto", _upto_only)
     app.router.add_get("/free", _free)
@@ -125,7 +133,17 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
         extra={"name": devchain.token_name, "version": devchain.token_version},
         max_timeout_seconds=120,
     )
-    Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}).setup(app)
+    upto = Offer(
+        amount=UPTO_MAXIMUM,
+        asset=devchain.token_address,
+        network=devchain.network,
+        pay_to=pay_to,
+        extra={"name": devchain.token_name, "version": devchain.token_version},
+        max_timeout_seconds=120,
+        scheme="upto",
+    )
+    routes = {("GET", "/paid"): offer, ("GET", "/paid-nul"): offer, ("GET", "/metered"): upto}
+    Paywall(AppFacilitator(app), routes=routes).setup(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")

@@ -2,6 +2,7 @@
 
 from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
 from x402.paywall.matching import payment_id, requirements_match
+from x402.paywall.metering import SETTLEMENT_OVERRIDES, settlement_overrides
 from x402.paywall.middleware import NO_MATCH, PAYMENT, PAYWALL_STARTED, REPLAYED, Paywall, StartHook, VerifiedPayment
 from x402.paywall.offers import Offer, PaidRoute, paid, paid_route_of
 
@@ -12,6 +13,7 @@ __all__ = [
     "PAYMENT_REQUIRED_ERROR",
     "PAYWALL_STARTED",
     "REPLAYED",
+    "SETTLEMENT_OVERRIDES",
     "Challenge",
     "ChallengeCache",
     "Offer",
@@ -23,4 +25,5 @@ __all__ = [
     "paid_route_of",
     "payment_id",
     "requirements_match",
+    "settlement_overrides",
 ]
