@@ -1,7 +1,7 @@
-"""Permit2 and ``upto`` with the official x402 TypeScript SDKs (@x402/* 2.27) on a local anvil chain.
+"""Permit2 and ``upto`` with the official x402 SDKs (npm @x402/* 2.27, PyPI x402 2.25) on a local anvil chain.
 
-* the official fetch client (``ExactEvmScheme`` with Permit2, ``UptoEvmScheme``) pays our paywall's Permit2 and
-  metered routes;
+* the official clients (TS fetch and Python httpx: ``ExactEvmScheme`` with Permit2, ``UptoEvmScheme``) pay our
+  paywall's Permit2 and metered routes;
 * our payer client pays an official ``@x402/express`` server's Permit2 and ``upto`` routes, which settle through
   our facilitator (the express handler sets ``Settlement-Overrides`` with the official ``setSettlementOverrides``).
 """
@@ -18,7 +18,7 @@ from chains.evm.devchain import DevChain
 from chains.evm.payer import EvmSigner
 from tests.harness import permit2 as h
 from tests.harness.evm import address_of, chain_settings, funded_signer, new_key, token_balance
-from tests.harness.node import node_server, run_node
+from tests.harness.node import node_server, run_node, run_official_python
 from x402.client import PaymentPolicy, X402Client
 from x402.paywall import Offer, Paywall, settlement_overrides
 from x402.service.app import create_app
@@ -29,9 +29,8 @@ pytestmark = pytest.mark.slow
 MAXIMUM = 40_000
 
 
-async def test_official_client_pays_our_upto_and_permit2_routes(
-    aiohttp_client: Any, devchain: DevChain, database_url: str
-) -> None:
+async def _our_routes(aiohttp_client: Any, devchain: DevChain, database_url: str) -> tuple[Any, str]:
+    """Our paywall with GET /metered (upto up to MAXIMUM, charging ?used=N) and GET /permit2 (exact, 5000)."""
     key, _ = await funded_signer(devchain)
     app = create_app(chain_settings(devchain, database_url, key))
     pay_to = address_of(new_key())
@@ -56,7 +55,13 @@ async def test_official_client_pays_our_upto_and_permit2_routes(
         ),
     }
     Paywall(AppFacilitator(app), routes=routes).setup(app)
-    client = await aiohttp_client(app)
+    return await aiohttp_client(app), pay_to
+
+
+async def test_official_client_pays_our_upto_and_permit2_routes(
+    aiohttp_client: Any, devchain: DevChain, database_url: str
+) -> None:
+    client, pay_to = await _our_routes(aiohttp_client, devchain, database_url)
     payer = await h.permit2_payer(devchain)
 
     result = await run_node("fetch_pay.mjs", str(client.make_url("/metered?used=777")), env={"PAYER_KEY": payer})
@@ -102,3 +107,19 @@ async def test_our_client_pays_official_express_upto_and_permit2_routes(
     assert metered.charged == 1500
     assert permit2.charged == MAXIMUM
     assert await token_balance(devchain, pay_to) == 1500 + MAXIMUM
+
+
+async def test_official_python_client_pays_our_upto_and_permit2_routes(
+    aiohttp_client: Any, devchain: DevChain, database_url: str
+) -> None:
+    """PyPI x402 2.25 (UptoEvmScheme, ExactEvmScheme with Permit2) pays the same two routes of our paywall."""
+    client, pay_to = await _our_routes(aiohttp_client, devchain, database_url)
+    payer = await h.permit2_payer(devchain)
+    result = await run_official_python("py_pay.py", str(client.make_url("/metered?used=901")), env={"PAYER_KEY": payer})
+    assert result["status"] == 200, result
+    assert result["paymentResponse"]["success"] is True, result
+    assert result["paymentResponse"]["amount"] == "901"
+    assert await token_balance(devchain, pay_to) == 901
+    result = await run_official_python("py_pay.py", str(client.make_url("/permit2")), env={"PAYER_KEY": payer})
+    assert result["status"] == 200, result
+    assert await token_balance(devchain, pay_to) == 901 + 5_000
