@@ -34,6 +34,7 @@ __all__ = [
     "DEV_MINT_AMOUNT",
     "DEV_NETWORK",
     "DEV_TOKEN_ADDRESS",
+    "PERMIT2_CONTRACTS",
     "AnvilError",
     "AnvilProcess",
     "DevChain",
@@ -372,6 +373,12 @@ class DevChain:
                 "decimals": self.token_decimals,
             },
             "facilitatorAddress": self.facilitator_address,
+            "permit2": {
+                "permit2": PERMIT2_CONTRACTS[0][1],
+                "exactProxy": PERMIT2_CONTRACTS[1][1],
+                "uptoProxy": PERMIT2_CONTRACTS[2][1],
+            },
+            "payersNote": "payers approve Permit2 once (approve) before paying exact by Permit2 or upto",
             "payers": [
                 {"address": address, "privateKey": key}
                 for address, key in zip(self.payer_addresses, self.payer_keys, strict=True)
