@@ -248,3 +248,12 @@ class NonceLanes(ChainAdapter, Protocol):
     async def prepare_bump(self, network: str, raw: bytes) -> PreparedSettlement:
         """The same signed transaction (same nonce, same call) re-signed with fees a node takes as a replacement."""
         ...
+
+
+@runtime_checkable
+class DeclaresExtensions(Protocol):
+    """An adapter that implements payload extensions (``/supported`` lists their keys)."""
+
+    def extension_keys(self) -> list[str]:
+        """Extension keys this adapter honours in payment payloads."""
+        ...

@@ -115,6 +115,10 @@ class EvmAdapter:
         ]
         return exact_kinds(self._nets) + upto
 
+    def extension_keys(self) -> list[str]:
+        """``eip2612GasSponsoring``: a Permit2 payment may carry an EIP-2612 permit of Permit2 we submit."""
+        return [p2.EIP2612_EXTENSION] if self._signer is not None else []
+
     def settlement_signer(self, ctx: PaymentContext) -> str | None:
         """The signer that must send this settlement: an ``upto`` witness names it (the proxy checks msg.sender)."""
         if ctx.requirements.scheme != "upto":

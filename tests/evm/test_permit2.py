@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import msgspec
 import pytest
 from eth_account import Account
 
@@ -62,6 +63,7 @@ def test_digest_matches_eth_account() -> None:
 async def test_upto_settles_actual_amounts(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     client, signer = await _facilitator(aiohttp_client, devchain, database_url)
     sup = await (await client.get("/supported")).json()
+    assert "eip2612GasSponsoring" in sup["extensions"]
     upto = [k for k in sup["kinds"] if k["scheme"] == "upto"]
     assert upto == [
         {"x402Version": 2, "scheme": "upto", "network": devchain.network, "extra": {"facilitatorAddress": signer}}
@@ -150,6 +152,14 @@ async def test_upto_verify_rejections(database_url: str, aiohttp_client: Any, de
     await h.approve_permit2(devchain, poor, devchain.token_address)
     out = await _post(client, "/verify", h.sign(devchain, poor, req))
     assert out["invalidReason"] == "permit2_insufficient_balance"
+    # malformed authorization, network mismatch
+    broken = h.sign(devchain, payer_key, req)
+    del broken.payload.payload["permit2Authorization"]["witness"]["facilitator"]
+    assert (await _post(client, "/verify", broken))["invalidReason"] == "invalid_permit2_payload_format"
+    moved = h.sign(devchain, payer_key, req)
+    moved.payload.accepted = msgspec.structs.replace(req, network="eip155:84532")
+    out = await _post(client, "/verify", evm.Payment(moved.payload, req, moved.payer))
+    assert out["invalidReason"] == "invalid_upto_evm_network_mismatch"
     # a nonce Permit2 has already consumed
     used = h.sign(devchain, payer_key, req, nonce=7)
     assert (await _post(client, "/settle", used))["success"] is True
@@ -201,7 +211,54 @@ async def test_exact_permit2_any_erc20_and_eip2612(database_url: str, aiohttp_cl
     out = await _post(client, "/settle", sponsored)
     assert out["success"] is True, out
     assert await evm.token_balance(devchain, pay_to, token.address) == 14_000
-    # a permit for another amount than the Permit2 authorization
+    # a permit for another amount than the Permit2 authorization, owner, token, spender or an expired one
     wrong = await h.eip2612_extension(devchain, fresh, token, 1)
     out = await _post(client, "/verify", h.sign(devchain, fresh, req, extensions=wrong))
     assert out["invalidReason"] == "permit2_2612_amount_mismatch"
+    good = await h.eip2612_extension(devchain, fresh, token, 7_000)
+    for field, value, code in (
+        ("from", pay_to, "eip2612_from_mismatch"),
+        ("asset", devchain.token_address, "eip2612_asset_mismatch"),
+        ("spender", p2.EXACT_PROXY_ADDRESS, "eip2612_spender_not_permit2"),
+        ("deadline", "1", "eip2612_deadline_expired"),
+        ("signature", "0x1234", "invalid_eip2612_extension_format"),
+    ):
+        info = {**good[p2.EIP2612_EXTENSION]["info"], field: value}
+        out = await _post(
+            client, "/verify", h.sign(devchain, fresh, req, extensions={p2.EIP2612_EXTENSION: {"info": info}})
+        )
+        assert out["invalidReason"] == code, (field, out)
+
+
+async def _revert_code(chain: DevChain, sender: str, to: str, data: bytes) -> str | None:
+    """The reason code of an eth_call's revert (the proxies' custom errors), from the node's revert data."""
+    import aiohttp
+
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_call",
+        "params": [{"from": sender, "to": to, "data": "0x" + data.hex()}, "latest"],
+    }
+    async with aiohttp.ClientSession() as s, s.post(chain.rpc_url, json=body) as r:
+        doc = await r.json()
+    error = doc.get("error") or {}
+    return p2.revert_reason(error.get("data"))
+
+
+async def test_upto_proxy_enforces_facilitator_and_maximum(devchain: DevChain) -> None:
+    """The contract itself refuses another sender than the witness's facilitator, and more than the maximum."""
+    facilitator = evm.address_of(evm.new_key())
+    payer_key = await h.permit2_payer(devchain)
+    req = h.requirements(devchain, evm.address_of(evm.new_key()), 10_000, facilitatorAddress=facilitator)
+    auth = p2.parse_permit2(h.sign(devchain, payer_key, req).payload.payload)
+    stranger = evm.address_of(evm.new_key())
+    assert await _revert_code(devchain, stranger, p2.UPTO_PROXY_ADDRESS, auth.settle_calldata(10_000)) == (
+        "upto_unauthorized_facilitator"
+    )
+    assert await _revert_code(devchain, facilitator, p2.UPTO_PROXY_ADDRESS, auth.settle_calldata(10_001)) == (
+        "upto_amount_exceeds_permitted"
+    )
+    assert await _revert_code(devchain, facilitator, p2.UPTO_PROXY_ADDRESS, auth.settle_calldata(0)) == (
+        "permit2_invalid_amount"
+    )

@@ -31,6 +31,9 @@ from x402.wire.models import (
 )
 from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 
+#: The payload extension carrying an EIP-2612 permit of Permit2 (chains/evm/permit2.py reads it).
+EIP2612_EXTENSION = "eip2612GasSponsoring"
+
 log = get_logger("x402.facilitator")
 
 
@@ -557,7 +560,7 @@ def context_from_row(row: JournalRow) -> PaymentContext:
 
 def _settle_extensions(ctx: PaymentContext) -> dict[str, Any]:
     """The payload extensions a later (re)send of this settlement needs: the EIP-2612 permit of Permit2."""
-    keep = ("eip2612GasSponsoring",)
+    keep = (EIP2612_EXTENSION,)
     return {k: v for k, v in ctx.extensions.items() if k in keep}
 
 
