@@ -169,12 +169,7 @@ async def eip2612_extension(chain: DevChain, payer_key: str, token: Token, amoun
     deadline = int(time.time()) + 600
     typed = {
         "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+            "EIP712Domain": evm.TRANSFER_TYPES["types"]["EIP712Domain"],
             "Permit": [
                 {"name": "owner", "type": "address"},
                 {"name": "spender", "type": "address"},

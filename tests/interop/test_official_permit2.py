@@ -58,20 +58,28 @@ async def _our_routes(aiohttp_client: Any, devchain: DevChain, database_url: str
     return await aiohttp_client(app), pay_to
 
 
+@pytest.mark.parametrize("official", ["typescript", "python"])
 async def test_official_client_pays_our_upto_and_permit2_routes(
-    aiohttp_client: Any, devchain: DevChain, database_url: str
+    official: str, aiohttp_client: Any, devchain: DevChain, database_url: str
 ) -> None:
+    """@x402/fetch 2.27 and PyPI x402 2.25 (UptoEvmScheme, ExactEvmScheme with Permit2) pay our two routes."""
     client, pay_to = await _our_routes(aiohttp_client, devchain, database_url)
     payer = await h.permit2_payer(devchain)
 
-    result = await run_node("fetch_pay.mjs", str(client.make_url("/metered?used=777")), env={"PAYER_KEY": payer})
+    async def pay(path: str) -> dict[str, Any]:
+        url, env = str(client.make_url(path)), {"PAYER_KEY": payer}
+        if official == "typescript":
+            return await run_node("fetch_pay.mjs", url, env=env)
+        return await run_official_python("py_pay.py", url, env=env)
+
+    result = await pay("/metered?used=777")
     assert result["status"] == 200, result
     receipt = result["paymentResponse"]
     assert receipt["success"] is True, receipt
     assert receipt["amount"] == "777"
     assert await token_balance(devchain, pay_to) == 777
 
-    result = await run_node("fetch_pay.mjs", str(client.make_url("/permit2")), env={"PAYER_KEY": payer})
+    result = await pay("/permit2")
     assert result["status"] == 200, result
     assert result["paymentResponse"]["success"] is True
     assert await token_balance(devchain, pay_to) == 777 + 5_000
@@ -107,19 +115,3 @@ async def test_our_client_pays_official_express_upto_and_permit2_routes(
     assert metered.charged == 1500
     assert permit2.charged == MAXIMUM
     assert await token_balance(devchain, pay_to) == 1500 + MAXIMUM
-
-
-async def test_official_python_client_pays_our_upto_and_permit2_routes(
-    aiohttp_client: Any, devchain: DevChain, database_url: str
-) -> None:
-    """PyPI x402 2.25 (UptoEvmScheme, ExactEvmScheme with Permit2) pays the same two routes of our paywall."""
-    client, pay_to = await _our_routes(aiohttp_client, devchain, database_url)
-    payer = await h.permit2_payer(devchain)
-    result = await run_official_python("py_pay.py", str(client.make_url("/metered?used=901")), env={"PAYER_KEY": payer})
-    assert result["status"] == 200, result
-    assert result["paymentResponse"]["success"] is True, result
-    assert result["paymentResponse"]["amount"] == "901"
-    assert await token_balance(devchain, pay_to) == 901
-    result = await run_official_python("py_pay.py", str(client.make_url("/permit2")), env={"PAYER_KEY": payer})
-    assert result["status"] == 200, result
-    assert await token_balance(devchain, pay_to) == 901 + 5_000

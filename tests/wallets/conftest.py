@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import time
@@ -133,15 +134,7 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
         extra={"name": devchain.token_name, "version": devchain.token_version},
         max_timeout_seconds=120,
     )
-    upto = Offer(
-        amount=UPTO_MAXIMUM,
-        asset=devchain.token_address,
-        network=devchain.network,
-        pay_to=pay_to,
-        extra={"name": devchain.token_name, "version": devchain.token_version},
-        max_timeout_seconds=120,
-        scheme="upto",
-    )
+    upto = dataclasses.replace(offer, amount=UPTO_MAXIMUM, scheme="upto")
     routes = {("GET", "/paid"): offer, ("GET", "/paid-nul"): offer, ("GET", "/metered"): upto}
     Paywall(AppFacilitator(app), routes=routes).setup(app)
     server = TestServer(app, host="127.0.0.1")
