@@ -262,3 +262,22 @@ async def test_upto_proxy_enforces_facilitator_and_maximum(devchain: DevChain) -
     assert await _revert_code(devchain, facilitator, p2.UPTO_PROXY_ADDRESS, auth.settle_calldata(0)) == (
         "permit2_invalid_amount"
     )
+
+
+async def test_concurrent_upto_settles_pay_once(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
+    """Several settles of one upto authorization at once (any amounts): one success, one transfer."""
+    import asyncio
+
+    client, signer = await _facilitator(aiohttp_client, devchain, database_url)
+    payer_key = await h.permit2_payer(devchain)
+    pay_to = evm.address_of(evm.new_key())
+    req = h.requirements(devchain, pay_to, 9_000, facilitatorAddress=signer)
+    payment = h.sign(devchain, payer_key, req)
+    amounts = (1_000, 2_000, 3_000, 4_000)
+    outs = await asyncio.gather(*(_post(client, "/settle", payment, _with_amount(req, a)) for a in amounts))
+    wins = [(a, o) for a, o in zip(amounts, outs, strict=True) if o["success"]]
+    assert len(wins) == 1, outs
+    amount, won = wins[0]
+    assert won["amount"] == str(amount)
+    assert {o["errorReason"] for o in outs if not o["success"]} <= {"duplicate_settlement", "settlement_pending"}
+    assert await evm.token_balance(devchain, pay_to) == amount
