@@ -21,6 +21,9 @@ class PaymentContext:
     requirements: PaymentRequirements
     accepted: PaymentRequirements | None = None
     extensions: Mapping[str, Any] = field(default_factory=dict)
+    #: "verify", or "settle" when the facilitator checks a payment it is about to settle (for ``upto`` the
+    #: requirements' amount is then the actual amount, at most the signed maximum).
+    phase: Literal["verify", "settle"] = "verify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,4 +247,13 @@ class NonceLanes(ChainAdapter, Protocol):
 
     async def prepare_bump(self, network: str, raw: bytes) -> PreparedSettlement:
         """The same signed transaction (same nonce, same call) re-signed with fees a node takes as a replacement."""
+        ...
+
+
+@runtime_checkable
+class DeclaresExtensions(Protocol):
+    """An adapter that implements payload extensions (``/supported`` lists their keys)."""
+
+    def extension_keys(self) -> list[str]:
+        """Extension keys this adapter honours in payment payloads."""
         ...

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from chains.base import ChainAdapter
+from chains.base import ChainAdapter, DeclaresExtensions
 from x402.errors import BadRequest
 from x402.wire.models import SupportedResponse
 from x402.wire.networks import matches
@@ -75,12 +75,15 @@ class ChainRegistry:
         """``GET /supported``: the kinds and signers of every adapter (architecture.md §6.2)."""
         kinds = []
         signers: dict[str, list[str]] = {}
+        keys = list(extensions or [])
         for adapter in self._all:
             kinds.extend(adapter.supported_kinds())
             for pattern, addrs in adapter.signers().items():
                 have = signers.setdefault(pattern, [])
                 have.extend(a for a in addrs if a not in have)
-        return SupportedResponse(kinds=kinds, extensions=list(extensions or []), signers=signers)
+            if isinstance(adapter, DeclaresExtensions):  # e.g. EVM: eip2612GasSponsoring
+                keys.extend(k for k in adapter.extension_keys() if k not in keys)
+        return SupportedResponse(kinds=kinds, extensions=keys, signers=signers)
 
     async def close(self) -> None:
         """Close every adapter."""

@@ -250,8 +250,14 @@ class Ledger:
         except asyncpg.UniqueViolationError:
             raise errors.PaymentInProgress("a payment with this Idempotency-Key already exists") from None
 
-    async def commit(self, res: Reservation, *, tx: str | None, result: Mapping[str, Any]) -> Usage:
-        """Mark the payment paid (even when its hold had expired: the money moved); reset the failure streak."""
+    async def commit(
+        self, res: Reservation, *, tx: str | None, result: Mapping[str, Any], amount: int | None = None
+    ) -> Usage:
+        """Mark the payment paid (even when its hold had expired: the money moved); reset the failure streak.
+
+        ``amount``: what was actually charged when it is less than the hold (an ``upto`` payment holds its signed
+        maximum while pending and counts the settled amount once committed); never raises the held amount.
+        """
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", res.wallet_id)
             assert row is not None
@@ -263,11 +269,13 @@ class Ledger:
                 )
                 return await usage(conn, res.wallet_id)
             await conn.execute(
-                """UPDATE wallet_payments SET status = 'committed', tx = $2, result = $3::jsonb, settled_at = now()
+                """UPDATE wallet_payments SET status = 'committed', tx = $2, result = $3::jsonb, settled_at = now(),
+                          amount = LEAST(amount, COALESCE($4::numeric, amount))
                    WHERE id = $1""",
                 res.id,
                 tx,
                 json.dumps(dict(result)),
+                amount,
             )
             await conn.execute("UPDATE wallets SET consecutive_failures = 0 WHERE id = $1", res.wallet_id)
             used = await usage(conn, res.wallet_id)

@@ -400,9 +400,14 @@ class WalletPayer:
         if receipt is not None and receipt.success:
             paid["transaction"] = receipt.transaction
             paid["receipt"] = msgspec.to_builtins(receipt)
+            charged = charged_amount(offer, receipt)
+            if charged != int(offer.amount):
+                paid["maximum"], paid["amount"] = offer.amount, str(charged)
             upstream = response_json(second)
-            used = await self.ledger.commit(res, tx=receipt.transaction or None, result={**paid, "upstream": upstream})
-            log.info("wallet_paid", wallet_id=str(wallet.id), payment_id=str(res.id), amount=offer.amount)
+            used = await self.ledger.commit(
+                res, tx=receipt.transaction or None, result={**paid, "upstream": upstream}, amount=charged
+            )
+            log.info("wallet_paid", wallet_id=str(wallet.id), payment_id=str(res.id), amount=str(charged))
             return {
                 "upstream": upstream,
                 "payment": {"paid": True, "status": "committed", **paid},
@@ -513,3 +518,13 @@ class WalletPayer:
     async def _budget(self, wallet: Wallet) -> dict[str, Any]:
         async with self.ledger.pool.acquire() as conn:
             return budget_json(wallet.policy, await usage(conn, wallet.id))
+
+
+def charged_amount(offer: PaymentRequirements, receipt: SettleResponse) -> int:
+    """What a settled payment cost: an ``upto`` receipt's ``amount`` (the actual amount, at most the signed maximum);
+    otherwise, or when the receipt does not say, the offer's amount."""
+    maximum = int(offer.amount)
+    amount = receipt.amount if isinstance(receipt.amount, str) else None
+    if offer.scheme != "upto" or amount is None or not amount.isdigit():
+        return maximum
+    return min(int(amount), maximum)

@@ -22,9 +22,11 @@ from chains.base import (
     VerifyOutcome,
 )
 from chains.config import ChainOptions, NetworkConfig
+from chains.evm import permit2 as p2
+from chains.evm.permit2_verify import Permit2Verifier, is_permit2_payment
 from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.settle import EvmSettler
-from chains.evm.status import authorization_status
+from chains.evm.status import authorization_status, permit2_status
 from chains.evm.verify import EvmVerifier
 from chains.kinds import exact_kinds
 from x402.errors import ChainRejected, ChainUnavailable, ConfigError
@@ -78,6 +80,7 @@ class EvmAdapter:
         self._signer = self._signers[0] if self._signers else None
         self.verifier = EvmVerifier(self._nets, self._pools, self._signer or _NO_SIGNER_SENDER)
         self.settler = EvmSettler(self.verifier, self._pools, accounts)
+        self.permit2 = Permit2Verifier(self.verifier, lambda: self._signers)
         self._chain_checked: set[str] = set()
 
     def __repr__(self) -> str:
@@ -102,19 +105,53 @@ class EvmAdapter:
         return list(self._nets)
 
     def supported_kinds(self) -> list[SupportedKind]:
-        """v2 (and, where a v1 name exists, v1) ``exact`` kinds; none without a signer, since we could not settle."""
-        return exact_kinds(self._nets) if self._signer is not None else []
+        """v2 (and, where a v1 name exists, v1) ``exact`` kinds, and v2 ``upto`` kinds whose ``extra`` names the
+        facilitator address payers bind their witness to; none without a signer, since we could not settle."""
+        if self._signer is None:
+            return []
+        upto = [
+            SupportedKind(x402_version=2, scheme="upto", network=n, extra={"facilitatorAddress": self._signer})
+            for n in self._nets
+        ]
+        return exact_kinds(self._nets) + upto
+
+    def extension_keys(self) -> list[str]:
+        """``eip2612GasSponsoring``: a Permit2 payment may carry an EIP-2612 permit of Permit2 we submit."""
+        return [p2.EIP2612_EXTENSION] if self._signer is not None else []
+
+    def settlement_signer(self, ctx: PaymentContext) -> str | None:
+        """The signer that must send this settlement: an ``upto`` witness names it (the proxy checks msg.sender)."""
+        if ctx.requirements.scheme != "upto":
+            return None
+        try:
+            auth = p2.parse_permit2(ctx.payload)
+        except ValueError:
+            return None
+        if auth.facilitator20 is None:
+            return None
+        want = "0x" + auth.facilitator20.hex()
+        return next((s for s in self._signers if s.lower() == want), None)
 
     def signers(self) -> dict[str, list[str]]:
         """``{"eip155:*": [signer, ...]}`` (empty without a signer)."""
         return {"eip155:*": list(self._signers)} if self._signers else {}
 
     async def verify(self, ctx: PaymentContext, *, simulate: bool = True) -> VerifyOutcome:
-        """architecture.md §4.4 checks; invalid payments are values, RPC trouble raises ChainUnavailable/Rejected."""
+        """architecture.md §4.4 (§4.6 / §12.2 for Permit2 and ``upto``) checks; invalid payments are values, RPC
+        trouble raises ChainUnavailable/Rejected."""
+        if is_permit2_payment(ctx):
+            return await self.permit2.verify(ctx, simulate=simulate)
         return await self.verifier.verify(ctx, simulate=simulate)
 
     def replay_key(self, ctx: PaymentContext) -> ReplayKey:
-        """(network, asset, payer, nonce), lower-cased."""
+        """(network, asset, payer, nonce), lower-cased (the Permit2 nonce in decimal)."""
+        if p2.is_permit2_payload(ctx.payload):
+            return ReplayKey(
+                ctx.requirements.network,
+                ctx.requirements.asset.lower(),
+                (p2.payer_of(ctx.payload) or "").lower(),
+                p2.nonce_key(ctx.payload),
+            )
         auth = ctx.payload.get("authorization")
         if not isinstance(auth, dict):
             auth = {}
@@ -167,6 +204,8 @@ class EvmAdapter:
         """Whether an EIP-3009 authorization was used (``authorizationState``), or expired unused in chain time."""
         if network not in self._pools:
             raise ChainUnavailable(f"network {network} is not configured", network=network)
+        if p2.is_permit2_payload(payload):
+            return await permit2_status(self._pools[network], payload)
         return await authorization_status(self._pools[network], payload, requirements)
 
     async def balance_of(self, network: str, asset: str, owner: str) -> int:

@@ -34,12 +34,14 @@ __all__ = [
     "DEV_MINT_AMOUNT",
     "DEV_NETWORK",
     "DEV_TOKEN_ADDRESS",
+    "PERMIT2_CONTRACTS",
     "AnvilError",
     "AnvilProcess",
     "DevChain",
     "deploy_contract",
     "deploy_dev_token",
     "find_anvil",
+    "install_permit2",
     "load_artifact",
     "start_devchain",
 ]
@@ -371,6 +373,12 @@ class DevChain:
                 "decimals": self.token_decimals,
             },
             "facilitatorAddress": self.facilitator_address,
+            "permit2": {
+                "permit2": PERMIT2_CONTRACTS[0][1],
+                "exactProxy": PERMIT2_CONTRACTS[1][1],
+                "uptoProxy": PERMIT2_CONTRACTS[2][1],
+            },
+            "payersNote": "payers approve Permit2 once (approve) before paying exact by Permit2 or upto",
             "payers": [
                 {"address": address, "privateKey": key}
                 for address, key in zip(self.payer_addresses, self.payer_keys, strict=True)
@@ -422,7 +430,8 @@ async def deploy_contract(rpc_url: str, key: str, artifact_name: str, *args: Any
 
 
 async def deploy_dev_token(rpc_url: str) -> ChecksumAddress:
-    """Deploy TestUSDC at DEV_TOKEN_ADDRESS (dev account 0, nonce 0) and fund accounts 1-9; idempotent."""
+    """Deploy TestUSDC at DEV_TOKEN_ADDRESS (dev account 0, nonce 0), fund accounts 1-9 and install Permit2 with
+    the x402 proxies (``install_permit2``); idempotent."""
     async with _web3(rpc_url) as w3:
         deployer: LocalAccount = Account.from_key(DEV_KEYS[0])
         nonce = int(await w3.eth.get_transaction_count(deployer.address, "pending"))
@@ -448,7 +457,38 @@ async def deploy_dev_token(rpc_url: str) -> ChecksumAddress:
                 hashes.append(await _send(w3, deployer, tx))
                 nonce += 1
         await asyncio.gather(*(_receipt(w3, h, "minting TestUSDC") for h in hashes))
-        return DEV_TOKEN_ADDRESS
+    await install_permit2(rpc_url)
+    return DEV_TOKEN_ADDRESS
+
+
+#: Our Permit2 and x402 proxy builds and the canonical address each is placed at (architecture.md §4.6, §12.2).
+PERMIT2_CONTRACTS: Final = (
+    ("Permit2", "0x000000000022D473030F116dDEE9F6B43aC78BA3"),
+    ("X402ExactPermit2Proxy", "0x402085c248EeA27D92E8b30b2C58ed07f9E20001"),
+    ("X402UptoPermit2Proxy", "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002"),
+)
+
+
+async def install_permit2(rpc_url: str) -> None:
+    """Place Permit2 and the exact / upto x402 Permit2 proxies at their canonical addresses (idempotent).
+
+    The runtime code comes from ``eth_call`` of each creation code (the proxies' constructor takes the canonical
+    Permit2 address, kept as an immutable), then ``anvil_setCode``: no transaction, no account nonce used.
+    """
+    permit2 = PERMIT2_CONTRACTS[0][1]
+    async with _web3(rpc_url) as w3:
+        for name, address in PERMIT2_CONTRACTS:
+            target = AsyncWeb3.to_checksum_address(address)
+            if await w3.eth.get_code(target):
+                continue
+            artifact = await asyncio.to_thread(load_artifact, name)
+            init = str(artifact["bytecode"])
+            if name != "Permit2":
+                init += "00" * 12 + permit2.lower().removeprefix("0x")
+            runtime = await w3.eth.call({"data": init})  # type: ignore[typeddict-item]
+            if not runtime:
+                raise DeployError(f"{name}'s creation code returned no runtime code")
+            await w3.provider.make_request("anvil_setCode", [target, "0x" + bytes(runtime).hex()])
 
 
 async def start_devchain(port: int | None = None, *, anvil_bin: str | None = None) -> tuple[AnvilProcess, DevChain]:

@@ -44,8 +44,11 @@ class EvmKeys:
         return KeyPair(evm_address(raw), raw)
 
     def can_pay(self, offer: PaymentRequirements) -> bool:
-        """``exact`` offers settled by EIP-3009 (the default transfer method)."""
-        return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") == "eip3009"
+        """``exact`` offers settled by EIP-3009 (the default transfer method) or Permit2, and ``upto`` offers that
+        name the facilitator (signed up to their maximum, which the policy and the hold count)."""
+        if offer.scheme == "upto":
+            return isinstance(offer.extra.get("facilitatorAddress"), str)
+        return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") in ("eip3009", "permit2")
 
     def signer(self, secret: bytes) -> EvmSigner:
         """An EIP-3009 signer."""

@@ -1,4 +1,5 @@
-"""The EVM payer: signs EIP-3009 ``TransferWithAuthorization`` payloads like official clients (architecture.md §4.3).
+"""The EVM payer: signs EIP-3009 ``TransferWithAuthorization`` payloads like official clients (architecture.md §4.3),
+and Permit2 witness transfers for ``exact`` by Permit2 and ``upto`` (§4.6, §12.2; the payer approves Permit2 once).
 
 Implements the ``x402.client.PaymentSigner`` protocol structurally (chains never import the client or web layer).
 """
@@ -13,6 +14,7 @@ from typing import Any, Final
 import coincurve
 from eth_hash.auto import keccak
 
+from chains.evm import permit2 as p2
 from chains.evm.eip712 import address_bytes, domain_separator, to_checksum_address, transfer_digest
 from x402.errors import PaymentRefused
 from x402.wire.assets import find_asset
@@ -24,7 +26,8 @@ V1_VALID_AFTER_SKEW: Final = 600
 
 
 class EvmSigner:
-    """Pays ``exact`` offers on any ``eip155`` network with one private key (no RPC access needed)."""
+    """Pays ``exact`` (EIP-3009 or Permit2) and ``upto`` offers on any ``eip155`` network with one private key
+    (no RPC access needed; Permit2 payments need the payer's one-time ``approve(Permit2)`` of the token)."""
 
     networks: Sequence[str] = ("eip155:*",)
 
@@ -52,15 +55,26 @@ class EvmSigner:
         return "0x" + (sig[:64] + bytes([sig[64] + 27])).hex()
 
     def can_pay(self, requirements: PaymentRequirements) -> bool:
-        """An ``exact`` EIP-3009 offer on an EVM network whose EIP-712 domain we know."""
-        if requirements.scheme != "exact" or not is_evm(requirements.network):
+        """An EVM offer we can sign: ``exact`` EIP-3009 with a known EIP-712 domain, ``exact`` by Permit2, or
+        ``upto`` naming its facilitator (``extra.facilitatorAddress``)."""
+        if not is_evm(requirements.network):
             return False
-        if requirements.extra.get("assetTransferMethod", "eip3009") != "eip3009":
+        if requirements.scheme == "upto":
+            return isinstance(requirements.extra.get("facilitatorAddress"), str)
+        if requirements.scheme != "exact":
+            return False
+        method = requirements.extra.get("assetTransferMethod", "eip3009")
+        if method == "permit2":
+            return True
+        if method != "eip3009":
             return False
         return _domain(requirements) is not None
 
     async def create_payload(self, requirements: PaymentRequirements, x402_version: int) -> dict[str, Any]:
-        """``{signature, authorization}`` paying ``requirements`` (v2 shape; ``x402_version`` sets validAfter)."""
+        """``{signature, authorization}`` (EIP-3009) or ``{signature, permit2Authorization}`` paying
+        ``requirements`` (v2 shape; ``x402_version`` sets an EIP-3009 validAfter)."""
+        if requirements.scheme == "upto" or requirements.extra.get("assetTransferMethod") == "permit2":
+            return self._permit2_payload(requirements)
         domain = _domain(requirements)
         if domain is None:
             raise PaymentRefused(
@@ -87,6 +101,48 @@ class EvmSigner:
                 "validAfter": str(valid_after),
                 "validBefore": str(valid_before),
                 "nonce": "0x" + nonce.hex(),
+            },
+        }
+
+    def _permit2_payload(self, requirements: PaymentRequirements) -> dict[str, Any]:
+        """A Permit2 witness transfer of ``amount`` (``upto``: the maximum) to ``payTo`` through the x402 proxy."""
+        upto = requirements.scheme == "upto"
+        facilitator = requirements.extra.get("facilitatorAddress") if upto else None
+        try:
+            facilitator20 = address_bytes(facilitator) if isinstance(facilitator, str) else None
+            to20 = address_bytes(requirements.pay_to)
+            token20 = address_bytes(requirements.asset)
+        except ValueError as exc:
+            raise PaymentRefused(f"unusable Permit2 offer: {exc}", code="invalid_payment_requirements") from None
+        if upto and facilitator20 is None:
+            raise PaymentRefused("an upto offer needs extra.facilitatorAddress", code="invalid_payment_requirements")
+        auth = p2.Permit2Authorization(
+            from_=self._address,
+            from20=address_bytes(self._address),
+            token20=token20,
+            amount=int(requirements.amount),
+            spender20=address_bytes(p2.UPTO_PROXY_ADDRESS if upto else p2.EXACT_PROXY_ADDRESS),
+            nonce=secrets.randbits(256),
+            deadline=int(time.time()) + requirements.max_timeout_seconds,
+            to20=to20,
+            valid_after=0,
+            facilitator20=facilitator20,
+            signature=b"",
+        )
+        sig = self._key.sign_recoverable(auth.digest(evm_chain_id(requirements.network)), hasher=None)
+        witness: dict[str, Any] = {"to": to_checksum_address(to20)}
+        if facilitator20 is not None:
+            witness["facilitator"] = to_checksum_address(facilitator20)
+        witness["validAfter"] = "0"
+        return {
+            "signature": "0x" + (sig[:64] + bytes([sig[64] + 27])).hex(),
+            "permit2Authorization": {
+                "from": self._address,
+                "permitted": {"token": to_checksum_address(token20), "amount": str(auth.amount)},
+                "spender": to_checksum_address(auth.spender20),
+                "nonce": str(auth.nonce),
+                "deadline": str(auth.deadline),
+                "witness": witness,
             },
         }
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,7 +25,9 @@ from chains.base import (
     Underpriced,
     VerifyOutcome,
 )
+from chains.evm import permit2 as p2
 from chains.evm.eip712 import domain_separator
+from chains.evm.permit2 import is_permit2_payload
 from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.verify import (
     TRANSFER_TOPIC,
@@ -164,6 +166,8 @@ class EvmSettler:
     ) -> PreparedSettlement:
         """A signed transferWithAuthorization; raises SettlementRejected when its gas estimate reverts."""
         account = self.account(signer_address)
+        if is_permit2_payload(ctx.payload):
+            return await self._prepare_permit2(ctx, nonce_floor, account)
         auth = parse_authorization(ctx.payload)
         if isinstance(auth, VerifyOutcome):
             raise SettlementRejected(auth.reason or reasons.INVALID_PAYLOAD, auth.message, auth.payer)
@@ -173,17 +177,67 @@ class EvmSettler:
         digest = auth.digest(domain_separator(req.extra["name"], req.extra["version"], chain_id, req.asset))
         eoa = auth.recovers_to_payer(digest)
         data = auth.transfer_calldata(split=eoa)
-        signer = account.address
         wrapped = None if eoa else unwrap_erc6492(auth.signature)
         if wrapped is not None and not await self.verifier.has_code(network, auth.from_):
             # ERC-6492: deploy the counterfactual wallet through its (allow-listed, checked by verify) factory first;
             # the transfer then carries the wallet's inner signature and takes the next signer nonce
             nonce_floor = await self._deploy_wallet(network, account, wrapped[0], wrapped[1], nonce_floor, auth)
+
+        async def diagnose(exc: RpcError) -> tuple[str, str]:
+            return await self.verifier.diagnose(network, req.asset, auth, req.extra, exc)
+
+        return await self._sign_call(
+            network, account, req.asset, data, nonce_floor, auth.valid_before, auth.from_, diagnose
+        )
+
+    async def _prepare_permit2(
+        self, ctx: PaymentContext, nonce_floor: int | None, account: LocalAccount
+    ) -> PreparedSettlement:
+        """The x402 proxy's settle (``settleWithPermit`` with an EIP-2612 permit) for the settlement amount."""
+        network = ctx.requirements.network
+        try:
+            auth = p2.parse_permit2(ctx.payload)
+            permit = p2.parse_eip2612(ctx.extensions)
+        except ValueError as exc:
+            raise SettlementRejected(
+                reasons.INVALID_PERMIT2_PAYLOAD_FORMAT, str(exc), p2.payer_of(ctx.payload)
+            ) from None
+        amount = int(ctx.requirements.amount) if auth.upto else auth.amount
+        proxy = p2.UPTO_PROXY_ADDRESS if auth.upto else p2.EXACT_PROXY_ADDRESS
+        failed = reasons.INVALID_UPTO_EVM_TRANSACTION_FAILED if auth.upto else reasons.PERMIT2_SIMULATION_FAILED
+
+        async def diagnose(exc: RpcError) -> tuple[str, str]:
+            return p2.revert_reason(exc.revert_data) or failed, exc.message[:200]
+
+        return await self._sign_call(
+            network,
+            account,
+            proxy,
+            auth.settle_calldata(amount, permit),
+            nonce_floor,
+            auth.deadline,
+            auth.from_,
+            diagnose,
+        )
+
+    async def _sign_call(
+        self,
+        network: str,
+        account: LocalAccount,
+        to: str,
+        data: bytes,
+        nonce_floor: int | None,
+        valid_until: int,
+        payer: str,
+        diagnose: Callable[[RpcError], Awaitable[tuple[str, str]]],
+    ) -> PreparedSettlement:
+        """Estimate, price and sign a call from ``account``; a reverting estimate raises SettlementRejected."""
+        signer = account.address
         try:
             count, fees, estimate, balance = await asyncio.gather(
                 self._pool(network).call("eth_getTransactionCount", [signer, "pending"]),
                 self.fees(network),
-                self._pool(network).call("eth_estimateGas", [call_params(req.asset, data, signer)]),
+                self._pool(network).call("eth_estimateGas", [call_params(to, data, signer)]),
                 self._pool(network).call("eth_getBalance", [signer, "pending"]),
             )
         except RpcError as exc:
@@ -193,12 +247,18 @@ class EvmSettler:
                 ) from None
             if not exc.is_revert:
                 raise ChainRejected(f"preparing the settlement failed: {exc.message}", network=network) from None
-            reason, message = await self.verifier.diagnose(network, req.asset, auth, req.extra, exc)
-            raise SettlementRejected(reason, message, auth.from_) from None
+            reason, message = await diagnose(exc)
+            raise SettlementRejected(reason, message, payer) from None
         nonce = max(nonce_floor or 0, _int(count))
         gas = _int(estimate) * (100 + GAS_MARGIN_PERCENT) // 100
-        tx: dict[str, Any] = {"chainId": chain_id, "nonce": nonce, "to": req.asset, "value": 0, "data": hexdata(data)}
-        tx["gas"] = gas
+        tx: dict[str, Any] = {
+            "chainId": evm_chain_id(network),
+            "nonce": nonce,
+            "to": to,
+            "value": 0,
+            "data": hexdata(data),
+            "gas": gas,
+        }
         _set_fees(tx, fees.legacy_gas_price, fees.max_fee, fees.priority_fee)
         self._check_funds(network, signer, tx, _int(balance))
         signed = account.sign_transaction(tx)
@@ -207,7 +267,7 @@ class EvmSettler:
             raw=bytes(signed.raw_transaction),
             signer=signer,
             signer_nonce=nonce,
-            valid_until=auth.valid_before,
+            valid_until=valid_until,
         )
 
     async def _deploy_wallet(
@@ -380,17 +440,20 @@ class EvmSettler:
     def _judge(self, ctx: PaymentContext | None, receipt: Mapping[str, Any]) -> Confirmation:
         block = _int(receipt["blockNumber"]) if receipt.get("blockNumber") is not None else None
         if _int(receipt.get("status", 0)) != 1:
+            upto = ctx is not None and ctx.requirements.scheme == "upto"
             return Confirmation(
                 "failed",
-                reason=reasons.INVALID_EXACT_EVM_TRANSACTION_FAILED,
+                reason=reasons.INVALID_UPTO_EVM_TRANSACTION_FAILED
+                if upto
+                else reasons.INVALID_EXACT_EVM_TRANSACTION_FAILED,
                 message="transaction reverted",
                 block=block,
             )
         if ctx is None:
             return Confirmation("confirmed", block=block)
-        auth = parse_authorization(ctx.payload)
-        if isinstance(auth, Authorization) and _has_transfer(receipt, ctx.requirements.asset, auth):
-            return Confirmation("confirmed", amount=auth.value, block=block)
+        moved = _expected_transfer(ctx)
+        if moved is not None and _has_transfer(receipt, ctx.requirements.asset, *moved):
+            return Confirmation("confirmed", amount=moved[2], block=block)
         return Confirmation(
             "failed",
             reason=reasons.INVALID_EXACT_EVM_TRANSFER_EVENT_MISMATCH,
@@ -491,10 +554,22 @@ def decode_fees(raw: bytes) -> tuple[int, int]:
     return int(d["maxFeePerGas"]), int(d["maxPriorityFeePerGas"])
 
 
-def _has_transfer(receipt: Mapping[str, Any], asset: str, auth: Authorization) -> bool:
-    """True when the receipt holds the token's Transfer(from, to, value) for this authorization."""
-    want_from = "0x" + auth.from20.hex()
-    want_to = "0x" + auth.to20.hex()
+def _expected_transfer(ctx: PaymentContext) -> tuple[bytes, bytes, int] | None:
+    """(from, to, amount) of the token Transfer the payment's settlement must log; None for a broken payload."""
+    if is_permit2_payload(ctx.payload):
+        try:
+            p = p2.parse_permit2(ctx.payload)
+        except ValueError:
+            return None
+        return p.from20, p.to20, int(ctx.requirements.amount) if p.upto else p.amount
+    auth = parse_authorization(ctx.payload)
+    return (auth.from20, auth.to20, auth.value) if isinstance(auth, Authorization) else None
+
+
+def _has_transfer(receipt: Mapping[str, Any], asset: str, from20: bytes, to20: bytes, value: int) -> bool:
+    """True when the receipt holds the token's Transfer(from, to, value)."""
+    want_from = "0x" + from20.hex()
+    want_to = "0x" + to20.hex()
     for entry in receipt.get("logs") or ():
         topics: list[str] = entry.get("topics") or []
         if (
@@ -503,7 +578,7 @@ def _has_transfer(receipt: Mapping[str, Any], asset: str, auth: Authorization) -
             and str(entry.get("address", "")).lower() == asset.lower()
             and topic_address(topics[1]) == want_from
             and topic_address(topics[2]) == want_to
-            and _int(entry.get("data") or "0x0") == auth.value
+            and _int(entry.get("data") or "0x0") == value
         ):
             return True
     return False

@@ -8,6 +8,7 @@ from typing import Any, Final
 from eth_hash.auto import keccak
 
 from chains.base import PaymentStatus
+from chains.evm import permit2 as p2
 from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.verify import (
     Authorization,
@@ -15,6 +16,7 @@ from chains.evm.verify import (
     authorization_state_data,
     call_params,
     decode_bool,
+    decode_uint,
     parse_authorization,
 )
 from x402.errors import ChainRejected
@@ -78,3 +80,33 @@ async def _settling_tx(pool: RpcPool, auth: Authorization, asset: str) -> str | 
         tx = logs[-1].get("transactionHash")
         return tx if isinstance(tx, str) else None
     return None
+
+
+async def permit2_status(pool: RpcPool, payload: Mapping[str, Any]) -> PaymentStatus:
+    """Permit2 (``exact`` by Permit2, ``upto``): settled when its nonce bit is set in Permit2's ``nonceBitmap``;
+    void when unused and the latest block is past the deadline (an ``upto`` settled for 0 ends void too)."""
+    try:
+        auth = p2.parse_permit2(payload)
+    except ValueError as exc:
+        return PaymentStatus("void", message=f"unreadable Permit2 authorization: {exc}")
+    data = p2.nonce_bitmap_data(auth.from20, auth.nonce)
+
+    async def used() -> bool:
+        try:
+            return p2.nonce_used(
+                decode_uint(await pool.call("eth_call", [call_params(p2.PERMIT2_ADDRESS, data), "latest"])), auth.nonce
+            )
+        except RpcError as exc:
+            raise ChainRejected(f"nonceBitmap failed: {exc.message}", network=pool.network) from None
+        except ValueError:
+            raise ChainRejected("nonceBitmap returned no uint256", network=pool.network) from None
+
+    if await used():
+        return PaymentStatus("settled")
+    block = await pool.call("eth_getBlockByNumber", ["latest", False])
+    now = int(block["timestamp"], 16) if isinstance(block, dict) else 0
+    if now > auth.deadline:  # Permit2 refuses block.timestamp > deadline
+        if await used():
+            return PaymentStatus("settled")
+        return PaymentStatus("void", message=f"unused and expired (deadline {auth.deadline} < block time {now})")
+    return PaymentStatus("pending", message=f"unused; valid until {auth.deadline} (block time {now})")

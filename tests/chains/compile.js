@@ -11,11 +11,15 @@ const here = __dirname;
 const contractsDir = path.join(here, 'contracts');
 const nodeModules = path.join(here, 'node_modules');
 const outDir = path.resolve(here, '..', '..', 'chains', 'evm', 'artifacts');
-const CONTRACTS = ['TestUSDC', 'MockERC1271Wallet', 'PlainERC20', 'WalletFactory', 'Erc6492Validator'];
+const CONTRACTS = [
+  'TestUSDC', 'MockERC1271Wallet', 'PlainERC20', 'WalletFactory', 'Erc6492Validator',
+  'Permit2', 'X402ExactPermit2Proxy', 'X402UptoPermit2Proxy', 'PermitERC20',
+];
 
+// Every .sol file is a source (so contracts can import local bases); artifacts are written for CONTRACTS only.
 const sources = {};
-for (const name of CONTRACTS) {
-  sources[`${name}.sol`] = { content: fs.readFileSync(path.join(contractsDir, `${name}.sol`), 'utf8') };
+for (const file of fs.readdirSync(contractsDir).filter((f) => f.endsWith('.sol')).sort()) {
+  sources[file] = { content: fs.readFileSync(path.join(contractsDir, file), 'utf8') };
 }
 
 const input = {

@@ -23,6 +23,7 @@ from chains.evm.devchain import (
     DEV_KEYS,
     DEV_MINT_AMOUNT,
     DEV_TOKEN_ADDRESS,
+    PERMIT2_CONTRACTS,
     AnvilError,
     AnvilProcess,
     DevChain,
@@ -101,6 +102,8 @@ async def test_dev_accounts_and_token_are_deterministic(devchain: Any) -> None:
     assert await token.functions.DOMAIN_SEPARATOR().call() == encode_typed_data(full_message=domain).header
     for address in DEV_ADDRESSES[1:]:
         assert await token.functions.balanceOf(address).call() == DEV_MINT_AMOUNT == 1_000_000 * 10**6
+    for name, canonical in PERMIT2_CONTRACTS:  # our Permit2 builds at the canonical addresses, without a transaction
+        assert await w3.eth.get_code(w3.to_checksum_address(canonical)), name
     nonce_before = await w3.eth.get_transaction_count(DEV_ADDRESSES[0])
     assert await deploy_dev_token(chain.rpc_url) == DEV_TOKEN_ADDRESS  # idempotent: no deploy, no mint
     assert await w3.eth.get_transaction_count(DEV_ADDRESSES[0]) == nonce_before

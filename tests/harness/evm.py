@@ -184,9 +184,9 @@ async def funded_payer(chain: DevChain, amount: int = 1_000_000_000) -> str:
 
 def chain_settings(chain: DevChain, database_url: str, signer_key: str, **kw: Any) -> Settings:
     """Settings serving the dev chain with a given facilitator signer."""
+    kw.setdefault("networks", (dev_network(chain),))
     return Settings(
         database_url=database_url,
-        networks=(dev_network(chain),),
         evm_signer_key=signer_key,
         log_level="warning",
         reconcile_interval=0,

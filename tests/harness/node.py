@@ -98,8 +98,37 @@ async def run_node(
     timeout: float = 60,
 ) -> dict[str, Any]:
     """Run ``tests/interop/<script>`` with ``args`` (and ``stdin`` as JSON) and return its last stdout line, parsed."""
-    what = f"node {script}"
-    proc = await _spawn(script, args, env, asyncio.subprocess.PIPE)
+    return await _run([require_node()], f"node {script}", script, args, stdin, env, timeout)
+
+
+#: The official PyPI ``x402`` in a venv of its own (``scripts/bootstrap`` makes it from requirements-official.txt).
+OFFICIAL_PYTHON = INTEROP_DIR / ".venv-official" / "bin" / "python"
+
+
+def require_official_python() -> str:
+    """The official client's python; fails the calling test (never skips) when its venv is missing."""
+    if not OFFICIAL_PYTHON.is_file():
+        pytest.fail(f"{OFFICIAL_PYTHON} is missing: run scripts/bootstrap", pytrace=False)
+    return str(OFFICIAL_PYTHON)
+
+
+async def run_official_python(
+    script: str, *args: str, env: Mapping[str, object] | None = None, timeout: float = 60
+) -> dict[str, Any]:
+    """Run ``tests/interop/<script>`` with the official PyPI client's python (isolated: our ``x402`` stays out)."""
+    return await _run([require_official_python(), "-I"], f"python {script}", script, args, None, env, timeout)
+
+
+async def _run(
+    program: Sequence[str],
+    what: str,
+    script: str,
+    args: Sequence[str],
+    stdin: Mapping[str, Any] | None,
+    env: Mapping[str, object] | None,
+    timeout: float,
+) -> dict[str, Any]:
+    proc = await _spawn(script, args, env, asyncio.subprocess.PIPE, program=program)
     data = json.dumps(stdin).encode() if stdin is not None else b""
     try:
         out, err = await asyncio.wait_for(proc.communicate(data), timeout)
@@ -119,11 +148,16 @@ async def run_node(
 
 
 async def _spawn(
-    script: str, args: Sequence[str], env: Mapping[str, object] | None, stdin: int
+    script: str,
+    args: Sequence[str],
+    env: Mapping[str, object] | None,
+    stdin: int,
+    *,
+    program: Sequence[str] | None = None,
 ) -> asyncio.subprocess.Process:
-    """``node tests/interop/<script> args`` with piped stdout/stderr."""
+    """``node tests/interop/<script> args`` (or ``program`` instead of node) with piped stdout/stderr."""
     return await asyncio.create_subprocess_exec(
-        require_node(),
+        *(program if program is not None else [require_node()]),
         str(_script_path(script)),
         *args,
         cwd=INTEROP_DIR,

@@ -1,10 +1,13 @@
-// An official @x402/express resource server with one paid route, GET /paid, settled through FACILITATOR_URL.
+// An official @x402/express resource server settled through FACILITATOR_URL: GET /paid (exact, EIP-3009),
+// GET /permit2 (exact, assetTransferMethod "permit2") and GET /metered (upto up to AMOUNT; the handler settles
+// ?used=N with setSettlementOverrides).
 // env: PORT (0 = any), FACILITATOR_URL, AMOUNT, ASSET, TOKEN_NAME, TOKEN_VERSION, PAY_TO.
 // stdout: {"listening": port} once up; runs until killed.
 import express from "express";
-import { paymentMiddleware, x402ResourceServer } from "@x402/express";
+import { paymentMiddleware, setSettlementOverrides, x402ResourceServer } from "@x402/express";
 import { HTTPFacilitatorClient } from "@x402/core/server";
 import { registerExactEvmScheme } from "@x402/evm/exact/server";
+import { UptoEvmScheme } from "@x402/evm/upto/server";
 
 const NETWORK = "eip155:31337";
 
@@ -17,25 +20,31 @@ function need(name) {
 try {
   const facilitator = new HTTPFacilitatorClient({ url: need("FACILITATOR_URL") });
   const server = registerExactEvmScheme(new x402ResourceServer(facilitator), { networks: [NETWORK] });
-  const routes = {
-    "GET /paid": {
-      accepts: {
-        scheme: "exact",
-        network: NETWORK,
-        payTo: need("PAY_TO"),
-        price: {
-          amount: need("AMOUNT"),
-          asset: need("ASSET"),
-          extra: { name: need("TOKEN_NAME"), version: need("TOKEN_VERSION") },
-        },
-      },
-      description: "interop test resource",
-      mimeType: "application/json",
+  server.register(NETWORK, new UptoEvmScheme());
+  const domain = { name: need("TOKEN_NAME"), version: need("TOKEN_VERSION") };
+  const route = (scheme, extra) => ({
+    accepts: {
+      scheme,
+      network: NETWORK,
+      payTo: need("PAY_TO"),
+      price: { amount: need("AMOUNT"), asset: need("ASSET"), extra: { ...domain, ...extra } },
     },
+    description: "interop test resource",
+    mimeType: "application/json",
+  });
+  const routes = {
+    "GET /paid": route("exact", {}),
+    "GET /permit2": route("exact", { assetTransferMethod: "permit2" }),
+    "GET /metered": route("upto", {}),
   };
   const app = express();
   app.use(paymentMiddleware(routes, server));
   app.get("/paid", (_req, res) => res.json({ ok: true, paid: true }));
+  app.get("/permit2", (_req, res) => res.json({ ok: true, permit2: true }));
+  app.get("/metered", (req, res) => {
+    if (req.query.used !== undefined) setSettlementOverrides(res, { amount: String(req.query.used) });
+    res.json({ ok: true, metered: true });
+  });
   app.get("/health", (_req, res) => res.json({ ok: true }));
   const listener = app.listen(Number(process.env.PORT ?? 0), "127.0.0.1", (err) => {
     if (err) {

@@ -1,8 +1,10 @@
-// Pay a URL with the official @x402/fetch wrapper on eip155:31337 (key from env PAYER_KEY, spend controls off).
+// Pay a URL with the official @x402/fetch wrapper on eip155:31337 (key from env PAYER_KEY, spend controls off):
+// `exact` (EIP-3009, or Permit2 where the offer says assetTransferMethod "permit2") and `upto` (Permit2).
 // With env PAYMENT_ID the official payment-identifier helper adds that id where the server declares the extension.
 // usage: node fetch_pay.mjs URL; stdout: one JSON line {status, body, paymentResponse}.
 import { decodePaymentResponseHeader, wrapFetchWithPayment, x402Client } from "@x402/fetch";
 import { ExactEvmScheme } from "@x402/evm";
+import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { appendPaymentIdentifierToExtensions } from "@x402/extensions/payment-identifier";
 import { privateKeyToAccount } from "viem/accounts";
 
@@ -11,8 +13,10 @@ try {
   if (!url) throw new Error("usage: node fetch_pay.mjs URL");
   const key = process.env.PAYER_KEY;
   if (!key) throw new Error("PAYER_KEY is not set");
+  const account = privateKeyToAccount(key);
   const client = new x402Client()
-    .register("eip155:31337", new ExactEvmScheme(privateKeyToAccount(key)))
+    .register("eip155:31337", new ExactEvmScheme(account))
+    .register("eip155:31337", new UptoEvmScheme(account))
     .setSpendControls(false);
   const paymentId = process.env.PAYMENT_ID;
   if (paymentId) {

@@ -82,4 +82,7 @@ async def test_v1_backdates_valid_after_and_uses_default_domain() -> None:
     assert payload["signature"] == "0x" + bytes(expected.signature).hex()
     assert not signer.can_pay(_req(extra={}, asset="0x" + "12" * 20))
     assert not signer.can_pay(_req(network="solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp"))
-    assert not signer.can_pay(_req(extra={"name": "USDC", "version": "2", "assetTransferMethod": "permit2"}))
+    # Permit2 (exact) and upto are signed too (tests/evm/test_permit2.py); an unknown transfer method is not
+    assert signer.can_pay(_req(extra={"name": "USDC", "version": "2", "assetTransferMethod": "permit2"}))
+    assert not signer.can_pay(_req(extra={"name": "USDC", "version": "2", "assetTransferMethod": "erc7710"}))
+    assert not signer.can_pay(_req(scheme="upto"))  # upto needs extra.facilitatorAddress

@@ -9,7 +9,6 @@ import json
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -342,12 +341,12 @@ async def test_official_client_pays_then_signs_in(make_shop: ShopFactory, devcha
     assert shop.signed_in[-1] == evm.address_of(payer_key).lower()
 
 
-OFFICIAL_PYTHON = Path(__file__).resolve().parents[1] / "interop" / ".venv-x402" / "bin" / "python"
+from tests.harness.node import OFFICIAL_PYTHON  # noqa: E402
 
 
 async def test_official_python_sdk_signs_in(make_shop: ShopFactory, devchain: DevChain, payer_key: str) -> None:
     """PyPI x402 2.25 (its own venv, scripts/bootstrap) builds the SIGN-IN-WITH-X header; our paywall accepts it."""
-    assert OFFICIAL_PYTHON.exists(), "run scripts/bootstrap (it creates tests/interop/.venv-x402)"
+    assert OFFICIAL_PYTHON.exists(), "run scripts/bootstrap (it creates tests/interop/.venv-official)"
     shop = await make_shop()
     await shop.grant(evm.address_of(payer_key).lower())
     r = await shop.client.get("/paid")

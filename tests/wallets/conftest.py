@@ -17,7 +17,8 @@ from aiohttp.typedefs import Handler
 
 from tests.harness.paychain import FakeChain, PayChain, offer_on, paywalled
 from wallets.service import WalletOptions
-from x402.paywall import Offer
+from x402.paywall import Offer, settlement_overrides
+from x402.paywall.middleware import RouteKey
 from x402.service.appkeys import AppOptions
 from x402.service.events.delivery import DeliveryOptions
 from x402.service.settings import Settings
@@ -25,6 +26,8 @@ from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import PaymentRequired
 
 PRICE = 10_000
+#: The signed maximum of the upstream's metered (upto) route (EVM only: upto settles through Permit2).
+UPTO_MAXIMUM = 30_000
 TIME_HEADER = "X-Upstream-Time"
 
 
@@ -83,6 +86,11 @@ async def upstream(chain: PayChain, database_url: str) -> AsyncIterator[Upstream
     async def paid_nul(request: web.Request) -> web.Response:
         return web.Response(text="a\x00b", content_type="text/plain")  # valid UTF-8 that Postgres text refuses
 
+    async def metered(request: web.Request) -> web.Response:
+        response = web.json_response({"metered": True})
+        settlement_overrides(response, int(request.query.get("used", "0")))
+        return response
+
     offer = offer_on(chain, pay_to, PRICE, max_timeout_seconds=120)
     handlers = {
         "/paid": paid,
@@ -92,7 +100,10 @@ async def upstream(chain: PayChain, database_url: str) -> AsyncIterator[Upstream
         "/upto": _challenge(replace(offer, scheme="upto", max_timeout_seconds=60)),
         "/free": _free,
     }
-    paid_routes = {("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}
+    paid_routes: dict[RouteKey, Offer] = {("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}
+    if chain.kind == "evm":  # a metered route: upto settles through Permit2 on EVM chains
+        handlers["/metered"] = metered
+        paid_routes[("GET", "/metered")] = replace(offer, amount=UPTO_MAXIMUM, scheme="upto")
     # /signin: the same offer, and a payer who paid it signs in instead of paying again (Sign-In-With-X)
     server = await paywalled(
         chain, database_url, handlers, paid_routes, middlewares=(_timed,), siwx_routes={("GET", "/signin"): offer}

@@ -66,6 +66,17 @@ class PaidResponse:
     #: the address that signed in (Sign-In-With-X) instead of paying
     signed_in: str | None = None
 
+    @property
+    def charged(self) -> int | None:
+        """What the payment cost in atomic units: the receipt's ``amount`` (an ``upto`` settles the actual amount,
+        at most the offer's maximum), else the offer's amount; None when nothing was paid."""
+        if self.paid is None:
+            return None
+        receipt = self.settlement
+        if receipt is not None and receipt.success and isinstance(receipt.amount, str) and receipt.amount.isdigit():
+            return int(receipt.amount)
+        return int(self.paid.amount)
+
     def text(self) -> str:
         """The body as UTF-8 text."""
         return self.body.decode("utf-8", "replace")

@@ -61,8 +61,8 @@ class PendingPayment:
 
     @property
     def nonce(self) -> str | None:
-        """The EIP-3009 nonce (None for payments that have none, e.g. Solana)."""
-        auth = self.payload.get("authorization")
+        """The EIP-3009 (or Permit2) nonce (None for payments that have none, e.g. Solana)."""
+        auth = self.payload.get("authorization") or self.payload.get("permit2Authorization")
         nonce = auth.get("nonce") if isinstance(auth, Mapping) else None
         return nonce if isinstance(nonce, str) else None
 

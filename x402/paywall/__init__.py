@@ -2,6 +2,7 @@
 
 from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
 from x402.paywall.matching import payment_id, requirements_match
+from x402.paywall.metering import SETTLEMENT_OVERRIDES, settlement_overrides
 from x402.paywall.middleware import (
     NO_MATCH,
     PAYMENT,
@@ -22,6 +23,7 @@ __all__ = [
     "PAYMENT_REQUIRED_ERROR",
     "PAYWALL_STARTED",
     "REPLAYED",
+    "SETTLEMENT_OVERRIDES",
     "SIGNED_IN",
     "Challenge",
     "ChallengeCache",
@@ -37,4 +39,5 @@ __all__ = [
     "paid_route_of",
     "payment_id",
     "requirements_match",
+    "settlement_overrides",
 ]

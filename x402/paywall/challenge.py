@@ -93,15 +93,16 @@ class ChallengeCache:
         self.payment_identifier = payment_identifier
         self._cache: dict[tuple[int, str], Challenge] = {}
         #: ``extra`` the facilitator announces per network (e.g. Solana's ``feePayer``), filled in where offers lack it
-        self.kind_extra: dict[str, dict[str, Any]] = {}
+        self.kind_extra: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def set_kind_extra(self, kind_extra: Mapping[str, Mapping[str, Any]]) -> None:
-        """Use the facilitator's per-network ``extra`` (from ``/supported``) for offers that do not set it."""
-        self.kind_extra = {net: dict(extra) for net, extra in kind_extra.items() if extra}
+    def set_kind_extra(self, kind_extra: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
+        """Use the facilitator's per-(scheme, network) ``extra`` (from ``/supported``: Solana's ``feePayer``,
+        ``upto``'s ``facilitatorAddress``) for offers that do not set it."""
+        self.kind_extra = {kind: dict(extra) for kind, extra in kind_extra.items() if extra}
         self._cache.clear()
 
-    def _with_kind_extra(self, network: str, extra: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        announced = self.kind_extra.get(network)
+    def _with_kind_extra(self, scheme: str, network: str, extra: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        announced = self.kind_extra.get((scheme, network))
         if not announced:
             return None
         return {**announced, **(extra or {})}
@@ -124,7 +125,7 @@ class ChallengeCache:
         reqs = []
         for o in route.offers:
             r = o.requirements()
-            merged = self._with_kind_extra(r.network, r.extra)
+            merged = self._with_kind_extra(r.scheme, r.network, r.extra)
             reqs.append(msgspec.structs.replace(r, extra=merged) if merged is not None else r)
         reqs_v1 = []
         for o, r2 in zip(route.offers, reqs, strict=True):

@@ -88,8 +88,12 @@ def _canonical(value: Any) -> Any:
 
 
 def valid_before(scheme_payload: Mapping[str, Any]) -> int | None:
-    """The EIP-3009 ``validBefore`` of a payload (unix seconds), if it has one."""
+    """The EIP-3009 ``validBefore`` (Permit2: ``deadline``) of a payload (unix seconds), if it has one."""
     auth = scheme_payload.get("authorization")
+    permit2 = scheme_payload.get("permit2Authorization")
+    if isinstance(permit2, Mapping):
+        raw = permit2.get("deadline")
+        return int(raw) if is_canonical_uint(raw) and len(raw) < 20 else None
     if not isinstance(auth, Mapping):
         return None
     raw = auth.get("validBefore")

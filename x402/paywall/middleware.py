@@ -21,6 +21,7 @@ from x402.paywall import siwx as siwx_lib
 from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache, challenge_headers
 from x402.paywall.listing import RemoteRegistry, well_known_document
 from x402.paywall.matching import match_v1, match_v2, payment_id, valid_before
+from x402.paywall.metering import SETTLEMENT_OVERRIDES, SettlementOverrideError, settle_requirements
 from x402.paywall.offers import Offer, PaidRoute, as_paid_route, check_identifier_mode, paid_route_of
 from x402.paywall.replay import SETTLED, PaymentClaims
 from x402.paywall.responses import attach_settlement, challenge_response, problem
@@ -253,7 +254,11 @@ class Paywall:
             kinds = {(k.x402_version, k.scheme, k.network) for k in supported.kinds}
             # e.g. Solana offers need the facilitator's feePayer in extra, as official servers fill it in
             self.challenges.set_kind_extra(
-                {k.network: k.extra for k in supported.kinds if k.x402_version == 2 and isinstance(k.extra, dict)}
+                {
+                    (k.scheme, k.network): k.extra
+                    for k in supported.kinds
+                    if k.x402_version == 2 and isinstance(k.extra, dict)
+                }
             )
             for (method, path), route in paid_routes:
                 for offer in route.offers:
@@ -585,9 +590,9 @@ class _Run:
         if self.owns_claim and not self.keep_claim:
             await self.paywall._release(self.pid)
 
-    async def _settle(self) -> SettleResponse | web.Response:
+    async def _settle(self, requirements: AnyRequirements | None = None) -> SettleResponse | web.Response:
         try:
-            result = await self.paywall.settle(self.payload, self.requirements)
+            result = await self.paywall.settle(self.payload, requirements or self.requirements)
         except Exception as exc:
             return Paywall._facilitator_failed(self.log, "settle", exc)
         if result.success:
@@ -610,8 +615,9 @@ class _Run:
         )
 
     async def after(self) -> web.StreamResponse:
-        """Default order: the handler first, settle only if it succeeded."""
+        """Default order: the handler first, settle only if it succeeded (``upto``: the amount it reports)."""
         response = await self.handler(self.request)
+        override = response.headers.pop(SETTLEMENT_OVERRIDES, None)  # server-internal: never reaches the buyer
         if response.status >= 400:
             self.log.info("paywall_handler_failed", status=response.status)
             await self.release()
@@ -619,7 +625,13 @@ class _Run:
         if response.prepared:
             # a streamed body already left: settle anyway, but the receipt header can no longer be sent
             self.log.warning("paywall_streamed_before_settle")
-        settled = await self._settle()
+        try:
+            requirements = settle_requirements(self.requirements, override)
+        except SettlementOverrideError as exc:
+            self.log.error("paywall_bad_settlement_override", error=str(exc))
+            await self.release()
+            return problem(500, "invalid_settlement_override", str(exc))
+        settled = await self._settle(requirements)
         if isinstance(settled, web.Response):
             await self.release()
             return settled
@@ -639,6 +651,9 @@ class _Run:
             raise
         if response.status >= 400:
             self.log.error("paywall_handler_failed_after_settlement", status=response.status, tx=settled.transaction)
+        if response.headers.pop(SETTLEMENT_OVERRIDES, None) is not None:
+            # settled before the handler ran (upto: the signed maximum): too late to charge less
+            self.log.warning("paywall_settlement_override_ignored_upfront")
         attach_settlement(response, settled, v1=self.v1, upfront=True)
         return response
 

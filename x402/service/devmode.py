@@ -33,6 +33,8 @@ async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) 
     print(f"  RPC URL        {chain.rpc_url}  (chain id {chain.chain_id}, network {chain.network})", flush=True)
     print(f"  test token     {chain.token_address}  EIP-712 name {chain.token_name!r} version {chain.token_version!r}")
     print(f"  facilitator    {public.get('facilitatorAddress')}  (anvil dev account 0)", flush=True)
+    for name, address in public["permit2"].items():
+        print(f"  {name:<14} {address}  (our build at the canonical address: exact by Permit2, upto)", flush=True)
     for addr in chain.payer_addresses:
         print(f"  demo payer     {addr}  (1,000,000 tokens)", flush=True)
     return {

@@ -65,6 +65,16 @@ PERMIT2_PAYMENT_TOO_EARLY: Final = "permit2_payment_too_early"
 PERMIT2_INVALID_NONCE: Final = "permit2_invalid_nonce"
 PERMIT2_2612_AMOUNT_MISMATCH: Final = "permit2_2612_amount_mismatch"
 
+# EVM upto (Permit2; scheme_upto_evm.md and the SDKs)
+INVALID_UPTO_EVM_SCHEME: Final = "invalid_upto_evm_scheme"
+INVALID_UPTO_EVM_NETWORK_MISMATCH: Final = "invalid_upto_evm_network_mismatch"
+INVALID_UPTO_EVM_PAYLOAD_SETTLEMENT_EXCEEDS_AMOUNT: Final = "invalid_upto_evm_payload_settlement_exceeds_amount"
+INVALID_UPTO_EVM_TRANSACTION_FAILED: Final = "invalid_upto_evm_transaction_failed"
+UPTO_FACILITATOR_MISMATCH: Final = "upto_facilitator_mismatch"
+UPTO_AMOUNT_EXCEEDS_PERMITTED: Final = "upto_amount_exceeds_permitted"
+UPTO_UNAUTHORIZED_FACILITATOR: Final = "upto_unauthorized_facilitator"
+INVALID_PERMIT2_PAYLOAD_FORMAT: Final = "invalid_permit2_payload_format"
+
 # EVM exact, ERC-20 approval gas sponsoring extension
 INVALID_ERC20_APPROVAL_EXTENSION_FORMAT: Final = "invalid_erc20_approval_extension_format"
 ERC20_APPROVAL_FROM_MISMATCH: Final = "erc20_approval_from_mismatch"
@@ -181,6 +191,14 @@ DESCRIPTIONS: Final[dict[str, str]] = {
     UNSUPPORTED_PAYLOAD_TYPE: "The payload type is not supported.",
     EIP6492_FACTORY_NOT_ALLOWED: "The ERC-6492 deployment factory is not allowed.",
     SMART_WALLET_DEPLOYMENT_FAILED: "Deploying the payer's smart wallet failed.",
+    INVALID_UPTO_EVM_SCHEME: "The payload is not for the upto scheme.",
+    INVALID_UPTO_EVM_NETWORK_MISMATCH: "The payload's network differs from the requirements'.",
+    INVALID_UPTO_EVM_PAYLOAD_SETTLEMENT_EXCEEDS_AMOUNT: "The settlement amount exceeds the signed maximum.",
+    INVALID_UPTO_EVM_TRANSACTION_FAILED: "The upto settlement transaction reverted or failed.",
+    UPTO_FACILITATOR_MISMATCH: "The witness names another facilitator.",
+    UPTO_AMOUNT_EXCEEDS_PERMITTED: "The proxy refused an amount above the permitted maximum.",
+    UPTO_UNAUTHORIZED_FACILITATOR: "The proxy refused a settlement sent by another facilitator.",
+    INVALID_PERMIT2_PAYLOAD_FORMAT: "The Permit2 authorization is malformed.",
     INVALID_PERMIT2_SPENDER: "The Permit2 spender is not the x402 proxy.",
     INVALID_PERMIT2_RECIPIENT_MISMATCH: "The Permit2 witness recipient is not payTo.",
     PERMIT2_DEADLINE_EXPIRED: "The Permit2 deadline has passed.",

@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -63,6 +63,7 @@ class JournalRow:
     event_tenant: uuid.UUID | None = None
     age: float = 0.0  # seconds since the row was created
     sent_age: float | None = None  # seconds since its current transaction was handed to the node
+    extensions: dict[str, Any] = field(default_factory=dict)  # payload extensions a settlement needs (EIP-2612)
 
     @classmethod
     def from_record(cls, r: asyncpg.Record) -> JournalRow:
@@ -95,6 +96,7 @@ class JournalRow:
             event_tenant=r.get("event_tenant"),
             age=float(r.get("age") or 0.0),
             sent_age=float(r["sent_age"]) if r.get("sent_age") is not None else None,
+            extensions=json.loads(r["extensions"]) if r.get("extensions") else {},
         )
 
 
@@ -171,6 +173,7 @@ class Journal:
         requirements: Any,
         identifier: tuple[str, str] | None = None,
         event_tenant: str | None = None,
+        extensions: Any = None,
     ) -> int | None:
         """Claim the replay key; the row id, or None when another request already holds it.
 
@@ -180,8 +183,9 @@ class Journal:
             row_id: int | None = await self.pool.fetchval(
                 """INSERT INTO settlements (network, asset, payer, nonce, payload_hash, status, pay_to, amount,
                                             x402_version, payload, requirements, id_tenant, payment_identifier,
-                                            event_tenant)
-                   VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13::uuid)
+                                            event_tenant, extensions)
+                   VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13::uuid,
+                           $14::jsonb)
                    ON CONFLICT ON CONSTRAINT settlements_replay_key DO NOTHING
                    RETURNING id""",
                 key.network,
@@ -197,6 +201,7 @@ class Journal:
                 identifier[0] if identifier else None,
                 identifier[1] if identifier else None,
                 event_tenant,
+                json.dumps(extensions or {}),
             )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "settlements_payment_identifier":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -33,6 +33,9 @@ from x402.wire.models import (
 )
 from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 
+#: The payload extension carrying an EIP-2612 permit of Permit2 (chains/evm/permit2.py reads it).
+EIP2612_EXTENSION = "eip2612GasSponsoring"
+
 log = get_logger("x402.facilitator")
 #: The provider events of a settlement reaching its final status (written in the same transaction).
 FinalEvents = Callable[[JournalRow], Sequence[Event]]
@@ -57,6 +60,15 @@ class Routed:
     payer_hint: str | None
 
 
+@runtime_checkable
+class BoundSigner(Protocol):
+    """An adapter whose payments may name the signer that must settle them (EVM ``upto``)."""
+
+    def settlement_signer(self, ctx: PaymentContext) -> str | None:
+        """The signer address that must send this settlement, or None when any signer may."""
+        ...
+
+
 class ExtensionHandler(Protocol):
     """A facilitator-side payload extension (e.g. bazaar): sees each verify/settle outcome, must not block."""
 
@@ -69,10 +81,12 @@ class ExtensionHandler(Protocol):
         ...
 
 
-def _payer_hint(payload: PaymentPayload) -> str | None:
-    auth = payload.payload.get("authorization")
-    if isinstance(auth, dict) and isinstance(auth.get("from"), str):
-        return str(auth["from"])
+def _payer_hint(payload: Any) -> str | None:
+    """``from`` of an EIP-3009 or a Permit2 authorization, as the payer spelled it."""
+    for key in ("authorization", "permit2Authorization"):
+        auth = payload.get(key) if isinstance(payload, dict) else None
+        if isinstance(auth, dict) and isinstance(auth.get("from"), str):
+            return str(auth["from"])
     return None
 
 
@@ -102,7 +116,9 @@ class FacilitatorService:
 
     # ------------------------------------------------------------------------------------ routing
 
-    def route(self, payload: AnyPayload, requirements: AnyRequirements) -> Routed:
+    def route(
+        self, payload: AnyPayload, requirements: AnyRequirements, *, phase: Literal["verify", "settle"] = "verify"
+    ) -> Routed:
         """Normalise to v2 and find the adapter; raises Rejected for what no adapter could take."""
         try:
             p2, r2 = normalize(payload, requirements)
@@ -126,8 +142,9 @@ class FacilitatorService:
             requirements=r2,
             accepted=p2.accepted,
             extensions=p2.extensions if isinstance(p2.extensions, dict) else {},
+            phase=phase,
         )
-        return Routed(adapter, ctx, requirements.network, _payer_hint(p2))
+        return Routed(adapter, ctx, requirements.network, _payer_hint(p2.payload))
 
     def _count(self, op: str, network: str, outcome: str) -> None:
         if self.metrics is not None:
@@ -245,9 +262,8 @@ class FacilitatorService:
 
     def _success(self, row: JournalRow, network: str, outcome: str) -> SettleResponse:
         self._count("settle", network, outcome)
-        auth = row.payload.get("authorization")
         # the payer as the payment spelled it (the journal keeps the lower-cased replay key)
-        payer = auth["from"] if isinstance(auth, dict) and isinstance(auth.get("from"), str) else row.payer
+        payer = _payer_hint(row.payload) or row.payer
         return SettleResponse(
             success=True, payer=payer, transaction=row.tx_id or "", network=network, amount=str(row.amount)
         )
@@ -290,7 +306,7 @@ class FacilitatorService:
         self, payload: AnyPayload, requirements: AnyRequirements, tenant_id: str | None
     ) -> SettleResponse:
         try:
-            routed = self.route(payload, requirements)
+            routed = self.route(payload, requirements, phase="settle")
         except Rejected as rej:
             return self._failure(requirements.network, rej.reason, rej.message, None)
         ident = await self._bind_identifier(payload, requirements, tenant_id)
@@ -331,6 +347,7 @@ class FacilitatorService:
                 requirements=msgspec.to_builtins(ctx.requirements),
                 identifier=(ident.tenant, ident.id) if ident is not None else None,
                 event_tenant=tenant_id,
+                extensions=_settle_extensions(ctx),
             )
         except IdentifierTaken:  # another authorization of this purchase was claimed meanwhile
             assert ident is not None
@@ -415,16 +432,22 @@ class FacilitatorService:
     ) -> SettleResponse:
         """Sign, send and confirm a claimed settlement (``events``: written with its final status, for the
         reconciler, whose outcomes no request answers)."""
+        if ctx.requirements.scheme == "upto" and int(ctx.requirements.amount) == 0:
+            return await self._settle_nothing(
+                row_id, ctx, network, payer, deliver=deliver, explicit=explicit, events=events
+            )
         started = time.perf_counter()
         tried: set[str] = set()
+        required = adapter.settlement_signer(ctx) if isinstance(adapter, BoundSigner) else None
         while True:
-            # round-robin over the network's signers; one out of gas hands the payment to the next one
-            signer = self.lanes.pick(adapter, ctx.network, tried)
+            # round-robin over the network's signers; one out of gas hands the payment to the next one. A payment
+            # bound to one signer (an upto witness names the facilitator) has no other to fall back on.
+            signer = required if required is not None else self.lanes.pick(adapter, ctx.network, tried)
             try:
                 prepared = await self.lanes.reserve(row_id, ctx, adapter, signer)
                 log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, payment_id=row_id)
             except SignerOutOfGas as exc:
-                if await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
+                if required is None and await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
                     continue
                 raise
             except DependencyError:
@@ -476,6 +499,31 @@ class FacilitatorService:
             )
         return self._failure(network, reasons.SETTLEMENT_PENDING, "not confirmed yet", payer, prepared.tx_id)
 
+    async def _settle_nothing(
+        self,
+        row_id: int,
+        ctx: PaymentContext,
+        network: str,
+        payer: str | None,
+        *,
+        deliver: bool,
+        explicit: bool,
+        events: FinalEvents | None = None,
+    ) -> SettleResponse:
+        """An ``upto`` settled for 0: no transaction; the journal row is confirmed so the authorization cannot be
+        settled again (architecture.md §12.2)."""
+        delivered = await self._record(row_id, Confirmation("confirmed", amount=0), deliver=deliver, events=events)
+        if deliver and not delivered and not explicit:
+            row = await self.journal.get(row_id)
+            assert row is not None
+            return self._duplicate(row, network)
+        self._count("settle", network, "success")
+        log.info("settle_result", status="confirmed", amount=0, network=ctx.network, payment_id=row_id)
+        resp = SettleResponse(success=True, transaction="", network=network, amount="0")
+        if payer:
+            resp.payer = payer
+        return resp
+
     async def _record(
         self, row_id: int, conf: Confirmation, *, deliver: bool = False, events: FinalEvents | None = None
     ) -> bool:
@@ -516,7 +564,7 @@ def _made_under(row: JournalRow, ident: Identifier | None) -> bool:
 
 
 def context_from_row(row: JournalRow) -> PaymentContext:
-    """Rebuild a payment's context from its journal row (for the reconciler)."""
+    """Rebuild a payment's context from its journal row (for the reconciler): always a settlement."""
     req = msgspec.convert(row.requirements, PaymentRequirements)
     return PaymentContext(
         x402_version=row.x402_version,
@@ -525,7 +573,15 @@ def context_from_row(row: JournalRow) -> PaymentContext:
         payload=row.payload,
         requirements=req,
         accepted=req,
+        extensions=row.extensions,
+        phase="settle",
     )
+
+
+def _settle_extensions(ctx: PaymentContext) -> dict[str, Any]:
+    """The payload extensions a later (re)send of this settlement needs: the EIP-2612 permit of Permit2."""
+    keep = (EIP2612_EXTENSION,)
+    return {k: v for k, v in ctx.extensions.items() if k in keep}
 
 
 def _dict(value: object) -> dict[str, Any]:
