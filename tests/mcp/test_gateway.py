@@ -36,7 +36,7 @@ async def _wallet(client: Client, policy: dict[str, Any], fund: int, devchain: D
     return wallet["id"], (await r.json())["key"]
 
 
-async def _listed(client: Client, upstream: Upstream, devchain: DevChain) -> str:
+async def _listed(client: Client, upstream: Upstream, devchain: DevChain, price: int | None = None) -> str:
     """List the upstream's paid route in the registry (as its tenant)."""
     body = {
         "url": upstream.paid_url,
@@ -47,7 +47,7 @@ async def _listed(client: Client, upstream: Upstream, devchain: DevChain) -> str
             {
                 "scheme": "exact",
                 "network": devchain.network,
-                "amount": str(upstream.price),
+                "amount": str(upstream.price if price is None else price),
                 "asset": devchain.token_address,
                 "payTo": upstream.pay_to,
                 "maxTimeoutSeconds": 120,
@@ -168,6 +168,19 @@ async def test_gateway_needs_an_api_key_with_the_wallets_scope(gateway: Client) 
         async with http.post(url, json=init, headers={**headers, "Authorization": f"Bearer {tenant}"}) as r:
             assert r.status == 403
             assert (await r.json())["code"] == "insufficient_scope"
+        wallets_key = await tenant_key_of_scopes(gateway, ["wallets"])
+        auth = {**headers, "Authorization": f"Bearer {wallets_key}"}
+        async with http.post(url, data="{}", headers={**auth, "Content-Type": "text/plain"}) as r:
+            assert r.status == 415
+            assert (await r.json())["code"] == "unsupported_media_type"
+        for bad in ([init], {"jsonrpc": "1.0", "method": "tools/list"}, {**init, "id": {}}, {**init, "params": []}):
+            async with http.post(url, json=bad, headers=auth) as r:
+                assert r.status == 400, bad
+                assert (await r.json())["code"] == "invalid_jsonrpc"
+        async with http.post(url, json=init, headers=auth) as r:
+            assert r.status == 200  # stateless: any request stands alone
+            listed = [t["name"] for t in (await r.json())["result"]["tools"]]
+            assert listed[:3] == ["search", "describe", "call"]
 
 
 async def tenant_key_of_scopes(client: Client, scopes: list[str]) -> str:
@@ -178,3 +191,21 @@ async def tenant_key_of_scopes(client: Client, scopes: list[str]) -> str:
     r = await client.post(f"/v1/tenants/{tenant}/keys", json={"scopes": scopes}, headers=op)
     key: str = (await r.json())["key"]
     return key
+
+
+async def test_a_live_price_above_the_listing_is_refused_before_signing(
+    gateway: Client, upstream: Upstream, devchain: DevChain
+) -> None:
+    resource_id = await _listed(gateway, upstream, devchain, price=upstream.price - 1)
+    wallet_id, key = await _wallet(gateway, {}, 10**8, devchain)
+    before = await token_balance(devchain, upstream.pay_to)
+    async with mcp_session(str(gateway.make_url("/v1/mcp")), {"Authorization": f"Bearer {key}"}) as session:
+        result = await session.call_tool("call", {"resource": resource_id})
+        assert result.is_error is True
+        assert _doc(result)["code"] == "over_max_amount"
+        # the agent may raise the cap itself
+        paid = await session.call_tool("call", {"resource": resource_id, "maxAmount": str(upstream.price)})
+        assert not paid.is_error, paid.content
+    assert await token_balance(devchain, upstream.pay_to) == before + upstream.price
+    r = await gateway.get(f"/v1/wallets/{wallet_id}/budget", headers={"Authorization": f"Bearer {key}"})
+    assert (await r.json())["spent"] == str(upstream.price)

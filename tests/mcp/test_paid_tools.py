@@ -140,6 +140,7 @@ async def test_failed_settlement_returns_the_payment_error_without_the_tool_outp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # the first run builds the official SDK's venv (pip, ~2 min on a busy box); later runs ~15 s
 async def test_official_python_mcp_client_pays_through_the_remote_facilitator(
     aiohttp_server: Any, devchain: DevChain, service_settings: Settings, payer_key: str, tmp_path: Path
 ) -> None:

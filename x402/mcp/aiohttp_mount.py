@@ -18,8 +18,6 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 #: The ASGI scope key carrying the aiohttp request.
 SCOPE_KEY = "x402.aiohttp_request"
-#: Largest request body accepted (MCP messages are small JSON-RPC documents).
-MAX_BODY = 1 << 20
 
 
 def aiohttp_request(ctx: Any) -> web.Request | None:
@@ -31,6 +29,16 @@ def aiohttp_request(ctx: Any) -> web.Request | None:
         if isinstance(found, web.Request):
             return found
     return None
+
+
+def _headers(request: web.Request) -> list[tuple[bytes, bytes]]:
+    out = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()]
+    accept = request.headers.get("Accept", "").strip()
+    if accept in ("", "*/*"):
+        # a client that names no type accepts any: give the transport the types it asks streamable-HTTP clients for
+        out = [(k, v) for k, v in out if k != b"accept"]
+        out.append((b"accept", b"application/json, text/event-stream"))
+    return out
 
 
 def _scope(request: web.Request) -> dict[str, Any]:
@@ -46,7 +54,7 @@ def _scope(request: web.Request) -> dict[str, Any]:
         "raw_path": request.raw_path.split("?", 1)[0].encode("latin-1"),
         "query_string": request.query_string.encode("latin-1"),
         "root_path": "",
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in request.headers.items()],
+        "headers": _headers(request),
         "client": (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None,
         "server": (host, int(port) if port.isdigit() else 80),
         "state": {},
@@ -55,11 +63,7 @@ def _scope(request: web.Request) -> dict[str, Any]:
 
 
 async def _serve(manager: StreamableHTTPSessionManager, request: web.Request) -> web.StreamResponse:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(body))
+    body = await request.read()  # bounded by the app's client_max_size (a guard may have read it already)
     finished = asyncio.Event()
     delivered = False
     response: web.StreamResponse | None = None
@@ -105,8 +109,9 @@ def mount(
     json_response: bool = True,
     guard: Callable[[web.Request], Awaitable[None]] | None = None,
 ) -> StreamableHTTPSessionManager:
-    """Serve ``server`` at ``path`` (POST, GET, DELETE) of ``app``; the session manager lives as long as the app.
+    """Serve ``server`` at ``path`` of ``app``; the session manager lives as long as the app.
 
+    Stateless servers answer POST only (GET streams and DELETE belong to sessions), stateful ones POST, GET, DELETE.
     ``guard`` runs before the MCP transport sees a request (authentication): what it raises is the HTTP answer.
     """
     manager = StreamableHTTPSessionManager(app=server, stateless=stateless, json_response=json_response)
@@ -138,6 +143,6 @@ def mount(
         return await _serve(manager, request)
 
     app.cleanup_ctx.append(lifetime)
-    for method in ("POST", "GET", "DELETE"):
+    for method in ("POST",) if stateless else ("POST", "GET", "DELETE"):
         app.router.add_route(method, path, handler)
     return manager

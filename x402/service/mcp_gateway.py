@@ -24,7 +24,7 @@ from mcp.server.lowlevel import Server
 from wallets.payer import PayRequest
 from wallets.service import WalletService
 from wallets.store import Wallet
-from x402.errors import BadRequest, NotFound, ValidationFailed, X402Error
+from x402.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed, X402Error
 from x402.mcp.aiohttp_mount import aiohttp_request, mount
 from x402.mcp.paid import PAYMENT_RESPONSE_META
 from x402.service.appkeys import REGISTRY, WALLETS
@@ -35,6 +35,7 @@ from x402.service.registry.routes import CATALOGUE
 from x402.service.registry.store import Filters
 from x402.service.storage.scope import system_scope
 from x402.service.wallets_api.access import Caller, caller_of, wallet_by_id
+from x402.wire import jsonlimits
 
 PATH: Final = "/v1/mcp"
 #: Listed resources offered as their own tools (the newest first); the rest are reached through ``call``.
@@ -48,6 +49,7 @@ _REQUEST_PROPS: dict[str, Any] = {
     "headers": {"type": "object", "additionalProperties": {"type": "string"}},
     "body": {"description": "JSON body (sent as application/json) or a string"},
     "maxAmount": {"type": "string", "description": "cap in atomic units (default: the listed price)"},
+    "idempotencyKey": {"type": "string", "description": "a retry with the same key never pays twice"},
 }
 
 SEARCH = types.Tool(
@@ -184,8 +186,16 @@ def _pay_request(resource: Resource, args: dict[str, Any]) -> PayRequest:
             doc[key] = args[key]
     if "maxAmount" not in doc and resource.min_price is not None:
         # never more than the listing asks unless the agent says so
-        doc["maxAmount"] = str(max(int(a.get("amount", 0) or 0) for a in resource.accepts) or resource.min_price)
+        listed = [int(a["amount"]) for a in resource.accepts if str(a.get("amount", "")).isdigit()]
+        doc["maxAmount"] = str(max(listed, default=resource.min_price))
     return PayRequest.from_json(doc)
+
+
+def _idempotency_key(args: dict[str, Any]) -> str | None:
+    key = args.get("idempotencyKey")
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 255):
+        raise BadRequest("idempotencyKey must be 1-255 characters", code="invalid_idempotency_key")
+    return key
 
 
 async def _call(request: web.Request, caller: Caller, args: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +208,7 @@ async def _call(request: web.Request, caller: Caller, args: dict[str, Any]) -> d
         raise ValidationFailed("wallets need a master key (X402_MASTER_KEY)", code="master_key_missing")
     req = _pay_request(resource, args)
     check_http_url(req.url, code="outbound_refused")
-    result = await service.payer.pay(wallet, req, None)
+    result = await service.payer.pay(wallet, req, _idempotency_key(args))
     return {"resourceId": str(resource.id), **result}
 
 
@@ -241,9 +251,27 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
 
 
 async def _guard(request: web.Request) -> None:
-    """Refuse before MCP: no key (when keys are required) is 401, a key without the wallets scope 403."""
+    """Refuse before MCP: no key (when keys are required) is 401, a key without the wallets scope 403, a body
+    that is not JSON 415 (problem documents; the transport's own refusals are JSON-RPC errors)."""
     with scope_of(principal_of(request)):
         await caller_of(request, request.app[WALLETS])
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(
+            "MCP messages are JSON-RPC: Content-Type: application/json", code="unsupported_media_type"
+        )
+    check_envelope(jsonlimits.loads(await request.read()))
+
+
+def check_envelope(doc: Any) -> None:
+    """A JSON-RPC 2.0 request or notification (the agent side sends nothing else): 400 ``invalid_jsonrpc``."""
+    if not isinstance(doc, dict) or doc.get("jsonrpc") != "2.0":
+        raise BadRequest('expected a JSON-RPC 2.0 message object ("jsonrpc": "2.0")', code="invalid_jsonrpc")
+    if not isinstance(doc.get("method"), str):
+        raise BadRequest("method must be a string", code="invalid_jsonrpc")
+    if "id" in doc and (isinstance(doc["id"], bool) or not isinstance(doc["id"], str | int)):
+        raise BadRequest("id must be a string or an integer", code="invalid_jsonrpc")
+    if "params" in doc and not isinstance(doc["params"], dict):
+        raise BadRequest("params must be an object", code="invalid_jsonrpc")
 
 
 def install(app: web.Application) -> None:
