@@ -12,7 +12,7 @@ import sys
 async def main(url: str, tool: str, arguments: dict, key: str) -> dict:
     from eth_account import Account
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client  # mcp 1.x (see tests/harness/official_py.py)
+    from mcp.client.streamable_http import streamablehttp_client  # mcp 1.x (tests/interop/requirements-official.txt)
     from x402.mechanisms.evm.exact import register_exact_evm_client
     from x402.mechanisms.evm.signers import EthAccountSigner
 

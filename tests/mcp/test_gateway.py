@@ -36,10 +36,12 @@ async def _wallet(client: Client, policy: dict[str, Any], fund: int, devchain: D
     return wallet["id"], (await r.json())["key"]
 
 
-async def _listed(client: Client, upstream: Upstream, devchain: DevChain, price: int | None = None) -> str:
+async def _listed(
+    client: Client, upstream: Upstream, devchain: DevChain, price: int | None = None, path: str = "/paid"
+) -> str:
     """List the upstream's paid route in the registry (as its tenant)."""
     body = {
-        "url": upstream.paid_url,
+        "url": upstream.base_url + path,
         "method": "GET",
         "description": "Paid weather forecast of the test upstream",
         "mimeType": "application/json",
@@ -206,6 +208,27 @@ async def test_a_live_price_above_the_listing_is_refused_before_signing(
         # the agent may raise the cap itself
         paid = await session.call_tool("call", {"resource": resource_id, "maxAmount": str(upstream.price)})
         assert not paid.is_error, paid.content
+    assert await token_balance(devchain, upstream.pay_to) == before + upstream.price
+    r = await gateway.get(f"/v1/wallets/{wallet_id}/budget", headers={"Authorization": f"Bearer {key}"})
+    assert (await r.json())["spent"] == str(upstream.price)
+
+
+async def test_a_call_signs_in_instead_of_paying_again_where_the_wallet_has_an_entitlement(
+    gateway: Client, upstream: Upstream, devchain: DevChain
+) -> None:
+    """The upstream's /signin offers Sign-In-With-X: the wallet that paid once signs in the second time (the
+    wallet payer's own sign-in, reached through the gateway's call)."""
+    resource_id = await _listed(gateway, upstream, devchain, path="/signin")
+    wallet_id, key = await _wallet(gateway, {"totalBudget": str(5 * upstream.price)}, 10**8, devchain)
+    before = await token_balance(devchain, upstream.pay_to)
+    async with mcp_session(str(gateway.make_url("/v1/mcp")), {"Authorization": f"Bearer {key}"}) as session:
+        first = _doc(await session.call_tool("call", {"resource": resource_id}))
+        assert first["payment"]["paid"] is True
+        second = _doc(await session.call_tool("call", {"resource": resource_id}))
+        assert second["upstream"]["status"] == 200
+        assert second["payment"]["paid"] is False
+        assert second["payment"]["signedIn"]
+        assert second["budget"]["total"]["used"] == str(upstream.price)
     assert await token_balance(devchain, upstream.pay_to) == before + upstream.price
     r = await gateway.get(f"/v1/wallets/{wallet_id}/budget", headers={"Authorization": f"Bearer {key}"})
     assert (await r.json())["spent"] == str(upstream.price)

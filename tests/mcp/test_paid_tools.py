@@ -12,7 +12,6 @@ import pytest
 from chains.evm.devchain import DevChain
 from chains.evm.payer import EvmSigner
 from tests.harness.evm import address_of, fund_eth, rpc, token_balance, wait_receipt
-from tests.harness.official_py import ROOT, official_python
 from tests.mcp.conftest import mcp_session, running_provider
 from tests.paywall.conftest import AMOUNT
 from x402.client import PaymentPolicy
@@ -22,7 +21,10 @@ from x402.service.app import create_app
 from x402.service.facilitator.inprocess import AppFacilitator
 from x402.service.settings import Settings
 
-OFFICIAL_CLIENT = ROOT / "tests" / "interop" / "mcp_official_client.py"
+INTEROP = Path(__file__).resolve().parents[1] / "interop"
+#: PyPI x402 2.25 with its mcp extra (its own venv from tests/interop/requirements-official.txt, scripts/bootstrap)
+OFFICIAL_PYTHON = INTEROP / ".venv-x402" / "bin" / "python"
+OFFICIAL_CLIENT = INTEROP / "mcp_official_client.py"
 
 
 def _payer(session: Any, chain: DevChain, key: str) -> McpPayer:
@@ -140,17 +142,16 @@ async def test_failed_settlement_returns_the_payment_error_without_the_tool_outp
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # the first run builds the official SDK's venv (pip, ~2 min on a busy box); later runs ~15 s
 async def test_official_python_mcp_client_pays_through_the_remote_facilitator(
     aiohttp_server: Any, devchain: DevChain, service_settings: Settings, payer_key: str, tmp_path: Path
 ) -> None:
     """The PyPI ``x402[mcp]`` client (own venv) pays our tool; verify/settle go over HTTP to our facilitator."""
-    python = await asyncio.to_thread(official_python)
+    assert OFFICIAL_PYTHON.exists(), "run scripts/bootstrap (it creates tests/interop/.venv-x402)"
     facilitator_app = await aiohttp_server(create_app(service_settings))
     remote = RemoteFacilitator(str(facilitator_app.make_url("/")))
     async with running_provider(lambda _app: remote, devchain) as provider:
         proc = await asyncio.create_subprocess_exec(
-            str(python),
+            str(OFFICIAL_PYTHON),
             str(OFFICIAL_CLIENT),
             provider.url,
             "get_weather",

@@ -114,6 +114,7 @@ def create_app(
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
     from x402.service import mcp_gateway, registry, risk_api, wallets_api
+    from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
@@ -124,4 +125,5 @@ def default_installers() -> list[Installer]:
         registry.install,
         wallets_api.install,
         mcp_gateway.install,
+        events.install,
     ]
