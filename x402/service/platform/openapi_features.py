@@ -13,6 +13,7 @@ from typing import Any
 from risk.config import _ACTION_PARAMS, _FLOAT_PARAMS, _INT_PARAMS, DEFAULT_RULES, MAX_CUSTOM_RULES
 from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
+from x402.errors import PROBLEM_JSON
 from x402.service.registry.hosts import URL_PATTERN
 from x402.service.registry.routes import CURSOR_PATTERN, EXTENSIONS_PATTERN
 from x402.service.registry.validate import CHECKS as VALIDATE_CHECKS
@@ -352,7 +353,7 @@ def _mcp_operation() -> dict[str, Any]:
             "400": {
                 "description": "Not a JSON-RPC 2.0 message (problem invalid_jsonrpc), or refused by the MCP transport",
                 "content": {
-                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+                    PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
                     "application/json": {"schema": _JSONRPC_ERROR},
                 },
             },
