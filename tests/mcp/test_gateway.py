@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import mint, token_balance
+from tests.harness.paychain import EvmChain
 from tests.mcp.conftest import mcp_session
 from tests.wallets.conftest import ADMIN, Upstream, service_factory, upstream
 
@@ -20,9 +21,15 @@ Client = TestClient[Any, Any]
 
 
 @pytest.fixture
-async def gateway(devchain: DevChain, database_url: str, aiohttp_client: Any) -> Client:
+def chain(devchain: DevChain) -> EvmChain:
+    """The gateway's payments settle on anvil (the wallet rig's fake chain is not used here)."""
+    return EvmChain(devchain)
+
+
+@pytest.fixture
+async def gateway(chain: EvmChain, database_url: str, aiohttp_client: Any) -> Client:
     """A wallet service with API keys on; the client sends tenant A's key."""
-    return await service_factory(devchain, database_url, aiohttp_client, keys_on=True)()
+    return await service_factory(chain, database_url, aiohttp_client, keys_on=True)()
 
 
 async def _wallet(client: Client, policy: dict[str, Any], fund: int, devchain: DevChain) -> tuple[str, str]:
