@@ -24,10 +24,13 @@ def _worker() -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_entry_points() -> None:
-    """Read the chain entry points once, outside any event loop (as ``x402 serve`` does)."""
+    """Read the chain entry points once, outside any event loop (as ``x402 serve`` does); import the MCP SDK the
+    gateway mounts (``create_app`` imports it lazily, which a test's event loop would see as blocking I/O)."""
     from chains.registry import load_factories
+    from x402.service import mcp_gateway
 
     load_factories()
+    assert mcp_gateway.PATH
 
 
 @pytest.fixture(scope="session")

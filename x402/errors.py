@@ -110,6 +110,12 @@ class PayloadTooLarge(X402Error):
     title = "Payload too large"
 
 
+class UnsupportedMediaType(X402Error):
+    status = 415
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
 class RateLimited(X402Error):
     status = 429
     code = "rate_limited"

@@ -75,20 +75,44 @@ async def _records_of(database_url: str, resource: str, want: int) -> list[Any]:
         await conn.close()
 
 
-@pytest.mark.slow
-async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def serve_dev(database_url: str, data_dir: Path) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """``x402 serve --dev`` as a subprocess: its base URL and the ``dev`` facts of ``/.well-known/x402``."""
     port = free_port()
     serve_env = {
         "DATABASE_URL": database_url,
         "X402_PORT": str(port),
         "X402_DEV_ANVIL_PORT": str(free_port()),
-        "X402_DATA_DIR": str(tmp_path),
+        "X402_DATA_DIR": str(data_dir),
         "X402_LOG_LEVEL": "warning",
     }
     base = f"http://127.0.0.1:{port}"
     async with _process(sys.executable, "-m", "x402.service.cli", "serve", "--dev", env=serve_env) as serve:
-        wk = await _wait_http(base + "/.well-known/x402", serve)
-        dev = wk["dev"]
+        for _ in range(100):  # a busy box may answer something other than 200 first
+            wk = await _wait_http(base + "/.well-known/x402", serve)
+            if wk is not None:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("/.well-known/x402 never answered 200")
+        yield base, wk["dev"]
+
+
+def provider_example_env(base: str, dev: dict[str, Any], pay_to: str, port: int) -> dict[str, str]:
+    """The environment of a provider example settling through the dev service in the dev token."""
+    return {
+        "FACILITATOR_URL": base,
+        "PAY_TO": pay_to,
+        "ASSET": dev["asset"]["address"],
+        "TOKEN_NAME": dev["asset"]["name"],
+        "TOKEN_VERSION": dev["asset"]["version"],
+        "PORT": str(port),
+    }
+
+
+@pytest.mark.slow
+async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp_path: Path) -> None:
+    async with serve_dev(database_url, tmp_path) as (base, dev):
         assert dev["demo"]["path"] == "/demo/paid"
         chain = DevChain(rpc_url=dev["rpcUrl"])
         before = await token_balance(chain, DEMO_PAY_TO)
@@ -108,14 +132,7 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
 
         pay_to = address_of(new_key())
         provider_port = free_port()
-        provider_env = {
-            "FACILITATOR_URL": base,
-            "PAY_TO": pay_to,
-            "ASSET": dev["asset"]["address"],
-            "TOKEN_NAME": dev["asset"]["name"],
-            "TOKEN_VERSION": dev["asset"]["version"],
-            "PORT": str(provider_port),
-        }
+        provider_env = provider_example_env(base, dev, pay_to, provider_port)
         async with _process(sys.executable, "examples/provider_app.py", env=provider_env) as provider:
             provider_url = f"http://127.0.0.1:{provider_port}/weather"
             await _wait_http(provider_url, provider)

@@ -96,6 +96,8 @@ CALLER_SCOPED = {
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),
     ("DELETE", "/v1/risk/lists/{name}"),
+    # the MCP gateway acts on the caller's own wallets only (second tenant: tests/mcp/test_gateway.py)
+    ("POST", "/v1/mcp"),
 }
 #: No tenant data at all.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/.well-known/x402", "/supported", "/docs", "/openapi.json"}

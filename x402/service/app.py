@@ -114,7 +114,7 @@ def create_app(
 
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
-    from x402.service import registry, risk_api, wallets_api
+    from x402.service import mcp_gateway, registry, risk_api, wallets_api
     from x402.service.analytics import routes as analytics
     from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
@@ -126,6 +126,7 @@ def default_installers() -> list[Installer]:
         facilitator.install,
         registry.install,
         wallets_api.install,
+        mcp_gateway.install,
         events.install,
         analytics.install,
         dashboard.install,

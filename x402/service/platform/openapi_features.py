@@ -13,6 +13,7 @@ from typing import Any
 from risk.config import _ACTION_PARAMS, _FLOAT_PARAMS, _INT_PARAMS, DEFAULT_RULES, MAX_CUSTOM_RULES
 from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
+from x402.errors import PROBLEM_JSON
 from x402.service.registry.hosts import URL_PATTERN
 from x402.service.registry.routes import CURSOR_PATTERN, EXTENSIONS_PATTERN
 from x402.service.registry.validate import CHECKS as VALIDATE_CHECKS
@@ -305,6 +306,68 @@ def _operation(
     return op
 
 
+_JSONRPC_ERROR = {
+    "type": "object",
+    "required": ["jsonrpc", "error"],
+    "properties": {
+        "jsonrpc": {"const": "2.0"},
+        "id": {"type": ["string", "integer", "null"]},
+        "error": {"type": "object", "required": ["code", "message"]},
+    },
+}
+
+
+def _mcp_operation() -> dict[str, Any]:
+    """``POST /v1/mcp``: the MCP gateway, streamable HTTP (stateless, JSON answers) carrying JSON-RPC messages."""
+    rpc_error = {
+        "description": "Refused by the MCP transport",
+        "content": {"application/json": {"schema": _JSONRPC_ERROR}},
+    }
+    return {
+        "summary": "MCP gateway for agents: tools search, describe, call and one per listed resource (scope wallets)",
+        "tags": ["wallets"],
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["jsonrpc", "method"],
+                        "properties": {
+                            "jsonrpc": {"const": "2.0"},
+                            "id": {"type": ["string", "integer"]},
+                            "method": {"type": "string"},
+                            "params": {"type": "object", "description": "the method's parameters (the MCP schema)"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The JSON-RPC answer (a result, or an error object)",
+                "content": {"application/json": {"schema": {"type": "object", "required": ["jsonrpc"]}}},
+            },
+            "202": {"description": "A notification or response was accepted"},
+            "400": {
+                "description": "Not a JSON-RPC 2.0 message (problem invalid_jsonrpc), or refused by the MCP transport",
+                "content": {
+                    PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
+                    "application/json": {"schema": _JSONRPC_ERROR},
+                },
+            },
+            "401": _PROBLEM,
+            "403": _PROBLEM,
+            "404": rpc_error,
+            "406": rpc_error,
+            "413": _PROBLEM,
+            "415": _PROBLEM,
+            "429": _PROBLEM,
+        },
+    }
+
+
 def feature_paths() -> dict[str, dict[str, Any]]:
     """Operations keyed by path then method."""
     out: dict[str, dict[str, Any]] = {}
@@ -341,6 +404,7 @@ def feature_paths() -> dict[str, dict[str, Any]]:
     }
     # the origin's discovery documents cannot be fetched
     out["/v1/resources/import"]["post"]["responses"]["502"] = {"$ref": "#/components/responses/Problem"}
+    out["/v1/mcp"] = {"post": _mcp_operation()}
     out["/demo/paid"] = {
         "get": {
             "summary": "Dev only: a resource behind the paywall (402 until paid)",

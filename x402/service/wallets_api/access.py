@@ -63,7 +63,11 @@ def wallet_id_of(request: web.Request, name: str = "id") -> uuid.UUID:
 
 async def wallet_for(request: web.Request, service: WalletService, caller: Caller) -> Wallet:
     """The wallet in the path, if this caller may see it (others' wallets are not found)."""
-    wallet_id = wallet_id_of(request)
+    return await wallet_by_id(service, caller, wallet_id_of(request))
+
+
+async def wallet_by_id(service: WalletService, caller: Caller, wallet_id: uuid.UUID) -> Wallet:
+    """A wallet by id, if this caller may see it (others' wallets are not found)."""
     if caller.agent_wallets is not None and wallet_id not in caller.agent_wallets:
         raise NotFound("no such wallet", code="wallet_not_found")
     return await service.store.get(wallet_id, caller.tenant_id, any_tenant=caller.operator)
