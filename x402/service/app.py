@@ -113,8 +113,17 @@ def create_app(
 
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
-    from x402.service import registry, risk_api, wallets_api
+    from x402.service import proxy, registry, risk_api, wallets_api
     from x402.service.facilitator import routes as facilitator
+    from x402.service.trust import api as trust
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
-    return [platform.install, risk_api.install, facilitator.install, registry.install, wallets_api.install]
+    return [
+        platform.install,
+        risk_api.install,
+        facilitator.install,
+        registry.install,
+        trust.install,
+        wallets_api.install,
+        proxy.install,
+    ]

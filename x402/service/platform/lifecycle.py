@@ -27,7 +27,17 @@ LINKS: dict[str, tuple[str, str, str]] = {
     "webhook_dead_letters": ("endpoint_id", "webhook_endpoints", "id"),
 }
 #: Tables that hold no tenant's rows (shared ledgers, the audit chain, bookkeeping).
-GLOBAL_TABLES = frozenset({"schema_migrations", "settlements", "verified_transactions", "audit_log", "nonce_fills"})
+GLOBAL_TABLES = frozenset(
+    {
+        "schema_migrations",
+        "settlements",
+        "verified_transactions",
+        "audit_log",
+        "nonce_fills",
+        "trust_scores",
+        "trust_watermark",
+    }
+)
 #: Columns never exported: key hashes, sealed keys and secrets, stored replies (they may echo a secret).
 REDACTED_COLUMNS = frozenset({"hash", "nonce", "ciphertext", "response_body"})
 REDACTED = "[redacted]"

@@ -223,6 +223,9 @@ def _filters(request: web.Request, *, search: bool) -> Filters:
     max_price = q.get("maxPrice") or q.get("max_price") if search else None
     if max_price is not None and not is_atomic(max_price):
         raise BadRequest("maxPrice must be an atomic amount (integer string)", code="invalid_max_price")
+    min_trust = q.get("minTrust") or None if search else None
+    if min_trust is not None and not (min_trust.isdigit() and int(min_trust) <= 100):
+        raise BadRequest("minTrust must be an integer from 0 to 100", code="invalid_min_trust")
     return Filters(
         type=rtype,
         pay_to=q.get("payTo") or None,
@@ -230,6 +233,7 @@ def _filters(request: web.Request, *, search: bool) -> Filters:
         network=q.get("network") or None,
         category=(q.get("category") or None) if search else None,
         max_price=int(max_price) if max_price is not None else None,
+        min_trust=int(min_trust) if min_trust is not None else None,
     )
 
 
