@@ -332,6 +332,16 @@ class Ledger:
             timedelta(seconds=in_flight),
         )
 
+    async def paid_before(self, wallet_id: uuid.UUID, purchase: bytes) -> list[str]:
+        """The networks this wallet paid this purchase on (settled payments), newest first: it may sign in there."""
+        rows = await self.pool.fetch(
+            """SELECT network FROM wallet_payments WHERE wallet_id = $1 AND purchase = $2 AND status = 'committed'
+               GROUP BY network ORDER BY max(created_at) DESC""",
+            wallet_id,
+            purchase,
+        )
+        return [r["network"] for r in rows]
+
     async def due_pending(self, limit: int = 50) -> list[asyncpg.Record]:
         """Pending payments, least recently checked first (marked checked now, so other processes move on)."""
         return await self.pool.fetch(

@@ -25,8 +25,10 @@ from wallets.store import Wallet, WalletStore
 from x402.client import parse_challenge, signer_for
 from x402.client.client import Challenge402, payment_header
 from x402.client.signer import PaymentSigner
+from x402.client.siwx import sign_in_header
 from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused, X402Error
 from x402.logs import get_logger
+from x402.wire import siwx
 from x402.wire.codec import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
@@ -271,6 +273,11 @@ class WalletPayer:
             challenge = parse_challenge(first.headers, first.body)
         except PaymentRefused as exc:
             raise errors.UpstreamFailed(exc.detail, code="invalid_payment_required", upstreamStatus=402) from None
+        signed = await self._sign_in(wallet, req, challenge)
+        if isinstance(signed, dict):
+            return signed
+        if signed is not None:  # refused: pay the fresh challenge of the refusal
+            challenge = signed
         blocked = await self._screen(wallet, challenge, req)
         index, signer_chain = self._choose(wallet, challenge, req, blocked)
         offer = challenge.offers[index]
@@ -295,6 +302,37 @@ class WalletPayer:
         # a retry of this purchase (same Idempotency-Key) sends the same payment-identifier id
         identifier = derived_id(str(wallet.id), idempotency_key) if idempotency_key is not None else new_id()
         return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res, identifier=identifier)
+
+    async def _sign_in(
+        self, wallet: Wallet, req: PayRequest, challenge: Challenge402
+    ) -> dict[str, Any] | Challenge402 | None:
+        """Sign in (Sign-In-With-X) to a purchase this wallet paid before, with the key that paid it.
+
+        The answer when the upstream served it; the refusal's fresh 402 challenge to pay instead; None when the 402
+        does not offer sign-in or the wallet never paid this purchase.
+        """
+        if not isinstance((challenge.extensions or {}).get(siwx.KEY), dict):
+            return None
+        networks = await self.ledger.paid_before(wallet.id, purchase_of(req))
+        chains = list(dict.fromkeys("evm" if is_evm(n) else "svm" for n in networks if is_evm(n) or is_solana(n)))
+        signers = [await self._signer(wallet, chain) for chain in chains]
+        signed = sign_in_header(challenge.extensions, signers)
+        if signed is None:
+            return None
+        value, address = signed
+        resp = await self.fetcher.fetch(req.method, req.url, {**req.headers, siwx.HEADER: value}, req.body)
+        if resp.status == 402:
+            log.info("wallet_sign_in_refused", wallet_id=str(wallet.id), url=req.url)
+            try:
+                return parse_challenge(resp.headers, resp.body)
+            except PaymentRefused as exc:
+                raise errors.UpstreamFailed(exc.detail, code="invalid_payment_required", upstreamStatus=402) from None
+        log.info("wallet_signed_in", wallet_id=str(wallet.id), url=req.url, address=address)
+        return {
+            "upstream": response_json(resp),
+            "payment": {"paid": False, "signedIn": address},
+            "budget": await self._budget(wallet),
+        }
 
     async def _screen(
         self, wallet: Wallet, challenge: Challenge402, req: PayRequest

@@ -1,10 +1,10 @@
-"""Everything the wallet feature needs, built once per app from settings: store, ledger, payer, webhooks, tasks."""
+"""Everything the wallet feature needs, built once per app from settings: store, ledger, payer, tasks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +22,6 @@ from wallets.outbound import Fetcher
 from wallets.payer import PayeeScreen, TrustLookup, WalletPayer
 from wallets.reconcile import Pass, chain_lookup, reconcile_once
 from wallets.store import WalletStore
-from wallets.webhooks import DeliveryOptions, Webhooks
 from x402.logs import get_logger
 from x402.wire.networks import is_solana
 
@@ -71,7 +70,6 @@ class WalletOptions:
     sweep_interval: float = 30.0
     #: how often pending payments (sent, no receipt) are checked on-chain
     reconcile_interval: float = 15.0
-    webhooks: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
 class WalletService:
@@ -101,7 +99,6 @@ class WalletService:
             timeout=self.options.fetch_timeout,
             max_bytes=settings.max_body_bytes,
         )
-        self.webhooks = Webhooks(pool, self.keyring, self.fetcher, self.options.webhooks)
         self.lookup = chain_lookup(chains)
         #: Solana RPC pools for agent wallets' signers (the mint, a blockhash), with failover and breakers
         self.svm_rpc = {
@@ -141,13 +138,11 @@ class WalletService:
             log.info("wallet_keys_moved_under_tenant_data_keys", count=moved)
 
     def start(self) -> None:
-        """Start the sweeper and the webhook worker."""
+        """Start the sweeper and the reconciler."""
         if self.keyring is None:
             log.warning("wallets_disabled", detail="no master key (X402_MASTER_KEY): wallets cannot be created or pay")
         self._tasks.append(asyncio.create_task(self._sweeper(), name="wallet-sweeper"))
         self._tasks.append(asyncio.create_task(self._reconciler(), name="wallet-reconciler"))
-        if self.keyring is not None:
-            self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhook-worker"))
 
     async def _sweeper(self) -> None:
         while True:

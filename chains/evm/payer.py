@@ -44,6 +44,13 @@ class EvmSigner:
         """The checksummed payer address."""
         return self._address
 
+    def sign_in_message(self, message: str) -> str:
+        """EIP-191 ``personal_sign`` of a Sign-In-With-X message (0x-hex r||s||v, v 27/28)."""
+        body = message.encode("utf-8")
+        digest = keccak(b"\x19Ethereum Signed Message:\n" + str(len(body)).encode() + body)
+        sig = self._key.sign_recoverable(digest, hasher=None)
+        return "0x" + (sig[:64] + bytes([sig[64] + 27])).hex()
+
     def can_pay(self, requirements: PaymentRequirements) -> bool:
         """An ``exact`` EIP-3009 offer on an EVM network whose EIP-712 domain we know."""
         if requirements.scheme != "exact" or not is_evm(requirements.network):

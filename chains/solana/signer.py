@@ -79,6 +79,10 @@ class SvmSigner:
     def __repr__(self) -> str:
         return f"SvmSigner({self.address})"
 
+    def sign_in_message(self, message: str) -> str:
+        """ed25519 signature of a Sign-In-With-Solana message, base58."""
+        return str(self._keypair.sign_message(message.encode("utf-8")))
+
     @property
     def address(self) -> str:
         """The payer's (transfer authority's) base58 address."""

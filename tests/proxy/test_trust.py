@@ -62,7 +62,7 @@ async def _probes(client: TestClient[Any, Any], resource_id: str, ok: int, total
 
 
 async def _score(client: TestClient[Any, Any], kind: str, subject: str) -> dict[str, Any]:
-    found = await client.app[TRUST].get(kind, subject)
+    found: dict[str, Any] | None = await client.app[TRUST].get(kind, subject)
     assert found is not None, (kind, subject)
     return found
 

@@ -21,7 +21,9 @@ def sign_origin(key: str, origin: str) -> str:
     ).hex().removeprefix("0x")
 
 
-def _v2(url: str, pay_to: str, amount: str = "10000", with_bazaar: bool = True) -> web.Response:
+def _v2(
+    url: str, pay_to: str, amount: str = "10000", with_bazaar: bool = True, extensions: dict[str, Any] | None = None
+) -> web.Response:
     doc: dict[str, Any] = {
         "x402Version": 2,
         "error": "Payment required",
@@ -35,7 +37,7 @@ def _v2(url: str, pay_to: str, amount: str = "10000", with_bazaar: bool = True) 
         "accepts": [accept(amount, pay_to=pay_to)],
     }
     if with_bazaar:
-        doc["extensions"] = bazaar()
+        doc["extensions"] = extensions or bazaar()
     if amount.isdigit():
         header = encode_header(msgspec.convert(doc, PaymentRequired))
     else:  # what a misconfigured server sends: the same header, a dollar amount in it
@@ -112,6 +114,13 @@ def origin_app(pay_to: str, proofs: list[str]) -> web.Application:
             status=402,
         )
 
+    async def bad_bazaar(request: web.Request) -> web.Response:
+        # invocable-looking (info.input is an object), but not a bazaar input type
+        return _v2(str(request.url), pay_to, extensions={"bazaar": {"info": {"input": {"type": "grpc"}}}})
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.json_response({"error": "boom"}, status=500)
+
     async def free(request: web.Request) -> web.Response:
         return web.json_response({"free": True})
 
@@ -122,4 +131,6 @@ def origin_app(pay_to: str, proofs: list[str]) -> web.Application:
     app.router.add_get("/paid/decimal", decimal)
     app.router.add_post("/paid/translate", translate)
     app.router.add_get("/free", free)
+    app.router.add_get("/paid/badbazaar", bad_bazaar)  # not listed: for POST /v1/resources/validate
+    app.router.add_get("/broken", broken)
     return app

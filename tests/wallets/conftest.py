@@ -17,11 +17,12 @@ from aiohttp.typedefs import Handler
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key
 from wallets.service import WalletOptions
-from wallets.webhooks import DeliveryOptions
-from x402.paywall import Offer, Paywall
+from x402.paywall import Offer, Paywall, SiwxConfig
 from x402.service.app import create_app
-from x402.service.appkeys import AppOptions
+from x402.service.appkeys import DB, AppOptions
+from x402.service.events.delivery import DeliveryOptions
 from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.siwx_store import PgSiwxStore
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
 from x402.wire.models import PaymentRequired, PaymentRequirements
 
@@ -126,6 +127,10 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
         max_timeout_seconds=120,
     )
     Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}).setup(app)
+    # /signin: the same offer, and a payer who paid it signs in instead of paying again (Sign-In-With-X)
+    app.router.add_get("/signin", paid)
+    siwx = SiwxConfig(PgSiwxStore(lambda: app[DB]))
+    Paywall(AppFacilitator(app), routes={("GET", "/signin"): offer}, siwx=siwx).setup(app)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     base = str(server.make_url("")).rstrip("/")
@@ -145,7 +150,9 @@ def wallet_settings(devchain: DevChain, database_url: str, **kw: Any) -> Any:
     return chain_settings(devchain, database_url, new_key(), **kw)
 
 
-FAST = WalletOptions(sweep_interval=0.5, webhooks=DeliveryOptions(max_attempts=3, backoff_base=0.05, interval=0.05))
+FAST = WalletOptions(sweep_interval=0.5)
+#: Webhooks retry within a test's time: dead-lettered after 3 quick failures (the 24 h window shortened to 0).
+FAST_HOOKS = DeliveryOptions(backoff_base=0.05, backoff_cap=0.2, min_attempts=3, retry_window=0, interval=0.05)
 
 ServiceFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -177,7 +184,10 @@ def service_factory(devchain: DevChain, database_url: str, aiohttp_client: Any, 
         if keys_on:
             kw.setdefault("require_api_keys", True)
             kw.setdefault("admin_token", ADMIN)
-        app = create_app(wallet_settings(devchain, database_url, **kw), options=AppOptions(wallet_options=options))
+        app = create_app(
+            wallet_settings(devchain, database_url, **kw),
+            options=AppOptions(wallet_options=options, webhook_options=FAST_HOOKS),
+        )
         client: TestClient[Any, Any] = await aiohttp_client(app)
         if keys_on and kw["require_api_keys"]:
             if not tenant_key:

@@ -37,9 +37,7 @@ from x402.service.storage.scope import system_scope
 
 #: The wallet gives up on the seller after this long (the hanging seller answers much later or never).
 FETCH_TIMEOUT = 3.0
-OPTIONS = WalletOptions(
-    fetch_timeout=FETCH_TIMEOUT, sweep_interval=FAST.sweep_interval, reconcile_interval=3600, webhooks=FAST.webhooks
-)
+OPTIONS = WalletOptions(fetch_timeout=FETCH_TIMEOUT, sweep_interval=FAST.sweep_interval, reconcile_interval=3600)
 
 
 @pytest.fixture
@@ -282,7 +280,7 @@ async def test_slow_settle_within_timeout_pays_once(
 async def test_background_reconciler_resolves_without_a_request(
     wallet_service: ServiceFactory, seller: Seller, devchain: DevChain
 ) -> None:
-    options = WalletOptions(fetch_timeout=FETCH_TIMEOUT, reconcile_interval=0.2, webhooks=FAST.webhooks)
+    options = WalletOptions(fetch_timeout=FETCH_TIMEOUT, reconcile_interval=0.2)
     service = await wallet_service(options=options)
     wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE)})
     seller.faults.mode = "late"

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from chains.evm.devchain import DevChain
 from tests.wallets.conftest import PRICE, Upstream, new_wallet, pay
-from wallets.webhooks import SIGNATURE_HEADER, verify
+from x402.webhooks import SIGNATURE_HEADER, verify
 
 
 async def _audit_actions(database_url: str, wallet_id: str) -> list[str]:

@@ -22,7 +22,8 @@ from tests.wallets.conftest import FAST, MASTER_KEY, ServiceFactory, Upstream, s
 from wallets import datakeys, keys
 from wallets.custody import CustodyError, Keyring, Sealed
 from wallets.events import emit
-from x402.service.appkeys import WALLETS
+from x402.service.appkeys import WALLETS, WEBHOOKS
+from x402.service.events.dispatcher import dispatch
 from x402.service.platform import audit, lifecycle
 from x402.service.registry.store import PgRegistryStore
 from x402.service.storage.scope import system_scope, tenant_scope
@@ -173,15 +174,17 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
             async with service.pool.acquire() as conn, conn.transaction():
                 await emit(conn, tenant_id=uuid.UUID(a["id"]), wallet_id=uuid.UUID(wid), kind="wallet.paused", data={})
         with system_scope("test: the webhook worker's pass, as the service runs it"):
+            worker = client.app[WEBHOOKS].worker
+            assert worker is not None
             for _ in range(5):
-                await service.webhooks.deliver_due()
+                await worker.step()
         await asyncio.sleep(0.3)  # the worker runs too (every 50 ms); it must not send either
-        assert not [g for g in got if wid.encode() in g]
+        assert not [g for g in got if wid.encode() in g and b'"wallet.paused"' in g]
         with system_scope("test: read the queued delivery"):
             state = await service.pool.fetchval(
-                """SELECT d.status FROM webhook_deliveries d JOIN wallet_events e ON e.id = d.event_id
-                   WHERE e.wallet_id = $1 AND e.kind = 'wallet.paused'""",
-                uuid.UUID(wid),
+                """SELECT d.status FROM webhook_deliveries d JOIN provider_events e ON e.id = d.event_id
+                   WHERE e.data->>'walletId' = $1 AND e.type = 'wallet.paused'""",
+                wid,
             )
         assert state == "pending"
 
@@ -259,6 +262,7 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
     )
     async with conn.transaction():
         event = await emit(conn, tenant_id=tid, wallet_id=wid, kind="payment.made", data={"n": 1})
+    await dispatch(conn)  # fanned out to the tenant's endpoint, as the webhook worker does
     delivery = await conn.fetchval("SELECT id FROM webhook_deliveries WHERE event_id = $1", event)
     await conn.execute(
         """INSERT INTO webhook_dead_letters (delivery_id, endpoint_id, event_id, attempts, last_error)
@@ -283,6 +287,11 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         "INSERT INTO payment_identifiers (tenant_id, id, fingerprint) VALUES ($1, $2, '\\x00')",
         t["id"],
         "pid_" + secrets.token_hex(8),
+    )
+    await conn.execute(
+        "INSERT INTO siwx_entitlements (tenant_id, address, purchase, expires_at) VALUES ($1, $2, 'p', now())",
+        t["id"],
+        "0x" + secrets.token_hex(20),
     )
     await conn.execute(
         "INSERT INTO resource_ratings (resource_id, tenant_id, rating) VALUES ($1, $2, 4)",

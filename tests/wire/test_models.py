@@ -83,11 +83,12 @@ def test_unset_optionals_are_omitted_and_keys_are_camel_case() -> None:
         "invalidReason": "insufficient_funds",
         "payer": "0x1",
     }
-    assert enc(ResourceInfo(url="u", mime_type="m", icon_url="i", service_name="s")) == {
+    icon = "https://cdn.example.com/i.png"
+    assert enc(ResourceInfo(url="u", mime_type="m", icon_url=icon, service_name="s")) == {
         "url": "u",
         "mimeType": "m",
         "serviceName": "s",
-        "iconUrl": "i",
+        "iconUrl": icon,
     }
 
 

@@ -12,9 +12,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from x402.client.pending import PaymentPending, PaymentState, PendingPayment, StatusSource, purchase_key
 from x402.client.policy import PaymentPolicy
 from x402.client.signer import PaymentSigner
+from x402.client.siwx import sign_in_header
 from x402.errors import BadRequest, InvalidPaymentHeader, PaymentRefused
 from x402.logs import get_logger
-from x402.wire import jsonlimits
+from x402.wire import jsonlimits, siwx
 from x402.wire.codec import (
     PAYMENT_REQUIRED,
     PAYMENT_RESPONSE,
@@ -62,6 +63,8 @@ class PaidResponse:
     pending: PendingPayment | None = None
     #: the payment-identifier id sent (when the server declared the extension); pass it again to retry the purchase
     payment_id: str | None = None
+    #: the address that signed in (Sign-In-With-X) instead of paying
+    signed_in: str | None = None
 
     def text(self) -> str:
         """The body as UTF-8 text."""
@@ -156,7 +159,14 @@ class X402Client:
         policy: PaymentPolicy | None = None,
         *,
         status: StatusSource | None = None,
+        sign_in: str = "auto",
     ) -> None:
+        if sign_in not in ("auto", "always", "never"):
+            raise ValueError('sign_in is "auto", "always" or "never"')
+        #: Sign-In-With-X when a 402 offers it: "auto" for purchases this client paid (same key), "always" (it
+        #: paid in an earlier life), "never"
+        self.sign_in = sign_in
+        self._paid: set[str] = set()
         self.session = session
         self.signers = list(signers)
         self.policy = policy or PaymentPolicy()
@@ -209,6 +219,12 @@ class X402Client:
         if first.status != 402 or PAYMENT_SIGNATURE in headers or X_PAYMENT in headers:
             return first  # not a challenge, or the caller paid by hand: never pay on top
         challenge = parse_challenge(first.headers, first.body)
+        if self.sign_in == "always" or (self.sign_in == "auto" and purchase in self._paid):
+            signed = await self._sign_in(method, url, headers, kw, challenge)
+            if signed is not None:
+                if signed.status != 402:
+                    return signed
+                challenge = parse_challenge(signed.headers, signed.body)  # refused: pay this fresh challenge
         choice = self.policy.choose(challenge.offers, self.signers)
         if isinstance(choice, list):
             log.info("payment_refused", url=url, reasons=choice)
@@ -242,6 +258,7 @@ class X402Client:
         second.settlement = _settlement(second.headers)
         second.payment_id = sent_id
         if second.settlement is not None and second.settlement.success:
+            self._paid.add(purchase)
             return second
         if second.settlement is None and 200 <= second.status < 300:
             return second  # the resource was delivered; the server just sent no receipt
@@ -252,6 +269,22 @@ class X402Client:
         )
         second.pending = self._ambiguous(sent, str(why), second.status, second).pending
         return second
+
+    async def _sign_in(
+        self, method: str, url: str, headers: CIMultiDict[str], kw: dict[str, Any], challenge: Challenge402
+    ) -> PaidResponse | None:
+        """Send the request signed in (when the 402 offers Sign-In-With-X and a signer can sign); None otherwise."""
+        signed = sign_in_header(challenge.extensions, self.signers)
+        if signed is None:
+            return None
+        value, address = signed
+        answer = await self._send(method, url, CIMultiDict({**headers, siwx.HEADER: value}), kw)
+        if answer.status == 402:
+            log.info("sign_in_refused", url=url, address=address, reason=_error_of(answer))
+            return answer
+        log.info("signed_in", url=url, address=address, status=answer.status)
+        answer.signed_in = address
+        return answer
 
     def _ambiguous(
         self, sent: PendingPayment, reason: str, status: int | None, resp: PaidResponse | None
@@ -276,6 +309,22 @@ class X402Client:
         async with self.session.request(method, url, headers=headers, **kw) as resp:
             body = await resp.read()
             return PaidResponse(status=resp.status, headers=resp.headers, body=body, url=str(resp.url))
+
+
+def _error_of(resp: PaidResponse) -> str | None:
+    try:
+        return parse_error(resp.headers)
+    except InvalidPaymentHeader:
+        return None
+
+
+def parse_error(headers: CIMultiDictProxy[str]) -> str | None:
+    """The ``error`` of a v2 402's ``PAYMENT-REQUIRED`` header."""
+    value = headers.get(PAYMENT_REQUIRED)
+    if not value:
+        return None
+    error = decode_payment_required(value).error
+    return error if isinstance(error, str) else None
 
 
 def _settlement(headers: CIMultiDictProxy[str]) -> SettleResponse | None:

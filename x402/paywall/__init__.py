@@ -2,8 +2,18 @@
 
 from x402.paywall.challenge import EXPOSE_HEADERS, PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
 from x402.paywall.matching import payment_id, requirements_match
-from x402.paywall.middleware import NO_MATCH, PAYMENT, PAYWALL_STARTED, REPLAYED, Paywall, StartHook, VerifiedPayment
+from x402.paywall.middleware import (
+    NO_MATCH,
+    PAYMENT,
+    PAYWALL_STARTED,
+    REPLAYED,
+    SIGNED_IN,
+    Paywall,
+    StartHook,
+    VerifiedPayment,
+)
 from x402.paywall.offers import Offer, PaidRoute, paid, paid_route_of
+from x402.paywall.siwx import MemorySiwxStore, SiwxConfig, SiwxStore
 
 __all__ = [
     "EXPOSE_HEADERS",
@@ -12,11 +22,15 @@ __all__ = [
     "PAYMENT_REQUIRED_ERROR",
     "PAYWALL_STARTED",
     "REPLAYED",
+    "SIGNED_IN",
     "Challenge",
     "ChallengeCache",
+    "MemorySiwxStore",
     "Offer",
     "PaidRoute",
     "Paywall",
+    "SiwxConfig",
+    "SiwxStore",
     "StartHook",
     "VerifiedPayment",
     "paid",

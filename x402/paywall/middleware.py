@@ -7,6 +7,7 @@ import functools
 import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import aiohttp
@@ -16,13 +17,17 @@ from x402.cache import Cache, MemoryCache
 from x402.errors import ConfigError, DependencyError, InvalidPaymentHeader, X402Error
 from x402.facilitator.base import AnyPayload, AnyRequirements, Facilitator
 from x402.logs import get_logger
-from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache
+from x402.paywall import siwx as siwx_lib
+from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache, challenge_headers
+from x402.paywall.listing import RemoteRegistry, well_known_document
 from x402.paywall.matching import match_v1, match_v2, payment_id, valid_before
 from x402.paywall.offers import Offer, PaidRoute, as_paid_route, check_identifier_mode, paid_route_of
 from x402.paywall.replay import SETTLED, PaymentClaims
 from x402.paywall.responses import attach_settlement, challenge_response, problem
+from x402.paywall.siwx import SiwxConfig
 from x402.wire import payment_identifier as pid_ext
 from x402.wire import reasons
+from x402.wire import siwx as siwx_wire
 from x402.wire.codec import (
     MAX_HEADER_BYTES,
     PAYMENT_SIGNATURE,
@@ -60,6 +65,8 @@ class VerifiedPayment:
 
 
 PAYMENT: web.RequestKey[VerifiedPayment] = web.RequestKey("x402_payment")
+#: The address that signed in with Sign-In-With-X (instead of paying) on this request.
+SIGNED_IN: web.RequestKey[str] = web.RequestKey("x402_signed_in")
 
 #: Called with the app and the paywall once a paywall on that app has started (its paid routes are known).
 StartHook = Callable[[web.Application, "Paywall"], Awaitable[None]]
@@ -95,7 +102,13 @@ class Paywall:
       never an empty 402. CORS preflights are not answered here (use aiohttp-cors and allow ``PAYMENT-SIGNATURE``
       and ``X-PAYMENT``); the x402 response headers are listed in ``Access-Control-Expose-Headers``.
     * ``register``: at start-up, call the app's ``PAYWALL_STARTED`` subscribers with the paid routes (the service
-      lists them in its registry for discovery); ``False`` opts out.
+      lists them in its registry for discovery), and list them in ``registry`` (a remote x402 registry's base URL,
+      with ``registry_api_key``) when one is given; ``False`` opts out. Remote listing needs ``public_url``.
+    * ``siwx``: offer Sign-In-With-X (``x402.paywall.siwx``): every 402 declares it with a fresh nonce, a payer
+      who paid for the same purchase (method, path, query, price) signs in with ``SIGN-IN-WITH-X`` instead of
+      paying; settlements record the entitlements; ``request[SIGNED_IN]`` is the address that signed in.
+    * ``ownership_proofs``: the provider's payTo keys signing its origin (x402scan convention), published in the
+      ``/.well-known/x402`` document ``setup(app, well_known=True)`` serves.
     """
 
     def __init__(
@@ -113,6 +126,10 @@ class Paywall:
         pending_retry_delay: float = 0.5,
         register: bool = True,
         payment_identifier: str | None = None,
+        ownership_proofs: Sequence[str] = (),
+        registry: str | None = None,
+        registry_api_key: str | None = None,
+        siwx: SiwxConfig | None = None,
     ) -> None:
         if not set(versions) <= {1, 2} or not versions:
             raise ConfigError("Paywall versions must be a non-empty subset of (1, 2)")
@@ -132,22 +149,29 @@ class Paywall:
         self.max_header_bytes = max_header_bytes
         self.pending_retry_delay = pending_retry_delay
         self.register = register
+        self.ownership_proofs = tuple(ownership_proofs)
+        self.siwx = siwx
+        self.registry = RemoteRegistry(registry, api_key=registry_api_key) if registry else None
         self._paid_routes: list[tuple[RouteKey, PaidRoute]] = []
         self._started_facilitator = False
         self._by_route: dict[object, PaidRoute | None] = {}
         self._by_request: dict[tuple[int, str | None, str, bool], Challenge] = {}
         self._reads_v2 = 2 in self.versions
         self._reads_v1 = 1 in self.versions
+        self._siwx_templates: dict[tuple[int, str], tuple[Challenge, siwx_lib.ChallengeTemplate]] = {}
 
     # ------------------------------------------------------------------------------------ set-up
 
-    def setup(self, app: web.Application, *, wrap_handlers: bool = True) -> None:
+    def setup(self, app: web.Application, *, wrap_handlers: bool = True, well_known: bool = False) -> None:
         """Protect ``app``'s paid routes and add a start-up context (checks offers against the facilitator).
 
         By default each paid route's handler is wrapped once at start-up, so free routes cost nothing and paid
         ones skip aiohttp's per-request middleware chain (a measured ~12 % of the 402 path). With
         ``wrap_handlers=False`` (e.g. for routes of sub-applications) a middleware does the same per request.
+        ``well_known=True`` also serves ``GET /.well-known/x402`` listing the paid routes and ownership proofs.
         """
+        if well_known:
+            app.router.add_get("/.well-known/x402", self.well_known)
         if not wrap_handlers:
             app.middlewares.append(self.middleware)
         app.cleanup_ctx.append(functools.partial(self._ctx, wrap=wrap_handlers))
@@ -184,11 +208,26 @@ class Paywall:
         if wrap:
             self._wrap_routes(app)
         await self.start(app)
-        if self.register:
-            for hook in app.get(PAYWALL_STARTED, ()):
-                await hook(app, self)
+        await self.announce(app)
         yield
         await self.close()
+
+    async def announce(self, app: web.Application) -> None:
+        """After ``start``: call the app's ``PAYWALL_STARTED`` subscribers and list the routes in ``registry``."""
+        if not self.register:
+            return
+        for hook in app.get(PAYWALL_STARTED, ()):
+            await hook(app, self)
+        if self.registry is not None:
+            if self.public_url:
+                await self.registry.register(self, self.public_url)
+            else:
+                log.warning("paywall_registry_skipped", detail="listing in a remote registry needs public_url")
+
+    async def well_known(self, request: web.Request) -> web.Response:
+        """``GET /.well-known/x402``: this paywall's paid routes and the provider's ownership proofs."""
+        base = self.public_url or f"{request.scheme}://{request.host}"
+        return web.json_response(well_known_document(self, base))
 
     async def start(self, app: web.Application | None = None) -> None:
         """Start a remote facilitator, and fail closed on offers its ``/supported`` does not list."""
@@ -289,8 +328,78 @@ class Paywall:
             if len(self._by_request) < _MAX_FAST:
                 self._by_request[key] = challenge
         if v2 is None and v1 is None:
+            if self.siwx is not None and route.sign_in_seconds != 0:
+                return await self._sign_in(request, handler, challenge, headers.get(siwx_wire.HEADER))
             return challenge_response(request, challenge, PAYMENT_REQUIRED_ERROR)
         return await self._with_payment(request, handler, challenge, v2, v1)
+
+    # --------------------------------------------------------------------------- Sign-In-With-X
+
+    def _siwx_challenge(self, request: web.Request, challenge: Challenge, error: str) -> web.Response:
+        """A 402 like ``challenge_response``, its extensions carrying a fresh sign-in-with-x declaration."""
+        assert self.siwx is not None
+        header: str | None = None
+        if 2 in challenge.versions:
+            key = (id(challenge), error)
+            cached = self._siwx_templates.get(key)
+            if cached is None or cached[0] is not challenge:
+                chains = siwx_lib.sign_in_chains([r.network for r in challenge.requirements])
+                template = siwx_lib.ChallengeTemplate.build(
+                    self.siwx, challenge.payment_required(error), challenge.extensions, chains
+                )
+                cached = (challenge, template)
+                if len(self._siwx_templates) < _MAX_FAST:
+                    self._siwx_templates[key] = cached
+            header = cached[1].render()
+        body = challenge.body if error == PAYMENT_REQUIRED_ERROR else challenge.encode(error)[1]
+        return web.Response(status=402, body=body, headers=challenge_headers(header))
+
+    def _purchase(self, request: web.Request, challenge: Challenge) -> str:
+        version = siwx_lib.price_version(challenge.requirements)
+        return siwx_lib.purchase_key(request.method, request.path, request.query_string, version)
+
+    async def _sign_in(
+        self, request: web.Request, handler: Handler, challenge: Challenge, header: str | None
+    ) -> web.StreamResponse:
+        """Serve a payer who signs in to a purchase it holds; else the 402 (with the refusal's reason code)."""
+        config = self.siwx
+        assert config is not None
+        if header is None:
+            return self._siwx_challenge(request, challenge, PAYMENT_REQUIRED_ERROR)
+        try:
+            payload = siwx_wire.decode_header(header)
+            chains = siwx_lib.sign_in_chains([r.network for r in challenge.requirements])
+            siwx_lib.check_message(payload, resource_url=challenge.resource.url, chains=chains, config=config)
+            address = await siwx_lib.check_signature(payload, config)
+            now = datetime.now(UTC)
+            if not await config.store.has_entitlement(address, self._purchase(request, challenge), now):
+                raise siwx_wire.SiwxRefused(siwx_wire.NO_ENTITLEMENT, "this address has not paid for this purchase")
+            expires = siwx_wire.parse_time(payload.expiration_time) if payload.expiration_time else None
+            if not await config.store.use_nonce(payload.nonce, expires or now + timedelta(seconds=config.max_age)):
+                raise siwx_wire.SiwxRefused(siwx_wire.NONCE_REUSED, "this sign-in message was already used")
+        except siwx_wire.SiwxRefused as refused:
+            log.info("paywall_sign_in_refused", path=request.path, code=refused.code, detail=refused.detail)
+            return self._siwx_challenge(request, challenge, refused.code)
+        except DependencyError as exc:
+            return self._facilitator_failed(log, "sign_in", exc)
+        log.info("paywall_signed_in", path=request.path, address=address)
+        request[SIGNED_IN] = address
+        return await handler(request)
+
+    async def _entitle(self, request: web.Request, challenge: Challenge, route: PaidRoute, payer: str) -> None:
+        """Record that ``payer`` bought this purchase (after its settlement), for later sign-ins."""
+        config = self.siwx
+        if config is None or not payer or route.sign_in_seconds == 0:
+            return
+        seconds = route.sign_in_seconds if route.sign_in_seconds is not None else config.entitlement_seconds
+        until = datetime.now(UTC) + timedelta(seconds=seconds)
+        try:
+            await config.store.record_entitlement(
+                siwx_lib.normalize_address(payer), self._purchase(request, challenge), until
+            )
+        except DependencyError as exc:
+            # the payment stands; only the later sign-in is lost
+            log.warning("paywall_entitlement_failed", code=exc.code, dependency=exc.dependency)
 
     async def _with_payment(
         self, request: web.Request, handler: Handler, challenge: Challenge, v2: str | None, v1: str | None
@@ -489,6 +598,8 @@ class _Run:
                 # the claim itself still guards the payment until it expires
                 self.log.warning("paywall_mark_settled_failed")
             self.log.info("paywall_settled", tx=result.transaction, payer=result.payer or None)
+            if self.paywall.siwx is not None and isinstance(result.payer, str):
+                await self.paywall._entitle(self.request, self.challenge, self.challenge.route, result.payer)
             return result
         self.log.info("paywall_settle_failed", reason=result.error_reason or None, tx=result.transaction or None)
         return challenge_response(
@@ -532,4 +643,4 @@ class _Run:
         return response
 
 
-__all__ = ["NO_MATCH", "REPLAYED", "Paywall"]
+__all__ = ["NO_MATCH", "REPLAYED", "SIGNED_IN", "Paywall"]

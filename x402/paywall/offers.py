@@ -119,6 +119,9 @@ class PaidRoute:
     extensions: Mapping[str, Any] = field(default_factory=dict)
     #: declare the payment-identifier extension: "optional" or "required" (None: the Paywall's default)
     payment_identifier: str | None = None
+    #: with Sign-In-With-X on the paywall: how long (seconds) a payer may sign in to this purchase after paying
+    #: (None: ``SiwxConfig.entitlement_seconds``; 0: never, always pay)
+    sign_in_seconds: int | None = None
 
     def __post_init__(self) -> None:
         check_identifier_mode(self.payment_identifier)

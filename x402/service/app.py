@@ -114,6 +114,7 @@ def create_app(
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
     from x402.service import proxy, registry, risk_api, wallets_api
+    from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
     from x402.service.trust import api as trust
 
@@ -125,5 +126,6 @@ def default_installers() -> list[Installer]:
         registry.install,
         trust.install,
         wallets_api.install,
+        events.install,
         proxy.install,
     ]

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from wallets.service import WalletOptions, WalletService
     from x402.cache import Cache
     from x402.paywall import Paywall
+    from x402.service.events.delivery import DeliveryOptions
+    from x402.service.events.service import WebhookService
     from x402.service.facilitator.reconciler import Reconciler
     from x402.service.facilitator.routes import Authorizer, OutcomeHook
     from x402.service.facilitator.service import ExtensionHandler, FacilitatorService
@@ -34,6 +36,8 @@ class AppOptions:
 
     #: Wallet limits and timeouts (``None``: the defaults).
     wallet_options: WalletOptions | None = None
+    #: Webhook retry schedule, auto-disable policy and worker pacing (``None``: the defaults).
+    webhook_options: DeliveryOptions | None = None
     #: Extra ``"METHOD url"`` entries for ``/.well-known/x402`` (besides the registry's own paid routes).
     paid_resources: tuple[str, ...] = ()
     #: Ownership proofs listed in ``/.well-known/x402``.
@@ -68,4 +72,5 @@ WALLETS: web.AppKey[WalletService] = web.AppKey("wallets")
 TRUST: web.AppKey[TrustService] = web.AppKey("trust")
 #: The wallet payer of routed calls (POST /v1/call): the same payer class and ledger, the proxy's limits.
 PROXY_PAYER: web.AppKey[WalletPayer] = web.AppKey("proxy_payer")
+WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
 DEMO_PAYWALL: web.AppKey[Paywall] = web.AppKey("demo_paywall")

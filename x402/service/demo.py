@@ -11,10 +11,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from chains.evm.siwx import RpcContractSignatures
 from x402.paywall.middleware import Handler, Paywall
 from x402.paywall.offers import Offer, PaidRoute
-from x402.service.appkeys import CACHE, DEMO_PAYWALL, DEV_INFO, SETTINGS
+from x402.paywall.siwx import SiwxConfig
+from x402.service.appkeys import CACHE, DB, DEMO_PAYWALL, DEV_INFO, SETTINGS
 from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.siwx_store import PgSiwxStore
 
 DEMO_PATH: Final = "/demo/paid"
 DEMO_AMOUNT: Final = 10_000
@@ -54,15 +57,23 @@ def install(app: web.Application) -> None:
     route = demo_route(state)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        contracts = RpcContractSignatures.from_urls(
+            {n.network: n.rpc_urls for n in settings.networks if n.network.startswith("eip155:")}
+        )
         paywall = Paywall(
             AppFacilitator(app),
             routes={("GET", DEMO_PATH): route},
             cache=app[CACHE],
-            max_header_bytes=app[SETTINGS].max_header_bytes,
+            max_header_bytes=settings.max_header_bytes,
+            # a payer of /demo/paid signs in for a day instead of paying again (Sign-In-With-X)
+            siwx=SiwxConfig(PgSiwxStore(app[DB]), contract_signatures=contracts),
         )
         await paywall.start(app)
+        await paywall.announce(app)  # lists /demo/paid in discovery and the manifest when X402_PUBLIC_URL is set
         app[DEMO_PAYWALL] = paywall
         yield
+        await contracts.close()
 
     app.router.add_get(DEMO_PATH, demo_handler)
     app.middlewares.append(_demo_middleware)

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from x402.errors import BadRequest
-from x402.wire import jsonlimits
+from x402.wire import jsonlimits, resource_meta
 from x402.wire.networks import to_caip2
 
 T = TypeVar("T")
@@ -35,9 +35,21 @@ class ResourceInfo(WireStruct, kw_only=True):
     url: str
     description: str | UnsetType = UNSET
     mime_type: str | UnsetType = UNSET
-    service_name: str | UnsetType = UNSET
-    tags: list[str] | UnsetType = UNSET
-    icon_url: str | UnsetType = UNSET
+    # typed loosely on decode so a value of the wrong type is dropped too; after __post_init__ they are
+    # ``str | UNSET``, ``list[str] | UNSET`` and ``str | UNSET``
+    service_name: Any = UNSET
+    tags: Any = UNSET
+    icon_url: Any = UNSET
+
+    def __post_init__(self) -> None:
+        """Soft-drop an invalid ``serviceName``, ``tags`` or ``iconUrl`` (x402-spec §12.1); never a decode error."""
+        if self.service_name is not UNSET and resource_meta.service_name(self.service_name) is None:
+            self.service_name = UNSET
+        if self.tags is not UNSET:
+            kept = resource_meta.tags(self.tags)
+            self.tags = kept if kept else UNSET
+        if self.icon_url is not UNSET and resource_meta.icon_url(self.icon_url) is None:
+            self.icon_url = UNSET
 
 
 # ---------------------------------------------------------------------------------------------- v1

@@ -36,6 +36,7 @@ GLOBAL_TABLES = frozenset(
         "nonce_fills",
         "trust_scores",
         "trust_watermark",
+        "siwx_nonces",
     }
 )
 #: Columns never exported: key hashes, sealed keys and secrets, stored replies (they may echo a secret).

@@ -14,7 +14,8 @@ from risk.config import _ACTION_PARAMS, _FLOAT_PARAMS, _INT_PARAMS, DEFAULT_RULE
 from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
 from x402.service.registry.hosts import URL_PATTERN
-from x402.service.registry.routes import CURSOR_PATTERN
+from x402.service.registry.routes import CURSOR_PATTERN, EXTENSIONS_PATTERN
+from x402.service.registry.validate import CHECKS as VALIDATE_CHECKS
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _PARAM = re.compile(r"\{(\w+)\}")
@@ -61,12 +62,21 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         "200",
     ),
     (
+        "post",
+        "/v1/resources/validate",
+        "Check a listing before it is crawled: reachable, answers 402, parses, bazaar valid, ownership proven",
+        "registry",
+        True,
+        (),
+        "200",
+    ),
+    (
         "get",
         "/discovery/resources",
         "Bazaar discovery (the x402 bazaar extension), offset pagination",
         "discovery",
         False,
-        ("type", "payTo", "scheme", "network", "limit", "offset"),
+        ("type", "payTo", "scheme", "network", "extensions", "limit", "offset"),
         "200",
     ),
     (
@@ -75,7 +85,7 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         "Ranked full-text search over resources, cursor pagination",
         "discovery",
         False,
-        ("query", "type", "payTo", "scheme", "network", "category", "maxPrice", "limit", "cursor"),
+        ("query", "type", "payTo", "scheme", "network", "extensions", "category", "maxPrice", "limit", "cursor"),
         "200",
     ),
     (
@@ -116,10 +126,6 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         (),
         "201",
     ),
-    ("post", "/v1/webhooks", "Register a webhook endpoint (signing secret shown once)", "wallets", True, (), "201"),
-    ("get", "/v1/webhooks", "The caller's webhook endpoints", "wallets", True, (), "200"),
-    ("get", "/v1/webhooks/dead-letters", "Deliveries that failed every attempt", "wallets", True, (), "200"),
-    ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "204"),
     ("get", "/v1/risk/rules", "The caller's risk rule document", "risk", True, (), "200"),
     ("put", "/v1/risk/rules", "Replace the risk rule document (validated, audited)", "risk", True, (), "200"),
     (
@@ -171,6 +177,14 @@ _QUERY: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string", "pattern": CURSOR_PATTERN, "description": "pagination.cursor of the previous page"},
     "offset": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9}, {"const": ""}]},
     "type": {"type": "string", "enum": ["", "http", "mcp"], "description": "empty: any type"},
+    "extensions": {
+        "type": "string",
+        "pattern": EXTENSIONS_PATTERN,
+        "description": "comma-separated extension keys the resource declares, all of them (e.g. bazaar)",
+    },
+    "payTo": {"type": "string", "description": "an address among the resource's accepts[].payTo"},
+    "scheme": {"type": "string", "description": "a scheme among accepts[].scheme (exact, upto)"},
+    "network": {"type": "string", "description": "a network among accepts[].network (CAIP-2 or v1 name)"},
 }
 #: Request bodies the handlers require fields of; other bodies are objects.
 _BODIES: dict[tuple[str, str], dict[str, Any]] = {
@@ -190,12 +204,15 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("post", "/v1/resources/import"): {"type": "object", "required": ["origin"], "properties": {"origin": _URL}},
-    ("post", "/v1/wallets/{id}/pay"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
-    ("post", "/v1/webhooks"): {
+    ("post", "/v1/resources/validate"): {
         "type": "object",
         "required": ["url"],
-        "properties": {"url": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+"}},
+        "properties": {
+            "url": _URL,
+            "method": {"type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]},
+        },
     },
+    ("post", "/v1/wallets/{id}/pay"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
     # null leaves a field unset, like leaving it out
     ("put", "/v1/wallets/{id}/policy"): {
         "type": "object",
@@ -302,6 +319,26 @@ def feature_paths() -> dict[str, dict[str, Any]]:
     pay["409"] = {"$ref": "#/components/responses/Problem"}
     pay["423"] = {"$ref": "#/components/responses/Problem"}
     pay["502"] = {"$ref": "#/components/responses/Problem"}
+    check = {
+        "type": "object",
+        "required": ["ok"],
+        "properties": {"ok": {"type": "boolean"}, "reason": {"type": "string"}, "detail": {"type": "string"}},
+    }
+    out["/v1/resources/validate"]["post"]["responses"]["200"]["content"]["application/json"]["schema"] = {
+        "type": "object",
+        "required": ["url", "method", "valid", "checks"],
+        "properties": {
+            "url": {"type": "string"},
+            "method": {"type": "string"},
+            "valid": {"type": "boolean"},
+            "httpStatus": {"type": "integer"},
+            "checks": {
+                "type": "object",
+                "required": list(VALIDATE_CHECKS),
+                "properties": dict.fromkeys(VALIDATE_CHECKS, check),
+            },
+        },
+    }
     # the origin's discovery documents cannot be fetched
     out["/v1/resources/import"]["post"]["responses"]["502"] = {"$ref": "#/components/responses/Problem"}
     out["/demo/paid"] = {

@@ -18,8 +18,9 @@ import msgspec
 from yarl import URL
 
 from x402.logs import get_logger
-from x402.service.registry.models import MAX_SERVICE_NAME, METHODS, ResourceDraft, check_http_url, check_tags
+from x402.service.registry.models import METHODS, ResourceDraft, check_http_url, mcp_tool_name
 from x402.service.registry.store import RegistryStore
+from x402.wire import resource_meta
 from x402.wire.models import PaymentPayload, PaymentRequirements, resource_url
 
 log = get_logger("x402.service.registry.bazaar")
@@ -77,7 +78,8 @@ def validate_info(ext: object) -> tuple[dict[str, Any], dict[str, Any] | None, s
         if method.upper() in ("POST", "PUT", "PATCH") and inp.get("bodyType", "json") not in _BODY_TYPES:
             raise BazaarRejected("invalid_body_type")
     elif kind == "mcp":
-        if not isinstance(inp.get("tool"), str) or not inp["tool"] or len(inp["tool"]) > 128:
+        tool = mcp_tool_name(inp)
+        if not isinstance(tool, str) or not tool or len(tool) > 128:
             raise BazaarRejected("invalid_mcp_tool")
         if not isinstance(inp.get("inputSchema"), dict):
             raise BazaarRejected("invalid_mcp_input_schema")
@@ -106,28 +108,18 @@ def draft_from_payment(payload: PaymentPayload, requirements: PaymentRequirement
         url = str(URL(url).origin()) + template
     mcp = inp["type"] == "mcp"
     info = msgspec.to_builtins(resource)
-    tags: list[str] = []
-    try:
-        tags = check_tags(info.get("tags", [])[:5])
-    except Exception:
-        tags = []
-    icon = info.get("iconUrl")
-    try:
-        icon = check_http_url(icon) if icon else None
-    except Exception:
-        icon = None
     return ResourceDraft(
         url=url,
         accepts=[msgspec.to_builtins(requirements)],
         method="POST" if mcp else str(inp.get("method", "GET")).upper(),
         type="mcp" if mcp else "http",
-        tool=inp["tool"] if mcp else "",
+        tool=str(mcp_tool_name(inp)) if mcp else "",
         x402_version=2,
         description=str(info.get("description", ""))[:2000],
         mime_type=str(info.get("mimeType", ""))[:255],
-        service_name=str(info.get("serviceName", ""))[:MAX_SERVICE_NAME],
-        tags=tags,
-        icon_url=icon,
+        service_name=resource_meta.service_name(info.get("serviceName")) or "",
+        tags=resource_meta.tags(info.get("tags")),
+        icon_url=resource_meta.icon_url(info.get("iconUrl")),
         input_schema=inp,
         output_schema=out,
         extensions={KEY: exts[KEY]},

@@ -16,12 +16,19 @@ from typing import Any, Final
 from yarl import URL
 
 from x402.errors import BadRequest
-from x402.service.registry.models import METHODS, ResourceDraft, bazaar_io, check_http_url, check_tags, summarize
+from x402.service.registry.models import (
+    METHODS,
+    ResourceDraft,
+    bazaar_io,
+    check_http_url,
+    mcp_tool_name,
+    summarize,
+)
 from x402.service.registry.outbound import Outbound, OutboundFailed
 from x402.service.registry.probe import ProbeResult, probe
 from x402.service.registry.proofs import proven_pay_tos
 from x402.service.registry.store import RegistryStore, Verification
-from x402.wire import jsonlimits
+from x402.wire import jsonlimits, resource_meta
 
 MAX_ENTRIES: Final = 100
 PROBE_CONCURRENCY: Final = 8
@@ -174,22 +181,11 @@ def draft_from_probe(result: ProbeResult, fallback_description: str = "") -> Res
     b_in, b_out = bazaar_io(result.extensions)
     rtype = "mcp" if (b_in or {}).get("type") == "mcp" else "http"
     version = result.x402_version or 2
-    tags: list[str] = []
-    if isinstance(info.get("tags"), list):
-        try:
-            tags = check_tags(info["tags"][:5])
-        except BadRequest:
-            tags = []
     if version == 1 and b_in is None:
         schema = result.accepts[0].get("outputSchema") if result.accepts else None
         if isinstance(schema, dict):
             b_in = schema.get("input") if isinstance(schema.get("input"), dict) else None
             b_out = schema.get("output") if isinstance(schema.get("output"), dict) else None
-    icon = info.get("iconUrl")
-    try:
-        icon = check_http_url(icon) if icon else None
-    except BadRequest:
-        icon = None
 
     def text(key: str, limit: int) -> str:
         value = info.get(key)
@@ -200,13 +196,13 @@ def draft_from_probe(result: ProbeResult, fallback_description: str = "") -> Res
         accepts=result.accepts,
         method=result.method,
         type=rtype,
-        tool=str((b_in or {}).get("tool", "")) if rtype == "mcp" else "",
+        tool=str(mcp_tool_name(b_in)) if rtype == "mcp" else "",
         x402_version=version,
         description=text("description", 2000) or fallback_description[:2000],
         mime_type=text("mimeType", 255),
-        service_name=text("serviceName", 32),
-        tags=tags,
-        icon_url=icon,
+        service_name=resource_meta.service_name(info.get("serviceName")) or "",
+        tags=resource_meta.tags(info.get("tags")),
+        icon_url=resource_meta.icon_url(info.get("iconUrl")),
         input_schema=b_in,
         output_schema=b_out,
         extensions={"bazaar": result.extensions["bazaar"]} if "bazaar" in result.extensions else None,

@@ -12,6 +12,7 @@ from typing import Any, Final
 import msgspec
 
 from x402.errors import BadRequest
+from x402.wire import resource_meta
 from x402.wire.models import DiscoveryItem, PaymentRequirements, PaymentRequirementsV1, is_canonical_uint
 from x402.wire.networks import to_caip2, to_v1_name
 
@@ -178,6 +179,13 @@ def check_tags(value: object) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def mcp_tool_name(inp: Mapping[str, Any] | None) -> object:
+    """The MCP tool name of a bazaar ``info.input``: ``toolName`` (x402-spec §12.1), or the older ``tool``."""
+    if not inp:
+        return ""
+    return inp.get("toolName", inp.get("tool", ""))
+
+
 def bazaar_io(extensions: Mapping[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """``info.input`` and ``info.output`` of a bazaar extension, when present and objects."""
     bazaar = (extensions or {}).get("bazaar")
@@ -208,11 +216,15 @@ def draft_from_json(doc: object) -> ResourceDraft:
     method = doc.get("method", default_method)
     if not isinstance(method, str) or method.upper() not in METHODS:
         raise _bad("invalid_method", f"method must be one of {sorted(METHODS)}")
-    tool = doc.get("tool", (input_schema or {}).get("tool", "") if rtype == "mcp" else "")
+    tool = doc.get("toolName", doc.get("tool", mcp_tool_name(input_schema) if rtype == "mcp" else ""))
     if not isinstance(tool, str) or len(tool) > 128 or (rtype == "mcp" and not tool):
-        raise _bad("invalid_tool", "an mcp resource needs its tool name (tool or inputSchema.tool)")
+        raise _bad("invalid_tool", "an mcp resource needs its tool name (toolName or inputSchema.toolName)")
     service_name = _opt_str(doc, "serviceName", "invalid_service_name", MAX_SERVICE_NAME) or ""
+    if service_name and resource_meta.service_name(service_name) is None:
+        raise _bad("invalid_service_name", "serviceName must be 1-32 printable ASCII characters")
     icon = doc.get("iconUrl")
+    if icon is not None and resource_meta.icon_url(icon) is None:
+        raise _bad("invalid_icon_url", "iconUrl must be an http(s) URL without an IP literal, localhost or user info")
     category = doc.get("category")
     if category is not None and (not isinstance(category, str) or not _CATEGORY.fullmatch(category)):
         raise _bad("invalid_category", "category must be a lowercase slug (a-z, 0-9, _ and -, at most 64)")
@@ -358,7 +370,7 @@ class Resource:
             **self.quality_json(),
         }
         if self.tool:
-            body["tool"] = self.tool
+            body["toolName"] = self.tool
         if owner:
             body["tenantId"] = None if self.tenant_id is None else str(self.tenant_id)
         return body
@@ -425,7 +437,7 @@ class Resource:
         if self.min_price is not None:
             meta["minPrice"] = str(self.min_price)
         if self.tool:
-            meta["tool"] = self.tool
+            meta["toolName"] = self.tool
         if self.score is not None:
             meta["score"] = round(self.score, 4)
         item.metadata = meta

@@ -19,6 +19,7 @@ from x402.service.registry.models import PATCHABLE, Resource, draft_from_json, i
 from x402.service.registry.outbound import OutboundFailed
 from x402.service.registry.probe import probe
 from x402.service.registry.store import Filters
+from x402.service.registry.validate import parse_request, validate_listing
 from x402.service.storage.scope import system_scope
 from x402.wire import jsonlimits
 from x402.wire.models import DiscoveryPage, Pagination
@@ -26,6 +27,10 @@ from x402.wire.models import DiscoveryPage, Pagination
 routes = web.RouteTableDef()
 
 MAX_QUERY: Final = 256
+#: ``extensions``: up to ten comma-separated extension keys (``bazaar,sign-in-with-x``); a resource matches when
+#: it declares all of them. The OpenAPI document publishes this pattern.
+EXTENSIONS_PATTERN: Final = "^([A-Za-z0-9._-]{1,64}(,[A-Za-z0-9._-]{1,64}){0,9})?$"
+_EXTENSIONS: Final = re.compile(EXTENSIONS_PATTERN)
 MAX_OFFSET: Final = 10_000
 #: At most this many resources rated (or re-rated) per rater per hour; each rater has one rating per resource.
 RATINGS_PER_HOUR: Final = 30
@@ -88,7 +93,7 @@ def _camel(resource: Resource) -> dict[str, Any]:
         "url": d.url,
         "method": d.method,
         "type": d.type,
-        "tool": d.tool,
+        "toolName": d.tool,
         "x402Version": d.x402_version,
         "accepts": d.accepts,
         "description": d.description,
@@ -203,6 +208,16 @@ async def import_resources(request: web.Request) -> web.Response:
     return _json(report)
 
 
+@routes.post("/v1/resources/validate")
+async def validate_resource(request: web.Request) -> web.Response:
+    """Check a listing before it is crawled: reachable, answers 402, parses, bazaar valid, ownership proven."""
+    writer(request)
+    url, method = parse_request(await _body(request))
+    outbound = request.app[OUTBOUND]
+    outbound.check_url(url)  # a private or refused address is a 400, as for imports
+    return _json(await validate_listing(outbound, url, method))
+
+
 # ------------------------------------------------------------------------------------- discovery
 
 
@@ -226,8 +241,15 @@ def _filters(request: web.Request, *, search: bool) -> Filters:
     min_trust = q.get("minTrust") or None if search else None
     if min_trust is not None and not (min_trust.isdigit() and int(min_trust) <= 100):
         raise BadRequest("minTrust must be an integer from 0 to 100", code="invalid_min_trust")
+    raw_ext = q.get("extensions", "")
+    if _EXTENSIONS.fullmatch(raw_ext) is None:
+        raise BadRequest(
+            "extensions must be up to 10 comma-separated extension keys (letters, digits, . _ -)",
+            code="invalid_extensions",
+        )
     return Filters(
         type=rtype,
+        extensions=tuple(dict.fromkeys(e for e in raw_ext.split(",") if e)),
         pay_to=q.get("payTo") or None,
         scheme=q.get("scheme") or None,
         network=q.get("network") or None,
