@@ -16,6 +16,7 @@ from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
 from x402.service.platform.openapi_features import feature_paths
 from x402.service.platform.payments_routes import CURSOR_PATTERN
+from x402.service.proxy.openapi import paths as proxy_paths
 from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
@@ -434,7 +435,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     paths = base_paths()
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    for path, ops in [*feature_paths().items(), *webhook_paths().items()]:
+    for path, ops in [*feature_paths().items(), *webhook_paths().items(), *proxy_paths().items()]:
         if path in served:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():

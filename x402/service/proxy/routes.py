@@ -172,11 +172,11 @@ async def _route(
 ) -> web.Response:
     service = request.app[WALLETS]
     caller = await caller_of(request, service)
+    resource = await _resource(request, ref, method)
     wallet = await _wallet(service, caller, wallet_ref)
     payer = request.app.get(PROXY_PAYER)
     if payer is None:
         raise ValidationFailed("wallets need a master key (X402_MASTER_KEY)", code="master_key_missing")
-    resource = await _resource(request, ref, method)
     url = _target(resource, path, query)
     payer.fetcher.check_url(url)  # the SSRF guard, before anything else happens
     trust = await request.app[TRUST].get("resource", str(resource.id))
