@@ -298,6 +298,15 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         uuid.UUID(t["resource"]["id"]),
         tid,
     )
+    await conn.execute(
+        """INSERT INTO calls (id, tenant_id, wallet_id, resource_id, owner_tenant_id, url, method, amount, fee_bps,
+                              fee, status, latency_ms)
+           VALUES ($1, $2, $3, $4, $2, 'https://x/', 'GET', 5, 0, 0, 'paid', 1)""",
+        uuid.uuid4(),
+        tid,
+        wid,
+        uuid.UUID(t["resource"]["id"]),
+    )
 
 
 async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
