@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
+import asyncpg
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
@@ -260,7 +261,7 @@ async def _record(request: web.Request, call: calls.Call, started: float, **chan
     await calls.record(request.app[WALLETS].pool, done)
     try:
         await request.app[TRUST].on_call(done.resource_id, done.wallet_id)
-    except OSError as exc:  # a score refreshed later by the background pass
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # the background pass catches up
         log.warning("trust_on_call_failed", error=type(exc).__name__)
     return done
 
