@@ -13,7 +13,7 @@ import asyncpg
 from chains.config import NetworkConfig
 from chains.registry import ChainRegistry
 from chains.solana.rpc import SolanaRpcPool
-from wallets import datakeys
+from wallets import datakeys, keys
 from wallets.approvals import Approvals
 from wallets.audit import AuditSink, no_audit
 from wallets.custody import CustodyError, Keyring, load_keyring
@@ -91,7 +91,15 @@ class WalletService:
             settings.master_key, str(settings.master_key_file) if settings.master_key_file else None
         )
         self.pool = pool
-        self.store = WalletStore(pool, self.keyring, audit)
+        #: Solana RPC pools for agent wallets' signers (the mint, a blockhash), with failover and breakers
+        self.svm_rpc = {
+            n.network: SolanaRpcPool(n.network, n.rpc_urls, settings.rpc_timeout)
+            for n in settings.networks
+            if is_solana(n.network) and n.rpc_urls
+        }
+        #: built-in key kinds plus those the configured chain adapters bring (chains/keys.py)
+        self.kinds = keys.builtin_kinds(self.svm_rpc).with_sources(chains or ())
+        self.store = WalletStore(pool, self.keyring, audit, self.kinds)
         self.ledger = Ledger(pool, audit)
         self.approvals = Approvals(pool, audit)
         self.fetcher = Fetcher(
@@ -100,12 +108,6 @@ class WalletService:
             max_bytes=settings.max_body_bytes,
         )
         self.lookup = chain_lookup(chains)
-        #: Solana RPC pools for agent wallets' signers (the mint, a blockhash), with failover and breakers
-        self.svm_rpc = {
-            n.network: SolanaRpcPool(n.network, n.rpc_urls, settings.rpc_timeout)
-            for n in settings.networks
-            if is_solana(n.network) and n.rpc_urls
-        }
         self.payer: WalletPayer | None = (
             WalletPayer(
                 self.store,
@@ -113,7 +115,7 @@ class WalletService:
                 self.approvals,
                 self.fetcher,
                 self.keyring,
-                svm_rpc=self.svm_rpc,
+                kinds=self.kinds,
                 screen=screen,
                 status=self.lookup,
                 trust=trust,

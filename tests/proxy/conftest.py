@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from chains.evm.devchain import DevChain
+from tests.harness.paychain import EvmChain
 from tests.wallets.conftest import PRICE, Upstream, service, upstream, wallet_service
 from x402.service.proxy.routes import RECEIPT_HEADER
 
@@ -20,6 +21,12 @@ __all__ = ["PRICE", "Upstream", "service", "upstream", "wallet_service"]
 
 SLOW_SECONDS = 3.0
 BIG_BYTES = 64 * 1024
+
+
+@pytest.fixture
+def chain(devchain: DevChain) -> EvmChain:
+    """On anvil: routed calls pay real EIP-3009 transfers (overrides the wallet tests' fake chain)."""
+    return EvmChain(devchain)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import token_balance
+from tests.harness.paychain import EvmChain
 from tests.proxy.conftest import PRICE, Upstream, listing, receipt
 from tests.wallets.conftest import new_wallet
 from x402.wire.codec import PAYMENT_RESPONSE
@@ -28,7 +29,7 @@ async def test_call_pays_exactly_the_listed_price_and_records_the_fee(
 ) -> None:
     client = await wallet_service(platform_fee_bps=FEE_BPS)
     res = await listing(client, devchain, upstream.paid_url, upstream.pay_to)
-    wallet = await new_wallet(client, devchain, {"totalBudget": str(PRICE * 5)})
+    wallet = await new_wallet(client, EvmChain(devchain), {"totalBudget": str(PRICE * 5)})
     before = await token_balance(devchain, upstream.pay_to)
     r = await client.post("/v1/call", json={"resource": res["id"], "wallet": wallet["id"]})
     assert r.status == 200, await r.text()
@@ -77,7 +78,7 @@ async def test_live_price_above_the_listing_is_refused_before_signing(
     service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
 ) -> None:
     res = await listing(service, devchain, upstream.paid_url, upstream.pay_to, amount=PRICE - 1)
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 5)})
+    wallet = await new_wallet(service, EvmChain(devchain), {"totalBudget": str(PRICE * 5)})
     before = await token_balance(devchain, upstream.pay_to)
     r = await service.post("/v1/call", json={"resource": res["id"], "wallet": wallet["id"]})
     assert r.status == 409, await r.text()
@@ -95,7 +96,7 @@ async def test_max_amount_below_the_price_is_refused(
     service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
 ) -> None:
     res = await listing(service, devchain, upstream.paid_url, upstream.pay_to)
-    wallet = await new_wallet(service, devchain)
+    wallet = await new_wallet(service, EvmChain(devchain))
     r = await service.post(
         "/v1/call", json={"resource": res["id"], "wallet": wallet["id"], "maxAmount": str(PRICE - 1)}
     )
@@ -111,7 +112,7 @@ async def test_upstream_failures_map_to_502_and_504_naming_the_upstream(
     wallet_service: Any, broken: str, devchain: DevChain, upstream: Upstream
 ) -> None:
     client = await wallet_service(proxy_timeout=1.0, proxy_max_bytes=4096)
-    wallet = await new_wallet(client, devchain, fund=0)
+    wallet = await new_wallet(client, EvmChain(devchain), fund=0)
     host = "127.0.0.1"
     cases = {"/boom": (502, "upstream_error"), "/slow": (504, "upstream_timeout"), "/big": (502, "upstream_too_large")}
     for path, (status, code) in cases.items():
@@ -130,7 +131,7 @@ async def test_ssrf_guard_refuses_private_targets(wallet_service: Any, upstream:
     from x402.service.storage.scope import system_scope
 
     client = await wallet_service(allow_private_outbound=False)
-    wallet = await new_wallet(client, devchain, fund=0)
+    wallet = await new_wallet(client, EvmChain(devchain), fund=0)
     # listed behind the API's back (the registry itself refuses private URLs too)
     draft = draft_from_json(
         {
@@ -164,7 +165,7 @@ async def test_credentials_and_hop_by_hop_headers_are_not_forwarded(
     await server.start_server()
     try:
         client = await wallet_service()
-        wallet = await new_wallet(client, devchain, fund=0)
+        wallet = await new_wallet(client, EvmChain(devchain), fund=0)
         res = await listing(client, devchain, str(server.make_url("/echo")), upstream.pay_to)
         r = await client.get(
             f"/v1/proxy/{res['id']}/",

@@ -7,6 +7,7 @@ from typing import Any
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import mint
+from tests.harness.paychain import EvmChain
 from tests.proxy.conftest import PRICE, Upstream, listing, receipt
 from tests.wallets.conftest import new_wallet, service_factory, tenant_key_of
 
@@ -14,9 +15,9 @@ from tests.wallets.conftest import new_wallet, service_factory, tenant_key_of
 async def test_a_second_tenant_cannot_use_or_see_the_first_tenants_calls(
     devchain: DevChain, database_url: str, aiohttp_client: Any, upstream: Upstream
 ) -> None:
-    client = await service_factory(devchain, database_url, aiohttp_client, keys_on=True)()
+    client = await service_factory(EvmChain(devchain), database_url, aiohttp_client, keys_on=True)()
     res = await listing(client, devchain, upstream.paid_url, upstream.pay_to)
-    wallet = await new_wallet(client, devchain, {"totalBudget": str(PRICE * 3)})
+    wallet = await new_wallet(client, EvmChain(devchain), {"totalBudget": str(PRICE * 3)})
     r = await client.post(f"/v1/wallets/{wallet['id']}/agent-keys", json={})
     assert r.status == 201, await r.text()
     agent = {"Authorization": f"Bearer {(await r.json())['key']}"}

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from chains.base import PaymentContext
 from chains.evm.devchain import DevChain
 from tests.harness.evm import token_balance
+from tests.harness.paychain import EvmChain
 from tests.proxy.conftest import PRICE, Upstream, listing
 from tests.wallets.conftest import ServiceFactory, new_wallet, service_factory
 from x402.service.appkeys import DB, FACILITATOR, TRUST
@@ -26,7 +27,7 @@ AMOUNT = 10_000
 @pytest.fixture
 async def plain(devchain: DevChain, database_url: str, aiohttp_client: Any) -> TestClient[Any, Any]:
     """A keys-off service (the histories here are written straight into its database)."""
-    make: ServiceFactory = service_factory(devchain, database_url, aiohttp_client, keys_on=False)
+    make: ServiceFactory = service_factory(EvmChain(devchain), database_url, aiohttp_client, keys_on=False)
     return await make(trust_interval=0)
 
 
@@ -156,7 +157,7 @@ async def test_min_resource_trust_refuses_low_trust_resources(
     plain: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
 ) -> None:
     res = await listing(plain, devchain, upstream.paid_url, upstream.pay_to)
-    wallet = await new_wallet(plain, devchain, {"minResourceTrust": 50})
+    wallet = await new_wallet(plain, EvmChain(devchain), {"minResourceTrust": 50})
     assert wallet["policy"]["minResourceTrust"] == 50
     before = await token_balance(devchain, upstream.pay_to)
     r = await plain.post("/v1/call", json={"resource": res["id"], "wallet": wallet["id"]})

@@ -10,12 +10,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chains.evm.devchain import DevChain
+from chains.fake import FakeKeys
+from tests.harness.paychain import PayChain
+from tests.harness.services import hook_receiver
 from tests.platform.conftest import ADMIN, VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.platform.test_audit import _x402
 from tests.wallets.conftest import FAST, MASTER_KEY, ServiceFactory, Upstream, service_factory
@@ -33,48 +34,33 @@ PROBER = "test: the registry prober"
 
 
 @pytest.fixture
-async def wallet_service(devchain: DevChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
+async def wallet_service(chain: PayChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
     """These tests make their own tenants and keys: one run, no default tenant key."""
-    return service_factory(devchain, database_url, aiohttp_client, keys_on=False)
+    return service_factory(chain, database_url, aiohttp_client, keys_on=False)
 
 
 ALL_SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
 
 
 async def _service(wallet_service: Any, redis_url: str) -> TestClient[Any, Any]:
+    # the analytics folder is off so a record written by the test stays pending (its table is exported too)
     client: TestClient[Any, Any] = await wallet_service(
-        require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, options=FAST
+        require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, options=FAST, analytics_fold_interval=0
     )
     return client
 
 
-async def _receiver() -> tuple[TestServer, list[bytes]]:
-    got: list[bytes] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append(await request.read())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server, got
-
-
 async def _tenant_with_everything(
-    client: TestClient[Any, Any], devchain: DevChain, name: str, hook_url: str
+    client: TestClient[Any, Any], chain: PayChain, name: str, hook_url: str
 ) -> dict[str, Any]:
     """A tenant with an all-scope key, a funded wallet, a webhook endpoint and a registry listing."""
     tenant = await new_tenant(client, name)
     key = (await new_key(client, tenant, ALL_SCOPES))["key"]
     h = bearer(key)
-    r = await client.post("/v1/wallets", json={"name": name, "chains": ["evm"], "policy": {}}, headers=h)
+    r = await client.post("/v1/wallets", json={"name": name, "chains": [chain.kind], "policy": {}}, headers=h)
     assert r.status == 201, await r.text()
     wallet = await r.json()
-    from tests.harness.evm import mint
-
-    await mint(devchain, wallet["addresses"]["evm"], 10**9)
+    await chain.fund(wallet["addresses"][chain.kind], 10**9)
     r = await client.post("/v1/webhooks", json={"url": hook_url}, headers=h)
     assert r.status == 201, await r.text()
     hook = await r.json()
@@ -111,14 +97,14 @@ async def _discovered(client: TestClient[Any, Any]) -> set[str]:
 
 
 async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
-    wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, upstream: Upstream, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
-    server, got = await _receiver()
+    server, deliveries = await hook_receiver()
     try:
         hook_url = str(server.make_url("/hook"))
-        a = await _tenant_with_everything(client, devchain, "acme", hook_url)
-        b = await _tenant_with_everything(client, devchain, "bravo", hook_url)
+        a = await _tenant_with_everything(client, chain, "acme", hook_url)
+        b = await _tenant_with_everything(client, chain, "bravo", hook_url)
         ha, hb = bearer(a["key"]), bearer(b["key"])
         service = client.app[WALLETS]
         store = PgRegistryStore(service.pool)
@@ -179,7 +165,7 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
             for _ in range(5):
                 await worker.step()
         await asyncio.sleep(0.3)  # the worker runs too (every 50 ms); it must not send either
-        assert not [g for g in got if wid.encode() in g and b'"wallet.paused"' in g]
+        assert not [g for _, g in deliveries if wid.encode() in g and b'"wallet.paused"' in g]
         with system_scope("test: read the queued delivery"):
             state = await service.pool.fetchval(
                 """SELECT d.status FROM webhook_deliveries d JOIN provider_events e ON e.id = d.event_id
@@ -199,10 +185,10 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
         with system_scope(PROBER):
             assert a["resource"]["id"] in {str(res.id) for res in await store.claim_due(0.0, 1000)}
         for _ in range(100):
-            if any(b'"wallet.paused"' in g and wid.encode() in g for g in got):
+            if any(b'"wallet.paused"' in g and wid.encode() in g for _, g in deliveries):
                 break
             await asyncio.sleep(0.05)
-        assert any(b'"wallet.paused"' in g and wid.encode() in g for g in got)
+        assert any(b'"wallet.paused"' in g and wid.encode() in g for _, g in deliveries)
     finally:
         await server.close()
 
@@ -245,6 +231,17 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         uuid.uuid4(),
         tid,
     )
+    # records that fill every analytics rollup once folded (the app's folder is off here; see _pending_record)
+    for status in ("success", "failed"):
+        await conn.execute(
+            """INSERT INTO payments (id, tenant_id, kind, status, network, payer, amount, latency_ms, risk, risk_level,
+                                     risk_flags, created_at)
+               VALUES ($1, $2, 'settle', $3, 'eip155:1', '0xpayer', 5, 12, 'accept', 'low', 'new_payer', now())""",
+            uuid.uuid4(),
+            tid,
+            status,
+        )
+
     await conn.execute(
         "INSERT INTO events (tenant_id, kind, period, data) VALUES ($1, 'quota.80', '2026-12', '{}')", tid
     )
@@ -299,6 +296,15 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         tid,
     )
     await conn.execute(
+        """INSERT INTO dashboard_sessions (id, tenant_id, key_id, hash, csrf_secret, expires_at)
+           SELECT $1, tenant_id, id, $2, $3, now() + interval '1 hour' FROM api_keys WHERE tenant_id = $4 LIMIT 1""",
+        uuid.uuid4(),
+        secrets.token_bytes(32),
+        "csrf-" + secrets.token_hex(8),
+        tid,
+    )
+
+    await conn.execute(
         """INSERT INTO calls (id, tenant_id, wallet_id, resource_id, owner_tenant_id, url, method, amount, fee_bps,
                               fee, status, latency_ms)
            VALUES ($1, $2, $3, $4, $2, 'https://x/', 'GET', 5, 0, 0, 'paid', 1)""",
@@ -309,13 +315,23 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
     )
 
 
+async def _pending_record(conn: asyncpg.Connection, tenant: str) -> None:
+    """A payment record written after the last analytics fold: it stays in analytics_pending."""
+    await conn.execute(
+        "INSERT INTO payments (id, tenant_id, kind, status, network, created_at) VALUES ($1, $2, 'verify', 'invalid',"
+        " 'eip155:1', now())",
+        uuid.uuid4(),
+        uuid.UUID(tenant),
+    )
+
+
 async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
-    wallet_service: Any, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
     hook = "http://127.0.0.1:9/hook"
-    a = await _tenant_with_everything(client, devchain, "acme", hook)
-    b = await _tenant_with_everything(client, devchain, "bravo", hook)
+    a = await _tenant_with_everything(client, chain, "acme", hook)
+    b = await _tenant_with_everything(client, chain, "bravo", hook)
     for t in (a, b):
         h = bearer(t["key"])
         r = await client.post("/v1/risk/lists/deny", json={"addresses": ["0x" + "ab" * 20]}, headers=h)
@@ -329,6 +345,9 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
     try:
         for t in (a, b):
             await _populate_leftovers(conn, t)
+        await conn.fetchval("SELECT x402_analytics_fold(1000)")
+        for t in (a, b):
+            await _pending_record(conn, t["id"])
         # a feature added later: its tables are exported without anyone listing them
         await conn.execute("CREATE TABLE later_things (id uuid PRIMARY KEY, tenant_id uuid, note text)")
         await conn.execute("CREATE TABLE later_parts (id uuid PRIMARY KEY, thing uuid REFERENCES later_things (id))")
@@ -382,6 +401,7 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
         assert secret not in text
     assert all(row["hash"] == lifecycle.REDACTED for row in by_table["api_keys"])
     assert all(row["ciphertext"] == lifecycle.REDACTED for row in by_table["wallet_keys"])
+    assert all(row["hash"] == row["csrf_secret"] == lifecycle.REDACTED for row in by_table["dashboard_sessions"])
     assert by_table["tenants"][0]["id"] == a["id"]
     # a tenant's own admin key may export its own data, not another tenant's
     r = await client.get(f"/v1/tenants/{b['id']}/export", headers=bearer(a["key"]))
@@ -396,12 +416,12 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
 
 @pytest.mark.allow_blocking
 async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
-    wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, upstream: Upstream, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
     hook = "http://127.0.0.1:9/hook"
-    a = await _tenant_with_everything(client, devchain, "acme", hook)
-    b = await _tenant_with_everything(client, devchain, "bravo", hook)
+    a = await _tenant_with_everything(client, chain, "acme", hook)
+    b = await _tenant_with_everything(client, chain, "bravo", hook)
     master = Keyring.parse(MASTER_KEY)
     wid = uuid.UUID(a["wallet"]["id"])
     conn = await asyncpg.connect(database_url)
@@ -414,9 +434,10 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
         assert dek_row is not None
         sealed = Sealed(kept["key_id"], bytes(kept["nonce"]), bytes(kept["ciphertext"]))
         # before: the key opens through the tenant's DEK (and not with the master key directly)
-        opened = await datakeys.wallet_key(conn, master, wid, "evm")
+        opened = await datakeys.wallet_key(conn, master, wid, chain.kind)
         assert opened is not None
-        assert keys.evm_address(opened[0].unseal(sealed, aad=keys.aad(wid, "evm"))) == a["wallet"]["addresses"]["evm"]
+        secret = opened[0].unseal(sealed, aad=keys.aad(wid, chain.kind))
+        assert FakeKeys().signer(secret).address == a["wallet"]["addresses"][chain.kind]
     finally:
         await conn.close()
 
@@ -431,10 +452,10 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
         # the DEK is gone, so the old ciphertext opens with nothing: not the master key, not any configured key
         assert await conn.fetchval("SELECT count(*) FROM tenant_data_keys WHERE id = $1", dek_row["id"]) == 0
         with pytest.raises(CustodyError):
-            master.unseal(sealed, aad=keys.aad(wid, "evm"))
+            master.unseal(sealed, aad=keys.aad(wid, chain.kind))
         with pytest.raises(InvalidTag):
-            AESGCM(master.current).decrypt(sealed.nonce, sealed.ciphertext, keys.aad(wid, "evm"))
-        assert await datakeys.wallet_key(conn, master, wid, "evm") is None
+            AESGCM(master.current).decrypt(sealed.nonce, sealed.ciphertext, keys.aad(wid, chain.kind))
+        assert await datakeys.wallet_key(conn, master, wid, chain.kind) is None
         # every tenant table is empty of A's rows; the tenant row is an anonymised tombstone
         for table in await lifecycle.tenant_tables(conn):
             n = await conn.fetchval(f"SELECT count(*) FROM {table.name} WHERE {table.condition}", a["id"])
@@ -466,7 +487,7 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
 
 @pytest.mark.slow
 async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
-    wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, upstream: Upstream, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
     tenant = await new_tenant(client, "legacy")
@@ -474,19 +495,20 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     master = Keyring.parse(MASTER_KEY)
     # a wallet as an older release stored it: the key sealed straight under the master key
     wid = uuid.uuid4()
-    new = keys.generate("evm")
+    new = keys.generate(FakeKeys())
     old = keys.seal(master, wid, new)
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
-            "INSERT INTO wallets (id, tenant_id, name, evm_address) VALUES ($1, $2, 'old', $3)",
+            "INSERT INTO wallets (id, tenant_id, name, addresses) VALUES ($1, $2, 'old', $3::jsonb)",
             wid,
             uuid.UUID(tenant),
-            new.address,
+            json.dumps({new.chain: new.address}),
         )
         await conn.execute(
-            "INSERT INTO wallet_keys (wallet_id, chain, key_id, nonce, ciphertext) VALUES ($1, 'evm', $2, $3, $4)",
+            "INSERT INTO wallet_keys (wallet_id, chain, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
             wid,
+            new.chain,
             old.key_id,
             old.nonce,
             old.ciphertext,
@@ -504,9 +526,7 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
         assert bytes(row["ciphertext"]) != old.ciphertext
     finally:
         await conn.close()
-    from tests.harness.evm import mint
-
-    await mint(devchain, new.address, 10**9)
+    await chain.fund(new.address, 10**9)
     r = await client.post(f"/v1/wallets/{wid}/pay", json={"url": upstream.paid_url}, headers=bearer(key))
     assert r.status == 200, await r.text()
     # suspend + reactivate through the CLI, as an operator without the admin token would
@@ -536,7 +556,7 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     assert r.status == 401
     conn = await asyncpg.connect(database_url)
     try:
-        assert await datakeys.wallet_key(conn, master, wid, "evm") is None
+        assert await datakeys.wallet_key(conn, master, wid, chain.kind) is None
         assert (await audit.verify(conn)).ok
     finally:
         await conn.close()

@@ -37,6 +37,7 @@ GLOBAL_TABLES = frozenset(
         "trust_scores",
         "trust_watermark",
         "siwx_nonces",
+        "record_dead_letters",
     }
 )
 #: Columns never exported: key hashes, sealed keys and secrets, stored replies (they may echo a secret).

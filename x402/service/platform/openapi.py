@@ -14,12 +14,23 @@ from x402.service.events.openapi import paths as webhook_paths
 from x402.service.events.openapi import webhooks as webhook_events
 from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
+from x402.service.platform.openapi_analytics import analytics_paths
 from x402.service.platform.openapi_features import feature_paths
 from x402.service.platform.payments_routes import CURSOR_PATTERN
 from x402.service.proxy.openapi import paths as proxy_paths
 from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
+
+#: Routes outside the JSON API, so outside this document: the dashboard's HTML pages, its sign-in forms and static
+#: files (a browser's, not an API client's; the data they show comes from the documented routes).
+NOT_API_PREFIXES = ("/dashboard",)
+
+
+def is_api_route(path: str) -> bool:
+    """True when ``path`` (a route template) belongs to the JSON API and so to this document."""
+    return not any(path == p or path.startswith(p + "/") for p in NOT_API_PREFIXES)
+
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _KEYED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
@@ -166,6 +177,33 @@ SCHEMAS: dict[str, Any] = {
             "transaction": {"type": "string"},
             "reason": {"type": "string"},
             "createdAt": {"type": "string", "format": "date-time"},
+            "resource": {"type": "string", "description": "the paid resource's URL as the payment named it"},
+            "method": {"type": "string"},
+            "risk": {
+                "type": "object",
+                "description": "the risk stage's assessment of this payment, when it ran",
+                "required": ["recommendation", "level", "flags"],
+                "properties": {
+                    "recommendation": {"type": "string"},
+                    "level": {"type": ["string", "null"]},
+                    "flags": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "RecordDeadLetter": {
+        "type": "object",
+        "required": ["id", "count", "error", "attempts", "createdAt", "status"],
+        "properties": {
+            "id": {"type": "integer"},
+            "count": {"type": "integer", "description": "records and event-only items in the batch"},
+            "error": {"type": "string", "description": "why the batch could not be written"},
+            "attempts": {"type": "integer", "description": "replays tried"},
+            "lastError": {"type": ["string", "null"]},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "lastAttemptAt": {"type": ["string", "null"], "format": "date-time"},
+            "replayedAt": {"type": ["string", "null"], "format": "date-time"},
+            "status": {"type": "string", "enum": ["open", "replayed"]},
         },
     },
     # x402Version (when sent) equals paymentPayload.x402Version: one variant per protocol version
@@ -239,6 +277,70 @@ def _list_of(name: str) -> dict[str, Any]:
     return {"type": "object", "properties": {"data": {"type": "array", "items": _ref(name)}}}
 
 
+_LETTER_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
+_OPERATOR_ERRORS = ("400", "401", "403", "404")
+
+
+def record_dead_letter_paths() -> dict[str, dict[str, Any]]:
+    """The operator's view of payment-record batches that could not be written (platform/deadletters.py)."""
+    base = "/v1/admin/record-dead-letters"
+    return {
+        base: {
+            "get": _op(
+                "Payment-record batches that could not be written (operator only; oldest first)",
+                "operations",
+                {"type": "object", "properties": {"data": {"type": "array", "items": _ref("RecordDeadLetter")}}},
+                params=[
+                    _q("status", "open (default), replayed or all", schema={"enum": ["open", "replayed", "all"]}),
+                    _q("limit", "1-500, default 100", schema={"type": "integer", "minimum": 1, "maximum": 500}),
+                ],
+                errors=("400", "401", "403"),
+            )
+        },
+        base + ":replay": {
+            "post": _op(
+                "Replay every open dead letter now (up to 500; idempotent: ids already written are skipped)",
+                "operations",
+                {
+                    "type": "object",
+                    "required": ["replayed", "open"],
+                    "properties": {"replayed": {"type": "integer"}, "open": {"type": "integer"}},
+                },
+                errors=("400", "401", "403"),
+            )
+        },
+        base + "/{id}": {
+            "get": _op(
+                "One dead letter with its records and events",
+                "operations",
+                {
+                    "allOf": [
+                        _ref("RecordDeadLetter"),
+                        {
+                            "type": "object",
+                            "properties": {
+                                "records": {"type": "array", "items": _OBJ},
+                                "events": {"type": "array", "items": _OBJ},
+                            },
+                        },
+                    ]
+                },
+                params=_LETTER_ID,
+                errors=_OPERATOR_ERRORS,
+            )
+        },
+        base + "/{id}/replay": {
+            "post": _op(
+                "Write one dead letter's records and events now (idempotent); its state afterwards",
+                "operations",
+                _ref("RecordDeadLetter"),
+                params=_LETTER_ID,
+                errors=_OPERATOR_ERRORS,
+            )
+        },
+    }
+
+
 def base_paths() -> dict[str, dict[str, Any]]:
     """Operations of the routes the core and the platform mount."""
     payments_list = {
@@ -269,7 +371,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 _ref("VerifyResponse"),
                 body=_ref("FacilitatorRequest"),
                 params=post_idem,
-                errors=("400", "401", "403", "404", "409", "429"),
+                errors=("400", "401", "403", "404", "409", "429", "503"),
             )
         },
         "/settle": {
@@ -281,7 +383,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 _ref("SettleResponse"),
                 body=_ref("FacilitatorRequest"),
                 params=post_idem,
-                errors=("400", "401", "403", "404", "409", "429"),
+                errors=("400", "401", "403", "404", "409", "429", "503"),
             )
         },
         "/v1/payments/verify-tx": {
@@ -291,6 +393,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 "facilitator",
                 body=_ref("VerifyTxRequest"),
                 params=post_idem,
+                errors=("400", "401", "403", "404", "429", "503"),
             )
         },
         "/v1/payto-claims": {
@@ -420,6 +523,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
             )
         },
         "/v1/payments/{id}": {"get": _op("One payment record", "payments", _ref("Payment"), params=_ID)},
+        **record_dead_letter_paths(),
         "/v1/usage": {
             "get": _op(
                 "Counts, volume by network and asset, unique payers, repeat rate, quota",
@@ -435,7 +539,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     paths = base_paths()
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    for path, ops in [*feature_paths().items(), *webhook_paths().items(), *proxy_paths().items()]:
+    for path, ops in (feature_paths() | webhook_paths() | analytics_paths() | proxy_paths()).items():
         if path in served:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():

@@ -407,7 +407,7 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
             service.approvals,
             fetcher,
             service.keyring,
-            svm_rpc=service.svm_rpc,
+            kinds=base.kinds,
             screen=base.screen,
             status=base.status,
             trust=base.trust,

@@ -20,8 +20,10 @@ from x402.service.trust.formula import History, score
 FLOWS: Final = """(
     SELECT lower(payer) AS src, lower(pay_to) AS dst FROM settlements WHERE status = 'confirmed'
     UNION SELECT lower(payer), lower(pay_to) FROM calls WHERE status = 'paid' AND payer IS NOT NULL
-    UNION SELECT lower(w.evm_address), lower(p.pay_to) FROM wallet_payments p JOIN wallets w ON w.id = p.wallet_id
-          WHERE p.status = 'committed' AND w.evm_address IS NOT NULL
+    UNION SELECT lower(CASE WHEN p.network LIKE 'eip155:%' THEN w.addresses->>'evm' ELSE w.addresses->>'solana' END),
+                 lower(p.pay_to)
+          FROM wallet_payments p JOIN wallets w ON w.id = p.wallet_id
+          WHERE p.status = 'committed'
 )"""
 FLAGGED: Final = "('deny', 'mixer', 'exploit')"
 
@@ -119,7 +121,11 @@ async def address_history(conn: Conn, address: str) -> History:
 
 async def wallet_history(conn: Conn, wallet_id: uuid.UUID) -> History | None:
     """An agent wallet: its ledger (committed vs released after sending), age, its address's flags and flows."""
-    wallet = await conn.fetchrow("SELECT evm_address, created_at, now() AS now FROM wallets WHERE id = $1", wallet_id)
+    wallet = await conn.fetchrow(
+        """SELECT ARRAY(SELECT value FROM jsonb_each_text(addresses) ORDER BY key) AS addresses, created_at,
+                  now() AS now FROM wallets WHERE id = $1""",
+        wallet_id,
+    )
     if wallet is None:
         return None
     row = await conn.fetchrow(
@@ -131,15 +137,15 @@ async def wallet_history(conn: Conn, wallet_id: uuid.UUID) -> History | None:
         wallet_id,
     )
     assert row is not None  # an aggregate always has a row
-    address = wallet["evm_address"]
+    addresses = [a for a in wallet["addresses"] if a]
     return History(
         ok=int(row["ok"]),
         failed=int(row["failed"]),
         volume=int(row["volume"]),
         counterparties=int(row["payees"]),
         age_days=_days(wallet["created_at"], wallet["now"]),
-        circular=await _circular(conn, address) if address else False,
-        flags=await _flags(conn, [address]) if address else (),
+        circular=any([await _circular(conn, a) for a in addresses]),
+        flags=await _flags(conn, addresses) if addresses else (),
     )
 
 

@@ -24,7 +24,6 @@ from x402.service.registry.models import check_http_url
 from x402.service.storage.scope import system_scope
 from x402.service.wallets_api.access import Caller, caller_of, platform_audit, wallet_for, wallet_id_of
 from x402.wire.models import PaymentRequirements, encode_json
-from x402.wire.networks import is_evm
 
 routes = web.RouteTableDef()
 
@@ -102,10 +101,12 @@ async def get_budget(request: web.Request) -> web.Response:
 
 @routes.get("/v1/wallets/{id}/balance")
 async def get_balance(request: web.Request) -> web.Response:
-    """On-chain balances of the wallet's addresses for every configured asset (EVM and Solana)."""
+    """On-chain balances of the wallet's addresses for every configured asset (on chains whose adapter reads them)."""
     service = _service(request)
     wallet = await wallet_for(request, service, await caller_of(request, service))
-    found = await balances(request.app[CHAINS], request.app[SETTINGS].networks, wallet.evm_address, wallet.svm_address)
+    found = await balances(
+        request.app[CHAINS], request.app[SETTINGS].networks, lambda net: wallet.address_for(service.kinds, net)
+    )
     return _json({"walletId": str(wallet.id), "balances": found})
 
 
@@ -224,8 +225,7 @@ async def create_agent_key(request: web.Request) -> web.Response:
 def risk_screen(engine: RiskEngine) -> PayeeScreen:
     """The wallet payer's payee screen: sanctions and address lists of the risk engine (no behaviour counted)."""
 
-    async def screen(wallet: Wallet, offer: PaymentRequirements, amount: int, url: str) -> str | None:
-        payer = (wallet.evm_address if is_evm(offer.network) else wallet.svm_address) or ""
+    async def screen(wallet: Wallet, offer: PaymentRequirements, amount: int, url: str, payer: str) -> str | None:
         ctx = RiskContext(
             network=offer.network,
             asset=offer.asset,
