@@ -118,6 +118,8 @@ class RiskAssessment:
     list_versions: Mapping[str, str] = field(default_factory=dict)
     intent: Intent | None = None
     elapsed_ms: float = 0.0
+    #: the payer's trust score from our records (``{score, factors, computedAt}``), attached by the service
+    trust: Mapping[str, Any] | None = None
 
     @property
     def blocked(self) -> bool:
@@ -142,6 +144,8 @@ class RiskAssessment:
         }
         if self.intent is not None:
             out["intent"] = self.intent.to_wire()
+        if self.trust is not None:
+            out["trust"] = dict(self.trust)
         return out
 
 

@@ -143,3 +143,18 @@ class PaymentNotSettled(Conflict):
 
     code = "payment_not_settled"
     title = "The payment under this Idempotency-Key did not settle"
+
+
+class PriceAboveListing(PolicyViolation):
+    """A routed call's live 402 asks more than the registry listing (or offers terms it does not list): not signed."""
+
+    status = 409
+    code = "price_above_listing"
+    title = "Live price above the listed price"
+
+
+class ResourceTrustTooLow(PolicyViolation):
+    """The resource's trust score is below the wallet policy's ``minResourceTrust`` (or it has no score)."""
+
+    code = "resource_trust_too_low"
+    title = "Resource trust below the wallet's minimum"

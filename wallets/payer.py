@@ -36,6 +36,7 @@ from x402.wire.codec import (
     decode_payment_response,
 )
 from x402.wire.models import PaymentRequirements, SettleResponse, parse_amount
+from x402.wire.networks import is_evm
 from x402.wire.payment_identifier import declared, derived_id, new_id
 
 log = get_logger("wallets.payer")
@@ -48,6 +49,43 @@ HOLD_GRACE: Final = 30.0
 
 
 @dataclass(frozen=True, slots=True)
+class Listed:
+    """One offer of a registry listing a routed call is pinned to: the live 402 may ask at most ``amount``."""
+
+    network: str
+    asset: str
+    pay_to: str
+    amount: int
+
+    def covers(self, offer: PaymentRequirements) -> bool:
+        """Same network, asset and payee (EVM addresses compared case-insensitively)."""
+        if offer.network != self.network:
+            return False
+        if is_evm(offer.network):
+            return offer.asset.lower() == self.asset.lower() and offer.pay_to.lower() == self.pay_to.lower()
+        return offer.asset == self.asset and offer.pay_to == self.pay_to
+
+
+def pinned_refusal(
+    listed: tuple[Listed, ...], offer: PaymentRequirements, amount: int
+) -> errors.PolicyViolation | None:
+    """``price_above_listing`` unless a listed offer has the same terms at a price of at least ``amount``."""
+    same = [entry for entry in listed if entry.covers(offer)]
+    if not same:
+        return errors.PriceAboveListing(
+            f"the live 402 offers {offer.network} {offer.asset} to {offer.pay_to}, which the listing does not list",
+            network=offer.network,
+            payTo=offer.pay_to,
+        )
+    cap = max(entry.amount for entry in same)
+    if amount > cap:
+        return errors.PriceAboveListing(
+            f"the live 402 asks {amount}, above the listed price {cap}", amount=str(amount), listed=str(cap)
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class PayRequest:
     """What the agent asks for: one HTTP request, paid if it answers 402."""
 
@@ -57,6 +95,9 @@ class PayRequest:
     body: bytes | None = None
     max_amount: int | None = None
     approval_id: uuid.UUID | None = None
+    #: a routed call (POST /v1/call): the listing's offers the live 402 is pinned to, and the resource's trust
+    listed: tuple[Listed, ...] | None = None
+    resource_trust: int | None = None
 
     @classmethod
     def from_json(cls, doc: Any) -> PayRequest:
@@ -159,6 +200,14 @@ class PayeeScreen(Protocol):
         ...
 
 
+class TrustLookup(Protocol):
+    """The trust score (0..100) of the listed resource at a URL, or None when it has none."""
+
+    async def __call__(self, url: str, method: str) -> int | None:
+        """The score."""
+        ...
+
+
 class StatusLookup(Protocol):
     """Asks the chain about a sent payment (its stored proof); None when no adapter serves the network."""
 
@@ -181,8 +230,10 @@ class WalletPayer:
         kinds: KeyKinds | None = None,
         screen: PayeeScreen | None = None,
         status: StatusLookup | None = None,
+        trust: TrustLookup | None = None,
     ) -> None:
         self.status = status
+        self.trust = trust
         self.store = store
         self.ledger = ledger
         self.approvals = approvals
@@ -197,6 +248,11 @@ class WalletPayer:
             raise errors.WalletPaused(f"the wallet is paused ({wallet.paused_reason})", reason=wallet.paused_reason)
         wallet.policy.check_active()
         wallet.policy.check_url(req.url)
+        if wallet.policy.min_resource_trust is not None:
+            trust = req.resource_trust
+            if req.listed is None:
+                trust = await self.trust(req.url, req.method) if self.trust is not None else None
+            wallet.policy.check_trust(req.url, trust)
         if idempotency_key is not None:
             replay = await self._replay(wallet, idempotency_key)
             if replay is not None:
@@ -315,7 +371,8 @@ class WalletPayer:
                 amount = parse_amount(offer.amount)
             except BadRequest:
                 continue
-            why = wallet.policy.refusal(offer, amount, req.max_amount)
+            why = pinned_refusal(req.listed, offer, amount) if req.listed is not None else None
+            why = why or wallet.policy.refusal(offer, amount, req.max_amount)
             if why is not None:
                 refusals.append(why)
                 continue

@@ -51,6 +51,8 @@ class Policy:
     allowed_networks: tuple[str, ...] | None = None
     allowed_assets: tuple[str, ...] | None = None
     expires_at: datetime | None = None
+    #: refuse resources whose trust score (docs/trust.md) is below this, or that have none (0..100)
+    min_resource_trust: int | None = None
     auto_pause: AutoPause = field(default_factory=AutoPause)
 
     @classmethod
@@ -59,7 +61,7 @@ class Policy:
         if doc is not None and not isinstance(doc, Mapping):
             raise BadRequest(f"policy must be a JSON object, not {_json_type(doc)}", code="invalid_policy")
         doc = dict(doc or {})
-        known = {*_MONEY, *_LISTS, "expiresAt", "autoPause"}
+        known = {*_MONEY, *_LISTS, "expiresAt", "autoPause", "minResourceTrust"}
         unknown = sorted(set(doc) - known)
         if unknown:
             raise ValidationFailed(f"unknown policy fields {unknown}; known: {sorted(known)}", code="invalid_policy")
@@ -72,6 +74,8 @@ class Policy:
                 kw[_snake(name)] = _strings(name, doc[name])
         if doc.get("expiresAt") is not None:
             kw["expires_at"] = _when(doc["expiresAt"])
+        if doc.get("minResourceTrust") is not None:
+            kw["min_resource_trust"] = _trust(doc["minResourceTrust"])
         if doc.get("autoPause") is not None:
             kw["auto_pause"] = _auto_pause(doc["autoPause"])
         return cls(**kw)
@@ -84,7 +88,9 @@ class Policy:
             if value is None:
                 continue
             key = _camel(f.name)
-            if isinstance(value, int):
+            if f.name == "min_resource_trust":
+                out[key] = value
+            elif isinstance(value, int):
                 out[key] = str(value)
             elif isinstance(value, tuple):
                 out[key] = list(value)
@@ -130,6 +136,19 @@ class Policy:
             )
         return None
 
+    def check_trust(self, url: str, trust: int | None) -> None:
+        """Raise ``resource_trust_too_low`` when a minimum is set and the resource's score is missing or below it."""
+        if self.min_resource_trust is None:
+            return
+        if trust is None or trust < self.min_resource_trust:
+            shown = "no trust score" if trust is None else f"trust {trust}"
+            raise errors.ResourceTrustTooLow(
+                f"{url} has {shown}, below the wallet's minResourceTrust {self.min_resource_trust}",
+                url=url,
+                trust=trust,
+                minResourceTrust=self.min_resource_trust,
+            )
+
     def needs_approval(self, amount: int) -> bool:
         """True when a payment of ``amount`` waits for a person."""
         return self.approval_threshold is not None and amount > self.approval_threshold
@@ -163,6 +182,12 @@ def _money(name: str, raw: Any) -> int:
         raise ValidationFailed(
             f"{name} must be a decimal string of atomic units without leading zeros", code="invalid_policy"
         )
+    return int(raw)
+
+
+def _trust(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 100:
+        raise ValidationFailed("minResourceTrust must be an integer from 0 to 100", code="invalid_policy")
     return int(raw)
 
 

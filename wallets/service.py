@@ -19,7 +19,7 @@ from wallets.audit import AuditSink, no_audit
 from wallets.custody import CustodyError, Keyring, load_keyring
 from wallets.ledger import Ledger, sweep
 from wallets.outbound import Fetcher
-from wallets.payer import PayeeScreen, WalletPayer
+from wallets.payer import PayeeScreen, TrustLookup, WalletPayer
 from wallets.reconcile import Pass, chain_lookup, reconcile_once
 from wallets.store import WalletStore
 from x402.logs import get_logger
@@ -83,6 +83,7 @@ class WalletService:
         audit: AuditSink = no_audit,
         screen: PayeeScreen | None = None,
         chains: ChainRegistry | None = None,
+        trust: TrustLookup | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or WalletOptions()
@@ -117,6 +118,7 @@ class WalletService:
                 kinds=self.kinds,
                 screen=screen,
                 status=self.lookup,
+                trust=trust,
             )
             if self.keyring is not None
             else None

@@ -55,6 +55,8 @@ OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/resources/{id}/verify": {"id": "resource"},
     "/v1/tenants/{id}/export": {"id": "tenant"},
     "/v1/payto-claims/{id}": {"id": "payto_claim"},
+    "/v1/wallets/{id}/trust": {"id": "wallet"},
+    "/v1/resources/{id}/usage": {"id": "resource"},
 }
 #: Path parameters of the cross-tenant routes (not object routes: B may act on them, see CROSS_TENANT).
 CROSS_TENANT_PARAMS: dict[str, dict[str, str]] = {"/v1/resources/{id}/ratings": {"id": "resource"}}
@@ -71,6 +73,8 @@ LIST_ROUTES = {
     "/v1/risk/lists",
     "/v1/risk/audit",
     "/v1/payto-claims",
+    "/v1/calls",
+    "/v1/calls/summary",
     "/v1/analytics/timeseries",
     "/v1/analytics/resources",
     "/v1/analytics/networks",
@@ -98,6 +102,10 @@ CALLER_SCOPED = {
     ("DELETE", "/v1/risk/lists/{name}"),
     # the MCP gateway acts on the caller's own wallets only (second tenant: tests/mcp/test_gateway.py)
     ("POST", "/v1/mcp"),
+    # routed calls pay from the caller's own wallet (another tenant's wallet is 404: tests/proxy/test_isolation.py)
+    # to any listed resource (the catalogue is public) and record the call in the caller's collection
+    ("POST", "/v1/call"),
+    *((m, "/v1/proxy/{resourceId}/{path}") for m in ("GET", "POST", "PUT", "PATCH", "DELETE")),
 }
 #: No tenant data at all.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/.well-known/x402", "/supported", "/docs", "/openapi.json"}
@@ -306,7 +314,18 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
                 claimed,
             )
         )
+        call = await owner.fetchval(
+            """INSERT INTO calls (id, tenant_id, wallet_id, resource_id, owner_tenant_id, url, method, amount,
+                                  fee_bps, fee, status, latency_ms)
+               VALUES ($1, $2, $3, $4, $2, $5, 'GET', 7, 100, 0, 'paid', 3) RETURNING id::text""",
+            uuid.uuid4(),
+            uuid.UUID(a),
+            uuid.UUID(wallet["id"]),
+            uuid.UUID(res["id"]),
+            url,
+        )
         w.markers |= {w.ids["approval"], str(event["id"]), "a-dead-letter-marker", w.ids["payto_claim"], claimed}
+        w.markers |= {call}
     finally:
         await owner.close()
     # A sees its own objects through every list (so an empty answer for B means something)

@@ -22,6 +22,7 @@ AGENT_MAY = {
     ("GET", "/v1/wallets/{id}/payments"),
     ("GET", "/v1/wallets/{id}/approvals"),
     ("POST", "/v1/wallets/{id}/pay"),
+    ("GET", "/v1/wallets/{id}/trust"),
 }
 WALLET_CASES = [(m, p) for m, p in OBJECT_CASES if p.startswith("/v1/wallets/{id}")]
 MANAGE_CASES = [c for c in WALLET_CASES if c not in AGENT_MAY]

@@ -304,6 +304,16 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         tid,
     )
 
+    await conn.execute(
+        """INSERT INTO calls (id, tenant_id, wallet_id, resource_id, owner_tenant_id, url, method, amount, fee_bps,
+                              fee, status, latency_ms)
+           VALUES ($1, $2, $3, $4, $2, 'https://x/', 'GET', 5, 0, 0, 'paid', 1)""",
+        uuid.uuid4(),
+        tid,
+        wid,
+        uuid.UUID(t["resource"]["id"]),
+    )
+
 
 async def _pending_record(conn: asyncpg.Connection, tenant: str) -> None:
     """A payment record written after the last analytics fold: it stays in analytics_pending."""

@@ -114,10 +114,11 @@ def create_app(
 
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
-    from x402.service import mcp_gateway, registry, risk_api, wallets_api
+    from x402.service import mcp_gateway, proxy, registry, risk_api, wallets_api
     from x402.service.analytics import routes as analytics
     from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
+    from x402.service.trust import api as trust
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
     return [
@@ -125,9 +126,11 @@ def default_installers() -> list[Installer]:
         risk_api.install,
         facilitator.install,
         registry.install,
+        trust.install,
         wallets_api.install,
         mcp_gateway.install,
         events.install,
+        proxy.install,
         analytics.install,
         dashboard.install,
     ]

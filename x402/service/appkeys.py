@@ -12,6 +12,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from chains.registry import ChainRegistry
     from risk.engine import RiskEngine
+    from wallets.payer import WalletPayer
     from wallets.service import WalletOptions, WalletService
     from x402.cache import Cache
     from x402.paywall import Paywall
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from x402.service.registry.outbound import Outbound
     from x402.service.registry.store import RegistryStore
     from x402.service.settings import Settings
+    from x402.service.trust.service import TrustService
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,5 +69,8 @@ REGISTRY: web.AppKey[RegistryStore] = web.AppKey("registry_store")
 OUTBOUND: web.AppKey[Outbound] = web.AppKey("registry_outbound")
 BAZAAR: web.AppKey[BazaarCatalog] = web.AppKey("registry_bazaar")
 WALLETS: web.AppKey[WalletService] = web.AppKey("wallets")
+TRUST: web.AppKey[TrustService] = web.AppKey("trust")
+#: The wallet payer of routed calls (POST /v1/call): the same payer class and ledger, the proxy's limits.
+PROXY_PAYER: web.AppKey[WalletPayer] = web.AppKey("proxy_payer")
 WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
 DEMO_PAYWALL: web.AppKey[Paywall] = web.AppKey("demo_paywall")

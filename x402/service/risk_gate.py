@@ -7,7 +7,8 @@ money moves (blocked: ``success: false, errorReason: risk_blocked``) and teaches
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
 from chains.base import PaymentContext
 from risk.engine import RiskEngine
@@ -47,11 +48,20 @@ def risk_context(
     )
 
 
+class TrustOf(Protocol):
+    """The stored trust score of a payer address (x402/service/trust), or None."""
+
+    async def __call__(self, address: str) -> dict[str, Any] | None:
+        """The score document."""
+        ...
+
+
 class RiskGate:
     """Wraps a RiskEngine with the wire-level effects on VerifyResponse / SettleResponse."""
 
-    def __init__(self, engine: RiskEngine) -> None:
+    def __init__(self, engine: RiskEngine, trust: TrustOf | None = None) -> None:
         self.engine = engine
+        self.trust = trust
 
     async def assess(
         self,
@@ -64,7 +74,12 @@ class RiskGate:
     ) -> RiskAssessment:
         """Assess a routed payment."""
         rctx = risk_context(ctx, payer=payer, resource=resource, payment_id=payment_id, tenant_id=tenant_id)
-        return await self.engine.assess(rctx)
+        assessment = await self.engine.assess(rctx)
+        if self.trust is None or not payer:
+            return assessment
+        # extensions.risk.trust: the payer's score from our records ({score: 0, factors: null} before any)
+        found = await self.trust(payer)
+        return replace(assessment, trust=found if found is not None else {"score": 0, "factors": None})
 
     @staticmethod
     def _extensions(existing: object, assessment: RiskAssessment) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,6 +54,13 @@ class Settings:
     migrate_on_start: bool = True
     allow_private_outbound: bool = False
     registry_probe_interval: float = 300.0
+    #: routed calls (POST /v1/call, /v1/proxy/...): upstream time and body limits, the platform fee
+    proxy_timeout: float = 30.0
+    proxy_max_bytes: int = 1024 * 1024
+    platform_fee_bps: int = 0
+    platform_fee_overrides: Mapping[str, int] = field(default_factory=dict)
+    #: seconds between incremental trust-score passes (0: never in the background)
+    trust_interval: float = 60.0
     # False here so apps built in code stay open; load_settings (``x402 serve``) defaults it to True
     require_api_keys: bool = False
     risk_enabled: bool = True
@@ -288,6 +296,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dashboard_idle_seconds=_float(env, "X402_DASHBOARD_IDLE_SECONDS", 1800.0),
         allow_private_outbound=_bool(env, "X402_ALLOW_PRIVATE_OUTBOUND", False),
         registry_probe_interval=_float(env, "X402_REGISTRY_PROBE_INTERVAL", 300.0),
+        proxy_timeout=_float(env, "X402_PROXY_TIMEOUT", 30.0),
+        proxy_max_bytes=_int(env, "X402_PROXY_MAX_BYTES", 1024 * 1024),
+        platform_fee_bps=_bps(env.get("X402_PLATFORM_FEE_BPS") or "0", "X402_PLATFORM_FEE_BPS"),
+        platform_fee_overrides=_fee_overrides(env),
+        trust_interval=_float(env, "X402_TRUST_INTERVAL", 60.0),
         require_api_keys=_bool(env, "X402_REQUIRE_API_KEYS", True),
         admin_token=_read_secret(env, "X402_ADMIN_TOKEN"),
         tiers_override=_json_object(env, "X402_TIERS"),
@@ -299,6 +312,29 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_to=tuple(a.strip() for a in env.get("X402_SMTP_TO", "").split(",") if a.strip()),
         smtp_tls=_smtp_tls(env),
     )
+
+
+def _bps(raw: str, name: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be basis points (0-10000), got {raw!r}") from exc
+    if not 0 <= value <= 10_000:
+        raise ConfigError(f"{name} must be basis points (0-10000), got {raw!r}")
+    return value
+
+
+def _fee_overrides(env: Mapping[str, str]) -> dict[str, int]:
+    """``X402_PLATFORM_FEE_OVERRIDES``: a JSON object of tenant id -> basis points."""
+    doc = _json_object(env, "X402_PLATFORM_FEE_OVERRIDES") or {}
+    out: dict[str, int] = {}
+    for tenant, bps in doc.items():
+        try:
+            key = str(uuid.UUID(str(tenant)))
+        except ValueError as exc:
+            raise ConfigError(f"X402_PLATFORM_FEE_OVERRIDES: {tenant!r} is not a tenant id") from exc
+        out[key] = _bps(str(bps), f"X402_PLATFORM_FEE_OVERRIDES[{tenant}]")
+    return out
 
 
 def _smtp_tls(env: Mapping[str, str]) -> str:

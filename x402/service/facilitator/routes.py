@@ -26,6 +26,7 @@ from x402.service.appkeys import (
     RECONCILER,
     RISK,
     SETTINGS,
+    TRUST,
 )
 from x402.service.facilitator.journal import Journal
 from x402.service.facilitator.reconciler import Reconciler
@@ -34,7 +35,7 @@ from x402.service.facilitator.verify_tx import verify_transaction
 from x402.service.http import ANSWER_NOT_FINAL
 from x402.service.http import json_response as _json
 from x402.service.outcome import OUTCOME_DETAIL, OutcomeDetail, detail_of
-from x402.service.risk_gate import RiskGate
+from x402.service.risk_gate import RiskGate, TrustOf
 from x402.service.storage.scope import system_scope
 from x402.wire import reasons
 from x402.wire.codec import EXTENSION_RESPONSES
@@ -153,6 +154,16 @@ async def post_verify_tx(request: web.Request) -> web.Response:
     return _json(result)
 
 
+def _payer_trust(app: web.Application) -> TrustOf:
+    """The payer's stored trust score for ``extensions.risk.trust`` (the trust service starts after this one)."""
+
+    async def lookup(address: str) -> dict[str, Any] | None:
+        trust = app.get(TRUST)
+        return await trust.get("address", address) if trust is not None else None
+
+    return lookup
+
+
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     journal = Journal(app[DB])
@@ -164,7 +175,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
         extensions=app[EXTENSIONS],
         extension_handlers=app[EXTENSION_HANDLERS],
-        risk=RiskGate(engine) if engine is not None else None,
+        risk=RiskGate(engine, trust=_payer_trust(app)) if engine is not None else None,
     )
     app[FACILITATOR] = service
     reconciler = Reconciler(

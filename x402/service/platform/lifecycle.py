@@ -34,6 +34,8 @@ GLOBAL_TABLES = frozenset(
         "verified_transactions",
         "audit_log",
         "nonce_fills",
+        "trust_scores",
+        "trust_watermark",
         "siwx_nonces",
         "record_dead_letters",
     }

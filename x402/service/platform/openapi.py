@@ -17,6 +17,7 @@ from x402.service.platform.keys import SCOPES
 from x402.service.platform.openapi_analytics import analytics_paths
 from x402.service.platform.openapi_features import feature_paths
 from x402.service.platform.payments_routes import CURSOR_PATTERN
+from x402.service.proxy.openapi import paths as proxy_paths
 from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
@@ -538,7 +539,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     paths = base_paths()
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    for path, ops in (feature_paths() | webhook_paths() | analytics_paths()).items():
+    for path, ops in (feature_paths() | webhook_paths() | analytics_paths() | proxy_paths()).items():
         if path in served:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():

@@ -15,7 +15,7 @@ from risk.model import ACTIONS, SEVERITIES
 from wallets.policy import _LISTS, _MONEY
 from x402.errors import PROBLEM_JSON
 from x402.service.registry.hosts import URL_PATTERN
-from x402.service.registry.routes import CURSOR_PATTERN, EXTENSIONS_PATTERN
+from x402.service.registry.routes import CURSOR_PATTERN, EXTENSIONS_PATTERN, MIN_TRUST_PATTERN
 from x402.service.registry.validate import CHECKS as VALIDATE_CHECKS
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
@@ -86,7 +86,19 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         "Ranked full-text search over resources, cursor pagination",
         "discovery",
         False,
-        ("query", "type", "payTo", "scheme", "network", "extensions", "category", "maxPrice", "limit", "cursor"),
+        (
+            "query",
+            "type",
+            "payTo",
+            "scheme",
+            "network",
+            "extensions",
+            "category",
+            "maxPrice",
+            "minTrust",
+            "limit",
+            "cursor",
+        ),
         "200",
     ),
     (
@@ -178,6 +190,7 @@ _QUERY: dict[str, dict[str, Any]] = {
     "cursor": {"type": "string", "pattern": CURSOR_PATTERN, "description": "pagination.cursor of the previous page"},
     "offset": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": 10**9}, {"const": ""}]},
     "type": {"type": "string", "enum": ["", "http", "mcp"], "description": "empty: any type"},
+    "minTrust": {"type": "string", "pattern": MIN_TRUST_PATTERN, "description": "trust score 0..100 (docs/trust.md)"},
     "extensions": {
         "type": "string",
         "pattern": EXTENSIONS_PATTERN,
@@ -225,6 +238,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
                 for k in _LISTS
             },
             "expiresAt": {"type": ["string", "null"], "format": "date-time"},
+            "minResourceTrust": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
             "autoPause": {
                 "type": ["object", "null"],
                 "additionalProperties": False,

@@ -1,7 +1,7 @@
 """Search ranking for ``GET /discovery/search``: one SQL score, a weighted sum of five signals in [0, 1].
 
     score = 0.35 * text + 0.20 * quality + 0.15 * popularity + 0.10 * recency + 0.20 * verification
-            - 0.35 if the last probe found the resource down
+            + 0.10 * trust - 0.35 if the last probe found the resource down
 
 * text: ``ts_rank_cd`` of the weighted tsvector (serviceName A, description B, tags C, URL words D) against
   ``websearch_to_tsquery('english', query)``, divided by the best rank among the matches (so the top text match
@@ -11,6 +11,8 @@
 * popularity: ln(1 + settled volume in atomic units) / ln(1 + 10^12), capped at 1 (10^12 = 1M USDC).
 * recency: exp(-age / 30 days) of ``last_updated`` (a re-verified or re-registered resource is fresh again).
 * verification: verified 1, unverified 0.3, failed 0 (failed resources are also left out of results).
+* trust: the resource's trust score / 100 (docs/trust.md; 0.5 before its first computation), so a wash-traded
+  resource whose volume inflates popularity loses more here than it gains there.
 
 Field weights inside ``text`` are Postgres' defaults (A 1.0, B 0.4, C 0.2, D 0.1), so a name match outweighs a
 description match by 0.21, which a verified, popular, well-rated resource can make up; an unverified newcomer
@@ -27,6 +29,8 @@ W_QUALITY: Final = 0.20
 W_POPULARITY: Final = 0.15
 W_RECENCY: Final = 0.10
 W_VERIFICATION: Final = 0.20
+W_TRUST: Final = 0.10
+TRUST_UNKNOWN: Final = 50
 DOWN_PENALTY: Final = 0.35
 
 UPTIME_SHARE: Final = 0.6
@@ -52,5 +56,6 @@ def score_sql(text: str, now: str) -> str:
     return (
         f"({W_TEXT} * {text} + {W_QUALITY} * {quality} + {W_POPULARITY} * {popularity}"
         f" + {W_RECENCY} * {recency} + {W_VERIFICATION} * {verification}"
+        f" + {W_TRUST} * coalesce(trust, {TRUST_UNKNOWN})::float8 / 100.0"
         f" - (CASE WHEN status = 'down' THEN {DOWN_PENALTY} ELSE 0.0 END))"
     )

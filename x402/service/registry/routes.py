@@ -230,6 +230,11 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     return int(raw)
 
 
+#: ``minTrust``: an integer 0..100 without leading zeros (empty: no minimum)
+MIN_TRUST_PATTERN = "^([0-9]|[1-9][0-9]|100)?$"
+_MIN_TRUST = re.compile("[0-9]|[1-9][0-9]|100")
+
+
 def _filters(request: web.Request, *, search: bool) -> Filters:
     q = request.query
     rtype = q.get("type") or None
@@ -238,6 +243,9 @@ def _filters(request: web.Request, *, search: bool) -> Filters:
     max_price = q.get("maxPrice") or q.get("max_price") if search else None
     if max_price is not None and not is_atomic(max_price):
         raise BadRequest("maxPrice must be an atomic amount (integer string)", code="invalid_max_price")
+    min_trust = q.get("minTrust") or None if search else None
+    if min_trust is not None and _MIN_TRUST.fullmatch(min_trust) is None:
+        raise BadRequest("minTrust must be an integer from 0 to 100", code="invalid_min_trust")
     raw_ext = q.get("extensions", "")
     if _EXTENSIONS.fullmatch(raw_ext) is None:
         raise BadRequest(
@@ -252,6 +260,7 @@ def _filters(request: web.Request, *, search: bool) -> Filters:
         network=q.get("network") or None,
         category=(q.get("category") or None) if search else None,
         max_price=int(max_price) if max_price is not None else None,
+        min_trust=int(min_trust) if min_trust is not None else None,
     )
 
 

@@ -85,6 +85,8 @@ class Filters:
     network: str | None = None
     category: str | None = None
     max_price: int | None = None
+    #: only resources whose trust score (docs/trust.md) is at least this
+    min_trust: int | None = None
     #: extension keys a resource must declare (all of them), e.g. ``("bazaar",)``
     extensions: tuple[str, ...] = ()
     include_failed: bool = False
@@ -111,12 +113,16 @@ class Filters:
             add("jsonb_exists_all(coalesce(extensions, '{}'::jsonb), ?::text[])", list(self.extensions))
         if self.max_price is not None:
             add("min_price <= ?::numeric", self.max_price)
+        if self.min_trust is not None:
+            add(f"{TRUST} >= ?::int", self.min_trust)
         if not self.include_failed:
             conds.append("verification_status <> 'failed'")
         conds.append(LISTED_OWNER)
         return " AND ".join(conds)
 
 
+#: A resource's trust score (null before its first computation).
+TRUST = "(SELECT ts.score FROM trust_scores ts WHERE ts.kind = 'resource' AND ts.subject = resources.id::text)"
 #: A suspended (or deleted) tenant's listings are hidden from discovery and not probed until it is reactivated.
 LISTED_OWNER = "NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = resources.tenant_id AND t.status <> 'active')"
 
@@ -331,7 +337,7 @@ class PgRegistryStore:
             f"""WITH q AS (SELECT websearch_to_tsquery('english', $1) AS q),
                 m AS (
                     SELECT id, uptime, rating_sum, rating_count, settled_volume, last_updated,
-                           verification_status, status,
+                           verification_status, status, {TRUST} AS trust,
                            CASE WHEN $1 = '' THEN 0.0 ELSE ts_rank_cd(search_vector, q.q)::float8 END AS tr
                     FROM resources, q
                     WHERE ($1 = '' OR search_vector @@ q.q) AND {where}

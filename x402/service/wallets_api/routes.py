@@ -17,7 +17,7 @@ from wallets.policy import Policy
 from wallets.service import WalletService
 from wallets.store import Wallet
 from x402.errors import BadRequest, ValidationFailed
-from x402.service.appkeys import CHAINS, DB, OPTIONS, RISK, SETTINGS, WALLETS
+from x402.service.appkeys import CHAINS, DB, OPTIONS, RISK, SETTINGS, TRUST, WALLETS
 from x402.service.http import json_object as _body
 from x402.service.http import json_response as _json
 from x402.service.registry.models import check_http_url
@@ -250,6 +250,7 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
         audit=platform_audit,
         screen=risk_screen(engine) if engine is not None else None,
         chains=app.get(CHAINS),
+        trust=trust.resource_score if (trust := app.get(TRUST)) is not None else None,
     )
     app[WALLETS] = service
     with system_scope("wallet start-up and background jobs: data keys, reservations, pending payments, deliveries"):
