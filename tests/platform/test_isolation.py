@@ -85,6 +85,7 @@ CALLER_SCOPED = {
     ("POST", "/v1/resources/import"),
     ("POST", "/v1/resources/validate"),  # stores nothing; probes the caller's URL
     ("POST", "/v1/payto-claims"),
+    ("POST", "/v1/events"),  # usage events land in the caller's tenant; ids are per tenant (tests/metering)
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),
     ("DELETE", "/v1/risk/lists/{name}"),

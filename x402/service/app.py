@@ -116,6 +116,7 @@ def default_installers() -> list[Installer]:
     from x402.service import registry, risk_api, wallets_api
     from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
+    from x402.service.metering import service as metering
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
     return [
@@ -125,4 +126,5 @@ def default_installers() -> list[Installer]:
         registry.install,
         wallets_api.install,
         events.install,
+        metering.install,
     ]

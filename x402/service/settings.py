@@ -73,6 +73,8 @@ class Settings:
     smtp_from: str | None = None
     smtp_to: tuple[str, ...] = ()
     smtp_tls: str = "starttls"
+    #: Usage events (issue 20): how old an event's timestamp may be when it arrives (seconds).
+    usage_late_window: int = 7 * 86400
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
@@ -291,6 +293,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_from=env.get("X402_SMTP_FROM") or None,
         smtp_to=tuple(a.strip() for a in env.get("X402_SMTP_TO", "").split(",") if a.strip()),
         smtp_tls=_smtp_tls(env),
+        usage_late_window=_int(env, "X402_USAGE_LATE_WINDOW", 7 * 86400),
     )
 
 
