@@ -55,6 +55,7 @@ OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/resources/{id}/verify": {"id": "resource"},
     "/v1/tenants/{id}/export": {"id": "tenant"},
     "/v1/payto-claims/{id}": {"id": "payto_claim"},
+    "/v1/entitlements/{customer}": {"customer": "customer"},
 }
 #: Path parameters of the cross-tenant routes (not object routes: B may act on them, see CROSS_TENANT).
 CROSS_TENANT_PARAMS: dict[str, dict[str, str]] = {"/v1/resources/{id}/ratings": {"id": "resource"}}
@@ -71,6 +72,8 @@ LIST_ROUTES = {
     "/v1/risk/lists",
     "/v1/risk/audit",
     "/v1/payto-claims",
+    "/v1/meters",
+    "/v1/plans",
 }
 PUBLIC_LISTS = {"/discovery/resources", "/discovery/search"}
 #: Writes into the caller's own collection (a new object of the caller's tenant, or the caller's own lists).
@@ -85,7 +88,11 @@ CALLER_SCOPED = {
     ("POST", "/v1/resources/import"),
     ("POST", "/v1/resources/validate"),  # stores nothing; probes the caller's URL
     ("POST", "/v1/payto-claims"),
-    ("POST", "/v1/events"),  # usage events land in the caller's tenant; ids are per tenant (tests/metering)
+    # usage events, meters, plans and customers are keyed per tenant: B's write is B's own (tests/metering)
+    ("POST", "/v1/events"),
+    ("PUT", "/v1/meters/{key}"),
+    ("PUT", "/v1/plans/{key}"),
+    ("PUT", "/v1/customers/{id}"),
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),
     ("DELETE", "/v1/risk/lists/{name}"),
@@ -226,6 +233,13 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
     await _ok(await client.post("/v1/risk/lists/deny", json={"addresses": [denied]}, headers=h))
     w.ids["denied"] = denied
     w.markers |= {rule, denied}
+
+    meter, plan, customer = (f"{k}-{secrets.token_hex(4)}" for k in ("meter", "plan", "cus"))
+    await _ok(await client.put(f"/v1/meters/{meter}", json={"aggregation": "count"}, headers=h))
+    await _ok(await client.put(f"/v1/plans/{plan}", json={"limits": {meter: 5}}, headers=h))
+    await _ok(await client.put(f"/v1/customers/{customer}", json={"plan": plan}, headers=h))
+    w.ids["customer"] = customer
+    w.markers |= {meter, plan, customer}
 
     url = f"https://api.example.com/{secrets.token_hex(6)}"
     res = await _ok(await client.post("/v1/resources", json=resource(url), headers=h))

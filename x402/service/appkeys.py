@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from x402.service.facilitator.reconciler import Reconciler
     from x402.service.facilitator.routes import Authorizer, OutcomeHook
     from x402.service.facilitator.service import ExtensionHandler, FacilitatorService
+    from x402.service.metering.cache import EntitlementCache
     from x402.service.metrics import Metrics
     from x402.service.platform.context import Platform
     from x402.service.registry.bazaar import BazaarCatalog
@@ -68,4 +69,5 @@ OUTBOUND: web.AppKey[Outbound] = web.AppKey("registry_outbound")
 BAZAAR: web.AppKey[BazaarCatalog] = web.AppKey("registry_bazaar")
 WALLETS: web.AppKey[WalletService] = web.AppKey("wallets")
 WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
+METERING: web.AppKey[EntitlementCache] = web.AppKey("metering_entitlements")
 DEMO_PAYWALL: web.AppKey[Paywall] = web.AppKey("demo_paywall")

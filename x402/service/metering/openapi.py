@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from x402.service.metering.ingest import ID_PATTERN, MAX_BATCH, MAX_VALUE, METER_PATTERN
+from x402.service.metering.plans import AGGREGATIONS, MAX_FEATURES, PRICE_PATTERN
 
 _PROBLEM: Final = {"$ref": "#/components/responses/Problem"}
 _KEYED: Final[list[dict[str, list[str]]]] = [{"bearer": []}, {"apiKey": []}]
@@ -24,14 +25,96 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
     return {"application/json": {"schema": schema}}
 
 
-def _op(summary: str, ok: dict[str, Any], *, body: dict[str, Any] | None = None) -> dict[str, Any]:
+def _op(
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "OK", "content": _json(ok)}}
-    for code in ("400", "401", "403", "422", "429"):
+    if headers:
+        responses["200"]["headers"] = headers
+    codes = ["400", "401", "403", "422", "429"] + (["404"] if params else [])
+    for code in sorted(codes):
         responses[code] = _PROBLEM
     op: dict[str, Any] = {"summary": summary, "tags": ["metering"], "security": _KEYED, "responses": responses}
     if body is not None:
         op["requestBody"] = {"required": False, "content": _json(body)}
+    if params:
+        op["parameters"] = params
     return op
+
+
+def _path(name: str, pattern: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "pattern": pattern}}]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+_KEY: Final = {"type": "string", "pattern": METER_PATTERN}
+_COUNT: Final = {"type": "integer", "minimum": 0, "maximum": MAX_VALUE}
+
+
+def _per_meter(value: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "propertyNames": _KEY, "additionalProperties": value}
+
+
+_RATE: Final = _obj(
+    {"credits": _COUNT, "per": {"type": "integer", "minimum": 1, "maximum": MAX_VALUE}},
+    ("credits", "per"),
+    closed=True,
+)
+METER: Final = _obj(
+    {
+        "key": _STR,
+        "aggregation": {"type": "string", "enum": list(AGGREGATIONS)},
+        "property": {"type": ["string", "null"]},
+    },
+    ("key", "aggregation", "property"),
+)
+PLAN: Final = _obj(
+    {
+        "key": _STR,
+        "features": {"type": "array", "items": _STR},
+        "limits": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "stop": {"type": "string", "enum": ["hard", "soft"]},
+        "overage": {"type": "object", "additionalProperties": _STR},
+        "burnRates": {"type": "object", "additionalProperties": _RATE},
+        "allowNegative": {"type": "boolean"},
+    },
+    ("key", "features", "limits", "stop", "overage", "burnRates", "allowNegative"),
+)
+ENTITLEMENTS: Final = _obj(
+    {
+        "customer": _STR,
+        "plan": _STR,
+        "stop": {"type": "string", "enum": ["hard", "soft"]},
+        "features": {"type": "array", "items": _STR},
+        "period": _obj({"key": _STR, "start": _STR, "end": _STR}, ("key", "start", "end")),
+        "meters": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "meter": _STR,
+                    "used": {"type": "integer"},
+                    "limit": {"type": "integer"},
+                    "remaining": {"type": "integer"},
+                    "percent": {"type": "integer"},
+                    "allowed": {"type": "boolean"},
+                    "overageUnits": {"type": "integer"},
+                    "overageAmount": {"type": "string", "pattern": "^[0-9]+$", "description": "atomic units"},
+                },
+                ("meter", "used", "limit", "remaining", "percent", "allowed", "overageUnits", "overageAmount"),
+            ),
+        },
+        "warning": {"type": ["integer", "null"], "enum": [80, 90, 100, None]},
+    },
+    ("customer", "plan", "stop", "features", "period", "meters", "warning"),
+)
 
 
 #: One usage event as documented; the batch schema accepts any item, since a bad event gets its own error in the
@@ -86,17 +169,78 @@ def paths() -> dict[str, dict[str, Any]]:
         },
         ("accepted", "duplicates", "errors"),
     )
+    meter_body = {
+        "oneOf": [
+            _obj(
+                {"aggregation": {"type": "string", "enum": ["sum", "count", "max"]}, "property": {"type": "null"}},
+                closed=True,
+            ),
+            _obj({"aggregation": {"const": "unique"}, "property": _KEY}, ("aggregation", "property"), closed=True),
+        ],
+        "description": "sum (the default), count, max, or unique (the count of distinct values of `property`)",
+    }
+    plan_body = _obj(
+        {
+            "features": {"type": ["array", "null"], "maxItems": MAX_FEATURES, "items": _KEY},
+            "limits": {"anyOf": [_per_meter(_COUNT), {"type": "null"}]},
+            "stop": {"type": "string", "enum": ["hard", "soft"]},
+            "overage": {"anyOf": [_per_meter({"type": "string", "pattern": PRICE_PATTERN}), {"type": "null"}]},
+            "burnRates": {"anyOf": [_per_meter(_RATE), {"type": "null"}]},
+            "allowNegative": {"type": "boolean"},
+        },
+        closed=True,
+    )
+    customer_body = _obj({"plan": _KEY}, ("plan",), closed=True)
+    warning = {
+        "X402-Quota-Warning": {
+            "description": "the highest limit threshold (80, 90, 100) a meter of the customer has reached",
+            "schema": {"type": "string", "enum": ["80", "90", "100"]},
+        }
+    }
     return {
+        "/v1/meters/{key}": {
+            "put": _op("Create or replace a meter", _ref("Meter"), body=meter_body, params=_path("key", METER_PATTERN))
+        },
+        "/v1/meters": {
+            "get": _op("The caller's meters", _obj({"meters": {"type": "array", "items": _ref("Meter")}}, ("meters",)))
+        },
+        "/v1/plans/{key}": {
+            "put": _op(
+                "Create or replace a plan (features, limits per meter, hard/soft stop, overage, burn rates)",
+                _ref("Plan"),
+                body=plan_body,
+                params=_path("key", METER_PATTERN),
+            )
+        },
+        "/v1/plans": {
+            "get": _op("The caller's plans", _obj({"plans": {"type": "array", "items": _ref("Plan")}}, ("plans",)))
+        },
+        "/v1/customers/{id}": {
+            "put": _op(
+                "Put one of the caller's customers on a plan",
+                _obj({"id": _STR, "plan": _STR}, ("id", "plan")),
+                body=customer_body,
+                params=_path("id", ID_PATTERN),
+            )
+        },
+        "/v1/entitlements/{customer}": {
+            "get": _op(
+                "A customer's features and allowance per meter this period (cached, invalidated on change)",
+                _ref("Entitlements"),
+                params=_path("customer", ID_PATTERN),
+                headers=warning,
+            )
+        },
         "/v1/events": {
             "post": _op(
                 f"Report up to {MAX_BATCH} usage events (idempotent by id; bad events get per-event errors)",
                 answer,
                 body=batch,
             )
-        }
+        },
     }
 
 
 def schemas() -> dict[str, dict[str, Any]]:
     """components/schemas entries."""
-    return {"UsageEvent": USAGE_EVENT}
+    return {"UsageEvent": USAGE_EVENT, "Meter": METER, "Plan": PLAN, "Entitlements": ENTITLEMENTS}
