@@ -56,6 +56,8 @@ OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/tenants/{id}/export": {"id": "tenant"},
     "/v1/payto-claims/{id}": {"id": "payto_claim"},
     "/v1/entitlements/{customer}": {"customer": "customer"},
+    "/v1/credits/{customer}": {"customer": "customer"},
+    "/v1/credits/{customer}/history": {"customer": "customer"},
 }
 #: Path parameters of the cross-tenant routes (not object routes: B may act on them, see CROSS_TENANT).
 CROSS_TENANT_PARAMS: dict[str, dict[str, str]] = {"/v1/resources/{id}/ratings": {"id": "resource"}}
@@ -93,6 +95,8 @@ CALLER_SCOPED = {
     ("PUT", "/v1/meters/{key}"),
     ("PUT", "/v1/plans/{key}"),
     ("PUT", "/v1/customers/{id}"),
+    ("POST", "/v1/credits/{customer}/entries"),  # B's grant goes to B's own account of that name
+    ("POST", "/v1/credits/{customer}/burn"),  # burns B's own (empty) account: 409, never A's balance
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),
     ("DELETE", "/v1/risk/lists/{name}"),
@@ -238,6 +242,7 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
     await _ok(await client.put(f"/v1/meters/{meter}", json={"aggregation": "count"}, headers=h))
     await _ok(await client.put(f"/v1/plans/{plan}", json={"limits": {meter: 5}}, headers=h))
     await _ok(await client.put(f"/v1/customers/{customer}", json={"plan": plan}, headers=h))
+    await _ok(await client.post(f"/v1/credits/{customer}/entries", json={"kind": "grant", "credits": 7}, headers=h))
     w.ids["customer"] = customer
     w.markers |= {meter, plan, customer}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from x402.service.metering.ingest import ID_PATTERN, MAX_BATCH, MAX_VALUE, METER_PATTERN
+from x402.service.metering.ledger import COUNTER, KINDS, REFERENCE_PATTERN
 from x402.service.metering.plans import AGGREGATIONS, MAX_FEATURES, PRICE_PATTERN
 
 _PROBLEM: Final = {"$ref": "#/components/responses/Problem"}
@@ -32,11 +33,15 @@ def _op(
     body: dict[str, Any] | None = None,
     params: list[dict[str, Any]] | None = None,
     headers: dict[str, Any] | None = None,
+    conflict: bool = False,
+    created: bool = False,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "OK", "content": _json(ok)}}
+    if created:
+        responses["201"] = {"description": "Created", "content": _json(ok)}
     if headers:
         responses["200"]["headers"] = headers
-    codes = ["400", "401", "403", "422", "429"] + (["404"] if params else [])
+    codes = ["400", "401", "403", "422", "429"] + (["404"] if params else []) + (["409"] if conflict else [])
     for code in sorted(codes):
         responses[code] = _PROBLEM
     op: dict[str, Any] = {"summary": summary, "tags": ["metering"], "security": _KEYED, "responses": responses}
@@ -87,6 +92,23 @@ PLAN: Final = _obj(
         "allowNegative": {"type": "boolean"},
     },
     ("key", "features", "limits", "stop", "overage", "burnRates", "allowNegative"),
+)
+_NINT: Final = {"type": ["integer", "null"]}
+_NSTR: Final = {"type": ["string", "null"]}
+CREDIT_ENTRY: Final = _obj(
+    {
+        "txn": {"type": "string", "format": "uuid"},
+        "seq": {"type": "integer"},
+        "kind": {"type": "string", "enum": list(KINDS)},
+        "credits": {"type": "integer", "description": "signed: added to (+) or taken from (-) the balance"},
+        "balance": {"type": "integer", "description": "the balance after this entry"},
+        "counterAccount": {"type": "string", "enum": sorted(set(COUNTER.values()))},
+        "meter": _NSTR,
+        "units": _NINT,
+        "reference": _NSTR,
+        "createdAt": _STR,
+    },
+    ("txn", "seq", "kind", "credits", "balance", "counterAccount", "meter", "units", "reference", "createdAt"),
 )
 ENTITLEMENTS: Final = _obj(
     {
@@ -197,7 +219,80 @@ def paths() -> dict[str, dict[str, Any]]:
             "schema": {"type": "string", "enum": ["80", "90", "100"]},
         }
     }
+    customer = _path("customer", ID_PATTERN)
+    reference = {"type": ["string", "null"], "pattern": REFERENCE_PATTERN, "description": "idempotency key"}
+    credits = {"type": "integer", "minimum": 1, "maximum": MAX_VALUE}
+    entry_body = _obj(
+        {"kind": {"type": "string", "enum": ["grant", "expiry", "refund"]}, "credits": credits, "reference": reference},
+        ("kind", "credits"),
+        closed=True,
+    )
+    burn_body = {
+        "oneOf": [
+            _obj({"credits": credits, "reference": reference}, ("credits",), closed=True),
+            _obj(
+                {"meter": _KEY, "units": credits, "reference": reference},
+                ("meter", "units"),
+                closed=True,
+            ),
+        ]
+    }
+    page = [
+        {
+            "name": "limit",
+            "in": "query",
+            "required": False,
+            "schema": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 100}, {"const": ""}]},
+            "description": "1-100, default 50",
+        },
+        {
+            "name": "cursor",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "pattern": "^([0-9]{1,18})?$"},
+            "description": "nextCursor of the previous page",
+        },
+    ]
     return {
+        "/v1/credits/{customer}": {
+            "get": _op(
+                "A customer's credit balance",
+                _obj(
+                    {"customer": _STR, "balance": {"type": "integer"}, "updatedAt": _STR},
+                    ("customer", "balance", "updatedAt"),
+                ),
+                params=customer,
+            )
+        },
+        "/v1/credits/{customer}/history": {
+            "get": _op(
+                "A customer's ledger entries, newest first",
+                _obj(
+                    {"entries": {"type": "array", "items": _ref("CreditEntry")}, "nextCursor": _NSTR},
+                    ("entries", "nextCursor"),
+                ),
+                params=[*customer, *page],
+            )
+        },
+        "/v1/credits/{customer}/entries": {
+            "post": _op(
+                "Grant credits, or take them back as an expiry or refund (201; 200 repeats a known reference)",
+                _ref("CreditEntry"),
+                body=entry_body,
+                params=customer,
+                conflict=True,
+                created=True,
+            )
+        },
+        "/v1/credits/{customer}/burn": {
+            "post": _op(
+                "Burn credits, or units of a meter at the plan's burn rate (409 insufficient_credits)",
+                _ref("CreditEntry"),
+                body=burn_body,
+                params=customer,
+                conflict=True,
+            )
+        },
         "/v1/meters/{key}": {
             "put": _op("Create or replace a meter", _ref("Meter"), body=meter_body, params=_path("key", METER_PATTERN))
         },
@@ -243,4 +338,10 @@ def paths() -> dict[str, dict[str, Any]]:
 
 def schemas() -> dict[str, dict[str, Any]]:
     """components/schemas entries."""
-    return {"UsageEvent": USAGE_EVENT, "Meter": METER, "Plan": PLAN, "Entitlements": ENTITLEMENTS}
+    return {
+        "UsageEvent": USAGE_EVENT,
+        "Meter": METER,
+        "Plan": PLAN,
+        "Entitlements": ENTITLEMENTS,
+        "CreditEntry": CREDIT_ENTRY,
+    }

@@ -42,7 +42,7 @@ def tenant_text(tenant_id: uuid.UUID | None) -> str:
     return "" if tenant_id is None else str(tenant_id)
 
 
-def _t(column: str) -> str:
+def tenant_is(column: str) -> str:
     """``column`` belongs to tenant ``$1`` (None = rows of no tenant), written so the index still applies."""
     return f"({column} = $1 OR ($1::uuid IS NULL AND {column} IS NULL))"
 
@@ -174,7 +174,7 @@ async def put_meter(conn: Conn, tenant_id: uuid.UUID | None, key: str, doc: dict
 async def list_meters(conn: Conn, tenant_id: uuid.UUID | None) -> list[dict[str, Any]]:
     """The tenant's meters by key."""
     rows = await conn.fetch(
-        f"SELECT key, aggregation, property FROM usage_meters WHERE {_t('tenant_id')} ORDER BY key", tenant_id
+        f"SELECT key, aggregation, property FROM usage_meters WHERE {tenant_is('tenant_id')} ORDER BY key", tenant_id
     )
     return [meter_json(r) for r in rows]
 
@@ -223,7 +223,7 @@ async def put_plan(conn: Conn, tenant_id: uuid.UUID | None, key: str, doc: dict[
 
 async def list_plans(conn: Conn, tenant_id: uuid.UUID | None) -> list[dict[str, Any]]:
     """The tenant's plans by key."""
-    rows = await conn.fetch(f"SELECT * FROM usage_plans WHERE {_t('tenant_id')} ORDER BY key", tenant_id)
+    rows = await conn.fetch(f"SELECT * FROM usage_plans WHERE {tenant_is('tenant_id')} ORDER BY key", tenant_id)
     return [plan_json(r) for r in rows]
 
 
@@ -234,7 +234,9 @@ async def put_customer(conn: Conn, tenant_id: uuid.UUID | None, customer: str, d
     if not isinstance(plan, str) or not _KEY.fullmatch(plan):
         raise ValidationFailed("plan must be a plan key", code="invalid_customer")
     async with conn.transaction():
-        if not await conn.fetchval(f"SELECT 1 FROM usage_plans WHERE {_t('tenant_id')} AND key = $2", tenant_id, plan):
+        if not await conn.fetchval(
+            f"SELECT 1 FROM usage_plans WHERE {tenant_is('tenant_id')} AND key = $2", tenant_id, plan
+        ):
             raise ValidationFailed(f"no plan {plan!r}", code="unknown_plan")
         await conn.execute(
             """INSERT INTO usage_customers (tenant_id, id, plan) VALUES ($1, $2, $3)
@@ -260,8 +262,8 @@ SELECT e.meter,
             WHEN 'sum' THEN sum(e.value) WHEN 'count' THEN count(*) WHEN 'max' THEN max(e.value)
             ELSE count(DISTINCT e.properties ->> m.property) END)::bigint AS used
 FROM usage_events e
-LEFT JOIN usage_meters m ON {_t("m.tenant_id")} AND m.key = e.meter
-WHERE {_t("e.tenant_id")} AND e.customer = $2 AND e.ts >= $3 AND e.ts < $4 AND e.meter = ANY($5::text[])
+LEFT JOIN usage_meters m ON {tenant_is("m.tenant_id")} AND m.key = e.meter
+WHERE {tenant_is("e.tenant_id")} AND e.customer = $2 AND e.ts >= $3 AND e.ts < $4 AND e.meter = ANY($5::text[])
 GROUP BY e.meter, m.aggregation, m.property
 """
 
@@ -285,8 +287,8 @@ def reached(used: int, limit: int) -> int | None:
 
 async def _plan_of(conn: Conn, tenant_id: uuid.UUID | None, customer: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
-        f"""SELECT p.* FROM usage_customers c JOIN usage_plans p ON {_t("p.tenant_id")} AND p.key = c.plan
-            WHERE {_t("c.tenant_id")} AND c.id = $2""",
+        f"""SELECT p.* FROM usage_customers c JOIN usage_plans p ON {tenant_is("p.tenant_id")} AND p.key = c.plan
+            WHERE {tenant_is("c.tenant_id")} AND c.id = $2""",
         tenant_id,
         customer,
     )
@@ -336,8 +338,8 @@ async def warn(conn: Conn, tenant_id: uuid.UUID | None, pairs: set[tuple[str, st
     customers = sorted({c for c, _ in pairs})
     rows = await conn.fetch(
         f"""SELECT c.id, p.key, p.limits FROM usage_customers c
-            JOIN usage_plans p ON {_t("p.tenant_id")} AND p.key = c.plan
-            WHERE {_t("c.tenant_id")} AND c.id = ANY($2::text[]) AND p.limits <> '{{}}'::jsonb""",
+            JOIN usage_plans p ON {tenant_is("p.tenant_id")} AND p.key = c.plan
+            WHERE {tenant_is("c.tenant_id")} AND c.id = ANY($2::text[]) AND p.limits <> '{{}}'::jsonb""",
         tenant_id,
         customers,
     )

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from aiohttp import web
 
 from x402.errors import Forbidden, Unauthorized, ValidationFailed
 from x402.service.appkeys import DB, METERING, SETTINGS
 from x402.service.http import json_object, json_response
-from x402.service.metering import plans
-from x402.service.metering.ingest import MAX_BATCH, parse_batch, store
+from x402.service.metering import ledger, plans
+from x402.service.metering.ingest import MAX_BATCH, MAX_VALUE, parse_batch, store
+from x402.service.middleware import REQUEST_ID
 from x402.service.platform.auth import principal_of
 
 routes = web.RouteTableDef()
 
 #: Scopes that may report usage and read entitlements: the provider's server holds a ``verify`` key already.
 USAGE_SCOPES = frozenset({"verify", "admin"})
+_REFERENCE = re.compile(ledger.REFERENCE_PATTERN)
 
 
 def caller_tenant(request: web.Request, *, write: bool = False) -> uuid.UUID | None:
@@ -133,3 +137,102 @@ async def entitlements(request: web.Request) -> web.Response:
     if answer["warning"] is not None:
         response.headers["X402-Quota-Warning"] = str(answer["warning"])
     return response
+
+
+def _actor(request: web.Request) -> str:
+    principal = principal_of(request)
+    return "anonymous" if principal is None else principal.actor
+
+
+def _credits(doc: dict[str, Any], name: str = "credits") -> int:
+    value = doc.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VALUE:
+        raise ValidationFailed(f"{name} must be an integer from 1 to {MAX_VALUE}", code="invalid_credit_entry")
+    return value
+
+
+def _reference(doc: dict[str, Any]) -> str | None:
+    ref = doc.get("reference")
+    if ref is not None and not (isinstance(ref, str) and _REFERENCE.fullmatch(ref)):
+        raise ValidationFailed(
+            "reference must be 1-200 characters of A-Z a-z 0-9 _ . : @ / -", code="invalid_credit_entry"
+        )
+    return ref
+
+
+@routes.get("/v1/credits/{customer}")
+async def credit_balance(request: web.Request) -> web.Response:
+    """A customer's credit balance."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    async with request.app[DB].acquire() as conn:
+        return json_response(await ledger.balance(conn, tenant_id, customer))
+
+
+@routes.get("/v1/credits/{customer}/history")
+async def credit_history(request: web.Request) -> web.Response:
+    """A customer's ledger entries, newest first."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    raw, cur = request.query.get("limit", ""), request.query.get("cursor", "")
+    if raw and not (raw.isdigit() and 1 <= int(raw) <= 100):
+        raise ValidationFailed("limit must be an integer from 1 to 100", code="invalid_query")
+    if cur and not (cur.isdigit() and len(cur) <= 18):
+        raise ValidationFailed("cursor must be the nextCursor of the previous page", code="invalid_query")
+    async with request.app[DB].acquire() as conn:
+        page, nxt = await ledger.history(conn, tenant_id, customer, int(raw or 50), int(cur) if cur else None)
+    return json_response({"entries": page, "nextCursor": None if nxt is None else str(nxt)})
+
+
+@routes.post("/v1/credits/{customer}/entries")
+async def credit_entry(request: web.Request) -> web.Response:
+    """Grant credits, or take them back as an expiry or a refund (admin; audited; idempotent by reference)."""
+    tenant_id = caller_tenant(request, write=True)
+    customer = plans.check_customer(request.match_info["customer"])
+    doc = await json_object(request)
+    unknown = sorted(set(doc) - {"kind", "credits", "reference"})
+    if unknown:
+        raise ValidationFailed(f"unknown fields {unknown}", code="invalid_credit_entry")
+    kind = doc.get("kind")
+    if kind not in ("grant", "expiry", "refund"):
+        raise ValidationFailed("kind must be grant, expiry or refund", code="invalid_credit_entry")
+    movement = ledger.Movement(kind, _credits(doc), _reference(doc))
+    async with request.app[DB].acquire() as conn:
+        out, new = await ledger.move(
+            conn, tenant_id, customer, movement, actor=_actor(request), request_id=request.get(REQUEST_ID)
+        )
+    return json_response(out, 201 if new else 200)
+
+
+@routes.post("/v1/credits/{customer}/burn")
+async def credit_burn(request: web.Request) -> web.Response:
+    """Burn credits: a number of credits, or units of a meter at the plan's burn rate (409 when not covered)."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    doc = await json_object(request)
+    unknown = sorted(set(doc) - {"credits", "meter", "units", "reference"})
+    if unknown:
+        raise ValidationFailed(f"unknown fields {unknown}", code="invalid_credit_entry")
+    ref = _reference(doc)
+    async with request.app[DB].acquire() as conn:
+        if "meter" in doc:
+            meter = doc["meter"]
+            if not isinstance(meter, str) or "credits" in doc:
+                raise ValidationFailed("give credits, or meter and units", code="invalid_credit_entry")
+            plans.check_key(meter, "meter")
+            units = _credits(doc, "units")
+            rate, per, negative = await ledger.burn_rate(conn, tenant_id, customer, meter)
+            movement = ledger.Movement("burn", -(-units * rate // per), ref, meter, units)
+        else:
+            _, _, negative = await ledger.burn_rate(conn, tenant_id, customer, "")
+            movement = ledger.Movement("burn", _credits(doc), ref)
+        out, _ = await ledger.move(
+            conn,
+            tenant_id,
+            customer,
+            movement,
+            actor=_actor(request),
+            request_id=request.get(REQUEST_ID),
+            allow_negative=negative,
+        )
+    return json_response(out)
