@@ -253,7 +253,29 @@ def paths() -> dict[str, dict[str, Any]]:
             "description": "nextCursor of the previous page",
         },
     ]
+    topup = _op(
+        "Buy the configured credit pack over x402: 402 with its price, then 201 with the purchase (200: this "
+        "payment's purchase again); served when X402_CREDIT_PACK is set",
+        _ref("CreditEntry"),
+        params=[
+            *customer,
+            {
+                "name": "tenant",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string", "format": "uuid"},
+                "description": "the provider's tenant id, for a payer without an API key",
+            },
+        ],
+        created=True,
+    )
+    topup["security"] = [{}, *_KEYED]
+    topup["responses"]["402"] = {
+        "description": "Payment required: the PAYMENT-REQUIRED header holds the pack's price",
+        "headers": {"PAYMENT-REQUIRED": {"schema": _STR}},
+    }
     return {
+        "/v1/credits/{customer}/topup": {"post": topup},
         "/v1/credits/{customer}": {
             "get": _op(
                 "A customer's credit balance",

@@ -20,7 +20,9 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
 
 def install(app: web.Application) -> None:
     """Mount the metering API (after the database context)."""
+    from x402.service.metering import topup
     from x402.service.metering.routes import routes
 
     app.cleanup_ctx.append(_ctx)
     app.add_routes(routes)
+    topup.install(app)
