@@ -69,6 +69,15 @@ class BadEvent(Exception):
         self.detail = detail
 
 
+def as_int(value: Any, low: int = 0, high: int = MAX_VALUE) -> int | None:
+    """An integer JSON number in [low, high] (``5.0`` counts, as JSON Schema says), else None."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
+
+
 def _time(raw: Any, now: datetime, late: timedelta) -> datetime:
     if raw is None:
         return now
@@ -104,8 +113,8 @@ def parse_event(doc: Any, now: datetime, late: timedelta) -> UsageEvent:
     meter = doc.get("meter")
     if not isinstance(meter, str) or not _METER.fullmatch(meter):
         raise BadEvent("invalid_meter", "meter must be 1-64 characters of a-z 0-9 _ . : -")
-    value = doc.get("value", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_VALUE:
+    value = as_int(doc.get("value", 1))
+    if value is None:
         raise BadEvent("invalid_value", f"value must be an integer from 0 to {MAX_VALUE}")
     props = doc.get("properties") or {}
     if not isinstance(props, dict):

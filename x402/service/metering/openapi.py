@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from x402.service.events.openapi import _PAGE as PAGE
 from x402.service.metering.ingest import ID_PATTERN, MAX_BATCH, MAX_VALUE, METER_PATTERN
 from x402.service.metering.ledger import COUNTER, KINDS, REFERENCE_PATTERN
 from x402.service.metering.plans import AGGREGATIONS, MAX_FEATURES, PRICE_PATTERN
@@ -35,6 +36,7 @@ def _op(
     headers: dict[str, Any] | None = None,
     conflict: bool = False,
     created: bool = False,
+    body_required: bool = False,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "OK", "content": _json(ok)}}
     if created:
@@ -46,7 +48,7 @@ def _op(
         responses[code] = _PROBLEM
     op: dict[str, Any] = {"summary": summary, "tags": ["metering"], "security": _KEYED, "responses": responses}
     if body is not None:
-        op["requestBody"] = {"required": False, "content": _json(body)}
+        op["requestBody"] = {"required": body_required, "content": _json(body)}
     if params:
         op["parameters"] = params
     return op
@@ -237,22 +239,7 @@ def paths() -> dict[str, dict[str, Any]]:
             ),
         ]
     }
-    page = [
-        {
-            "name": "limit",
-            "in": "query",
-            "required": False,
-            "schema": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 100}, {"const": ""}]},
-            "description": "1-100, default 50",
-        },
-        {
-            "name": "cursor",
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string", "pattern": "^([0-9]{1,18})?$"},
-            "description": "nextCursor of the previous page",
-        },
-    ]
+    page = PAGE
     topup = _op(
         "Buy the configured credit pack over x402: 402 with its price, then 201 with the purchase (200: this "
         "payment's purchase again); served when X402_CREDIT_PACK is set",
@@ -301,6 +288,7 @@ def paths() -> dict[str, dict[str, Any]]:
                 "Grant credits, or take them back as an expiry or refund (201; 200 repeats a known reference)",
                 _ref("CreditEntry"),
                 body=entry_body,
+                body_required=True,
                 params=customer,
                 conflict=True,
                 created=True,
@@ -311,6 +299,7 @@ def paths() -> dict[str, dict[str, Any]]:
                 "Burn credits, or units of a meter at the plan's burn rate (409 insufficient_credits)",
                 _ref("CreditEntry"),
                 body=burn_body,
+                body_required=True,
                 params=customer,
                 conflict=True,
             )
@@ -337,6 +326,7 @@ def paths() -> dict[str, dict[str, Any]]:
                 "Put one of the caller's customers on a plan",
                 _obj({"id": _STR, "plan": _STR}, ("id", "plan")),
                 body=customer_body,
+                body_required=True,
                 params=_path("id", ID_PATTERN),
             )
         },

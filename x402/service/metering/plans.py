@@ -21,7 +21,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from x402.errors import NotFound, ValidationFailed
 from x402.service.events.outbox import Event, insert_events
-from x402.service.metering.ingest import ID_PATTERN, MAX_VALUE, METER_PATTERN
+from x402.service.metering.ingest import ID_PATTERN, METER_PATTERN, as_int
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -91,24 +91,18 @@ def _per_meter(doc: Any, name: str, check: Any) -> dict[str, Any]:
         raise ValidationFailed(f"{name} must map meter keys to values", code="invalid_plan")
     out = {}
     for meter, value in doc.items():
-        if not check(value):
+        checked = check(value)
+        if checked is None:
             raise ValidationFailed(f"{name}.{meter} is not valid", code="invalid_plan")
-        out[meter] = value
+        out[meter] = checked
     return out
 
 
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_VALUE
-
-
-def _rate(value: Any) -> bool:
-    return (
-        isinstance(value, dict)
-        and set(value) == {"credits", "per"}
-        and _count(value["credits"])
-        and _count(value["per"])
-        and value["per"] >= 1
-    )
+def _rate(value: Any) -> dict[str, int] | None:
+    if not isinstance(value, dict) or set(value) != {"credits", "per"}:
+        return None
+    credits, per = as_int(value["credits"]), as_int(value["per"], 1)
+    return None if credits is None or per is None else {"credits": credits, "per": per}
 
 
 def _j(value: Any) -> Any:
@@ -182,15 +176,17 @@ async def list_meters(conn: Conn, tenant_id: uuid.UUID | None) -> list[dict[str,
 async def put_plan(conn: Conn, tenant_id: uuid.UUID | None, key: str, doc: dict[str, Any]) -> dict[str, Any]:
     """Create or replace a plan."""
     _fields(doc, {"features", "limits", "stop", "overage", "burnRates", "allowNegative"}, "invalid_plan")
-    features = doc.get("features") or []
+    features = [] if doc.get("features") is None else doc["features"]
     if (
         not isinstance(features, list)
         or len(features) > MAX_FEATURES
         or not all(isinstance(f, str) and _KEY.fullmatch(f) for f in features)
     ):
         raise ValidationFailed("features must be a list of feature keys", code="invalid_plan")
-    limits = _per_meter(doc.get("limits"), "limits", _count)
-    overage = _per_meter(doc.get("overage"), "overage", lambda v: isinstance(v, str) and bool(_PRICE.fullmatch(v)))
+    limits = _per_meter(doc.get("limits"), "limits", as_int)
+    overage = _per_meter(
+        doc.get("overage"), "overage", lambda v: v if isinstance(v, str) and _PRICE.fullmatch(v) else None
+    )
     rates = _per_meter(doc.get("burnRates"), "burnRates", _rate)
     stop = doc.get("stop", "hard")
     if stop not in ("hard", "soft"):

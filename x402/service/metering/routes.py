@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from x402.errors import Forbidden, Unauthorized, ValidationFailed
 from x402.service.appkeys import DB, METERING, SETTINGS
 from x402.service.http import json_object, json_response
 from x402.service.metering import ledger, plans
-from x402.service.metering.ingest import MAX_BATCH, MAX_VALUE, parse_batch, store
+from x402.service.metering.ingest import MAX_BATCH, MAX_VALUE, as_int, parse_batch, store
 from x402.service.middleware import REQUEST_ID
 from x402.service.platform.auth import principal_of
 
@@ -70,44 +71,49 @@ def _evict(request: web.Request, tenant_id: uuid.UUID | None, customers: set[str
         cache.evict(f"{tenant}|{customer}")
 
 
+Put = Callable[[Any, uuid.UUID | None, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+Lister = Callable[[Any, uuid.UUID | None], Awaitable[list[dict[str, Any]]]]
+
+
+async def _define(request: web.Request, what: str, put: Put) -> web.Response:
+    """Create or replace a meter or plan of the caller (admin); every cached answer of the tenant is dropped."""
+    tenant_id = caller_tenant(request, write=True)
+    key = plans.check_key(request.match_info["key"], what)
+    doc = await json_object(request)
+    async with request.app[DB].acquire() as conn:
+        out = await put(conn, tenant_id, key, doc)
+    _evict(request, tenant_id, {"*"})
+    return json_response(out)
+
+
+async def _list(request: web.Request, name: str, lister: Lister) -> web.Response:
+    tenant_id = caller_tenant(request)
+    async with request.app[DB].acquire() as conn:
+        return json_response({name: await lister(conn, tenant_id)})
+
+
 @routes.put("/v1/meters/{key}")
 async def put_meter(request: web.Request) -> web.Response:
     """Create or replace a meter (sum, count, max, or unique count of a property)."""
-    tenant_id = caller_tenant(request, write=True)
-    key = plans.check_key(request.match_info["key"], "meter")
-    doc = await json_object(request)
-    async with request.app[DB].acquire() as conn:
-        out = await plans.put_meter(conn, tenant_id, key, doc)
-    _evict(request, tenant_id, {"*"})
-    return json_response(out)
+    return await _define(request, "meter", plans.put_meter)
 
 
 @routes.get("/v1/meters")
 async def list_meters(request: web.Request) -> web.Response:
     """The caller's meters."""
-    tenant_id = caller_tenant(request)
-    async with request.app[DB].acquire() as conn:
-        return json_response({"meters": await plans.list_meters(conn, tenant_id)})
+    return await _list(request, "meters", plans.list_meters)
 
 
 @routes.put("/v1/plans/{key}")
 async def put_plan(request: web.Request) -> web.Response:
     """Create or replace a plan: features, limits per meter, hard or soft stop, overage prices, burn rates."""
-    tenant_id = caller_tenant(request, write=True)
-    key = plans.check_key(request.match_info["key"], "plan")
-    doc = await json_object(request)
-    async with request.app[DB].acquire() as conn:
-        out = await plans.put_plan(conn, tenant_id, key, doc)
-    _evict(request, tenant_id, {"*"})
-    return json_response(out)
+    return await _define(request, "plan", plans.put_plan)
 
 
 @routes.get("/v1/plans")
 async def list_plans(request: web.Request) -> web.Response:
     """The caller's plans."""
-    tenant_id = caller_tenant(request)
-    async with request.app[DB].acquire() as conn:
-        return json_response({"plans": await plans.list_plans(conn, tenant_id)})
+    return await _list(request, "plans", plans.list_plans)
 
 
 @routes.put("/v1/customers/{id}")
@@ -145,8 +151,8 @@ def _actor(request: web.Request) -> str:
 
 
 def _credits(doc: dict[str, Any], name: str = "credits") -> int:
-    value = doc.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_VALUE:
+    value = as_int(doc.get(name), 1)
+    if value is None:
         raise ValidationFailed(f"{name} must be an integer from 1 to {MAX_VALUE}", code="invalid_credit_entry")
     return value
 
