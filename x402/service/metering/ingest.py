@@ -75,7 +75,7 @@ def as_int(value: Any, low: int = 0, high: int = MAX_VALUE) -> int | None:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         return None
-    return value
+    return int(value)
 
 
 def _time(raw: Any, now: datetime, late: timedelta) -> datetime:
