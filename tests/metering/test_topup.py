@@ -11,10 +11,11 @@ import pytest
 
 from chains.evm.devchain import DevChain
 from chains.evm.payer import EvmSigner
-from tests.harness.evm import address_of, chain_settings, fund_eth, funded_payer, new_key, token_balance
+from tests.harness.evm import address_of, chain_settings, fund_eth, funded_payer, mint, new_key, token_balance
 from tests.paywall.conftest import payer_client
 from tests.platform.conftest import ADMIN, bearer, new_tenant
 from tests.platform.conftest import new_key as new_api_key
+from tests.wallets.conftest import MASTER_KEY
 from x402.service.app import create_app
 from x402.wire.codec import PAYMENT_REQUIRED, PAYMENT_SIGNATURE, decode_payment_required, encode_header
 from x402.wire.models import PaymentPayload
@@ -36,7 +37,15 @@ async def _service(devchain: DevChain, database_url: str, redis_url: str, aiohtt
         "extra": {"name": devchain.token_name, "version": devchain.token_version},
     }
     settings = chain_settings(
-        devchain, database_url, key, require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, credit_pack=pack
+        devchain,
+        database_url,
+        key,
+        require_api_keys=True,
+        admin_token=ADMIN,
+        redis_url=redis_url,
+        credit_pack=pack,
+        master_key=MASTER_KEY,  # wallets, for an agent paying its own top-up
+        allow_private_outbound=True,  # the wallet pays this test's loopback server
     )
     return await aiohttp_client(create_app(settings)), pay_to
 
@@ -88,3 +97,34 @@ async def test_topup_is_a_402_and_a_payment_grants_the_pack_once(
     bal = await (await client.get("/v1/credits/cus_1", headers=h)).json()
     assert bal["balance"] == 2 * CREDITS
     assert await _purchases(database_url) == 2
+
+
+@pytest.mark.slow
+async def test_an_agent_wallet_tops_itself_up_within_its_policy(
+    devchain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any
+) -> None:
+    client, pay_to = await _service(devchain, database_url, redis_url, aiohttp_client)
+    tenant = await new_tenant(client, "agent-topups")
+    h = bearer((await new_api_key(client, tenant, ["wallets", "admin"]))["key"])
+    url = str(client.make_url(f"/v1/credits/agent-7/topup?tenant={tenant}"))
+
+    async def wallet(cap: int) -> str:
+        body = {"name": f"agent-{cap}", "chains": ["evm"], "policy": {"perPaymentCap": str(cap)}}
+        r = await client.post("/v1/wallets", json=body, headers=h)
+        assert r.status == 201, await r.text()
+        w = await r.json()
+        await mint(devchain, w["addresses"]["evm"], 10 * PRICE)
+        return str(w["id"])
+
+    # over its per-payment cap: refused by the wallet's policy, nothing paid, no credits
+    small = await wallet(PRICE - 1)
+    r = await client.post(f"/v1/wallets/{small}/pay", json={"url": url, "method": "POST"}, headers=h)
+    assert r.status >= 400, await r.text()
+    assert (await client.get("/v1/credits/agent-7", headers=h)).status == 404
+    # within it: the wallet pays the 402 and the credits land
+    big = await wallet(PRICE)
+    r = await client.post(f"/v1/wallets/{big}/pay", json={"url": url, "method": "POST"}, headers=h)
+    assert r.status == 200, await r.text()
+    assert await token_balance(devchain, pay_to) == PRICE
+    bal = await (await client.get("/v1/credits/agent-7", headers=h)).json()
+    assert bal["balance"] == CREDITS
