@@ -57,6 +57,9 @@ OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/payto-claims/{id}": {"id": "payto_claim"},
     "/v1/wallets/{id}/trust": {"id": "wallet"},
     "/v1/resources/{id}/usage": {"id": "resource"},
+    "/v1/entitlements/{customer}": {"customer": "customer"},
+    "/v1/credits/{customer}": {"customer": "customer"},
+    "/v1/credits/{customer}/history": {"customer": "customer"},
 }
 #: Path parameters of the cross-tenant routes (not object routes: B may act on them, see CROSS_TENANT).
 CROSS_TENANT_PARAMS: dict[str, dict[str, str]] = {"/v1/resources/{id}/ratings": {"id": "resource"}}
@@ -83,6 +86,8 @@ LIST_ROUTES = {
     "/v1/analytics/risk",
     "/v1/analytics/payouts",
     "/v1/analytics/cohorts",
+    "/v1/meters",
+    "/v1/plans",
 }
 PUBLIC_LISTS = {"/discovery/resources", "/discovery/search"}
 #: Writes into the caller's own collection (a new object of the caller's tenant, or the caller's own lists).
@@ -97,6 +102,13 @@ CALLER_SCOPED = {
     ("POST", "/v1/resources/import"),
     ("POST", "/v1/resources/validate"),  # stores nothing; probes the caller's URL
     ("POST", "/v1/payto-claims"),
+    # usage events, meters, plans and customers are keyed per tenant: B's write is B's own (tests/metering)
+    ("POST", "/v1/events"),
+    ("PUT", "/v1/meters/{key}"),
+    ("PUT", "/v1/plans/{key}"),
+    ("PUT", "/v1/customers/{id}"),
+    ("POST", "/v1/credits/{customer}/entries"),  # B's grant goes to B's own account of that name
+    ("POST", "/v1/credits/{customer}/burn"),  # burns B's own (empty) account: 409, never A's balance
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),
     ("DELETE", "/v1/risk/lists/{name}"),
@@ -262,6 +274,14 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
     await _ok(await client.post("/v1/risk/lists/deny", json={"addresses": [denied]}, headers=h))
     w.ids["denied"] = denied
     w.markers |= {rule, denied}
+
+    meter, plan, customer = (f"{k}-{secrets.token_hex(4)}" for k in ("meter", "plan", "cus"))
+    await _ok(await client.put(f"/v1/meters/{meter}", json={"aggregation": "count"}, headers=h))
+    await _ok(await client.put(f"/v1/plans/{plan}", json={"limits": {meter: 5}}, headers=h))
+    await _ok(await client.put(f"/v1/customers/{customer}", json={"plan": plan}, headers=h))
+    await _ok(await client.post(f"/v1/credits/{customer}/entries", json={"kind": "grant", "credits": 7}, headers=h))
+    w.ids["customer"] = customer
+    w.markers |= {meter, plan, customer}
 
     url = f"https://api.example.com/{secrets.token_hex(6)}"
     res = await _ok(await client.post("/v1/resources", json=resource(url), headers=h))

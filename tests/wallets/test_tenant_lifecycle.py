@@ -83,6 +83,17 @@ async def _tenant_with_everything(
     r = await client.post("/v1/resources", json=body, headers=h)
     assert r.status == 201, await r.text()
     resource = await r.json()
+    # metering: a plan, a customer on it, usage past 80% (a warning row) and a credit grant
+    calls = [
+        ("PUT", "/v1/plans/basic", {"limits": {"tokens": 10}}),
+        ("PUT", "/v1/customers/cus_1", {"plan": "basic"}),
+        ("PUT", "/v1/meters/tokens", {}),
+        ("POST", "/v1/events", {"events": [{"id": "e1", "customer": "cus_1", "meter": "tokens", "value": 9}]}),
+        ("POST", "/v1/credits/cus_1/entries", {"kind": "grant", "credits": 5}),
+    ]
+    for method, path, doc in calls:
+        r = await client.request(method, path, json=doc, headers=h)
+        assert r.status in (200, 201), await r.text()
     return {"id": tenant, "key": key, "wallet": wallet, "hook": hook, "resource": resource, "url": url}
 
 

@@ -118,6 +118,7 @@ def default_installers() -> list[Installer]:
     from x402.service.analytics import routes as analytics
     from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
+    from x402.service.metering import service as metering
     from x402.service.trust import api as trust
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
@@ -133,4 +134,5 @@ def default_installers() -> list[Installer]:
         proxy.install,
         analytics.install,
         dashboard.install,
+        metering.install,
     ]

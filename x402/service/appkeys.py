@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from x402.service.facilitator.reconciler import Reconciler
     from x402.service.facilitator.routes import Authorizer, OutcomeHook
     from x402.service.facilitator.service import ExtensionHandler, FacilitatorService
+    from x402.service.metering.cache import EntitlementCache
     from x402.service.metrics import Metrics
     from x402.service.platform.context import Platform
     from x402.service.registry.bazaar import BazaarCatalog
@@ -73,4 +74,6 @@ TRUST: web.AppKey[TrustService] = web.AppKey("trust")
 #: The wallet payer of routed calls (POST /v1/call): the same payer class and ledger, the proxy's limits.
 PROXY_PAYER: web.AppKey[WalletPayer] = web.AppKey("proxy_payer")
 WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
+METERING: web.AppKey[EntitlementCache] = web.AppKey("metering_entitlements")
 DEMO_PAYWALL: web.AppKey[Paywall] = web.AppKey("demo_paywall")
+TOPUP_PAYWALL: web.AppKey[Paywall] = web.AppKey("metering_topup_paywall")

@@ -85,6 +85,11 @@ class Settings:
     smtp_from: str | None = None
     smtp_to: tuple[str, ...] = ()
     smtp_tls: str = "starttls"
+    #: Usage events (issue 20): how old an event's timestamp may be when it arrives (seconds).
+    usage_late_window: int = 7 * 86400
+    #: The credit pack ``POST /v1/credits/{customer}/topup`` sells over x402 (None: no top-up route):
+    #: ``{credits, amount, network, asset, payTo, extra?}``.
+    credit_pack: Mapping[str, Any] | None = None
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
@@ -311,6 +316,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_from=env.get("X402_SMTP_FROM") or None,
         smtp_to=tuple(a.strip() for a in env.get("X402_SMTP_TO", "").split(",") if a.strip()),
         smtp_tls=_smtp_tls(env),
+        usage_late_window=_int(env, "X402_USAGE_LATE_WINDOW", 7 * 86400),
+        credit_pack=_json_object(env, "X402_CREDIT_PACK"),
     )
 
 

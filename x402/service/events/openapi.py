@@ -80,6 +80,19 @@ _RESOURCE: Final = _obj(
     {"resourceId": _STR, "url": _STR, "method": _STR, "reason": _NSTR, "previousStatus": _STR},
     ("resourceId", "url"),
 )
+#: A customer's metered usage reached 80/90% (``usage.threshold``) or 100% (``usage.exceeded``) of its plan limit.
+_USAGE: Final = _obj(
+    {
+        "customer": _STR,
+        "meter": _STR,
+        "plan": _STR,
+        "threshold": {"type": "integer", "enum": [80, 90, 100]},
+        "used": _INT,
+        "limit": _INT,
+        "period": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+    },
+    ("customer", "meter", "plan", "threshold", "used", "limit", "period"),
+)
 _KEY: Final = _obj({"key": {"type": "object"}, "replacedBy": _STR}, ("key",))
 
 #: ``data`` of each event type.
@@ -109,6 +122,8 @@ DATA: Final[dict[str, dict[str, Any]]] = {
     "wallet.resumed": _obj({"walletId": _STR}, ("walletId",)),
     "webhook.disabled": _obj({"endpointId": _STR, "url": _STR, "reason": _STR}, ("endpointId", "reason")),
     "webhook.ping": _obj({"endpointId": _STR}, ("endpointId",)),
+    "usage.threshold": _USAGE,
+    "usage.exceeded": _USAGE,
 }
 
 

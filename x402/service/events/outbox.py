@@ -44,6 +44,8 @@ EVENT_TYPES: Final = (
     "wallet.resumed",
     "webhook.disabled",
     "webhook.ping",
+    "usage.threshold",
+    "usage.exceeded",
 )
 
 

@@ -12,6 +12,8 @@ from x402.service.appkeys import OPTIONS, SETTINGS
 from x402.service.events.openapi import event_schemas
 from x402.service.events.openapi import paths as webhook_paths
 from x402.service.events.openapi import webhooks as webhook_events
+from x402.service.metering.openapi import paths as metering_paths
+from x402.service.metering.openapi import schemas as metering_schemas
 from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
 from x402.service.platform.openapi_analytics import analytics_paths
@@ -539,12 +541,12 @@ def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     paths = base_paths()
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    for path, ops in (feature_paths() | webhook_paths() | analytics_paths() | proxy_paths()).items():
+    for path, ops in (feature_paths() | webhook_paths() | analytics_paths() | proxy_paths() | metering_paths()).items():
         if path in served:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():
         paths.setdefault(path, {}).update(copy.deepcopy(dict(extra)))
-    schemas = {**copy.deepcopy(SCHEMAS), **event_schemas()}
+    schemas = {**copy.deepcopy(SCHEMAS), **event_schemas(), **metering_schemas()}
     # verify-tx answers 400 invalid_network for a network this deployment does not serve
     schemas["VerifyTxRequest"]["properties"]["network"]["enum"] = [n.network for n in settings.networks]
     return {

@@ -1,0 +1,88 @@
+"""``x402.client.usage.UsageClient`` against the real endpoint: batching, flush on close, a restart mid-stream."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from tests.harness.services import free_port
+from tests.metering.test_ingest import _tenant_key
+from tests.platform.conftest import ADMIN
+from x402.client.usage import UsageClient
+from x402.service.app import create_app
+from x402.service.settings import Settings
+
+
+async def _stored(database_url: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        row = await conn.fetchrow("SELECT count(*) AS n, count(DISTINCT id) AS d FROM usage_events")
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row["n"]), int(row["d"])
+
+
+async def test_batches_of_100_or_500_ms_and_flush_on_close(client: Any, database_url: str) -> None:
+    _, h = await _tenant_key(client, "usage-client")
+    key = h["Authorization"].removeprefix("Bearer ")
+    async with aiohttp.ClientSession() as http:
+        usage = UsageClient(http, str(client.make_url("")), key)
+        began = time.perf_counter()
+        for i in range(250):
+            usage.record("cus_1", "tokens", i)  # never awaits
+        assert time.perf_counter() - began < 0.5
+        for _ in range(200):  # two full batches go at once; the 50 left wait for the 500 ms tick
+            if usage.sent >= 200:
+                break
+            await asyncio.sleep(0.01)
+        assert usage.sent == 200
+        assert usage.pending == 50
+        await asyncio.sleep(0.8)
+        assert usage.sent == 250
+        usage.record("cus_1", "tokens", 1)
+        usage.record("cus_1", "tokens", 2, event_id="bad id")  # refused by the service, reported
+        await usage.close()  # flushes what is left
+        assert usage.sent == 251
+        assert [e["code"] for e in usage.rejected] == ["invalid_id"]
+    assert await _stored(database_url) == (251, 251)
+
+
+async def test_a_server_restart_mid_stream_loses_and_doubles_nothing(psettings: Settings, database_url: str) -> None:
+    port = free_port()
+
+    async def start() -> web.AppRunner:
+        runner = web.AppRunner(create_app(psettings))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        return runner
+
+    runner = await start()
+    base = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as http:
+        op = {"Authorization": f"Bearer {ADMIN}"}
+        async with http.post(f"{base}/v1/tenants", json={"name": "restart"}, headers=op) as r:
+            tenant = (await r.json())["id"]
+        async with http.post(f"{base}/v1/tenants/{tenant}/keys", json={"scopes": ["verify"]}, headers=op) as r:
+            key = (await r.json())["key"]
+        usage = UsageClient(http, base, key, backoff=0.05, backoff_cap=0.2)
+        for i in range(150):
+            usage.record(f"cus_{i % 3}", "tokens", 1)
+        await usage.flush()
+        await runner.cleanup()  # the service goes away mid-stream
+        for i in range(150):
+            usage.record(f"cus_{i % 3}", "tokens", 1)
+        await asyncio.sleep(0.7)  # sends fail and are retried with backoff
+        assert usage.pending == 150
+        runner = await start()
+        try:
+            await usage.close()
+        finally:
+            await runner.cleanup()
+    assert usage.sent == 300
+    assert await _stored(database_url) == (300, 300)

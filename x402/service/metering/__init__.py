@@ -1,0 +1,1 @@
+"""Metering (issue 20): usage events from a provider's own code, meters, plans and entitlements, prepaid credits."""

@@ -1,0 +1,244 @@
+"""``/v1/events`` (usage ingestion), tenant-scoped: a tenant key with the ``verify`` or ``admin`` scope."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+
+from x402.errors import Forbidden, Unauthorized, ValidationFailed
+from x402.service.appkeys import DB, METERING, SETTINGS
+from x402.service.http import json_object, json_response
+from x402.service.metering import ledger, plans
+from x402.service.metering.ingest import MAX_BATCH, MAX_VALUE, as_int, parse_batch, store
+from x402.service.middleware import REQUEST_ID
+from x402.service.platform.auth import principal_of
+
+routes = web.RouteTableDef()
+
+#: Scopes that may report usage and read entitlements: the provider's server holds a ``verify`` key already.
+USAGE_SCOPES = frozenset({"verify", "admin"})
+_REFERENCE = re.compile(ledger.REFERENCE_PATTERN)
+
+
+def caller_tenant(request: web.Request, *, write: bool = False) -> uuid.UUID | None:
+    """The caller's tenant (None without API keys); 401 / 403 for a missing key, an agent key or a missing scope."""
+    principal = principal_of(request)
+    if principal is None:
+        if request.app[SETTINGS].require_api_keys:
+            raise Unauthorized("an API key is required (Authorization: Bearer x402_...)", code="api_key_required")
+        return None
+    if principal.agent:
+        raise Forbidden("an agent key may only pay from and read its wallet", code="agent_key_not_allowed")
+    if write:
+        principal.require("admin")
+    elif not principal.operator and not USAGE_SCOPES & principal.scopes:
+        raise Forbidden("usage needs the 'verify' or 'admin' scope", code="insufficient_scope")
+    return principal.tenant_id
+
+
+@routes.post("/v1/events")
+async def ingest(request: web.Request) -> web.Response:
+    """A batch of usage events: each lands once per tenant; bad ones get their own error."""
+    tenant_id = caller_tenant(request)
+    doc = await json_object(request)
+    unknown = sorted(set(doc) - {"events"})
+    if unknown:
+        raise ValidationFailed(f"unknown fields {unknown}", code="invalid_batch")
+    docs = doc.get("events")
+    if not isinstance(docs, list) or len(docs) > MAX_BATCH:
+        raise ValidationFailed(f"events must be a list of at most {MAX_BATCH} events", code="invalid_batch")
+    events, result = parse_batch(docs, timedelta(seconds=request.app[SETTINGS].usage_late_window))
+    async with request.app[DB].acquire() as conn, conn.transaction():
+        await store(conn, tenant_id, events, result)
+        if result.accepted:
+            landed = set(result.accepted)
+            pairs = {(e.customer, e.meter) for e in events if e.id in landed}
+            await plans.warn(conn, tenant_id, pairs)
+            await plans.notify(conn, tenant_id, {c for c, _ in pairs})
+    _evict(request, tenant_id, {e.customer for e in events})
+    return json_response(result.json())
+
+
+def _evict(request: web.Request, tenant_id: uuid.UUID | None, customers: set[str]) -> None:
+    """Drop this process's cached answers now (the NOTIFY reaches the other processes)."""
+    cache, tenant = request.app[METERING], plans.tenant_text(tenant_id)
+    for customer in customers:
+        cache.evict(f"{tenant}|{customer}")
+
+
+Put = Callable[[Any, uuid.UUID | None, str, dict[str, Any]], Awaitable[dict[str, Any]]]
+Lister = Callable[[Any, uuid.UUID | None], Awaitable[list[dict[str, Any]]]]
+
+
+async def _define(request: web.Request, what: str, put: Put) -> web.Response:
+    """Create or replace a meter or plan of the caller (admin); every cached answer of the tenant is dropped."""
+    tenant_id = caller_tenant(request, write=True)
+    key = plans.check_key(request.match_info["key"], what)
+    doc = await json_object(request)
+    async with request.app[DB].acquire() as conn:
+        out = await put(conn, tenant_id, key, doc)
+    _evict(request, tenant_id, {"*"})
+    return json_response(out)
+
+
+async def _list(request: web.Request, name: str, lister: Lister) -> web.Response:
+    tenant_id = caller_tenant(request)
+    async with request.app[DB].acquire() as conn:
+        return json_response({name: await lister(conn, tenant_id)})
+
+
+@routes.put("/v1/meters/{key}")
+async def put_meter(request: web.Request) -> web.Response:
+    """Create or replace a meter (sum, count, max, or unique count of a property)."""
+    return await _define(request, "meter", plans.put_meter)
+
+
+@routes.get("/v1/meters")
+async def list_meters(request: web.Request) -> web.Response:
+    """The caller's meters."""
+    return await _list(request, "meters", plans.list_meters)
+
+
+@routes.put("/v1/plans/{key}")
+async def put_plan(request: web.Request) -> web.Response:
+    """Create or replace a plan: features, limits per meter, hard or soft stop, overage prices, burn rates."""
+    return await _define(request, "plan", plans.put_plan)
+
+
+@routes.get("/v1/plans")
+async def list_plans(request: web.Request) -> web.Response:
+    """The caller's plans."""
+    return await _list(request, "plans", plans.list_plans)
+
+
+@routes.put("/v1/customers/{id}")
+async def put_customer(request: web.Request) -> web.Response:
+    """Put one of the caller's customers on a plan (customer ids are the caller's own, per tenant)."""
+    tenant_id = caller_tenant(request, write=True)
+    customer = plans.check_customer(request.match_info["id"])
+    doc = await json_object(request)
+    async with request.app[DB].acquire() as conn:
+        out = await plans.put_customer(conn, tenant_id, customer, doc)
+    _evict(request, tenant_id, {customer})
+    return json_response(out)
+
+
+@routes.get("/v1/entitlements/{customer}")
+async def entitlements(request: web.Request) -> web.Response:
+    """Features and per-meter allowance of a customer now (cached; ``X402-Quota-Warning`` at 80/90/100%)."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    cache, tenant = request.app[METERING], plans.tenant_text(tenant_id)
+    answer = cache.get(tenant, customer)
+    if answer is None:
+        async with request.app[DB].acquire() as conn:
+            answer = await plans.entitlements(conn, tenant_id, customer)
+        cache.put(tenant, customer, answer)
+    response = json_response(answer)
+    if answer["warning"] is not None:
+        response.headers["X402-Quota-Warning"] = str(answer["warning"])
+    return response
+
+
+def _actor(request: web.Request) -> str:
+    principal = principal_of(request)
+    return "anonymous" if principal is None else principal.actor
+
+
+def _credits(doc: dict[str, Any], name: str = "credits") -> int:
+    value = as_int(doc.get(name), 1)
+    if value is None:
+        raise ValidationFailed(f"{name} must be an integer from 1 to {MAX_VALUE}", code="invalid_credit_entry")
+    return value
+
+
+def _reference(doc: dict[str, Any]) -> str | None:
+    ref = doc.get("reference")
+    if ref is not None and not (isinstance(ref, str) and _REFERENCE.fullmatch(ref)):
+        raise ValidationFailed(
+            "reference must be 1-200 characters of A-Z a-z 0-9 _ . : @ / -", code="invalid_credit_entry"
+        )
+    return ref
+
+
+@routes.get("/v1/credits/{customer}")
+async def credit_balance(request: web.Request) -> web.Response:
+    """A customer's credit balance."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    async with request.app[DB].acquire() as conn:
+        return json_response(await ledger.balance(conn, tenant_id, customer))
+
+
+@routes.get("/v1/credits/{customer}/history")
+async def credit_history(request: web.Request) -> web.Response:
+    """A customer's ledger entries, newest first."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    raw, cur = request.query.get("limit", ""), request.query.get("cursor", "")
+    if raw and not (raw.isdigit() and 1 <= int(raw) <= 100):
+        raise ValidationFailed("limit must be an integer from 1 to 100", code="invalid_query")
+    if cur and not (cur.isdigit() and len(cur) <= 18):
+        raise ValidationFailed("cursor must be the nextCursor of the previous page", code="invalid_query")
+    async with request.app[DB].acquire() as conn:
+        page, nxt = await ledger.history(conn, tenant_id, customer, int(raw or 50), int(cur) if cur else None)
+    return json_response({"entries": page, "nextCursor": None if nxt is None else str(nxt)})
+
+
+@routes.post("/v1/credits/{customer}/entries")
+async def credit_entry(request: web.Request) -> web.Response:
+    """Grant credits, or take them back as an expiry or a refund (admin; audited; idempotent by reference)."""
+    tenant_id = caller_tenant(request, write=True)
+    customer = plans.check_customer(request.match_info["customer"])
+    doc = await json_object(request)
+    unknown = sorted(set(doc) - {"kind", "credits", "reference"})
+    if unknown:
+        raise ValidationFailed(f"unknown fields {unknown}", code="invalid_credit_entry")
+    kind = doc.get("kind")
+    if kind not in ("grant", "expiry", "refund"):
+        raise ValidationFailed("kind must be grant, expiry or refund", code="invalid_credit_entry")
+    movement = ledger.Movement(kind, _credits(doc), _reference(doc))
+    async with request.app[DB].acquire() as conn:
+        out, new = await ledger.move(
+            conn, tenant_id, customer, movement, actor=_actor(request), request_id=request.get(REQUEST_ID)
+        )
+    return json_response(out, 201 if new else 200)
+
+
+@routes.post("/v1/credits/{customer}/burn")
+async def credit_burn(request: web.Request) -> web.Response:
+    """Burn credits: a number of credits, or units of a meter at the plan's burn rate (409 when not covered)."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    doc = await json_object(request)
+    unknown = sorted(set(doc) - {"credits", "meter", "units", "reference"})
+    if unknown:
+        raise ValidationFailed(f"unknown fields {unknown}", code="invalid_credit_entry")
+    ref = _reference(doc)
+    async with request.app[DB].acquire() as conn:
+        if "meter" in doc:
+            meter = doc["meter"]
+            if not isinstance(meter, str) or "credits" in doc:
+                raise ValidationFailed("give credits, or meter and units", code="invalid_credit_entry")
+            plans.check_key(meter, "meter")
+            units = _credits(doc, "units")
+            rate, per, negative = await ledger.burn_rate(conn, tenant_id, customer, meter)
+            movement = ledger.Movement("burn", -(-units * rate // per), ref, meter, units)
+        else:
+            _, _, negative = await ledger.burn_rate(conn, tenant_id, customer, "")
+            movement = ledger.Movement("burn", _credits(doc), ref)
+        out, _ = await ledger.move(
+            conn,
+            tenant_id,
+            customer,
+            movement,
+            actor=_actor(request),
+            request_id=request.get(REQUEST_ID),
+            allow_negative=negative,
+        )
+    return json_response(out)

@@ -1,0 +1,127 @@
+"""Credit top-ups over x402: ``POST /v1/credits/{customer}/topup`` answers 402 with the price of a credit pack.
+
+The service's own paywall (x402/paywall) guards the route with the in-process facilitator and settles before the
+handler runs, so credits are granted only for money that moved; the grant is keyed by the payment id, so a retried
+payment (the paywall replays a settled purchase to its payer) grants once. The tenant is the caller's API key's,
+or, for a payer without a key (an agent paying from its wallet), the ``tenant`` query parameter; both are checked
+before any payment is asked for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Final
+
+from aiohttp import web
+
+from x402.errors import ConfigError, NotFound, Unauthorized
+from x402.paywall import PAYMENT, Offer, Paywall
+from x402.paywall.middleware import Handler
+from x402.service.appkeys import CACHE, DB, SETTINGS, TOPUP_PAYWALL
+from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.http import json_response
+from x402.service.metering import ledger, plans
+from x402.service.middleware import REQUEST_ID
+from x402.service.platform.auth import principal_of
+from x402.service.storage.scope import tenant_scope
+
+TOPUP_PATH: Final = "/v1/credits/{customer}/topup"
+#: The tenant a keyless top-up is for (set by the pre-check, read by the handler).
+_TENANT: web.RequestKey[uuid.UUID | None] = web.RequestKey("x402_topup_tenant")
+
+
+def pack_offer(pack: Mapping[str, Any]) -> tuple[int, Offer]:
+    """(credits, offer) of the configured pack; ConfigError when it is malformed."""
+    try:
+        credits = int(pack["credits"])
+        offer = Offer(
+            amount=int(pack["amount"]),
+            asset=str(pack["asset"]),
+            network=str(pack["network"]),
+            pay_to=str(pack["payTo"]),
+            extra=dict(pack.get("extra") or {}),
+            description=f"{credits} prepaid credits",
+            mime_type="application/json",
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"X402_CREDIT_PACK needs credits, amount, network, asset, payTo: {exc}") from None
+    if credits < 1 or offer.amount < 1:
+        raise ConfigError("X402_CREDIT_PACK credits and amount must be positive")
+    return credits, offer
+
+
+async def _tenant_of(request: web.Request) -> uuid.UUID | None:
+    """The tenant a top-up is for: the key's, or the ``tenant`` query parameter of a keyless payer (must exist)."""
+    principal = principal_of(request)
+    if principal is not None and principal.tenant_id is not None:
+        return principal.tenant_id
+    raw = request.query.get("tenant", "")
+    if not raw:
+        if request.app[SETTINGS].require_api_keys:
+            raise Unauthorized("an API key or the tenant query parameter is required", code="api_key_required")
+        return None
+    try:
+        tenant = uuid.UUID(raw)
+    except ValueError:
+        raise NotFound("no such tenant", code="tenant_not_found") from None
+    with tenant_scope(tenant):
+        async with request.app[DB].acquire() as conn:
+            found = await conn.fetchval("SELECT 1 FROM tenants WHERE id = $1 AND status = 'active'", tenant)
+    if not found:
+        raise NotFound("no such tenant", code="tenant_not_found")
+    return tenant
+
+
+@web.middleware
+async def topup_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Check tenant and customer first (no payment is asked for a top-up that cannot land), then the paywall."""
+    route = request.match_info.route.resource
+    if route is None or route.canonical != TOPUP_PATH or request.method != "POST":
+        return await handler(request)
+    plans.check_customer(request.match_info["customer"])
+    tenant = await _tenant_of(request)
+    request[_TENANT] = tenant
+    with tenant_scope(tenant):
+        return await request.app[TOPUP_PAYWALL].middleware(request, handler)
+
+
+async def topup(request: web.Request) -> web.Response:
+    """Paid: grant the pack's credits, once per payment (keyed by its payment id)."""
+    payment = request[PAYMENT]
+    tenant = request[_TENANT]
+    customer = request.match_info["customer"]
+    credits, _ = pack_offer(request.app[SETTINGS].credit_pack or {})
+    movement = ledger.Movement("purchase", credits, f"x402:{payment.payment_id}")
+    async with request.app[DB].acquire() as conn:
+        out, new = await ledger.move(
+            conn, tenant, customer, movement, actor=f"payer:{payment.payer}", request_id=request.get(REQUEST_ID)
+        )
+    return json_response({**out, "customer": customer, "paymentId": payment.payment_id}, 201 if new else 200)
+
+
+def install(app: web.Application) -> None:
+    """Mount the top-up route and its paywall when a credit pack is configured."""
+    pack = app[SETTINGS].credit_pack
+    if not pack:
+        return
+    _, offer = pack_offer(pack)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        paywall = Paywall(
+            AppFacilitator(app),
+            routes={("POST", TOPUP_PATH): offer},
+            cache=app[CACHE],
+            max_header_bytes=settings.max_header_bytes,
+            settle_before_handler=True,  # credits only for money that moved
+            register=False,
+        )
+        await paywall.start(app)
+        app[TOPUP_PAYWALL] = paywall
+        yield
+        await paywall.close()
+
+    app.router.add_post(TOPUP_PATH, topup)
+    app.middlewares.append(topup_middleware)
+    app.cleanup_ctx.append(ctx)
