@@ -9,6 +9,7 @@ never changes a figure; folding only keeps the reads small.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -39,16 +40,17 @@ async def fold_all(pool: asyncpg.Pool) -> int:
     return total
 
 
-async def _loop(pool: asyncpg.Pool, every: float) -> None:
-    while True:
+async def _loop(pool: asyncpg.Pool, every: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
         try:
             n = await fold_pending(pool)
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
             # the rows stay pending (readers still count them); the next round retries
-            log.warning("analytics_fold_failed", error=type(exc).__name__)
+            log.warning("analytics_fold_failed", error=type(exc).__name__, detail=str(exc)[:200])
             n = 0
         if n < FOLD_BATCH:
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
 
 
 async def folder_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -57,10 +59,13 @@ async def folder_ctx(app: web.Application) -> AsyncIterator[None]:
     if every <= 0:
         yield
         return
-    task = asyncio.create_task(_loop(app[DB], every), name="analytics-folder")
+    stop = asyncio.Event()
+    task = asyncio.create_task(_loop(app[DB], every, stop), name="analytics-folder")
     yield
-    task.cancel()
+    # let a fold in flight finish rather than cancel it mid-statement: a cancelled query leaves its pooled
+    # connection busy ("another operation is in progress") while the pool closes
+    stop.set()
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        await asyncio.wait_for(task, 10)
+    except TimeoutError:
+        log.warning("analytics_fold_stop_timeout")
