@@ -8,6 +8,7 @@ from typing import Any
 
 from chains.config import AssetConfig, NetworkConfig
 from x402.errors import ConfigError
+from x402.logs import say
 from x402.service.settings import Settings
 
 DEV_NETWORK = "eip155:31337"
@@ -29,12 +30,12 @@ async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) 
     anvil, chain = await start_devchain(wanted if _free(wanted) else None, anvil_bin=settings.anvil_bin)
     stack.push_async_callback(anvil.stop)
     public = chain.to_public_dict()
-    print("dev chain (anvil) is up:", flush=True)
-    print(f"  RPC URL        {chain.rpc_url}  (chain id {chain.chain_id}, network {chain.network})", flush=True)
-    print(f"  test token     {chain.token_address}  EIP-712 name {chain.token_name!r} version {chain.token_version!r}")
-    print(f"  facilitator    {public.get('facilitatorAddress')}  (anvil dev account 0)", flush=True)
+    say("dev chain (anvil) is up:")
+    say(f"  RPC URL        {chain.rpc_url}  (chain id {chain.chain_id}, network {chain.network})")
+    say(f"  test token     {chain.token_address}  EIP-712 name {chain.token_name!r} version {chain.token_version!r}")
+    say(f"  facilitator    {public.get('facilitatorAddress')}  (anvil dev account 0)")
     for addr in chain.payer_addresses:
-        print(f"  demo payer     {addr}  (1,000,000 tokens)", flush=True)
+        say(f"  demo payer     {addr}  (1,000,000 tokens)")
     return {
         "rpc_url": chain.rpc_url,
         "chain_id": chain.chain_id,

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from chains.registry import load_factories
-from x402.logs import configure_logging, get_logger
+from x402.logs import configure_logging, get_logger, say
 from x402.service.app import create_app
 from x402.service.devmode import apply_dev_state, forget_previous_dev_chain, start_dev_chain
 from x402.service.rejections import ServiceRunner
@@ -28,10 +28,11 @@ from x402.service.storage.embedded import start_embedded
 
 log = get_logger("x402.service.server")
 
-
-def say(msg: str) -> None:
-    """A start-up line for the person running the service (stdout, not the JSON log)."""
-    print(msg, flush=True)
+#: The one start-up line of a plain Quickstart: nothing to verify or settle on until a network is added.
+NO_NETWORK = (
+    'no network is configured: add one with X402_NETWORKS=\'{"base-sepolia": {"rpc_urls": ["https://..."]}}\''
+    " or X402_NETWORKS_FILE (see docs/networks.example.toml), or try `x402 serve --dev` for a local chain"
+)
 
 
 def _stop_event() -> asyncio.Event:
@@ -154,8 +155,8 @@ async def serve(settings: Settings, *, dev: bool = False) -> int:
             state["public"]["apiKey"] = await create_dev_key(settings.database_url or "")
             say(f"  dev API key    {state['public']['apiKey']}  (test mode, every scope; keys are optional in dev)")
             settings = apply_dev_state(settings.with_(dev=True, dev_state=state, require_api_keys=False))
-        if not settings.redis_url:
-            say("REDIS_URL is not set: single-node mode (rate limits and caches are in-process)")
+        if not settings.networks:
+            say(NO_NETWORK, event="no_network_configured")
         if settings.workers > 1:
             return await _run_workers(settings, stop)
         await run_app(settings, stop)

@@ -414,7 +414,7 @@ class FacilitatorService:
             signer = self.lanes.pick(adapter, ctx.network, tried)
             try:
                 prepared = await self.lanes.reserve(row_id, ctx, adapter, signer)
-                log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, payment_id=row_id)
+                log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, settlement_id=row_id)
             except SignerOutOfGas as exc:
                 if await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
                     continue
@@ -449,7 +449,7 @@ class FacilitatorService:
             status=conf.status,
             reason=conf.reason,
             ms=round((time.perf_counter() - started) * 1000, 1),
-            payment_id=row_id,
+            settlement_id=row_id,
         )
         if conf.status == "confirmed":
             if deliver and not delivered and not explicit:  # a retry saw the confirmation first and answered it
