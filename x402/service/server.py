@@ -11,6 +11,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def tune_gc() -> None:
 async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = True) -> None:
     """Serve the app on host:port (SO_REUSEPORT) until ``stop`` is set."""
     app = create_app(settings)
-    runner = ServiceRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    runner = ServiceRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=1024)
@@ -84,7 +85,12 @@ async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = T
             say(f"x402 service listening on http://{settings.host}:{settings.port} (pid {os.getpid()})")
         await stop.wait()
     finally:
+        # graceful: the listener closes first, in-flight requests get shutdown_timeout to finish, then the app's
+        # cleanup contexts drain background work (record writers, webhook workers, the reconciler) in reverse order
+        started = time.monotonic()
+        log.info("shutdown_draining", pid=os.getpid(), bound_s=settings.shutdown_timeout)
         await runner.cleanup()
+        log.info("shutdown_drained", pid=os.getpid(), took_s=round(time.monotonic() - started, 3))
 
 
 async def _run_workers(settings: Settings, stop: asyncio.Event) -> int:
@@ -115,7 +121,7 @@ async def _run_workers(settings: Settings, stop: asyncio.Event) -> int:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(asyncio.gather(*waiters), 15)
+        await asyncio.wait_for(asyncio.gather(*waiters), settings.shutdown_timeout + 10)
     except TimeoutError:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):

@@ -27,6 +27,8 @@ class Settings:
     workers: int = 1
     log_level: str = "info"
     log_format: str = "json"
+    #: SIGTERM: seconds to let in-flight requests finish after the listener closes (then background work drains)
+    shutdown_timeout: float = 20.0
     public_url: str | None = None
     service_name: str = "x402-service"
     data_dir: Path = field(default_factory=lambda: default_data_dir())
@@ -240,6 +242,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=_int(env, "X402_WORKERS", 1),
         log_level=env.get("X402_LOG_LEVEL", "info").lower(),
         log_format=log_format,
+        shutdown_timeout=_float(env, "X402_SHUTDOWN_TIMEOUT", 20.0),
         public_url=env.get("X402_PUBLIC_URL") or None,
         service_name=env.get("X402_SERVICE_NAME", "x402-service"),
         data_dir=data_dir,
