@@ -38,14 +38,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from chains.evm.devchain import DevChain, start_devchain  # noqa: E402
-from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key  # noqa: E402
+from tests.harness.evm import chain_settings, mint, new_key  # noqa: E402
+from tests.harness.paychain import EvmChain, offer_on, paywalled_app  # noqa: E402
 from tests.harness.services import with_database  # noqa: E402
 from wallets.service import WalletOptions  # noqa: E402
 from x402.logs import configure_logging  # noqa: E402
-from x402.paywall import Offer, Paywall  # noqa: E402
 from x402.service.app import create_app  # noqa: E402
 from x402.service.appkeys import AppOptions  # noqa: E402
-from x402.service.facilitator.inprocess import AppFacilitator  # noqa: E402
 from x402.service.storage.db import migrate_url  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -92,11 +91,9 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{port}"
 
 
-def upstream_app(chain: DevChain, database_url: str, spent: list[float]) -> web.Application:
+async def upstream_app(chain: DevChain, database_url: str, spent: list[float]) -> web.Application:
     """Our paywall on GET /paid, recording its own time per request into ``spent``."""
-    signer = new_key()
-    app = create_app(chain_settings(chain, database_url, signer))
-    app["bench_signer"] = signer
+    on = EvmChain(chain)
 
     @web.middleware
     async def timed(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -106,21 +103,12 @@ def upstream_app(chain: DevChain, database_url: str, spent: list[float]) -> web.
         finally:
             spent.append(time.perf_counter() - started)
 
-    app.middlewares.insert(0, timed)
-
     async def paid(request: web.Request) -> web.Response:
         return web.json_response({"paid": True})
 
-    app.router.add_get("/paid", paid)
-    offer = Offer(
-        amount=PRICE,
-        asset=chain.token_address,
-        network=chain.network,
-        pay_to=address_of(new_key()),
-        extra={"name": chain.token_name, "version": chain.token_version},
-    )
-    Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer}).setup(app)
-    return app
+    settings = await on.settings(database_url, facilitator=True)
+    routes = {("GET", "/paid"): offer_on(on, on.payee(), PRICE)}
+    return paywalled_app(on, settings, {"/paid": paid}, routes, middlewares=(timed,))
 
 
 def pct(values: list[float], p: float) -> float:
@@ -137,8 +125,7 @@ async def run(args: argparse.Namespace) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             async with database(Path(tmp)) as db:
                 spent: list[float] = []
-                up = upstream_app(chain, db, spent)
-                await fund_eth(chain, address_of(up["bench_signer"]))
+                up = await upstream_app(chain, db, spent)
                 r1, up_url = await serve(up)
                 runners.append(r1)
                 settings = chain_settings(

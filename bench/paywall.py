@@ -237,46 +237,28 @@ async def paid_bench(pg_url: str, count: int, concurrency: int) -> dict[str, Any
     """Pay a paywalled route ``count`` times through the in-process facilitator on a fresh anvil."""
     from aiohttp import web
 
-    from chains.config import AssetConfig, NetworkConfig
     from chains.evm.devchain import start_devchain
     from chains.evm.payer import EvmSigner
+    from tests.harness.evm import chain_settings
+    from tests.harness.paychain import EvmChain, offer_on, paywalled_app
     from x402.client import PaymentPolicy, X402Client
     from x402.logs import configure_logging
-    from x402.paywall import Offer, Paywall
-    from x402.service.app import create_app
-    from x402.service.facilitator.inprocess import AppFacilitator
-    from x402.service.settings import Settings
 
     configure_logging("warning")
     anvil, chain = await start_devchain(None)
     try:
         async with _database(pg_url) as db_url:
-            net = NetworkConfig(
-                network=chain.network,
-                rpc_urls=(chain.rpc_url,),
-                assets=(AssetConfig(address=chain.token_address, name=chain.token_name, version=chain.token_version),),
-            )
-            settings = Settings(
-                database_url=db_url,
-                networks=(net,),
-                evm_signer_key=chain.facilitator_key,
-                log_level="warning",
-                reconcile_interval=0,
-            )
-            app = create_app(settings)
+            on = EvmChain(chain)
 
             async def handler(request: web.Request) -> web.Response:
                 return web.json_response({"ok": True})
 
-            app.router.add_get("/paid", handler)
-            offer = Offer(
-                amount=AMOUNT,
-                asset=chain.token_address,
-                network=chain.network,
-                pay_to=PAY_TO,
-                extra={"name": chain.token_name, "version": chain.token_version},
+            app = paywalled_app(
+                on,
+                chain_settings(chain, db_url, chain.facilitator_key),
+                {"/paid": handler},
+                {("GET", "/paid"): offer_on(on, PAY_TO, AMOUNT)},
             )
-            Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer}).setup(app)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             port = free_port()

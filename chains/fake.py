@@ -30,6 +30,7 @@ from chains.base import (
     TxVerification,
     VerifyOutcome,
 )
+from chains.keys import KeyPair
 from x402.errors import ChainUnavailable
 from x402.wire import reasons
 from x402.wire.models import PaymentRequirements, SupportedKind
@@ -211,8 +212,40 @@ class FakePayer:
         return {"authorization": auth, "signature": sig.hex()}
 
 
+class FakeKeys:
+    """The fake chain's wallet key kind (a ``chains.keys.KeyKind``): ed25519 keys, hex import, ``FakePayer`` signers."""
+
+    name = FAMILY
+    label = FAMILY
+    aliases: Sequence[str] = ()
+
+    def owns(self, network: str) -> bool:
+        """Every ``fake:*`` network."""
+        return network.startswith(f"{FAMILY}:")
+
+    def generate(self) -> KeyPair:
+        """A fresh key."""
+        return self.imported(Ed25519PrivateKey.generate().private_bytes_raw().hex())
+
+    def imported(self, text: str) -> KeyPair:
+        """A 32-byte ed25519 seed as hex."""
+        payer = FakePayer(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(text)))
+        return KeyPair(payer.address, bytes.fromhex(text))
+
+    def can_pay(self, offer: PaymentRequirements) -> bool:
+        """``exact`` offers."""
+        return offer.scheme == "exact"
+
+    def signer(self, secret: bytes) -> FakePayer:
+        """A payer holding the key."""
+        return FakePayer(Ed25519PrivateKey.from_private_bytes(secret))
+
+
 class FakeAdapter(ChainAdapter):
-    """The ChainAdapter of fake networks; each network has ledgers in failover order (a down one is skipped)."""
+    """The ChainAdapter of fake networks; each network has ledgers in failover order (a down one is skipped).
+
+    It brings its wallet key kind (``wallet_key_kind``), so agent wallets create fake keys and pay on fake networks.
+    """
 
     name = FAMILY
 
@@ -353,6 +386,14 @@ class FakeAdapter(ChainAdapter):
         if auth.valid_before <= ledger.now():
             return PaymentStatus("void", message="expired unused")
         return PaymentStatus("pending")
+
+    def wallet_key_kind(self) -> FakeKeys:
+        """The key kind of agent wallets on fake networks (``chains.keys.KeyKindSource``)."""
+        return FakeKeys()
+
+    async def balance_of(self, network: str, asset: str, owner: str) -> int:
+        """``owner``'s balance of ``asset`` on the first live ledger."""
+        return self._ledger(network).balance(owner, asset)
 
     async def check_health(self) -> dict[str, bool]:
         """A network is healthy when one of its ledgers is up."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
 from chains.config import NetworkConfig
 from chains.registry import ChainRegistry
 from x402.errors import ValidationFailed
-from x402.wire.networks import is_evm, is_solana
 
 
 @runtime_checkable
@@ -29,12 +28,12 @@ async def balance_of(registry: ChainRegistry, network: str, asset: str, owner: s
 
 
 async def balances(
-    registry: ChainRegistry, networks: Iterable[NetworkConfig], evm_address: str | None, svm_address: str | None = None
+    registry: ChainRegistry, networks: Iterable[NetworkConfig], address_on: Callable[[str], str | None]
 ) -> list[dict[str, Any]]:
-    """The wallet's balance of every configured asset on the chains it has an address for."""
+    """The wallet's balance of every configured asset on the networks it has an address on (``address_on``)."""
     out: list[dict[str, Any]] = []
     for net in networks:
-        owner = evm_address if is_evm(net.network) else svm_address if is_solana(net.network) else None
+        owner = address_on(net.network)
         if owner is None:
             continue
         for asset in net.assets:

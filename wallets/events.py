@@ -1,7 +1,9 @@
-"""Wallet events (``payment.made``, ``payment.pending``/``.resolved``, ``wallet.*``) fanned out to webhooks."""
+"""Wallet events (``payment.made``, ``payment.pending``/``.resolved``, ``wallet.*``): provider events like the
+service's others, under the same envelope and delivery (``x402/service/events/``)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -9,6 +11,8 @@ from typing import Any, Final
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
+
+from x402.webhooks import API_VERSION
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -34,6 +38,14 @@ def purchase_json(row: Any) -> dict[str, Any]:
     }
 
 
+def dedupe_id(dedupe: str) -> uuid.UUID:
+    """The event id of a once-only event: the same in every process, so a second insert is a no-op.
+
+    ``md5('wallet_event:' || dedupe)::uuid`` in SQL (migration 0017 gives moved rows the same ids).
+    """
+    return uuid.UUID(hashlib.md5(f"wallet_event:{dedupe}".encode(), usedforsecurity=False).hexdigest())
+
+
 async def emit(
     conn: Conn,
     *,
@@ -42,31 +54,23 @@ async def emit(
     kind: str,
     data: Mapping[str, Any],
     dedupe: str | None = None,
-) -> int | None:
-    """Record an event and queue one delivery per subscribed endpoint, in the caller's transaction.
+) -> uuid.UUID | None:
+    """Record a provider event (``provider_events``, the service's outbox) in the caller's transaction.
 
-    With ``dedupe`` the event fires once ever (across processes); returns None when it already did.
+    The service's dispatcher fans it out to the tenant's webhook endpoints. With ``dedupe`` the event fires once
+    ever (across processes); returns None when it already did.
     """
-    event_id = await conn.fetchval(
-        """INSERT INTO wallet_events (tenant_id, wallet_id, kind, dedupe, data) VALUES ($1, $2, $3, $4, $5::jsonb)
-           ON CONFLICT (dedupe) DO NOTHING RETURNING id""",
-        tenant_id,
-        wallet_id,
-        kind,
-        dedupe,
-        json.dumps({"type": kind, "walletId": str(wallet_id), **data}),
-    )
-    if event_id is None:
-        return None
-    await conn.execute(
-        """INSERT INTO webhook_deliveries (endpoint_id, event_id)
-           SELECT id, $1 FROM webhook_endpoints
-           WHERE active AND tenant_id IS NOT DISTINCT FROM $2 AND ($3 = ANY(events) OR '*' = ANY(events))""",
+    event_id = dedupe_id(dedupe) if dedupe is not None else uuid.uuid4()
+    inserted = await conn.fetchval(
+        """INSERT INTO provider_events (id, tenant_id, type, api_version, data, created_at)
+           VALUES ($1, $2, $3, $4, $5::jsonb, now()) ON CONFLICT (id) DO NOTHING RETURNING id""",
         event_id,
         tenant_id,
         kind,
+        API_VERSION,
+        json.dumps({"walletId": str(wallet_id), **data}, separators=(",", ":")),
     )
-    return int(event_id)
+    return None if inserted is None else event_id
 
 
 def crossed(used: int, cap: int) -> list[int]:

@@ -14,8 +14,7 @@ from typing import Any, Final, Protocol
 import msgspec
 
 from chains.base import PaymentStatus
-from chains.solana.rpc import SolanaRpcPool
-from chains.solana.signer import payable
+from chains.keys import KeyKind, KeyKinds
 from wallets import errors, keys
 from wallets.approvals import Approvals
 from wallets.custody import Keyring
@@ -37,7 +36,6 @@ from x402.wire.codec import (
     decode_payment_response,
 )
 from x402.wire.models import PaymentRequirements, SettleResponse, parse_amount
-from x402.wire.networks import is_evm, is_solana
 from x402.wire.payment_identifier import declared, derived_id, new_id
 
 log = get_logger("wallets.payer")
@@ -154,8 +152,10 @@ def _refusal_of(resp: Fetched) -> str:
 class PayeeScreen(Protocol):
     """Screens who a wallet is about to pay; returns why it must not (e.g. a sanctioned payTo) or None."""
 
-    async def __call__(self, wallet: Wallet, offer: PaymentRequirements, amount: int, url: str) -> str | None:
-        """The refusal message, or None when the payee may be paid."""
+    async def __call__(
+        self, wallet: Wallet, offer: PaymentRequirements, amount: int, url: str, payer: str
+    ) -> str | None:
+        """The refusal message, or None when the payee may be paid (``payer``: the wallet's address there)."""
         ...
 
 
@@ -178,7 +178,7 @@ class WalletPayer:
         fetcher: Fetcher,
         keyring: Keyring,
         *,
-        svm_rpc: Mapping[str, SolanaRpcPool] | None = None,
+        kinds: KeyKinds | None = None,
         screen: PayeeScreen | None = None,
         status: StatusLookup | None = None,
     ) -> None:
@@ -188,7 +188,7 @@ class WalletPayer:
         self.approvals = approvals
         self.fetcher = fetcher
         self.keyring = keyring
-        self.svm_rpc = dict(svm_rpc or {})  # the service's pools: breakers outlive one payment
+        self.kinds = kinds or keys.builtin_kinds()
         self.screen = screen
 
     async def pay(self, wallet: Wallet, req: PayRequest, idempotency_key: str | None = None) -> dict[str, Any]:
@@ -224,7 +224,7 @@ class WalletPayer:
         if signed is not None:  # refused: pay the fresh challenge of the refusal
             challenge = signed
         blocked = await self._screen(wallet, challenge, req)
-        index, signer_chain = self._choose(wallet, challenge, req, blocked)
+        index, kind = self._choose(wallet, challenge, req, blocked)
         offer = challenge.offers[index]
         amount = int(offer.amount)
         if req.approval_id is None and wallet.policy.needs_approval(amount):
@@ -246,7 +246,7 @@ class WalletPayer:
         )
         # a retry of this purchase (same Idempotency-Key) sends the same payment-identifier id
         identifier = derived_id(str(wallet.id), idempotency_key) if idempotency_key is not None else new_id()
-        return await self._pay_reserved(wallet, req, challenge, index, signer_chain, res, identifier=identifier)
+        return await self._pay_reserved(wallet, req, challenge, index, kind, res, identifier=identifier)
 
     async def _sign_in(
         self, wallet: Wallet, req: PayRequest, challenge: Challenge402
@@ -259,8 +259,8 @@ class WalletPayer:
         if not isinstance((challenge.extensions or {}).get(siwx.KEY), dict):
             return None
         networks = await self.ledger.paid_before(wallet.id, purchase_of(req))
-        chains = list(dict.fromkeys("evm" if is_evm(n) else "svm" for n in networks if is_evm(n) or is_solana(n)))
-        signers = [await self._signer(wallet, chain) for chain in chains]
+        kinds = {k.name: k for k in (self.kinds.for_network(n) for n in networks) if k is not None}
+        signers = [await self._signer(wallet, kind) for kind in kinds.values() if kind.label in wallet.addresses]
         signed = sign_in_header(challenge.extensions, signers)
         if signed is None:
             return None
@@ -292,7 +292,7 @@ class WalletPayer:
                 amount = parse_amount(offer.amount)
             except BadRequest:
                 return i, None
-            return i, await screen(wallet, offer, amount, req.url)
+            return i, await screen(wallet, offer, amount, req.url, wallet.address_for(self.kinds, offer.network) or "")
 
         results = await asyncio.gather(*(one(i, o) for i, o in enumerate(challenge.offers)))
         return {i: errors.PayeeBlocked(why) for i, why in results if why}
@@ -303,10 +303,10 @@ class WalletPayer:
         challenge: Challenge402,
         req: PayRequest,
         blocked: Mapping[int, errors.PolicyViolation] | None = None,
-    ) -> tuple[int, str]:
+    ) -> tuple[int, KeyKind]:
         """The cheapest offer the policy allows and a key can sign; the most telling refusal otherwise."""
         refusals: list[errors.PolicyViolation] = []
-        acceptable: list[tuple[int, int, str]] = []
+        acceptable: dict[int, tuple[int, KeyKind]] = {}  # offer index -> (amount, key kind)
         for i, offer in enumerate(challenge.offers):
             if blocked and i in blocked:
                 refusals.append(blocked[i])
@@ -319,15 +319,13 @@ class WalletPayer:
             if why is not None:
                 refusals.append(why)
                 continue
-            chain = "evm" if is_evm(offer.network) else "svm" if is_solana(offer.network) else None
-            address = wallet.evm_address if chain == "evm" else wallet.svm_address if chain == "svm" else None
-            if chain is None or address is None or not self._can_sign(chain, offer):
+            kind = self.kinds.for_network(offer.network)
+            if kind is None or kind.label not in wallet.addresses or not kind.can_pay(offer):
                 continue
-            acceptable.append((amount, i, chain))
+            acceptable[i] = (amount, kind)
         if acceptable:
-            acceptable.sort()
-            _, index, chain = acceptable[0]
-            return index, chain
+            index = min(acceptable, key=lambda i: (acceptable[i][0], i))
+            return index, acceptable[index][1]
         codes = {r.code for r in refusals}
         if refusals and len(codes) == 1:
             raise refusals[0]
@@ -336,17 +334,12 @@ class WalletPayer:
             refusals=[{"code": r.code, "detail": r.detail} for r in refusals],
         )
 
-    def _can_sign(self, chain: str, offer: PaymentRequirements) -> bool:
-        if chain == "evm":
-            return offer.scheme == "exact" and offer.extra.get("assetTransferMethod", "eip3009") == "eip3009"
-        return payable(offer, self.svm_rpc)
-
-    async def _signer(self, wallet: Wallet, chain: str) -> PaymentSigner:
-        stored = await self.store.sealed_key(wallet.id, chain)
+    async def _signer(self, wallet: Wallet, kind: KeyKind) -> PaymentSigner:
+        stored = await self.store.sealed_key(wallet.id, kind.name)
         if stored is None:
-            raise errors.NoAcceptableOffer(f"the wallet has no {chain} key")
+            raise errors.NoAcceptableOffer(f"the wallet has no {kind.label} key")
         keyring, sealed = stored
-        return keys.signer(keyring, wallet.id, chain, sealed, svm_rpc=self.svm_rpc)
+        return keys.signer(keyring, wallet.id, kind, sealed)
 
     async def _pay_reserved(
         self,
@@ -354,7 +347,7 @@ class WalletPayer:
         req: PayRequest,
         challenge: Challenge402,
         index: int,
-        chain: str,
+        kind: KeyKind,
         res: Reservation,
         *,
         identifier: str | None = None,
@@ -363,9 +356,9 @@ class WalletPayer:
         if not declared(challenge.extensions):
             identifier = None  # sent only where the seller declared payment-identifier
         try:
-            signer = await self._signer(wallet, chain)
+            signer = await self._signer(wallet, kind)
             if signer_for([signer], offer) is None:
-                raise errors.NoAcceptableOffer(f"the {chain} key cannot sign this offer")
+                raise errors.NoAcceptableOffer(f"the {kind.label} key cannot sign this offer")
             scheme_payload = await signer.create_payload(offer, challenge.x402_version)
             payer = signer.address
             del signer  # the decrypted key lives no longer than the signature

@@ -59,4 +59,19 @@ async def rewrap_all(conn: asyncpg.Connection, keyring: Keyring) -> tuple[int, i
                 new.ciphertext,
             )
             n_hooks += 1
+        # the previous secret of a rotation still in its overlap window signs too
+        prev = await conn.fetch(
+            """SELECT id, prev_key_id AS key_id, prev_nonce AS nonce, prev_ciphertext AS ciphertext
+               FROM webhook_endpoints WHERE prev_key_id IS NOT NULL AND prev_key_id <> $1 FOR UPDATE""",
+            keyring.key_id,
+        )
+        for h in prev:
+            new = keyring.rewrap(Sealed.from_row(h), aad=f"x402-webhook:{h['id']}".encode())
+            await conn.execute(
+                "UPDATE webhook_endpoints SET prev_key_id = $2, prev_nonce = $3, prev_ciphertext = $4 WHERE id = $1",
+                h["id"],
+                new.key_id,
+                new.nonce,
+                new.ciphertext,
+            )
     return n_keys, n_hooks

@@ -1,10 +1,10 @@
-"""Everything the wallet feature needs, built once per app from settings: store, ledger, payer, webhooks, tasks."""
+"""Everything the wallet feature needs, built once per app from settings: store, ledger, payer, tasks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -13,7 +13,7 @@ import asyncpg
 from chains.config import NetworkConfig
 from chains.registry import ChainRegistry
 from chains.solana.rpc import SolanaRpcPool
-from wallets import datakeys
+from wallets import datakeys, keys
 from wallets.approvals import Approvals
 from wallets.audit import AuditSink, no_audit
 from wallets.custody import CustodyError, Keyring, load_keyring
@@ -22,7 +22,6 @@ from wallets.outbound import Fetcher
 from wallets.payer import PayeeScreen, WalletPayer
 from wallets.reconcile import Pass, chain_lookup, reconcile_once
 from wallets.store import WalletStore
-from wallets.webhooks import DeliveryOptions, Webhooks
 from x402.logs import get_logger
 from x402.wire.networks import is_solana
 
@@ -71,7 +70,6 @@ class WalletOptions:
     sweep_interval: float = 30.0
     #: how often pending payments (sent, no receipt) are checked on-chain
     reconcile_interval: float = 15.0
-    webhooks: DeliveryOptions = field(default_factory=DeliveryOptions)
 
 
 class WalletService:
@@ -92,7 +90,15 @@ class WalletService:
             settings.master_key, str(settings.master_key_file) if settings.master_key_file else None
         )
         self.pool = pool
-        self.store = WalletStore(pool, self.keyring, audit)
+        #: Solana RPC pools for agent wallets' signers (the mint, a blockhash), with failover and breakers
+        self.svm_rpc = {
+            n.network: SolanaRpcPool(n.network, n.rpc_urls, settings.rpc_timeout)
+            for n in settings.networks
+            if is_solana(n.network) and n.rpc_urls
+        }
+        #: built-in key kinds plus those the configured chain adapters bring (chains/keys.py)
+        self.kinds = keys.builtin_kinds(self.svm_rpc).with_sources(chains or ())
+        self.store = WalletStore(pool, self.keyring, audit, self.kinds)
         self.ledger = Ledger(pool, audit)
         self.approvals = Approvals(pool, audit)
         self.fetcher = Fetcher(
@@ -100,14 +106,7 @@ class WalletService:
             timeout=self.options.fetch_timeout,
             max_bytes=settings.max_body_bytes,
         )
-        self.webhooks = Webhooks(pool, self.keyring, self.fetcher, self.options.webhooks)
         self.lookup = chain_lookup(chains)
-        #: Solana RPC pools for agent wallets' signers (the mint, a blockhash), with failover and breakers
-        self.svm_rpc = {
-            n.network: SolanaRpcPool(n.network, n.rpc_urls, settings.rpc_timeout)
-            for n in settings.networks
-            if is_solana(n.network) and n.rpc_urls
-        }
         self.payer: WalletPayer | None = (
             WalletPayer(
                 self.store,
@@ -115,7 +114,7 @@ class WalletService:
                 self.approvals,
                 self.fetcher,
                 self.keyring,
-                svm_rpc=self.svm_rpc,
+                kinds=self.kinds,
                 screen=screen,
                 status=self.lookup,
             )
@@ -139,13 +138,11 @@ class WalletService:
             log.info("wallet_keys_moved_under_tenant_data_keys", count=moved)
 
     def start(self) -> None:
-        """Start the sweeper and the webhook worker."""
+        """Start the sweeper and the reconciler."""
         if self.keyring is None:
             log.warning("wallets_disabled", detail="no master key (X402_MASTER_KEY): wallets cannot be created or pay")
         self._tasks.append(asyncio.create_task(self._sweeper(), name="wallet-sweeper"))
         self._tasks.append(asyncio.create_task(self._reconciler(), name="wallet-reconciler"))
-        if self.keyring is not None:
-            self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhook-worker"))
 
     async def _sweeper(self) -> None:
         while True:

@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from chains.keys import KeyKinds
 from wallets import datakeys, keys
 from wallets.audit import AuditSink, WalletAudit, no_audit
 from wallets.custody import Keyring, Sealed
@@ -18,7 +19,7 @@ from wallets.events import Conn, emit
 from wallets.policy import Policy
 from x402.errors import NotFound, ValidationFailed
 
-_COLS = "id, tenant_id, name, evm_address, svm_address, status, paused_reason, policy, consecutive_failures, created_at"
+_COLS = "id, tenant_id, name, addresses, status, paused_reason, policy, consecutive_failures, created_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +29,8 @@ class Wallet:
     id: uuid.UUID
     tenant_id: uuid.UUID | None
     name: str
-    evm_address: str | None
-    svm_address: str | None
+    #: public address by key kind label (``chains.keys.KeyKind.label``: ``evm``, ``solana``, a plugin chain's)
+    addresses: Mapping[str, str]
     status: str
     paused_reason: str | None
     policy: Policy
@@ -43,8 +44,7 @@ class Wallet:
             id=row["id"],
             tenant_id=row["tenant_id"],
             name=row["name"],
-            evm_address=row["evm_address"],
-            svm_address=row["svm_address"],
+            addresses=json.loads(row["addresses"]),
             status=row["status"],
             paused_reason=row["paused_reason"],
             policy=Policy.from_json(json.loads(row["policy"])),
@@ -52,13 +52,18 @@ class Wallet:
             created_at=row["created_at"],
         )
 
+    def address_for(self, kinds: KeyKinds, network: str) -> str | None:
+        """The wallet's address on ``network`` (None when it has no key of that network's kind)."""
+        kind = kinds.for_network(network)
+        return self.addresses.get(kind.label) if kind is not None else None
+
     def to_json(self) -> dict[str, Any]:
         """The API shape (never key material)."""
         out: dict[str, Any] = {
             "id": str(self.id),
             "name": self.name,
             "status": self.status,
-            "addresses": {k: v for k, v in (("evm", self.evm_address), ("solana", self.svm_address)) if v},
+            "addresses": dict(sorted(self.addresses.items())),
             "policy": self.policy.to_json(),
             "consecutiveFailures": self.consecutive_failures,
             "createdAt": self.created_at.isoformat(),
@@ -70,20 +75,20 @@ class Wallet:
         return out
 
 
-def _chain_of(name: str) -> str:
-    aliases = {"evm": "evm", "eip155": "evm", "solana": "svm", "svm": "svm"}
-    if name not in aliases:
-        raise ValidationFailed(f"unknown chain {name!r}: use evm and/or solana", code="invalid_chain")
-    return aliases[name]
-
-
 class WalletStore:
     """Create, read and change wallets; ``tenant`` scopes every read (None with ``any_tenant`` = operator)."""
 
-    def __init__(self, pool: asyncpg.Pool, keyring: Keyring | None, audit: AuditSink = no_audit) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keyring: Keyring | None,
+        audit: AuditSink = no_audit,
+        kinds: KeyKinds | None = None,
+    ) -> None:
         self.pool = pool
         self.keyring = keyring
         self.audit = audit
+        self.kinds = kinds or keys.builtin_kinds()
 
     def require_keyring(self) -> Keyring:
         """The keyring, or a clear configuration error."""
@@ -106,28 +111,28 @@ class WalletStore:
     ) -> Wallet:
         """A new wallet with a fresh (or imported) key per chain, sealed before it touches the database."""
         keyring = self.require_keyring()
-        families = sorted({_chain_of(c) for c in chains} | {_chain_of(c) for c in (imports or {})})
-        if not families:
-            raise ValidationFailed("a wallet needs at least one chain (evm, solana)", code="invalid_chain")
+        kinds = {kind.name: kind for kind in map(self.kinds.named, [*chains, *(imports or {})])}
+        if not kinds:
+            names = ", ".join(self.kinds.names())
+            raise ValidationFailed(f"a wallet needs at least one chain ({names})", code="invalid_chain")
         wallet_id = uuid.uuid4()
         new: dict[str, keys.NewKey] = {}
-        for fam in families:
-            given = next((v for k, v in (imports or {}).items() if _chain_of(k) == fam), None)
-            new[fam] = keys.imported(fam, given) if given is not None else keys.generate(fam)
-        addresses = {fam: k.address for fam, k in new.items()}
+        for name, kind in sorted(kinds.items()):
+            given = next((v for k, v in (imports or {}).items() if self.kinds.named(k) is kind), None)
+            new[name] = keys.imported(kind, given) if given is not None else keys.generate(kind)
+        addresses = {kinds[name].label: k.address for name, k in new.items()}
         async with self.pool.acquire() as conn, conn.transaction():
             # a tenant's keys are sealed under its data key, so deleting the tenant can crypto-shred them
             dek = await datakeys.open_dek(conn, keyring, tenant_id, create=True) if tenant_id is not None else None
             sealed = {fam: keys.seal(dek.keyring if dek else keyring, wallet_id, k) for fam, k in new.items()}
             new.clear()  # drop the plaintext keys as early as possible
             row = await conn.fetchrow(
-                f"""INSERT INTO wallets (id, tenant_id, name, evm_address, svm_address, policy)
-                    VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING {_COLS}""",
+                f"""INSERT INTO wallets (id, tenant_id, name, addresses, policy)
+                    VALUES ($1, $2, $3, $4::jsonb, $5::jsonb) RETURNING {_COLS}""",
                 wallet_id,
                 tenant_id,
                 name[:200],
-                addresses.get("evm"),
-                addresses.get("svm"),
+                json.dumps(addresses),
                 json.dumps(policy.to_json()),
             )
             for fam, s in sealed.items():

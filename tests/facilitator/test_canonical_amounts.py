@@ -25,9 +25,8 @@ async def test_non_canonical_amounts_are_refused(
     database_url: str, aiohttp_client: Any, devchain: DevChain, where: str, value: Any, reason: str
 ) -> None:
     client, _ = await evm.facilitator_client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 10_000))
+    payment = await evm.new_payment(devchain, 10_000)
+    pay_to = payment.requirements.pay_to
     good = payment.body()
     r = await client.post("/verify", json=good)
     assert (await r.json())["isValid"] is True  # the canonical spelling of the same authorization passes

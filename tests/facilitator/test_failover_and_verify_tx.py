@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-from eth_account import Account
 
 from chains.evm.devchain import DevChain
 from tests.harness import evm
@@ -37,45 +34,10 @@ async def test_dead_first_rpc_then_all_dead(database_url: str, aiohttp_client: A
     assert (await r.json())["checks"]["chains"] == {"eip155:31337": False}
 
 
-async def _transfer(chain: DevChain, payer_key: str, to: str, amount: int) -> str:
-    """A plain ERC-20 transfer sent by the payer itself."""
-    payer = evm.address_of(payer_key)
-    await evm.fund_eth(chain, payer)
-    nonce = await evm.tx_count(chain, payer)
-    data = "0xa9059cbb" + "00" * 12 + to.lower().removeprefix("0x") + amount.to_bytes(32, "big").hex()
-    tx = {
-        "to": chain.token_address,
-        "data": data,
-        "gas": 100_000,
-        "maxFeePerGas": 10**10,
-        "maxPriorityFeePerGas": 10**9,
-        "nonce": nonce,
-        "chainId": chain.chain_id,
-        "type": 2,
-        "value": 0,
-    }
-    signed = Account.sign_transaction(tx, payer_key)
-    tx_hash: str = await evm.rpc(chain.rpc_url, "eth_sendRawTransaction", "0x" + bytes(signed.raw_transaction).hex())
-    for _ in range(200):  # anvil mines on its own schedule: wait for the receipt so the test is not a race
-        if await evm.rpc(chain.rpc_url, "eth_getTransactionReceipt", tx_hash):
-            return tx_hash
-        await asyncio.sleep(0.01)
-    raise AssertionError("transfer not mined")
-
-
 async def test_verify_tx(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, evm.new_key())))
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    tx = await _transfer(devchain, payer_key, pay_to, 50_000)
-    body = {
-        "network": devchain.network,
-        "transaction": tx,
-        "payTo": pay_to,
-        "asset": devchain.token_address,
-        "minAmount": "50000",
-        "confirmations": 1,
-    }
+    paid = await evm.paid_transfer(devchain)
+    payer_key, pay_to, body = paid.payer_key, paid.pay_to, paid.body
     r = await client.post("/v1/payments/verify-tx", json=body)
     out = await r.json()
     assert r.status == 200, out
@@ -96,7 +58,7 @@ async def test_verify_tx(database_url: str, aiohttp_client: Any, devchain: DevCh
     assert out["status"] == "invalid"
 
     # too few confirmations: pending until enough blocks are mined
-    tx2 = await _transfer(devchain, payer_key, pay_to, 50_000)
+    tx2 = await evm.erc20_transfer(devchain, payer_key, pay_to, 50_000)
     deep = {**body, "transaction": tx2, "confirmations": 5}
     r = await client.post("/v1/payments/verify-tx", json=deep)
     out = await r.json()

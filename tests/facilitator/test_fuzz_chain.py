@@ -17,9 +17,8 @@ async def test_payment_fields_fuzzed_on_the_chain_path(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     client, _ = await evm.facilitator_client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    base = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 10_000)).body()
+    payer_key, req = await evm.payer_and_offer(devchain, 10_000)
+    base = evm.sign_payment(devchain, payer_key, req).body()
     failures: list[str] = []
     reasons: dict[str, int] = {}
     sent = 0

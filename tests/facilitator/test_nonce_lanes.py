@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from chains.evm.adapter import EvmAdapter
-from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
+from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.rpcproxy import rpc_proxy
@@ -34,13 +34,8 @@ OPEN = ("claimed", "submitted", "pending")
 @pytest.fixture
 async def own_chain() -> AsyncIterator[DevChain]:
     """A private anvil with the dev token: these tests warp its clock, change its base fee and stop its mining."""
-    anvil = AnvilProcess()
-    await anvil.start()
-    try:
-        await deploy_dev_token(anvil.rpc_url)
-        yield DevChain(rpc_url=anvil.rpc_url)
-    finally:
-        await anvil.stop()
+    async with evm.own_devchain() as chain:
+        yield chain
 
 
 async def _chain_time(chain: DevChain) -> int:
@@ -182,8 +177,7 @@ async def test_next_settlement_reuses_the_nonce_of_an_expired_unsent_one(
 ) -> None:
     """With no reconciler running, the next settlement takes the dead nonce itself instead of waiting behind it."""
     chain = own_chain
-    key, signer = await evm.funded_signer(chain)
-    client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key, settle_timeout=20)))
+    client, signer = await evm.facilitator_client(aiohttp_client, chain, database_url, settle_timeout=20)
     service = client.server.app[FACILITATOR]
     payer_key = await evm.funded_payer(chain)
     pay_to = evm.address_of(evm.new_key())
@@ -220,8 +214,7 @@ async def test_unsent_transaction_still_valid_is_sent_by_the_reconciler(
 ) -> None:
     """Restart before expiry: the journalled transaction itself is sent, exactly once, and its nonce is not reused."""
     chain = own_chain
-    key, signer = await evm.funded_signer(chain)
-    client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key)))
+    client, signer = await evm.facilitator_client(aiohttp_client, chain, database_url)
     service = client.server.app[FACILITATOR]
     payer_key = await evm.funded_payer(chain)
     pay_to = evm.address_of(evm.new_key())
@@ -249,9 +242,8 @@ async def test_nonce_taken_by_another_transaction_is_signed_again_while_valid(
     key, signer = await evm.funded_signer(chain)
     client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key)))
     service = client.server.app[FACILITATOR]
-    payer_key = await evm.funded_payer(chain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 66))
+    payment = await evm.new_payment(chain, 66)
+    pay_to = payment.requirements.pay_to
     routed, row_id = await _journalled(payment, service)
     first = await service.lanes.reserve(row_id, routed.ctx, routed.adapter, signer)
     other = Account.from_key(key).sign_transaction(
@@ -321,9 +313,8 @@ async def _pending_settlement(chain: DevChain, database_url: str, aiohttp_client
     key, signer = await evm.funded_signer(chain)
     settings = evm.chain_settings(chain, database_url, key, settle_timeout=0.3, settle_stuck_after=0)
     client = await aiohttp_client(create_app(settings))
-    payer_key = await evm.funded_payer(chain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 4_321))
+    payment = await evm.new_payment(chain, 4_321)
+    pay_to = payment.requirements.pay_to
     await evm.rpc(chain.rpc_url, "evm_setAutomine", False)
     r = await client.post("/settle", json=payment.body())
     out = await r.json()
@@ -367,8 +358,7 @@ async def test_fees_refused_at_broadcast_are_bumped_before_answering(
     own_chain: DevChain, database_url: str, aiohttp_client: Any
 ) -> None:
     chain = own_chain
-    key, signer = await evm.funded_signer(chain)
-    client = await aiohttp_client(create_app(evm.chain_settings(chain, database_url, key, settle_timeout=20)))
+    client, signer = await evm.facilitator_client(aiohttp_client, chain, database_url, settle_timeout=20)
     adapter = client.server.app[CHAINS].find(chain.network)
     assert isinstance(adapter, EvmAdapter)
     payer_key = await evm.funded_payer(chain)
@@ -434,15 +424,15 @@ async def test_two_signer_keys_round_robin(database_url: str, aiohttp_client: An
     client = await aiohttp_client(create_app(settings))
     sup = await (await client.get("/supported")).json()
     assert sup["signers"]["eip155:*"] == [a1, a2]
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
+    payer_key, req = await evm.payer_and_offer(devchain, 5)
+    pay_to = req.pay_to
     for _ in range(4):
-        payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 5))
+        payment = evm.sign_payment(devchain, payer_key, req)
         assert (await (await client.post("/settle", json=payment.body())).json())["success"] is True
     rows = await _rows(database_url)
     assert [r["signer"] for r in rows] == [a1, a2, a1, a2]
     assert [r["signer_nonce"] for r in rows] == [0, 0, 1, 1]  # a nonce lane per key
-    payments = [evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 5)) for _ in range(20)]
+    payments = [evm.sign_payment(devchain, payer_key, req) for _ in range(20)]
     results = await asyncio.gather(*(client.post("/settle", json=p.body()) for p in payments))
     assert all([(await r.json())["success"] for r in results])
     assert await evm.tx_count(devchain, a1) == 12
@@ -455,9 +445,8 @@ async def test_signer_out_of_gas_is_classified(database_url: str, aiohttp_client
     signer = evm.address_of(broke)
     await evm.rpc(devchain.rpc_url, "anvil_setBalance", signer, "0x0")
     client = await aiohttp_client(create_app(evm.chain_settings(devchain, database_url, broke)))
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 77))
+    payment = await evm.new_payment(devchain, 77)
+    pay_to = payment.requirements.pay_to
     r = await client.post("/settle", json=payment.body())
     assert r.status == 503
     assert r.content_type == "application/problem+json"
@@ -483,10 +472,9 @@ async def test_out_of_gas_signer_hands_over_to_the_next_key(
     funded, funded_addr = await evm.funded_signer(devchain)
     settings = evm.chain_settings(devchain, database_url, broke).with_(evm_signer_keys=(funded,))
     client = await aiohttp_client(create_app(settings))
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
+    payer_key, req = await evm.payer_and_offer(devchain, 3)
     for _ in range(2):
-        payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 3))
+        payment = evm.sign_payment(devchain, payer_key, req)
         out = await (await client.post("/settle", json=payment.body())).json()
         assert out["success"] is True, out
     assert [r["signer"] for r in await _rows(database_url)] == [funded_addr, funded_addr]

@@ -42,9 +42,8 @@ async def test_same_id_same_purchase_gets_the_original_success(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     client, signer = await _client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    req = evm.requirements(devchain, pay_to, 250)
+    payer_key, req = await evm.payer_and_offer(devchain, 250)
+    pay_to = req.pay_to
     first = with_id(evm.sign_payment(devchain, payer_key, req), "pay_retry_of_one_purchase_01")
     r = await client.post("/settle", json=first.body())
     out = await r.json()
@@ -165,9 +164,8 @@ async def test_concurrent_resigned_retries_under_one_id_pay_once(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     client, signer = await _client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    req = evm.requirements(devchain, pay_to, 9)
+    payer_key, req = await evm.payer_and_offer(devchain, 9)
+    pay_to = req.pay_to
     payments = [with_id(evm.sign_payment(devchain, payer_key, req), "pay_concurrent_retries_0001") for _ in range(8)]
     responses = await asyncio.gather(*(client.post("/settle", json=p.body()) for p in payments))
     results = [await r.json() for r in responses]
@@ -182,9 +180,8 @@ async def test_one_id_across_two_processes_pays_once(devchain: DevChain, databas
     key = evm.new_key()
     signer = evm.address_of(key)
     await evm.fund_eth(devchain, signer)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    req = evm.requirements(devchain, pay_to, 17)
+    payer_key, req = await evm.payer_and_offer(devchain, 17)
+    pay_to = req.pay_to
     payments = [with_id(evm.sign_payment(devchain, payer_key, req), "pay_two_processes_one_id_1") for _ in range(10)]
     env = {
         "DATABASE_URL": database_url,

@@ -12,7 +12,6 @@ import asyncpg
 import msgspec
 import pytest
 
-from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
 from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
@@ -38,17 +37,12 @@ async def _wait_row(url: str, want: set[str], timeout: float = 30.0) -> asyncpg.
 
 @pytest.mark.slow
 async def test_kill9_between_broadcast_and_receipt(database_url: str) -> None:
-    anvil = AnvilProcess()
-    await anvil.start()
-    try:
-        await deploy_dev_token(anvil.rpc_url)
-        chain = DevChain(rpc_url=anvil.rpc_url)
+    async with evm.own_devchain() as chain:
         key = evm.new_key()
         signer = evm.address_of(key)
         await evm.fund_eth(chain, signer)
-        payer_key = await evm.funded_payer(chain)
-        pay_to = evm.address_of(evm.new_key())
-        payment = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 999))
+        payment = await evm.new_payment(chain, 999)
+        pay_to = payment.requirements.pay_to
         await evm.rpc(chain.rpc_url, "evm_setAutomine", False)
         env = {
             "DATABASE_URL": database_url,
@@ -83,5 +77,3 @@ async def test_kill9_between_broadcast_and_receipt(database_url: str) -> None:
         assert row["tx_id"] == tx
         assert await evm.tx_count(chain, signer) == 1
         assert await evm.token_balance(chain, pay_to) == 999
-    finally:
-        await anvil.stop()

@@ -80,9 +80,8 @@ async def test_verify_settle_retry_and_duplicate(database_url: str, aiohttp_clie
 
 async def test_v1_payload_settles(database_url: str, aiohttp_client: Any, devchain: DevChain) -> None:
     client, _ = await _app_client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 777))
+    payment = await evm.new_payment(devchain, 777)
+    pay_to = payment.requirements.pay_to
     req = payment.requirements
     v1_req = {
         "scheme": "exact",
@@ -118,9 +117,9 @@ async def test_100_concurrent_settles_from_one_signer(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     client, signer = await _app_client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    payments = [evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 10)) for _ in range(100)]
+    payer_key, req = await evm.payer_and_offer(devchain, 10)
+    pay_to = req.pay_to
+    payments = [evm.sign_payment(devchain, payer_key, req) for _ in range(100)]
     before = await evm.tx_count(devchain, signer)
     responses = await asyncio.gather(*(client.post("/settle", json=p.body()) for p in payments))
     results = [await r.json() for r in responses]
@@ -140,9 +139,8 @@ async def test_50_concurrent_settles_of_one_payload_over_3_processes(devchain: D
     key = evm.new_key()
     signer = evm.address_of(key)
     await evm.fund_eth(devchain, signer)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 4242))
+    payment = await evm.new_payment(devchain, 4242)
+    pay_to = payment.requirements.pay_to
     env = {
         "DATABASE_URL": database_url,
         "X402_NETWORKS": evm.networks_env(devchain),

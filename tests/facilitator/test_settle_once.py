@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
+from chains.evm.devchain import DevChain
 from tests.harness import evm
 from x402.service.app import create_app
 from x402.service.appkeys import RECONCILER
@@ -18,19 +18,22 @@ from x402.service.appkeys import RECONCILER
 @pytest.fixture
 async def manual_chain() -> AsyncIterator[DevChain]:
     """A private anvil whose blocks are mined only when the test says so (transactions stay pending)."""
-    anvil = AnvilProcess()
-    await anvil.start()
-    try:
-        await deploy_dev_token(anvil.rpc_url)
-        yield DevChain(rpc_url=anvil.rpc_url)
-    finally:
-        await anvil.stop()
+    async with evm.own_devchain() as chain:
+        yield chain
 
 
 async def _client(aiohttp_client: Any, chain: DevChain, database_url: str, **kw: Any) -> tuple[Any, str, Any]:
     key, signer = await evm.funded_signer(chain)
     app = create_app(evm.chain_settings(chain, database_url, key, **kw))
     return await aiohttp_client(app), signer, app
+
+
+async def _unmined(aiohttp_client: Any, chain: DevChain, database_url: str, amount: int) -> tuple[Any, str, Any, Any]:
+    """A facilitator that answers pending after 0.5 s, and a payment of ``amount``, with the chain's mining off."""
+    client, signer, app = await _client(aiohttp_client, chain, database_url, settle_timeout=0.5)
+    payment = await evm.new_payment(chain, amount)
+    await evm.rpc(chain.rpc_url, "evm_setAutomine", False)
+    return client, signer, app, payment
 
 
 async def _delivered(database_url: str) -> list[tuple[str, bool]]:
@@ -46,9 +49,8 @@ async def test_concurrent_identical_settles_one_success(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     client, signer, _ = await _client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 31))
+    payment = await evm.new_payment(devchain, 31)
+    pay_to = payment.requirements.pay_to
     before = await evm.tx_count(devchain, signer)
     responses = await asyncio.gather(*(client.post("/settle", json=payment.body()) for _ in range(12)))
     results = [await r.json() for r in responses]
@@ -66,9 +68,8 @@ async def test_idempotency_key_replays_the_original_success(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     client, signer, _ = await _client(aiohttp_client, devchain, database_url)
-    payer_key = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(devchain, payer_key, evm.requirements(devchain, pay_to, 77))
+    payment = await evm.new_payment(devchain, 77)
+    pay_to = payment.requirements.pay_to
     headers = {"Idempotency-Key": "settle-retry-1"}
     r = await client.post("/settle", json=payment.body(), headers=headers)
     first = await r.json()
@@ -95,11 +96,8 @@ async def test_retry_after_pending_completes_once(
     database_url: str, aiohttp_client: Any, manual_chain: DevChain
 ) -> None:
     chain = manual_chain
-    client, signer, _ = await _client(aiohttp_client, chain, database_url, settle_timeout=0.5)
-    payer_key = await evm.funded_payer(chain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 555))
-    await evm.rpc(chain.rpc_url, "evm_setAutomine", False)
+    client, signer, _, payment = await _unmined(aiohttp_client, chain, database_url, 555)
+    pay_to = payment.requirements.pay_to
     r = await client.post("/settle", json=payment.body())
     pending = await r.json()
     assert (pending["success"], pending["errorReason"]) == (False, "settlement_pending"), pending
@@ -126,11 +124,8 @@ async def test_pending_then_reconciled_then_idempotent_retry(
     database_url: str, aiohttp_client: Any, manual_chain: DevChain
 ) -> None:
     chain = manual_chain
-    client, signer, app = await _client(aiohttp_client, chain, database_url, settle_timeout=0.5)
-    payer_key = await evm.funded_payer(chain)
-    pay_to = evm.address_of(evm.new_key())
-    payment = evm.sign_payment(chain, payer_key, evm.requirements(chain, pay_to, 808))
-    await evm.rpc(chain.rpc_url, "evm_setAutomine", False)
+    client, signer, app, payment = await _unmined(aiohttp_client, chain, database_url, 808)
+    pay_to = payment.requirements.pay_to
     headers = {"Idempotency-Key": "pending-then-done"}
     r = await client.post("/settle", json=payment.body(), headers=headers)
     pending = await r.json()

@@ -3,7 +3,6 @@ tenant's claimed payTo refused, and the risk stage in the answer — on the real
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -20,47 +19,15 @@ from x402.service.app import create_app
 VERIFY_TX = "/v1/payments/verify-tx"
 
 
-async def _transfer(chain: DevChain, payer_key: str, to: str, amount: int) -> str:
-    """A plain ERC-20 transfer sent by the payer itself, mined."""
-    payer = evm.address_of(payer_key)
-    await evm.fund_eth(chain, payer)
-    data = "0xa9059cbb" + "00" * 12 + to.lower().removeprefix("0x") + amount.to_bytes(32, "big").hex()
-    tx = {
-        "to": chain.token_address,
-        "data": data,
-        "gas": 100_000,
-        "maxFeePerGas": 10**10,
-        "maxPriorityFeePerGas": 10**9,
-        "nonce": await evm.tx_count(chain, payer),
-        "chainId": chain.chain_id,
-        "type": 2,
-        "value": 0,
-    }
-    signed = Account.sign_transaction(tx, payer_key)
-    tx_hash: str = await evm.rpc(chain.rpc_url, "eth_sendRawTransaction", "0x" + bytes(signed.raw_transaction).hex())
-    for _ in range(200):
-        if await evm.rpc(chain.rpc_url, "eth_getTransactionReceipt", tx_hash):
-            return tx_hash
-        await asyncio.sleep(0.01)
-    raise AssertionError("transfer not mined")
-
-
-def _body(chain: DevChain, tx: str, pay_to: str, amount: int = 50_000) -> dict[str, Any]:
-    return {
-        "network": chain.network,
-        "transaction": tx,
-        "payTo": pay_to,
-        "asset": chain.token_address,
-        "minAmount": str(amount),
-        "confirmations": 1,
-    }
-
-
-async def _app(chain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any) -> Any:
+async def _merchants(chain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any) -> Any:
+    """The service with API keys on and two tenants with a verify key each: (client, a, as_a, b, as_b)."""
     settings = evm.chain_settings(
         chain, database_url, evm.new_key(), require_api_keys=True, admin_token=ADMIN, redis_url=redis_url
     )
-    return await aiohttp_client(create_app(settings))
+    client = await aiohttp_client(create_app(settings))
+    a, as_a = await _tenant(client, "merchant-a")
+    b, as_b = await _tenant(client, "tenant-b")
+    return client, a, as_a, b, as_b
 
 
 async def _tenant(client: Any, name: str) -> tuple[str, dict[str, str]]:
@@ -75,12 +42,9 @@ def _sign(key: str, message: str) -> str:
 async def test_records_are_per_tenant(
     database_url: str, redis_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
-    client = await _app(devchain, database_url, redis_url, aiohttp_client)
-    a, as_a = await _tenant(client, "merchant-a")
-    b, as_b = await _tenant(client, "tenant-b")
-    pay_to = evm.address_of(evm.new_key())
-    tx = await _transfer(devchain, await evm.funded_payer(devchain), pay_to, 50_000)
-    body = _body(devchain, tx, pay_to)
+    client, a, as_a, b, as_b = await _merchants(devchain, database_url, redis_url, aiohttp_client)
+    paid = await evm.paid_transfer(devchain)
+    tx, body = paid.tx, paid.body
 
     r = await client.post(VERIFY_TX, json=body)
     assert (r.status, (await r.json())["code"]) == (401, "api_key_required")
@@ -103,9 +67,7 @@ async def test_records_are_per_tenant(
 async def test_claimed_pay_to_is_refused_to_other_tenants(
     database_url: str, redis_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
-    client = await _app(devchain, database_url, redis_url, aiohttp_client)
-    a, as_a = await _tenant(client, "merchant-a")
-    b, as_b = await _tenant(client, "tenant-b")
+    client, a, as_a, b, as_b = await _merchants(devchain, database_url, redis_url, aiohttp_client)
     merchant_key = evm.new_key()
     pay_to = evm.address_of(merchant_key)
 
@@ -144,12 +106,12 @@ async def test_claimed_pay_to_is_refused_to_other_tenants(
     )
     assert (r.status, (await r.json())["code"]) == (409, "payto_claimed")
 
-    tx = await _transfer(devchain, await evm.funded_payer(devchain), pay_to, 50_000)
+    tx = await evm.erc20_transfer(devchain, await evm.funded_payer(devchain), pay_to, 50_000)
     for variant in (pay_to, pay_to.lower(), "0x" + pay_to[2:].upper()):
-        r = await client.post(VERIFY_TX, json=_body(devchain, tx, variant), headers=as_b)
+        r = await client.post(VERIFY_TX, json=evm.verify_tx_body(devchain, tx, variant), headers=as_b)
         problem = await r.json()
         assert (r.status, problem["code"]) == (403, "payto_claimed"), problem
-    out = await (await client.post(VERIFY_TX, json=_body(devchain, tx, pay_to), headers=as_a)).json()
+    out = await (await client.post(VERIFY_TX, json=evm.verify_tx_body(devchain, tx, pay_to), headers=as_a)).json()
     assert out["verified"] is True, out
 
     # claims are A's objects: B lists none and cannot delete A's (404)
@@ -163,16 +125,14 @@ async def test_claimed_pay_to_is_refused_to_other_tenants(
     assert r.status == 404
     assert (await client.delete(f"/v1/payto-claims/{claim['id']}", headers=as_a)).status == 204
     # released: B may verify (and record for itself) again
-    out = await (await client.post(VERIFY_TX, json=_body(devchain, tx, pay_to), headers=as_b)).json()
+    out = await (await client.post(VERIFY_TX, json=evm.verify_tx_body(devchain, tx, pay_to), headers=as_b)).json()
     assert out["verified"] is True, out
 
 
 async def test_solana_claims_use_ed25519(
     database_url: str, redis_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
-    client = await _app(devchain, database_url, redis_url, aiohttp_client)
-    _, as_a = await _tenant(client, "merchant-a")
-    _, as_b = await _tenant(client, "tenant-b")
+    client, _, as_a, _, as_b = await _merchants(devchain, database_url, redis_url, aiohttp_client)
     merchant = Keypair()
     address = str(merchant.pubkey())
     message = (await (await client.post("/v1/payto-claims", json={"address": address}, headers=as_a)).json())["message"]
@@ -202,28 +162,24 @@ async def test_solana_claims_use_ed25519(
 async def test_verify_tx_runs_the_risk_stage(
     database_url: str, redis_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
-    client = await _app(devchain, database_url, redis_url, aiohttp_client)
-    _, as_a = await _tenant(client, "merchant-a")
-    _, as_b = await _tenant(client, "tenant-b")
-    pay_to = evm.address_of(evm.new_key())
-    payer_key = await evm.funded_payer(devchain)
-    payer = evm.address_of(payer_key)
-    tx = await _transfer(devchain, payer_key, pay_to, 50_000)
+    client, _, as_a, _, as_b = await _merchants(devchain, database_url, redis_url, aiohttp_client)
+    paid = await evm.paid_transfer(devchain)
+    payer, body = evm.address_of(paid.payer_key), paid.body
 
     r = await client.post("/v1/risk/lists/deny", json={"addresses": [payer], "label": "chargebacks"}, headers=as_a)
     assert r.status == 200, await r.text()
-    out = await (await client.post(VERIFY_TX, json=_body(devchain, tx, pay_to), headers=as_a)).json()
+    out = await (await client.post(VERIFY_TX, json=body, headers=as_a)).json()
     assert (out["verified"], out["status"], out["reason"]) == (False, "invalid", "risk_blocked"), out
     assert out["risk"]["recommendation"] == "block"
     assert any(f["code"].startswith("deny") for f in out["risk"]["flags"])
     # A's deny list is A's: B's answer carries a clean assessment
-    out = await (await client.post(VERIFY_TX, json=_body(devchain, tx, pay_to), headers=as_b)).json()
+    out = await (await client.post(VERIFY_TX, json=body, headers=as_b)).json()
     assert out["verified"] is True, out
     assert out["risk"]["recommendation"] == "accept"
     assert 0 < out["risk"]["score"] <= 1
     # a blocked transaction was not used up: once the payer is off the list, A may accept it
     r = await client.request("DELETE", "/v1/risk/lists/deny", json={"addresses": [payer]}, headers=as_a)
     assert r.status == 200
-    out = await (await client.post(VERIFY_TX, json=_body(devchain, tx, pay_to), headers=as_a)).json()
+    out = await (await client.post(VERIFY_TX, json=body, headers=as_a)).json()
     assert out["verified"] is True, out
     assert out["risk"]["recommendation"] == "accept"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,9 +14,11 @@ import aiohttp
 from eth_account import Account
 
 from chains.config import AssetConfig, NetworkConfig
-from chains.evm.devchain import DevChain
+from chains.evm.devchain import AnvilProcess, DevChain, deploy_dev_token
+from tests.harness.wire import Payment as Payment
+from tests.harness.wire import payment_of
 from x402.service.settings import Settings
-from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
+from x402.wire.models import PaymentRequirements
 
 #: EIP-712 types of EIP-3009 ``TransferWithAuthorization`` (tests sign with eth-account, independently of the
 #: service's own digest code).
@@ -37,25 +41,6 @@ TRANSFER_TYPES: dict[str, Any] = {
     },
     "primaryType": "TransferWithAuthorization",
 }
-
-
-@dataclass(frozen=True)
-class Payment:
-    """A signed v2 payment and the requirements it pays."""
-
-    payload: PaymentPayload
-    requirements: PaymentRequirements
-    payer: str
-
-    def body(self) -> dict[str, Any]:
-        """The facilitator request body."""
-        import msgspec
-
-        return {
-            "x402Version": 2,
-            "paymentPayload": msgspec.to_builtins(self.payload),
-            "paymentRequirements": msgspec.to_builtins(self.requirements),
-        }
 
 
 def requirements(chain: DevChain, pay_to: str, amount: int = 10_000, **extra: Any) -> PaymentRequirements:
@@ -108,12 +93,8 @@ def sign_payment(
     }
     sig = Account.sign_typed_data(payer_key, full_message=typed)
     authorization = {k: str(v) if k != "from" and k != "to" and k != "nonce" else v for k, v in message.items()}
-    payload = PaymentPayload(
-        resource=ResourceInfo(url="http://127.0.0.1/paid", description="test", mime_type="application/json"),
-        accepted=req,
-        payload={"signature": "0x" + bytes(sig.signature).hex(), "authorization": authorization},
-    )
-    return Payment(payload=payload, requirements=req, payer=acct.address)
+    scheme_payload = {"signature": "0x" + bytes(sig.signature).hex(), "authorization": authorization}
+    return payment_of(req, scheme_payload, acct.address)
 
 
 def new_key() -> str:
@@ -232,3 +213,77 @@ def networks_env(chain: DevChain) -> str:
             }
         }
     )
+
+
+async def erc20_transfer(chain: DevChain, payer_key: str, to: str, amount: int) -> str:
+    """A plain ERC-20 transfer of dev tokens sent by the payer itself (given ETH for gas), mined; its hash."""
+    payer = address_of(payer_key)
+    await fund_eth(chain, payer)
+    data = "0xa9059cbb" + "00" * 12 + to.lower().removeprefix("0x") + amount.to_bytes(32, "big").hex()
+    tx = {
+        "to": chain.token_address,
+        "data": data,
+        "gas": 100_000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 10**9,
+        "nonce": await tx_count(chain, payer),
+        "chainId": chain.chain_id,
+        "type": 2,
+        "value": 0,
+    }
+    signed = Account.sign_transaction(tx, payer_key)
+    tx_hash: str = await rpc(chain.rpc_url, "eth_sendRawTransaction", "0x" + bytes(signed.raw_transaction).hex())
+    await wait_receipt(chain, tx_hash)
+    return tx_hash
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A mined plain transfer from a fresh funded payer to a fresh payTo, and its ``verify-tx`` body."""
+
+    payer_key: str
+    pay_to: str
+    tx: str
+    body: dict[str, Any]
+
+
+async def paid_transfer(chain: DevChain, amount: int = 50_000) -> Transfer:
+    """A fresh payer pays ``amount`` to a fresh address; the ``POST /v1/payments/verify-tx`` body that checks it."""
+    payer_key = await funded_payer(chain)
+    pay_to = address_of(new_key())
+    tx = await erc20_transfer(chain, payer_key, pay_to, amount)
+    return Transfer(payer_key, pay_to, tx, verify_tx_body(chain, tx, pay_to, amount))
+
+
+def verify_tx_body(chain: DevChain, tx: str, pay_to: str, amount: int = 50_000) -> dict[str, Any]:
+    """The ``POST /v1/payments/verify-tx`` body for ``tx`` paying ``amount`` dev tokens to ``pay_to``."""
+    return {
+        "network": chain.network,
+        "transaction": tx,
+        "payTo": pay_to,
+        "asset": chain.token_address,
+        "minAmount": str(amount),
+        "confirmations": 1,
+    }
+
+
+async def new_payment(chain: DevChain, amount: int = 10_000) -> Payment:
+    """A fresh funded payer's signed payment of ``amount`` dev tokens to a fresh payTo (``requirements.pay_to``)."""
+    return sign_payment(chain, await funded_payer(chain), requirements(chain, address_of(new_key()), amount))
+
+
+@contextlib.asynccontextmanager
+async def own_devchain() -> AsyncIterator[DevChain]:
+    """A private anvil with the dev token, for a test that changes how it mines, its clock or its fees."""
+    anvil = AnvilProcess()
+    await anvil.start()
+    try:
+        await deploy_dev_token(anvil.rpc_url)
+        yield DevChain(rpc_url=anvil.rpc_url)
+    finally:
+        await anvil.stop()
+
+
+async def payer_and_offer(chain: DevChain, amount: int = 10_000) -> tuple[str, PaymentRequirements]:
+    """A fresh funded payer key, and requirements of ``amount`` dev tokens to a fresh payTo (``.pay_to``)."""
+    return await funded_payer(chain), requirements(chain, address_of(new_key()), amount)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from chains import fake
 from chains.base import PaymentContext
 from chains.config import NetworkConfig
 from chains.fake import FakeAdapter, FakeLedger, FakePayer, fake_factories
+from tests.harness.wire import Payment, payment_of
 from x402.service.app import create_app
 from x402.service.settings import Settings
-from x402.wire.models import PaymentPayload, PaymentRequirements, ResourceInfo
+from x402.wire.models import PaymentRequirements
 
 
 def fake_requirements(pay_to: str, amount: int = 10_000, **changes: Any) -> PaymentRequirements:
@@ -28,28 +27,9 @@ def fake_ctx(payload: dict[str, Any], req: PaymentRequirements) -> PaymentContex
     return PaymentContext(2, "exact", req.network, dict(payload), req, accepted=req)
 
 
-@dataclass(frozen=True)
-class FakePayment:
-    """A signed v2 fake payment and the requirements it pays."""
-
-    payload: PaymentPayload
-    requirements: PaymentRequirements
-    payer: str
-
-    def body(self) -> dict[str, Any]:
-        """The facilitator request body."""
-        return {
-            "x402Version": 2,
-            "paymentPayload": msgspec.to_builtins(self.payload),
-            "paymentRequirements": msgspec.to_builtins(self.requirements),
-        }
-
-
-def fake_payment(payer: FakePayer, req: PaymentRequirements, **changes: Any) -> FakePayment:
+def fake_payment(payer: FakePayer, req: PaymentRequirements, **changes: Any) -> Payment:
     """``payer``'s signed payment of ``req`` (``changes`` override authorization fields)."""
-    resource = ResourceInfo(url="http://127.0.0.1/paid", description="test", mime_type="application/json")
-    payload = PaymentPayload(resource=resource, accepted=req, payload=payer.sign(req, **changes))
-    return FakePayment(payload, req, payer.address)
+    return payment_of(req, payer.sign(req, **changes), payer.address)
 
 
 def fake_app(database_url: str, ledger: FakeLedger, **settings: Any) -> web.Application:

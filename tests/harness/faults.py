@@ -202,36 +202,18 @@ class Seller:
 
 async def start_seller(chain: DevChain, database_url: str, faults: Faults | None = None) -> Seller:
     """Start a faulty seller on 127.0.0.1:0 with a fresh, funded facilitator signer."""
-    from aiohttp.test_utils import TestServer
-
-    from tests.harness.evm import address_of, chain_settings, fund_eth, new_key
-    from x402.paywall import Offer, Paywall
-    from x402.service.app import create_app
-    from x402.service.facilitator.inprocess import AppFacilitator
+    from tests.harness.paychain import EvmChain, offer_on, paywalled
 
     faults = faults or Faults()
-    signer = new_key()
-    await fund_eth(chain, address_of(signer))
-    pay_to = address_of(new_key())
-    app = create_app(chain_settings(chain, database_url, signer))
-    app.middlewares.insert(0, faulty(faults))
-
-    async def item(request: web.Request) -> web.Response:
-        return web.json_response({"item": True})
-
-    app.router.add_get("/item", item)
-    offer = Offer(
-        amount=PRICE,
-        asset=chain.token_address,
-        network=chain.network,
-        pay_to=pay_to,
-        extra={"name": chain.token_name, "version": chain.token_version},
-        max_timeout_seconds=OFFER_SECONDS,
-    )
-    Paywall(AppFacilitator(app), routes={("GET", "/item"): offer}).setup(app)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    on = EvmChain(chain)
+    pay_to = on.payee()
+    routes = {("GET", "/item"): offer_on(on, pay_to, PRICE, max_timeout_seconds=OFFER_SECONDS)}
+    server = await paywalled(on, database_url, {"/item": _item}, routes, middlewares=(faulty(faults),))
     return Seller(str(server.make_url("/item")), pay_to, faults, server)
+
+
+async def _item(request: web.Request) -> web.Response:
+    return web.json_response({"item": True})
 
 
 async def start_remote_seller(
@@ -239,39 +221,22 @@ async def start_remote_seller(
 ) -> Seller:
     """A paywalled ``GET /item`` whose paywall settles through a RemoteFacilitator, and a facilitator (the
     project's app, on anvil) that settles and then fails per ``faults`` on ``POST /settle``."""
-    from aiohttp.test_utils import TestServer
-
-    from tests.harness.evm import address_of, chain_settings, fund_eth, new_key
+    from tests.harness.paychain import EvmChain, offer_on, serve
     from x402.facilitator.remote import RemoteFacilitator
-    from x402.paywall import Offer, Paywall
-    from x402.service.app import create_app
+    from x402.paywall import Paywall
 
     faults = faults or Faults()
-    signer = new_key()
-    await fund_eth(chain, address_of(signer))
-    facilitator_app = create_app(chain_settings(chain, database_url, signer))
+    on = EvmChain(chain)
+    facilitator_app = on.app(await on.settings(database_url, facilitator=True))
     facilitator_app.middlewares.insert(0, faulty(faults, settle_only))
-    facilitator = TestServer(facilitator_app, host="127.0.0.1")
-    await facilitator.start_server()
+    facilitator = await serve(facilitator_app)
     remote = RemoteFacilitator(str(facilitator.make_url("/")), settle_timeout=settle_timeout)
-    pay_to = address_of(new_key())
-
-    async def item(request: web.Request) -> web.Response:
-        return web.json_response({"item": True})
-
+    pay_to = on.payee()
     app = web.Application()
-    app.router.add_get("/item", item)
-    offer = Offer(
-        amount=PRICE,
-        asset=chain.token_address,
-        network=chain.network,
-        pay_to=pay_to,
-        extra={"name": chain.token_name, "version": chain.token_version},
-        max_timeout_seconds=OFFER_SECONDS,
-    )
+    app.router.add_get("/item", _item)
+    offer = offer_on(on, pay_to, PRICE, max_timeout_seconds=OFFER_SECONDS)
     Paywall(remote, routes={("GET", "/item"): offer}).setup(app)
-    provider = TestServer(app, host="127.0.0.1")
-    await provider.start_server()
+    provider = await serve(app)
     return Seller(str(provider.make_url("/item")), pay_to, faults, _Both(provider, facilitator, remote))
 
 

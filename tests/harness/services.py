@@ -134,3 +134,21 @@ def with_database(url: str, name: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def hook_receiver() -> tuple[Any, list[tuple[dict[str, str], bytes]]]:
+    """A started webhook receiver on 127.0.0.1 (``POST /hook`` answers 204) and the (headers, body) it got."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        got.append((dict(request.headers), await request.read()))
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server, got

@@ -46,6 +46,11 @@ OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/wallets/{id}/approvals/{aid}/reject": {"id": "wallet", "aid": "approval"},
     "/v1/wallets/{id}/agent-keys": {"id": "wallet"},
     "/v1/webhooks/{id}": {"id": "webhook"},
+    "/v1/webhooks/{id}/rotate-secret": {"id": "webhook"},
+    "/v1/webhooks/{id}/ping": {"id": "webhook"},
+    "/v1/webhooks/{id}/deliveries": {"id": "webhook"},
+    "/v1/webhooks/dead-letters/{id}": {"id": "dead_letter"},
+    "/v1/webhooks/dead-letters/{id}/replay": {"id": "dead_letter"},
     "/v1/resources/{id}": {"id": "resource"},
     "/v1/resources/{id}/verify": {"id": "resource"},
     "/v1/tenants/{id}/export": {"id": "tenant"},
@@ -75,6 +80,7 @@ CALLER_SCOPED = {
     ("POST", "/v1/payments/verify-tx"),
     ("POST", "/v1/wallets"),
     ("POST", "/v1/webhooks"),
+    ("POST", "/v1/webhooks/dead-letters/replay"),
     ("POST", "/v1/resources"),
     ("POST", "/v1/resources/import"),
     ("POST", "/v1/resources/validate"),  # stores nothing; probes the caller's URL
@@ -107,6 +113,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/wallets/{id}/approvals/{aid}/reject"): {},
     ("POST", "/v1/wallets/{id}/agent-keys"): {},
     ("PATCH", "/v1/resources/{id}"): {"description": "taken over"},
+    ("PATCH", "/v1/webhooks/{id}"): {"description": "taken over"},
+    ("POST", "/v1/webhooks/{id}/rotate-secret"): {"overlapSeconds": 0},
     ("POST", "/v1/resources/{id}/verify"): {},
     ("POST", "/v1/resources/{id}/ratings"): {"rating": 1},
 }
@@ -237,17 +245,28 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
                 url,
             )
         )
-        event = await owner.fetchval(
-            """INSERT INTO wallet_events (tenant_id, wallet_id, kind, data) VALUES ($1, $2, 'payment.made', '{}')
-               RETURNING id""",
+        event = await owner.fetchrow(
+            """INSERT INTO provider_events (id, tenant_id, type, api_version, data, created_at, dispatched)
+               VALUES ($1, $2, 'payment.made', '2026-12-01', '{}', now(), true) RETURNING id, seq""",
+            uuid.uuid4(),
             uuid.UUID(a),
-            uuid.UUID(wallet["id"]),
         )
-        await owner.execute(
-            """INSERT INTO webhook_dead_letters (delivery_id, endpoint_id, event_id, attempts, last_error)
-               VALUES (987654321, $1, $2, 5, 'a-dead-letter-marker')""",
+        assert event is not None
+        delivery = await owner.fetchval(
+            """INSERT INTO webhook_deliveries (endpoint_id, event_id, event_seq, status, attempts, last_error)
+               VALUES ($1, $2, $3, 'dead', 5, 'a-dead-letter-marker') RETURNING id""",
             uuid.UUID(hook["id"]),
-            event,
+            event["id"],
+            event["seq"],
+        )
+        w.ids["dead_letter"] = str(
+            await owner.fetchval(
+                """INSERT INTO webhook_dead_letters (delivery_id, endpoint_id, event_id, attempts, last_error)
+                   VALUES ($1, $2, $3, 5, 'a-dead-letter-marker') RETURNING id""",
+                delivery,
+                uuid.UUID(hook["id"]),
+                event["id"],
+            )
         )
         claimed = "0x" + "c1" * 20
         w.ids["payto_claim"] = str(
@@ -258,7 +277,7 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
                 claimed,
             )
         )
-        w.markers |= {w.ids["approval"], "987654321", "a-dead-letter-marker", w.ids["payto_claim"], claimed}
+        w.markers |= {w.ids["approval"], str(event["id"]), "a-dead-letter-marker", w.ids["payto_claim"], claimed}
     finally:
         await owner.close()
     # A sees its own objects through every list (so an empty answer for B means something)
@@ -321,6 +340,9 @@ async def _a_is_untouched(w: World) -> None:
     assert tenant["tier"] == "free"
     hooks = await _ok(await w.client.get("/v1/webhooks", headers=h))
     assert [x["id"] for x in hooks["webhooks"]] == [w.ids["webhook"]]
+    assert hooks["webhooks"][0]["description"] == ""
+    letter = await _ok(await w.client.get(f"/v1/webhooks/dead-letters/{w.ids['dead_letter']}", headers=h))
+    assert (letter["replayCount"], letter["deliveryStatus"]) == (0, "dead")
     approvals = await _ok(await w.client.get(f"/v1/wallets/{w.ids['wallet']}/approvals", headers=h))
     assert "pending" in json.dumps(approvals)
     res = await _ok(await w.client.get(f"/v1/resources/{w.ids['resource']}", headers=h))
@@ -404,3 +426,12 @@ async def test_anonymous_records_when_keys_are_off(settings: Any, aiohttp_client
     assert row["status"] == "invalid"
     assert row["reason"] == "invalid_network"
     assert row["amount"] == 10000
+
+
+async def test_replaying_dead_letters_by_filter_never_touches_another_tenant(world: World) -> None:
+    w = world
+    for body in ({}, {"endpointId": w.ids["webhook"]}, {"type": "payment.made"}):
+        r = await w.client.post("/v1/webhooks/dead-letters/replay", json=body, headers=bearer(w.b_key))
+        doc = await _ok(r)
+        assert (doc["replayed"], doc["deadLetterIds"]) == (0, []), (body, doc)
+    await _a_is_untouched(w)

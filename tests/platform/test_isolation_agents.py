@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from chains.evm.devchain import DevChain
-from tests.facilitator.test_failover_and_verify_tx import _transfer
 from tests.harness import evm
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant
 from tests.platform.test_isolation import BODIES, MASTER, OBJECT_CASES, OBJECT_ROUTES, World, build_world
@@ -98,17 +97,7 @@ async def test_tenant_a_verify_tx_record_does_not_use_up_tenant_b(
     keys = {}
     for name in ("a", "b"):
         keys[name] = (await new_key(client, await new_tenant(client, name), ["verify"]))["key"]
-    payer = await evm.funded_payer(devchain)
-    pay_to = evm.address_of(evm.new_key())
-    tx = await _transfer(devchain, payer, pay_to, 50_000)
-    body = {
-        "network": devchain.network,
-        "transaction": tx,
-        "payTo": pay_to,
-        "asset": devchain.token_address,
-        "minAmount": "50000",
-        "confirmations": 1,
-    }
+    body = (await evm.paid_transfer(devchain)).body
     first = await (await client.post("/v1/payments/verify-tx", json=body, headers=bearer(keys["a"]))).json()
     assert first["verified"] is True, first
     second = await (await client.post("/v1/payments/verify-tx", json=body, headers=bearer(keys["b"]))).json()

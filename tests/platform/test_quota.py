@@ -39,7 +39,7 @@ async def test_free_tier_warnings_then_stop(database_url: str, psettings: Settin
         recorded = await conn.fetchval("SELECT count(*) FROM payments")
     finally:
         await conn.close()
-    assert [e["kind"] for e in events] == ["quota_80", "quota_90", "quota_100"]
+    assert [e["kind"] for e in events] == ["quota_80", "quota_90", "quota_100", "quota_exceeded"]
     usage = await (await client.get("/v1/usage", headers=bearer(key))).json()
     assert usage["quota"]["used"] >= 10
     assert usage["quota"]["limit"] == 10

@@ -12,7 +12,8 @@ import pytest
 from chains.evm.devchain import DevChain
 from chains.fake import FakeLedger, FakePayer
 from tests.harness import evm
-from tests.harness.fake import FakePayment, fake_app, fake_payment, fake_requirements
+from tests.harness.fake import fake_app, fake_payment, fake_requirements
+from tests.harness.wire import Payment
 from tests.registry.conftest import bazaar
 from x402.service.app import create_app
 from x402.service.appkeys import BAZAAR
@@ -25,7 +26,7 @@ def _ext_header(r: Any) -> dict[str, Any]:
     return dict(json.loads(base64.b64decode(r.headers["EXTENSION-RESPONSES"])))
 
 
-def _with_bazaar(payment: evm.Payment | FakePayment, extension: dict[str, Any] | None) -> dict[str, Any]:
+def _with_bazaar(payment: Payment, extension: dict[str, Any] | None) -> dict[str, Any]:
     payload = msgspec.structs.replace(
         payment.payload,
         resource=ResourceInfo(url=RESOURCE_URL, description="Weather by city", service_name="Shop", tags=["weather"]),

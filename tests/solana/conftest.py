@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -79,19 +80,26 @@ async def make_world(program: Pubkey) -> World:
     return World(rpc, adapter, fee_payer, payer, pay_to, authority, mint, program)
 
 
+@contextlib.asynccontextmanager
+async def running_world(token_program: Pubkey) -> AsyncIterator[World]:
+    """A fresh chain with a mint of ``token_program``, stopped afterwards."""
+    w = await make_world(token_program)
+    try:
+        yield w
+    finally:
+        await w.adapter.close()
+        await w.rpc.stop()
+
+
 @pytest.fixture
 async def world() -> AsyncIterator[World]:
     """A fresh chain with an SPL Token USDC-like mint (6 decimals)."""
-    w = await make_world(TOKEN_PROGRAM_ID)
-    yield w
-    await w.adapter.close()
-    await w.rpc.stop()
+    async with running_world(TOKEN_PROGRAM_ID) as w:
+        yield w
 
 
 @pytest.fixture
 async def world2022() -> AsyncIterator[World]:
     """A fresh chain with a Token-2022 mint (6 decimals)."""
-    w = await make_world(TOKEN_2022_PROGRAM_ID)
-    yield w
-    await w.adapter.close()
-    await w.rpc.stop()
+    async with running_world(TOKEN_2022_PROGRAM_ID) as w:
+        yield w

@@ -63,6 +63,15 @@ async def settlement_rows(database_url: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def _client_and_payment(
+    w: World, database_url: str, tmp_path: Path, aiohttp_client: ClientFactory
+) -> tuple[Any, PaymentRequirements, dict[str, Any]]:
+    """The facilitator app on the world's chain, and the payer's signed payment of the default requirements."""
+    client = await aiohttp_client(create_app(facilitator_settings(w, database_url, tmp_path)))
+    reqs = w.requirements()
+    return client, reqs, await create_payment(w.rpc.url, w.payer, reqs)
+
+
 async def test_supported_lists_solana(
     world: World, database_url: str, tmp_path: Path, aiohttp_client: ClientFactory
 ) -> None:
@@ -82,9 +91,7 @@ async def test_verify_settle_once_and_duplicates(
     world: World, database_url: str, tmp_path: Path, aiohttp_client: ClientFactory
 ) -> None:
     w = world
-    client = await aiohttp_client(create_app(facilitator_settings(w, database_url, tmp_path)))
-    reqs = w.requirements()
-    payload = await create_payment(w.rpc.url, w.payer, reqs)
+    client, reqs, payload = await _client_and_payment(w, database_url, tmp_path, aiohttp_client)
     payer = str(w.payer.pubkey())
     payer_sol = w.rpc.svm.get_balance(w.payer.pubkey())
 
@@ -251,9 +258,7 @@ async def test_concurrent_settles_send_once(
     world: World, database_url: str, tmp_path: Path, aiohttp_client: ClientFactory
 ) -> None:
     w = world
-    client = await aiohttp_client(create_app(facilitator_settings(w, database_url, tmp_path)))
-    reqs = w.requirements()
-    payload = await create_payment(w.rpc.url, w.payer, reqs)
+    client, reqs, payload = await _client_and_payment(w, database_url, tmp_path, aiohttp_client)
 
     async def settle() -> dict[str, Any]:
         r = await client.post("/settle", json=body(payload, reqs))
@@ -274,9 +279,7 @@ async def test_v1_payment_settles(
     world: World, database_url: str, tmp_path: Path, aiohttp_client: ClientFactory
 ) -> None:
     w = world
-    client = await aiohttp_client(create_app(facilitator_settings(w, database_url, tmp_path)))
-    reqs = w.requirements()
-    payload = await create_payment(w.rpc.url, w.payer, reqs)
+    client, reqs, payload = await _client_and_payment(w, database_url, tmp_path, aiohttp_client)
     v1_req = {
         "scheme": "exact",
         "network": "solana-devnet",

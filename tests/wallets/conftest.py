@@ -1,4 +1,5 @@
-"""Wallet test rig: a paywalled upstream (our paywall + in-process facilitator on anvil) and the wallet service."""
+"""Wallet test rig: a paywalled upstream (our paywall + in-process facilitator) and the wallet service, on the
+fake chain by default (``chain`` fixture; modules about a real chain override it with ``EvmChain``)."""
 
 from __future__ import annotations
 
@@ -6,32 +7,24 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from aiohttp.typedefs import Handler
 
-from chains.evm.devchain import DevChain
-from tests.harness.evm import address_of, chain_settings, fund_eth, mint, new_key
+from tests.harness.paychain import FakeChain, PayChain, offer_on, paywalled
 from wallets.service import WalletOptions
-from wallets.webhooks import DeliveryOptions
-from x402.paywall import Offer, Paywall, SiwxConfig
-from x402.service.app import create_app
-from x402.service.appkeys import DB, AppOptions
-from x402.service.facilitator.inprocess import AppFacilitator
-from x402.service.siwx_store import PgSiwxStore
+from x402.paywall import Offer
+from x402.service.appkeys import AppOptions
+from x402.service.events.delivery import DeliveryOptions
+from x402.service.settings import Settings
 from x402.wire.codec import PAYMENT_REQUIRED, encode_header
-from x402.wire.models import PaymentRequired, PaymentRequirements
+from x402.wire.models import PaymentRequired
 
 PRICE = 10_000
-X_NETWORK: web.AppKey[str] = web.AppKey("x_network")
-X_ASSET: web.AppKey[str] = web.AppKey("x_asset")
-X_PAY_TO: web.AppKey[str] = web.AppKey("x_pay_to")
-X_TOKEN_NAME: web.AppKey[str] = web.AppKey("x_token_name")
-X_TOKEN_VERSION: web.AppKey[str] = web.AppKey("x_token_version")
 TIME_HEADER = "X-Upstream-Time"
 
 
@@ -59,33 +52,14 @@ class Upstream:
         return self.base_url + "/paid"
 
 
-async def _always_402(request: web.Request) -> web.Response:
-    """A 402 that never accepts a payment (drives failure streaks)."""
-    req = PaymentRequirements(
-        scheme="exact",
-        network=request.app[X_NETWORK],
-        amount=str(PRICE),
-        asset=request.app[X_ASSET],
-        pay_to=request.app[X_PAY_TO],
-        max_timeout_seconds=60,
-        extra={"name": request.app[X_TOKEN_NAME], "version": request.app[X_TOKEN_VERSION]},
-    )
-    header = encode_header(PaymentRequired(error="payment required", accepts=[req]))
-    return web.Response(status=402, headers={PAYMENT_REQUIRED: header}, text="{}", content_type="application/json")
+def _challenge(offer: Offer) -> Handler:
+    """A handler answering 402 for ``offer`` and never accepting a payment (drives failure streaks)."""
+    header = encode_header(PaymentRequired(error="payment required", accepts=[offer.requirements()]))
 
+    async def challenge(request: web.Request) -> web.Response:
+        return web.Response(status=402, headers={PAYMENT_REQUIRED: header}, text="{}", content_type="application/json")
 
-async def _upto_only(request: web.Request) -> web.Response:
-    """A 402 offering only a scheme no wallet signs."""
-    req = PaymentRequirements(
-        scheme="upto",
-        network=request.app[X_NETWORK],
-        amount=str(PRICE),
-        asset=request.app[X_ASSET],
-        pay_to=request.app[X_PAY_TO],
-        max_timeout_seconds=60,
-    )
-    header = encode_header(PaymentRequired(error="payment required", accepts=[req]))
-    return web.Response(status=402, headers={PAYMENT_REQUIRED: header}, text="{}", content_type="application/json")
+    return challenge
 
 
 async def _free(request: web.Request) -> web.Response:
@@ -93,14 +67,15 @@ async def _free(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstream]:
-    """An aiohttp app with our paywall on GET /paid, settled by a fresh, funded facilitator signer."""
-    signer = new_key()
-    await fund_eth(devchain, address_of(signer))
-    pay_to = address_of(new_key())
-    settings = chain_settings(devchain, database_url, signer)
-    app = create_app(settings)
-    app.middlewares.insert(0, _timed)
+def chain() -> PayChain:
+    """The chain the wallet tests pay on: the in-memory fake (a module about a real chain overrides this)."""
+    return FakeChain()
+
+
+@pytest.fixture
+async def upstream(chain: PayChain, database_url: str) -> AsyncIterator[Upstream]:
+    """An aiohttp app with our paywall on GET /paid, settled by its own facilitator on ``chain``."""
+    pay_to = chain.payee()
 
     async def paid(request: web.Request) -> web.Response:
         return web.json_response({"paid": True, "path": request.path})
@@ -108,31 +83,20 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
     async def paid_nul(request: web.Request) -> web.Response:
         return web.Response(text="a\x00b", content_type="text/plain")  # valid UTF-8 that Postgres text refuses
 
-    app.router.add_get("/paid", paid)
-    app.router.add_get("/paid-nul", paid_nul)
-    app.router.add_get("/always402", _always_402)
-    app.router.add_get("/upto", _upto_only)
-    app.router.add_get("/free", _free)
-    app[X_NETWORK] = devchain.network
-    app[X_ASSET] = devchain.token_address
-    app[X_PAY_TO] = pay_to
-    app[X_TOKEN_NAME] = devchain.token_name
-    app[X_TOKEN_VERSION] = devchain.token_version
-    offer = Offer(
-        amount=PRICE,
-        asset=devchain.token_address,
-        network=devchain.network,
-        pay_to=pay_to,
-        extra={"name": devchain.token_name, "version": devchain.token_version},
-        max_timeout_seconds=120,
-    )
-    Paywall(AppFacilitator(app), routes={("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}).setup(app)
+    offer = offer_on(chain, pay_to, PRICE, max_timeout_seconds=120)
+    handlers = {
+        "/paid": paid,
+        "/paid-nul": paid_nul,
+        "/signin": paid,
+        "/always402": _challenge(replace(offer, max_timeout_seconds=60)),
+        "/upto": _challenge(replace(offer, scheme="upto", max_timeout_seconds=60)),
+        "/free": _free,
+    }
+    paid_routes = {("GET", "/paid"): offer, ("GET", "/paid-nul"): offer}
     # /signin: the same offer, and a payer who paid it signs in instead of paying again (Sign-In-With-X)
-    app.router.add_get("/signin", paid)
-    siwx = SiwxConfig(PgSiwxStore(lambda: app[DB]))
-    Paywall(AppFacilitator(app), routes={("GET", "/signin"): offer}, siwx=siwx).setup(app)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    server = await paywalled(
+        chain, database_url, handlers, paid_routes, middlewares=(_timed,), siwx_routes={("GET", "/signin"): offer}
+    )
     base = str(server.make_url("")).rstrip("/")
     try:
         yield Upstream(base, pay_to, PRICE, base)
@@ -143,14 +107,16 @@ async def upstream(devchain: DevChain, database_url: str) -> AsyncIterator[Upstr
 MASTER_KEY = secrets.token_hex(32)
 
 
-def wallet_settings(devchain: DevChain, database_url: str, **kw: Any) -> Any:
-    """Settings of the wallet service: dev chain, a master key, loopback upstreams allowed."""
+async def wallet_settings(chain: PayChain, database_url: str, **kw: Any) -> Settings:
+    """Settings of the wallet service: ``chain``, a master key, loopback upstreams allowed."""
     kw.setdefault("master_key", MASTER_KEY)
     kw.setdefault("allow_private_outbound", True)
-    return chain_settings(devchain, database_url, new_key(), **kw)
+    return await chain.settings(database_url, **kw)
 
 
-FAST = WalletOptions(sweep_interval=0.5, webhooks=DeliveryOptions(max_attempts=3, backoff_base=0.05, interval=0.05))
+FAST = WalletOptions(sweep_interval=0.5)
+#: Webhooks retry within a test's time: dead-lettered after 3 quick failures (the 24 h window shortened to 0).
+FAST_HOOKS = DeliveryOptions(backoff_base=0.05, backoff_cap=0.2, min_attempts=3, retry_window=0, interval=0.05)
 
 ServiceFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
@@ -162,7 +128,7 @@ TENANT_SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
 
 @pytest.fixture(params=["keys-off", "keys-on"])
 async def wallet_service(
-    request: pytest.FixtureRequest, devchain: DevChain, database_url: str, aiohttp_client: Any
+    request: pytest.FixtureRequest, chain: PayChain, database_url: str, aiohttp_client: Any
 ) -> ServiceFactory:
     """Build and serve a wallet service app (settings overrides as keywords).
 
@@ -170,10 +136,10 @@ async def wallet_service(
     the client sends by default (the same tenant for every service the test builds on its database). A test module
     whose tests make their own tenants and keys overrides this fixture with ``service_factory(..., keys_on=False)``.
     """
-    return service_factory(devchain, database_url, aiohttp_client, keys_on=request.param == "keys-on")
+    return service_factory(chain, database_url, aiohttp_client, keys_on=request.param == "keys-on")
 
 
-def service_factory(devchain: DevChain, database_url: str, aiohttp_client: Any, *, keys_on: bool) -> ServiceFactory:
+def service_factory(chain: PayChain, database_url: str, aiohttp_client: Any, *, keys_on: bool) -> ServiceFactory:
     """The factory behind ``wallet_service``."""
     tenant_key: list[str] = []
 
@@ -182,7 +148,10 @@ def service_factory(devchain: DevChain, database_url: str, aiohttp_client: Any, 
         if keys_on:
             kw.setdefault("require_api_keys", True)
             kw.setdefault("admin_token", ADMIN)
-        app = create_app(wallet_settings(devchain, database_url, **kw), options=AppOptions(wallet_options=options))
+        app = chain.app(
+            await wallet_settings(chain, database_url, **kw),
+            options=AppOptions(wallet_options=options, webhook_options=FAST_HOOKS),
+        )
         client: TestClient[Any, Any] = await aiohttp_client(app)
         if keys_on and kw["require_api_keys"]:
             if not tenant_key:
@@ -212,14 +181,15 @@ async def service(wallet_service: ServiceFactory) -> TestClient[Any, Any]:
 
 
 async def new_wallet(
-    client: TestClient[Any, Any], devchain: DevChain, policy: dict[str, Any] | None = None, fund: int = 10**9, **kw: Any
+    client: TestClient[Any, Any], chain: PayChain, policy: dict[str, Any] | None = None, fund: int = 10**9, **kw: Any
 ) -> dict[str, Any]:
-    """Create an EVM wallet with ``policy`` and mint it ``fund`` TestUSDC."""
-    r = await client.post("/v1/wallets", json={"name": "agent", "chains": ["evm"], "policy": policy or {}, **kw})
+    """Create a wallet on ``chain`` with ``policy`` and fund it with ``fund`` of the chain's asset."""
+    body = {"name": "agent", "chains": [chain.kind], "policy": policy or {}, **kw}
+    r = await client.post("/v1/wallets", json=body)
     assert r.status == 201, await r.text()
     wallet: dict[str, Any] = await r.json()
     if fund:
-        await mint(devchain, wallet["addresses"]["evm"], fund)
+        await chain.fund(wallet["addresses"][chain.kind], fund)
     return wallet
 
 

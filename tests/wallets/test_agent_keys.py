@@ -11,16 +11,15 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from chains.evm.devchain import DevChain
-from tests.harness.evm import mint
+from tests.harness.paychain import PayChain
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant, op
 from tests.wallets.conftest import PRICE, ServiceFactory, Upstream, pay, service_factory
 
 
 @pytest.fixture
-async def wallet_service(devchain: DevChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
+async def wallet_service(chain: PayChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
     """These tests make their own tenants and keys: one run, no default tenant key."""
-    return service_factory(devchain, database_url, aiohttp_client, keys_on=False)
+    return service_factory(chain, database_url, aiohttp_client, keys_on=False)
 
 
 Client = TestClient[Any, Any]
@@ -37,11 +36,11 @@ async def _tenant(client: Client, name: str) -> tuple[str, dict[str, str]]:
     return tenant, bearer((await new_key(client, tenant, ["wallets", "admin", "verify"]))["key"])
 
 
-async def _wallet(client: Client, devchain: DevChain, headers: dict[str, str], policy: dict[str, Any]) -> str:
-    r = await client.post("/v1/wallets", json={"name": "w", "chains": ["evm"], "policy": policy}, headers=headers)
+async def _wallet(client: Client, chain: PayChain, headers: dict[str, str], policy: dict[str, Any]) -> str:
+    r = await client.post("/v1/wallets", json={"name": "w", "chains": [chain.kind], "policy": policy}, headers=headers)
     wallet = await r.json()
     assert r.status == 201, wallet
-    await mint(devchain, wallet["addresses"]["evm"], 10**9)
+    await chain.fund(wallet["addresses"][chain.kind], 10**9)
     return str(wallet["id"])
 
 
@@ -59,13 +58,11 @@ async def _status(client: Client, method: str, path: str, headers: dict[str, str
     return r.status, str(doc.get("code", ""))
 
 
-async def test_agent_key_pays_and_reads_its_own_wallet_only(
-    keyed: Client, upstream: Upstream, devchain: DevChain
-) -> None:
+async def test_agent_key_pays_and_reads_its_own_wallet_only(keyed: Client, upstream: Upstream, chain: PayChain) -> None:
     a, as_a = await _tenant(keyed, "tenant-a")
     policy = {"totalBudget": str(PRICE * 10), "perPaymentCap": str(PRICE)}
-    mine = await _wallet(keyed, devchain, as_a, policy)
-    sibling = await _wallet(keyed, devchain, as_a, policy)
+    mine = await _wallet(keyed, chain, as_a, policy)
+    sibling = await _wallet(keyed, chain, as_a, policy)
     agent = bearer((await _agent_key(keyed, mine, as_a))["key"])
 
     # pays from and reads its own wallet
@@ -122,9 +119,9 @@ async def test_agent_key_pays_and_reads_its_own_wallet_only(
         assert await _status(keyed, method, path, agent, body) == expected, (method, path)
 
 
-async def test_agent_key_cannot_resume_or_approve(keyed: Client, upstream: Upstream, devchain: DevChain) -> None:
+async def test_agent_key_cannot_resume_or_approve(keyed: Client, upstream: Upstream, chain: PayChain) -> None:
     _, as_a = await _tenant(keyed, "tenant-a")
-    mine = await _wallet(keyed, devchain, as_a, {"approvalThreshold": str(PRICE - 1)})
+    mine = await _wallet(keyed, chain, as_a, {"approvalThreshold": str(PRICE - 1)})
     agent = bearer((await _agent_key(keyed, mine, as_a))["key"])
 
     # its payment waits for approval; it can neither approve nor reject it
@@ -153,9 +150,9 @@ async def test_agent_key_cannot_resume_or_approve(keyed: Client, upstream: Upstr
     assert (got["status"], got["pausedReason"]) == ("paused", "review")
 
 
-async def test_policy_changes_need_a_tenant_key_with_the_wallets_scope(keyed: Client, devchain: DevChain) -> None:
+async def test_policy_changes_need_a_tenant_key_with_the_wallets_scope(keyed: Client, chain: PayChain) -> None:
     a, as_a = await _tenant(keyed, "tenant-a")
-    mine = await _wallet(keyed, devchain, as_a, {"totalBudget": str(PRICE)})
+    mine = await _wallet(keyed, chain, as_a, {"totalBudget": str(PRICE)})
     verify_only = bearer((await new_key(keyed, a, ["verify", "admin"]))["key"])
     path = f"/v1/wallets/{mine}/policy"
     assert await _status(keyed, "PUT", path, verify_only, {"totalBudget": "1"}) == (403, "insufficient_scope")
@@ -165,13 +162,13 @@ async def test_policy_changes_need_a_tenant_key_with_the_wallets_scope(keyed: Cl
     assert (await r.json())["policy"]["totalBudget"] == str(PRICE * 2)
 
 
-async def test_another_tenants_keys_get_404(keyed: Client, upstream: Upstream, devchain: DevChain) -> None:
+async def test_another_tenants_keys_get_404(keyed: Client, upstream: Upstream, chain: PayChain) -> None:
     _, as_a = await _tenant(keyed, "tenant-a")
     _, as_b = await _tenant(keyed, "tenant-b")
-    a_wallet = await _wallet(keyed, devchain, as_a, {"approvalThreshold": str(PRICE - 1)})
+    a_wallet = await _wallet(keyed, chain, as_a, {"approvalThreshold": str(PRICE - 1)})
     _, doc = await pay(keyed, a_wallet, upstream.paid_url, headers=as_a)
     approval = doc["approvalId"]
-    b_wallet = await _wallet(keyed, devchain, as_b, {})
+    b_wallet = await _wallet(keyed, chain, as_b, {})
     b_agent = bearer((await _agent_key(keyed, b_wallet, as_b))["key"])
     for who in (as_b, b_agent):
         for method, path, body in (
@@ -196,11 +193,11 @@ async def test_another_tenants_keys_get_404(keyed: Client, upstream: Upstream, d
 
 
 async def test_agent_keys_stay_limited_when_rotated_or_unbound(
-    keyed: Client, devchain: DevChain, database_url: str
+    keyed: Client, chain: PayChain, database_url: str
 ) -> None:
     _, as_a = await _tenant(keyed, "tenant-a")
-    mine = await _wallet(keyed, devchain, as_a, {"totalBudget": str(PRICE)})
-    sibling = await _wallet(keyed, devchain, as_a, {})
+    mine = await _wallet(keyed, chain, as_a, {"totalBudget": str(PRICE)})
+    sibling = await _wallet(keyed, chain, as_a, {})
     made = await _agent_key(keyed, mine, as_a)
 
     # a rotated agent key is still an agent key of the same wallet

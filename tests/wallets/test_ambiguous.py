@@ -29,6 +29,7 @@ from tests.harness.faults import (
     transfers_to,
     warp,
 )
+from tests.harness.paychain import EvmChain
 from tests.wallets.conftest import FAST, ServiceFactory, Upstream, new_wallet, pay
 from tests.wallets.test_autopause_webhooks import _audit_actions
 from wallets.service import WalletOptions
@@ -37,9 +38,13 @@ from x402.service.storage.scope import system_scope
 
 #: The wallet gives up on the seller after this long (the hanging seller answers much later or never).
 FETCH_TIMEOUT = 3.0
-OPTIONS = WalletOptions(
-    fetch_timeout=FETCH_TIMEOUT, sweep_interval=FAST.sweep_interval, reconcile_interval=3600, webhooks=FAST.webhooks
-)
+OPTIONS = WalletOptions(fetch_timeout=FETCH_TIMEOUT, sweep_interval=FAST.sweep_interval, reconcile_interval=3600)
+
+
+@pytest.fixture
+def chain(devchain: DevChain) -> EvmChain:
+    """On anvil: these tests resolve sent payments against the real chain (receipts, warps, transfers)."""
+    return EvmChain(devchain)
 
 
 @pytest.fixture
@@ -123,9 +128,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.mark.parametrize("mode", ["hang", "502", "402", "reset"])
 async def test_settled_then_failed_is_paid_once(
-    mode: str, service: TestClient[Any, Any], seller: Seller, devchain: DevChain, database_url: str
+    mode: str, service: TestClient[Any, Any], seller: Seller, devchain: DevChain, chain: EvmChain, database_url: str
 ) -> None:
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 5)})
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 5)})
     seller.faults.mode = mode
     key = {"Idempotency-Key": f"buy-{mode}"}
     status, doc = await pay(service, wallet["id"], seller.url, headers=key)
@@ -155,11 +160,16 @@ async def test_settled_then_failed_is_paid_once(
 
 
 async def test_late_settlement_stays_pending_then_commits(
-    service: TestClient[Any, Any], seller: Seller, devchain: DevChain, database_url: str, receiver: Receiver
+    service: TestClient[Any, Any],
+    seller: Seller,
+    devchain: DevChain,
+    chain: EvmChain,
+    database_url: str,
+    receiver: Receiver,
 ) -> None:
     r = await service.post("/v1/webhooks", json={"url": await receiver.start(), "events": ["payment.resolved"]})
     assert r.status == 201
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 2), "dailyCap": str(PRICE)})
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 2), "dailyCap": str(PRICE)})
     seller.faults.mode = "late"  # the seller sits on the payment past the wallet's timeout, then settles
     key = {"Idempotency-Key": "late-1"}
     status, doc = await pay(service, wallet["id"], seller.url, headers=key)
@@ -225,11 +235,16 @@ async def test_late_settlement_stays_pending_then_commits(
 
 
 async def test_unsettled_failure_is_released_only_after_expiry(
-    service: TestClient[Any, Any], seller: Seller, devchain: DevChain, database_url: str, receiver: Receiver
+    service: TestClient[Any, Any],
+    seller: Seller,
+    devchain: DevChain,
+    chain: EvmChain,
+    database_url: str,
+    receiver: Receiver,
 ) -> None:
     r = await service.post("/v1/webhooks", json={"url": await receiver.start(), "events": ["payment.resolved"]})
     assert r.status == 201
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 3)})
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 3)})
     seller.faults.mode = "nosettle_502"
     key = {"Idempotency-Key": "nosettle-1"}
     status, doc = await pay(service, wallet["id"], seller.url, headers=key)
@@ -265,9 +280,9 @@ async def test_unsettled_failure_is_released_only_after_expiry(
 
 
 async def test_slow_settle_within_timeout_pays_once(
-    service: TestClient[Any, Any], seller: Seller, devchain: DevChain, database_url: str
+    service: TestClient[Any, Any], seller: Seller, devchain: DevChain, chain: EvmChain, database_url: str
 ) -> None:
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 2)})
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 2)})
     seller.faults.mode = "slow"
     seller.faults.delay = 1.0
     status, doc = await pay(service, wallet["id"], seller.url, headers={"Idempotency-Key": "slow-1"})
@@ -280,11 +295,11 @@ async def test_slow_settle_within_timeout_pays_once(
 
 
 async def test_background_reconciler_resolves_without_a_request(
-    wallet_service: ServiceFactory, seller: Seller, devchain: DevChain
+    wallet_service: ServiceFactory, seller: Seller, devchain: DevChain, chain: EvmChain
 ) -> None:
-    options = WalletOptions(fetch_timeout=FETCH_TIMEOUT, reconcile_interval=0.2, webhooks=FAST.webhooks)
+    options = WalletOptions(fetch_timeout=FETCH_TIMEOUT, reconcile_interval=0.2)
     service = await wallet_service(options=options)
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE)})
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE)})
     seller.faults.mode = "late"
     status, doc = await pay(service, wallet["id"], seller.url)
     assert (status, doc["code"]) == (202, "payment_pending"), doc
@@ -301,9 +316,9 @@ async def test_background_reconciler_resolves_without_a_request(
 
 
 async def test_failure_streak_counts_payments_released_after_expiry(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
+    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, chain: EvmChain, database_url: str
 ) -> None:
-    wallet = await new_wallet(service, devchain, {"autoPause": {"consecutiveFailures": 2}})
+    wallet = await new_wallet(service, chain, {"autoPause": {"consecutiveFailures": 2}})
     for n in range(2):
         status, doc = await pay(service, wallet["id"], upstream.base_url + f"/always402?n={n}")
         assert (status, doc["code"]) == (202, "payment_pending"), doc
@@ -329,12 +344,12 @@ async def test_failure_streak_counts_payments_released_after_expiry(
 
 @pytest.mark.parametrize("mode", ["hang", "502"])
 async def test_paywall_with_remote_facilitator_that_settles_then_fails(
-    mode: str, service: TestClient[Any, Any], devchain: DevChain, database_url: str
+    mode: str, service: TestClient[Any, Any], devchain: DevChain, chain: EvmChain, database_url: str
 ) -> None:
     remote = await start_remote_seller(devchain, database_url, settle_timeout=1.5)
     try:
         remote.faults.mode = mode
-        wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 3)})
+        wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 3)})
         key = {"Idempotency-Key": f"remote-{mode}"}
         status, doc = await pay(service, wallet["id"], remote.url, headers=key)
         # the provider's facilitator failed after settling: the wallet learns from the chain that it paid

@@ -11,9 +11,9 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from chains.evm.devchain import DevChain
+from tests.harness.paychain import PayChain
 from tests.wallets.conftest import PRICE, Upstream, new_wallet, pay
-from wallets.webhooks import SIGNATURE_HEADER, verify
+from x402.webhooks import SIGNATURE_HEADER, verify
 
 
 async def _audit_actions(database_url: str, wallet_id: str) -> list[str]:
@@ -26,9 +26,9 @@ async def _audit_actions(database_url: str, wallet_id: str) -> list[str]:
 
 
 async def test_pauses_on_velocity_spike(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
+    service: TestClient[Any, Any], upstream: Upstream, chain: PayChain, database_url: str
 ) -> None:
-    wallet = await new_wallet(service, devchain, {"autoPause": {"velocityPerMinute": 2}})
+    wallet = await new_wallet(service, chain, {"autoPause": {"velocityPerMinute": 2}})
     for _ in range(2):
         status, doc = await pay(service, wallet["id"], upstream.paid_url)
         assert status == 200, doc
@@ -39,9 +39,9 @@ async def test_pauses_on_velocity_spike(
 
 
 async def test_pauses_at_cap_share(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
+    service: TestClient[Any, Any], upstream: Upstream, chain: PayChain, database_url: str
 ) -> None:
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 4), "autoPause": {"capShare": 0.5}})
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 4), "autoPause": {"capShare": 0.5}})
     for _ in range(2):
         status, doc = await pay(service, wallet["id"], upstream.paid_url)
         assert status == 200, doc
@@ -76,7 +76,7 @@ async def _wait(cond: Any, timeout: float = 15.0) -> None:
 
 
 async def test_webhooks_signed_delivered_and_dead_lettered(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
+    service: TestClient[Any, Any], upstream: Upstream, chain: PayChain, database_url: str
 ) -> None:
     good, got = await _receiver(fail=False)
     bad, failed = await _receiver(fail=True)
@@ -88,7 +88,7 @@ async def test_webhooks_signed_delivered_and_dead_lettered(
         bad_id = (await r.json())["id"]
         r = await service.get("/v1/webhooks")
         assert "secret" not in await r.text()
-        wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 2)})
+        wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 2)})
         for _ in range(2):
             status, doc = await pay(service, wallet["id"], upstream.paid_url)
             assert status == 200, doc

@@ -10,24 +10,23 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from chains.evm.devchain import DevChain
-from tests.harness.evm import token_balance
+from tests.harness.paychain import PayChain
 from tests.wallets.conftest import PRICE, Upstream, new_wallet, pay
 from wallets.outbound import Fetched
 from wallets.payer import response_json
 
 
 async def test_a_nul_in_the_paid_body_travels_as_base64_and_the_payment_commits(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
+    service: TestClient[Any, Any], upstream: Upstream, chain: PayChain
 ) -> None:
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 3)})
-    before = await token_balance(devchain, upstream.pay_to)
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 3)})
+    before = await chain.balance(upstream.pay_to)
     status, doc = await pay(service, wallet["id"], upstream.base_url + "/paid-nul")
     assert status == 200, doc
     assert doc["upstream"]["bodyEncoding"] == "base64"
     assert base64.b64decode(doc["upstream"]["body"]) == b"a\x00b"
     assert doc["payment"]["paid"] is True
-    assert await token_balance(devchain, upstream.pay_to) == before + PRICE
+    assert await chain.balance(upstream.pay_to) == before + PRICE
     r = await service.get(f"/v1/wallets/{wallet['id']}/payments")
     [row] = (await r.json())["payments"]
     assert row["status"] == "committed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,27 +10,27 @@ from typing import Any
 import asyncpg
 from aiohttp.test_utils import TestClient
 
-from chains.evm.devchain import DevChain
-from tests.harness.evm import address_of, new_key, token_balance
+from chains.fake import FakeKeys
+from tests.harness.paychain import PayChain
 from tests.wallets.conftest import PRICE, Upstream, new_wallet, pay
 
 
-async def _code(client: TestClient[Any, Any], devchain: DevChain, url: str, policy: dict[str, Any], **body: Any) -> Any:
-    wallet = await new_wallet(client, devchain, policy, fund=0)
+async def _code(client: TestClient[Any, Any], chain: PayChain, url: str, policy: dict[str, Any], **body: Any) -> Any:
+    wallet = await new_wallet(client, chain, policy, fund=0)
     status, doc = await pay(client, wallet["id"], url, **body)
     assert status >= 400, doc
     return status, doc
 
 
 async def test_each_policy_violation_has_its_code(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
+    service: TestClient[Any, Any], upstream: Upstream, chain: PayChain
 ) -> None:
     url = upstream.paid_url
     cases: list[tuple[dict[str, Any], dict[str, Any], str]] = [
         ({"allowedUrls": ["https://api.example.com/*"]}, {}, "url_not_allowed"),
-        ({"allowedPayees": [address_of(new_key())]}, {}, "payee_not_allowed"),
+        ({"allowedPayees": [chain.payee()]}, {}, "payee_not_allowed"),
         ({"allowedNetworks": ["eip155:8453"]}, {}, "network_not_allowed"),
-        ({"allowedAssets": [address_of(new_key())]}, {}, "asset_not_allowed"),
+        ({"allowedAssets": [chain.payee()]}, {}, "asset_not_allowed"),
         ({"perPaymentCap": str(PRICE - 1)}, {}, "per_payment_cap_exceeded"),
         ({}, {"maxAmount": str(PRICE - 1)}, "over_max_amount"),
         ({"expiresAt": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()}, {}, "wallet_expired"),
@@ -37,24 +38,22 @@ async def test_each_policy_violation_has_its_code(
         ({"weeklyCap": str(PRICE - 1)}, {}, "window_cap_exceeded"),
     ]
     for policy, body, code in cases:
-        _, doc = await _code(service, devchain, url, policy, **body)
+        _, doc = await _code(service, chain, url, policy, **body)
         assert doc["code"] == code, (policy, doc)
         assert doc["detail"]
     # paused
-    wallet = await new_wallet(service, devchain, fund=0)
+    wallet = await new_wallet(service, chain, fund=0)
     r = await service.post(f"/v1/wallets/{wallet['id']}/pause", json={"reason": "test"})
     assert r.status == 200
     status, doc = await pay(service, wallet["id"], url)
     assert (status, doc["code"]) == (423, "wallet_paused")
     # only an unsignable scheme on offer
-    status, doc = await pay(service, (await new_wallet(service, devchain, fund=0))["id"], upstream.base_url + "/upto")
+    status, doc = await pay(service, (await new_wallet(service, chain, fund=0))["id"], upstream.base_url + "/upto")
     assert doc["code"] == "no_acceptable_offer", doc
 
 
-async def test_window_cap_says_which_window(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
-) -> None:
-    wallet = await new_wallet(service, devchain, {"dailyCap": str(PRICE + PRICE // 2)})
+async def test_window_cap_says_which_window(service: TestClient[Any, Any], upstream: Upstream, chain: PayChain) -> None:
+    wallet = await new_wallet(service, chain, {"dailyCap": str(PRICE + PRICE // 2)})
     status, doc = await pay(service, wallet["id"], upstream.paid_url)
     assert status == 200, doc
     assert doc["budget"]["daily"]["remaining"] == str(PRICE // 2)
@@ -64,8 +63,8 @@ async def test_window_cap_says_which_window(
     assert doc["window"] == "daily", doc
 
 
-async def test_approval_above_threshold(service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain) -> None:
-    wallet = await new_wallet(service, devchain, {"approvalThreshold": str(PRICE - 1)})
+async def test_approval_above_threshold(service: TestClient[Any, Any], upstream: Upstream, chain: PayChain) -> None:
+    wallet = await new_wallet(service, chain, {"approvalThreshold": str(PRICE - 1)})
     status, doc = await pay(service, wallet["id"], upstream.paid_url)
     assert status == 202, doc
     assert doc["code"] == "approval_pending", doc
@@ -94,15 +93,14 @@ async def test_approval_above_threshold(service: TestClient[Any, Any], upstream:
 
 
 async def test_only_ciphertext_at_rest_and_no_key_in_answers(
-    service: TestClient[Any, Any], upstream: Upstream, devchain: DevChain, database_url: str
+    service: TestClient[Any, Any], upstream: Upstream, chain: PayChain, database_url: str
 ) -> None:
-    key = new_key()
-    r = await service.post("/v1/wallets", json={"import": {"evm": key}, "policy": {}})
+    secret_hex = secrets.token_hex(32)
+    r = await service.post("/v1/wallets", json={"import": {chain.kind: secret_hex}, "policy": {}})
     assert r.status == 201
     text = await r.text()
     wallet = await r.json()
-    assert wallet["addresses"]["evm"] == address_of(key)
-    secret_hex = key.removeprefix("0x").lower()
+    assert wallet["addresses"][chain.kind] == FakeKeys().imported(secret_hex).address
     assert secret_hex not in text.lower()
     r = await service.get(f"/v1/wallets/{wallet['id']}")
     assert secret_hex not in (await r.text()).lower()
@@ -120,10 +118,8 @@ async def test_only_ciphertext_at_rest_and_no_key_in_answers(
     finally:
         await conn.close()
     # the imported wallet pays
-    from tests.harness.evm import mint
-
-    await mint(devchain, wallet["addresses"]["evm"], 10**8)
-    before = await token_balance(devchain, upstream.pay_to)
+    await chain.fund(wallet["addresses"][chain.kind], 10**8)
+    before = await chain.balance(upstream.pay_to)
     status, doc = await pay(service, wallet["id"], upstream.paid_url)
     assert status == 200, doc
-    assert await token_balance(devchain, upstream.pay_to) == before + PRICE
+    assert await chain.balance(upstream.pay_to) == before + PRICE

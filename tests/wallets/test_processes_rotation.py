@@ -17,9 +17,16 @@ import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import mint, networks_env, token_balance
+from tests.harness.paychain import EvmChain
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
 from tests.wallets.conftest import ADMIN, MASTER_KEY, PRICE, TENANT_SCOPES, Upstream, new_wallet, pay
+
+
+@pytest.fixture
+def chain(devchain: DevChain) -> EvmChain:
+    """On anvil: two ``x402 serve`` processes share it (the fake chain lives in one process)."""
+    return EvmChain(devchain)
 
 
 def _env(devchain: DevChain, database_url: str, keys_on: bool = False, **extra: str) -> dict[str, str]:
@@ -80,10 +87,10 @@ async def test_two_processes_share_one_budget(
 
 @pytest.mark.allow_blocking
 async def test_rotate_master_key_keeps_wallets_usable(
-    wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, tmp_path: Path
+    wallet_service: Any, upstream: Upstream, devchain: DevChain, chain: EvmChain, database_url: str, tmp_path: Path
 ) -> None:
     client = await wallet_service()
-    wallets = [await new_wallet(client, devchain, {}) for _ in range(3)]
+    wallets = [await new_wallet(client, chain, {}) for _ in range(3)]
     new_key = secrets.token_hex(32)
     key_file = tmp_path / "master.keys"
     key_file.write_text(new_key + "\n")

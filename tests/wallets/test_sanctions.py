@@ -6,11 +6,20 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from chains.evm.devchain import DevChain
 from risk.cli import main as risk_cli
 from tests.harness import evm
+from tests.harness.paychain import EvmChain
 from tests.wallets.conftest import ServiceFactory, Upstream, new_wallet, pay
 from x402.service.app import create_app
+
+
+@pytest.fixture
+def chain(devchain: DevChain) -> EvmChain:
+    """On anvil: the sanctions lists and the facilitator's screening are about EVM addresses."""
+    return EvmChain(devchain)
 
 
 def _sdn_csv(path: Path, *addresses: str) -> Path:
@@ -68,11 +77,11 @@ async def test_sanctioned_payer_blocked_on_verify_and_settle(
 
 
 async def test_wallet_never_pays_a_sanctioned_pay_to(
-    upstream: Upstream, wallet_service: ServiceFactory, devchain: DevChain, tmp_path: Path
+    upstream: Upstream, wallet_service: ServiceFactory, devchain: DevChain, chain: EvmChain, tmp_path: Path
 ) -> None:
     data_dir = await _load_list(tmp_path, upstream.pay_to)
     client = await wallet_service(data_dir=data_dir)
-    wallet = await new_wallet(client, devchain)
+    wallet = await new_wallet(client, chain)
     status, body = await pay(client, wallet["id"], upstream.base_url + "/paid")
     assert status == 403, body
     assert body["code"] == "payee_blocked"

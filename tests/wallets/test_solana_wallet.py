@@ -15,7 +15,7 @@ from solders.pubkey import Pubkey
 from chains.config import AssetConfig, NetworkConfig
 from tests.harness.deadrpc import dead_rpc
 from tests.harness.faults import Faults, faulty
-from tests.solana.conftest import NETWORK, PRICE, World, make_world
+from tests.solana.conftest import NETWORK, PRICE, World, running_world
 from tests.wallets.conftest import ADMIN, tenant_key_of
 from wallets.service import WalletOptions
 from x402.paywall import Offer, Paywall
@@ -29,10 +29,8 @@ from x402.service.settings import Settings
 async def world() -> AsyncIterator[World]:
     from solders.token import ID as TOKEN_PROGRAM_ID
 
-    w = await make_world(TOKEN_PROGRAM_ID)
-    yield w
-    await w.adapter.close()
-    await w.rpc.stop()
+    async with running_world(TOKEN_PROGRAM_ID) as w:
+        yield w
 
 
 async def _setup(

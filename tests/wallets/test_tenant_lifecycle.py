@@ -10,19 +10,21 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from chains.evm.devchain import DevChain
+from chains.fake import FakeKeys
+from tests.harness.paychain import PayChain
+from tests.harness.services import hook_receiver
 from tests.platform.conftest import ADMIN, VERIFY_BODY, bearer, new_key, new_tenant, op
 from tests.platform.test_audit import _x402
 from tests.wallets.conftest import FAST, MASTER_KEY, ServiceFactory, Upstream, service_factory
 from wallets import datakeys, keys
 from wallets.custody import CustodyError, Keyring, Sealed
 from wallets.events import emit
-from x402.service.appkeys import WALLETS
+from x402.service.appkeys import WALLETS, WEBHOOKS
+from x402.service.events.dispatcher import dispatch
 from x402.service.platform import audit, lifecycle
 from x402.service.registry.store import PgRegistryStore
 from x402.service.storage.scope import system_scope, tenant_scope
@@ -32,9 +34,9 @@ PROBER = "test: the registry prober"
 
 
 @pytest.fixture
-async def wallet_service(devchain: DevChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
+async def wallet_service(chain: PayChain, database_url: str, aiohttp_client: Any) -> ServiceFactory:
     """These tests make their own tenants and keys: one run, no default tenant key."""
-    return service_factory(devchain, database_url, aiohttp_client, keys_on=False)
+    return service_factory(chain, database_url, aiohttp_client, keys_on=False)
 
 
 ALL_SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
@@ -47,33 +49,17 @@ async def _service(wallet_service: Any, redis_url: str) -> TestClient[Any, Any]:
     return client
 
 
-async def _receiver() -> tuple[TestServer, list[bytes]]:
-    got: list[bytes] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append(await request.read())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server, got
-
-
 async def _tenant_with_everything(
-    client: TestClient[Any, Any], devchain: DevChain, name: str, hook_url: str
+    client: TestClient[Any, Any], chain: PayChain, name: str, hook_url: str
 ) -> dict[str, Any]:
     """A tenant with an all-scope key, a funded wallet, a webhook endpoint and a registry listing."""
     tenant = await new_tenant(client, name)
     key = (await new_key(client, tenant, ALL_SCOPES))["key"]
     h = bearer(key)
-    r = await client.post("/v1/wallets", json={"name": name, "chains": ["evm"], "policy": {}}, headers=h)
+    r = await client.post("/v1/wallets", json={"name": name, "chains": [chain.kind], "policy": {}}, headers=h)
     assert r.status == 201, await r.text()
     wallet = await r.json()
-    from tests.harness.evm import mint
-
-    await mint(devchain, wallet["addresses"]["evm"], 10**9)
+    await chain.fund(wallet["addresses"][chain.kind], 10**9)
     r = await client.post("/v1/webhooks", json={"url": hook_url}, headers=h)
     assert r.status == 201, await r.text()
     hook = await r.json()
@@ -110,14 +96,14 @@ async def _discovered(client: TestClient[Any, Any]) -> set[str]:
 
 
 async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
-    wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, upstream: Upstream, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
-    server, got = await _receiver()
+    server, deliveries = await hook_receiver()
     try:
         hook_url = str(server.make_url("/hook"))
-        a = await _tenant_with_everything(client, devchain, "acme", hook_url)
-        b = await _tenant_with_everything(client, devchain, "bravo", hook_url)
+        a = await _tenant_with_everything(client, chain, "acme", hook_url)
+        b = await _tenant_with_everything(client, chain, "bravo", hook_url)
         ha, hb = bearer(a["key"]), bearer(b["key"])
         service = client.app[WALLETS]
         store = PgRegistryStore(service.pool)
@@ -173,15 +159,17 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
             async with service.pool.acquire() as conn, conn.transaction():
                 await emit(conn, tenant_id=uuid.UUID(a["id"]), wallet_id=uuid.UUID(wid), kind="wallet.paused", data={})
         with system_scope("test: the webhook worker's pass, as the service runs it"):
+            worker = client.app[WEBHOOKS].worker
+            assert worker is not None
             for _ in range(5):
-                await service.webhooks.deliver_due()
+                await worker.step()
         await asyncio.sleep(0.3)  # the worker runs too (every 50 ms); it must not send either
-        assert not [g for g in got if wid.encode() in g]
+        assert not [g for _, g in deliveries if wid.encode() in g and b'"wallet.paused"' in g]
         with system_scope("test: read the queued delivery"):
             state = await service.pool.fetchval(
-                """SELECT d.status FROM webhook_deliveries d JOIN wallet_events e ON e.id = d.event_id
-                   WHERE e.wallet_id = $1 AND e.kind = 'wallet.paused'""",
-                uuid.UUID(wid),
+                """SELECT d.status FROM webhook_deliveries d JOIN provider_events e ON e.id = d.event_id
+                   WHERE e.data->>'walletId' = $1 AND e.type = 'wallet.paused'""",
+                wid,
             )
         assert state == "pending"
 
@@ -196,10 +184,10 @@ async def test_suspended_tenant_is_refused_everywhere_and_reactivation_restores(
         with system_scope(PROBER):
             assert a["resource"]["id"] in {str(res.id) for res in await store.claim_due(0.0, 1000)}
         for _ in range(100):
-            if any(b'"wallet.paused"' in g and wid.encode() in g for g in got):
+            if any(b'"wallet.paused"' in g and wid.encode() in g for _, g in deliveries):
                 break
             await asyncio.sleep(0.05)
-        assert any(b'"wallet.paused"' in g and wid.encode() in g for g in got)
+        assert any(b'"wallet.paused"' in g and wid.encode() in g for _, g in deliveries)
     finally:
         await server.close()
 
@@ -259,6 +247,7 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
     )
     async with conn.transaction():
         event = await emit(conn, tenant_id=tid, wallet_id=wid, kind="payment.made", data={"n": 1})
+    await dispatch(conn)  # fanned out to the tenant's endpoint, as the webhook worker does
     delivery = await conn.fetchval("SELECT id FROM webhook_deliveries WHERE event_id = $1", event)
     await conn.execute(
         """INSERT INTO webhook_dead_letters (delivery_id, endpoint_id, event_id, attempts, last_error)
@@ -297,12 +286,12 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
 
 
 async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
-    wallet_service: Any, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
     hook = "http://127.0.0.1:9/hook"
-    a = await _tenant_with_everything(client, devchain, "acme", hook)
-    b = await _tenant_with_everything(client, devchain, "bravo", hook)
+    a = await _tenant_with_everything(client, chain, "acme", hook)
+    b = await _tenant_with_everything(client, chain, "bravo", hook)
     for t in (a, b):
         h = bearer(t["key"])
         r = await client.post("/v1/risk/lists/deny", json={"addresses": ["0x" + "ab" * 20]}, headers=h)
@@ -383,12 +372,12 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
 
 @pytest.mark.allow_blocking
 async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
-    wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, upstream: Upstream, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
     hook = "http://127.0.0.1:9/hook"
-    a = await _tenant_with_everything(client, devchain, "acme", hook)
-    b = await _tenant_with_everything(client, devchain, "bravo", hook)
+    a = await _tenant_with_everything(client, chain, "acme", hook)
+    b = await _tenant_with_everything(client, chain, "bravo", hook)
     master = Keyring.parse(MASTER_KEY)
     wid = uuid.UUID(a["wallet"]["id"])
     conn = await asyncpg.connect(database_url)
@@ -401,9 +390,10 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
         assert dek_row is not None
         sealed = Sealed(kept["key_id"], bytes(kept["nonce"]), bytes(kept["ciphertext"]))
         # before: the key opens through the tenant's DEK (and not with the master key directly)
-        opened = await datakeys.wallet_key(conn, master, wid, "evm")
+        opened = await datakeys.wallet_key(conn, master, wid, chain.kind)
         assert opened is not None
-        assert keys.evm_address(opened[0].unseal(sealed, aad=keys.aad(wid, "evm"))) == a["wallet"]["addresses"]["evm"]
+        secret = opened[0].unseal(sealed, aad=keys.aad(wid, chain.kind))
+        assert FakeKeys().signer(secret).address == a["wallet"]["addresses"][chain.kind]
     finally:
         await conn.close()
 
@@ -418,10 +408,10 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
         # the DEK is gone, so the old ciphertext opens with nothing: not the master key, not any configured key
         assert await conn.fetchval("SELECT count(*) FROM tenant_data_keys WHERE id = $1", dek_row["id"]) == 0
         with pytest.raises(CustodyError):
-            master.unseal(sealed, aad=keys.aad(wid, "evm"))
+            master.unseal(sealed, aad=keys.aad(wid, chain.kind))
         with pytest.raises(InvalidTag):
-            AESGCM(master.current).decrypt(sealed.nonce, sealed.ciphertext, keys.aad(wid, "evm"))
-        assert await datakeys.wallet_key(conn, master, wid, "evm") is None
+            AESGCM(master.current).decrypt(sealed.nonce, sealed.ciphertext, keys.aad(wid, chain.kind))
+        assert await datakeys.wallet_key(conn, master, wid, chain.kind) is None
         # every tenant table is empty of A's rows; the tenant row is an anonymised tombstone
         for table in await lifecycle.tenant_tables(conn):
             n = await conn.fetchval(f"SELECT count(*) FROM {table.name} WHERE {table.condition}", a["id"])
@@ -453,7 +443,7 @@ async def test_delete_crypto_shreds_wallet_keys_and_keeps_the_audit_chain(
 
 @pytest.mark.slow
 async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
-    wallet_service: Any, upstream: Upstream, devchain: DevChain, database_url: str, redis_url: str
+    wallet_service: Any, upstream: Upstream, chain: PayChain, database_url: str, redis_url: str
 ) -> None:
     client = await _service(wallet_service, redis_url)
     tenant = await new_tenant(client, "legacy")
@@ -461,19 +451,20 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     master = Keyring.parse(MASTER_KEY)
     # a wallet as an older release stored it: the key sealed straight under the master key
     wid = uuid.uuid4()
-    new = keys.generate("evm")
+    new = keys.generate(FakeKeys())
     old = keys.seal(master, wid, new)
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
-            "INSERT INTO wallets (id, tenant_id, name, evm_address) VALUES ($1, $2, 'old', $3)",
+            "INSERT INTO wallets (id, tenant_id, name, addresses) VALUES ($1, $2, 'old', $3::jsonb)",
             wid,
             uuid.UUID(tenant),
-            new.address,
+            json.dumps({new.chain: new.address}),
         )
         await conn.execute(
-            "INSERT INTO wallet_keys (wallet_id, chain, key_id, nonce, ciphertext) VALUES ($1, 'evm', $2, $3, $4)",
+            "INSERT INTO wallet_keys (wallet_id, chain, key_id, nonce, ciphertext) VALUES ($1, $2, $3, $4, $5)",
             wid,
+            new.chain,
             old.key_id,
             old.nonce,
             old.ciphertext,
@@ -491,9 +482,7 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
         assert bytes(row["ciphertext"]) != old.ciphertext
     finally:
         await conn.close()
-    from tests.harness.evm import mint
-
-    await mint(devchain, new.address, 10**9)
+    await chain.fund(new.address, 10**9)
     r = await client.post(f"/v1/wallets/{wid}/pay", json={"url": upstream.paid_url}, headers=bearer(key))
     assert r.status == 200, await r.text()
     # suspend + reactivate through the CLI, as an operator without the admin token would
@@ -523,7 +512,7 @@ async def test_existing_master_sealed_wallet_keys_move_under_tenant_data_keys(
     assert r.status == 401
     conn = await asyncpg.connect(database_url)
     try:
-        assert await datakeys.wallet_key(conn, master, wid, "evm") is None
+        assert await datakeys.wallet_key(conn, master, wid, chain.kind) is None
         assert (await audit.verify(conn)).ok
     finally:
         await conn.close()

@@ -8,40 +8,24 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from chains.evm.devchain import DevChain
-from tests.harness.evm import address_of, chain_settings, fund_eth, new_key, token_balance
+from tests.harness.paychain import PayChain, offer_on, paywalled
 from tests.wallets.conftest import PRICE, new_wallet, pay
-from x402.paywall import Offer, PaidRoute, Paywall
-from x402.service.app import create_app
-from x402.service.facilitator.inprocess import AppFacilitator
+from x402.paywall import PaidRoute
 from x402.wire import payment_identifier as pid
 
 
 @pytest.fixture
-async def seller(devchain: DevChain, database_url: str) -> AsyncIterator[tuple[str, str]]:
+async def seller(chain: PayChain, database_url: str) -> AsyncIterator[tuple[str, str]]:
     """A paywalled ``GET /paid`` that requires a payment identifier: (URL, payTo)."""
-    signer = new_key()
-    await fund_eth(devchain, address_of(signer))
-    pay_to = address_of(new_key())
-    app = create_app(chain_settings(devchain, database_url, signer))
+    pay_to = chain.payee()
 
     async def handler(request: web.Request) -> web.Response:
         return web.json_response({"paid": True})
 
-    app.router.add_get("/paid", handler)
-    offer = Offer(
-        amount=PRICE,
-        asset=devchain.token_address,
-        network=devchain.network,
-        pay_to=pay_to,
-        extra={"name": devchain.token_name, "version": devchain.token_version},
-    )
-    routes = {("GET", "/paid"): PaidRoute((offer,), payment_identifier="required")}
-    Paywall(AppFacilitator(app), routes=routes).setup(app)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    routes = {("GET", "/paid"): PaidRoute((offer_on(chain, pay_to, PRICE),), payment_identifier="required")}
+    server = await paywalled(chain, database_url, {"/paid": handler}, routes)
     try:
         yield str(server.make_url("/paid")), pay_to
     finally:
@@ -57,10 +41,10 @@ async def _ids(database_url: str) -> list[str | None]:
 
 
 async def test_wallet_sends_the_identifier(
-    service: TestClient[Any, Any], seller: tuple[str, str], devchain: DevChain, database_url: str
+    service: TestClient[Any, Any], seller: tuple[str, str], chain: PayChain, database_url: str
 ) -> None:
     url, pay_to = seller
-    wallet = await new_wallet(service, devchain, {"totalBudget": str(PRICE * 5)})
+    wallet = await new_wallet(service, chain, {"totalBudget": str(PRICE * 5)})
     status, doc = await pay(service, wallet["id"], url, headers={"Idempotency-Key": "agent-call-7"})
     assert status == 200, doc
     expected = pid.derived_id(wallet["id"], "agent-call-7")  # stable per (wallet, key): a retry reuses it
@@ -72,4 +56,4 @@ async def test_wallet_sends_the_identifier(
     assert sorted(i or "" for i in await _ids(database_url)) == sorted(
         [expected, again["payment"]["paymentIdentifier"]]
     )
-    assert await token_balance(devchain, pay_to) == 2 * PRICE
+    assert await chain.balance(pay_to) == 2 * PRICE

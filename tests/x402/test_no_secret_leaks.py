@@ -11,13 +11,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from chains.evm.devchain import DEV_KEYS, DevChain
 from tests.harness import evm
 from tests.harness.procs import x402_serve
-from tests.harness.services import free_port
+from tests.harness.services import free_port, hook_receiver
 from wallets import datakeys, keys
 from wallets.custody import Keyring
 from x402.service.demo import DEMO_PATH
@@ -49,20 +47,6 @@ class Recorder:
                 return r.status, json.loads(text)
             except ValueError:
                 return r.status, text
-
-
-async def _receiver() -> tuple[TestServer, list[tuple[dict[str, str], bytes]]]:
-    got: list[tuple[dict[str, str], bytes]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        got.append((dict(request.headers), await request.read()))
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", hook)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    return server, got
 
 
 async def _wallet_secrets(database_url: str) -> list[str]:
@@ -104,7 +88,7 @@ def _forms(secret: str) -> set[str]:
 
 @pytest.mark.slow
 async def test_full_dev_scenario_prints_no_secret(database_url: str, redis_url: str) -> None:
-    server, deliveries = await _receiver()
+    server, deliveries = await hook_receiver()
     env = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,

@@ -114,7 +114,15 @@ def create_app(
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
     from x402.service import registry, risk_api, wallets_api
+    from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
 
     # the platform first: it sets the facilitator's authorizer and outcome hooks before their defaults
-    return [platform.install, risk_api.install, facilitator.install, registry.install, wallets_api.install]
+    return [
+        platform.install,
+        risk_api.install,
+        facilitator.install,
+        registry.install,
+        wallets_api.install,
+        events.install,
+    ]

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from wallets.service import WalletOptions, WalletService
     from x402.cache import Cache
     from x402.paywall import Paywall
+    from x402.service.events.delivery import DeliveryOptions
+    from x402.service.events.service import WebhookService
     from x402.service.facilitator.reconciler import Reconciler
     from x402.service.facilitator.routes import Authorizer, OutcomeHook
     from x402.service.facilitator.service import ExtensionHandler, FacilitatorService
@@ -32,6 +34,8 @@ class AppOptions:
 
     #: Wallet limits and timeouts (``None``: the defaults).
     wallet_options: WalletOptions | None = None
+    #: Webhook retry schedule, auto-disable policy and worker pacing (``None``: the defaults).
+    webhook_options: DeliveryOptions | None = None
     #: Extra ``"METHOD url"`` entries for ``/.well-known/x402`` (besides the registry's own paid routes).
     paid_resources: tuple[str, ...] = ()
     #: Ownership proofs listed in ``/.well-known/x402``.
@@ -63,4 +67,5 @@ REGISTRY: web.AppKey[RegistryStore] = web.AppKey("registry_store")
 OUTBOUND: web.AppKey[Outbound] = web.AppKey("registry_outbound")
 BAZAAR: web.AppKey[BazaarCatalog] = web.AppKey("registry_bazaar")
 WALLETS: web.AppKey[WalletService] = web.AppKey("wallets")
+WEBHOOKS: web.AppKey[WebhookService] = web.AppKey("webhooks")
 DEMO_PAYWALL: web.AppKey[Paywall] = web.AppKey("demo_paywall")

@@ -67,6 +67,14 @@ class Settings:
     row_security: bool = True
     admin_token: str | None = field(default=None, repr=False)
     tiers_override: Mapping[str, Any] | None = None
+    #: Quota warnings by e-mail (all of host, from and to set: on). ``smtp_tls``: none, starttls or tls.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
+    smtp_to: tuple[str, ...] = ()
+    smtp_tls: str = "starttls"
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields replaced."""
@@ -279,7 +287,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         require_api_keys=_bool(env, "X402_REQUIRE_API_KEYS", True),
         admin_token=_read_secret(env, "X402_ADMIN_TOKEN"),
         tiers_override=_json_object(env, "X402_TIERS"),
+        smtp_host=env.get("X402_SMTP_HOST") or None,
+        smtp_port=_int(env, "X402_SMTP_PORT", 587),
+        smtp_user=env.get("X402_SMTP_USER") or None,
+        smtp_password=_read_secret(env, "X402_SMTP_PASSWORD"),
+        smtp_from=env.get("X402_SMTP_FROM") or None,
+        smtp_to=tuple(a.strip() for a in env.get("X402_SMTP_TO", "").split(",") if a.strip()),
+        smtp_tls=_smtp_tls(env),
     )
+
+
+def _smtp_tls(env: Mapping[str, str]) -> str:
+    value = env.get("X402_SMTP_TLS", "starttls").lower()
+    if value not in {"none", "starttls", "tls"}:
+        raise ConfigError("X402_SMTP_TLS must be none, starttls or tls")
+    return value
 
 
 def _json_object(env: Mapping[str, str], name: str) -> Mapping[str, Any] | None:

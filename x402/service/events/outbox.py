@@ -17,11 +17,10 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from x402.ids import fast_uuid
+from x402.webhooks import API_VERSION as API_VERSION
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
-#: The envelope's ``apiVersion``; bump it when a payload changes shape incompatibly.
-API_VERSION: Final = "2026-12-01"
 
 #: Every provider event type (issue 15); the wallet events keep their names under the same envelope.
 EVENT_TYPES: Final = (
@@ -43,6 +42,8 @@ EVENT_TYPES: Final = (
     "wallet.low_budget",
     "wallet.paused",
     "wallet.resumed",
+    "webhook.disabled",
+    "webhook.ping",
 )
 
 

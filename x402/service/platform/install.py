@@ -11,6 +11,7 @@ from aiohttp import web
 from x402.cache import RedisCache
 from x402.logs import get_logger
 from x402.service.appkeys import AUTHORIZER, CACHE, DB, OUTCOME, PLATFORM, SETTINGS
+from x402.service.events.mail import QuotaMailer, SmtpConfig
 from x402.service.platform import admin_routes, openapi, payments_routes, payto_claims
 from x402.service.platform.auth import Authenticator
 from x402.service.platform.context import Platform
@@ -44,13 +45,15 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
     tiers = load_tiers(settings.tiers_override)
     redis_pool = cache.client.connection_pool if isinstance(cache, RedisCache) else None
     writer = PaymentWriter(pool)
+    smtp = SmtpConfig.from_settings(settings)
+    mailer = QuotaMailer(smtp) if smtp is not None else None
     platform = Platform(
         settings=settings,
         tiers=tiers,
         store=TenantStore(pool, frozenset(tiers)),
         auth=Authenticator(pool, settings.admin_token, allow_test_keys=settings.dev),
         limiter=RateLimiter(settings.redis_url, redis_pool),
-        quota=QuotaCounter(cache, pool),
+        quota=QuotaCounter(cache, pool, mailer.notify if mailer is not None else None),
         writer=writer,
     )
     app[PLATFORM] = platform
@@ -63,6 +66,8 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
         await purge
     # every record a handler queued is committed before the pool closes
     await writer.close()
+    if mailer is not None:
+        await mailer.close()
 
 
 def install(app: web.Application) -> None:

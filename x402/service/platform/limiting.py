@@ -6,7 +6,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,12 +19,15 @@ from limits.storage import storage_from_string
 from x402.cache import Cache
 from x402.errors import RateLimited
 from x402.logs import get_logger
+from x402.service.events.outbox import Event, insert_events
 from x402.service.platform.tiers import Tier
 
 log = get_logger("x402.service.platform")
 
 QUOTA_TTL = 40 * 24 * 3600.0
 THRESHOLDS = (80, 90, 100)
+#: Told of a quota event after it is committed: (tenant id, event type, data).
+Notify = Callable[[str, str, Mapping[str, Any]], None]
 
 
 class LimitExceeded(RateLimited):
@@ -93,9 +96,11 @@ def seconds_to_next_month(now: datetime) -> int:
 class QuotaCounter:
     """Verifications per tenant per calendar month (UTC), counted in the cache; threshold events in Postgres."""
 
-    def __init__(self, cache: Cache, pool: asyncpg.Pool) -> None:
+    def __init__(self, cache: Cache, pool: asyncpg.Pool, notify: Notify | None = None) -> None:
         self.cache = cache
         self.pool = pool
+        #: also told of each threshold event (the e-mail warning), after its commit
+        self.notify = notify
 
     @staticmethod
     def _key(tenant: str, period: str) -> str:
@@ -124,6 +129,8 @@ class QuotaCounter:
             # only the request that crosses a threshold records it (INCR hands each value to exactly one caller)
             if used == max(1, math.ceil(limit * p / 100)):
                 await self._event(tenant_id, f"quota_{p}", period, used, limit, tier)
+        if used == limit + 1:
+            await self._event(tenant_id, "quota_exceeded", period, used, limit, tier)
         if used > limit and not tier.overage:
             raise LimitExceeded(
                 f"the {tier.name} tier's monthly quota of {limit} verifications is used up",
@@ -137,13 +144,24 @@ class QuotaCounter:
         return headers
 
     async def _event(self, tenant_id: uuid.UUID, kind: str, period: str, used: int, limit: int, tier: Tier) -> None:
-        inserted = await self.pool.fetchval(
-            """INSERT INTO events (tenant_id, kind, period, data) VALUES ($1, $2, $3, $4::jsonb)
-               ON CONFLICT ON CONSTRAINT events_once DO NOTHING RETURNING id""",
-            tenant_id,
-            kind,
-            period,
-            json.dumps({"used": used, "limit": limit, "tier": tier.name}),
-        )
+        """Record a threshold once per period (table ``events``) with its provider event, in one transaction."""
+        exceeded = kind == "quota_exceeded"
+        data: dict[str, Any] = {"used": used, "limit": limit, "tier": tier.name, "period": period}
+        if not exceeded:
+            data["threshold"] = int(kind.removeprefix("quota_"))
+        event_type = "quota.exceeded" if exceeded else "quota.threshold"
+        async with self.pool.acquire() as conn, conn.transaction():
+            inserted = await conn.fetchval(
+                """INSERT INTO events (tenant_id, kind, period, data) VALUES ($1, $2, $3, $4::jsonb)
+                   ON CONFLICT ON CONSTRAINT events_once DO NOTHING RETURNING id""",
+                tenant_id,
+                kind,
+                period,
+                json.dumps(data),
+            )
+            if inserted is not None:
+                await insert_events(conn, [Event(event_type, data, tenant_id=tenant_id)])
         if inserted is not None:
             log.info("quota_threshold", tenant=str(tenant_id), threshold=kind, used=used, limit=limit)
+            if self.notify is not None:
+                self.notify(str(tenant_id), event_type, data)

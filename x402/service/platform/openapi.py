@@ -9,6 +9,9 @@ from aiohttp import web
 
 from x402 import __version__
 from x402.service.appkeys import OPTIONS, SETTINGS
+from x402.service.events.openapi import event_schemas
+from x402.service.events.openapi import paths as webhook_paths
+from x402.service.events.openapi import webhooks as webhook_events
 from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
 from x402.service.platform.openapi_features import feature_paths
@@ -431,12 +434,12 @@ def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     paths = base_paths()
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    for path, ops in feature_paths().items():
+    for path, ops in [*feature_paths().items(), *webhook_paths().items()]:
         if path in served:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():
         paths.setdefault(path, {}).update(copy.deepcopy(dict(extra)))
-    schemas = copy.deepcopy(SCHEMAS)
+    schemas = {**copy.deepcopy(SCHEMAS), **event_schemas()}
     # verify-tx answers 400 invalid_network for a network this deployment does not serve
     schemas["VerifyTxRequest"]["properties"]["network"]["enum"] = [n.network for n in settings.networks]
     return {
@@ -448,6 +451,8 @@ def build_document(app: web.Application) -> dict[str, Any]:
         },
         "servers": [{"url": settings.public_url or "/"}],
         "paths": paths,
+        # what the service POSTs to webhook endpoints, one entry per event type (x402/service/events/openapi.py)
+        "webhooks": webhook_events(),
         "components": {
             "schemas": schemas,
             "responses": {

@@ -126,10 +126,6 @@ _TABLE: list[tuple[str, str, str, str, bool, tuple[str, ...], str]] = [
         (),
         "201",
     ),
-    ("post", "/v1/webhooks", "Register a webhook endpoint (signing secret shown once)", "wallets", True, (), "201"),
-    ("get", "/v1/webhooks", "The caller's webhook endpoints", "wallets", True, (), "200"),
-    ("get", "/v1/webhooks/dead-letters", "Deliveries that failed every attempt", "wallets", True, (), "200"),
-    ("delete", "/v1/webhooks/{id}", "Deactivate a webhook endpoint", "wallets", True, (), "204"),
     ("get", "/v1/risk/rules", "The caller's risk rule document", "risk", True, (), "200"),
     ("put", "/v1/risk/rules", "Replace the risk rule document (validated, audited)", "risk", True, (), "200"),
     (
@@ -217,11 +213,6 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
         },
     },
     ("post", "/v1/wallets/{id}/pay"): {"type": "object", "required": ["url"], "properties": {"url": _URL}},
-    ("post", "/v1/webhooks"): {
-        "type": "object",
-        "required": ["url"],
-        "properties": {"url": {"type": "string", "format": "uri", "pattern": "^https?://[^/?#\\s]+"}},
-    },
     # null leaves a field unset, like leaving it out
     ("put", "/v1/wallets/{id}/policy"): {
         "type": "object",

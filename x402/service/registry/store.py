@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from x402.errors import Conflict
+from x402.service.events.outbox import Event, insert_events
 from x402.service.registry import ranking
 from x402.service.registry.models import Resource, ResourceDraft, summarize
 from x402.service.storage.scope import system_scope
@@ -360,16 +361,32 @@ class PgRegistryStore:
         )
 
     async def record_probe(self, resource_id: uuid.UUID, up: bool, down_reason: str | None) -> None:
-        """Count one probe (uptime) and set status."""
-        await self.pool.execute(
-            """UPDATE resources SET probes_total = probes_total + 1,
-                   probes_ok = probes_ok + (CASE WHEN $2::boolean THEN 1 ELSE 0 END),
-                   status = CASE WHEN $2 THEN 'up' ELSE 'down' END, down_reason = $3, last_probe_at = now()
-               WHERE id = $1""",
-            resource_id,
-            up,
-            None if up else down_reason,
-        )
+        """Count one probe (uptime) and set status; a change of status is a ``resource.down`` / ``resource.up``
+        provider event for the resource's owner, in the same transaction (down: from up or unknown; up: from down)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchrow(
+                "SELECT status, tenant_id, url, method FROM resources WHERE id = $1 FOR UPDATE", resource_id
+            )
+            await conn.execute(
+                """UPDATE resources SET probes_total = probes_total + 1,
+                       probes_ok = probes_ok + (CASE WHEN $2::boolean THEN 1 ELSE 0 END),
+                       status = CASE WHEN $2 THEN 'up' ELSE 'down' END, down_reason = $3, last_probe_at = now()
+                   WHERE id = $1""",
+                resource_id,
+                up,
+                None if up else down_reason,
+            )
+            if before is None or (before["status"] == "down") != up:
+                return
+            data = {
+                "resourceId": str(resource_id),
+                "url": before["url"],
+                "method": before["method"],
+                "reason": None if up else down_reason,
+                "previousStatus": before["status"],
+            }
+            kind = "resource.up" if up else "resource.down"
+            await insert_events(conn, [Event(kind, data, tenant_id=before["tenant_id"])])
 
     async def claim_due(self, every: float, batch: int) -> list[Resource]:
         """Resources whose last probe is older than ``every`` seconds, marked as probed now (one node each)."""

@@ -1,4 +1,4 @@
-"""HTTP API of budgeted agent wallets (``/v1/wallets``) and webhook endpoints (``/v1/webhooks``)."""
+"""HTTP API of budgeted agent wallets (``/v1/wallets``)."""
 
 from x402.service.appkeys import WALLETS
 from x402.service.wallets_api.routes import install

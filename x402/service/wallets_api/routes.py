@@ -1,4 +1,6 @@
-"""Routes: wallets (create, read, policy, pause/resume, budget, balance, pay, approvals, agent keys), webhooks."""
+"""Routes: wallets (create, read, policy, pause/resume, budget, balance, pay, approvals, agent keys).
+
+Webhooks (``/v1/webhooks``) are the service's one webhook machinery, ``x402/service/events/routes.py``."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from wallets.payer import PayeeScreen, PayRequest
 from wallets.policy import Policy
 from wallets.service import WalletService
 from wallets.store import Wallet
-from x402.errors import BadRequest, NotFound, ValidationFailed
+from x402.errors import BadRequest, ValidationFailed
 from x402.service.appkeys import CHAINS, DB, OPTIONS, RISK, SETTINGS, WALLETS
 from x402.service.http import json_object as _body
 from x402.service.http import json_response as _json
@@ -22,7 +24,6 @@ from x402.service.registry.models import check_http_url
 from x402.service.storage.scope import system_scope
 from x402.service.wallets_api.access import Caller, caller_of, platform_audit, wallet_for, wallet_id_of
 from x402.wire.models import PaymentRequirements, encode_json
-from x402.wire.networks import is_evm
 
 routes = web.RouteTableDef()
 
@@ -100,10 +101,12 @@ async def get_budget(request: web.Request) -> web.Response:
 
 @routes.get("/v1/wallets/{id}/balance")
 async def get_balance(request: web.Request) -> web.Response:
-    """On-chain balances of the wallet's addresses for every configured asset (EVM and Solana)."""
+    """On-chain balances of the wallet's addresses for every configured asset (on chains whose adapter reads them)."""
     service = _service(request)
     wallet = await wallet_for(request, service, await caller_of(request, service))
-    found = await balances(request.app[CHAINS], request.app[SETTINGS].networks, wallet.evm_address, wallet.svm_address)
+    found = await balances(
+        request.app[CHAINS], request.app[SETTINGS].networks, lambda net: wallet.address_for(service.kinds, net)
+    )
     return _json({"walletId": str(wallet.id), "balances": found})
 
 
@@ -219,58 +222,10 @@ async def create_agent_key(request: web.Request) -> web.Response:
     return _json({**meta, "walletId": str(wallet.id), "key": plaintext}, 201)
 
 
-@routes.post("/v1/webhooks")
-async def create_webhook(request: web.Request) -> web.Response:
-    """Register an endpoint for wallet events; the signing secret is shown once."""
-    service, caller = await _manager(request)
-    doc = await _body(request)
-    url = doc.get("url")
-    if not isinstance(url, str):
-        raise ValidationFailed("url is required", code="invalid_webhook")
-    kinds = doc.get("events")
-    if kinds is not None and (not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds)):
-        raise ValidationFailed("events must be a list of event types", code="invalid_webhook")
-    meta, secret = await service.webhooks.create(caller.tenant_id, url, kinds)
-    from x402.service.platform.idempotency import REPLAY_BODY
-
-    request[REPLAY_BODY] = encode_json(meta)
-    return _json({**meta, "secret": secret}, 201)
-
-
-@routes.get("/v1/webhooks")
-async def list_webhooks(request: web.Request) -> web.Response:
-    """The caller's webhook endpoints."""
-    service, caller = await _manager(request)
-    return _json({"webhooks": await service.webhooks.list_all(caller.tenant_id)})
-
-
-@routes.get("/v1/webhooks/dead-letters")
-async def dead_letters(request: web.Request) -> web.Response:
-    """Deliveries that failed every attempt."""
-    service, caller = await _manager(request)
-    return _json({"deadLetters": await service.webhooks.dead_letters(caller.tenant_id)})
-
-
-# a UUID only, so /v1/webhooks/dead-letters does not also answer DELETE (its Allow header stays exact)
-@routes.delete("/v1/webhooks/{id:[0-9a-fA-F-]{36}}")
-async def delete_webhook(request: web.Request) -> web.Response:
-    """Deactivate an endpoint."""
-    service, caller = await _manager(request)
-    try:
-        import uuid
-
-        endpoint_id = uuid.UUID(request.match_info["id"])
-    except ValueError:
-        raise NotFound("no such webhook endpoint", code="webhook_not_found") from None
-    await service.webhooks.delete(caller.tenant_id, endpoint_id)
-    return web.Response(status=204)
-
-
 def risk_screen(engine: RiskEngine) -> PayeeScreen:
     """The wallet payer's payee screen: sanctions and address lists of the risk engine (no behaviour counted)."""
 
-    async def screen(wallet: Wallet, offer: PaymentRequirements, amount: int, url: str) -> str | None:
-        payer = (wallet.evm_address if is_evm(offer.network) else wallet.svm_address) or ""
+    async def screen(wallet: Wallet, offer: PaymentRequirements, amount: int, url: str, payer: str) -> str | None:
         ctx = RiskContext(
             network=offer.network,
             asset=offer.asset,
@@ -305,6 +260,6 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def install(app: web.Application) -> None:
-    """Mount the wallet and webhook API (after the database and chains contexts)."""
+    """Mount the wallet API (after the database and chains contexts)."""
     app.cleanup_ctx.append(_ctx)
     app.add_routes(routes)
