@@ -125,6 +125,10 @@ class RpcPool:
         now = time.monotonic()
         return [breaker.state(now) for breaker, _ in self._endpoints]
 
+    def breaker_states(self) -> list[tuple[str, str]]:
+        """``(url, state)`` per URL, in order (callers label by host only)."""
+        return list(zip([u for _, u in self._endpoints], self.breaker_state(), strict=True))
+
     async def call(self, method: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
         """The ``result`` of a JSON-RPC call; raises RpcError for an error answer, ChainUnavailable for no answer.
 

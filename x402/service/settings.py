@@ -29,6 +29,8 @@ class Settings:
     log_format: str = "json"
     #: SIGTERM: seconds to let in-flight requests finish after the listener closes (then background work drains)
     shutdown_timeout: float = 20.0
+    #: seconds between saturation samples (queue depths, signer balances; /metrics reads the last one)
+    saturation_interval: float = 15.0
     public_url: str | None = None
     service_name: str = "x402-service"
     data_dir: Path = field(default_factory=lambda: default_data_dir())
@@ -251,6 +253,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=env.get("X402_LOG_LEVEL", "info").lower(),
         log_format=log_format,
         shutdown_timeout=_float(env, "X402_SHUTDOWN_TIMEOUT", 20.0),
+        saturation_interval=_float(env, "X402_SATURATION_INTERVAL", 15.0),
         public_url=env.get("X402_PUBLIC_URL") or None,
         service_name=env.get("X402_SERVICE_NAME", "x402-service"),
         data_dir=data_dir,

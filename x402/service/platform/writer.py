@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -91,6 +93,12 @@ class PaymentWriter:
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._stamps: deque[float] = deque()  # monotonic enqueue times of records not yet committed
+
+    def backlog(self) -> tuple[int, float]:
+        """Records queued or in a batch not yet committed, and the age in seconds of the oldest (saturation)."""
+        stamps = self._stamps
+        return len(stamps), (time.monotonic() - stamps[0]) if stamps else 0.0
 
     def start(self) -> None:
         """Start the flusher task (on the running loop)."""
@@ -101,6 +109,7 @@ class PaymentWriter:
         if self._closing:
             raise RuntimeError("the payment writer is closed")
         self.start()
+        self._stamps.append(time.monotonic())
         self._queue.put_nowait(item)
 
     def submit(self, record: PaymentRecord) -> None:
@@ -141,7 +150,11 @@ class PaymentWriter:
         while True:
             items, stop = await self._take()
             if items:
-                await self._flush(items)
+                try:
+                    await self._flush(items)
+                finally:
+                    for _ in range(min(len(items), len(self._stamps))):
+                        self._stamps.popleft()
             if stop:
                 return
 
