@@ -842,13 +842,17 @@ async def bench(args: argparse.Namespace, command: str) -> int:
 
             # (b), (c) ours; (d) with an API key when asked
             variants = [(w, False) for w in args.workers] + ([(1, True)] if args.with_api_key else [])
-            for workers, keyed in variants:
-                name = "ours" if workers == 1 else f"ours --workers {workers}"
+            # --baseline: the same variants of another checkout's build, started first (its migrations are older)
+            builds = ([("baseline", args.baseline / ".venv" / "bin" / "x402")] if args.baseline else []) + [
+                ("ours", X402_BIN)
+            ]
+            for (label, binary), (workers, keyed) in ((b, v) for b in builds for v in variants):
+                name = label if workers == 1 else f"{label} --workers {workers}"
                 if keyed:
                     name += " (API key)"
                 port = free_port()
-                log = tmp / f"ours-{workers}{'-keyed' if keyed else ''}.log"
-                argv = [str(X402_BIN), "serve", "--host", "127.0.0.1", "--port", str(port)]
+                log = tmp / f"{label}-{workers}{'-keyed' if keyed else ''}.log"
+                argv = [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port)]
                 if workers > 1:
                     argv += ["--workers", str(workers)]
                 say(f"starting: {name} on :{port}")
@@ -953,6 +957,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--profile", action="store_true", help="extra py-spy run of `x402 serve` (1 worker)")
     p.add_argument("--profile-dir", type=Path, default=Path(tempfile.gettempdir()))
     p.add_argument("--profile-server", default="ours", help='which server to profile, e.g. "ours (API key)"')
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (with its own .venv) whose `x402 serve` runs alongside ours in the same rounds",
+    )
     p.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     p.add_argument("--write-docs", action="store_true", help="update docs/benchmarks.md even with --quick")
     args = p.parse_args(argv)

@@ -96,6 +96,11 @@ OPERATOR_ONLY = {
     ("POST", "/v1/tenants"),
     ("POST", "/v1/tenants/{id}/suspend"),
     ("POST", "/v1/tenants/{id}/reactivate"),
+    # dead-lettered payment records: a batch mixes tenants (x402/service/platform/deadletters_routes.py)
+    ("GET", "/v1/admin/record-dead-letters"),
+    ("GET", "/v1/admin/record-dead-letters/{id}"),
+    ("POST", "/v1/admin/record-dead-letters/{id}/replay"),
+    ("POST", "/v1/admin/record-dead-letters:replay"),
 }
 #: Any tenant may act on another's object here (rating a listed resource); checked for leaks instead.
 CROSS_TENANT = {("POST", "/v1/resources/{id}/ratings")}

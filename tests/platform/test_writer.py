@@ -1,4 +1,4 @@
-"""The batched writer: ``write`` returns after commit, ``submit`` is flushed by ``close``, batches use COPY."""
+"""The batched writer: ``write`` returns after commit, ``submit`` is flushed by ``close``."""
 
 from __future__ import annotations
 
@@ -33,19 +33,16 @@ async def test_write_is_committed_when_it_returns(database_url: str) -> None:
         await pool.close()
 
 
-async def test_a_batch_that_cannot_be_written_fails_its_waiters(database_url: str) -> None:
+async def test_a_record_written_twice_is_kept_once(database_url: str) -> None:
+    """A batch retried after a commit whose acknowledgement was lost writes nothing twice (ON CONFLICT)."""
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     try:
         writer = PaymentWriter(pool)
         rec = _rec(1)
         await writer.write(rec)
-        try:
-            await writer.write(rec)  # same primary key
-        except asyncpg.UniqueViolationError:
-            pass
-        else:
-            raise AssertionError("duplicate id was acknowledged")
+        await writer.write(rec)  # same primary key
         await writer.close()
+        assert await pool.fetchval("SELECT count(*) FROM payments WHERE id=$1", rec.id) == 1
     finally:
         await pool.close()
 
@@ -76,7 +73,11 @@ async def test_sigkill_loses_no_acknowledged_record(database_url: str) -> None:
             acked.append(uuid.UUID(line.decode().strip()))
 
     reader = asyncio.create_task(read())
-    await asyncio.sleep(2.0)
+    # kill it mid-stream: once it has acknowledged a good number (its start-up is slow on a busy box)
+    for _ in range(400):
+        if len(acked) > 1000:
+            break
+        await asyncio.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     await proc.wait()
     await reader

@@ -23,6 +23,8 @@ class Metrics:
     settlements_stuck: Gauge
     oldest_open_settlement: Gauge
     signer_nonce: Gauge
+    records_dead_lettered: Counter
+    events_dead_lettered: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -74,6 +76,16 @@ class Metrics:
                 "x402_signer_nonce",
                 "A signer lane's nonce: mined and pending on chain, next free per journal",
                 ["network", "signer", "source"],
+                registry=reg,
+            ),
+            records_dead_lettered=Counter(
+                "x402_payment_records_dead_lettered_total",
+                "Payment records whose batch could not be written and went to the dead-letter table",
+                registry=reg,
+            ),
+            events_dead_lettered=Counter(
+                "x402_provider_events_dead_lettered_total",
+                "Provider events whose batch could not be written and went to the dead-letter table",
                 registry=reg,
             ),
         )

@@ -48,6 +48,7 @@ class Settings:
     settle_timeout: float = 30.0
     reconcile_interval: float = 15.0
     settle_stuck_after: float = 120.0
+    dead_letter_retry_interval: float = 30.0
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     dev: bool = False
@@ -273,6 +274,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         settle_timeout=_float(env, "X402_SETTLE_TIMEOUT", 30.0),
         reconcile_interval=_float(env, "X402_RECONCILE_INTERVAL", 15.0),
         settle_stuck_after=_float(env, "X402_SETTLE_STUCK_AFTER", 120.0),
+        dead_letter_retry_interval=_float(env, "X402_DEAD_LETTER_RETRY_INTERVAL", 30.0),
         max_header_bytes=_int(env, "X402_MAX_HEADER_BYTES", 16 * 1024),
         max_body_bytes=_int(env, "X402_MAX_BODY_BYTES", 1024 * 1024),
         dev=_bool(env, "X402_DEV", False),

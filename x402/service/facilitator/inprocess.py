@@ -25,13 +25,25 @@ class AppFacilitator:
 
         return self.app[FACILITATOR]
 
+    async def _record(self, kind: str, payload: AnyPayload, requirements: AnyRequirements, result: object) -> None:
+        """Record the outcome (and its events) before the paywall acts on it, like the HTTP routes do."""
+        from x402.service.appkeys import OUTCOME
+
+        hook = self.app.get(OUTCOME)
+        if hook is not None:
+            await hook(None, kind, requirements, result, payload=payload)
+
     async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
-        """Verify in process."""
-        return await self._service().verify(payload, requirements)
+        """Verify in process; recorded before it is returned."""
+        result = await self._service().verify(payload, requirements)
+        await self._record("verify", payload, requirements, result)
+        return result
 
     async def settle(self, payload: AnyPayload, requirements: AnyRequirements) -> SettleResponse:
-        """Settle in process."""
-        return await self._service().settle(payload, requirements)
+        """Settle in process; recorded before it is returned."""
+        result = await self._service().settle(payload, requirements)
+        await self._record("settle", payload, requirements, result)
+        return result
 
     async def supported(self) -> SupportedResponse:
         """What the in-process facilitator supports."""

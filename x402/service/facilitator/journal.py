@@ -11,7 +11,8 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,11 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from chains.base import PreparedSettlement, ReplayKey
+from x402.service.events.outbox import Event, insert_events
 
 OPEN_STATUSES = ("claimed", "submitted", "pending")
+_MARK = """UPDATE settlements SET status=$2, error_reason=$3, error_message=$4, updated_at=now()
+           WHERE id=$1 AND status <> 'confirmed' AND (status <> 'failed' OR $2 IN ('failed', 'confirmed'))"""
 _AGES = "EXTRACT(EPOCH FROM now() - created_at) AS age, EXTRACT(EPOCH FROM now() - sent_at) AS sent_age"
 #: Where a journal write runs: the lane's transaction, or the pool (committed at once, before a broadcast).
 Conn = asyncpg.Connection | PoolConnectionProxy | asyncpg.Pool
@@ -55,6 +59,8 @@ class JournalRow:
     id_tenant: str | None = None
     payment_identifier: str | None = None
     replaced_tx_ids: tuple[str, ...] = ()
+    #: the API key's tenant of the settle that claimed it: the tenant its later events (reconciled) go to
+    event_tenant: uuid.UUID | None = None
     age: float = 0.0  # seconds since the row was created
     sent_age: float | None = None  # seconds since its current transaction was handed to the node
 
@@ -86,6 +92,7 @@ class JournalRow:
             id_tenant=r.get("id_tenant"),
             payment_identifier=r.get("payment_identifier"),
             replaced_tx_ids=tuple(r["replaced_tx_ids"] or ()),
+            event_tenant=r.get("event_tenant"),
             age=float(r.get("age") or 0.0),
             sent_age=float(r["sent_age"]) if r.get("sent_age") is not None else None,
         )
@@ -163,6 +170,7 @@ class Journal:
         payload: Any,
         requirements: Any,
         identifier: tuple[str, str] | None = None,
+        event_tenant: str | None = None,
     ) -> int | None:
         """Claim the replay key; the row id, or None when another request already holds it.
 
@@ -171,8 +179,9 @@ class Journal:
         try:
             row_id: int | None = await self.pool.fetchval(
                 """INSERT INTO settlements (network, asset, payer, nonce, payload_hash, status, pay_to, amount,
-                                            x402_version, payload, requirements, id_tenant, payment_identifier)
-                   VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12)
+                                            x402_version, payload, requirements, id_tenant, payment_identifier,
+                                            event_tenant)
+                   VALUES ($1, $2, $3, $4, $5, 'claimed', $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13::uuid)
                    ON CONFLICT ON CONSTRAINT settlements_replay_key DO NOTHING
                    RETURNING id""",
                 key.network,
@@ -187,6 +196,7 @@ class Journal:
                 json.dumps(requirements),
                 identifier[0] if identifier else None,
                 identifier[1] if identifier else None,
+                event_tenant,
             )
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "settlements_payment_identifier":
@@ -395,17 +405,28 @@ class Journal:
             tx_id,
         )
 
-    async def mark(self, row_id: int, status: str, reason: str | None = None, message: str | None = None) -> None:
-        """Move a row to a new status (never away from confirmed; a failed row can only become confirmed)."""
+    async def mark(
+        self,
+        row_id: int,
+        status: str,
+        reason: str | None = None,
+        message: str | None = None,
+        *,
+        events: Callable[[JournalRow], Sequence[Event]] | None = None,
+    ) -> None:
+        """Move a row to a new status (never away from confirmed; a failed row can only become confirmed).
+
+        ``events``: provider events of the change, written in its transaction (only when the row did change).
+        """
         # a failed row's nonce may already belong to another settlement: it must not become open again
-        await self.pool.execute(
-            """UPDATE settlements SET status=$2, error_reason=$3, error_message=$4, updated_at=now()
-               WHERE id=$1 AND status <> 'confirmed' AND (status <> 'failed' OR $2 IN ('failed', 'confirmed'))""",
-            row_id,
-            status,
-            reason,
-            message[:500] if message else None,
-        )
+        args = (row_id, status, reason, message[:500] if message else None)
+        if events is None:
+            await self.pool.execute(_MARK, *args)
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            r = await conn.fetchrow(_MARK + " RETURNING *", *args)
+            if r is not None:  # the row changed
+                await insert_events(conn, events(JournalRow.from_record(r)))
 
     async def wait_settled(self, row_id: int, timeout: float) -> JournalRow | None:
         """Poll a row held by another request until it leaves ``claimed``/``submitted`` or time runs out."""

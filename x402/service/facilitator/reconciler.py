@@ -9,6 +9,7 @@ from chains.base import ChainAdapter, Confirmation, LaneState, NonceLanes, Prepa
 from chains.registry import ChainRegistry
 from x402.errors import DependencyError
 from x402.logs import get_logger
+from x402.service.events.outbox import Event
 from x402.service.facilitator.journal import Journal, JournalRow
 from x402.service.facilitator.service import FacilitatorService, context_from_row
 from x402.service.metrics import Metrics
@@ -31,6 +32,24 @@ _STUCK_REASONS = {
     "nonce_used": "nonce_used",
     "error": "error",
 }
+
+
+def reconciled(row: JournalRow) -> list[Event]:
+    """``payment.reconciled``: a settlement no request could answer finally reached confirmed or failed."""
+    data = {
+        "settlementId": row.id,
+        "kind": "settle",
+        "status": "success" if row.status == "confirmed" else row.status,
+        "network": row.network,
+        "asset": row.asset,
+        "amount": str(row.amount),
+        "payer": row.payer,
+        "payTo": row.pay_to,
+        "transaction": row.tx_id,
+        "reason": row.error_reason,
+        "resource": None,
+    }
+    return [Event("payment.reconciled", data, row.event_tenant)]
 
 
 class Reconciler:
@@ -138,16 +157,18 @@ class Reconciler:
             # never signed: send it only if it is still valid, through the normal exactly-once path
             outcome = await adapter.verify(ctx, simulate=True)
             if not outcome.is_valid:
-                await self.journal.mark(row.id, "failed", outcome.reason, "abandoned before broadcast; no longer valid")
+                await self.journal.mark(
+                    row.id, "failed", outcome.reason, "abandoned before broadcast; no longer valid", events=reconciled
+                )
                 return "abandoned"
-            await self.service._execute(row.id, ctx, adapter, row.network, outcome.payer)
+            await self.service._execute(row.id, ctx, adapter, row.network, outcome.payer, events=reconciled)
             return "sent"
         conf = await self._confirm_any(adapter, row)
         if conf.status == "confirmed":
-            await self.journal.mark(row.id, "confirmed")
+            await self.journal.mark(row.id, "confirmed", events=reconciled)
             return "confirmed"
         if conf.status == "failed":
-            await self.journal.mark(row.id, "failed", conf.reason, conf.message)
+            await self.journal.mark(row.id, "failed", conf.reason, conf.message, events=reconciled)
             return "failed"
         if conf.status == "unknown":
             return await self._unknown(adapter, row)
@@ -180,7 +201,11 @@ class Reconciler:
                 await adapter.broadcast(row.network, prepared)
                 return "rebroadcast"
             await self.journal.mark(
-                row.id, "failed", reasons.INVALID_TRANSACTION_STATE, "transaction dropped and expired"
+                row.id,
+                "failed",
+                reasons.INVALID_TRANSACTION_STATE,
+                "transaction dropped and expired",
+                events=reconciled,
             )
             return "expired"
         state = await self._lane_state(adapter, row)
@@ -188,9 +213,13 @@ class Reconciler:
             # another transaction took the nonce (the key used elsewhere): still payable, so sign it again
             outcome = await adapter.verify(context_from_row(row), simulate=True)
             if not outcome.is_valid:
-                await self.journal.mark(row.id, "failed", outcome.reason, "its nonce was used by another transaction")
+                await self.journal.mark(
+                    row.id, "failed", outcome.reason, "its nonce was used by another transaction", events=reconciled
+                )
                 return "failed"
-            await self.service._execute(row.id, context_from_row(row), adapter, row.network, outcome.payer)
+            await self.service._execute(
+                row.id, context_from_row(row), adapter, row.network, outcome.payer, events=reconciled
+            )
             return "resigned"
         if row.signer_nonce < state.mined:
             # something else consumed the nonce (a fill, or a settlement that reused it): this one never will land
@@ -199,6 +228,7 @@ class Reconciler:
                 "failed",
                 reasons.INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE,
                 f"expired before its transaction was mined; nonce {row.signer_nonce} consumed by another transaction",
+                events=reconciled,
             )
             return "expired"
         if row.raw_tx and (row.valid_until is None or state.chain_time < row.valid_until):

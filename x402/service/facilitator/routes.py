@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from aiohttp import web
@@ -43,8 +43,17 @@ log = get_logger("x402.facilitator")
 #: Decides whether a request may use a facilitator endpoint (tenant API keys plug in here); raises to refuse,
 #: returns the caller's tenant id (None when anonymous or the operator).
 Authorizer = Callable[[web.Request, str], Awaitable[str | None]]
-#: Told every outcome (request, kind verify|settle|verify_tx, requirements or verify-tx body, result): records.
-OutcomeHook = Callable[[web.Request, str, Any, Any], Awaitable[None]]
+
+
+class OutcomeHook(Protocol):
+    """Told every outcome before it is answered: records it (and its events) durably, or raises to refuse."""
+
+    async def __call__(
+        self, request: web.Request | None, kind: str, requirements: Any, result: Any, *, payload: Any = None
+    ) -> None:
+        """``request``: None for the in-process facilitator; kind verify|settle|verify_tx; requirements, or the
+        verify-tx body; ``payload``: the payment (its resource URL goes into the events)."""
+
 
 routes = web.RouteTableDef()
 
@@ -54,7 +63,9 @@ async def allow_all(request: web.Request, scope: str) -> str | None:
     return None
 
 
-async def ignore_outcome(request: web.Request, kind: str, requirements: Any, result: Any) -> None:
+async def ignore_outcome(
+    request: web.Request | None, kind: str, requirements: Any, result: Any, *, payload: Any = None
+) -> None:
     """The default outcome hook: nothing is recorded (the platform layer records payments)."""
 
 
@@ -89,7 +100,7 @@ async def post_verify(request: web.Request) -> web.Response:
     tenant = await request.app[AUTHORIZER](request, "verify")
     req = decode_facilitator_request(await _read_body(request))
     result = await request.app[FACILITATOR].verify(req.payload, req.requirements, tenant_id=tenant)
-    await request.app[OUTCOME](request, "verify", req.requirements, result)
+    await request.app[OUTCOME](request, "verify", req.requirements, result, payload=req.payload)
     return _with_extension_responses(result)
 
 
@@ -101,7 +112,7 @@ async def post_settle(request: web.Request) -> web.Response:
     result = await request.app[FACILITATOR].settle(req.payload, req.requirements, tenant_id=tenant)
     if not result.success and result.error_reason == reasons.SETTLEMENT_PENDING:
         request[ANSWER_NOT_FINAL] = True  # a retry with the same Idempotency-Key must see the outcome
-    await request.app[OUTCOME](request, "settle", req.requirements, result)
+    await request.app[OUTCOME](request, "settle", req.requirements, result, payload=req.payload)
     return _with_extension_responses(result)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -13,6 +14,7 @@ from chains.registry import ChainRegistry
 from x402.errors import DependencyError
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.logs import get_logger
+from x402.service.events.outbox import Event
 from x402.service.facilitator.identifiers import Identifier, IdentifierStore, fingerprint_of, identifier_of
 from x402.service.facilitator.journal import IdentifierTaken, Journal, JournalRow, payload_hash
 from x402.service.facilitator.lanes import SignerLanes
@@ -32,6 +34,8 @@ from x402.wire.models import (
 from x402.wire.payment_identifier import KEY as PAYMENT_IDENTIFIER
 
 log = get_logger("x402.facilitator")
+#: The provider events of a settlement reaching its final status (written in the same transaction).
+FinalEvents = Callable[[JournalRow], Sequence[Event]]
 
 
 class Rejected(Exception):
@@ -326,6 +330,7 @@ class FacilitatorService:
                 payload=dict(ctx.payload),
                 requirements=msgspec.to_builtins(ctx.requirements),
                 identifier=(ident.tenant, ident.id) if ident is not None else None,
+                event_tenant=tenant_id,
             )
         except IdentifierTaken:  # another authorization of this purchase was claimed meanwhile
             assert ident is not None
@@ -406,7 +411,10 @@ class FacilitatorService:
         *,
         deliver: bool = False,
         explicit: bool = False,
+        events: FinalEvents | None = None,
     ) -> SettleResponse:
+        """Sign, send and confirm a claimed settlement (``events``: written with its final status, for the
+        reconciler, whose outcomes no request answers)."""
         started = time.perf_counter()
         tried: set[str] = set()
         while True:
@@ -421,14 +429,14 @@ class FacilitatorService:
                 raise
             except DependencyError:
                 await self.journal.mark(
-                    row_id, "failed", reasons.UNEXPECTED_SETTLE_ERROR, "chain unavailable before send"
+                    row_id, "failed", reasons.UNEXPECTED_SETTLE_ERROR, "chain unavailable before send", events=events
                 )
                 raise
             except Exception as exc:
                 reason = getattr(exc, "reason", None) or reasons.UNEXPECTED_SETTLE_ERROR
                 message = getattr(exc, "message", None) or str(exc)
                 log.warning("settle_prepare_failed", reason=reason, network=ctx.network, error=type(exc).__name__)
-                await self.journal.mark(row_id, "failed", reason, message)
+                await self.journal.mark(row_id, "failed", reason, message, events=events)
                 return self._failure(network, reason, message, payer)
             try:
                 prepared = await self.lanes.send(row_id, ctx, adapter, prepared)
@@ -442,7 +450,7 @@ class FacilitatorService:
                 return self._failure(network, reasons.SETTLEMENT_PENDING, "broadcast deferred", payer, prepared.tx_id)
             break
         conf = await adapter.confirm(ctx, ctx.network, prepared.tx_id, timeout=self.settle_timeout)
-        delivered = await self._record(row_id, conf, deliver=deliver)
+        delivered = await self._record(row_id, conf, deliver=deliver, events=events)
         log.info(
             "settle_result",
             tx=prepared.tx_id,
@@ -468,14 +476,16 @@ class FacilitatorService:
             )
         return self._failure(network, reasons.SETTLEMENT_PENDING, "not confirmed yet", payer, prepared.tx_id)
 
-    async def _record(self, row_id: int, conf: Confirmation, *, deliver: bool = False) -> bool:
+    async def _record(
+        self, row_id: int, conf: Confirmation, *, deliver: bool = False, events: FinalEvents | None = None
+    ) -> bool:
         """Record a confirmation; with ``deliver`` also take the row's success answer (True when taken)."""
         if conf.status == "confirmed":
             if deliver:
                 return await self.journal.confirm_and_deliver(row_id)
-            await self.journal.mark(row_id, "confirmed")
+            await self.journal.mark(row_id, "confirmed", events=events)
         elif conf.status == "failed":
-            await self.journal.mark(row_id, "failed", conf.reason, conf.message)
+            await self.journal.mark(row_id, "failed", conf.reason, conf.message, events=events)
         elif conf.status == "pending":
             await self.journal.mark(row_id, "pending")
         return False

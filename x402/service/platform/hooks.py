@@ -11,7 +11,7 @@ from x402.service.appkeys import PLATFORM
 from x402.service.platform.auth import PRINCIPAL, Principal, presented_credential, principal_of
 from x402.service.platform.context import RESPONSE_HEADERS, response_headers
 from x402.service.platform.idempotency import Handler, idempotent
-from x402.service.platform.recorder import record_for
+from x402.service.platform.recorder import events_for, record_for, resource_of
 from x402.service.storage.scope import system_scope, tenant_scope
 
 #: Paths where a presented credential is checked; elsewhere (paywalled resources, public pages) it is not ours.
@@ -78,8 +78,15 @@ async def authorize(request: web.Request, scope: str) -> str | None:
     return str(principal.tenant_id)
 
 
-async def record_outcome(request: web.Request, kind: str, requirements: Any, result: Any) -> None:
-    """Queue the outcome for the batched writer (flushed within ~50 ms, and on shutdown)."""
-    record = record_for(request, kind, requirements, result)
-    if record is not None:
-        request.app[PLATFORM].writer.submit(record)
+def outcome_recorder(app: web.Application) -> Any:
+    """The facilitator's outcome hook for ``app``: records each answer and its events before it goes out."""
+
+    async def record_outcome(
+        request: web.Request | None, kind: str, requirements: Any, result: Any, *, payload: Any = None
+    ) -> None:
+        """Write the record and its events (group commit); raises DatabaseUnavailable when it cannot be kept."""
+        record = record_for(request, kind, requirements, result)
+        if record is not None:
+            await app[PLATFORM].writer.write(record, events_for(record, resource_of(payload, requirements)))
+
+    return record_outcome

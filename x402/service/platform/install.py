@@ -10,12 +10,12 @@ from aiohttp import web
 
 from x402.cache import RedisCache
 from x402.logs import get_logger
-from x402.service.appkeys import AUTHORIZER, CACHE, DB, OUTCOME, PLATFORM, SETTINGS
+from x402.service.appkeys import AUTHORIZER, CACHE, DB, METRICS, OUTCOME, PLATFORM, SETTINGS
 from x402.service.events.mail import QuotaMailer, SmtpConfig
-from x402.service.platform import admin_routes, openapi, payments_routes, payto_claims
+from x402.service.platform import admin_routes, deadletters, deadletters_routes, openapi, payments_routes, payto_claims
 from x402.service.platform.auth import Authenticator
 from x402.service.platform.context import Platform
-from x402.service.platform.hooks import authorize, platform_middleware, record_outcome
+from x402.service.platform.hooks import authorize, outcome_recorder, platform_middleware
 from x402.service.platform.idempotency import purge_expired
 from x402.service.platform.limiting import QuotaCounter, RateLimiter
 from x402.service.platform.tenants import TenantStore
@@ -44,7 +44,7 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
     pool, cache = app[DB], app[CACHE]
     tiers = load_tiers(settings.tiers_override)
     redis_pool = cache.client.connection_pool if isinstance(cache, RedisCache) else None
-    writer = PaymentWriter(pool)
+    writer = PaymentWriter(pool, metrics=app[METRICS])
     smtp = SmtpConfig.from_settings(settings)
     mailer = QuotaMailer(smtp) if smtp is not None else None
     platform = Platform(
@@ -60,10 +60,18 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
     writer.start()
     with system_scope("idempotency purge: expired keys of every tenant"):
         purge = asyncio.create_task(_purge_loop(platform))
+    with system_scope("record dead letters: retried batches carry the records of many tenants"):
+        retry = (
+            asyncio.create_task(deadletters.retry_loop(pool, settings.dead_letter_retry_interval))
+            if settings.dead_letter_retry_interval > 0
+            else None
+        )
     yield
-    purge.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await purge
+    for task in (purge, retry):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     # every record a handler queued is committed before the pool closes
     await writer.close()
     if mailer is not None:
@@ -75,8 +83,9 @@ def install(app: web.Application) -> None:
     app.cleanup_ctx.append(_platform_ctx)
     app.middlewares.append(platform_middleware)
     app[AUTHORIZER] = authorize
-    app[OUTCOME] = record_outcome
+    app[OUTCOME] = outcome_recorder(app)
     app.add_routes(admin_routes.routes)
+    app.add_routes(deadletters_routes.routes)
     app.add_routes(payments_routes.routes)
     app.add_routes(payto_claims.routes)
     app.add_routes(openapi.routes)

@@ -28,7 +28,15 @@ LINKS: dict[str, tuple[str, str, str]] = {
 }
 #: Tables that hold no tenant's rows (shared ledgers, the audit chain, bookkeeping).
 GLOBAL_TABLES = frozenset(
-    {"schema_migrations", "settlements", "verified_transactions", "audit_log", "nonce_fills", "siwx_nonces"}
+    {
+        "schema_migrations",
+        "settlements",
+        "verified_transactions",
+        "audit_log",
+        "nonce_fills",
+        "siwx_nonces",
+        "record_dead_letters",
+    }
 )
 #: Columns never exported: key hashes, sealed keys and secrets, stored replies (they may echo a secret).
 REDACTED_COLUMNS = frozenset({"hash", "nonce", "ciphertext", "response_body"})

@@ -167,6 +167,21 @@ SCHEMAS: dict[str, Any] = {
             "createdAt": {"type": "string", "format": "date-time"},
         },
     },
+    "RecordDeadLetter": {
+        "type": "object",
+        "required": ["id", "count", "error", "attempts", "createdAt", "status"],
+        "properties": {
+            "id": {"type": "integer"},
+            "count": {"type": "integer", "description": "records and event-only items in the batch"},
+            "error": {"type": "string", "description": "why the batch could not be written"},
+            "attempts": {"type": "integer", "description": "replays tried"},
+            "lastError": {"type": ["string", "null"]},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "lastAttemptAt": {"type": ["string", "null"], "format": "date-time"},
+            "replayedAt": {"type": ["string", "null"], "format": "date-time"},
+            "status": {"type": "string", "enum": ["open", "replayed"]},
+        },
+    },
     # x402Version (when sent) equals paymentPayload.x402Version: one variant per protocol version
     "FacilitatorRequest": {
         "oneOf": [
@@ -238,6 +253,70 @@ def _list_of(name: str) -> dict[str, Any]:
     return {"type": "object", "properties": {"data": {"type": "array", "items": _ref(name)}}}
 
 
+_LETTER_ID = [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}]
+_OPERATOR_ERRORS = ("400", "401", "403", "404")
+
+
+def record_dead_letter_paths() -> dict[str, dict[str, Any]]:
+    """The operator's view of payment-record batches that could not be written (platform/deadletters.py)."""
+    base = "/v1/admin/record-dead-letters"
+    return {
+        base: {
+            "get": _op(
+                "Payment-record batches that could not be written (operator only; oldest first)",
+                "operations",
+                {"type": "object", "properties": {"data": {"type": "array", "items": _ref("RecordDeadLetter")}}},
+                params=[
+                    _q("status", "open (default), replayed or all", schema={"enum": ["open", "replayed", "all"]}),
+                    _q("limit", "1-500, default 100", schema={"type": "integer", "minimum": 1, "maximum": 500}),
+                ],
+                errors=("400", "401", "403"),
+            )
+        },
+        base + ":replay": {
+            "post": _op(
+                "Replay every open dead letter now (up to 500; idempotent: ids already written are skipped)",
+                "operations",
+                {
+                    "type": "object",
+                    "required": ["replayed", "open"],
+                    "properties": {"replayed": {"type": "integer"}, "open": {"type": "integer"}},
+                },
+                errors=("400", "401", "403"),
+            )
+        },
+        base + "/{id}": {
+            "get": _op(
+                "One dead letter with its records and events",
+                "operations",
+                {
+                    "allOf": [
+                        _ref("RecordDeadLetter"),
+                        {
+                            "type": "object",
+                            "properties": {
+                                "records": {"type": "array", "items": _OBJ},
+                                "events": {"type": "array", "items": _OBJ},
+                            },
+                        },
+                    ]
+                },
+                params=_LETTER_ID,
+                errors=_OPERATOR_ERRORS,
+            )
+        },
+        base + "/{id}/replay": {
+            "post": _op(
+                "Write one dead letter's records and events now (idempotent); its state afterwards",
+                "operations",
+                _ref("RecordDeadLetter"),
+                params=_LETTER_ID,
+                errors=_OPERATOR_ERRORS,
+            )
+        },
+    }
+
+
 def base_paths() -> dict[str, dict[str, Any]]:
     """Operations of the routes the core and the platform mount."""
     payments_list = {
@@ -268,7 +347,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 _ref("VerifyResponse"),
                 body=_ref("FacilitatorRequest"),
                 params=post_idem,
-                errors=("400", "401", "403", "404", "409", "429"),
+                errors=("400", "401", "403", "404", "409", "429", "503"),
             )
         },
         "/settle": {
@@ -280,7 +359,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 _ref("SettleResponse"),
                 body=_ref("FacilitatorRequest"),
                 params=post_idem,
-                errors=("400", "401", "403", "404", "409", "429"),
+                errors=("400", "401", "403", "404", "409", "429", "503"),
             )
         },
         "/v1/payments/verify-tx": {
@@ -290,6 +369,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
                 "facilitator",
                 body=_ref("VerifyTxRequest"),
                 params=post_idem,
+                errors=("400", "401", "403", "404", "429", "503"),
             )
         },
         "/v1/payto-claims": {
@@ -419,6 +499,7 @@ def base_paths() -> dict[str, dict[str, Any]]:
             )
         },
         "/v1/payments/{id}": {"get": _op("One payment record", "payments", _ref("Payment"), params=_ID)},
+        **record_dead_letter_paths(),
         "/v1/usage": {
             "get": _op(
                 "Counts, volume by network and asset, unique payers, repeat rate, quota",

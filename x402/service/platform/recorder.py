@@ -1,4 +1,4 @@
-"""Turn facilitator outcomes (verify, settle, verify-tx) into payment records for the batched writer."""
+"""Turn facilitator outcomes (verify, settle, verify-tx) into payment records and their provider events."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 from aiohttp import web
 from msgspec import UnsetType
 
+from risk.model import RISK_BLOCKED
 from x402.errors import BadRequest
+from x402.service.events.outbox import Event
 from x402.service.platform.auth import principal_of
 from x402.service.platform.writer import PaymentRecord
 from x402.wire import jsonlimits, reasons
-from x402.wire.models import PaymentRequirementsV1, SettleResponse, VerifyResponse
+from x402.wire.models import PaymentRequirementsV1, SettleResponse, VerifyResponse, resource_url
 
 
 def _s(value: object) -> str | None:
@@ -26,9 +28,9 @@ def _amount(raw: object) -> int:
     return value if value >= 0 else 0
 
 
-def record_for(request: web.Request, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
-    """The record of one outcome, or None when there is nothing to record."""
-    principal = principal_of(request)
+def record_for(request: web.Request | None, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
+    """The record of one outcome, or None when there is nothing to record (``request``: None in process)."""
+    principal = principal_of(request) if request is not None else None
     tenant = principal.tenant_id if principal is not None else None
     if kind == "verify_tx":
         return _verify_tx(tenant, requirements, result)
@@ -86,3 +88,55 @@ def _verify_tx(tenant: Any, raw: object, result: Any) -> PaymentRecord | None:
         tx=_s(result.get("transaction")),
         reason=_s(result.get("reason")),
     )
+
+
+#: Statuses of a record that answer "paid" / "not settled yet".
+_OK = frozenset({"valid", "success", "verified"})
+_DUPLICATES = frozenset({reasons.DUPLICATE_SETTLEMENT, "transaction_already_used"})
+
+
+def event_type(record: PaymentRecord) -> str:
+    """The ``payment.*`` event an outcome is: verified, settled, pending, duplicate or failed."""
+    if record.status in _OK:
+        return "payment.settled" if record.kind == "settle" else "payment.verified"
+    if record.status == "pending" or record.reason == reasons.SETTLEMENT_PENDING:
+        return "payment.pending"
+    if record.reason in _DUPLICATES:
+        return "payment.duplicate"
+    return "payment.failed"
+
+
+def payment_data(record: PaymentRecord, resource: str | None = None) -> dict[str, Any]:
+    """An event's ``data`` for a payment outcome (amount: atomic units as a string)."""
+    return {
+        "paymentId": str(record.id),
+        "kind": record.kind,
+        "status": record.status,
+        "network": record.network,
+        "asset": record.asset,
+        "amount": str(record.amount),
+        "payer": record.payer,
+        "payTo": record.pay_to,
+        "transaction": record.tx,
+        "reason": record.reason,
+        "resource": resource or None,
+    }
+
+
+def events_for(record: PaymentRecord, resource: str | None = None) -> list[Event]:
+    """The provider events one outcome causes: its ``payment.*`` event, and ``risk.blocked`` when refused so."""
+    data = payment_data(record, resource)
+    events = [Event(event_type(record), data, record.tenant_id, created_at=record.created_at)]
+    if record.reason == RISK_BLOCKED:
+        events.append(Event("risk.blocked", data, record.tenant_id, created_at=record.created_at))
+    return events
+
+
+def resource_of(payload: Any, requirements: Any) -> str | None:
+    """The paid resource's URL when the payment names one."""
+    if payload is None or requirements is None:
+        return None
+    try:
+        return resource_url(payload, requirements) or None
+    except Exception:  # a payload too odd to read a URL from still gets its record
+        return None

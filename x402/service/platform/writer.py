@@ -1,18 +1,31 @@
-"""Batched payment-record writer: an asyncio queue flushed with one INSERT every ~50 ms or 500 rows."""
+"""Group-commit writer of payment records and their provider events (the transactional outbox).
+
+A request hands its record (and the events it causes) to ``write`` and waits: records queued meanwhile are
+committed together (one statement: the records and their events, as ``insert_events`` writes them), so the answer
+goes out only once what it reports is durable. A batch that cannot be written after bounded retries goes to the
+``record_dead_letters`` table (rows as JSON + the error; retried by ``deadletters.retry_loop``, replayable by the
+operator); only when even that write fails does ``write`` raise ``DatabaseUnavailable`` (a 503 naming Postgres).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
+from x402.errors import DatabaseUnavailable
 from x402.ids import fast_uuid
 from x402.logs import get_logger
+from x402.service.events.outbox import API_VERSION, EVENT_TYPES, Conn, Event, insert_events
+from x402.service.metrics import Metrics
 from x402.service.storage.scope import system_scope
 
 log = get_logger("x402.service.platform.writer")
@@ -33,12 +46,31 @@ COLUMNS = (
 )
 
 _TYPES = ("uuid", "uuid", "text", "text", "text", "text", "text", "text", "numeric", "text", "text", "timestamptz")
-# one statement per batch, column-wise arrays; not COPY, which Postgres refuses on tables under row-level security
+# column-wise arrays; not COPY, which Postgres refuses on tables under row-level security.
+# ON CONFLICT: a batch retried after a commit whose acknowledgement was lost (or replayed) writes nothing twice
 _INSERT = (
     f"INSERT INTO payments ({', '.join(COLUMNS)}) SELECT * FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES, 1))
-    + ")"
+    + ") ON CONFLICT (id) DO NOTHING"
 )
+_N = len(COLUMNS)
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+# A whole batch in ONE statement (atomic by itself, one round trip instead of BEGIN, two INSERTs and COMMIT): the
+# records, and the events exactly as ``insert_events`` writes them (same columns, same ON CONFLICT). Batches are
+# small (a few ms of answers), so the round trips, not the rows, are what a verify would pay for.
+_BATCH = (
+    f"WITH p AS ({_INSERT}), e AS (INSERT INTO provider_events (id, tenant_id, type, api_version, data, created_at)"
+    f" SELECT i, t, ty, ${_N + 1}, d::jsonb, c FROM unnest(${_N + 2}::uuid[], ${_N + 3}::uuid[], ${_N + 4}::text[],"
+    f" ${_N + 5}::text[], ${_N + 6}::timestamptz[]) AS u(i, t, ty, d, c) ON CONFLICT (id) DO NOTHING) SELECT 1"
+)
+_DEAD_LETTER = "INSERT INTO record_dead_letters (records, events, count, error) VALUES ($1::jsonb, $2::jsonb, $3, $4)"
+#: Errors of the database or the way to it (InternalClientError: a connection left busy by a cancelled task,
+#: terminated on release, so a retry gets a fresh one).
+DB_ERRORS = (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+#: SQLSTATE classes no retry can fix: data exceptions, integrity violations, privileges / undefined objects.
+_PERMANENT = ("22", "23", "42", "44")
+#: Of those, the ones a single row causes: a batch holding such a row is split to find it.
+_ROW_CAUSED = ("22", "23")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,22 +107,84 @@ class PaymentRecord:
             self.created_at,
         )
 
+    def json(self) -> dict[str, Any]:
+        """The row as JSON, keyed by column (what a dead letter keeps; ``jsonb_populate_recordset`` reads it)."""
+        return {
+            c: (v.isoformat() if isinstance(v, datetime) else str(v) if isinstance(v, uuid.UUID | int) else v)
+            for c, v in zip(COLUMNS, self.row(), strict=True)
+        }
 
-_Item = tuple[PaymentRecord, "asyncio.Future[None] | None"]
+
+async def write_batch(conn: Conn, records: Sequence[PaymentRecord], events: Sequence[Event]) -> None:
+    """Insert ``records`` and ``events`` atomically in one statement (an id already written is skipped)."""
+    if not records:
+        await insert_events(conn, events)
+        return
+    unknown = {e.type for e in events} - _EVENT_TYPES
+    if unknown:
+        raise ValueError(f"unknown event types: {sorted(unknown)}")
+    columns = [list(col) for col in zip(*(r.row() for r in records), strict=True)]
+    await conn.execute(
+        _BATCH,
+        *columns,
+        API_VERSION,
+        [e.id for e in events],
+        [e.tenant_id for e in events],
+        [e.type for e in events],
+        [json.dumps(dict(e.data), separators=(",", ":")) for e in events],
+        [e.created_at for e in events],
+    )
+
+
+def _sqlstate(exc: BaseException) -> str:
+    return str(getattr(exc, "sqlstate", "") or "")
+
+
+def permanent(exc: BaseException) -> bool:
+    """True when retrying the same statement cannot succeed."""
+    return _sqlstate(exc)[:2] in _PERMANENT
+
+
+def describe(exc: BaseException) -> str:
+    """The error as a dead letter keeps it: class, SQLSTATE and message (never row values beyond Postgres' own)."""
+    state = _sqlstate(exc)
+    return f"{type(exc).__name__}{f' [{state}]' if state else ''}: {exc}"[:2000]
+
+
+_Item = tuple[PaymentRecord | None, tuple[Event, ...], "asyncio.Future[None] | None"]
 _STOP = None
 
 
 class PaymentWriter:
-    """``write`` resolves after the record's batch committed; ``submit`` queues it (flushed at ``close``)."""
+    """``write`` resolves once the record and its events are durable (committed, or dead-lettered).
 
-    def __init__(self, pool: asyncpg.Pool, *, interval: float = 0.05, batch: int = 500, retries: int = 5) -> None:
+    ``interval``: how long a batch waits for company after its first item; ``flushers`` batches commit at once
+    (while one commits, the next gathers). ``submit`` queues without waiting (kept for bulk loads; flushed at
+    ``close``).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        interval: float = 0.002,
+        batch: int = 500,
+        retries: int = 3,
+        flushers: int = 2,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.pool = pool
         self.interval = interval
         self.batch = batch
         self.retries = retries
+        self.metrics = metrics
         self.written = 0
+        self.dead_lettered = 0
         self.dropped = 0
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(max(1, flushers))
+        self._flushing: set[asyncio.Task[None]] = set()
+        self._held: list[Any] = []  # connections kept by the flushers (at most ``flushers``)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._stamps: deque[float] = deque()  # monotonic enqueue times of records not yet committed
@@ -103,44 +197,43 @@ class PaymentWriter:
     def start(self) -> None:
         """Start the flusher task (on the running loop)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="payment-writer")
+            with system_scope("payment writer: one batch carries the records of many tenants"):
+                self._task = asyncio.create_task(self._run(), name="payment-writer")
 
     def _put(self, item: _Item) -> None:
         if self._closing:
-            raise RuntimeError("the payment writer is closed")
+            raise DatabaseUnavailable("the payment record writer is shutting down")
         self.start()
         self._stamps.append(time.monotonic())
         self._queue.put_nowait(item)
 
-    def submit(self, record: PaymentRecord) -> None:
-        """Queue a record without waiting (hot path); it is durable once its batch commits."""
-        self._put((record, None))
+    def submit(self, record: PaymentRecord, events: Sequence[Event] = ()) -> None:
+        """Queue a record without waiting; it is durable once its batch commits (or is dead-lettered)."""
+        self._put((record, tuple(events), None))
 
-    async def write(self, record: PaymentRecord) -> None:
-        """Queue a record and wait until it is committed (this is the acknowledgement)."""
+    async def write(self, record: PaymentRecord | None, events: Sequence[Event] = ()) -> None:
+        """Queue a record (or events alone) and wait until durable: this is the acknowledgement."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._put((record, fut))
+        self._put((record, tuple(events), fut))
         await fut
 
     async def _take(self) -> tuple[list[_Item], bool]:
-        """The next batch, and whether the stop marker was reached."""
-        loop = asyncio.get_running_loop()
+        """The next batch, and whether the stop marker was reached.
+
+        After the first item, one sleep of ``interval`` lets the batch gather (one timer per batch, not a wait per
+        item: the hot path of every answered request), then whatever is queued is taken, up to ``batch``.
+        """
         first = await self._queue.get()
         if first is _STOP:
             return [], True
         items = [first]
-        deadline = loop.time() + self.interval
+        if self.interval > 0 and self._queue.qsize() < self.batch - 1:
+            await asyncio.sleep(self.interval)
         while len(items) < self.batch:
             try:
                 nxt = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    nxt = await asyncio.wait_for(self._queue.get(), timeout)
-                except TimeoutError:
-                    break
+                break
             if nxt is _STOP:
                 return items, True
             items.append(nxt)
@@ -148,43 +241,93 @@ class PaymentWriter:
 
     async def _run(self) -> None:
         while True:
+            await self._slots.acquire()
             items, stop = await self._take()
             if items:
-                try:
-                    await self._flush(items)
-                finally:
-                    for _ in range(min(len(items), len(self._stamps))):
-                        self._stamps.popleft()
+                task = asyncio.create_task(self._flush_slot(items))
+                self._flushing.add(task)
+                task.add_done_callback(self._flushing.discard)
+            else:
+                self._slots.release()
             if stop:
+                if self._flushing:
+                    await asyncio.gather(*self._flushing)
                 return
 
-    async def _flush(self, items: list[_Item]) -> None:
+    async def _flush_slot(self, items: list[_Item]) -> None:
+        try:
+            await self._flush(items)
+        except BaseException as exc:  # a bug, not the database: no waiter may hang on it
+            log.exception("payment_writer_error", count=len(items))
+            _settle(items, exc)
+            raise
+        finally:
+            self._slots.release()
+            # batches may finish out of order: the oldest stamps go first, so the age is an upper bound
+            for _ in range(min(len(items), len(self._stamps))):
+                self._stamps.popleft()
+
+    async def _insert(self, items: list[_Item]) -> BaseException | None:
+        """Commit the batch (bounded retries); the last error when it could not be written."""
+        records = [r for r, _, _ in items if r is not None]
+        events = [e for _, evs, _ in items for e in evs]
         delay = 0.05
         for attempt in range(self.retries + 1):
             try:
-                with system_scope("payment writer: one batch carries the records of many tenants"):
-                    await self.pool.execute(
-                        _INSERT, *(list(col) for col in zip(*(r.row() for r, _ in items), strict=True))
-                    )
-                break
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError, asyncpg.InternalClientError) as exc:
-                # InternalClientError: the pool handed out a connection left busy by a cancelled task elsewhere;
-                # asyncpg terminates it on release, so the retry gets a fresh one and no record is lost
-                if isinstance(exc, asyncpg.UniqueViolationError) or attempt == self.retries:
-                    # a batch that can never be written: fail the waiters, log the loss of queued ones
-                    self.dropped += sum(1 for _, f in items if f is None)
-                    log.error("payment_records_lost", count=len(items), error=type(exc).__name__)
-                    for _, fut in items:
-                        if fut is not None and not fut.done():
-                            fut.set_exception(exc)
-                    return
-                log.warning("payment_records_retry", count=len(items), error=type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        self.written += len(items)
-        for _, fut in items:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
+                conn = self._held.pop() if self._held else await self.pool.acquire()
+            except DB_ERRORS as exc:
+                error: BaseException = exc
+            else:
+                try:
+                    await write_batch(conn, records, events)
+                except BaseException as exc:
+                    await self.pool.release(conn)  # the pool resets it, or drops a broken one
+                    if not isinstance(exc, DB_ERRORS):
+                        raise
+                    error = exc
+                else:
+                    # kept checked out between batches: no acquire and no release reset (a round trip) per batch
+                    self._held.append(conn)
+                    return None
+            if permanent(error) or attempt == self.retries:
+                return error
+            log.warning("payment_records_retry", count=len(items), error=type(error).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    async def _flush(self, items: list[_Item]) -> None:
+        error = await self._insert(items)
+        if error is not None and _sqlstate(error)[:2] in _ROW_CAUSED and len(items) > 1:
+            # one bad row must not take the others with it: halve until it is alone
+            mid = len(items) // 2
+            await self._flush(items[:mid])
+            await self._flush(items[mid:])
+            return
+        if error is None:
+            self.written += len(items)
+            _settle(items, None)
+            return
+        await self._dead_letter(items, error)
+
+    async def _dead_letter(self, items: list[_Item], error: BaseException) -> None:
+        """Keep a batch that cannot be written; its waiters are acknowledged only once it is kept."""
+        records = [r.json() for r, _, _ in items if r is not None]
+        events = [e.envelope() for _, evs, _ in items for e in evs]
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(_DEAD_LETTER, json.dumps(records), json.dumps(events), len(items), describe(error))
+        except DB_ERRORS as exc:
+            self.dropped += sum(1 for _, _, f in items if f is None)
+            log.error("payment_records_lost", count=len(items), error=describe(error), dead_letter_error=describe(exc))
+            _settle(items, DatabaseUnavailable("payment records could not be written to Postgres"))
+            return
+        self.dead_lettered += len(items)
+        if self.metrics is not None:
+            self.metrics.records_dead_lettered.inc(len(records))
+            self.metrics.events_dead_lettered.inc(len(events))
+        log.error("payment_records_dead_lettered", count=len(items), error=describe(error))
+        _settle(items, None)
 
     async def close(self) -> None:
         """Flush everything queued, then stop (nothing submitted before this call is left behind)."""
@@ -195,3 +338,14 @@ class PaymentWriter:
             return
         self._queue.put_nowait(_STOP)
         await self._task
+        while self._held:
+            await self.pool.release(self._held.pop())
+
+
+def _settle(items: list[_Item], error: BaseException | None) -> None:
+    for _, _, fut in items:
+        if fut is not None and not fut.done():
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
