@@ -92,7 +92,13 @@ def _compose() -> dict[str, Any]:
 
 def test_compose_service_has_a_master_key_and_only_files_it_mounts() -> None:
     compose = _compose()
-    service = compose["services"]["x402"]
+    replicas = [s for s in compose["services"].values() if s.get("command") == ["serve"]]
+    assert len(replicas) == 2  # two replicas behind the compose network
+    for service in replicas:
+        _check_replica(compose, service)
+
+
+def _check_replica(compose: dict[str, Any], service: dict[str, Any]) -> None:
     env = service["environment"]
     assert env.get("X402_MASTER_KEY") or env.get("X402_MASTER_KEY_FILE")
     mounts = [v.split(":")[1] for v in service.get("volumes", [])]
