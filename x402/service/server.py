@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from chains.registry import load_factories
+from x402 import tracing
 from x402.logs import configure_logging, get_logger, say
 from x402.service.app import create_app
 from x402.service.devmode import apply_dev_state, forget_previous_dev_chain, start_dev_chain
@@ -74,6 +75,7 @@ def tune_gc() -> None:
 
 async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = True) -> None:
     """Serve the app on host:port (SO_REUSEPORT) until ``stop`` is set."""
+    traced = settings.otel_traces and tracing.setup(settings.service_name)
     app = create_app(settings)
     runner = ServiceRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
@@ -91,6 +93,8 @@ async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = T
         log.info("shutdown_draining", pid=os.getpid(), bound_s=settings.shutdown_timeout)
         await runner.cleanup()
         log.info("shutdown_drained", pid=os.getpid(), took_s=round(time.monotonic() - started, 3))
+        if traced:
+            await asyncio.to_thread(tracing.shutdown)  # flush the last spans
 
 
 async def _run_workers(settings: Settings, stop: asyncio.Event) -> int:
