@@ -68,20 +68,27 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    with tracing.span(
-        f"{request.method} {route}", **{"http.request.method": request.method, "http.route": route}
-    ) as sp:
-        tid = tracing.trace_id()
-        if tid:
-            structlog.contextvars.bind_contextvars(trace_id=tid)
+    if tracing.enabled():
+        resp = await _traced(request, handler, rid, route)
+    else:  # the hot path pays one check when tracing is off
         resp = await _answer(request, handler, rid)
-        tracing.annotate(sp, **{"http.response.status_code": resp.status})
     resp.headers["X-Request-Id"] = rid
     metrics = request.app.get(METRICS)
     if metrics is not None:
         elapsed = time.perf_counter() - started
         metrics.requests.labels(request.method, route, str(resp.status)).inc()
         metrics.latency.labels(request.method, route).observe(elapsed)
+    return resp
+
+
+async def _traced(request: web.Request, handler: Handler, rid: str, route: str) -> web.StreamResponse:
+    attrs = {"http.request.method": request.method, "http.route": route}
+    with tracing.span(f"{request.method} {route}", **attrs) as sp:
+        tid = tracing.trace_id()
+        if tid:
+            structlog.contextvars.bind_contextvars(trace_id=tid)
+        resp = await _answer(request, handler, rid)
+        tracing.annotate(sp, **{"http.response.status_code": resp.status})
     return resp
 
 
