@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -104,3 +107,23 @@ async def x402_serve(
                 await svc.stop(signal.SIGINT, 30)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(pump, 5)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def run_agent_example(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """Run ``examples/agent_pay.py`` (``env`` on top of ours); its JSON result line."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "examples/agent_pay.py",
+        *args,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert out.strip(), err.decode()
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 
 from chains.evm.devchain import DevChain
 from tests.harness.evm import address_of, new_key, token_balance
+from tests.harness.procs import run_agent_example
 from tests.harness.services import free_port
 from x402.service.demo import DEMO_AMOUNT, DEMO_PAY_TO
 
@@ -55,20 +57,22 @@ async def _process(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.sub
                 await proc.wait()
 
 
-async def _agent(env: dict[str, str], *args: str) -> dict[str, Any]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "examples/agent_pay.py",
-        *args,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert out.strip(), err.decode()
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
+async def _records_of(database_url: str, resource: str, want: int) -> list[Any]:
+    """The payment records naming ``resource`` once ``want`` of them are committed (the writer batches)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(200):
+            rows = await conn.fetch(
+                """SELECT p.kind, p.status, p.method, p.latency_ms, t.name AS tenant FROM payments p
+                   LEFT JOIN tenants t ON t.id = p.tenant_id WHERE p.resource = $1 ORDER BY p.created_at""",
+                resource,
+            )
+            if len(rows) >= want:
+                return list(rows)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{resource}: {len(rows)} payment records, expected {want}")
+    finally:
+        await conn.close()
 
 
 @pytest.mark.slow
@@ -89,11 +93,18 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
         chain = DevChain(rpc_url=dev["rpcUrl"])
         before = await token_balance(chain, DEMO_PAY_TO)
 
-        result = await _agent({"X402_URL": base})
+        result = await run_agent_example({"X402_URL": base})
         assert result["status"] == 200, result
         assert json.loads(result["body"])["demo"] == "paid"
         assert result["settlement"]["success"] is True
         assert await token_balance(chain, DEMO_PAY_TO) == before + DEMO_AMOUNT
+        # the paywall's payment is recorded for the dev tenant with its resource, method and latencies
+        demo = await _records_of(database_url, base + "/demo/paid", 2)
+        assert [(r["kind"], r["status"], r["method"], r["tenant"]) for r in demo] == [
+            ("verify", "valid", "GET", "dev"),
+            ("settle", "success", "GET", "dev"),
+        ]
+        assert all(r["latency_ms"] > 0 for r in demo)
 
         pay_to = address_of(new_key())
         provider_port = free_port()
@@ -108,10 +119,16 @@ async def test_serve_dev_demo_agent_and_provider_examples(database_url: str, tmp
         async with _process(sys.executable, "examples/provider_app.py", env=provider_env) as provider:
             provider_url = f"http://127.0.0.1:{provider_port}/weather"
             await _wait_http(provider_url, provider)
-            result = await _agent({"X402_URL": base, "PAYER_KEY": dev["payers"][1]["privateKey"]}, provider_url)
+            result = await run_agent_example(
+                {"X402_URL": base, "PAYER_KEY": dev["payers"][1]["privateKey"]}, provider_url
+            )
             assert result["status"] == 200, result
             assert json.loads(result["body"]) == {"city": "Lisbon", "sky": "sunny"}
         assert await token_balance(chain, pay_to) == 10_000
+        # over /verify and /settle: the resource comes from the payment itself
+        remote = await _records_of(database_url, provider_url, 2)
+        assert [(r["kind"], r["status"]) for r in remote] == [("verify", "valid"), ("settle", "success")]
+        assert all(r["latency_ms"] > 0 for r in remote)
 
         # the same example offering a network the facilitator does not settle refuses to start (its @paid route
         # is checked against /supported even though the paywall wraps the handler first)

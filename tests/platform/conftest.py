@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from tests.harness.wire import UNCONFIGURED_REQUIREMENTS
 from x402.service.app import create_app
+from x402.service.platform.sessions import COOKIE
 from x402.service.settings import Settings
 
 ADMIN = "operator-token-for-tests-0123456789"
@@ -56,3 +58,32 @@ async def new_key(client: Any, tenant: str, scopes: list[str] | None = None, hea
     assert r.status == 201, await r.text()
     out: dict[str, Any] = await r.json()
     return out
+
+
+#: The CSRF field of a dashboard form, and the session's token in a page.
+CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+async def sign_in(client: Any, key: str) -> str:
+    """Sign in through the form (as a browser does); the session's CSRF token from the overview page."""
+    page = await (await client.get("/dashboard/login")).text()
+    login_csrf = CSRF_FIELD.search(page)
+    assert login_csrf is not None
+    r = await client.post(
+        "/dashboard/login",
+        data={"key": key, "csrf": login_csrf.group(1), "next": "/dashboard/overview"},
+        allow_redirects=False,
+    )
+    assert r.status == 303, await r.text()
+    assert r.headers["Location"] == "/dashboard/overview"
+    cookie = r.cookies[COOKIE]
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Strict"
+    assert cookie["path"] == "/"
+    assert key not in cookie.value
+    overview = await client.get("/dashboard/overview")
+    assert overview.status == 200
+    token = CSRF_META.search(await overview.text())
+    assert token is not None
+    return token.group(1)

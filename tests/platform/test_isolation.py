@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant, op
+from tests.platform.conftest import VERIFY_BODY, bearer, new_key, new_tenant, op, sign_in
 from tests.registry.conftest import resource
 from x402.service.app import create_app
 from x402.service.appkeys import PLATFORM
@@ -71,6 +71,14 @@ LIST_ROUTES = {
     "/v1/risk/lists",
     "/v1/risk/audit",
     "/v1/payto-claims",
+    "/v1/analytics/timeseries",
+    "/v1/analytics/resources",
+    "/v1/analytics/networks",
+    "/v1/analytics/payers",
+    "/v1/analytics/failures",
+    "/v1/analytics/risk",
+    "/v1/analytics/payouts",
+    "/v1/analytics/cohorts",
 }
 PUBLIC_LISTS = {"/discovery/resources", "/discovery/search"}
 #: Writes into the caller's own collection (a new object of the caller's tenant, or the caller's own lists).
@@ -101,6 +109,18 @@ OPERATOR_ONLY = {
     ("GET", "/v1/admin/record-dead-letters/{id}"),
     ("POST", "/v1/admin/record-dead-letters/{id}/replay"),
     ("POST", "/v1/admin/record-dead-letters:replay"),
+}
+#: The dashboard's HTML routes: sign-in/out and page shells holding no tenant data (the pages read and act through
+#: the JSON routes classified above, with the session as the credential); B's session is swept below.
+DASHBOARD = {
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/login"),
+    ("POST", "/dashboard/login"),
+    ("POST", "/dashboard/dev-login"),
+    ("POST", "/dashboard/logout"),
+    ("GET", "/dashboard/{page}"),
+    ("GET", "/dashboard/payments/{id}"),
+    ("GET", "/dashboard/static/{path}"),
 }
 #: Any tenant may act on another's object here (rating a listed resource); checked for leaks instead.
 CROSS_TENANT = {("POST", "/v1/resources/{id}/ratings")}
@@ -154,7 +174,7 @@ def _classified(method: str, path: str) -> bool:
     return (
         (path in OBJECT_ROUTES and (method, path) not in OPERATOR_ONLY)
         or (method == "GET" and path in LIST_ROUTES | PUBLIC_LISTS | PUBLIC)
-        or (method, path) in CALLER_SCOPED | OPERATOR_ONLY | CROSS_TENANT
+        or (method, path) in CALLER_SCOPED | OPERATOR_ONLY | CROSS_TENANT | DASHBOARD
     )
 
 
@@ -168,7 +188,9 @@ def test_every_route_is_classified() -> None:
     # and no stale entries: everything classified is still served
     served = {p for _, p in ROUTES}
     stale = sorted((set(OBJECT_ROUTES) | LIST_ROUTES | PUBLIC_LISTS | PUBLIC) - served)
-    stale += sorted(f"{m} {p}" for m, p in CALLER_SCOPED | OPERATOR_ONLY | CROSS_TENANT if (m, p) not in ROUTES)
+    stale += sorted(
+        f"{m} {p}" for m, p in CALLER_SCOPED | OPERATOR_ONLY | CROSS_TENANT | DASHBOARD if (m, p) not in ROUTES
+    )
     assert not stale, f"classified but no longer served: {stale}"
     assert len(OBJECT_CASES) >= 24
 
@@ -354,6 +376,30 @@ async def _a_is_untouched(w: World) -> None:
     assert res["description"] == "A paid resource"
     lists = await _ok(await w.client.get("/v1/risk/lists", headers=h))
     assert w.ids["denied"] in lists["deny"]
+
+
+async def test_tenant_b_dashboard_session_is_b_and_nothing_more(world: World) -> None:
+    """B signed in to the dashboard: 404 on every A object route, no A rows in lists or pages (session = key)."""
+    w = world
+    csrf = await sign_in(w.client, w.b_key)
+    wrong = []
+    for method, template in OBJECT_CASES:
+        if (method, template) in CROSS_TENANT:
+            continue
+        body = BODIES.get((method, template))
+        r = await w.client.request(method, w.path(template), json=body, headers={"X-CSRF-Token": csrf})
+        if r.status != 404:
+            wrong.append((method, template, r.status, await r.text()))
+    assert not wrong, wrong
+    pages = [p for m, p in sorted(DASHBOARD) if m == "GET" and "{" not in p and p != "/dashboard/login"]
+    pages += [f"/dashboard/{slug}" for slug in ("overview", "payments", "wallets", "keys", "webhooks", "risk", "usage")]
+    for path in sorted(LIST_ROUTES) + pages + [f"/dashboard/payments/{w.ids['payment']}"]:
+        r = await w.client.get(path)
+        text = await r.text()
+        assert r.status == 200, (path, text)
+        leaked = sorted(m for m in w.markers if m in text.lower() or m in text)
+        assert not leaked, (path, leaked)
+    await _a_is_untouched(w)
 
 
 async def test_lists_never_show_tenant_a_rows(world: World) -> None:

@@ -10,6 +10,7 @@ import pytest
 from chains.config import NetworkConfig
 from x402.errors import BadRequest
 from x402.service.app import create_app
+from x402.service.platform.openapi import is_api_route
 from x402.service.registry.hosts import URL_PATTERN
 from x402.service.registry.models import check_http_url
 from x402.service.settings import Settings
@@ -19,9 +20,12 @@ from x402.wire.networks import SOLANA_DEVNET
 async def test_every_route_is_documented_and_vice_versa(settings: Settings, aiohttp_client: Any) -> None:
     app = create_app(settings)
     client = await aiohttp_client(app)
-    served = set()
+    served, html = set(), set()
     for route in app.router.routes():
         if route.method in ("HEAD", "*") or route.resource is None:
+            continue
+        if not is_api_route(route.resource.canonical):
+            html.add(route.resource.canonical)
             continue
         served.add((route.method.lower(), route.resource.canonical))
     doc = await (await client.get("/openapi.json")).json()
@@ -29,6 +33,9 @@ async def test_every_route_is_documented_and_vice_versa(settings: Settings, aioh
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert served - documented == set(), "routes without documentation"
     assert documented - served == set(), "documented routes the app does not serve"
+    # the dashboard's HTML routes are served and deliberately not part of the JSON API's document
+    assert {"/dashboard", "/dashboard/login", "/dashboard/{page}", "/dashboard/static/{path}"} <= html
+    assert not any(p.startswith("/dashboard") for p in doc["paths"])
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert op["summary"], (method, path)

@@ -43,8 +43,9 @@ ALL_SCOPES = ["verify", "settle", "wallets", "registry", "admin"]
 
 
 async def _service(wallet_service: Any, redis_url: str) -> TestClient[Any, Any]:
+    # the analytics folder is off so a record written by the test stays pending (its table is exported too)
     client: TestClient[Any, Any] = await wallet_service(
-        require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, options=FAST
+        require_api_keys=True, admin_token=ADMIN, redis_url=redis_url, options=FAST, analytics_fold_interval=0
     )
     return client
 
@@ -230,6 +231,17 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         uuid.uuid4(),
         tid,
     )
+    # records that fill every analytics rollup once folded (the app's folder is off here; see _pending_record)
+    for status in ("success", "failed"):
+        await conn.execute(
+            """INSERT INTO payments (id, tenant_id, kind, status, network, payer, amount, latency_ms, risk, risk_level,
+                                     risk_flags, created_at)
+               VALUES ($1, $2, 'settle', $3, 'eip155:1', '0xpayer', 5, 12, 'accept', 'low', 'new_payer', now())""",
+            uuid.uuid4(),
+            tid,
+            status,
+        )
+
     await conn.execute(
         "INSERT INTO events (tenant_id, kind, period, data) VALUES ($1, 'quota.80', '2026-12', '{}')", tid
     )
@@ -283,6 +295,24 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         uuid.UUID(t["resource"]["id"]),
         tid,
     )
+    await conn.execute(
+        """INSERT INTO dashboard_sessions (id, tenant_id, key_id, hash, csrf_secret, expires_at)
+           SELECT $1, tenant_id, id, $2, $3, now() + interval '1 hour' FROM api_keys WHERE tenant_id = $4 LIMIT 1""",
+        uuid.uuid4(),
+        secrets.token_bytes(32),
+        "csrf-" + secrets.token_hex(8),
+        tid,
+    )
+
+
+async def _pending_record(conn: asyncpg.Connection, tenant: str) -> None:
+    """A payment record written after the last analytics fold: it stays in analytics_pending."""
+    await conn.execute(
+        "INSERT INTO payments (id, tenant_id, kind, status, network, created_at) VALUES ($1, $2, 'verify', 'invalid',"
+        " 'eip155:1', now())",
+        uuid.uuid4(),
+        uuid.UUID(tenant),
+    )
 
 
 async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
@@ -305,6 +335,9 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
     try:
         for t in (a, b):
             await _populate_leftovers(conn, t)
+        await conn.fetchval("SELECT x402_analytics_fold(1000)")
+        for t in (a, b):
+            await _pending_record(conn, t["id"])
         # a feature added later: its tables are exported without anyone listing them
         await conn.execute("CREATE TABLE later_things (id uuid PRIMARY KEY, tenant_id uuid, note text)")
         await conn.execute("CREATE TABLE later_parts (id uuid PRIMARY KEY, thing uuid REFERENCES later_things (id))")
@@ -358,6 +391,7 @@ async def test_export_holds_every_tenant_table_and_nothing_of_another_tenant(
         assert secret not in text
     assert all(row["hash"] == lifecycle.REDACTED for row in by_table["api_keys"])
     assert all(row["ciphertext"] == lifecycle.REDACTED for row in by_table["wallet_keys"])
+    assert all(row["hash"] == row["csrf_secret"] == lifecycle.REDACTED for row in by_table["dashboard_sessions"])
     assert by_table["tenants"][0]["id"] == a["id"]
     # a tenant's own admin key may export its own data, not another tenant's
     r = await client.get(f"/v1/tenants/{b['id']}/export", headers=bearer(a["key"]))

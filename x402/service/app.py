@@ -9,7 +9,10 @@ from aiohttp import web
 from chains.registry import AdapterFactory, build_registry, load_factories
 from x402.cache import create_cache
 from x402.logs import get_logger
-from x402.service import saturation
+from x402.service import (
+    dashboard,  # eager: it reads its templates and static files when first imported
+    saturation,
+)
 from x402.service.appkeys import (
     CACHE,
     CHAINS,
@@ -116,6 +119,7 @@ def create_app(
 def default_installers() -> list[Installer]:
     """Feature modules mounted on every service app."""
     from x402.service import registry, risk_api, wallets_api
+    from x402.service.analytics import routes as analytics
     from x402.service.events import service as events
     from x402.service.facilitator import routes as facilitator
 
@@ -127,4 +131,6 @@ def default_installers() -> list[Installer]:
         registry.install,
         wallets_api.install,
         events.install,
+        analytics.install,
+        dashboard.install,
     ]

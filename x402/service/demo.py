@@ -17,7 +17,9 @@ from x402.paywall.offers import Offer, PaidRoute
 from x402.paywall.siwx import SiwxConfig
 from x402.service.appkeys import CACHE, DB, DEMO_PAYWALL, DEV_INFO, SETTINGS
 from x402.service.facilitator.inprocess import AppFacilitator
+from x402.service.platform.devkey import DEV_TENANT
 from x402.service.siwx_store import PgSiwxStore
+from x402.service.storage.scope import system_scope
 
 DEMO_PATH: Final = "/demo/paid"
 DEMO_AMOUNT: Final = 10_000
@@ -61,8 +63,11 @@ def install(app: web.Application) -> None:
         contracts = RpcContractSignatures.from_urls(
             {n.network: n.rpc_urls for n in settings.networks if n.network.startswith("eip155:")}
         )
+        # the demo's payments are the dev tenant's records (its dashboard and analytics show them)
+        with system_scope("demo paywall: find the dev tenant that owns its payment records"):
+            owner = await app[DB].fetchval("SELECT id FROM tenants WHERE name = $1 ORDER BY created_at", DEV_TENANT)
         paywall = Paywall(
-            AppFacilitator(app),
+            AppFacilitator(app, tenant_id=owner, method="GET"),
             routes={("GET", DEMO_PATH): route},
             cache=app[CACHE],
             max_header_bytes=settings.max_header_bytes,

@@ -50,6 +50,7 @@ class Settings:
     rpc_timeout: float = 5.0
     settle_timeout: float = 30.0
     reconcile_interval: float = 15.0
+    analytics_fold_interval: float = 1.0
     settle_stuck_after: float = 120.0
     dead_letter_retry_interval: float = 30.0
     max_header_bytes: int = 16 * 1024
@@ -69,6 +70,8 @@ class Settings:
     dev_anvil_port: int = 8545
     anvil_bin: str | None = None
     db_pool_size: int = 10
+    #: The dashboard signs a session out after this many seconds without a request.
+    dashboard_idle_seconds: float = 1800.0
     #: Row-level security between tenants (migration 0013); off only in code, for the RLS cost benchmark.
     row_security: bool = True
     admin_token: str | None = field(default=None, repr=False)
@@ -277,6 +280,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),
         settle_timeout=_float(env, "X402_SETTLE_TIMEOUT", 30.0),
         reconcile_interval=_float(env, "X402_RECONCILE_INTERVAL", 15.0),
+        analytics_fold_interval=_float(env, "X402_ANALYTICS_FOLD_INTERVAL", 1.0),
         settle_stuck_after=_float(env, "X402_SETTLE_STUCK_AFTER", 120.0),
         dead_letter_retry_interval=_float(env, "X402_DEAD_LETTER_RETRY_INTERVAL", 30.0),
         max_header_bytes=_int(env, "X402_MAX_HEADER_BYTES", 16 * 1024),
@@ -291,6 +295,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dev_anvil_port=_int(env, "X402_DEV_ANVIL_PORT", 8545),
         anvil_bin=env.get("X402_ANVIL_BIN") or None,
         db_pool_size=_int(env, "X402_DB_POOL_SIZE", 10),
+        dashboard_idle_seconds=_float(env, "X402_DASHBOARD_IDLE_SECONDS", 1800.0),
         allow_private_outbound=_bool(env, "X402_ALLOW_PRIVATE_OUTBOUND", False),
         registry_probe_interval=_float(env, "X402_REGISTRY_PROBE_INTERVAL", 300.0),
         require_api_keys=_bool(env, "X402_REQUIRE_API_KEYS", True),

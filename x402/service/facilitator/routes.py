@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -31,6 +33,7 @@ from x402.service.facilitator.service import FacilitatorService
 from x402.service.facilitator.verify_tx import verify_transaction
 from x402.service.http import ANSWER_NOT_FINAL
 from x402.service.http import json_response as _json
+from x402.service.outcome import OUTCOME_DETAIL, OutcomeDetail, detail_of
 from x402.service.risk_gate import RiskGate
 from x402.service.storage.scope import system_scope
 from x402.wire import reasons
@@ -49,10 +52,19 @@ class OutcomeHook(Protocol):
     """Told every outcome before it is answered: records it (and its events) durably, or raises to refuse."""
 
     async def __call__(
-        self, request: web.Request | None, kind: str, requirements: Any, result: Any, *, payload: Any = None
+        self,
+        request: web.Request | None,
+        kind: str,
+        requirements: Any,
+        result: Any,
+        *,
+        payload: Any = None,
+        tenant_id: uuid.UUID | None = None,
+        detail: OutcomeDetail | None = None,
     ) -> None:
-        """``request``: None for the in-process facilitator; kind verify|settle|verify_tx; requirements, or the
-        verify-tx body; ``payload``: the payment (its resource URL goes into the events)."""
+        """``request``: None for the in-process facilitator, which names the record's ``tenant_id`` and ``detail``
+        (resource, method, latency) itself; kind verify|settle|verify_tx; requirements, or the verify-tx body;
+        ``payload``: the payment (its resource URL goes into the events)."""
 
 
 routes = web.RouteTableDef()
@@ -64,7 +76,14 @@ async def allow_all(request: web.Request, scope: str) -> str | None:
 
 
 async def ignore_outcome(
-    request: web.Request | None, kind: str, requirements: Any, result: Any, *, payload: Any = None
+    request: web.Request | None,
+    kind: str,
+    requirements: Any,
+    result: Any,
+    *,
+    payload: Any = None,
+    tenant_id: uuid.UUID | None = None,
+    detail: OutcomeDetail | None = None,
 ) -> None:
     """The default outcome hook: nothing is recorded (the platform layer records payments)."""
 
@@ -99,7 +118,9 @@ async def post_verify(request: web.Request) -> web.Response:
     """Verify a payment; negative results are HTTP 200 with ``isValid: false``."""
     tenant = await request.app[AUTHORIZER](request, "verify")
     req = decode_facilitator_request(await _read_body(request))
+    started = time.perf_counter()
     result = await request.app[FACILITATOR].verify(req.payload, req.requirements, tenant_id=tenant)
+    request[OUTCOME_DETAIL] = detail_of(req.payload, req.requirements, (time.perf_counter() - started) * 1000)
     await request.app[OUTCOME](request, "verify", req.requirements, result, payload=req.payload)
     return _with_extension_responses(result)
 
@@ -109,7 +130,9 @@ async def post_settle(request: web.Request) -> web.Response:
     """Settle a payment; negative results are HTTP 200 with ``success: false``."""
     tenant = await request.app[AUTHORIZER](request, "settle")
     req = decode_facilitator_request(await _read_body(request))
+    started = time.perf_counter()
     result = await request.app[FACILITATOR].settle(req.payload, req.requirements, tenant_id=tenant)
+    request[OUTCOME_DETAIL] = detail_of(req.payload, req.requirements, (time.perf_counter() - started) * 1000)
     if not result.success and result.error_reason == reasons.SETTLEMENT_PENDING:
         request[ANSWER_NOT_FINAL] = True  # a retry with the same Idempotency-Key must see the outcome
     await request.app[OUTCOME](request, "settle", req.requirements, result, payload=req.payload)
@@ -123,7 +146,9 @@ async def post_verify_tx(request: web.Request) -> web.Response:
     body = await _read_body(request)
     gate = request.app[FACILITATOR].risk
     engine = gate.engine if gate is not None else None
+    started = time.perf_counter()
     result = await verify_transaction(request.app[CHAINS], request.app[DB], body, tenant_id=tenant, risk=engine)
+    request[OUTCOME_DETAIL] = OutcomeDetail(latency_ms=round((time.perf_counter() - started) * 1000, 3))
     await request.app[OUTCOME](request, "verify_tx", body, result)
     return _json(result)
 

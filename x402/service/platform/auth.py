@@ -104,7 +104,24 @@ class Authenticator:
             self._cache[parsed.prefix] = entry
         if not keys.matches(parsed, entry.hash) or entry.principal.mode != parsed.mode:
             raise Unauthorized("invalid API key", code="invalid_api_key")
-        if parsed.mode == "test" and not self.allow_test_keys:
+        return await self._admit(entry, now)
+
+    async def for_session(self, prefix: str) -> Principal:
+        """The principal of the key a dashboard session was opened with, under the same checks as the key itself.
+
+        The session stores which key it came from, never the key; revoking the key or suspending the tenant ends
+        the session at once (within ``KEY_CACHE_TTL`` on other processes), exactly as it stops the key.
+        """
+        entry = self._cache.get(prefix)
+        if entry is None or entry.until <= time.monotonic():
+            entry = await self._load(prefix)
+            if entry is None:
+                raise Unauthorized("the session's API key no longer exists", code="session_invalid")
+            self._cache[prefix] = entry
+        return await self._admit(entry, time.time())
+
+    async def _admit(self, entry: _Cached, now: float) -> Principal:
+        if entry.principal.mode == "test" and not self.allow_test_keys:
             raise Unauthorized("test-mode keys work only on a server in dev mode", code="test_key_not_allowed")
         if entry.revoked_at is not None and entry.revoked_at <= now:
             raise Unauthorized("this API key was revoked", code="api_key_revoked")

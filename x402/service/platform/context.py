@@ -8,6 +8,7 @@ from aiohttp import web
 
 from x402.service.platform.auth import Authenticator
 from x402.service.platform.limiting import QuotaCounter, RateLimiter
+from x402.service.platform.sessions import SessionStore
 from x402.service.platform.tenants import TenantStore
 from x402.service.platform.tiers import Tier
 from x402.service.platform.writer import PaymentWriter
@@ -25,6 +26,7 @@ class Platform:
     limiter: RateLimiter
     quota: QuotaCounter
     writer: PaymentWriter
+    sessions: SessionStore
 
     def tier(self, name: str) -> Tier:
         """The named tier; an unknown name (removed from config) falls back to free."""

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
 
-from x402.errors import Unauthorized
+from x402.errors import Forbidden, Unauthorized
 from x402.service.appkeys import PLATFORM
+from x402.service.outcome import OutcomeDetail
 from x402.service.platform.auth import PRINCIPAL, Principal, presented_credential, principal_of
 from x402.service.platform.context import RESPONSE_HEADERS, response_headers
 from x402.service.platform.idempotency import Handler, idempotent
-from x402.service.platform.recorder import events_for, record_for, resource_of
+from x402.service.platform.recorder import build_record, events_for, record_for, resource_of
+from x402.service.platform.sessions import SESSION, check_csrf, session_cookie_token
 from x402.service.storage.scope import system_scope, tenant_scope
 
 #: Paths where a presented credential is checked; elsewhere (paywalled resources, public pages) it is not ours.
 PROTECTED_PREFIXES = ("/verify", "/settle", "/v1/")
+#: The dashboard's pages (HTML): a session cookie is resolved there, never an API key.
+DASHBOARD_PREFIX = "/dashboard"
 #: Never authenticated, whatever the prefix rules say.
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/.well-known/x402", "/supported", "/docs", "/openapi.json"}
@@ -37,6 +42,21 @@ async def platform_middleware(request: web.Request, handler: Handler) -> web.Str
         credential = presented_credential(request)
         if credential is not None:
             request[PRINCIPAL] = await platform.auth.authenticate(credential)
+        elif (token := session_cookie_token(request)) is not None:
+            # a dashboard session: exactly its key's principal, and its CSRF secret on unsafe methods
+            session = await platform.sessions.resolve(token)
+            check_csrf(request, session)
+            request[SESSION] = session
+            request[PRINCIPAL] = session.principal
+    elif request.path.startswith(DASHBOARD_PREFIX) and (token := session_cookie_token(request)) is not None:
+        # dashboard pages: no session (or a dead one) is the sign-in page, not an error; forms check CSRF themselves
+        try:
+            session = await platform.sessions.resolve(token)
+        except (Unauthorized, Forbidden):
+            pass
+        else:
+            request[SESSION] = session
+            request[PRINCIPAL] = session.principal
 
     async def run(req: web.Request) -> web.StreamResponse:
         resp = await handler(req)
@@ -82,11 +102,22 @@ def outcome_recorder(app: web.Application) -> Any:
     """The facilitator's outcome hook for ``app``: records each answer and its events before it goes out."""
 
     async def record_outcome(
-        request: web.Request | None, kind: str, requirements: Any, result: Any, *, payload: Any = None
+        request: web.Request | None,
+        kind: str,
+        requirements: Any,
+        result: Any,
+        *,
+        payload: Any = None,
+        tenant_id: uuid.UUID | None = None,
+        detail: OutcomeDetail | None = None,
     ) -> None:
         """Write the record and its events (group commit); raises DatabaseUnavailable when it cannot be kept."""
-        record = record_for(request, kind, requirements, result)
+        if request is not None:
+            record = record_for(request, kind, requirements, result)
+        else:  # in process: the paywall's owner and the call's detail come with the outcome
+            record = build_record(tenant_id, kind, requirements, result, detail or OutcomeDetail())
         if record is not None:
-            await app[PLATFORM].writer.write(record, events_for(record, resource_of(payload, requirements)))
+            resource = record.resource or resource_of(payload, requirements)
+            await app[PLATFORM].writer.write(record, events_for(record, resource))
 
     return record_outcome

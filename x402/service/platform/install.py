@@ -18,6 +18,7 @@ from x402.service.platform.context import Platform
 from x402.service.platform.hooks import authorize, outcome_recorder, platform_middleware
 from x402.service.platform.idempotency import purge_expired
 from x402.service.platform.limiting import QuotaCounter, RateLimiter
+from x402.service.platform.sessions import SessionStore
 from x402.service.platform.tenants import TenantStore
 from x402.service.platform.tiers import load_tiers
 from x402.service.platform.writer import PaymentWriter
@@ -37,6 +38,13 @@ async def _purge_loop(platform: Platform) -> None:
             continue
         if n:
             log.info("idempotency_keys_purged", count=n)
+        try:
+            n = await platform.sessions.purge_expired()
+        except Exception as exc:  # retried next round, like the idempotency purge
+            log.warning("session_purge_failed", error=type(exc).__name__)
+            continue
+        if n:
+            log.info("dashboard_sessions_purged", count=n)
 
 
 async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -47,14 +55,16 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
     writer = PaymentWriter(pool, metrics=app[METRICS])
     smtp = SmtpConfig.from_settings(settings)
     mailer = QuotaMailer(smtp) if smtp is not None else None
+    auth = Authenticator(pool, settings.admin_token, allow_test_keys=settings.dev)
     platform = Platform(
         settings=settings,
         tiers=tiers,
         store=TenantStore(pool, frozenset(tiers)),
-        auth=Authenticator(pool, settings.admin_token, allow_test_keys=settings.dev),
+        auth=auth,
         limiter=RateLimiter(settings.redis_url, redis_pool),
         quota=QuotaCounter(cache, pool, mailer.notify if mailer is not None else None),
         writer=writer,
+        sessions=SessionStore(pool, auth, settings.dashboard_idle_seconds),
     )
     app[PLATFORM] = platform
     writer.start()

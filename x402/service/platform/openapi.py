@@ -14,11 +14,22 @@ from x402.service.events.openapi import paths as webhook_paths
 from x402.service.events.openapi import webhooks as webhook_events
 from x402.service.platform.docs_page import PAGE
 from x402.service.platform.keys import SCOPES
+from x402.service.platform.openapi_analytics import analytics_paths
 from x402.service.platform.openapi_features import feature_paths
 from x402.service.platform.payments_routes import CURSOR_PATTERN
 from x402.wire.models import encode_json
 
 routes = web.RouteTableDef()
+
+#: Routes outside the JSON API, so outside this document: the dashboard's HTML pages, its sign-in forms and static
+#: files (a browser's, not an API client's; the data they show comes from the documented routes).
+NOT_API_PREFIXES = ("/dashboard",)
+
+
+def is_api_route(path: str) -> bool:
+    """True when ``path`` (a route template) belongs to the JSON API and so to this document."""
+    return not any(path == p or path.startswith(p + "/") for p in NOT_API_PREFIXES)
+
 
 _PROBLEM = {"$ref": "#/components/responses/Problem"}
 _KEYED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
@@ -170,6 +181,18 @@ SCHEMAS: dict[str, Any] = {
             "transaction": {"type": "string"},
             "reason": {"type": "string"},
             "createdAt": {"type": "string", "format": "date-time"},
+            "resource": {"type": "string", "description": "the paid resource's URL as the payment named it"},
+            "method": {"type": "string"},
+            "risk": {
+                "type": "object",
+                "description": "the risk stage's assessment of this payment, when it ran",
+                "required": ["recommendation", "level", "flags"],
+                "properties": {
+                    "recommendation": {"type": "string"},
+                    "level": {"type": ["string", "null"]},
+                    "flags": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     },
     "RecordDeadLetter": {
@@ -520,7 +543,7 @@ def build_document(app: web.Application) -> dict[str, Any]:
     settings = app[SETTINGS]
     paths = base_paths()
     served = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    for path, ops in [*feature_paths().items(), *webhook_paths().items()]:
+    for path, ops in (feature_paths() | webhook_paths() | analytics_paths()).items():
         if path in served:
             paths[path] = ops
     for path, extra in app[OPTIONS].openapi_paths.items():

@@ -39,6 +39,18 @@ def payment_json(row: Any) -> dict[str, Any]:
     for col, key in (("payer", "payer"), ("tx", "transaction"), ("reason", "reason")):
         if row[col] is not None:
             out[key] = row[col]
+    if row["resource"]:
+        out["resource"] = row["resource"]
+        if row["method"]:
+            out["method"] = row["method"]
+    if row["risk"] is not None:
+        # the risk stage's assessment of this payment (migration 0020): recommendation, level, flag codes
+        flags = row["risk_flags"]
+        out["risk"] = {
+            "recommendation": row["risk"],
+            "level": row["risk_level"],
+            "flags": flags.split(",") if flags else [],
+        }
     return out
 
 

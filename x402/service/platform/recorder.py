@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace as dc_replace
 from typing import Any
 
 from aiohttp import web
@@ -10,6 +12,7 @@ from msgspec import UnsetType
 from risk.model import RISK_BLOCKED
 from x402.errors import BadRequest
 from x402.service.events.outbox import Event
+from x402.service.outcome import OUTCOME_DETAIL, OutcomeDetail
 from x402.service.platform.auth import principal_of
 from x402.service.platform.writer import PaymentRecord
 from x402.wire import jsonlimits, reasons
@@ -28,12 +31,40 @@ def _amount(raw: object) -> int:
     return value if value >= 0 else 0
 
 
-def record_for(request: web.Request | None, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
-    """The record of one outcome, or None when there is nothing to record (``request``: None in process)."""
-    principal = principal_of(request) if request is not None else None
+def _risk(extensions: object) -> dict[str, Any]:
+    """The risk columns of a record from the assessment the answer carries (``extensions.risk``), if any."""
+    risk = extensions.get("risk") if isinstance(extensions, dict) else None
+    if not isinstance(risk, dict) or not isinstance(risk.get("recommendation"), str):
+        return {}
+    codes = sorted({str(f["code"]) for f in risk.get("flags", ()) if isinstance(f, dict) and "code" in f})
+    level = risk.get("level")
+    return {
+        "risk": risk["recommendation"],
+        "risk_level": level if isinstance(level, str) else None,
+        "risk_flags": ",".join(codes) or None,
+    }
+
+
+def _detail(detail: OutcomeDetail) -> dict[str, Any]:
+    return {"resource": detail.resource, "method": detail.method, "latency_ms": detail.latency_ms}
+
+
+def record_for(request: web.Request, kind: str, requirements: Any, result: Any) -> PaymentRecord | None:
+    """The record of one outcome, or None when there is nothing to record."""
+    principal = principal_of(request)
     tenant = principal.tenant_id if principal is not None else None
+    return build_record(tenant, kind, requirements, result, request.get(OUTCOME_DETAIL) or OutcomeDetail())
+
+
+def build_record(
+    tenant: uuid.UUID | None, kind: str, requirements: Any, result: Any, detail: OutcomeDetail
+) -> PaymentRecord | None:
+    """The record of one outcome of ``tenant`` (None: no tenant), or None when there is nothing to record."""
     if kind == "verify_tx":
-        return _verify_tx(tenant, requirements, result)
+        record = _verify_tx(tenant, requirements, result)
+        if record is None:
+            return None
+        return dc_replace(record, **_detail(detail), **_risk(result))
     if requirements is None:
         return None
     amount = (
@@ -45,6 +76,8 @@ def record_for(request: web.Request | None, kind: str, requirements: Any, result
         "asset": str(requirements.asset),
         "pay_to": str(requirements.pay_to),
         "amount": _amount(amount),
+        **_detail(detail),
+        **_risk(getattr(result, "extensions", None)),
     }
     if isinstance(result, VerifyResponse):
         return PaymentRecord(

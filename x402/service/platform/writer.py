@@ -43,14 +43,22 @@ COLUMNS = (
     "tx",
     "reason",
     "created_at",
+    # analytics (migration 0020): what was paid for, how long the facilitator took, the risk outcome
+    "resource",
+    "method",
+    "latency_ms",
+    "risk",
+    "risk_level",
+    "risk_flags",
 )
 
 _TYPES = ("uuid", "uuid", "text", "text", "text", "text", "text", "text", "numeric", "text", "text", "timestamptz")
+_ALL_TYPES = (*_TYPES, "text", "text", "float8", "text", "text", "text")  # the analytics columns
 # column-wise arrays; not COPY, which Postgres refuses on tables under row-level security.
 # ON CONFLICT: a batch retried after a commit whose acknowledgement was lost (or replayed) writes nothing twice
 _INSERT = (
     f"INSERT INTO payments ({', '.join(COLUMNS)}) SELECT * FROM unnest("
-    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_TYPES, 1))
+    + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_ALL_TYPES, 1))
     + ") ON CONFLICT (id) DO NOTHING"
 )
 _N = len(COLUMNS)
@@ -89,6 +97,12 @@ class PaymentRecord:
     reason: str | None = None
     id: uuid.UUID = field(default_factory=fast_uuid)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    resource: str = ""
+    method: str = ""
+    latency_ms: float | None = None
+    risk: str | None = None
+    risk_level: str | None = None
+    risk_flags: str | None = None
 
     def row(self) -> tuple[object, ...]:
         """Values in COLUMNS order."""
@@ -105,6 +119,12 @@ class PaymentRecord:
             self.tx,
             self.reason,
             self.created_at,
+            self.resource,
+            self.method,
+            self.latency_ms,
+            self.risk,
+            self.risk_level,
+            self.risk_flags,
         )
 
     def json(self) -> dict[str, Any]:

@@ -1,0 +1,292 @@
+"""Breakdowns of one tenant's payments over a window of whole UTC hours: per resource, network/asset, payer,
+failure reason, risk outcome, payTo (payouts), and weekly cohorts of payers.
+
+Each function returns ``(body, csv_rows)``: the JSON answer and the flat rows of its CSV export.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from x402.service.analytics.money import usd, volume_json
+from x402.service.analytics.sources import source
+from x402.service.analytics.window import Window, local_iso
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+Answer = tuple[dict[str, Any], list[dict[str, Any]]]
+Volume = list[tuple[str, str, int]]
+
+
+def _args(tenant: uuid.UUID, window: Window, raw: bool) -> tuple[Any, ...]:
+    base: tuple[Any, ...] = (tenant, window.start, window.end)
+    return (*base, "UTC", "hour") if raw else base
+
+
+def _head(window: Window) -> dict[str, Any]:
+    return {"from": local_iso(window.start, 0), "to": local_iso(window.end, 0)}
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else local_iso(value, 0)
+
+
+def _top(rows: list[dict[str, Any]], limit: int, *keys: str) -> list[dict[str, Any]]:
+    """Biggest USD first, then by the count keys, then by name (stable, so equal figures keep a fixed order)."""
+    rows.sort(key=lambda r: (-Decimal(r["usd"]), *(-r[k] for k in keys)))
+    return rows[:limit]
+
+
+async def resources(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
+    """Counts and volume per paid resource (URL and method, with its registry id when listed)."""
+    sql = f"""SELECT resource, method, max(resource_id::text) AS resource_id, network, asset, sum(total) AS total,
+                     sum(succeeded) AS succeeded, sum(failed) AS failed, sum(pending) AS pending,
+                     sum(volume) AS volume
+              FROM {source("analytics_hourly", raw=raw)} GROUP BY resource, method, network, asset"""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in await conn.fetch(sql, *_args(tenant, window, raw)):
+        g = groups.setdefault(
+            (r["resource"], r["method"]),
+            {"resource": r["resource"], "method": r["method"], "registryId": None, "count": 0, "succeeded": 0,
+             "failed": 0, "pending": 0, "_volume": []},
+        )  # fmt: skip
+        g["registryId"] = g["registryId"] or r["resource_id"]
+        for k, col in (("count", "total"), ("succeeded", "succeeded"), ("failed", "failed"), ("pending", "pending")):
+            g[k] += int(r[col])
+        if r["volume"]:
+            g["_volume"].append((r["network"], r["asset"], int(r["volume"])))
+    rows = []
+    for key in sorted(groups):
+        g = groups[key]
+        vol = g.pop("_volume")
+        rows.append({**g, "volume": volume_json(vol), "usd": usd(vol)})
+    rows = _top(rows, limit, "succeeded", "count")
+    return {**_head(window), "resources": rows}, rows
+
+
+async def networks(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
+    """Counts, volume and unique payers per network and asset."""
+    args = _args(tenant, window, raw)
+    sums = await conn.fetch(
+        f"""SELECT network, asset, sum(total) AS total, sum(succeeded) AS succeeded, sum(failed) AS failed,
+                   sum(pending) AS pending, sum(volume) AS volume
+            FROM {source("analytics_hourly", raw=raw)} GROUP BY 1, 2 ORDER BY 1, 2""",
+        *args,
+    )
+    payers = {
+        (r["network"], r["asset"]): int(r["n"])
+        for r in await conn.fetch(
+            f"""SELECT network, asset, count(DISTINCT payer) AS n FROM {source("analytics_payers_hourly", raw=raw)}
+                WHERE succeeded > 0 GROUP BY 1, 2""",
+            *args,
+        )
+    }
+    rows = [
+        {
+            "network": r["network"],
+            "asset": r["asset"],
+            "count": int(r["total"]),
+            "succeeded": int(r["succeeded"]),
+            "failed": int(r["failed"]),
+            "pending": int(r["pending"]),
+            "amount": str(int(r["volume"])),
+            "usd": usd([(r["network"], r["asset"], int(r["volume"]))]),
+            "uniquePayers": payers.get((r["network"], r["asset"]), 0),
+        }
+        for r in sums
+    ]
+    rows = _top(rows, limit, "succeeded", "count")
+    return {**_head(window), "networks": rows}, rows
+
+
+async def payers(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
+    """Top customers: in-window payments and volume, lifetime first / last seen and value; the repeat rate."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in await conn.fetch(
+        f"""SELECT payer, network, asset, sum(succeeded) AS succeeded, sum(failed) AS failed, sum(volume) AS volume
+            FROM {source("analytics_payers_hourly", raw=raw)} GROUP BY 1, 2, 3""",
+        *_args(tenant, window, raw),
+    ):
+        g = groups.setdefault(r["payer"], {"payer": r["payer"], "succeeded": 0, "failed": 0, "_volume": []})
+        g["succeeded"] += int(r["succeeded"])
+        g["failed"] += int(r["failed"])
+        if r["volume"]:
+            g["_volume"].append((r["network"], r["asset"], int(r["volume"])))
+    paying = [g for g in groups.values() if g["succeeded"] > 0]
+    repeat = sum(1 for g in paying if g["succeeded"] > 1)
+    rows = []
+    for name in sorted(groups):
+        g = groups[name]
+        vol = g.pop("_volume")
+        rows.append({**g, "count": g["succeeded"] + g["failed"], "volume": volume_json(vol), "usd": usd(vol)})
+    rows = _top(rows, limit, "succeeded", "count")
+    life = await _lifetime(conn, tenant, [r["payer"] for r in rows], raw=raw)
+    for row in rows:
+        first, last, vol, n = life.get(row["payer"], (None, None, [], 0))
+        row.update(
+            firstSeen=_iso(first),
+            lastSeen=_iso(last),
+            lifetimePayments=n,
+            lifetimeValue=volume_json(vol),
+            lifetimeUsd=usd(vol),
+        )
+    body = {
+        **_head(window),
+        "uniquePayers": len(paying),
+        "repeatPayers": repeat,
+        "repeatRate": round(repeat / len(paying), 4) if paying else 0.0,
+        "payers": rows,
+    }
+    return body, rows
+
+
+_LIFETIME_RAW = """SELECT payer, network, asset, count(*) AS succeeded, sum(amount) AS volume,
+        min(created_at) AS first_at, max(created_at) AS last_at
+    FROM payments WHERE tenant_id = $1 AND payer = ANY($2::text[])
+      AND x402_payment_outcome(kind, status) = 'succeeded' GROUP BY 1, 2, 3"""
+_LIFETIME = """SELECT payer, network, asset, succeeded, volume, first_at, last_at FROM analytics_payers
+    WHERE tenant_id = $1 AND payer = ANY($2::text[])
+    UNION ALL
+    SELECT payer, network, asset, count(*), sum(amount), min(created_at), max(created_at) FROM analytics_pending
+    WHERE tenant_id = $1 AND payer = ANY($2::text[]) AND x402_payment_outcome(kind, status) = 'succeeded'
+    GROUP BY 1, 2, 3"""
+
+
+async def _lifetime(
+    conn: Conn, tenant: uuid.UUID, names: list[str], *, raw: bool
+) -> dict[str, tuple[Any, Any, Volume, int]]:
+    first: dict[str, Any] = {}
+    last: dict[str, Any] = {}
+    count: dict[str, int] = defaultdict(int)
+    volume: dict[str, dict[tuple[str, str], int]] = defaultdict(lambda: defaultdict(int))
+    for r in await conn.fetch(_LIFETIME_RAW if raw else _LIFETIME, tenant, names):
+        p = r["payer"]
+        first[p] = r["first_at"] if p not in first else min(first[p], r["first_at"])
+        last[p] = r["last_at"] if p not in last else max(last[p], r["last_at"])
+        count[p] += int(r["succeeded"])
+        volume[p][(r["network"], r["asset"])] += int(r["volume"])
+    return {p: (first[p], last[p], [(n, a, v) for (n, a), v in volume[p].items()], count[p]) for p in first}
+
+
+async def failures(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
+    """Failed payments by reason, record kind and network, with each one's share of all failures."""
+    rows_db = await conn.fetch(
+        f"""SELECT reason, kind, network, sum(n) AS n FROM {source("analytics_failures_hourly", raw=raw)}
+            GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3""",
+        *_args(tenant, window, raw),
+    )
+    total = sum(int(r["n"]) for r in rows_db)
+    rows = [
+        {
+            "reason": r["reason"],
+            "kind": r["kind"],
+            "network": r["network"],
+            "count": int(r["n"]),
+            "share": round(int(r["n"]) / total, 4),
+        }
+        for r in rows_db[:limit]
+    ]
+    return {**_head(window), "failed": total, "failures": rows}, rows
+
+
+async def risk(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
+    """Risk assessments by recommendation and level, and the flags raised (records carrying an assessment)."""
+    rows_db = await conn.fetch(
+        f"""SELECT risk, level, flag, sum(n) AS n FROM {source("analytics_risk_hourly", raw=raw)}
+            GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3""",
+        *_args(tenant, window, raw),
+    )
+    outcomes = [
+        {"recommendation": r["risk"], "level": r["level"], "count": int(r["n"])} for r in rows_db if not r["flag"]
+    ]
+    flags: dict[str, int] = defaultdict(int)
+    for r in rows_db:
+        if r["flag"]:
+            flags[r["flag"]] += int(r["n"])
+    flag_rows = [{"code": c, "count": n} for c, n in sorted(flags.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+    body = {
+        **_head(window),
+        "assessed": sum(o["count"] for o in outcomes),
+        "blocked": sum(o["count"] for o in outcomes if o["recommendation"] == "block"),
+        "outcomes": outcomes,
+        "flags": flag_rows,
+    }
+    csv_rows = [{"type": "outcome", **o} for o in outcomes] + [{"type": "flag", **f} for f in flag_rows]
+    return body, csv_rows
+
+
+async def payouts(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
+    """Per payTo address and asset: settled and pending amounts; fees are the gas the facilitator paid, which the
+    settlement journal does not record, so they are 0."""
+    rows_db = await conn.fetch(
+        f"""SELECT pay_to, network, asset, sum(succeeded) AS settled_n, sum(volume) AS settled,
+                   sum(pending) AS pending_n, sum(pending_volume) AS pending
+            FROM {source("analytics_hourly", raw=raw)} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+        *_args(tenant, window, raw),
+    )
+    rows = [
+        {
+            "payTo": r["pay_to"],
+            "network": r["network"],
+            "asset": r["asset"],
+            "settled": str(int(r["settled"])),
+            "settledCount": int(r["settled_n"]),
+            "settledUsd": usd([(r["network"], r["asset"], int(r["settled"]))]),
+            "pending": str(int(r["pending"])),
+            "pendingCount": int(r["pending_n"]),
+            "fees": "0",
+        }
+        for r in rows_db
+        if r["settled_n"] or r["pending_n"]
+    ]
+    rows.sort(key=lambda r: (-Decimal(r["settledUsd"]), -r["settledCount"]))
+    return {**_head(window), "payouts": rows[:limit]}, rows[:limit]
+
+
+_OK = "x402_payment_outcome(kind, status) = 'succeeded' AND payer IS NOT NULL AND payer <> ''"
+# one pass, no join: every payer's first success (lifetime rollup + pending) beside each week it paid in the window
+_COHORTS = f"""
+SELECT date_trunc('week', first_at, 'UTC') AS cohort, week, count(DISTINCT payer) AS n
+FROM (SELECT payer, week, min(first_seen) OVER (PARTITION BY payer) AS first_at
+      FROM (SELECT payer, NULL::timestamptz AS week, first_at AS first_seen FROM analytics_payers WHERE tenant_id = $1
+            UNION ALL
+            SELECT payer, week, NULL FROM analytics_payer_weeks WHERE tenant_id = $1 AND week >= $2 AND week < $3
+            UNION ALL
+            SELECT payer, date_trunc('week', created_at, 'UTC'), created_at FROM analytics_pending
+            WHERE tenant_id = $1 AND {_OK}) u
+     ) s
+WHERE week >= $2 AND week < $3 AND first_at >= $2 AND first_at < $3
+GROUP BY 1, 2 ORDER BY 1, 2"""
+_COHORTS_RAW = """
+SELECT date_trunc('week', first_at, 'UTC') AS cohort, week, count(DISTINCT payer) AS n
+FROM (SELECT payer, created_at, date_trunc('week', created_at, 'UTC') AS week,
+             min(created_at) OVER (PARTITION BY payer) AS first_at
+      FROM payments
+      WHERE tenant_id = $1 AND x402_payment_outcome(kind, status) = 'succeeded' AND payer IS NOT NULL AND payer <> ''
+     ) s
+WHERE first_at >= $2 AND first_at < $3 AND created_at >= $2 AND created_at < $3
+GROUP BY 1, 2 ORDER BY 1, 2"""
+
+
+async def cohorts(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
+    """Payers grouped by the ISO week (UTC) of their first successful payment, and how many of each cohort paid
+    again in each later week of the window (week 0 is the cohort itself)."""
+    grid: dict[Any, dict[int, int]] = defaultdict(dict)
+    for r in await conn.fetch(_COHORTS_RAW if raw else _COHORTS, tenant, window.start, window.end):
+        grid[r["cohort"]][(r["week"] - r["cohort"]).days // 7] = int(r["n"])
+    out, csv_rows = [], []
+    for cohort in sorted(grid)[:limit]:
+        size = grid[cohort].get(0, 0)
+        weeks = (window.end - cohort).days // 7
+        retention = [
+            {"week": k, "payers": grid[cohort].get(k, 0), "rate": round(grid[cohort].get(k, 0) / size, 4)}
+            for k in range(weeks)
+        ]
+        out.append({"cohort": local_iso(cohort, 0), "size": size, "retention": retention})
+        csv_rows += [{"cohort": local_iso(cohort, 0), "size": size, **r} for r in retention]
+    return {**_head(window), "cohorts": out}, csv_rows

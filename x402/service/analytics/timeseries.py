@@ -1,0 +1,109 @@
+"""``GET /v1/analytics/timeseries``: gap-filled buckets of counts, volume, unique payers and latency percentiles."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from x402.service.analytics.money import usd, volume_json
+from x402.service.analytics.sources import source
+from x402.service.analytics.window import INTERVALS, Window, local_iso, whole_hours
+
+Conn = asyncpg.Connection | PoolConnectionProxy
+
+# every bucket of the window: local calendar steps for day / week (a DST day is 23 or 25 hours), UTC hours for hour
+_BUCKETS_LOCAL = """SELECT bucket, x402_utc_offset(bucket, $3) AS off FROM (SELECT (g AT TIME ZONE $3) AS bucket
+    FROM generate_series(($1::timestamptz AT TIME ZONE $3), ($2::timestamptz AT TIME ZONE $3) - $4::interval,
+                         $4::interval) g) b"""
+_BUCKETS_HOURS = """SELECT bucket, x402_utc_offset(bucket, $3) AS off
+    FROM generate_series($1::timestamptz, $2::timestamptz - $4::interval, $4::interval) AS bucket"""
+
+
+def _queries(raw: bool) -> dict[str, str]:
+    b = "date_trunc($5, hour, $4)"
+    hourly, payers = source("analytics_hourly", raw=raw), source("analytics_payers_hourly", raw=raw)
+    latency = source("analytics_latency_hourly", raw=raw)
+    return {
+        "counts": f"""SELECT {b} AS bucket, sum(total) AS total, sum(succeeded) AS succeeded, sum(failed) AS failed
+            FROM {hourly} GROUP BY 1""",
+        "volume": f"""SELECT {b} AS bucket, network, asset, sum(volume) AS amount FROM {hourly}
+            GROUP BY 1, 2, 3 HAVING sum(volume) > 0""",
+        "payers": f"""SELECT {b} AS bucket, count(DISTINCT payer) AS n FROM {payers} WHERE succeeded > 0 GROUP BY 1""",
+        # nearest-rank percentiles over the latency histogram: the first bin whose running count reaches p * n
+        "latency": f"""SELECT bucket, op,
+                x402_latency_bin_ms(min(bin) FILTER (WHERE cum >= ceil(0.5 * tot))) AS p50,
+                x402_latency_bin_ms(min(bin) FILTER (WHERE cum >= ceil(0.95 * tot))) AS p95
+            FROM (SELECT bucket, op, bin, sum(n) OVER (PARTITION BY bucket, op ORDER BY bin) AS cum,
+                         sum(n) OVER (PARTITION BY bucket, op) AS tot
+                  FROM (SELECT {b} AS bucket, op, bin, sum(n) AS n FROM {latency} GROUP BY 1, 2, 3) h) c
+            GROUP BY 1, 2""",
+    }
+
+
+ROLLUP_QUERIES = _queries(raw=False)
+RAW_QUERIES = _queries(raw=True)
+
+
+async def buckets(conn: Conn, window: Window) -> list[tuple[datetime, int]]:
+    """The start of every bucket in the window, in order, with the zone's UTC offset (seconds) there."""
+    sql = _BUCKETS_HOURS if window.interval == "hour" else _BUCKETS_LOCAL
+    rows = await conn.fetch(sql, window.start, window.end, window.tz, INTERVALS[window.interval])
+    return [(r["bucket"], r["off"]) for r in rows]
+
+
+async def series(
+    conn: Conn, tenant: uuid.UUID, window: Window, starts: list[tuple[datetime, int]], *, raw: bool | None = None
+) -> dict[str, Any]:
+    """The answer body; reads the rollups unless a bucket boundary is not on a whole UTC hour (or ``raw``).
+
+    ``raw`` set: the same figures from the raw payment records (the benchmark's baseline)."""
+    if raw is None:
+        raw = not whole_hours(window, [off for _, off in starts])
+    queries = RAW_QUERIES if raw else ROLLUP_QUERIES
+    args = (tenant, window.start, window.end, window.tz, window.interval)
+    points: dict[datetime, dict[str, Any]] = {
+        s: {"count": 0, "succeeded": 0, "failed": 0, "uniquePayers": 0, "volume": [], "off": off} for s, off in starts
+    }
+    latency: dict[tuple[datetime, str], tuple[float | None, float | None]] = {}
+    for r in await conn.fetch(queries["counts"], *args):
+        p = points.get(r["bucket"])
+        if p is not None:
+            p.update(count=int(r["total"]), succeeded=int(r["succeeded"]), failed=int(r["failed"]))
+    for r in await conn.fetch(queries["volume"], *args):
+        if r["bucket"] in points:
+            points[r["bucket"]]["volume"].append((r["network"], r["asset"], int(r["amount"])))
+    for r in await conn.fetch(queries["payers"], *args):
+        if r["bucket"] in points:
+            points[r["bucket"]]["uniquePayers"] = int(r["n"])
+    for r in await conn.fetch(queries["latency"], *args):
+        latency[(r["bucket"], r["op"])] = (r["p50"], r["p95"])
+    out = []
+    for start, p in points.items():
+        vp50, vp95 = latency.get((start, "verify"), (None, None))
+        sp50, sp95 = latency.get((start, "settle"), (None, None))
+        out.append(
+            {
+                "bucket": local_iso(start, p["off"]),
+                "count": p["count"],
+                "succeeded": p["succeeded"],
+                "failed": p["failed"],
+                "uniquePayers": p["uniquePayers"],
+                "volume": volume_json(p["volume"]),
+                "usd": usd(p["volume"]),
+                "verifyP50Ms": vp50,
+                "verifyP95Ms": vp95,
+                "settleP50Ms": sp50,
+                "settleP95Ms": sp95,
+            }
+        )
+    return {
+        "interval": window.interval,
+        "tz": window.tz,
+        "from": local_iso(window.start, window.start_offset),
+        "to": local_iso(window.end, window.end_offset),
+        "points": out,
+    }
