@@ -203,13 +203,13 @@ async def _sample_signers(chains: ChainRegistry, s: Sampled) -> None:
 async def _sampler(app: web.Application, s: Sampled, interval: float) -> None:
     settings = app[SETTINGS]
     while True:
+        await asyncio.sleep(interval)  # first sample after one interval: start-up and short-lived apps stay quiet
         try:
             await _sample_db(app[DB], s, settings.reconcile_interval)
             await _sample_signers(app[CHAINS], s)
             s.sampled_at = time.monotonic()
         except Exception as exc:  # a sample that failed keeps the last values; the age gauge shows it
             log.warning("saturation_sample_failed", error=type(exc).__name__)
-        await asyncio.sleep(interval)
 
 
 async def _lag_ticker(s: Sampled, interval: float) -> None:
