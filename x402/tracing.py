@@ -9,6 +9,7 @@ check and a no-op context manager, so the hot path pays nothing.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -30,7 +31,7 @@ def wanted(env: Mapping[str, str]) -> bool:
 def setup(service_name: str) -> bool:
     """Install the tracer provider with a batching OTLP/HTTP exporter; False when the SDK is not installed."""
     try:
-        from opentelemetry import trace
+        trace: Any = importlib.import_module("opentelemetry.trace")
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
@@ -83,7 +84,7 @@ def annotate_current(**attributes: Any) -> None:
     """Set attributes on the current span (nothing when tracing is off)."""
     if _state["tracer"] is None:
         return
-    from opentelemetry import trace
+    trace: Any = importlib.import_module("opentelemetry.trace")
 
     annotate(trace.get_current_span(), **attributes)
 
@@ -92,7 +93,7 @@ def trace_id() -> str | None:
     """The current trace id (32 hex digits), or None when tracing is off or no span is open."""
     if _state["tracer"] is None:
         return None
-    from opentelemetry import trace
+    trace: Any = importlib.import_module("opentelemetry.trace")
 
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
