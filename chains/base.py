@@ -228,6 +228,24 @@ class ChainAdapter(Protocol):
 
 
 @runtime_checkable
+class RpcHealth(Protocol):
+    """An adapter that can show its RPC endpoints' circuit breakers (for saturation metrics)."""
+
+    def rpc_endpoints(self) -> list[tuple[str, str, str]]:
+        """``(network, endpoint, state)`` per RPC URL; ``endpoint`` is host[:port] only (paths may hold API keys)."""
+        ...
+
+
+@runtime_checkable
+class GasBalance(Protocol):
+    """An adapter whose signers pay gas in the chain's native coin."""
+
+    async def gas_balance(self, network: str, signer: str) -> int:
+        """The signer's native balance in atomic units (wei)."""
+        ...
+
+
+@runtime_checkable
 class NonceLanes(ChainAdapter, Protocol):
     """An account-nonce chain adapter (EVM) with what it takes to leave no reserved signer nonce unused on chain."""
 
@@ -257,3 +275,12 @@ class DeclaresExtensions(Protocol):
     def extension_keys(self) -> list[str]:
         """Extension keys this adapter honours in payment payloads."""
         ...
+
+
+def endpoint_label(url: str) -> str:
+    """host[:port] of an RPC URL: never its path or query, which may carry a provider's API key."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    return f"{host}:{parts.port}" if parts.port else host

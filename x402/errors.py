@@ -8,6 +8,8 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
+from x402 import tracing
+
 PROBLEM_JSON: Final = "application/problem+json"
 
 
@@ -39,6 +41,9 @@ def problem_response(
     body = problem_document(status, code, detail, title=title, extra=extra)
     if request_id:
         body["requestId"] = request_id
+    tid = tracing.trace_id()
+    if tid:
+        body["traceId"] = tid
     return web.Response(status=status, body=msgspec.json.encode(body), content_type=PROBLEM_JSON)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -81,32 +83,91 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+#: Log keys that always hold one type, whichever layer logged them: payment ids are strings (a uuid, or the
+#: paywall's ``network:asset:from:nonce``); settlement journal rows log their integer id as ``settlement_id``.
+_STRING_KEYS = ("payment_id", "wallet_id", "tenant_id", "trace_id")
+
+
+def _one_type(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for k in _STRING_KEYS:
+        v = event.get(k)
+        if v is not None and not isinstance(v, str):
+            event[k] = str(v)
+    return event
+
+
+def _stdlib_fields(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Name the stdlib logger a foreign line came from; warnings captured by ``logging.captureWarnings`` say so."""
+    record = event.get("_record")
+    if isinstance(record, logging.LogRecord):
+        event.setdefault("logger", record.name)
+        if record.name == "py.warnings":
+            event["event"] = "python_warning"
+            event["detail"] = record.getMessage().strip()
+    return event
+
+
+_state: dict[str, str] = {"format": "json"}
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Configure structlog and stdlib logging once per process."""
+    """Configure structlog and stdlib logging once per process: one format (JSON lines or console) for every line.
+
+    structlog events render directly (the hot path); stdlib records (aiohttp, asyncpg, third parties) and Python
+    warnings (``logging.captureWarnings``) go through the same processors via ``structlog.stdlib.ProcessorFormatter``.
+    """
     lvl = logging.getLevelName(level.upper())
     if not isinstance(lvl, int):
         lvl = logging.INFO
+    _state["format"] = fmt
     # plain tracebacks: the same output whether or not `rich` happens to be installed (its renderer stats files)
     console = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
     renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else console
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _redact,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, _one_type, _redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(lvl, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        if not any(isinstance(f, ScrubFilter) for f in handler.filters):
-            handler.addFilter(ScrubFilter())
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, _stdlib_fields],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _one_type,
+            _redact,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    handler.addFilter(ScrubFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(lvl, logging.WARNING))
+    logging.captureWarnings(True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def say(message: str, event: str = "startup", **fields: Any) -> None:
+    """A start-up line for the person running the service, on stdout, whatever the log level.
+
+    In JSON mode it is a JSON line like every other (``event`` ``startup``, the text in ``message``); in console
+    mode it is the plain text.
+    """
+    if _state["format"] == "json":
+        line = {"event": event, "message": scrub(message), **_clean(fields), "level": "info"}
+        line["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        print(json.dumps(line, default=str), flush=True)
+    else:
+        print(message, flush=True)
 
 
 def get_logger(name: str) -> Any:

@@ -20,6 +20,7 @@ from chains.base import (
     TxCheck,
     TxVerification,
     VerifyOutcome,
+    endpoint_label,
 )
 from chains.config import ChainOptions, NetworkConfig
 from chains.evm import permit2 as p2
@@ -99,6 +100,18 @@ class EvmAdapter:
     def pool(self, network: str) -> RpcPool:
         """The RPC pool of a configured network."""
         return self._pools[network]
+
+    def rpc_endpoints(self) -> list[tuple[str, str, str]]:
+        """``(network, host, breaker state)`` per RPC URL of every configured network."""
+        return [
+            (net, endpoint_label(url), state)
+            for net, pool in self._pools.items()
+            for url, state in pool.breaker_states()
+        ]
+
+    async def gas_balance(self, network: str, signer: str) -> int:
+        """The signer's pending ETH balance in wei."""
+        return int(await self._pools[network].call("eth_getBalance", [signer, "pending"]), 16)
 
     def networks(self) -> Sequence[str]:
         """CAIP-2 ids this adapter serves."""

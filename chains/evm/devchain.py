@@ -141,8 +141,12 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
-def find_anvil(explicit: str | None = None) -> str:
-    """Locate an anvil binary: ``explicit`` (the X402_ANVIL_BIN setting), PATH, tests/chains/node_modules, data dir."""
+def find_anvil(
+    explicit: str | None = None, *, installed_under: Path | None = None, search_from: tuple[Path, ...] | None = None
+) -> str:
+    """Locate an anvil binary: ``explicit`` (the X402_ANVIL_BIN setting), PATH, ``installed_under`` (an npm prefix,
+    e.g. the service's data dir), tests/chains/node_modules above ``search_from`` (default: the working directory and
+    this checkout), the per-user data dir."""
     if explicit:
         if _is_executable(Path(explicit)):
             return explicit
@@ -151,11 +155,12 @@ def find_anvil(explicit: str | None = None) -> str:
     if on_path:
         return on_path
     roots: list[Path] = []
-    for start in (Path.cwd(), Path(__file__).resolve().parents[2]):
+    for start in search_from if search_from is not None else (Path.cwd(), Path(__file__).resolve().parents[2]):
         for base in (start, *start.parents):
             if base not in roots:
                 roots.append(base)
-    candidates = [c for base in roots for c in _candidates_under(base / "tests" / "chains" / "node_modules")]
+    candidates = _candidates_under(installed_under / "node_modules") if installed_under else []
+    candidates += [c for base in roots for c in _candidates_under(base / "tests" / "chains" / "node_modules")]
     candidates += _candidates_under(platformdirs.user_data_path("x402") / "anvil" / "node_modules")
     for candidate in candidates:
         if _is_executable(candidate):

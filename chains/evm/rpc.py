@@ -17,6 +17,7 @@ import aiohttp
 import msgspec
 
 from chains.breaker import BREAKER_COOLDOWN, BREAKER_THRESHOLD, CircuitBreaker, NoEndpointAnswered, first_answer
+from x402 import tracing
 from x402.errors import BadRequest, ChainUnavailable
 from x402.wire import jsonlimits
 
@@ -125,12 +126,24 @@ class RpcPool:
         now = time.monotonic()
         return [breaker.state(now) for breaker, _ in self._endpoints]
 
+    def breaker_states(self) -> list[tuple[str, str]]:
+        """``(url, state)`` per URL, in order (callers label by host only)."""
+        return list(zip([u for _, u in self._endpoints], self.breaker_state(), strict=True))
+
     async def call(self, method: str, params: list[Any] | tuple[Any, ...] = ()) -> Any:
         """The ``result`` of a JSON-RPC call; raises RpcError for an error answer, ChainUnavailable for no answer.
 
         Calls made in the same event-loop turn travel together as one JSON-RPC batch (one HTTP request): under
         load the per-request HTTP work, not the node, dominates a verify, so this is the hot path's main saving.
         """
+        if tracing.enabled():
+            with tracing.span(
+                f"rpc {method}", **{"rpc.system": "jsonrpc", "rpc.method": method, "x402.network": self.network}
+            ):
+                return await self._call(method, params)
+        return await self._call(method, params)
+
+    async def _call(self, method: str, params: list[Any] | tuple[Any, ...]) -> Any:
         self.calls += 1
         request = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)}
         if not self.batching:

@@ -25,6 +25,7 @@ from chains.base import (
     TxCheck,
     TxVerification,
     VerifyOutcome,
+    endpoint_label,
 )
 from chains.config import ChainOptions, NetworkConfig
 from chains.kinds import exact_kinds
@@ -97,6 +98,14 @@ class SolanaAdapter:
         return self._pools[network]
 
     # ------------------------------------------------------------------ discovery
+
+    def rpc_endpoints(self) -> list[tuple[str, str, str]]:
+        """``(network, host, breaker state)`` per RPC URL of every configured network."""
+        return [
+            (net, endpoint_label(url), state)
+            for net, pool in self._pools.items()
+            for url, state in pool.breaker_states()
+        ]
 
     def networks(self) -> Sequence[str]:
         """CAIP-2 ids this adapter serves."""

@@ -52,6 +52,7 @@ class SolanaRpcPool:
         self._endpoints = [
             (CircuitBreaker(breaker_threshold, breaker_cooldown), AsyncClient(u, timeout=timeout)) for u in urls
         ]
+        self._urls = list(urls)
 
     def __repr__(self) -> str:
         # URLs may embed provider API keys: never print them.
@@ -61,6 +62,10 @@ class SolanaRpcPool:
         """Per URL (in order): ``closed``, ``open`` or ``half-open``."""
         now = time.monotonic()
         return [breaker.state(now) for breaker, _ in self._endpoints]
+
+    def breaker_states(self) -> list[tuple[str, str]]:
+        """``(url, state)`` per URL, in order (callers label by host only)."""
+        return list(zip(self._urls, self.breaker_state(), strict=True))
 
     async def call(self, fn: Callable[[AsyncClient], Awaitable[T]]) -> T:
         """Run ``fn`` against the first client that answers; RPC refusals propagate, no answer -> ChainUnavailable."""

@@ -407,7 +407,7 @@ async def test_stuck_transaction_is_bumped_and_reported(
     stuck = [x for x in (captured.out + captured.err).splitlines() if "settlement_stuck" in x]
     assert stuck, "no settlement_stuck log line"
     assert "not_mined" in stuck[-1]
-    assert re.search(rf"payment_id\W+{row['id']}\b", stuck[-1]), stuck[-1]
+    assert re.search(rf"settlement_id\W+{row['id']}\b", stuck[-1]), stuck[-1]
     await evm.rpc(chain.rpc_url, "evm_mine")
     await reconciler.run_once()
     [row] = await _rows(database_url)

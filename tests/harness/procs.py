@@ -69,7 +69,12 @@ async def wait_http(url: str, timeout: float = 60.0, proc: asyncio.subprocess.Pr
 
 @contextlib.asynccontextmanager
 async def x402_serve(
-    *args: str, env: dict[str, str], port: int, timeout: float = 90.0, ready_path: str = "/healthz"
+    *args: str,
+    env: dict[str, str],
+    port: int,
+    timeout: float = 90.0,
+    ready_path: str = "/healthz",
+    cwd: str | None = None,
 ) -> AsyncIterator[Service]:
     """Start ``python -m x402.service.cli serve ARGS`` with ``env`` on ``port``; stop it (SIGINT) afterwards."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
@@ -85,6 +90,7 @@ async def x402_serve(
         env=full_env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
+        cwd=cwd,
     )
     svc = Service(proc, f"http://127.0.0.1:{port}")
     pump = asyncio.ensure_future(_pump(proc.stdout, svc.output))

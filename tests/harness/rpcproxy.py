@@ -22,6 +22,8 @@ class RpcProxy:
     held: asyncio.Event = field(default_factory=asyncio.Event)
     held_calls: list[dict[str, Any]] = field(default_factory=list)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
+    #: methods answered late: forwarded after this many seconds (``held`` is set when one arrives)
+    delay: dict[str, float] = field(default_factory=dict)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Forward, or hold forever when the body calls a held method (alone or in a batch)."""
@@ -32,14 +34,19 @@ class RpcProxy:
             self.held.set()
             await self.closing.wait()  # like a peer that took the request and died: no answer ever
             raise web.HTTPServiceUnavailable()
+        late = max((self.delay.get(str(c.get("method")), 0.0) for c in calls if isinstance(c, dict)), default=0.0)
+        if late:
+            self.held_calls.extend(calls)
+            self.held.set()
+            await asyncio.sleep(late)
         async with aiohttp.ClientSession() as s, s.post(self.upstream, json=doc) as r:
             return web.json_response(await r.json())
 
 
 @asynccontextmanager
-async def rpc_proxy(upstream: str, hold: set[str]) -> AsyncIterator[RpcProxy]:
+async def rpc_proxy(upstream: str, hold: set[str], delay: dict[str, float] | None = None) -> AsyncIterator[RpcProxy]:
     """Serve a proxy on a free 127.0.0.1 port."""
-    proxy = RpcProxy(upstream, hold)
+    proxy = RpcProxy(upstream, hold, delay=dict(delay or {}))
     app = web.Application()
     app.router.add_post("/", proxy.handle)
     runner = web.AppRunner(app, shutdown_timeout=0.1)

@@ -46,7 +46,7 @@ async def test_serve_with_no_environment_uses_embedded_postgres(embedded_data_di
     assert str(key_file) in out
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert len(bytes.fromhex(key_file.read_text().strip())) == 32
-    assert "single-node mode" in out
+    assert "single_node_mode" in out
     await asyncio.sleep(0.5)
     assert not _postgres_running_under(embedded_data_dir), "embedded Postgres left running after Ctrl-C"
 

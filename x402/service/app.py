@@ -9,7 +9,10 @@ from aiohttp import web
 from chains.registry import AdapterFactory, build_registry, load_factories
 from x402.cache import create_cache
 from x402.logs import get_logger
-from x402.service import dashboard  # eager: it reads its templates and static files when first imported
+from x402.service import (
+    dashboard,  # eager: it reads its templates and static files when first imported
+    saturation,
+)
 from x402.service.appkeys import (
     CACHE,
     CHAINS,
@@ -105,6 +108,7 @@ def create_app(
     app.add_routes(manifest.routes)
     for install in default_installers() + list(installers or []):
         install(app)
+    saturation.install(app)  # last: it reads the pool, chains and platform the contexts above set up
     if settings.dev_state:
         from x402.service import demo  # dev only: GET /demo/paid behind the paywall
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import shutil
 import socket
+from pathlib import Path
 from typing import Any
 
 from chains.config import AssetConfig, NetworkConfig
 from x402.errors import ConfigError
+from x402.logs import say
 from x402.service.settings import Settings
 
 DEV_NETWORK = "eip155:31337"
@@ -26,17 +30,18 @@ async def start_dev_chain(stack: contextlib.AsyncExitStack, settings: Settings) 
         raise ConfigError(f"dev mode needs the devchain extra: pip install 'x402-service[devchain]' ({exc})") from None
 
     wanted = settings.dev_anvil_port
-    anvil, chain = await start_devchain(wanted if _free(wanted) else None, anvil_bin=settings.anvil_bin)
+    binary = await resolve_anvil(settings)
+    anvil, chain = await start_devchain(wanted if _free(wanted) else None, anvil_bin=binary)
     stack.push_async_callback(anvil.stop)
     public = chain.to_public_dict()
-    print("dev chain (anvil) is up:", flush=True)
-    print(f"  RPC URL        {chain.rpc_url}  (chain id {chain.chain_id}, network {chain.network})", flush=True)
-    print(f"  test token     {chain.token_address}  EIP-712 name {chain.token_name!r} version {chain.token_version!r}")
-    print(f"  facilitator    {public.get('facilitatorAddress')}  (anvil dev account 0)", flush=True)
+    say("dev chain (anvil) is up:")
+    say(f"  RPC URL        {chain.rpc_url}  (chain id {chain.chain_id}, network {chain.network})")
+    say(f"  test token     {chain.token_address}  EIP-712 name {chain.token_name!r} version {chain.token_version!r}")
+    say(f"  facilitator    {public.get('facilitatorAddress')}  (anvil dev account 0)")
     for name, address in public["permit2"].items():
-        print(f"  {name:<14} {address}  (our build at the canonical address: exact by Permit2, upto)", flush=True)
+        say(f"  {name:<14} {address}  (our build at the canonical address: exact by Permit2, upto)")
     for addr in chain.payer_addresses:
-        print(f"  demo payer     {addr}  (1,000,000 tokens)", flush=True)
+        say(f"  demo payer     {addr}  (1,000,000 tokens)")
     return {
         "rpc_url": chain.rpc_url,
         "chain_id": chain.chain_id,
@@ -86,3 +91,55 @@ def apply_dev_state(settings: Settings) -> Settings:
     return settings.with_(
         dev=True, networks=(net, *others), evm_signer_key=settings.evm_signer_key or str(state["facilitator_key"])
     )
+
+
+#: The anvil ``x402 serve --dev`` installs when none is found (the version the test chain pins).
+ANVIL_NPM_PACKAGE = "@foundry-rs/anvil@1.7.1"
+
+
+def anvil_prefix(settings: Settings) -> Path:
+    """The npm prefix under the data dir where ``x402 serve --dev`` installs anvil."""
+    return settings.data_dir / "anvil"
+
+
+def _missing_npm(prefix: Path) -> str:
+    return (
+        f"anvil is not installed and npm is not on PATH: install Node.js, then run "
+        f"`npm install --prefix {prefix} {ANVIL_NPM_PACKAGE}` (or install Foundry, or set X402_ANVIL_BIN) "
+        "and start `x402 serve --dev` again"
+    )
+
+
+async def resolve_anvil(settings: Settings) -> str:
+    """An anvil binary for the dev chain: X402_ANVIL_BIN, PATH, one installed before, else installed now from npm.
+
+    Every failure is one ``ConfigError`` line saying what to run, never a traceback.
+    """
+    from chains.evm.devchain import find_anvil
+
+    prefix = anvil_prefix(settings)
+    try:
+        return await asyncio.to_thread(
+            find_anvil, settings.anvil_bin, installed_under=prefix, search_from=(Path.cwd(),)
+        )
+    except FileNotFoundError as exc:
+        if settings.anvil_bin:
+            raise ConfigError(str(exc)) from None
+    npm = shutil.which("npm")
+    if npm is None:
+        raise ConfigError(_missing_npm(prefix))
+    say(f"anvil not found: installing {ANVIL_NPM_PACKAGE} from npm into {prefix} (one time)", event="anvil_install")
+    prefix.mkdir(parents=True, exist_ok=True)
+    cmd = [npm, "install", "--prefix", str(prefix), "--prefer-offline", "--no-audit", "--no-fund"]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, "--loglevel=error", ANVIL_NPM_PACKAGE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        lines = [ln for ln in out.decode(errors="replace").splitlines() if ln.strip() and "complete log" not in ln]
+        last = lines[-1] if lines else f"exit status {proc.returncode}"
+        raise ConfigError(f"npm could not install {ANVIL_NPM_PACKAGE} into {prefix} ({last}); run it by hand and retry")
+    try:
+        return await asyncio.to_thread(find_anvil, None, installed_under=prefix, search_from=())
+    except FileNotFoundError:
+        raise ConfigError(f"npm installed {ANVIL_NPM_PACKAGE} into {prefix} but no anvil binary is there") from None

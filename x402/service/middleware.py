@@ -12,6 +12,7 @@ from aiohttp import web
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from x402 import tracing
 from x402.errors import BadRequest, DependencyError, X402Error, problem_response
 from x402.ids import request_id
 from x402.logs import get_logger, scrub
@@ -67,6 +68,31 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
+    if tracing.enabled():
+        resp = await _traced(request, handler, rid, route)
+    else:  # the hot path pays one check when tracing is off
+        resp = await _answer(request, handler, rid)
+    resp.headers["X-Request-Id"] = rid
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        elapsed = time.perf_counter() - started
+        metrics.requests.labels(request.method, route, str(resp.status)).inc()
+        metrics.latency.labels(request.method, route).observe(elapsed)
+    return resp
+
+
+async def _traced(request: web.Request, handler: Handler, rid: str, route: str) -> web.StreamResponse:
+    attrs = {"http.request.method": request.method, "http.route": route}
+    with tracing.span(f"{request.method} {route}", **attrs) as sp:
+        tid = tracing.trace_id()
+        if tid:
+            structlog.contextvars.bind_contextvars(trace_id=tid)
+        resp = await _answer(request, handler, rid)
+        tracing.annotate(sp, **{"http.response.status_code": resp.status})
+    return resp
+
+
+async def _answer(request: web.Request, handler: Handler, rid: str) -> web.StreamResponse:
     try:
         if "%00" in request.raw_path:
             # a NUL in a path or query value would reach Postgres, which refuses it in text: say so, not a 500
@@ -100,10 +126,4 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     except Exception:
         log.exception("unhandled_error", path=request.path)
         resp = problem_response(500, "internal_error", "internal server error", request_id=rid)
-    resp.headers["X-Request-Id"] = rid
-    metrics = request.app.get(METRICS)
-    if metrics is not None:
-        elapsed = time.perf_counter() - started
-        metrics.requests.labels(request.method, route, str(resp.status)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
     return resp

@@ -11,6 +11,7 @@ import secrets
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from chains.registry import load_factories
-from x402.logs import configure_logging, get_logger
+from x402 import tracing
+from x402.logs import configure_logging, get_logger, say
 from x402.service.app import create_app
 from x402.service.devmode import apply_dev_state, forget_previous_dev_chain, start_dev_chain
 from x402.service.rejections import ServiceRunner
@@ -28,10 +30,11 @@ from x402.service.storage.embedded import start_embedded
 
 log = get_logger("x402.service.server")
 
-
-def say(msg: str) -> None:
-    """A start-up line for the person running the service (stdout, not the JSON log)."""
-    print(msg, flush=True)
+#: The one start-up line of a plain Quickstart: nothing to verify or settle on until a network is added.
+NO_NETWORK = (
+    'no network is configured: add one with X402_NETWORKS=\'{"base-sepolia": {"rpc_urls": ["https://..."]}}\''
+    " or X402_NETWORKS_FILE (see docs/networks.example.toml), or try `x402 serve --dev` for a local chain"
+)
 
 
 def _stop_event() -> asyncio.Event:
@@ -72,8 +75,9 @@ def tune_gc() -> None:
 
 async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = True) -> None:
     """Serve the app on host:port (SO_REUSEPORT) until ``stop`` is set."""
+    traced = settings.otel_traces and tracing.setup(settings.service_name)
     app = create_app(settings)
-    runner = ServiceRunner(app, access_log=None, handle_signals=False, shutdown_timeout=10.0)
+    runner = ServiceRunner(app, access_log=None, handle_signals=False, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=True, backlog=1024)
@@ -83,7 +87,14 @@ async def run_app(settings: Settings, stop: asyncio.Event, *, announce: bool = T
             say(f"x402 service listening on http://{settings.host}:{settings.port} (pid {os.getpid()})")
         await stop.wait()
     finally:
+        # graceful: the listener closes first, in-flight requests get shutdown_timeout to finish, then the app's
+        # cleanup contexts drain background work (record writers, webhook workers, the reconciler) in reverse order
+        started = time.monotonic()
+        log.info("shutdown_draining", pid=os.getpid(), bound_s=settings.shutdown_timeout)
         await runner.cleanup()
+        log.info("shutdown_drained", pid=os.getpid(), took_s=round(time.monotonic() - started, 3))
+        if traced:
+            await asyncio.to_thread(tracing.shutdown)  # flush the last spans
 
 
 async def _run_workers(settings: Settings, stop: asyncio.Event) -> int:
@@ -114,7 +125,7 @@ async def _run_workers(settings: Settings, stop: asyncio.Event) -> int:
             with contextlib.suppress(ProcessLookupError):
                 p.send_signal(signal.SIGTERM)
     try:
-        await asyncio.wait_for(asyncio.gather(*waiters), 15)
+        await asyncio.wait_for(asyncio.gather(*waiters), settings.shutdown_timeout + 10)
     except TimeoutError:
         for p in procs:
             with contextlib.suppress(ProcessLookupError):
@@ -154,8 +165,8 @@ async def serve(settings: Settings, *, dev: bool = False) -> int:
             state["public"]["apiKey"] = await create_dev_key(settings.database_url or "")
             say(f"  dev API key    {state['public']['apiKey']}  (test mode, every scope; keys are optional in dev)")
             settings = apply_dev_state(settings.with_(dev=True, dev_state=state, require_api_keys=False))
-        if not settings.redis_url:
-            say("REDIS_URL is not set: single-node mode (rate limits and caches are in-process)")
+        if not settings.networks:
+            say(NO_NETWORK, event="no_network_configured")
         if settings.workers > 1:
             return await _run_workers(settings, stop)
         await run_app(settings, stop)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from chains.config import AssetConfig, ChainOptions, NetworkConfig
+from x402 import tracing
 from x402.errors import ConfigError
 
 DEFAULT_PORT = 4020
@@ -28,6 +29,12 @@ class Settings:
     workers: int = 1
     log_level: str = "info"
     log_format: str = "json"
+    #: SIGTERM: seconds to let in-flight requests finish after the listener closes (then background work drains)
+    shutdown_timeout: float = 20.0
+    #: seconds between saturation samples (queue depths, signer balances; /metrics reads the last one)
+    saturation_interval: float = 15.0
+    #: OpenTelemetry trace export asked for by the standard OTEL_* variables (x402.tracing.wanted)
+    otel_traces: bool = False
     public_url: str | None = None
     service_name: str = "x402-service"
     data_dir: Path = field(default_factory=lambda: default_data_dir())
@@ -265,6 +272,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         workers=_int(env, "X402_WORKERS", 1),
         log_level=env.get("X402_LOG_LEVEL", "info").lower(),
         log_format=log_format,
+        shutdown_timeout=_float(env, "X402_SHUTDOWN_TIMEOUT", 20.0),
+        saturation_interval=_float(env, "X402_SATURATION_INTERVAL", 15.0),
+        otel_traces=tracing.wanted(env),
         public_url=env.get("X402_PUBLIC_URL") or None,
         service_name=env.get("X402_SERVICE_NAME", "x402-service"),
         data_dir=data_dir,

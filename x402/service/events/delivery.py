@@ -30,6 +30,7 @@ import aiohttp
 import asyncpg
 
 from wallets.custody import Keyring
+from x402 import tracing
 from x402.logs import get_logger
 from x402.outbound import Failed, GuardedClient, Refused
 from x402.service.events.dispatcher import dispatch
@@ -191,6 +192,14 @@ class DeliveryWorker:
         return len(attempts)
 
     async def _post(self, url: str, row: asyncpg.Record, signing: list[bytes]) -> Attempt:
+        with tracing.span(
+            "x402.webhook.deliver", **{"x402.event_type": row["type"], "x402.event_id": str(row["event_id"])}
+        ) as sp:
+            attempt = await self._post_once(url, row, signing)
+            tracing.annotate(sp, **{"http.response.status_code": attempt.code, "x402.delivered": attempt.ok})
+            return attempt
+
+    async def _post_once(self, url: str, row: asyncpg.Record, signing: list[bytes]) -> Attempt:
         body = envelope_body(row)
         headers = {
             "Content-Type": "application/json",

@@ -133,7 +133,9 @@ class SignerLanes:
         bumped = await adapter.prepare_bump(network, prepared.raw)
         await Journal.record_replacement(self.journal.pool, row_id, bumped)
         self._count(network, "gas_bump")
-        log.info("settle_gas_bump", payment_id=row_id, old=prepared.tx_id, tx=bumped.tx_id, nonce=bumped.signer_nonce)
+        log.info(
+            "settle_gas_bump", settlement_id=row_id, old=prepared.tx_id, tx=bumped.tx_id, nonce=bumped.signer_nonce
+        )
         return PreparedSettlement(
             bumped.tx_id, bumped.raw, bumped.signer, bumped.signer_nonce, valid_until=prepared.valid_until
         )
@@ -158,7 +160,9 @@ class SignerLanes:
                     f"expired before its transaction reached the chain; nonce {nonce} reused by settlement {row_id}",
                 )
                 self._count(network, "reuse")
-                log.warning("nonce_reused", network=network, signer=signer, nonce=nonce, dead=h.id, payment_id=row_id)
+                log.warning(
+                    "nonce_reused", network=network, signer=signer, nonce=nonce, dead=h.id, settlement_id=row_id
+                )
                 return nonce
             if h.sent_age >= IN_FLIGHT_GRACE and not await self._known(adapter, network, h):
                 await self._resend(adapter, network, signer, h)  # lost by the node (or never sent): fill the gap

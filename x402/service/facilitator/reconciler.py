@@ -84,7 +84,7 @@ class Reconciler:
             except DependencyError as exc:
                 action = f"deferred:{exc.code}"
             except Exception:
-                log.exception("reconcile_error", payment_id=row.id)
+                log.exception("reconcile_error", settlement_id=row.id)
                 action = "error"
             done[action] = done.get(action, 0) + 1
             if action in ("confirmed", "failed", "expired", "abandoned", "sent", "resigned", "no_adapter"):
@@ -95,7 +95,7 @@ class Reconciler:
                 stuck[(row.network, reason)] = stuck.get((row.network, reason), 0) + 1
                 log.warning(
                     "settlement_stuck",
-                    payment_id=row.id,
+                    settlement_id=row.id,
                     network=row.network,
                     reason=reason,
                     age_s=round(row.age, 1),

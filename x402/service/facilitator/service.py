@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ import msgspec
 
 from chains.base import ChainAdapter, Confirmation, PaymentContext, SignerOutOfGas
 from chains.registry import ChainRegistry
+from x402 import tracing
 from x402.errors import DependencyError
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.logs import get_logger
@@ -159,6 +161,12 @@ class FacilitatorService:
 
         With a payment identifier whose purchase is already settled, the answer is that purchase's (valid).
         """
+        with tracing.span("x402.verify", **{"x402.network": requirements.network, "x402.tenant": tenant_id}):
+            return await self._verify_outer(payload, requirements, tenant_id)
+
+    async def _verify_outer(
+        self, payload: AnyPayload, requirements: AnyRequirements, tenant_id: str | None
+    ) -> VerifyResponse:
         ident = await self._bind_identifier(payload, requirements, tenant_id)
         held = await self.journal.find_by_identifier(ident.tenant, ident.id) if ident is not None else None
         if held is not None and held.status == "confirmed" and self._payer_of(payload, requirements) == held.payer:
@@ -295,7 +303,9 @@ class FacilitatorService:
         Later identical settles answer ``duplicate_settlement`` with the transaction; a settle under the same
         payment identifier (same tenant) gets the original success again.
         """
-        resp = await self._settle(payload, requirements, tenant_id)
+        with tracing.span("x402.settle", **{"x402.network": requirements.network, "x402.tenant": tenant_id}) as sp:
+            resp = await self._settle(payload, requirements, tenant_id)
+            tracing.annotate(sp, **{"x402.success": resp.success, "x402.tx_hash": resp.transaction or None})
         amount = resp.amount if isinstance(resp.amount, str) else None
         ext = self._extension_responses("settle", payload, requirements, resp.success, amount)
         if ext:
@@ -311,6 +321,9 @@ class FacilitatorService:
             return self._failure(requirements.network, rej.reason, rej.message, None)
         ident = await self._bind_identifier(payload, requirements, tenant_id)
         adapter, ctx, network = routed.adapter, routed.ctx, routed.network
+        if tracing.enabled():
+            with contextlib.suppress(Exception):  # a broken payload has no id; it is refused below
+                tracing.annotate_current(**{"x402.payment_id": self._payment_id(routed)})
         try:
             key = adapter.replay_key(ctx)
         except Exception as exc:  # a payload too broken to key is an invalid payload
@@ -323,16 +336,22 @@ class FacilitatorService:
         existing = await self.journal.find(key)
         if existing is not None:
             return await self._existing(existing, digest, ctx, adapter, network, explicit=_made_under(existing, ident))
-        outcome = await adapter.verify(ctx, simulate=False)
+        with tracing.span("x402.verify", **{"x402.network": network}):
+            outcome = await adapter.verify(ctx, simulate=False)
         if not outcome.is_valid:
             return self._failure(
                 network, outcome.reason or reasons.UNEXPECTED_SETTLE_ERROR, outcome.message, outcome.payer
             )
         resource = resource_url(payload, requirements)
         if self.risk is not None:  # screened before any money moves
-            assessment = await self.risk.assess(
-                ctx, payer=outcome.payer, resource=resource, payment_id=self._payment_id(routed), tenant_id=tenant_id
-            )
+            with tracing.span("x402.risk", **{"x402.network": network}):
+                assessment = await self.risk.assess(
+                    ctx,
+                    payer=outcome.payer,
+                    resource=resource,
+                    payment_id=self._payment_id(routed),
+                    tenant_id=tenant_id,
+                )
             if assessment.blocked:
                 self._count("settle", network, "risk_blocked")
                 return self.risk.blocked_settlement(network, assessment, outcome.payer)
@@ -444,8 +463,9 @@ class FacilitatorService:
             # bound to one signer (an upto witness names the facilitator) has no other to fall back on.
             signer = required if required is not None else self.lanes.pick(adapter, ctx.network, tried)
             try:
-                prepared = await self.lanes.reserve(row_id, ctx, adapter, signer)
-                log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, payment_id=row_id)
+                with tracing.span("x402.settle.prepare", **{"x402.network": network}):
+                    prepared = await self.lanes.reserve(row_id, ctx, adapter, signer)
+                log.info("settle_submitted", tx=prepared.tx_id, network=ctx.network, settlement_id=row_id)
             except SignerOutOfGas as exc:
                 if required is None and await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
                     continue
@@ -462,7 +482,8 @@ class FacilitatorService:
                 await self.journal.mark(row_id, "failed", reason, message, events=events)
                 return self._failure(network, reason, message, payer)
             try:
-                prepared = await self.lanes.send(row_id, ctx, adapter, prepared)
+                with tracing.span("x402.settle.broadcast", **{"x402.network": network, "x402.tx_hash": prepared.tx_id}):
+                    prepared = await self.lanes.send(row_id, ctx, adapter, prepared)
             except SignerOutOfGas as exc:
                 if await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
                     continue
@@ -472,15 +493,18 @@ class FacilitatorService:
                 log.warning("settle_broadcast_deferred", tx=prepared.tx_id, error=exc.code)
                 return self._failure(network, reasons.SETTLEMENT_PENDING, "broadcast deferred", payer, prepared.tx_id)
             break
-        conf = await adapter.confirm(ctx, ctx.network, prepared.tx_id, timeout=self.settle_timeout)
-        delivered = await self._record(row_id, conf, deliver=deliver, events=events)
+        with tracing.span("x402.settle.receipt", **{"x402.network": network, "x402.tx_hash": prepared.tx_id}) as sp:
+            conf = await adapter.confirm(ctx, ctx.network, prepared.tx_id, timeout=self.settle_timeout)
+            tracing.annotate(sp, **{"x402.status": conf.status})
+        with tracing.span("x402.record.write", **{"x402.network": network, "x402.settlement_id": row_id}):
+            delivered = await self._record(row_id, conf, deliver=deliver, events=events)
         log.info(
             "settle_result",
             tx=prepared.tx_id,
             status=conf.status,
             reason=conf.reason,
             ms=round((time.perf_counter() - started) * 1000, 1),
-            payment_id=row_id,
+            settlement_id=row_id,
         )
         if conf.status == "confirmed":
             if deliver and not delivered and not explicit:  # a retry saw the confirmation first and answered it

@@ -138,6 +138,11 @@ SCHEMAS: dict[str, Any] = {
             "code": {"type": "string"},
             "detail": {"type": "string"},
             "requestId": {"type": "string"},
+            "traceId": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{32}$",
+                "description": "OpenTelemetry trace id of the request (only when trace export is on)",
+            },
         },
     },
     "Tenant": {

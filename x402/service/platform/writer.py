@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -205,6 +207,12 @@ class PaymentWriter:
         self._held: list[Any] = []  # connections kept by the flushers (at most ``flushers``)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._stamps: deque[float] = deque()  # monotonic enqueue times of records not yet committed
+
+    def backlog(self) -> tuple[int, float]:
+        """Records queued or in a batch not yet committed, and the age in seconds of the oldest (saturation)."""
+        stamps = self._stamps
+        return len(stamps), (time.monotonic() - stamps[0]) if stamps else 0.0
 
     def start(self) -> None:
         """Start the flusher task (on the running loop)."""
@@ -216,6 +224,7 @@ class PaymentWriter:
         if self._closing:
             raise DatabaseUnavailable("the payment record writer is shutting down")
         self.start()
+        self._stamps.append(time.monotonic())
         self._queue.put_nowait(item)
 
     def submit(self, record: PaymentRecord, events: Sequence[Event] = ()) -> None:
@@ -274,6 +283,9 @@ class PaymentWriter:
             raise
         finally:
             self._slots.release()
+            # batches may finish out of order: the oldest stamps go first, so the age is an upper bound
+            for _ in range(min(len(items), len(self._stamps))):
+                self._stamps.popleft()
 
     async def _insert(self, items: list[_Item]) -> BaseException | None:
         """Commit the batch (bounded retries); the last error when it could not be written."""
