@@ -329,3 +329,20 @@ async def test_a_10_mb_body_streams_byte_exact_without_being_held_whole(
     note = await _note(database_url, receipt(r)["paymentId"])
     assert (note["bytes"], note["complete"]) == (BIG, True)
     assert "body" not in note  # too large to keep for replays
+
+
+async def test_an_upstream_stalling_past_the_timeout_is_cut_and_recorded(
+    wallet_service: Any, devchain: DevChain, rig: Rig, database_url: str
+) -> None:
+    client, res, wallet = await _setup(wallet_service, devchain, rig, "/drip", proxy_timeout=2.0)
+    r = await _call(client, res, wallet)
+    assert r.status == 200
+    mine = receipt(r)
+    assert await asyncio.wait_for(r.content.readexactly(len(FIRST)), WAIT) == FIRST
+    with pytest.raises(aiohttp.ClientPayloadError):  # the gate stays shut: the deadline cuts the stream
+        await asyncio.wait_for(r.read(), WAIT)
+    assert not rig.finished.is_set()
+    row = await _row(client, mine["callId"], "upstream_timeout")
+    assert (row["status"], row["amount"]) == ("paid", str(PRICE))
+    note = await _note(database_url, mine["paymentId"])
+    assert (note["bytes"], note["complete"], note["outcome"]) == (len(FIRST), False, "upstream_timeout")

@@ -69,6 +69,7 @@ REPLAY_KEEP: Final = 64 * 1024
 #: The code a streamed call is marked with when its stream is cut (the Stream's failure reason, or the client gone).
 CUT_CODES: Final = {"too_large": "upstream_too_large", "timeout": "upstream_timeout", "unreachable": "upstream_broken"}
 CLIENT_GONE: Final = "client_disconnected"
+STREAM_FAILED: Final = "stream_failed"
 CATALOGUE: Final = "routed calls: any tenant's listing may be called (the public catalogue)"
 
 
@@ -361,6 +362,9 @@ async def _stream(
     except asyncio.CancelledError:
         outcome = CLIENT_GONE
         raise
+    except Exception as exc:  # after a payment, never a 500: cut and record it
+        log.exception("proxy_stream_failed", error=type(exc).__name__)
+        outcome = STREAM_FAILED
     finally:
         stream.close()
         if outcome is not None and request.transport is not None:
