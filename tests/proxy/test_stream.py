@@ -226,7 +226,11 @@ async def test_a_replay_of_a_streamed_answer_gives_the_kept_body_once_paid(
     assert again.status == 200, await again.text()
     assert await again.read() == FIRST + REST
     assert receipt(again)["paymentId"] == receipt(r)["paymentId"]
+    assert (receipt(again)["replayed"], receipt(again)["paid"], receipt(again)["fee"]) == (True, False, "0")
     assert await token_balance(devchain, rig.pay_to) == before + PRICE  # paid once
+    r = await client.get("/v1/calls/summary")
+    [summary] = (await r.json())["resources"]
+    assert (summary["calls"], summary["paid"], summary["amount"]) == (2, 1, str(PRICE))  # the fee owed once
 
 
 async def test_a_body_over_the_limit_without_content_length_is_cut_mid_stream_and_recorded(
@@ -268,6 +272,15 @@ async def test_a_declared_length_over_the_limit_is_refused_before_streaming_afte
     assert await token_balance(devchain, rig.pay_to) == before + PRICE
     row = await _row(client, doc["receipt"]["callId"])
     assert (row["status"], row["code"], row["amount"]) == ("paid", "upstream_too_large", str(PRICE))
+    # bought under a key, the answer was never kept: a replay says so and pays nothing
+    key = {"X402-Wallet": wallet["id"], "Idempotency-Key": f"declared-{uuid.uuid4()}"}
+    r = await client.get(f"/v1/proxy/{res['id']}/", headers=key)
+    assert r.status == 502
+    r = await client.get(f"/v1/proxy/{res['id']}/", headers=key)
+    doc = await r.json()
+    assert (r.status, doc["code"]) == (409, "response_not_replayable"), doc
+    assert doc["receipt"]["replayed"] is True
+    assert await token_balance(devchain, rig.pay_to) == before + 2 * PRICE
 
 
 async def test_an_upstream_dying_mid_body_cuts_the_stream_and_is_recorded(

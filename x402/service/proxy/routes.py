@@ -243,13 +243,16 @@ async def _route(
     try:
         payment = result["payment"]
         upstream = result["upstream"] or {}
-        paid = bool(payment.get("paid"))
+        # a replay of an Idempotency-Key paid nothing now: its row owes no fee (the first call's row has it)
+        replayed = bool(payment.get("replayed"))
+        paid = bool(payment.get("paid")) and not replayed
         amount = int(payment.get("amount", 0)) if paid else 0
         status = int(upstream.get("status", 502))
         # a declared Content-Length above X402_PROXY_MAX_BYTES is refused before any byte is sent (after paying:
         # the paid retry's headers only come back once the payment went out, so the record shows both)
         oversized = stream.oversized() if stream is not None else None
         code = "upstream_error" if status >= 500 else ("upstream_too_large" if oversized is not None else None)
+        code = code or ("replayed" if replayed else None)
         done = await _record(
             request,
             call,
@@ -270,6 +273,7 @@ async def _route(
             "amount": str(amount),
             "feeBps": bps,
             "fee": str(done.fee),
+            **({"replayed": True} if replayed else {}),
             **{k: payment[k] for k in ("paymentId", "transaction", "network", "payer", "payTo") if k in payment},
         }
         if status >= 500:
