@@ -306,6 +306,17 @@ class Ledger:
         )
         return result.endswith(" 1")
 
+    async def note_upstream(self, payment_id: uuid.UUID, note: Mapping[str, Any]) -> None:
+        """Merge ``note`` into a committed payment's stored upstream answer (a streamed answer's outcome: bytes
+        sent, complete or cut, and a small complete body for replays under its Idempotency-Key)."""
+        await self.pool.execute(
+            """UPDATE wallet_payments
+                  SET result = jsonb_set(result, '{upstream}', coalesce(result->'upstream', '{}'::jsonb) || $2::jsonb)
+                WHERE id = $1 AND status = 'committed' AND result IS NOT NULL""",
+            payment_id,
+            json.dumps(dict(note)),
+        )
+
     async def remember(self, payment_id: uuid.UUID, result: Mapping[str, Any]) -> None:
         """Store the answer given for a still pending payment (what a retry with its key is shown)."""
         await self.pool.execute(

@@ -19,7 +19,7 @@ from wallets import errors, keys
 from wallets.approvals import Approvals
 from wallets.custody import Keyring
 from wallets.ledger import Ledger, Reservation, budget_json, payment_json, proof_json, usage
-from wallets.outbound import MAX_REDIRECTS, Fetched, Fetcher
+from wallets.outbound import MAX_REDIRECTS, Failed, Fetched, Fetcher, Stream, failure_code
 from wallets.store import Wallet, WalletStore
 from x402.client import parse_challenge, signer_for
 from x402.client.client import Challenge402, payment_header
@@ -98,6 +98,9 @@ class PayRequest:
     #: a routed call (POST /v1/call): the listing's offers the live 402 is pinned to, and the resource's trust
     listed: tuple[Listed, ...] | None = None
     resource_trust: int | None = None
+    #: stream the paid answer (a routed call): once the paid retry's headers carry a settled receipt, the payment is
+    #: committed and the result's ``stream`` holds the open answer (the ledger keeps its status and headers only)
+    stream: bool = False
 
     @classmethod
     def from_json(cls, doc: Any) -> PayRequest:
@@ -142,20 +145,43 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
-def response_json(resp: Fetched) -> dict[str, Any]:
-    """The upstream answer: status, headers, body as text (UTF-8) or base64."""
-    out: dict[str, Any] = {"status": resp.status, "headers": {k: _storable(v) for k, v in resp.headers.items()}}
+def body_json(body: bytes) -> dict[str, str]:
+    """A body as stored: text (UTF-8) or base64."""
     try:
-        text = resp.body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         text = None
     if text is not None and "\x00" not in text:  # Postgres refuses NUL in jsonb text: such bodies go as base64
-        out["body"] = text
-        out["bodyEncoding"] = "text"
-    else:
-        out["body"] = base64.b64encode(resp.body).decode("ascii")
-        out["bodyEncoding"] = "base64"
-    return out
+        return {"body": text, "bodyEncoding": "text"}
+    return {"body": base64.b64encode(body).decode("ascii"), "bodyEncoding": "base64"}
+
+
+def response_json(resp: Fetched) -> dict[str, Any]:
+    """The upstream answer: status, headers, body as text (UTF-8) or base64."""
+    return {
+        "status": resp.status,
+        "headers": {k: _storable(v) for k, v in resp.headers.items()},
+        **body_json(resp.body),
+    }
+
+
+def head_json(resp: Fetched) -> dict[str, Any]:
+    """A streamed upstream answer as kept: status and headers (its body went to the caller, not into the ledger)."""
+    return {
+        "status": resp.status,
+        "headers": {k: _storable(v) for k, v in resp.headers.items()},
+        "streamed": True,
+    }
+
+
+async def read_whole(stream: Stream) -> Fetched:
+    """The answer with its body read in full (within the limits), the connection released."""
+    try:
+        return stream.fetched(await stream.read())
+    except Failed as exc:
+        raise errors.UpstreamFailed(exc.detail, code=failure_code(exc)) from None
+    finally:
+        stream.close()
 
 
 def purchase_of(req: PayRequest) -> bytes:
@@ -448,27 +474,34 @@ class WalletPayer:
         }
         if identifier is not None:
             paid["paymentIdentifier"] = identifier
+        stream: Stream | None = None  # the paid answer, left open for the caller (req.stream)
         try:
-            second = await self._send_paid(req, headers)
+            second, stream = await self._send_paid(req, headers)
         except (errors.UpstreamFailed, errors.OutboundRefused) as exc:
             # timeout, reset, oversized answer: the upstream may have settled before it failed
             return await self._ambiguous(wallet, res, paid, proof, None, exc.detail, 502)
         receipt = settlement_of(second)
         if receipt is not None and receipt.success:
-            paid["transaction"] = receipt.transaction
-            paid["receipt"] = msgspec.to_builtins(receipt)
-            charged = charged_amount(offer, receipt)
-            if charged != int(offer.amount):
-                paid["maximum"], paid["amount"] = offer.amount, str(charged)
-            upstream = response_json(second)
-            used = await self.ledger.commit(
-                res, tx=receipt.transaction or None, result={**paid, "upstream": upstream}, amount=charged
-            )
+            try:
+                paid["transaction"] = receipt.transaction
+                paid["receipt"] = msgspec.to_builtins(receipt)
+                charged = charged_amount(offer, receipt)
+                if charged != int(offer.amount):
+                    paid["maximum"], paid["amount"] = offer.amount, str(charged)
+                upstream = response_json(second) if stream is None else head_json(second)
+                used = await self.ledger.commit(
+                    res, tx=receipt.transaction or None, result={**paid, "upstream": upstream}, amount=charged
+                )
+            except BaseException:
+                if stream is not None:
+                    stream.close()
+                raise
             log.info("wallet_paid", wallet_id=str(wallet.id), payment_id=str(res.id), amount=str(charged))
             return {
                 "upstream": upstream,
                 "payment": {"paid": True, "status": "committed", **paid},
                 "budget": budget_json(wallet.policy, used),
+                **({"stream": stream} if stream is not None else {}),
             }
         reason = (
             receipt.error_reason
@@ -533,8 +566,17 @@ class WalletPayer:
             log.warning("payment_status_unavailable", network=network, error=type(exc).__name__)
             return None
 
-    async def _send_paid(self, req: PayRequest, headers: dict[str, str]) -> Fetched:
-        return await self.fetcher.fetch(req.method, req.url, headers, req.body)
+    async def _send_paid(self, req: PayRequest, headers: dict[str, str]) -> tuple[Fetched, Stream | None]:
+        """The paid retry's answer. Streaming (``req.stream``), an answer with a settled receipt comes back as its
+        headers (empty body) and the open stream; one without is read whole as usual, to judge the refusal."""
+        if not req.stream:
+            return await self.fetcher.fetch(req.method, req.url, headers, req.body), None
+        opened = await self.fetcher.open(req.method, req.url, headers, req.body)
+        head = opened.fetched(b"")
+        receipt = settlement_of(head)
+        if receipt is not None and receipt.success:
+            return head, opened
+        return await read_whole(opened), None
 
     async def _replay(self, wallet: Wallet, key: str) -> dict[str, Any] | None:
         """The answer of a payment already made under this key: stored, pending, or 409 while it is in flight."""

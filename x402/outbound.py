@@ -7,9 +7,10 @@ Callers translate ``Refused``/``Failed`` into their own error codes.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urljoin
@@ -112,6 +113,91 @@ class Fetched:
     url: str
 
 
+class Stream:
+    """One remote answer whose body is still arriving: status and headers now, the body chunk by chunk as it comes.
+
+    The limits hold while it streams: more than ``limit`` bytes of (decoded) body or a read past ``deadline`` (the
+    loop time fixed when the request was sent) raise ``Failed`` (too_large, timeout), a broken connection raises
+    ``Failed`` (unreachable). Nothing is buffered beyond the chunk being handed over. Always ``close()`` it: after
+    the whole body the connection goes back to the pool, otherwise it is closed (the rest is never read).
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse, *, limit: int, deadline: float, timeout: float) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict(resp.headers))
+        self.url = str(resp.url)
+        self.limit = limit
+        self.deadline = deadline
+        self._timeout = timeout
+        #: body bytes handed over so far; ``complete`` once the upstream's body ended where its framing says
+        self.received = 0
+        self.complete = False
+        self._closed = False
+
+    @property
+    def declared(self) -> int | None:
+        """The upstream's Content-Length, if it sent one."""
+        return self._resp.content_length
+
+    def oversized(self) -> Failed | None:
+        """``too_large`` when the declared Content-Length is already above the limit (refuse before streaming)."""
+        declared = self.declared
+        if declared is not None and declared > self.limit:
+            return Failed(f"the answer of {declared} bytes is larger than {self.limit} bytes", reason="too_large")
+        return None
+
+    def skip_body(self) -> None:
+        """Answer with no body: the rest is never read and ``chunks()`` yields nothing."""
+        self.close()
+        self.complete = True
+
+    async def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body as it arrives (each chunk whatever the socket had); raises ``Failed`` when a limit breaks."""
+        if self._closed:
+            return
+        refused = self.oversized()
+        if refused is not None:
+            raise refused
+        while True:
+            try:
+                async with asyncio.timeout_at(self.deadline):
+                    chunk = await self._resp.content.readany()
+            except TimeoutError:
+                raise Failed(f"the answer did not finish within {self._timeout:g} s", reason="timeout") from None
+            except (aiohttp.ClientError, OSError) as exc:
+                raise Failed(f"the answer broke off: {type(exc).__name__}", reason="unreachable") from None
+            if not chunk:
+                self.complete = True
+                return
+            room = self.limit - self.received
+            if len(chunk) > room:  # hand over up to the limit, then break off
+                if room > 0:
+                    self.received += room
+                    yield chunk[:room]
+                raise Failed(f"the answer is larger than {self.limit} bytes", reason="too_large")
+            self.received += len(chunk)
+            yield chunk
+
+    async def read(self) -> bytes:
+        """The whole body (within the limits)."""
+        return b"".join([chunk async for chunk in self.chunks()])
+
+    def fetched(self, body: bytes) -> Fetched:
+        """This answer as a ``Fetched`` with ``body``."""
+        return Fetched(self.status, self.headers, body, self.url)
+
+    def close(self) -> None:
+        """Release the connection: back to the pool after a complete body, closed otherwise."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.complete:
+            self._resp.release()
+        else:
+            self._resp.close()
+
+
 class GuardedClient:
     """One aiohttp session whose every request goes through the guard; close it in the owner's cleanup."""
 
@@ -164,63 +250,80 @@ class GuardedClient:
         refuse_off_host: bool = True,
     ) -> Fetched:
         """Send one request, following up to three same-host redirects; another host is refused or returned as is."""
+        stream = await self.open(
+            method, url, headers=headers, data=data, json=json, max_bytes=max_bytes, refuse_off_host=refuse_off_host
+        )
+        try:
+            return stream.fetched(await stream.read())
+        finally:
+            stream.close()
+
+    async def open(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
+        json: Any = None,
+        max_bytes: int | None = None,
+        refuse_off_host: bool = True,
+    ) -> Stream:
+        """``fetch`` up to the final answer's headers: its body is left to stream (within the same limits and the
+        total timeout, counted from now). A redirect to another host is refused, or returned as is (body unread)."""
         limit = max_bytes or self.max_bytes
+        deadline = asyncio.get_running_loop().time() + self.timeout
         target = self.check_url(url)
         for _ in range(MAX_REDIRECTS + 1):
-            fetched, location = await self._once(method, target, headers, data, json, limit)
+            stream = await self._once(method, target, headers, data, json, limit, deadline)
+            location = stream.headers.get("Location") if stream.status in _REDIRECTS else None
             if location is None:
-                return fetched
+                return stream
+            stream.close()
             nxt = self.check_url(urljoin(str(target), location))
             if (nxt.scheme, nxt.host, nxt.port) != (target.scheme, target.host, target.port):
                 if not refuse_off_host:
-                    return fetched
+                    stream.skip_body()  # the redirect itself is the answer, its body unread
+                    return stream
                 raise Refused(
                     "the upstream redirected to another host",
                     reason="off_host_redirect",
                     host=nxt.host,
                     location=str(nxt.with_query(None)),
                 )
-            if fetched.status == 303 or (fetched.status in (301, 302) and method.upper() == "POST"):
+            if stream.status == 303 or (stream.status in (301, 302) and method.upper() == "POST"):
                 method, data, json = "GET", None, None
             target = nxt
         raise Failed(f"{url}: more than {MAX_REDIRECTS} redirects", reason="too_many_redirects")
 
     async def _once(
-        self, method: str, url: URL, headers: Mapping[str, str] | None, data: bytes | None, json: Any, limit: int
-    ) -> tuple[Fetched, str | None]:
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str] | None,
+        data: bytes | None,
+        json: Any,
+        limit: int,
+        deadline: float,
+    ) -> Stream:
         kw: dict[str, Any] = {"headers": CIMultiDict(headers or {}), "allow_redirects": False}
         if data is not None:
             kw["data"] = data
         elif json is not None:
             kw["json"] = json
         try:
-            async with self.session().request(method, url, **kw) as resp:
-                location = resp.headers.get("Location") if resp.status in _REDIRECTS else None
-                body = b"" if location else await _read_capped(resp, limit)
-                return Fetched(resp.status, CIMultiDictProxy(CIMultiDict(resp.headers)), body, str(resp.url)), location
+            async with asyncio.timeout_at(deadline):
+                resp = await self.session().request(method, url, **kw)
         except (Refused, Failed):
             raise
         except TimeoutError:
             raise Failed(f"{method} {url} did not answer within {self.timeout:g} s", reason="timeout") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise Failed(f"{method} {url} failed: {type(exc).__name__}", reason="unreachable") from None
+        return Stream(resp, limit=limit, deadline=deadline, timeout=self.timeout)
 
     async def close(self) -> None:
         """Close the session."""
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    declared = resp.content_length
-    if declared is not None and declared > limit:
-        raise Failed(f"the answer of {declared} bytes is larger than {limit} bytes", reason="too_large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise Failed(f"the answer is larger than {limit} bytes", reason="too_large")
-        chunks.append(chunk)
-    return b"".join(chunks)

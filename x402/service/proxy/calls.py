@@ -71,6 +71,12 @@ async def record(conn: asyncpg.Connection | asyncpg.Pool, call: Call) -> None:
     )
 
 
+async def set_code(conn: asyncpg.Connection | asyncpg.Pool, call_id: uuid.UUID, code: str) -> None:
+    """A streamed call's outcome after its row was written (the stream was cut: upstream_too_large,
+    upstream_timeout, upstream_broken, client_disconnected, stream_failed); status, amount and fee stay as recorded."""
+    await conn.execute("UPDATE calls SET code = $2 WHERE id = $1", call_id, code)
+
+
 def _row(r: asyncpg.Record) -> dict[str, Any]:
     return {
         "id": str(r["id"]),

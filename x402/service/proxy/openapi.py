@@ -35,7 +35,11 @@ _CALL: Final = {
         "url": _STR,
         "method": _STR,
         "status": {"type": "string", "enum": ["paid", "free", "refused", "failed", "pending"]},
-        "code": _NSTR,
+        "code": {
+            "type": ["string", "null"],
+            "description": "why the call failed or was refused; on a paid call whose stream was cut after the "
+            "headers: upstream_too_large, upstream_timeout, upstream_broken, client_disconnected or stream_failed",
+        },
         "upstreamStatus": {"type": ["integer", "null"]},
         "amount": _AMOUNT,
         "feeBps": {"type": "integer", "minimum": 0, "maximum": 10000},
@@ -64,7 +68,10 @@ _CALL_BODY: Final = {
 }
 _PASSED: Final = {
     "description": f"The upstream's answer passed through, with {PAYMENT_RESPONSE} (the upstream's receipt) and "
-    f"{RECEIPT_HEADER} (ours: base64 JSON with callId, amount, fee, feeBps, paymentId, transaction)",
+    f"{RECEIPT_HEADER} (ours: base64 JSON with callId, amount, fee, feeBps, paymentId, transaction). A paid answer "
+    "streams: status, headers and receipt as soon as the paid retry's headers arrive, then the body as it comes "
+    "(X402_PROXY_MAX_BYTES and X402_PROXY_TIMEOUT still apply: a breach after the headers cuts the connection, "
+    "so the body is visibly incomplete, and the call's code says why)",
     "headers": {RECEIPT_HEADER: {"schema": _STR}, PAYMENT_RESPONSE: {"schema": _STR}},
     "content": {"*/*": {"schema": {}}},
 }

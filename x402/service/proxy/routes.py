@@ -8,11 +8,13 @@ bound to exactly one wallet uses that one. ``X402-Max-Amount`` is the pass-throu
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any, Final
 
 import asyncpg
@@ -21,8 +23,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from wallets import errors as wallet_errors
-from wallets.outbound import DROPPED, Fetcher
-from wallets.payer import Listed, PayRequest, WalletPayer
+from wallets.outbound import DROPPED, Failed, Fetcher, Stream
+from wallets.payer import Listed, PayRequest, WalletPayer, body_json
 from wallets.service import WalletService
 from wallets.store import Wallet
 from x402.errors import BadRequest, NotFound, ValidationFailed, X402Error
@@ -30,6 +32,8 @@ from x402.logs import get_logger
 from x402.service.appkeys import PROXY_PAYER, REGISTRY, SETTINGS, TRUST, WALLETS
 from x402.service.http import json_object
 from x402.service.http import json_response as _json
+from x402.service.middleware import REQUEST_ID
+from x402.service.platform.context import RESPONSE_HEADERS
 from x402.service.platform.idempotency import DELEGATED
 from x402.service.proxy import calls
 from x402.service.registry.models import Resource
@@ -60,6 +64,12 @@ STRIPPED_REQUEST: Final = DROPPED | {
 #: Upstream headers never passed back: hop-by-hop, framing (the body is re-sent decoded), cookies.
 STRIPPED_RESPONSE: Final = DROPPED | {"content-encoding", "set-cookie", "set-cookie2", "www-authenticate"}
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: A complete streamed body up to this size is kept with the payment, so a replay of its Idempotency-Key has it.
+REPLAY_KEEP: Final = 64 * 1024
+#: The code a streamed call is marked with when its stream is cut (the Stream's failure reason, or the client gone).
+CUT_CODES: Final = {"too_large": "upstream_too_large", "timeout": "upstream_timeout", "unreachable": "upstream_broken"}
+CLIENT_GONE: Final = "client_disconnected"
+STREAM_FAILED: Final = "stream_failed"
 CATALOGUE: Final = "routed calls: any tenant's listing may be called (the public catalogue)"
 
 
@@ -69,6 +79,14 @@ class UpstreamTimeout(X402Error):
     status = 504
     code = "upstream_timeout"
     title = "Upstream timed out"
+
+
+class NotReplayable(X402Error):
+    """A replayed Idempotency-Key whose paid answer was streamed and not kept (too large, or cut off)."""
+
+    status = 409
+    code = "response_not_replayable"
+    title = "Answer not replayable"
 
 
 class UpstreamError(X402Error):
@@ -170,7 +188,7 @@ async def _route(
     body: bytes | None,
     max_amount: int | None,
     wallet_ref: object,
-) -> web.Response:
+) -> web.StreamResponse:
     service = request.app[WALLETS]
     caller = await caller_of(request, service)
     resource = await _resource(request, ref, method)
@@ -189,6 +207,7 @@ async def _route(
         max_amount=max_amount,
         listed=listed_offers(resource),
         resource_trust=None if trust is None else int(trust["score"]),
+        stream=True,
     )
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 255:
@@ -220,35 +239,62 @@ async def _route(
     except X402Error as exc:
         await _record(request, call, started, status="refused" if exc.status < 500 else "failed", code=exc.code)
         raise
-    payment = result["payment"]
-    upstream = result["upstream"] or {}
-    paid = bool(payment.get("paid"))
-    amount = int(payment.get("amount", 0)) if paid else 0
-    status = int(upstream.get("status", 502))
-    done = await _record(
-        request,
-        call,
-        started,
-        status="paid" if paid else "free",
-        amount=amount,
-        payer=payment.get("payer"),
-        pay_to=payment.get("payTo"),
-        upstream_status=status,
-        payment_id=payment.get("paymentId"),
-        code="upstream_error" if status >= 500 else None,
-    )
-    receipt = {
-        "callId": str(call.id),
-        "resourceId": str(resource.id),
-        "walletId": str(wallet.id),
-        "paid": paid,
-        "amount": str(amount),
-        "feeBps": bps,
-        "fee": str(done.fee),
-        **{k: payment[k] for k in ("paymentId", "transaction", "network", "payer", "payTo") if k in payment},
-    }
-    if status >= 500:
-        raise UpstreamError(f"{host} answered {status}", upstream=host, upstreamStatus=status, receipt=receipt)
+    stream: Stream | None = result.get("stream")  # a paid answer whose body is still to come
+    try:
+        payment = result["payment"]
+        upstream = result["upstream"] or {}
+        # a replay of an Idempotency-Key paid nothing now: its row owes no fee (the first call's row has it)
+        replayed = bool(payment.get("replayed"))
+        paid = bool(payment.get("paid")) and not replayed
+        amount = int(payment.get("amount", 0)) if paid else 0
+        status = int(upstream.get("status", 502))
+        # a declared Content-Length above X402_PROXY_MAX_BYTES is refused before any byte is sent (after paying:
+        # the paid retry's headers only come back once the payment went out, so the record shows both)
+        oversized = stream.oversized() if stream is not None else None
+        code = "upstream_error" if status >= 500 else ("upstream_too_large" if oversized is not None else None)
+        code = code or ("replayed" if replayed else None)
+        done = await _record(
+            request,
+            call,
+            started,
+            status="paid" if paid else "free",
+            amount=amount,
+            payer=payment.get("payer"),
+            pay_to=payment.get("payTo"),
+            upstream_status=status,
+            payment_id=payment.get("paymentId"),
+            code=code,
+        )
+        receipt = {
+            "callId": str(call.id),
+            "resourceId": str(resource.id),
+            "walletId": str(wallet.id),
+            "paid": paid,
+            "amount": str(amount),
+            "feeBps": bps,
+            "fee": str(done.fee),
+            **({"replayed": True} if replayed else {}),
+            **{k: payment[k] for k in ("paymentId", "transaction", "network", "payer", "payTo") if k in payment},
+        }
+        if status >= 500:
+            raise UpstreamError(f"{host} answered {status}", upstream=host, upstreamStatus=status, receipt=receipt)
+        if oversized is not None:
+            raise UpstreamError(
+                f"{host}: {oversized.detail}", code="upstream_too_large", upstream=host, receipt=receipt
+            )
+    except BaseException:
+        if stream is not None:
+            stream.close()
+        raise
+    if stream is not None:
+        return await _stream(request, stream, upstream, receipt, done)
+    if upstream.get("streamed") and "body" not in upstream:
+        raise NotReplayable(
+            "the answer paid under this Idempotency-Key was streamed and not kept (larger than "
+            f"{REPLAY_KEEP} bytes, or cut off); use a new key to buy it again",
+            receipt=receipt,
+            paymentId=payment.get("paymentId"),
+        )
     return _passthrough(upstream, receipt)
 
 
@@ -266,17 +312,87 @@ async def _record(request: web.Request, call: calls.Call, started: float, **chan
     return done
 
 
-def _passthrough(upstream: Mapping[str, Any], receipt: Mapping[str, Any]) -> web.Response:
-    """The upstream's answer as it came (status, headers, body), plus our receipt header."""
-    raw = upstream.get("body") or ""
-    body = base64.b64decode(raw) if upstream.get("bodyEncoding") == "base64" else str(raw).encode()
+def _headers(upstream: Mapping[str, Any], receipt: Mapping[str, Any]) -> CIMultiDict[str]:
+    """The upstream's headers less hop-by-hop, framing and cookies, plus our receipt header."""
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in (upstream.get("headers") or {}).items():
         if name.lower() not in STRIPPED_RESPONSE:
             headers[name] = value
     headers[RECEIPT_HEADER] = _receipt(receipt)
     headers.setdefault("Access-Control-Expose-Headers", f"{PAYMENT_RESPONSE}, {X_PAYMENT_RESPONSE}, {RECEIPT_HEADER}")
-    return web.Response(status=int(upstream.get("status", 200)), body=body, headers=headers)
+    return headers
+
+
+def _passthrough(upstream: Mapping[str, Any], receipt: Mapping[str, Any]) -> web.Response:
+    """The upstream's answer as it came (status, headers, body), plus our receipt header."""
+    raw = upstream.get("body") or ""
+    body = base64.b64decode(raw) if upstream.get("bodyEncoding") == "base64" else str(raw).encode()
+    return web.Response(status=int(upstream.get("status", 200)), body=body, headers=_headers(upstream, receipt))
+
+
+async def _stream(
+    request: web.Request, stream: Stream, upstream: Mapping[str, Any], receipt: Mapping[str, Any], call: calls.Call
+) -> web.StreamResponse:
+    """Send the paid answer as it arrives: status, headers and receipt now, the body chunk by chunk.
+
+    The payment, the call row, its fee and the trust update are already written (once, before the first byte). A
+    stream cut by a limit, by the upstream or by the client closes the connection without the body's end (no
+    complete-looking truncated answer) and sets the row's ``code``; what was sent is noted on the payment.
+    """
+    resp = web.StreamResponse(status=stream.status, headers=_headers(upstream, receipt))
+    resp.headers.update(request.get(RESPONSE_HEADERS) or {})  # (the platform hook adds them too late for a stream)
+    if REQUEST_ID in request:
+        resp.headers["X-Request-Id"] = request[REQUEST_ID]
+    encoded = "content-encoding" in {k.lower() for k in stream.headers}
+    if stream.declared is not None and not encoded:  # a decoded body has another length: it goes chunked
+        resp.content_length = stream.declared
+    sent = 0
+    kept: list[bytes] | None = []
+    outcome: str | None = None
+    try:
+        await resp.prepare(request)
+        async with aclosing(stream.chunks()) as chunks:
+            async for chunk in chunks:
+                await resp.write(chunk)  # waits while the client's socket is full: nothing piles up here
+                sent += len(chunk)
+                if kept is not None and sent <= REPLAY_KEEP:
+                    kept.append(chunk)
+                else:
+                    kept = None
+    except Failed as exc:
+        outcome = CUT_CODES.get(exc.reason, "upstream_broken")
+    except ConnectionError:
+        outcome = CLIENT_GONE
+    except asyncio.CancelledError:
+        outcome = CLIENT_GONE
+        raise
+    except Exception as exc:  # after a payment, never a 500: cut and record it
+        log.exception("proxy_stream_failed", error=type(exc).__name__)
+        outcome = STREAM_FAILED
+    finally:
+        stream.close()
+        if outcome is not None and request.transport is not None:
+            request.transport.close()  # the client sees the body cut, never a complete-looking truncated one
+        await asyncio.shield(_streamed(request, call, sent, outcome, kept if outcome is None else None))
+    return resp
+
+
+async def _streamed(
+    request: web.Request, call: calls.Call, sent: int, outcome: str | None, kept: list[bytes] | None
+) -> None:
+    """Write down how a stream ended: the call's code when cut, bytes and outcome (and a small body) on the payment."""
+    pool = request.app[WALLETS].pool
+    note: dict[str, Any] = {"bytes": sent, "complete": outcome is None, "outcome": outcome}
+    if kept is not None:
+        note |= body_json(b"".join(kept))
+    try:
+        if outcome is not None:
+            await calls.set_code(pool, call.id, outcome)
+            log.warning("proxy_stream_cut", call_id=str(call.id), outcome=outcome, bytes=sent)
+        if call.payment_id is not None:
+            await request.app[WALLETS].ledger.note_upstream(call.payment_id, note)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # the row and payment stand as written
+        log.error("proxy_stream_note_failed", call_id=str(call.id), error=type(exc).__name__, bytes=sent)
 
 
 def _max_amount(raw: Any) -> int | None:
@@ -284,7 +400,7 @@ def _max_amount(raw: Any) -> int | None:
 
 
 @routes.post("/v1/call")
-async def call(request: web.Request) -> web.Response:
+async def call(request: web.Request) -> web.StreamResponse:
     """Call a listed resource by registry id or URL, paying its 402 from the agent's wallet at the listed price."""
     doc = await json_object(request)
     ref = doc.get("resource")
@@ -318,7 +434,7 @@ async def call(request: web.Request) -> web.Response:
     )
 
 
-async def proxy(request: web.Request) -> web.Response:
+async def proxy(request: web.Request) -> web.StreamResponse:
     """Pass-through: the request goes to the listing's URL + ``path`` with its query, headers (filtered) and body."""
     body = await request.read()
     return await _route(
