@@ -4,6 +4,7 @@ and the scores reach the wallet policy, registry search and the risk assessment.
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from typing import Any
 
@@ -178,3 +179,22 @@ async def test_min_resource_trust_refuses_low_trust_resources(
     assert doc["factors"]["payments"] == 1
     r = await plain.put(f"/v1/wallets/{wallet['id']}/policy", json={"minResourceTrust": 101})
     assert (r.status, (await r.json())["code"]) == (422, "invalid_policy")
+
+
+async def test_the_risk_stage_reuses_a_score_until_a_refresh_changes_it(plain: TestClient[Any, Any]) -> None:
+    a = "0x" + secrets.token_hex(20)
+    b = "0x" + secrets.token_hex(20)
+    req = PaymentRequirements(
+        scheme="exact", network="eip155:31337", amount="5000", asset="0x" + "00" * 20, pay_to=b, max_timeout_seconds=60
+    )
+    ctx = PaymentContext(x402_version=2, scheme="exact", network="eip155:31337", payload={}, requirements=req)
+    gate = plain.app[FACILITATOR].risk
+    assert gate is not None
+    assert (await gate.assess(ctx, payer=a)).to_wire()["trust"] == {"score": 0, "factors": None}
+    await _settlement(plain, a, b, 5000)
+    # the verify path keeps the score it read for a few seconds (one query per payer, not three round trips per
+    # request) ...
+    assert (await gate.assess(ctx, payer=a)).to_wire()["trust"]["score"] == 0
+    # ... and a pass that recomputes scores replaces it at once
+    await plain.app[TRUST].refresh()
+    assert (await gate.assess(ctx, payer=a.upper().replace("0X", "0x"))).to_wire()["trust"]["score"] > 0

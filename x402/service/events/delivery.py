@@ -154,11 +154,14 @@ class DeliveryWorker:
                 await asyncio.sleep(self.options.interval)
 
     async def step(self) -> bool:
-        """One dispatch pass and one delivery pass; True when there was work (go again without pausing)."""
+        """One dispatch pass and one delivery pass; True when more work is probably waiting (go again without
+        pausing): a full dispatch batch, or deliveries sent. A partial batch means the outbox was drained: the next
+        pass waits ``interval``, so a steady trickle of events (every verify writes one) is dispatched in batches a
+        few times a second, not one pass (eight round trips) per handful of events."""
         async with self.pool.acquire() as conn:
             events, _ = await dispatch(conn, self.options.dispatch_batch)
         sent = await self.deliver_due()
-        return events > 0 or sent > 0
+        return events >= self.options.dispatch_batch or sent > 0
 
     async def deliver_due(self) -> int:
         """Lease endpoints whose queue head is due and send their queues; returns deliveries attempted."""

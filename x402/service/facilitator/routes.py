@@ -159,7 +159,7 @@ def _payer_trust(app: web.Application) -> TrustOf:
 
     async def lookup(address: str) -> dict[str, Any] | None:
         trust = app.get(TRUST)
-        return await trust.get("address", address) if trust is not None else None
+        return await trust.address_score(address) if trust is not None else None
 
     return lookup
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from typing import Any
 
@@ -19,6 +20,11 @@ from x402.service.trust import store
 
 log = get_logger("x402.trust")
 
+#: How long the payment path reuses an address score it read (``address_score``): scores change only when a pass
+#: recomputes them (every ``interval`` s), and a pass in this process empties the cache at once.
+ADDRESS_TTL = 5.0
+_MAX_CACHED = 50_000
+
 
 class TrustService:
     """Scores of one process; ``refresh`` is one incremental pass, ``start`` runs it every ``interval`` seconds."""
@@ -27,9 +33,17 @@ class TrustService:
         self.pool = pool
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._ttl = min(ADDRESS_TTL, interval) if interval > 0 else ADDRESS_TTL
+        self._addresses: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     async def refresh(self) -> int:
         """Recompute every subject touched since the watermark; returns how many scores were written."""
+        try:
+            return await self._refresh()
+        finally:
+            self._addresses.clear()  # what this process answers next is the new score
+
+    async def _refresh(self) -> int:
         with system_scope("trust scores: recomputed from every tenant's records (aggregates only)"):
             async with self.pool.acquire() as conn, conn.transaction():
                 # one pass at a time; the watermark moves to the start of this pass (a write during it is seen again)
@@ -103,6 +117,20 @@ class TrustService:
         with system_scope("trust scores: a global table of aggregates"):
             async with self.pool.acquire() as conn:
                 return await store.get(conn, kind, subject.lower() if kind == "address" else subject)
+
+    async def address_score(self, address: str) -> dict[str, Any] | None:
+        """A payer address's stored score, as ``get`` reads it, reused for a few seconds (the risk stage of every
+        verify asks for it; a hot payer costs one query per ``ADDRESS_TTL``, not three round trips per request)."""
+        key = address.lower()
+        now = time.monotonic()
+        hit = self._addresses.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self.get("address", key)
+        if len(self._addresses) >= _MAX_CACHED:
+            self._addresses.clear()
+        self._addresses[key] = (now + self._ttl, found)
+        return found
 
     async def resource_score(self, url: str, method: str) -> int | None:
         """The score of the listed resource at ``url`` (the wallet policy's ``minResourceTrust``)."""
