@@ -127,6 +127,11 @@ class Cell:
         return self.settled / self.seconds if self.seconds else 0.0
 
     @property
+    def cpu_ms(self) -> float:
+        """Server CPU milliseconds per settlement (a figure that survives a busy box better than settles/s)."""
+        return self.cpu_server * self.seconds / self.settled * 1000 if self.settled else 0.0
+
+    @property
     def void(self) -> bool:
         return self.refused > 0 or self.settled == 0 or not self.chain_ok or self.journal_ok is False
 
@@ -395,7 +400,8 @@ async def measure(
     void = "  VOID" if cell.void else ""
     say(
         f"  c={conns:<3} {cell.rate:8,.1f} settles/s  p50 {cell.p50_ms:7.1f} ms  p99 {cell.p99_ms:7.1f} ms  "
-        f"settled {cell.settled:,}/{cell.sent:,}  CPU server/anvil/client/other "
+        f"settled {cell.settled:,}/{cell.sent:,}  server CPU {cell.cpu_ms:.1f} ms/settle  "
+        f"CPU server/anvil/client/other "
         f"{cell.cpu_server:.2f}/{cell.cpu_anvil:.2f}/{cell.cpu_client:.2f}/{cell.cpu_other:.2f}{void}"
     )
     say(f"    chain check {'ok' if cell.chain_ok else 'MISMATCH'}: {cell.chain_check}")
@@ -591,8 +597,8 @@ def table(cells: list[Cell]) -> str:
 
     lines = [
         "| run | conns | settled | settles/s | p50 ms | p99 ms | / official | / node limit | chain check | journal "
-        "check | CPU cores: server / anvil / client / other |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
+        "check | server CPU ms / settle | CPU cores: server / anvil / client / other |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     for c in cells:
         void = " **VOID**" if c.void else ""
@@ -600,7 +606,7 @@ def table(cells: list[Cell]) -> str:
         lines.append(
             f"| {c.server}{void} | {c.connections} | {c.settled:,}/{c.sent:,} | {c.rate:,.1f} | {c.p50_ms:,.1f} "
             f"| {c.p99_ms:,.1f} | {ratio(c, official)} | {ratio(c, node)} "
-            f"| {'ok' if c.chain_ok else '**MISMATCH**'} | {journal} "
+            f"| {'ok' if c.chain_ok else '**MISMATCH**'} | {journal} | {c.cpu_ms:.1f} "
             f"| {c.cpu_server:.2f} / {c.cpu_anvil:.2f} / {c.cpu_client:.2f} / {c.cpu_other:.2f} |"
         )
     return "\n".join(lines)
@@ -651,7 +657,8 @@ def render(cells: list[Cell], args: argparse.Namespace, info: dict[str, Any], co
         "the logs' transactions = the answers' transactions; Postgres: one confirmed journal row per settlement, "
         "distinct authorizations and transactions, the answers' ones). Any refused answer or mismatch VOIDs a row.",
         "- CPU columns: average cores busy during the cell (from /proc): the server's process group, anvil, this "
-        "bench process (load generator), everything else (Postgres, other jobs).",
+        "bench process (load generator), everything else (Postgres, other jobs); a high `other` means the box was "
+        "busy and settles/s are low for everyone. Server CPU ms / settle is the server's CPU time per settlement.",
         "",
         table(cells),
         "",
