@@ -574,10 +574,11 @@ async def bench(args: argparse.Namespace, command: str) -> int:
         "load": os.getloadavg(),
     }
     section = render(cells, args, info, command)
+    header = section.split("\n", 1)[0]
     say("")
     say(section)
     if args.write_docs or not (args.quick or args.no_docs):
-        vb.write_docs(section, SECTION)
+        vb.write_docs(section, header)
         say(f"updated {vb.DOCS.relative_to(ROOT)}")
     else:
         say(f"({vb.DOCS.relative_to(ROOT)} not updated; add --write-docs)")
@@ -633,7 +634,7 @@ def render(cells: list[Cell], args: argparse.Namespace, info: dict[str, Any], co
     load = ", ".join(f"{x:.2f}" for x in info["load"])
     mining = f"a block every {args.block_time} s (`--block-time`)" if args.block_time else "automine (a block per tx)"
     lines = [
-        SECTION,
+        f"{SECTION[:-1]} --block-time {args.block_time})" if args.block_time else SECTION,
         "",
         f"Measured {info['date']} with `{command}`{' (quick mode: indicative only)' if args.quick else ''}; "
         f"load average at the end {load}.",

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import coincurve
 from eth_account.signers.local import LocalAccount
 
 from chains.base import (
@@ -29,6 +30,7 @@ from chains.evm import permit2 as p2
 from chains.evm.eip712 import domain_separator
 from chains.evm.permit2 import is_permit2_payload
 from chains.evm.rpc import RpcError, RpcPool
+from chains.evm.txsign import sign_type2
 from chains.evm.verify import (
     TRANSFER_TOPIC,
     Authorization,
@@ -112,12 +114,30 @@ class _Draft:
     account: LocalAccount
     tx: Mapping[str, Any]
     valid_until: int
+    #: the signer's key for the direct type-2 path (chains/evm/txsign.py); None signs through eth-account
+    key: coincurve.PrivateKey | None = None
 
     def sign(self, nonce: int) -> PreparedSettlement:
-        signed = self.account.sign_transaction({**self.tx, "nonce": nonce})
+        tx = self.tx
+        if self.key is not None and tx.get("type") == 2 and not tx.get("accessList"):
+            fast = sign_type2(
+                self.key,
+                chain_id=int(tx["chainId"]),
+                nonce=nonce,
+                max_priority_fee=int(tx["maxPriorityFeePerGas"]),
+                max_fee=int(tx["maxFeePerGas"]),
+                gas=int(tx["gas"]),
+                to=bytes.fromhex(str(tx["to"]).removeprefix("0x")),
+                value=int(tx["value"]),
+                data=bytes.fromhex(str(tx["data"]).removeprefix("0x")),
+            )
+            raw, tx_hash = fast.raw, fast.tx_hash
+        else:
+            signed = self.account.sign_transaction({**tx, "nonce": nonce})
+            raw, tx_hash = bytes(signed.raw_transaction), bytes(signed.hash)
         return PreparedSettlement(
-            tx_id="0x" + bytes(signed.hash).hex(),
-            raw=bytes(signed.raw_transaction),
+            tx_id="0x" + tx_hash.hex(),
+            raw=raw,
             signer=self.account.address,
             signer_nonce=nonce,
             valid_until=self.valid_until,
@@ -143,6 +163,7 @@ class EvmSettler:
         self._accounts = {a.address.lower(): a for a in accounts}
         self._account = accounts[0] if accounts else None
         self._fees: dict[str, _Fees] = {}
+        self._keys: dict[str, coincurve.PrivateKey] = {}
 
     def __repr__(self) -> str:
         return f"EvmSettler(signers={[a.address for a in self._accounts.values()]})"
@@ -159,6 +180,13 @@ class EvmSettler:
         if account is None:
             raise ConfigError(f"{signer} is not one of the configured EVM signer keys")
         return account
+
+    def _key(self, account: LocalAccount) -> coincurve.PrivateKey:
+        """The account's secp256k1 key for direct signing (made once per signer)."""
+        key = self._keys.get(account.address)
+        if key is None:
+            key = self._keys[account.address] = coincurve.PrivateKey(bytes(account.key))
+        return key
 
     def _pool(self, network: str) -> RpcPool:
         pool = self.pools.get(network)
@@ -297,7 +325,7 @@ class EvmSettler:
         }
         _set_fees(tx, fees.legacy_gas_price, fees.max_fee, fees.priority_fee)
         self._check_funds(network, signer, tx, _int(balance))
-        return _Draft(account, tx, call.valid_until), (None if pending is None else _int(pending))
+        return _Draft(account, tx, call.valid_until, self._key(account)), (None if pending is None else _int(pending))
 
     async def _deploy_wallet(
         self, network: str, account: Any, factory: str, calldata: bytes, nonce_floor: int | None, auth: Authorization
