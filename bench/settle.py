@@ -674,7 +674,24 @@ def render(cells: list[Cell], args: argparse.Namespace, info: dict[str, Any], co
     ]
     if any(c.void for c in cells):
         lines += [f"**{sum(c.void for c in cells)} row(s) VOID**: see the table and the checks.", ""]
+    lines += busy_note(cells)
     return "\n".join(lines)
+
+
+def busy_note(cells: list[Cell]) -> list[str]:
+    """A warning when other work on the box starved the run (the rows then do not compare well)."""
+    other = sum(c.cpu_other for c in cells) / len(cells) if cells else 0.0
+    if other <= vb.NOISY_OTHER_CORES:
+        return []
+    node = max((c.rate for c in cells if c.server == "node limit"), default=0.0)
+    below = node and any(c.rate > node for c in cells if c.server != "node limit")
+    return [
+        f"**Busy box**: other work used {other:.2f} cores on average during the cells (column `other`), so every "
+        "row is CPU-starved and rows measured minutes apart are not comparable"
+        + (" (here the node-limit loop measured below a server)" if below else "")
+        + "; the server CPU ms / settle column holds up better. Re-run on a quiet box.",
+        "",
+    ]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
