@@ -1,4 +1,5 @@
-"""Baseline for bench/verify.py: the official x402 Python SDK's facilitator behind a minimal aiohttp `POST /verify`.
+"""Baseline for bench/verify.py and bench/settle.py: the official x402 Python SDK's facilitator behind a minimal aiohttp
+`POST /verify` and `POST /settle`.
 
 Runs inside bench/.venv-official (``x402[evm]==2.25.0``, coincurve, aiohttp), never inside the service's venv. The SDK
 is used as a black box through its public API only.
@@ -9,6 +10,9 @@ Two ways to serve it: ``--mode async`` (default) awaits ``x402Facilitator.verify
 time; ``--mode threads`` calls ``x402FacilitatorSync.verify`` in a thread pool so RPC waits overlap. On the 2-core
 bench box the async mode was the faster one (about 165 vs 110-150 verifies/s with 16/4/2 threads: the GIL), so the
 benchmark uses it as the baseline.
+
+``POST /settle`` calls the SDK's own ``settle`` the same way (its EVM ``exact`` settle broadcasts
+``transferWithAuthorization`` and waits for the receipt before it answers).
 """
 
 from __future__ import annotations
@@ -49,20 +53,30 @@ def _parse(body: bytes) -> tuple[Any, Any]:
 
 
 def make_app(facilitator: Any, mode: str, threads: int) -> web.Application:
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="verify")
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="facilitator")
 
     def verify_sync(body: bytes) -> str:
         payload, requirements = _parse(body)
         return str(facilitator.verify(payload, requirements).model_dump_json(by_alias=True, exclude_none=True))
 
+    def settle_sync(body: bytes) -> str:
+        payload, requirements = _parse(body)
+        return str(facilitator.settle(payload, requirements).model_dump_json(by_alias=True, exclude_none=True))
+
     async def verify(request: web.Request) -> web.Response:
+        return await run(request, "verify", verify_sync)
+
+    async def settle(request: web.Request) -> web.Response:
+        return await run(request, "settle", settle_sync)
+
+    async def run(request: web.Request, op: str, sync: Any) -> web.Response:
         body = await request.read()
         try:
             if mode == "threads":
-                text = await asyncio.get_running_loop().run_in_executor(pool, verify_sync, body)
+                text = await asyncio.get_running_loop().run_in_executor(pool, sync, body)
             else:
                 payload, requirements = _parse(body)
-                result = await facilitator.verify(payload, requirements)
+                result = await getattr(facilitator, op)(payload, requirements)
                 text = result.model_dump_json(by_alias=True, exclude_none=True)
         except ValueError as exc:  # malformed JSON or schema (pydantic's ValidationError is a ValueError)
             return web.json_response({"error": str(exc)[:500]}, status=400)
@@ -78,6 +92,7 @@ def make_app(facilitator: Any, mode: str, threads: int) -> web.Application:
 
     app = web.Application(client_max_size=1024 * 1024)
     app.router.add_post("/verify", verify)
+    app.router.add_post("/settle", settle)
     app.router.add_get("/healthz", healthz)
     app.on_cleanup.append(close_pool)
     return app

@@ -861,9 +861,10 @@ def render_section(
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
+def write_docs(section: str, header: str = SECTION) -> None:
+    """Replace the section under ``header`` in docs/benchmarks.md (appended when missing); others stay as they are."""
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
+    pattern = re.compile(rf"^{re.escape(header)}\n.*?(?=^## |\Z)", re.M | re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section + "\n", text, count=1)
     else:

@@ -268,6 +268,24 @@ class NonceLanes(ChainAdapter, Protocol):
         ...
 
 
+class SettlementDraft(Protocol):
+    """A settlement built and checked (gas estimate, fees, funds) but not signed: only the nonce is missing."""
+
+    def sign(self, nonce: int) -> PreparedSettlement:
+        """Sign at ``nonce`` (CPU only: no RPC, so a signer lane's lock is held as briefly as possible)."""
+        ...
+
+
+@runtime_checkable
+class DraftsSettlements(Protocol):
+    """An account-nonce adapter that does a settlement's RPC work before the signer's nonce is taken."""
+
+    async def draft_settlement(self, ctx: PaymentContext, signer: str) -> SettlementDraft | None:
+        """The unsigned settlement from ``signer``; None when its preparation needs the nonce (then
+        ``prepare_settlement`` runs under the lane's lock). Raises like ``prepare_settlement``."""
+        ...
+
+
 @runtime_checkable
 class DeclaresExtensions(Protocol):
     """An adapter that implements payload extensions (``/supported`` lists their keys)."""

@@ -17,6 +17,7 @@ from chains.base import (
     PaymentStatus,
     PreparedSettlement,
     ReplayKey,
+    SettlementDraft,
     TxCheck,
     TxVerification,
     VerifyOutcome,
@@ -180,6 +181,10 @@ class EvmAdapter:
     ) -> PreparedSettlement:
         """Sign the settlement (nonce = max(floor, pending count)); raises SettlementRejected if it would revert."""
         return await self.settler.prepare(ctx, nonce_floor, signer)
+
+    async def draft_settlement(self, ctx: PaymentContext, signer: str) -> SettlementDraft | None:
+        """The settlement estimated, priced and funds-checked, unsigned (the lane signs it at its nonce)."""
+        return await self.settler.draft(ctx, signer)
 
     async def lane_state(self, network: str, signer: str) -> LaneState:
         """The signer's mined/pending nonces and the chain time."""

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import coincurve
 from eth_account.signers.local import LocalAccount
 
 from chains.base import (
@@ -29,6 +30,7 @@ from chains.evm import permit2 as p2
 from chains.evm.eip712 import domain_separator
 from chains.evm.permit2 import is_permit2_payload
 from chains.evm.rpc import RpcError, RpcPool
+from chains.evm.txsign import sign_type2
 from chains.evm.verify import (
     TRANSFER_TOPIC,
     Authorization,
@@ -91,6 +93,57 @@ class _Fees:
     legacy_gas_price: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """The contract call a settlement makes, and how to explain its revert."""
+
+    to: str
+    data: bytes
+    valid_until: int
+    payer: str
+    diagnose: Callable[[RpcError], Awaitable[tuple[str, str]]]
+    #: (factory, calldata) of an ERC-6492 wallet to deploy first
+    deploy: tuple[str, bytes] | None = None
+    auth: Authorization | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A priced, funded settlement transaction lacking only its nonce (``chains.base.SettlementDraft``)."""
+
+    account: LocalAccount
+    tx: Mapping[str, Any]
+    valid_until: int
+    #: the signer's key for the direct type-2 path (chains/evm/txsign.py); None signs through eth-account
+    key: coincurve.PrivateKey | None = None
+
+    def sign(self, nonce: int) -> PreparedSettlement:
+        tx = self.tx
+        if self.key is not None and tx.get("type") == 2 and not tx.get("accessList"):
+            fast = sign_type2(
+                self.key,
+                chain_id=int(tx["chainId"]),
+                nonce=nonce,
+                max_priority_fee=int(tx["maxPriorityFeePerGas"]),
+                max_fee=int(tx["maxFeePerGas"]),
+                gas=int(tx["gas"]),
+                to=bytes.fromhex(str(tx["to"]).removeprefix("0x")),
+                value=int(tx["value"]),
+                data=bytes.fromhex(str(tx["data"]).removeprefix("0x")),
+            )
+            raw, tx_hash = fast.raw, fast.tx_hash
+        else:
+            signed = self.account.sign_transaction({**tx, "nonce": nonce})
+            raw, tx_hash = bytes(signed.raw_transaction), bytes(signed.hash)
+        return PreparedSettlement(
+            tx_id="0x" + tx_hash.hex(),
+            raw=raw,
+            signer=self.account.address,
+            signer_nonce=nonce,
+            valid_until=self.valid_until,
+        )
+
+
 def _int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
@@ -110,6 +163,7 @@ class EvmSettler:
         self._accounts = {a.address.lower(): a for a in accounts}
         self._account = accounts[0] if accounts else None
         self._fees: dict[str, _Fees] = {}
+        self._keys: dict[str, coincurve.PrivateKey] = {}
 
     def __repr__(self) -> str:
         return f"EvmSettler(signers={[a.address for a in self._accounts.values()]})"
@@ -126,6 +180,13 @@ class EvmSettler:
         if account is None:
             raise ConfigError(f"{signer} is not one of the configured EVM signer keys")
         return account
+
+    def _key(self, account: LocalAccount) -> coincurve.PrivateKey:
+        """The account's secp256k1 key for direct signing (made once per signer)."""
+        key = self._keys.get(account.address)
+        if key is None:
+            key = self._keys[account.address] = coincurve.PrivateKey(bytes(account.key))
+        return key
 
     def _pool(self, network: str) -> RpcPool:
         pool = self.pools.get(network)
@@ -166,8 +227,30 @@ class EvmSettler:
     ) -> PreparedSettlement:
         """A signed transferWithAuthorization; raises SettlementRejected when its gas estimate reverts."""
         account = self.account(signer_address)
+        call = await self._call(ctx)
+        network = ctx.requirements.network
+        if call.deploy is not None:
+            # ERC-6492: deploy the counterfactual wallet through its (allow-listed, checked by verify) factory first;
+            # the transfer then carries the wallet's inner signature and takes the next signer nonce
+            assert call.auth is not None
+            nonce_floor = await self._deploy_wallet(network, account, *call.deploy, nonce_floor, call.auth)
+        draft, count = await self._draft_call(network, account, call, pending_count=True)
+        return draft.sign(max(nonce_floor or 0, count or 0))
+
+    async def draft(self, ctx: PaymentContext, signer_address: str) -> _Draft | None:
+        """The settlement from ``signer_address`` estimated, priced and checked, not signed; None when it must
+        deploy the payer's wallet first (that takes a nonce, so ``prepare`` does it under the lane's lock)."""
+        account = self.account(signer_address)
+        call = await self._call(ctx)
+        if call.deploy is not None:
+            return None
+        draft, _ = await self._draft_call(ctx.requirements.network, account, call, pending_count=False)
+        return draft
+
+    async def _call(self, ctx: PaymentContext) -> _Call:
+        """What the settlement calls: transferWithAuthorization, or the Permit2 proxy's settle."""
         if is_permit2_payload(ctx.payload):
-            return await self._prepare_permit2(ctx, nonce_floor, account)
+            return self._permit2_call(ctx)
         auth = parse_authorization(ctx.payload)
         if isinstance(auth, VerifyOutcome):
             raise SettlementRejected(auth.reason or reasons.INVALID_PAYLOAD, auth.message, auth.payer)
@@ -178,23 +261,17 @@ class EvmSettler:
         eoa = auth.recovers_to_payer(digest)
         data = auth.transfer_calldata(split=eoa)
         wrapped = None if eoa else unwrap_erc6492(auth.signature)
+        deploy = None
         if wrapped is not None and not await self.verifier.has_code(network, auth.from_):
-            # ERC-6492: deploy the counterfactual wallet through its (allow-listed, checked by verify) factory first;
-            # the transfer then carries the wallet's inner signature and takes the next signer nonce
-            nonce_floor = await self._deploy_wallet(network, account, wrapped[0], wrapped[1], nonce_floor, auth)
+            deploy = (wrapped[0], wrapped[1])
 
         async def diagnose(exc: RpcError) -> tuple[str, str]:
             return await self.verifier.diagnose(network, req.asset, auth, req.extra, exc)
 
-        return await self._sign_call(
-            network, account, req.asset, data, nonce_floor, auth.valid_before, auth.from_, diagnose
-        )
+        return _Call(req.asset, data, auth.valid_before, auth.from_, diagnose, deploy, auth)
 
-    async def _prepare_permit2(
-        self, ctx: PaymentContext, nonce_floor: int | None, account: LocalAccount
-    ) -> PreparedSettlement:
+    def _permit2_call(self, ctx: PaymentContext) -> _Call:
         """The x402 proxy's settle (``settleWithPermit`` with an EIP-2612 permit) for the settlement amount."""
-        network = ctx.requirements.network
         try:
             auth = p2.parse_permit2(ctx.payload)
             permit = p2.parse_eip2612(ctx.extensions)
@@ -209,36 +286,25 @@ class EvmSettler:
         async def diagnose(exc: RpcError) -> tuple[str, str]:
             return p2.revert_reason(exc.revert_data) or failed, exc.message[:200]
 
-        return await self._sign_call(
-            network,
-            account,
-            proxy,
-            auth.settle_calldata(amount, permit),
-            nonce_floor,
-            auth.deadline,
-            auth.from_,
-            diagnose,
-        )
+        return _Call(proxy, auth.settle_calldata(amount, permit), auth.deadline, auth.from_, diagnose)
 
-    async def _sign_call(
-        self,
-        network: str,
-        account: LocalAccount,
-        to: str,
-        data: bytes,
-        nonce_floor: int | None,
-        valid_until: int,
-        payer: str,
-        diagnose: Callable[[RpcError], Awaitable[tuple[str, str]]],
-    ) -> PreparedSettlement:
-        """Estimate, price and sign a call from ``account``; a reverting estimate raises SettlementRejected."""
+    async def _draft_call(
+        self, network: str, account: LocalAccount, call: _Call, *, pending_count: bool
+    ) -> tuple[_Draft, int | None]:
+        """Estimate, price and check funds for ``call`` from ``account`` (and read its pending transaction count
+        when asked); a reverting estimate raises SettlementRejected."""
         signer = account.address
+        pool = self._pool(network)
+
+        async def count() -> Any:
+            return await pool.call("eth_getTransactionCount", [signer, "pending"]) if pending_count else None
+
         try:
-            count, fees, estimate, balance = await asyncio.gather(
-                self._pool(network).call("eth_getTransactionCount", [signer, "pending"]),
+            pending, fees, estimate, balance = await asyncio.gather(
+                count(),
                 self.fees(network),
-                self._pool(network).call("eth_estimateGas", [call_params(to, data, signer)]),
-                self._pool(network).call("eth_getBalance", [signer, "pending"]),
+                pool.call("eth_estimateGas", [call_params(call.to, call.data, signer)]),
+                pool.call("eth_getBalance", [signer, "pending"]),
             )
         except RpcError as exc:
             if is_out_of_funds(exc.message):
@@ -247,28 +313,19 @@ class EvmSettler:
                 ) from None
             if not exc.is_revert:
                 raise ChainRejected(f"preparing the settlement failed: {exc.message}", network=network) from None
-            reason, message = await diagnose(exc)
-            raise SettlementRejected(reason, message, payer) from None
-        nonce = max(nonce_floor or 0, _int(count))
+            reason, message = await call.diagnose(exc)
+            raise SettlementRejected(reason, message, call.payer) from None
         gas = _int(estimate) * (100 + GAS_MARGIN_PERCENT) // 100
         tx: dict[str, Any] = {
             "chainId": evm_chain_id(network),
-            "nonce": nonce,
-            "to": to,
+            "to": call.to,
             "value": 0,
-            "data": hexdata(data),
+            "data": hexdata(call.data),
             "gas": gas,
         }
         _set_fees(tx, fees.legacy_gas_price, fees.max_fee, fees.priority_fee)
         self._check_funds(network, signer, tx, _int(balance))
-        signed = account.sign_transaction(tx)
-        return PreparedSettlement(
-            tx_id="0x" + bytes(signed.hash).hex(),
-            raw=bytes(signed.raw_transaction),
-            signer=signer,
-            signer_nonce=nonce,
-            valid_until=valid_until,
-        )
+        return _Draft(account, tx, call.valid_until, self._key(account)), (None if pending is None else _int(pending))
 
     async def _deploy_wallet(
         self, network: str, account: Any, factory: str, calldata: bytes, nonce_floor: int | None, auth: Authorization

@@ -1,6 +1,8 @@
 """Signer nonce lanes: round-robin signers, and no reserved nonce ever left unused on chain.
 
-Each (network, signer) is a lane with its own lock. A settlement takes the lowest nonce the node holds no
+Each (network, signer) is a lane with its own lock, held only to take a nonce, sign and journal: a settlement's RPC
+work (gas estimate, fees, funds) is drafted before it, its broadcast and receipt wait happen after it, so the
+settlements of one signer are pipelined. A settlement takes the lowest nonce the node holds no
 transaction for and no open journal entry holds; the nonce of a settlement that can no longer succeed (its
 authorization expired by chain time and no node knows its transaction) is reused. The reconciler's lane pass fills
 what is left with zero-value self-transfers, resends journalled transactions the node lost, and re-signs stuck or
@@ -15,6 +17,7 @@ from collections.abc import Iterable
 
 from chains.base import (
     ChainAdapter,
+    DraftsSettlements,
     LaneState,
     NonceLanes,
     NonceTooLow,
@@ -94,17 +97,28 @@ class SignerLanes:
     # -- settlement path -------------------------------------------------------------------------------------
 
     async def reserve(self, row_id: int, ctx: PaymentContext, adapter: ChainAdapter, signer: str) -> PreparedSettlement:
-        """Under the lane lock: pick the nonce, sign, and journal the transaction (committed before any broadcast)."""
+        """Pick the nonce, sign, and journal the transaction (committed before any broadcast), under the lane lock.
+
+        An adapter that drafts settlements does the RPC work (gas estimate, fees, funds) before the lock; under
+        it only the nonce is taken, the draft signed at it and the row journalled, so settlements of one signer
+        are serialised for a few milliseconds each while their broadcasts and receipt waits overlap.
+        """
         network = ctx.network
+        draft = None
+        if isinstance(adapter, DraftsSettlements) and signer != NO_SIGNER:
+            draft = await adapter.draft_settlement(ctx, signer)
         async with self.journal.signer_slot(network, signer) as conn:
             nonce: int | None
             if isinstance(adapter, NonceLanes) and signer != NO_SIGNER:
                 nonce = await self._free_nonce(conn, adapter, network, signer, row_id)
             else:
                 nonce = await Journal.next_nonce(conn, network, signer)
-            prepared = await adapter.prepare_settlement(
-                ctx, nonce_floor=nonce, signer=None if signer == NO_SIGNER else signer
-            )
+            if draft is not None and nonce is not None:
+                prepared = draft.sign(nonce)
+            else:
+                prepared = await adapter.prepare_settlement(
+                    ctx, nonce_floor=nonce, signer=None if signer == NO_SIGNER else signer
+                )
             await Journal.mark_submitted(conn, row_id, prepared)
         return prepared
 
