@@ -124,7 +124,9 @@ def _value(column: str, value: Any, type_name: str) -> Any:
         return REDACTED
     if isinstance(value, str) and type_name in ("json", "jsonb"):
         return json.loads(value)
-    if isinstance(value, uuid.UUID | Decimal):
+    if isinstance(value, Decimal):  # plain digits, never an exponent (amounts: 10000, not 1E+4)
+        return str(int(value)) if value == value.to_integral_value() else format(value, "f")
+    if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
