@@ -179,7 +179,12 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[FACILITATOR] = service
     reconciler = Reconciler(
-        service, journal, app[CHAINS], metrics=app[METRICS], stuck_after=settings.settle_stuck_after
+        service,
+        journal,
+        app[CHAINS],
+        metrics=app[METRICS],
+        stuck_after=settings.settle_stuck_after,
+        identifier_ttl_days=settings.payment_identifier_ttl_days,
     )
     app[RECONCILER] = reconciler
     with system_scope("settlement reconciler: open settlements of every tenant"):
