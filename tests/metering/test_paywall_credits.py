@@ -18,10 +18,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from chains import fake
+from chains.evm.payer import EvmSigner
 from chains.fake import FakePayer
+from tests.harness.evm import new_key as new_evm_key
 from tests.harness.paychain import FakeChain, offer_on
 from tests.platform.conftest import ADMIN, bearer, new_key, new_tenant
 from x402.client import PaymentPolicy, X402Client
+from x402.client.siwx import sign_in_header
 from x402.facilitator.remote import RemoteFacilitator
 from x402.paywall import (
     CHARGE,
@@ -29,13 +32,19 @@ from x402.paywall import (
     CREDITS_REMAINING,
     CreditConfig,
     CreditPrice,
+    MemorySiwxStore,
     PaidRoute,
     Paywall,
+    SiwxConfig,
+    first_customer,
     header_customer,
+    siwx_customer,
 )
+from x402.paywall import siwx as siwx_lib
 from x402.paywall.credits_remote import RemoteCredits
 from x402.service.facilitator.inprocess import AppFacilitator
 from x402.service.metering.paywall import AppCredits
+from x402.wire import siwx as siwx_wire
 from x402.wire.codec import PAYMENT_REQUIRED, PAYMENT_RESPONSE, decode_payment_required
 
 AMOUNT = 10_000
@@ -299,3 +308,43 @@ async def test_remote_ledger_with_the_provider_key_and_a_second_tenant(world: Wo
     finally:
         await a_ledger.close()
         await b_ledger.close()
+
+
+async def test_a_signed_in_address_is_the_customer(world: World, aiohttp_client: Any) -> None:
+    config = SiwxConfig(MemorySiwxStore(), chains=["eip155:8453"])
+    app = web.Application()
+    app.router.add_get("/report", handlers({})["/report"])
+    resolver = first_customer(header_customer(lookup), siwx_customer(config))
+    only = PaidRoute((), credits=CreditPrice(credits=3, mode="credits"))
+    Paywall(
+        RemoteFacilitator(str(world.client.make_url("")).rstrip("/")),
+        routes={("GET", "/report"): only},
+        credits=CreditConfig(AppCredits(world.client.app, tenant_id=world.credits.tenant_id), resolver),
+        register=False,
+    ).setup(app)
+    provider = await aiohttp_client(app)
+    signer = EvmSigner(new_evm_key())
+    address = signer.address.lower()
+    await world.grant(address, 10)
+
+    def signed() -> str:
+        declaration = siwx_lib.challenge(config, str(provider.make_url("/report")), config.chains)
+        header = sign_in_header({siwx_wire.KEY: declaration}, [signer])
+        assert header is not None
+        return header[0]
+
+    one = signed()
+    r = await provider.get("/report", headers={siwx_wire.HEADER: one})
+    assert r.status == 200, await r.text()
+    assert (await r.json())["customer"] == address
+    assert r.headers[CREDITS_REMAINING] == "7"
+    # a sign-in message is good once; a forged or unreadable one names nobody
+    assert (await provider.get("/report", headers={siwx_wire.HEADER: one})).status == 401
+    forged = siwx_wire.decode_header(signed())
+    forged.address = EvmSigner(new_evm_key()).address  # signed by another key
+    assert (await provider.get("/report", headers={siwx_wire.HEADER: siwx_wire.encode_header(forged)})).status == 401
+    assert (await provider.get("/report", headers={siwx_wire.HEADER: "not-base64"})).status == 401
+    # the customer key still works beside it
+    r = await provider.get("/report", headers={siwx_wire.HEADER: signed(), **as_("alice")})
+    assert r.status == 402  # alice (named first) has no credits here
+    assert await world.balance(address) == 7

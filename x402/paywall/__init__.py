@@ -9,7 +9,9 @@ from x402.paywall.credits import (
     CreditConfig,
     CreditLedger,
     CustomerResolver,
+    first_customer,
     header_customer,
+    siwx_customer,
 )
 from x402.paywall.matching import payment_id, requirements_match
 from x402.paywall.metering import SETTLEMENT_OVERRIDES, settlement_overrides
@@ -53,10 +55,12 @@ __all__ = [
     "SiwxStore",
     "StartHook",
     "VerifiedPayment",
+    "first_customer",
     "header_customer",
     "paid",
     "paid_route_of",
     "payment_id",
     "requirements_match",
     "settlement_overrides",
+    "siwx_customer",
 ]

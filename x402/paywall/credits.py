@@ -11,7 +11,8 @@ or ``units`` of a ``meter`` at the customer's plan's burn rate, and a mode:
   payment is a payment, never a burn.
 
 The customer is whoever the provider's ``CustomerResolver`` says the request belongs to: typically a customer API
-key in a header (``header_customer``), resolved by the provider's own lookup. The burn goes through a
+key in a header (``header_customer``), resolved by the provider's own lookup, or the address that signed the request
+with Sign-In-With-X (``siwx_customer``); ``first_customer`` tries several. The burn goes through a
 ``CreditLedger``: the service's ledger in process (``x402.service.metering.paywall.AppCredits``) or over HTTP with
 the provider's key (``RemoteCredits``), the same two ways the paywall reaches a facilitator.
 
@@ -31,14 +32,17 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
 from aiohttp import web
 
-from x402.errors import ConfigError, DependencyError, InsufficientCredits, X402Error
+from x402.errors import ConfigError, DependencyError, InsufficientCredits, InvalidPaymentHeader, X402Error
 from x402.logs import get_logger
+from x402.paywall import siwx as siwx_lib
 from x402.paywall.offers import MODES, CreditPrice
 from x402.paywall.responses import problem
+from x402.wire import siwx as siwx_wire
 
 log = get_logger("x402.paywall.credits")
 
@@ -99,6 +103,50 @@ def header_customer(lookup: Callable[[str], Awaitable[str | None]], header: str 
         if not raw:
             return None
         return await lookup(raw)
+
+    return resolve
+
+
+def siwx_customer(config: siwx_lib.SiwxConfig, public_url: str | None = None) -> CustomerResolver:
+    """A resolver naming the customer by the address that signed this request's ``SIGN-IN-WITH-X`` header (EVM
+    lower-case, Solana base58): a CAIP-122 message for this origin, signed by one of ``config.chains``, fresh
+    (``max_age``), its nonce used once (``config.store``), so each request carries a new signature. A missing or
+    refused header is no customer. ``public_url``: the origin clients see, behind a proxy."""
+    if not config.chains:
+        raise ConfigError(
+            "siwx_customer needs SiwxConfig(chains=[...]): a credit route has no offers to take them from"
+        )
+
+    async def resolve(request: web.Request) -> str | None:
+        header = request.headers.get(siwx_wire.HEADER)
+        if header is None:
+            return None
+        base = public_url.rstrip("/") if public_url else f"{request.scheme}://{request.host}"
+        try:
+            payload = siwx_wire.decode_header(header)
+            siwx_lib.check_message(payload, resource_url=base + request.path, chains=config.chains, config=config)
+            address = await siwx_lib.check_signature(payload, config)
+            expires = siwx_wire.parse_time(payload.expiration_time) if payload.expiration_time else None
+            until = expires or datetime.now(UTC) + timedelta(seconds=config.max_age)
+            if not await config.store.use_nonce(payload.nonce, until):
+                raise siwx_wire.SiwxRefused(siwx_wire.NONCE_REUSED, "this sign-in message was already used")
+        except (siwx_wire.SiwxRefused, InvalidPaymentHeader) as refused:
+            log.info("credits_sign_in_refused", path=request.path, code=refused.code)
+            return None
+        return siwx_lib.normalize_address(address)
+
+    return resolve
+
+
+def first_customer(*resolvers: CustomerResolver) -> CustomerResolver:
+    """The first customer any of ``resolvers`` names (e.g. a customer key, else a signed-in address)."""
+
+    async def resolve(request: web.Request) -> str | None:
+        for resolver in resolvers:
+            customer = await resolver(request)
+            if customer is not None:
+                return customer
+        return None
 
     return resolve
 
@@ -241,6 +289,8 @@ __all__ = [
     "CreditLedger",
     "CreditPrice",
     "CustomerResolver",
+    "first_customer",
     "header_customer",
     "serve",
+    "siwx_customer",
 ]
