@@ -109,6 +109,17 @@ class Conflict(X402Error):
     title = "Conflict"
 
 
+class InsufficientCredits(Conflict):
+    """A customer's credit balance does not cover a burn (``balance`` and ``needed`` in the problem)."""
+
+    code = "insufficient_credits"
+
+    def __init__(self, detail: str | None = None, *, balance: int, needed: int) -> None:
+        super().__init__(detail or "the customer's credit balance does not cover this", balance=balance, needed=needed)
+        self.balance = balance
+        self.needed = needed
+
+
 class PayloadTooLarge(X402Error):
     status = 413
     code = "payload_too_large"
