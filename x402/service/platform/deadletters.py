@@ -21,9 +21,11 @@ from x402.service.storage.scope import system_scope
 log = get_logger("x402.service.platform.deadletters")
 Conn = asyncpg.Connection | PoolConnectionProxy
 
-_RECORDS: Final = (
-    "INSERT INTO payments SELECT * FROM jsonb_populate_recordset(NULL::payments, $1::jsonb) ON CONFLICT (id) DO NOTHING"
-)
+# resource_id resolved as the writer does (no trigger since migration 0040); a dead letter's rows never carry one
+_RECORDS: Final = """INSERT INTO payments SELECT q.* FROM jsonb_populate_recordset(NULL::payments, $1::jsonb) r,
+    LATERAL jsonb_populate_record(r, jsonb_build_object('resource_id', coalesce(r.resource_id, CASE
+        WHEN r.resource <> '' THEN x402_payment_resource_id(r.tenant_id, r.resource, r.method) END))) q
+    ON CONFLICT (id) DO NOTHING"""
 _EVENTS: Final = """INSERT INTO provider_events (id, tenant_id, type, api_version, data, created_at)
     SELECT (e->>'id')::uuid, (e->>'tenantId')::uuid, e->>'type', e->>'apiVersion', e->'data',
            (e->>'createdAt')::timestamptz
