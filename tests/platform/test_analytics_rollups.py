@@ -91,10 +91,10 @@ async def _same_as_raw(conn: asyncpg.Connection, tenant: uuid.UUID) -> int:
         for func in BREAKDOWNS:
             unit = "week" if func is bd.cohorts else "hour"
             window = await align(conn, datetime.fromisoformat(start), datetime.fromisoformat(end), unit, "UTC")
-            rolled = await func(conn, tenant, window, 1000)
-            raw = await func(conn, tenant, window, 1000, raw=True)
-            assert rolled == raw, (func.__name__, start, end)
-            nonempty += bool(raw[1])
+            answer = await func(conn, tenant, window, 1000)
+            from_raw = await func(conn, tenant, window, 1000, raw=True)
+            assert answer == from_raw, (func.__name__, start, end)
+            nonempty += bool(from_raw[1])
     return nonempty
 
 
@@ -119,7 +119,7 @@ async def test_rollups_equal_the_raw_records_folded_pending_and_late(database_ur
     rng = random.Random(16)
     conn = await asyncpg.connect(database_url)
     try:
-        mine, other = await _two_tenants(conn, rng)
+        mine, _ = await _two_tenants(conn, rng)
         assert await _same_as_raw(conn, mine) > 20
         # pending only: new payers, and records earlier than every folded one (a payer's cohort moves back)
         late = _records(rng, mine, 150, START, 3) + _records(rng, mine, 50, START + timedelta(days=10), 5)
