@@ -14,7 +14,8 @@ One run, everything on this box:
    bench/verify.py, every answer checked ``"isValid":true``); total connections and wrk threads stay the same for
    N=1 and N=2 (split evenly), so only the number of server processes changes;
 5. ``--rounds`` alternating N=1 / N=2 rounds, the best of each; CPU per component from /proc during the best round:
-   server processes, anvil, Postgres (every ``postgres`` process), Redis (``redis-server``), wrk, and the rest.
+   server processes, anvil, Postgres (the backends serving the scratch database), Redis (the whole
+   ``redis-server``), wrk, and the rest.
 
 Figures are printed, and with ``--write-docs`` written to docs/benchmarks.md (section
 ``## Scale-out (bench/scaleout.py)``). Usage: ``.venv/bin/python bench/scaleout.py [--quick] [--write-docs]``.
@@ -75,7 +76,7 @@ COMPONENTS = ("servers", "anvil", "postgres", "redis", "wrk", "other")
 
 
 @contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
+async def scratch_database() -> AsyncIterator[tuple[str, str]]:
     """A fresh, migrated database on the local Postgres (DATABASE_URL's server), dropped afterwards."""
     from tests.harness.services import with_database
     from x402.service.storage.db import migrate_url
@@ -87,7 +88,7 @@ async def scratch_database() -> AsyncIterator[str]:
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = with_database(server, name)
         await migrate_url(url)
-        yield url
+        yield url, name
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
@@ -134,8 +135,30 @@ class Run:
         return self.invalid > 0 or self.socket_errors > 0 or self.requests == 0
 
 
+def cpu_of(pids: set[int]) -> dict[int, float]:
+    """CPU seconds so far of each live process in ``pids``."""
+    out = {}
+    for pid in pids:
+        st = _stat(str(pid))
+        if st is not None:
+            out[pid] = st[1]
+    return out
+
+
+async def backends(admin: asyncpg.Connection, db: str) -> set[int]:
+    """Postgres backend processes serving the scratch database (the servers' pools)."""
+    rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", db)
+    return {int(r["pid"]) for r in rows}
+
+
 async def measure(
-    wrk: str, n: int, servers: list[tuple[str, int]], bodies: Path, args: argparse.Namespace, anvil_pid: int | None
+    wrk: str,
+    n: int,
+    servers: list[tuple[str, int]],
+    bodies: Path,
+    args: argparse.Namespace,
+    anvil_pid: int | None,
+    pg: tuple[asyncpg.Connection, str],
 ) -> Run:
     """One wrk per loaded server, all at once; total connections and threads split evenly over the N servers."""
     loaded = servers[:n]
@@ -146,7 +169,7 @@ async def measure(
         return {
             "servers": sum(cpu_seconds(pid=pid) for _, pid in loaded),
             "anvil": cpu_seconds(pid=anvil_pid) if anvil_pid else 0.0,
-            "postgres": cpu_by_name(("postgres",)),
+            "postgres": 0.0,  # per backend, below
             "redis": cpu_by_name(("redis-server",)),
             "wrk": children_cpu(),
             "busy": system_busy(),
@@ -155,11 +178,14 @@ async def measure(
     await asyncio.gather(
         *(run_wrk(wrk, base, bodies, connections=conns, threads=threads, duration=args.warmup) for base, _ in loaded)
     )
+    pg_before = cpu_of(await backends(*pg))
     before, wall0 = snapshot(), time.monotonic()
     outs = await asyncio.gather(
         *(run_wrk(wrk, base, bodies, connections=conns, threads=threads, duration=args.duration) for base, _ in loaded)
     )
     after, wall = snapshot(), max(time.monotonic() - wall0, 1e-9)
+    pg_after = cpu_of(await backends(*pg) | set(pg_before))
+    after["postgres"] = sum(v - pg_before.get(pid, 0.0) for pid, v in pg_after.items())
     cpu = {k: (after[k] - before[k]) / wall for k in before}
     cpu["other"] = max(0.0, cpu.pop("busy") - sum(cpu[k] for k in COMPONENTS if k != "other"))
     per = [f["requests"] / (f["duration_us"] / 1e6) for f, _, _ in outs]
@@ -187,7 +213,7 @@ async def bench(args: argparse.Namespace) -> list[Run]:
     anvil = None
     runs: list[Run] = []
     try:
-        async with scratch_database() as database_url:
+        async with scratch_database() as (database_url, db_name):
             anvil, chain = await start_devchain()
             anvil_pid = anvil_process_id(anvil)
             if anvil_pid is not None:
@@ -210,15 +236,19 @@ async def bench(args: argparse.Namespace) -> list[Run]:
                 await probe_verify(base, bodies[0], f"x402 serve #{i + 1}")
                 servers.append((base, proc.pid))
                 say(f"x402 serve #{i + 1} on :{port} (pid {proc.pid})")
-            for rnd in range(1, args.rounds + 1):
-                for n in args.processes:
-                    r = await measure(wrk, n, servers, bodies_file, args, anvil_pid)
-                    runs.append(r)
-                    cpu = " ".join(f"{k} {r.cpu[k]:.2f}" for k in COMPONENTS)
-                    say(
-                        f"round {rnd} N={n}: {r.rps:8,.0f} verifies/s  p99 {r.p99_ms:6.2f} ms  "
-                        f"invalid {r.invalid}  socket errors {r.socket_errors}  CPU cores: {cpu}"
-                    )
+            admin = await asyncpg.connect(database_url)
+            try:
+                for rnd in range(1, args.rounds + 1):
+                    for n in args.processes:
+                        r = await measure(wrk, n, servers, bodies_file, args, anvil_pid, (admin, db_name))
+                        runs.append(r)
+                        cpu = " ".join(f"{k} {r.cpu[k]:.2f}" for k in COMPONENTS)
+                        say(
+                            f"round {rnd} N={n}: {r.rps:8,.0f} verifies/s  p99 {r.p99_ms:6.2f} ms  "
+                            f"invalid {r.invalid}  socket errors {r.socket_errors}  CPU cores: {cpu}"
+                        )
+            finally:
+                await admin.close()
     finally:
         try:
             await procs.close()
@@ -250,7 +280,8 @@ def why(runs: list[Run]) -> str:
     per = ", ".join(f"{k} {cpu_ms(top, k):.2f} ms" for k in ("servers", "postgres", "anvil"))
     if busy >= 0.85 * cores:
         return (
-            f"Why it stops there: at N={top.n} the box is saturated, {busy:.2f} of {cores} cores busy ({parts}). "
+            f"Why it stops there: at N={top.n} the box is saturated, {busy:.2f} of {cores} cores busy ({parts}; "
+            "`other` is work outside this benchmark). "
             f"Each verify costs {per} of CPU, and the server processes, Postgres, Redis, anvil and wrk all draw on "
             "the same cores, so a second server process only gets the CPU the first one was not using; N "
             "processes scale only with cores (or machines) for them, Postgres sized to match."
@@ -310,8 +341,10 @@ def render(runs: list[Run], args: argparse.Namespace, command: str) -> str:
         "",
         f"N=2 / N=1 = **{runs[-1].rps / base.rps:.2f}x**. " + why(runs),
         "",
-        "The CPU columns are average cores busy during the best round (from /proc); `other` is everything else on "
-        "the box (other jobs: a high value means a noisy figure). CPU ms per verify survives a loaded box better "
+        "The CPU columns are average cores busy during the best round (from /proc): the server processes, anvil, "
+        "the Postgres backends serving the scratch database, the whole redis-server, wrk; `other` is everything "
+        "else on the box (Postgres background processes, other jobs: a high value means a noisy figure). "
+        "CPU ms per verify survives a loaded box better "
         "than verifies/s.",
         "",
     ]

@@ -36,6 +36,7 @@ import os
 import re
 import secrets
 import shlex
+import shutil
 import signal
 import statistics
 import sys
@@ -76,6 +77,8 @@ MIX: dict[str, float] = {"verify": 0.30, "settle": 0.20, "paywall": 0.15, "walle
 KINDS = tuple(MIX)
 SAMPLE_EVERY = 10.0
 RSS_LIMIT = 0.10
+#: after the load, tasks and sockets must come back to within this many of their idle figures
+SETTLED_SLACK = 5
 LISTINGS = ("weather forecast by city", "weather radar tiles", "stock quotes delayed", "news headlines", "fx rates")
 
 
@@ -307,6 +310,10 @@ class Sample:
     tasks: float
     loop_lag_ms: float
     cpu_s: float
+    inflight: int = 0  # the load's requests in flight when the sample was taken
+    #: sockets by the other end: "clients" (connections to the service's port), "postgres", "redis", "anvil",
+    #: "self" (the service calling its own port: the wallet paying /demo/paid), "other"
+    peers: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def rss_mb(pid: int) -> float:
@@ -316,13 +323,34 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def fds_and_sockets(pid: int) -> tuple[int, int]:
-    fds = sockets = 0
+def fds_and_sockets(pid: int) -> tuple[int, int, set[str]]:
+    """Open fds, how many are sockets, and the sockets' inodes."""
+    fds = 0
+    inodes: set[str] = set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(OSError):
             fds += 1
-            sockets += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
-    return fds, sockets
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    return fds, len(inodes), inodes
+
+
+def socket_peers(pid: int, inodes: set[str], port: int, ports: dict[int, str]) -> dict[str, int]:
+    """The process's TCP sockets by their other end (from /proc/<pid>/net/tcp and tcp6)."""
+    out: Counter[str] = Counter()
+    for table in ("tcp", "tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                f = line.split()
+                if len(f) < 10 or f[9] not in inodes:
+                    continue
+                local, remote = int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16)
+                if local == port:
+                    out["clients"] += 1
+                else:
+                    out[ports.get(remote, "other")] += 1
+    return dict(out)
 
 
 def metric(text: str, name: str) -> float:
@@ -330,23 +358,46 @@ def metric(text: str, name: str) -> float:
     return float(found.group(1)) if found else float("nan")
 
 
-async def take_sample(
-    session: aiohttp.ClientSession, base: str, pid: int, admin: asyncpg.Connection, db: str, t: float
-) -> Sample:
-    async with session.get(f"{base}/metrics") as r:
-        text = await r.text()
-    fds, sockets = fds_and_sockets(pid)
-    pg = await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", db)
-    return Sample(
-        t=t,
-        rss_mb=rss_mb(pid),
-        fds=fds,
-        sockets=sockets,
-        pg_conns=int(pg),
-        tasks=metric(text, "x402_asyncio_tasks"),
-        loop_lag_ms=metric(text, "x402_event_loop_lag_seconds") * 1000,
-        cpu_s=cpu_seconds(pid=pid),
-    )
+class Probes:
+    """Samples of the server process, through their own HTTP session (not the load's connection pool)."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base: str, pid: int, admin: asyncpg.Connection, db: str, anvil: str
+    ):
+        self.session, self.base, self.pid, self.admin, self.db = session, base, pid, admin, db
+        self.port = int(base.rsplit(":", 1)[1])
+        self.ports = {5432: "postgres", 6379: "redis", int(anvil.rsplit(":", 1)[1].split("/")[0]): "anvil"}
+        self.ports[self.port] = "self"
+
+    async def sample(self, t: float, inflight: int = 0) -> Sample:
+        async with self.session.get(f"{self.base}/metrics") as r:
+            text = await r.text()
+        fds, sockets, inodes = fds_and_sockets(self.pid)
+        pg = await self.admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = $1", self.db)
+        return Sample(
+            t=t,
+            rss_mb=rss_mb(self.pid),
+            fds=fds,
+            sockets=sockets,
+            pg_conns=int(pg),
+            tasks=metric(text, "x402_asyncio_tasks"),
+            loop_lag_ms=metric(text, "x402_event_loop_lag_seconds") * 1000,
+            cpu_s=cpu_seconds(pid=self.pid),
+            inflight=inflight,
+            peers=socket_peers(self.pid, inodes, self.port, self.ports),
+        )
+
+    async def settled(self, idle: Sample, within: float) -> Sample:
+        """After the load: poll (up to ``within`` s) until tasks and client sockets are back near the idle figures."""
+        deadline = time.monotonic() + within
+        while True:
+            got = await self.sample(-1.0)
+            clients, clients0 = got.peers.get("clients", 0), idle.peers.get("clients", 0)
+            if (got.tasks <= idle.tasks + SETTLED_SLACK and clients <= clients0 + SETTLED_SLACK) or (
+                time.monotonic() >= deadline
+            ):
+                return got
+            await asyncio.sleep(1.0)
 
 
 # --------------------------------------------------------------------------------------------- run
@@ -376,7 +427,10 @@ async def soak(args: argparse.Namespace, command: str) -> tuple[str, bool]:
             await wait_http(f"{base}/readyz", proc, log, "x402 serve --dev", timeout=180)
             timeout = aiohttp.ClientTimeout(total=args.timeout)
             connector = aiohttp.TCPConnector(limit=args.max_inflight + 10)
-            async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as probe,
+            ):
                 async with session.get(f"{base}/.well-known/x402") as r:
                     dev = (await r.json())["dev"]
                 chain = DevChain(rpc_url=dev["rpcUrl"])
@@ -391,30 +445,32 @@ async def soak(args: argparse.Namespace, command: str) -> tuple[str, bool]:
                 load = Load(session, base, chain, verify_bodies, settle_bodies, ready["wallet"])
                 admin = await asyncpg.connect(os.environ.get("DATABASE_URL") or LOCAL_PG)
                 try:
-                    outcomes, samples, overload = await drive(args, load, session, base, proc.pid, admin, db_name)
+                    probes = Probes(probe, base, proc.pid, admin, db_name, chain.rpc_url)
+                    idle = await probes.sample(0.0)
+                    outcomes, samples, overload = await drive(args, load, session, probes)
+                    await session.close()  # the load's keep-alive connections go; the server's should follow
+                    after = await probes.settled(idle, args.drain)
                 finally:
                     await admin.close()
             if proc.returncode is not None:
                 raise RuntimeError(f"the server exited with code {proc.returncode}:\n{tail(log)}")
         finally:
             await procs.close()
+            if args.keep_logs:
+                say(f"server log kept: {log}")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
     info = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine_note(),
         "redis": redis_url or "none",
         "load": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    return render(args, command, info, outcomes, samples, overload)
+    return render(args, command, info, outcomes, samples, overload, idle, after)
 
 
 async def drive(
-    args: argparse.Namespace,
-    load: Load,
-    session: aiohttp.ClientSession,
-    base: str,
-    pid: int,
-    admin: asyncpg.Connection,
-    db: str,
+    args: argparse.Namespace, load: Load, session: aiohttp.ClientSession, probes: Probes
 ) -> tuple[list[Outcome], list[Sample], int]:
     """Send the schedule open-loop for the whole duration; sample every 10 s."""
     loop = asyncio.get_running_loop()
@@ -436,7 +492,7 @@ async def drive(
         while True:
             now = loop.time() - start
             with contextlib.suppress(Exception):
-                samples.append(await take_sample(session, base, pid, admin, db, now))
+                samples.append(await probes.sample(now, len(inflight)))
                 s = samples[-1]
                 done = [o for o in outcomes if o.sent >= now - SAMPLE_EVERY]
                 errors = sum(1 for o in outcomes if o.error)
@@ -469,9 +525,6 @@ async def drive(
             i += 1
         if inflight:
             await asyncio.wait(inflight, timeout=args.timeout + 5)
-        await asyncio.sleep(0.5)
-        with contextlib.suppress(Exception):  # a last sample after the tail of the load
-            samples.append(await take_sample(session, base, pid, admin, db, loop.time() - start))
     finally:
         sampling.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -493,6 +546,32 @@ def pct(values: Sequence[float], p: float) -> float:
 
 def window(samples: list[Sample], lo: float, hi: float) -> list[Sample]:
     return [s for s in samples if lo <= s.t <= hi]
+
+
+def settled_verdicts(idle: Sample, after: Sample) -> list[tuple[str, bool, str]]:
+    """The leak test proper: with the load gone, what the server holds must be back to what it held idle."""
+    out = []
+    clients = ("client connections", idle.peers.get("clients", 0), after.peers.get("clients", 0))
+    for name, a, b in (("asyncio tasks", idle.tasks, after.tasks), clients):
+        out.append(
+            (
+                f"{name} back to idle after the load (within {SETTLED_SLACK})",
+                b <= a + SETTLED_SLACK,
+                f"idle before {a:.0f}, after {b:.0f}",
+            )
+        )
+
+    def peers(s: Sample) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(s.peers.items()) if k != "clients") or "none"
+
+    out.append(
+        (
+            "outbound connection pools bounded (informational: pools keep connections they opened under load)",
+            True,
+            f"idle before: {peers(idle)}; after: {peers(after)}",
+        )
+    )
+    return out
 
 
 def growth_verdicts(args: argparse.Namespace, samples: list[Sample]) -> list[tuple[str, bool, str]]:
@@ -527,6 +606,15 @@ def growth_verdicts(args: argparse.Namespace, samples: list[Sample]) -> list[tup
                 f"first minute {min(get(s) for s in first):.0f}-{hi0:.0f}, last minute median {med1:.0f}",
             )
         )
+    load0 = statistics.median(s.inflight for s in first)
+    load1 = statistics.median(s.inflight for s in last)
+    out.append(
+        (
+            "requests in flight (context: more in flight, more tasks and sockets, leak or not)",
+            True,
+            f"first minute median {load0:.0f}, last minute median {load1:.0f}",
+        )
+    )
     return out
 
 
@@ -537,6 +625,8 @@ def render(
     outcomes: list[Outcome],
     samples: list[Sample],
     overload: int,
+    idle: Sample,
+    after: Sample,
 ) -> tuple[str, bool]:
     errors = Counter(f"{o.kind}: {o.error}" for o in outcomes if o.error)
     n_err = sum(errors.values())
@@ -544,6 +634,7 @@ def render(
     elapsed = args.minutes * 60.0
     checks = [("errors == 0", n_err == 0, f"{n_err:,} of {sent:,} requests")]
     checks += growth_verdicts(args, samples)
+    checks += settled_verdicts(idle, after)
     ok = all(c[1] for c in checks)
     lines = [
         SECTION,
@@ -576,9 +667,9 @@ def render(
         "database from pg_stat_activity; asyncio tasks and worst event-loop lag from `/metrics`; medians of the "
         "10 s samples, lag the worst; CPU = cores the server process used):",
         "",
-        "| minute | sent | errors | p50 / p99 ms (all kinds) | RSS MB | fds | sockets | PG conns | tasks "
+        "| minute | sent | errors | p50 / p99 ms (all kinds) | in flight | RSS MB | fds | sockets | PG conns | tasks "
         "| loop lag ms | server CPU |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     minutes = math.ceil(elapsed / 60)
     for m in range(minutes):
@@ -596,7 +687,8 @@ def render(
 
         lines.append(
             f"| {m + 1} | {len(got):,} | {sum(1 for o in got if o.error)} | {pct(lat, 50):.1f} / {pct(lat, 99):.1f} "
-            f"| {statistics.median(s.rss_mb for s in win) if win else float('nan'):.1f} | {med(lambda s: s.fds)} "
+            f"| {med(lambda s: s.inflight)} | {statistics.median(s.rss_mb for s in win) if win else float('nan'):.1f} "
+            f"| {med(lambda s: s.fds)} "
             f"| {med(lambda s: s.sockets)} | {med(lambda s: s.pg_conns)} | {med(lambda s: s.tasks)} "
             f"| {max((s.loop_lag_ms for s in win), default=float('nan')):.0f} | {cpu} |"
         )
@@ -643,9 +735,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=40.0, help="requests per second, all kinds together (default 40)")
     p.add_argument("--warmup", type=float, help="seconds before the baseline minute (default 60; 20 under 5 minutes)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per request before it counts as an error")
+    p.add_argument("--drain", type=float, default=60.0, help="seconds the server gets to settle after the load")
     p.add_argument("--max-inflight", type=int, default=200, help="requests in flight before new ones are not sent")
     p.add_argument("--redis-url", default=LOCAL_REDIS, help=f"Redis for the server ('none': without; {LOCAL_REDIS})")
     p.add_argument("--write-docs", action="store_true", help="write the section into docs/benchmarks.md")
+    p.add_argument("--keep-logs", action="store_true", help="keep the server's log (its path is printed)")
     args = p.parse_args(argv)
     if args.warmup is None:
         args.warmup = 60.0 if args.minutes >= 5 else 20.0
