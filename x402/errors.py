@@ -166,6 +166,17 @@ class ChainUnavailable(DependencyError):
         super().__init__(detail, dependency=f"rpc:{network}", network=network, **extra)
 
 
+class SignerBusy(DependencyError):
+    """A settlement waited longer than its bound for a signer's nonce lane (the signer is saturated): nothing was
+    signed or sent; like any failure before send the payment's settlement is closed as failed, and the payer pays
+    again with a new authorization."""
+
+    code = "signer_busy"
+
+    def __init__(self, detail: str | None = None, *, network: str, **extra: Any) -> None:
+        super().__init__(detail, dependency=f"signer:{network}", network=network, **extra)
+
+
 class ChainRejected(DependencyError):
     """The chain answered but refused the request (RPC error that is not about the payment)."""
 

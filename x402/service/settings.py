@@ -50,6 +50,8 @@ class Settings:
     master_key_file: Path | None = None
     rpc_timeout: float = 5.0
     settle_timeout: float = 30.0
+    #: longest a settlement waits for its signer's nonce lane before a 503 ``signer_busy`` (0: no bound)
+    signer_wait: float = 10.0
     reconcile_interval: float = 15.0
     analytics_fold_interval: float = 1.0
     settle_stuck_after: float = 120.0
@@ -294,6 +296,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         master_key_file=Path(mkf) if mkf else None,
         rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),
         settle_timeout=_float(env, "X402_SETTLE_TIMEOUT", 30.0),
+        signer_wait=_float(env, "X402_SIGNER_WAIT", 10.0),
         reconcile_interval=_float(env, "X402_RECONCILE_INTERVAL", 15.0),
         analytics_fold_interval=_float(env, "X402_ANALYTICS_FOLD_INTERVAL", 1.0),
         settle_stuck_after=_float(env, "X402_SETTLE_STUCK_AFTER", 120.0),

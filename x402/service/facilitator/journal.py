@@ -20,6 +20,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from chains.base import PreparedSettlement, ReplayKey
+from x402.errors import SignerBusy
 from x402.service.events.outbox import Event, insert_events
 
 OPEN_STATUSES = ("claimed", "submitted", "pending")
@@ -238,15 +239,40 @@ class Journal:
         return got is not None
 
     @contextlib.asynccontextmanager
-    async def signer_slot(self, network: str, signer: str) -> AsyncIterator[Conn]:
+    async def signer_slot(self, network: str, signer: str, *, wait: float | None = None) -> AsyncIterator[Conn]:
         """Hold the signer lane's lock (in-process and across processes) and yield its transaction's connection.
 
-        The caller picks, prepares and records its transaction inside the block, so nonces never collide.
+        The caller picks, prepares and records its transaction inside the block, so nonces never collide. With
+        ``wait``, waiting longer than that many seconds for the lane (this process's queue, then another
+        process's hold) raises ``SignerBusy`` instead: under more settlements than a signer can take, the queue
+        stays bounded and callers get a prompt 503 rather than a wait past their own timeout.
         """
         lock = self._signer_locks.setdefault((network, signer), asyncio.Lock())
-        async with lock, self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", f"{network}|{signer}")
-            yield conn
+        busy = f"the settlement lane of signer {signer} stayed busy for {wait} s"
+        if wait is None:
+            await lock.acquire()
+        else:
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(lock.acquire(), wait)
+            except TimeoutError:
+                raise SignerBusy(busy, network=network) from None
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                key = f"{network}|{signer}"
+                if wait is None:
+                    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", key)
+                else:
+                    left = max(1, int((wait - (time.monotonic() - started)) * 1000))
+                    await conn.execute(f"SET LOCAL lock_timeout = {left}")
+                    try:
+                        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", key)
+                    except asyncpg.LockNotAvailableError:
+                        raise SignerBusy(busy, network=network) from None
+                    await conn.execute("SET LOCAL lock_timeout = 0")  # the lane's own statements are not bounded
+                yield conn
+        finally:
+            lock.release()
 
     @staticmethod
     async def next_nonce(conn: Conn, network: str, signer: str) -> int | None:

@@ -147,6 +147,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CHAINS],
         journal,
         settle_timeout=settings.settle_timeout,
+        signer_wait=settings.signer_wait or None,
         metrics=app[METRICS],
         extensions=app[EXTENSIONS],
         extension_handlers=app[EXTENSION_HANDLERS],
