@@ -270,8 +270,14 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
     )
     async with conn.transaction():
         event = await emit(conn, tenant_id=tid, wallet_id=wid, kind="payment.made", data={"n": 1})
-    await dispatch(conn)  # fanned out to the tenant's endpoint, as the webhook worker does
-    delivery = await conn.fetchval("SELECT id FROM webhook_deliveries WHERE event_id = $1", event)
+    delivery = None
+    for _ in range(100):  # fanned out to the tenant's endpoint, by this call or by the app's own webhook worker
+        await dispatch(conn)  # (whose pass may hold the event until it commits: dispatch skips locked rows)
+        delivery = await conn.fetchval("SELECT id FROM webhook_deliveries WHERE event_id = $1", event)
+        if delivery is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert delivery is not None
     await conn.execute(
         """INSERT INTO webhook_dead_letters (delivery_id, endpoint_id, event_id, attempts, last_error)
            VALUES ($1, $2, $3, 3, 'HTTP 500')""",

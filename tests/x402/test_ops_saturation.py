@@ -101,10 +101,11 @@ async def test_asyncio_task_gauge_counts_live_tasks(aiohttp_client: Any, databas
     before = await tasks()
     assert before >= 2  # at least the saturation sampler and the lag ticker (plus the request being served)
     stop = asyncio.Event()
-    extra = [asyncio.create_task(stop.wait()) for _ in range(25)]
+    extra = [asyncio.create_task(stop.wait()) for _ in range(1000)]
     during = await tasks()
     stop.set()
     await asyncio.gather(*extra)
     after = await tasks()
-    assert during - before == 25
-    assert after == before
+    # the app's own background work (pool upkeep, workers' passes) comes and goes by a few tasks meanwhile
+    assert 1000 - 30 <= during - before <= 1000 + 30
+    assert abs(after - before) <= 30
