@@ -244,9 +244,19 @@ class Journal:
         The caller picks, prepares and records its transaction inside the block, so nonces never collide.
         """
         lock = self._signer_locks.setdefault((network, signer), asyncio.Lock())
-        async with lock, self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", f"{network}|{signer}")
-            yield conn
+        async with lock, self.pool.acquire() as conn:
+            # BEGIN and the lock travel in one message (one round trip less on every settlement); the lane key is
+            # configuration (CAIP-2 network, signer address), quoted as a literal all the same
+            key = f"{network}|{signer}".replace("'", "''")
+            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 402))")
+            try:
+                yield conn
+            except BaseException:
+                # a broken or cancelled link is rolled back by the pool's reset on release instead
+                with contextlib.suppress(Exception):
+                    await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
 
     @staticmethod
     async def next_nonce(conn: Conn, network: str, signer: str) -> int | None:
