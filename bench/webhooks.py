@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import os
 import platform
-import re
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.agent_pay import database  # noqa: E402
+from bench.common import database, write_section  # noqa: E402
 from tests.harness.services import free_port  # noqa: E402
 from wallets.custody import Keyring  # noqa: E402
 from x402.logs import configure_logging  # noqa: E402
@@ -41,7 +40,6 @@ from x402.service.events.endpoints import Endpoints, Who  # noqa: E402
 from x402.service.events.outbox import Event, insert_events  # noqa: E402
 from x402.webhooks import SIGNATURE_HEADER, sign  # noqa: E402
 
-DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Webhook delivery (bench/webhooks.py)"
 TARGET = 2000.0
 
@@ -202,17 +200,6 @@ async def run(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def write_docs(section: str) -> None:
-    """Replace (or append) only this benchmark's section."""
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOCS.write_text(text.rstrip("\n") + "\n")
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--events", type=int, default=1000)
@@ -227,7 +214,7 @@ def main() -> int:
     section = asyncio.run(run(args))
     print(section)
     if not args.no_docs:
-        write_docs(section)
+        write_section(SECTION, section)
     return 0
 
 

@@ -30,7 +30,8 @@ LOW_BUDGET_STEPS: Final = (80, 90, 100)
 def purchase_json(row: Any) -> dict[str, Any]:
     """What was (or is to be) bought, from a ledger or approval row: amount, network, asset, payee and URL."""
     return {
-        "amount": str(row["amount"]),
+        # atomic units as a plain integer (a numeric column may arrive as Decimal('1E+4'))
+        "amount": str(int(row["amount"])),
         "network": row["network"],
         "asset": row["asset"],
         "payTo": row["pay_to"],

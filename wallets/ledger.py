@@ -2,17 +2,24 @@
 
 ``reserve`` locks the wallet row (``SELECT ... FOR UPDATE``), so concurrent reservations of one wallet serialise
 in every process; expired reservations are swept on that path and by a background task.
+
+Lock order: every transaction that locks both takes the wallet row first, then its payment rows. ``commit`` (the
+payer) and ``resolve`` (the reconciler, possibly in another process) meet on the same pending payment; in opposite
+orders they deadlocked. A transaction that still loses a deadlock or a serialization check is run again from the
+start (``retries`` times), since each one re-reads everything it decides on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -22,9 +29,15 @@ from wallets.events import Conn
 from wallets.policy import WINDOWS, Policy
 from wallets.store import Wallet, pause_locked
 from x402.errors import NotFound
+from x402.logs import get_logger
 from x402.wire.models import PaymentRequirements
 
 SYSTEM = "system:auto-pause"
+#: transactions that lose a deadlock or a serialization check and are worth running again
+RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+T = TypeVar("T")
+log = get_logger("wallets.ledger")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +146,25 @@ async def usage(conn: Conn, wallet_id: uuid.UUID) -> Usage:
 class Ledger:
     """Reserve, commit and release payments of wallets; auto-pause and budget events happen in the same transaction."""
 
-    def __init__(self, pool: asyncpg.Pool, audit: AuditSink = no_audit) -> None:
+    def __init__(self, pool: asyncpg.Pool, audit: AuditSink = no_audit, *, retries: int = 3) -> None:
         self.pool = pool
         self.audit = audit
+        self.retries = retries
+
+    async def _transaction(self, name: str, body: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``body`` in one transaction; again from the start (on a fresh transaction) when Postgres aborted it
+        as a deadlock victim or a serialization failure, up to ``retries`` more times."""
+        attempt = 0
+        while True:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    return await body(conn)
+            except RETRYABLE as exc:
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                log.warning("ledger_transaction_retried", transaction=name, attempt=attempt, error=type(exc).__name__)
+                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)  # noqa: S311 (jitter, not a secret)
 
     async def budget(self, wallet: Wallet) -> dict[str, Any]:
         """The remaining budget view of a wallet (sweeps its expired reservations first)."""
@@ -168,8 +197,8 @@ class Ledger:
     ) -> Reservation:
         """Hold ``amount`` for one payment; raises the policy error that refuses it."""
         payment_id = uuid.uuid4()
-        paused: errors.WalletPaused | None = None
-        async with self.pool.acquire() as conn, conn.transaction():
+
+        async def body(conn: Conn) -> errors.WalletPaused | None:
             row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", wallet_id)
             if row is None:
                 raise NotFound("no such wallet", code="wallet_not_found")
@@ -192,11 +221,13 @@ class Ledger:
                 reason = f"velocity: more than {velocity} payments in 60 s"
                 # the pause commits with this transaction; the refusal is raised after it
                 await pause_locked(conn, self.audit, wallet_id, reason, SYSTEM)
-                paused = errors.WalletPaused(f"the wallet paused itself ({reason})", reason=reason)
-            else:
-                await self._check_and_insert(
-                    conn, wallet, payment_id, offer, amount, url, idempotency_key, approval_id, hold_seconds
-                )
+                return errors.WalletPaused(f"the wallet paused itself ({reason})", reason=reason)
+            await self._check_and_insert(
+                conn, wallet, payment_id, offer, amount, url, idempotency_key, approval_id, hold_seconds
+            )
+            return None
+
+        paused = await self._transaction("reserve", body)
         if paused is not None:
             raise paused
         return Reservation(payment_id, wallet_id, amount)
@@ -258,7 +289,8 @@ class Ledger:
         ``amount``: what was actually charged when it is less than the hold (an ``upto`` payment holds its signed
         maximum while pending and counts the settled amount once committed); never raises the held amount.
         """
-        async with self.pool.acquire() as conn, conn.transaction():
+
+        async def body(conn: Conn) -> Usage:
             row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", res.wallet_id)
             assert row is not None
             wallet = Wallet.from_row(row)
@@ -291,7 +323,9 @@ class Ledger:
                 },
             )
             await self._thresholds(conn, wallet, used)
-        return used
+            return used
+
+        return await self._transaction("commit", body)
 
     async def mark_sent(self, res: Reservation, *, payer: str, proof: Mapping[str, Any], purchase: bytes) -> bool:
         """Reserved -> pending just before the payment header goes out (False when the hold is gone)."""
@@ -373,13 +407,18 @@ class Ledger:
 
     async def resolve(self, payment_id: uuid.UUID, *, settled: bool, tx: str | None, reason: str) -> bool:
         """Pending -> committed (the chain shows it moved) or released (it never can); False if not pending."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        wallet_id = await self.pool.fetchval("SELECT wallet_id FROM wallet_payments WHERE id = $1", payment_id)
+        if wallet_id is None:
+            return False
+
+        async def body(conn: Conn) -> bool:
+            # the wallet row first, then the payment's (the order ``commit`` and ``reserve`` take)
+            wallet_row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", wallet_id)
+            assert wallet_row is not None
+            wallet = Wallet.from_row(wallet_row)
             row = await conn.fetchrow("SELECT * FROM wallet_payments WHERE id = $1 FOR UPDATE", payment_id)
             if row is None or row["status"] != "pending":
                 return False
-            wallet_row = await conn.fetchrow("SELECT * FROM wallets WHERE id = $1 FOR UPDATE", row["wallet_id"])
-            assert wallet_row is not None
-            wallet = Wallet.from_row(wallet_row)
             status = "committed" if settled else "released"
             resolved = await conn.fetchrow(
                 """UPDATE wallet_payments SET status = $2, tx = COALESCE($3, tx), reason = $4, resolved_at = now(),
@@ -405,7 +444,9 @@ class Ledger:
                 await self._thresholds(conn, wallet, await usage(conn, wallet.id))
             else:
                 await self._failed(conn, wallet.id)
-        return True
+            return True
+
+        return await self._transaction("resolve", body)
 
     async def _thresholds(self, conn: Conn, wallet: Wallet, used: Usage) -> None:
         """Low-budget events at 80/90/100 % of each limit, and auto-pause at the configured share."""
@@ -433,7 +474,10 @@ class Ledger:
 
     async def release(self, res: Reservation, *, reason: str, failure: bool) -> None:
         """Give the hold back; a failed payment extends the failure streak (and may pause the wallet)."""
-        async with self.pool.acquire() as conn, conn.transaction():
+
+        async def body(conn: Conn) -> None:
+            if failure:  # the streak updates the wallet row: lock it before the payment's
+                await conn.execute("SELECT 1 FROM wallets WHERE id = $1 FOR UPDATE", res.wallet_id)
             await conn.execute(
                 "UPDATE wallet_payments SET status = 'released', reason = $2 WHERE id = $1 AND status = 'reserved'",
                 res.id,
@@ -441,6 +485,8 @@ class Ledger:
             )
             if failure:
                 await self._failed(conn, res.wallet_id)
+
+        await self._transaction("release", body)
 
     async def _failed(self, conn: Conn, wallet_id: uuid.UUID) -> None:
         """Extend the failure streak; pause the wallet when it reaches the policy's limit."""

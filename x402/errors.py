@@ -109,6 +109,17 @@ class Conflict(X402Error):
     title = "Conflict"
 
 
+class InsufficientCredits(Conflict):
+    """A customer's credit balance does not cover a burn (``balance`` and ``needed`` in the problem)."""
+
+    code = "insufficient_credits"
+
+    def __init__(self, detail: str | None = None, *, balance: int, needed: int) -> None:
+        super().__init__(detail or "the customer's credit balance does not cover this", balance=balance, needed=needed)
+        self.balance = balance
+        self.needed = needed
+
+
 class PayloadTooLarge(X402Error):
     status = 413
     code = "payload_too_large"
@@ -153,6 +164,17 @@ class ChainUnavailable(DependencyError):
 
     def __init__(self, detail: str | None = None, *, network: str, **extra: Any) -> None:
         super().__init__(detail, dependency=f"rpc:{network}", network=network, **extra)
+
+
+class SignerBusy(DependencyError):
+    """A settlement waited longer than its bound for a signer's nonce lane (the signer is saturated): nothing was
+    signed or sent; like any failure before send the payment's settlement is closed as failed, and the payer pays
+    again with a new authorization."""
+
+    code = "signer_busy"
+
+    def __init__(self, detail: str | None = None, *, network: str, **extra: Any) -> None:
+        super().__init__(detail, dependency=f"signer:{network}", network=network, **extra)
 
 
 class ChainRejected(DependencyError):

@@ -3,7 +3,8 @@
 Sign in with one click, pay ``/demo/paid`` with the example agent and see the payment on the overview, in the
 payments table and in its detail (with the transaction); create a key (shown once, it works) and revoke it (it stops
 working); pause a wallet and approve its pending payment; a rules error is shown. Every page is photographed into
-``docs/screenshots/`` (the overview also at phone width, where nothing may scroll sideways).
+``tests/.artifacts/screenshots/`` (untracked; the overview also at phone width, where nothing may scroll sideways).
+With ``X402_UPDATE_SCREENSHOTS=1`` the photographs also replace the committed ones in ``docs/screenshots/``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = ROOT / "tests" / ".artifacts" / "screenshots"
+DOC_SHOTS = ROOT / "docs" / "screenshots"
+UPDATE_DOCS = os.environ.get("X402_UPDATE_SCREENSHOTS") == "1"
 DESKTOP: ViewportSize = {"width": 1280, "height": 860}
 PHONE: ViewportSize = {"width": 375, "height": 812}
 
@@ -55,6 +58,9 @@ async def browser() -> AsyncIterator[Browser]:
 async def _shot(page: Page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    if UPDATE_DOCS:
+        DOC_SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(SHOTS / f"{name}.png", DOC_SHOTS / f"{name}.png")
 
 
 async def _open(page: Page, svc: Service, path: str) -> None:

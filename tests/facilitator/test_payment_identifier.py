@@ -15,7 +15,9 @@ from chains.evm.devchain import DevChain
 from tests.harness import evm
 from tests.harness.procs import x402_serve
 from tests.harness.services import free_port
-from x402.service.appkeys import FACILITATOR
+from x402.service.appkeys import FACILITATOR, RECONCILER
+from x402.service.facilitator.reconciler import PURGE_EVERY
+from x402.service.settings import Settings, load_settings
 from x402.wire import payment_identifier as pid
 
 
@@ -208,3 +210,42 @@ async def test_one_id_across_two_processes_pays_once(devchain: DevChain, databas
     assert len({r["transaction"] for r in results}) == 1
     assert await evm.tx_count(devchain, signer) == 1
     assert await evm.token_balance(devchain, pay_to) == 17
+
+
+async def test_identifiers_past_their_retention_are_purged(
+    database_url: str, aiohttp_client: Any, devchain: DevChain
+) -> None:
+    """``X402_PAYMENT_IDENTIFIER_TTL`` days (here 2): the reconciler's loop forgets older ids, of every tenant."""
+    client, _ = await evm.facilitator_client(aiohttp_client, devchain, database_url, payment_identifier_ttl_days=2.0)
+    reconciler = client.server.app[RECONCILER]
+    a, b = uuid.uuid4(), uuid.uuid4()
+    conn = await asyncpg.connect(database_url)
+    try:
+
+        async def bind(tenant: uuid.UUID | None, value: str, days: float) -> None:
+            await conn.execute(
+                """INSERT INTO payment_identifiers (tenant_id, id, fingerprint, created_at)
+                   VALUES ($1, $2, '\\x00', now() - make_interval(secs => $3))""",
+                tenant,
+                value,
+                days * 86400,
+            )
+
+        for tenant in (a, b, None):
+            await bind(tenant, "pay_old_one_of_the_tenant", 3)
+            await bind(tenant, "pay_new_one_of_the_tenant", 1)
+        assert await reconciler.purge_identifiers(now=1000.0) == 3
+        rows = await conn.fetch("SELECT tenant_id, id FROM payment_identifiers ORDER BY 1, 2")
+        assert {(r["tenant_id"], r["id"]) for r in rows} == {(t, "pay_new_one_of_the_tenant") for t in (a, b, None)}
+        # at most one purge per PURGE_EVERY seconds
+        await bind(a, "pay_aged_meanwhile_0000", 5)
+        assert await reconciler.purge_identifiers(now=1000.0 + PURGE_EVERY - 1) == 0
+        assert await reconciler.purge_identifiers(now=1000.0 + PURGE_EVERY) == 1
+    finally:
+        await conn.close()
+
+
+def test_identifier_retention_defaults_to_30_days() -> None:
+    """0 keeps them forever."""
+    assert Settings().payment_identifier_ttl_days == 30.0
+    assert load_settings({"X402_PAYMENT_IDENTIFIER_TTL": "0"}).payment_identifier_ttl_days == 0.0

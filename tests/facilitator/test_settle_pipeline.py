@@ -136,8 +136,8 @@ async def test_lane_lock_is_not_held_across_the_gas_estimate(
         slot = journal.signer_slot
 
         @contextlib.asynccontextmanager
-        async def timed_slot(network: str, who: str) -> AsyncIterator[Any]:
-            async with slot(network, who) as conn:
+        async def timed_slot(network: str, who: str, **kw: Any) -> AsyncIterator[Any]:
+            async with slot(network, who, **kw) as conn:
                 started = time.monotonic()
                 yield conn
                 holds.append(time.monotonic() - started)

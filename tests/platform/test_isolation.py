@@ -109,6 +109,9 @@ CALLER_SCOPED = {
     ("PUT", "/v1/customers/{id}"),
     ("POST", "/v1/credits/{customer}/entries"),  # B's grant goes to B's own account of that name
     ("POST", "/v1/credits/{customer}/burn"),  # burns B's own (empty) account: 409, never A's balance
+    # charges burn B's own (empty) account (409); a refund finds no charge of B's under A's key (404)
+    ("POST", "/v1/credits/{customer}/charges"),
+    ("POST", "/v1/credits/{customer}/charges/{key}/refund"),
     ("PUT", "/v1/risk/rules"),
     ("POST", "/v1/risk/lists/{name}"),
     ("DELETE", "/v1/risk/lists/{name}"),

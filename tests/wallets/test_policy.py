@@ -70,7 +70,10 @@ async def test_approval_above_threshold(service: TestClient[Any, Any], upstream:
     assert doc["code"] == "approval_pending", doc
     approval = doc["approvalId"]
     r = await service.get(f"/v1/wallets/{wallet['id']}/approvals?status=pending")
-    assert [a["id"] for a in (await r.json())["approvals"]] == [approval]
+    approvals = (await r.json())["approvals"]
+    assert [a["id"] for a in approvals] == [approval]
+    # money is a plain integer string of atomic units (10000, never 1E+4) in every answer
+    assert [a["amount"] for a in approvals] == [str(PRICE)]
     # not yet approved: cannot be used
     status, doc = await pay(service, wallet["id"], upstream.paid_url, approvalId=approval)
     assert doc["code"] == "approval_invalid", doc
@@ -80,6 +83,8 @@ async def test_approval_above_threshold(service: TestClient[Any, Any], upstream:
     status, doc = await pay(service, wallet["id"], upstream.paid_url, approvalId=approval)
     assert status == 200, doc
     assert doc["payment"]["paid"], doc
+    r = await service.get(f"/v1/wallets/{wallet['id']}/payments")
+    assert [p["amount"] for p in (await r.json())["payments"]] == [str(PRICE)]
     # used once only
     status, doc = await pay(service, wallet["id"], upstream.paid_url, approvalId=approval)
     assert doc["code"] == "approval_invalid", doc

@@ -31,6 +31,7 @@ FAMILIES = (
     "x402_signer_nonce_lag",
     "x402_event_loop_lag_seconds",
     "x402_saturation_sample_age_seconds",
+    "x402_asyncio_tasks",
 )
 
 
@@ -86,3 +87,24 @@ async def test_saturation_families_on_metrics(aiohttp_client: Any, devchain: Dev
     assert all(v == 0 for _, v in got.get("x402_settlements_pending", []))
     assert got["x402_webhook_queue_depth"][0][1] == 0
     assert 0 <= got["x402_event_loop_lag_seconds"][0][1] < 5
+
+
+async def test_asyncio_task_gauge_counts_live_tasks(aiohttp_client: Any, database_url: str) -> None:
+    """``x402_asyncio_tasks`` is the live task count of the app's loop: it rises by the tasks started and falls back."""
+    from x402.service.settings import Settings
+
+    client = await aiohttp_client(create_app(Settings(database_url=database_url)))
+
+    async def tasks() -> float:
+        return (await _scrape(client))["x402_asyncio_tasks"][0][1]
+
+    before = await tasks()
+    assert before >= 2  # at least the saturation sampler and the lag ticker (plus the request being served)
+    stop = asyncio.Event()
+    extra = [asyncio.create_task(stop.wait()) for _ in range(25)]
+    during = await tasks()
+    stop.set()
+    await asyncio.gather(*extra)
+    after = await tasks()
+    assert during - before == 25
+    assert after == before

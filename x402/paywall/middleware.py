@@ -17,8 +17,10 @@ from x402.cache import Cache, MemoryCache
 from x402.errors import ConfigError, DependencyError, InvalidPaymentHeader, X402Error
 from x402.facilitator.base import AnyPayload, AnyRequirements, Facilitator
 from x402.logs import get_logger
+from x402.paywall import credits as credits_lib
 from x402.paywall import siwx as siwx_lib
 from x402.paywall.challenge import PAYMENT_REQUIRED_ERROR, Challenge, ChallengeCache, challenge_headers
+from x402.paywall.credits import CreditConfig
 from x402.paywall.listing import RemoteRegistry, well_known_document
 from x402.paywall.matching import match_v1, match_v2, payment_id, valid_before
 from x402.paywall.metering import SETTLEMENT_OVERRIDES, SettlementOverrideError, settle_requirements
@@ -110,6 +112,10 @@ class Paywall:
       paying; settlements record the entitlements; ``request[SIGNED_IN]`` is the address that signed in.
     * ``ownership_proofs``: the provider's payTo keys signing its origin (x402scan convention), published in the
       ``/.well-known/x402`` document ``setup(app, well_known=True)`` serves.
+    * ``credits``: charge routes declared with ``PaidRoute(credits=CreditPrice(...))`` in prepaid credits through
+      ``CreditConfig.ledger``, the customer named by ``CreditConfig.customer`` (``x402.paywall.credits``): mode
+      ``credits`` only burns, ``credits-then-x402`` burns when the customer's credits cover the price and
+      otherwise answers this route's normal 402.
     """
 
     def __init__(
@@ -131,6 +137,7 @@ class Paywall:
         registry: str | None = None,
         registry_api_key: str | None = None,
         siwx: SiwxConfig | None = None,
+        credits: CreditConfig | None = None,
     ) -> None:
         if not set(versions) <= {1, 2} or not versions:
             raise ConfigError("Paywall versions must be a non-empty subset of (1, 2)")
@@ -152,6 +159,7 @@ class Paywall:
         self.register = register
         self.ownership_proofs = tuple(ownership_proofs)
         self.siwx = siwx
+        self.credits = credits
         self.registry = RemoteRegistry(registry, api_key=registry_api_key) if registry else None
         self._paid_routes: list[tuple[RouteKey, PaidRoute]] = []
         self._started_facilitator = False
@@ -249,6 +257,11 @@ class Paywall:
                 if key not in seen:
                     seen.add(key)
                     paid_routes.append((key, declared))
+        for (method, path), route in paid_routes:
+            if route.credits is not None and self.credits is None:
+                raise ConfigError(f"{method} {path} is priced in credits: give the Paywall credits=CreditConfig(...)")
+        # a credits-only route sells no single request: it is not listed, checked against /supported or challenged
+        paid_routes = [(key, route) for key, route in paid_routes if route.offers]
         if self.check_supported and paid_routes:
             supported = await self.facilitator.supported()
             kinds = {(k.x402_version, k.scheme, k.network) for k in supported.kinds}
@@ -321,7 +334,22 @@ class Paywall:
         return await self._serve(request, handler, route)
 
     async def _serve(self, request: web.Request, handler: Handler, route: PaidRoute) -> web.StreamResponse:
-        """The paywall for one request of a paid route: challenge, or verify -> handler -> settle."""
+        """The paywall for one request of a paid route: credits, or challenge, or verify -> handler -> settle."""
+        price = route.credits
+        if price is not None and self.credits is not None:
+            if price.mode == "credits":
+                return await credits_lib.serve(self.credits, request, handler, price, None)
+            paying = (self._reads_v2 and PAYMENT_SIGNATURE in request.headers) or (
+                self._reads_v1 and X_PAYMENT in request.headers
+            )
+            if not paying:  # a request that carries a payment is a payment, never a burn
+                return await credits_lib.serve(
+                    self.credits, request, handler, price, functools.partial(self._x402, request, handler, route)
+                )
+        return await self._x402(request, handler, route)
+
+    async def _x402(self, request: web.Request, handler: Handler, route: PaidRoute) -> web.StreamResponse:
+        """The x402 path of one request: challenge, or verify -> handler -> settle."""
         headers = request.headers
         v2 = headers.get(PAYMENT_SIGNATURE) if self._reads_v2 else None
         v1 = headers.get(X_PAYMENT) if self._reads_v1 else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -16,6 +17,8 @@ from x402.wire.networks import is_evm, to_caip2, to_v1_name
 PAID_ATTR: Final = "__x402_paid__"
 #: ``payment_identifier`` modes: the 402 declares the extension; ``required`` refuses payments without an id (400).
 IDENTIFIER_MODES: Final = ("optional", "required")
+#: Credit modes of a route (x402/paywall/credits.py): credits only, or credits and else a per-request payment.
+MODES: Final = ("credits", "credits-then-x402")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,6 +111,30 @@ def _fill_extra(network: str, asset: str, extra: Mapping[str, Any] | None) -> di
 
 
 @dataclass(frozen=True, slots=True)
+class CreditPrice:
+    """What a request of a route costs in credits: ``credits``, or ``units`` of ``meter`` at the plan's burn rate."""
+
+    credits: int | None = None
+    meter: str | None = None
+    units: int = 1
+    mode: str = "credits-then-x402"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"CreditPrice.mode must be one of {MODES}, got {self.mode!r}")
+        if (self.credits is None) == (self.meter is None):
+            raise ConfigError("CreditPrice needs credits, or a meter (and units)")
+        if self.meter is not None and not re.fullmatch(r"[a-z0-9_.:-]{1,64}", self.meter):
+            raise ConfigError("CreditPrice.meter must be 1-64 characters of a-z 0-9 _ . : -")
+        if self.credits is not None and (
+            isinstance(self.credits, bool) or not isinstance(self.credits, int) or self.credits < 1
+        ):
+            raise ConfigError(f"CreditPrice.credits must be a positive int, got {self.credits!r}")
+        if isinstance(self.units, bool) or not isinstance(self.units, int) or self.units < 1:
+            raise ConfigError(f"CreditPrice.units must be a positive int, got {self.units!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class PaidRoute:
     """A paid resource: the offers a client may pick from, and how to describe the resource."""
 
@@ -122,12 +149,19 @@ class PaidRoute:
     #: with Sign-In-With-X on the paywall: how long (seconds) a payer may sign in to this purchase after paying
     #: (None: ``SiwxConfig.entitlement_seconds``; 0: never, always pay)
     sign_in_seconds: int | None = None
+    #: paid in prepaid credits (x402/paywall/credits.py); mode ``credits`` needs no offers
+    credits: CreditPrice | None = None
 
     def __post_init__(self) -> None:
         check_identifier_mode(self.payment_identifier)
         offers = tuple(self.offers)
-        if not offers or not all(isinstance(o, Offer) for o in offers):
-            raise ConfigError("a PaidRoute needs at least one Offer")
+        if self.credits is not None and not isinstance(self.credits, CreditPrice):
+            raise ConfigError("PaidRoute.credits must be a CreditPrice")
+        credits_only = self.credits is not None and self.credits.mode == "credits"
+        if credits_only and offers:
+            raise ConfigError("a credits-only route takes no offers (mode credits-then-x402 pays them)")
+        if not all(isinstance(o, Offer) for o in offers) or (not offers and not credits_only):
+            raise ConfigError("a PaidRoute needs at least one Offer (or credits in mode 'credits')")
         object.__setattr__(self, "offers", offers)
         if not self.description:
             object.__setattr__(self, "description", next((o.description for o in offers if o.description), ""))
@@ -166,14 +200,16 @@ def paid(
     mime_type: str = "",
     resource_url: str | None = None,
     payment_identifier: str | None = None,
+    credits: CreditPrice | None = None,
 ) -> Callable[[F], F]:
-    """Mark an aiohttp handler as paid; the ``Paywall`` middleware charges for it."""
+    """Mark an aiohttp handler as paid; the ``Paywall`` middleware charges for it (``credits``: in credits)."""
     route = PaidRoute(
         tuple(offers),
         description=description,
         mime_type=mime_type,
         resource_url=resource_url,
         payment_identifier=payment_identifier,
+        credits=credits,
     )
 
     def mark(handler: F) -> F:

@@ -1,7 +1,9 @@
-"""What a facilitator call adds to its payment record beyond the wire outcome: the paid resource, and latency."""
+"""A facilitator outcome as the outcome hook is told it (``Outcome``), and what a call adds to its payment record
+beyond the wire outcome: the paid resource, and latency (``OutcomeDetail``)."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,24 @@ class OutcomeDetail:
     resource: str = ""
     method: str = ""
     latency_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One facilitator answer, told to the outcome hook before it goes out.
+
+    ``kind``: verify | settle | verify_tx; ``requirements``: the payment's, or the verify-tx body; ``request``:
+    None for the in-process facilitator, which names the record's ``tenant_id`` and ``detail`` (resource, method,
+    latency) itself; ``payload``: the payment (its resource URL goes into the events).
+    """
+
+    kind: str
+    requirements: Any
+    result: Any
+    request: web.Request | None = None
+    payload: Any = None
+    tenant_id: uuid.UUID | None = None
+    detail: OutcomeDetail | None = None
 
 
 #: Set by the facilitator routes before they report an outcome; read by the platform's payment recorder.

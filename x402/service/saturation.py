@@ -4,7 +4,8 @@ Scrape-time (read live, no work on the hot path): the DB pool in use / idle / wa
 backlog, each RPC endpoint's circuit breaker. Sampled every ``X402_SATURATION_INTERVAL`` seconds by one background
 task (queries and RPC calls that must not run per scrape): pending settlements and the reconciler's backlog, the
 webhook delivery queue and the event outbox, each signer's gas balance and nonce lag. Event-loop lag is measured by
-a ticker that notes how late its wake-ups are.
+a ticker that notes how late its wake-ups are; the number of live asyncio tasks is read at scrape time (a count that
+keeps growing under steady traffic is a task leak).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class SaturationCollector(Collector):
         yield from self._writer()
         yield from self._breakers()
         yield from self._sampled()
+        yield from self._tasks()
 
     def _pool(self) -> Iterator[GaugeMetricFamily]:
         conns = GaugeMetricFamily("x402_db_pool_connections", "DB pool connections by state", labels=["state"])
@@ -119,6 +121,13 @@ class SaturationCollector(Collector):
                 opened.add_metric([network, endpoint], 1.0 if state == "open" else 0.0)
         yield fam
         yield opened
+
+    def _tasks(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            live = len(asyncio.all_tasks())  # /metrics renders on the app's event loop
+        except RuntimeError:  # rendered off the loop (no running loop): nothing to count
+            live = 0
+        yield GaugeMetricFamily("x402_asyncio_tasks", "Live asyncio tasks on this process's event loop", value=live)
 
     def _sampled(self) -> Iterator[GaugeMetricFamily]:
         s = self.sampled

@@ -50,10 +50,14 @@ class Settings:
     master_key_file: Path | None = None
     rpc_timeout: float = 5.0
     settle_timeout: float = 30.0
+    #: longest a settlement waits for its signer's nonce lane before a 503 ``signer_busy`` (0: no bound)
+    signer_wait: float = 10.0
     reconcile_interval: float = 15.0
     analytics_fold_interval: float = 1.0
     settle_stuck_after: float = 120.0
     dead_letter_retry_interval: float = 30.0
+    #: days a payment identifier stays bound to its purchase; 0 keeps them forever
+    payment_identifier_ttl_days: float = 30.0
     max_header_bytes: int = 16 * 1024
     max_body_bytes: int = 1024 * 1024
     dev: bool = False
@@ -292,10 +296,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         master_key_file=Path(mkf) if mkf else None,
         rpc_timeout=_float(env, "X402_RPC_TIMEOUT", 5.0),
         settle_timeout=_float(env, "X402_SETTLE_TIMEOUT", 30.0),
+        signer_wait=_float(env, "X402_SIGNER_WAIT", 10.0),
         reconcile_interval=_float(env, "X402_RECONCILE_INTERVAL", 15.0),
         analytics_fold_interval=_float(env, "X402_ANALYTICS_FOLD_INTERVAL", 1.0),
         settle_stuck_after=_float(env, "X402_SETTLE_STUCK_AFTER", 120.0),
         dead_letter_retry_interval=_float(env, "X402_DEAD_LETTER_RETRY_INTERVAL", 30.0),
+        payment_identifier_ttl_days=_float(env, "X402_PAYMENT_IDENTIFIER_TTL", 30.0),
         max_header_bytes=_int(env, "X402_MAX_HEADER_BYTES", 16 * 1024),
         max_body_bytes=_int(env, "X402_MAX_BODY_BYTES", 1024 * 1024),
         dev=_bool(env, "X402_DEV", False),

@@ -4,9 +4,7 @@ pragma solidity ^0.8.24;
 import {Permit2} from "./Permit2.sol";
 import {X402Permit2ProxyBase} from "./X402Permit2ProxyBase.sol";
 
-/// @title X402ExactPermit2Proxy
-/// @notice `exact` with assetTransferMethod "permit2": transfers exactly `permit.permitted.amount` to `witness.to`.
-///         Canonical address 0x402085c248EeA27D92E8b30b2C58ed07f9E20001 (placed there with anvil_setCode).
+/// @notice `exact` by Permit2: exactly `permit.permitted.amount` to `witness.to`; at 0x402085c248EeA27D92E8b30b2C58ed07f9E20001.
 contract X402ExactPermit2Proxy is X402Permit2ProxyBase {
     string public constant WITNESS_TYPE_STRING =
         "Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,uint256 validAfter)";

@@ -6,10 +6,10 @@ import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/Reentrancy
 
 import {Permit2} from "./Permit2.sol";
 
-/// @title X402Permit2ProxyBase
 /// @notice Shared part of our x402 Permit2 proxies, written to the public interface of the x402 proxies
 ///         (specs/schemes/exact/scheme_exact_evm.md, specs/schemes/upto/scheme_upto_evm.md): the proxy is the
-///         Permit2 `spender`, and the witness binds the destination so the caller cannot redirect funds.
+///         Permit2 `spender`, and the witness binds the destination so the caller cannot redirect funds. Each
+///         proxy is placed at its canonical address with anvil_setCode (chains/evm/devchain.py).
 abstract contract X402Permit2ProxyBase is ReentrancyGuardTransient {
     Permit2 public immutable PERMIT2;
 

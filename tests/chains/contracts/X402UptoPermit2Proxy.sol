@@ -4,9 +4,8 @@ pragma solidity ^0.8.24;
 import {Permit2} from "./Permit2.sol";
 import {X402Permit2ProxyBase} from "./X402Permit2ProxyBase.sol";
 
-/// @title X402UptoPermit2Proxy
-/// @notice `upto`: the payer signs a maximum, the facilitator named in the witness settles any amount up to it.
-///         Canonical address 0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002 (placed there with anvil_setCode).
+/// @notice `upto`: the facilitator named in the witness settles any amount up to the signed maximum; at
+///         0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002.
 contract X402UptoPermit2Proxy is X402Permit2ProxyBase {
     string public constant WITNESS_TYPE_STRING =
         "Witness witness)TokenPermissions(address token,uint256 amount)Witness(address to,address facilitator,uint256 validAfter)";

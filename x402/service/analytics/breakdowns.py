@@ -15,7 +15,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from x402.service.analytics.money import usd, volume_json
-from x402.service.analytics.sources import source
+from x402.service.analytics.sources import source, split_source
 from x402.service.analytics.window import Window, local_iso
 
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -28,12 +28,25 @@ def _args(tenant: uuid.UUID, window: Window, raw: bool) -> tuple[Any, ...]:
     return (*base, "UTC", "hour") if raw else base
 
 
+def _src(table: str, raw: bool) -> str:
+    """The raw records in the rollup's shape, or whole UTC days of its daily twin plus the edge hours, signed."""
+    return source(table, raw=True) if raw else split_source(table)
+
+
 def _head(window: Window) -> dict[str, Any]:
     return {"from": local_iso(window.start, 0), "to": local_iso(window.end, 0)}
 
 
 def _iso(value: Any) -> str | None:
     return None if value is None else local_iso(value, 0)
+
+
+def _merge(volume: Volume) -> Volume:
+    """Sum the amounts of one network and asset (rows of several registry ids)."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for n, a, v in volume:
+        out[(n, a)] += v
+    return [(n, a, v) for (n, a), v in out.items() if v]
 
 
 def _top(rows: list[dict[str, Any]], limit: int, *keys: str) -> list[dict[str, Any]]:
@@ -44,10 +57,11 @@ def _top(rows: list[dict[str, Any]], limit: int, *keys: str) -> list[dict[str, A
 
 async def resources(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
     """Counts and volume per paid resource (URL and method, with its registry id when listed)."""
-    sql = f"""SELECT resource, method, max(resource_id::text) AS resource_id, network, asset, sum(total) AS total,
+    sql = f"""SELECT resource, method, resource_id::text AS resource_id, network, asset, sum(total) AS total,
                      sum(succeeded) AS succeeded, sum(failed) AS failed, sum(pending) AS pending,
                      sum(volume) AS volume
-              FROM {source("analytics_hourly", raw=raw)} GROUP BY resource, method, network, asset"""
+              FROM {_src("analytics_hourly", raw)} GROUP BY resource, method, resource_id, network, asset
+              HAVING sum(total) > 0 ORDER BY resource, method, resource_id"""
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for r in await conn.fetch(sql, *_args(tenant, window, raw)):
         g = groups.setdefault(
@@ -55,13 +69,14 @@ async def resources(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *
             {"resource": r["resource"], "method": r["method"], "registryId": None, "count": 0, "succeeded": 0,
              "failed": 0, "pending": 0, "_volume": []},
         )  # fmt: skip
-        g["registryId"] = g["registryId"] or r["resource_id"]
+        g["registryId"] = max(g["registryId"] or "", r["resource_id"] or "") or None
         for k, col in (("count", "total"), ("succeeded", "succeeded"), ("failed", "failed"), ("pending", "pending")):
             g[k] += int(r[col])
         if r["volume"]:
             g["_volume"].append((r["network"], r["asset"], int(r["volume"])))
     rows = []
     for key in sorted(groups):
+        groups[key]["_volume"] = _merge(groups[key]["_volume"])
         g = groups[key]
         vol = g.pop("_volume")
         rows.append({**g, "volume": volume_json(vol), "usd": usd(vol)})
@@ -75,14 +90,16 @@ async def networks(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *,
     sums = await conn.fetch(
         f"""SELECT network, asset, sum(total) AS total, sum(succeeded) AS succeeded, sum(failed) AS failed,
                    sum(pending) AS pending, sum(volume) AS volume
-            FROM {source("analytics_hourly", raw=raw)} GROUP BY 1, 2 ORDER BY 1, 2""",
+            FROM {source("analytics_totals_hourly", raw=raw)} GROUP BY 1, 2 HAVING sum(total) > 0 ORDER BY 1, 2""",
         *args,
     )
     payers = {
         (r["network"], r["asset"]): int(r["n"])
         for r in await conn.fetch(
-            f"""SELECT network, asset, count(DISTINCT payer) AS n FROM {source("analytics_payers_hourly", raw=raw)}
-                WHERE succeeded > 0 GROUP BY 1, 2""",
+            f"""SELECT network, asset, count(*) AS n
+                FROM (SELECT payer, network, asset FROM {_src("analytics_payers_hourly", raw)}
+                      GROUP BY 1, 2, 3 HAVING sum(succeeded) > 0) p
+                GROUP BY 1, 2""",
             *args,
         )
     }
@@ -109,7 +126,8 @@ async def payers(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, r
     groups: dict[str, dict[str, Any]] = {}
     for r in await conn.fetch(
         f"""SELECT payer, network, asset, sum(succeeded) AS succeeded, sum(failed) AS failed, sum(volume) AS volume
-            FROM {source("analytics_payers_hourly", raw=raw)} GROUP BY 1, 2, 3""",
+            FROM {_src("analytics_payers_hourly", raw)} GROUP BY 1, 2, 3
+            HAVING sum(succeeded) <> 0 OR sum(failed) <> 0""",
         *_args(tenant, window, raw),
     ):
         g = groups.setdefault(r["payer"], {"payer": r["payer"], "succeeded": 0, "failed": 0, "_volume": []})
@@ -226,7 +244,7 @@ async def payouts(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, 
     rows_db = await conn.fetch(
         f"""SELECT pay_to, network, asset, sum(succeeded) AS settled_n, sum(volume) AS settled,
                    sum(pending) AS pending_n, sum(pending_volume) AS pending
-            FROM {source("analytics_hourly", raw=raw)} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+            FROM {_src("analytics_hourly", raw)} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
         *_args(tenant, window, raw),
     )
     rows = [
@@ -249,19 +267,27 @@ async def payouts(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, 
 
 
 _OK = "x402_payment_outcome(kind, status) = 'succeeded' AND payer IS NOT NULL AND payer <> ''"
-# one pass, no join: every payer's first success (lifetime rollup + pending) beside each week it paid in the window
+# the folded counts (analytics_cohorts), with the payers of records not folded yet counted again: their folded
+# (cohort, week) pairs out, their pairs with the pending records in
 _COHORTS = f"""
-SELECT date_trunc('week', first_at, 'UTC') AS cohort, week, count(DISTINCT payer) AS n
-FROM (SELECT payer, week, min(first_seen) OVER (PARTITION BY payer) AS first_at
-      FROM (SELECT payer, NULL::timestamptz AS week, first_at AS first_seen FROM analytics_payers WHERE tenant_id = $1
-            UNION ALL
-            SELECT payer, week, NULL FROM analytics_payer_weeks WHERE tenant_id = $1 AND week >= $2 AND week < $3
-            UNION ALL
-            SELECT payer, date_trunc('week', created_at, 'UTC'), created_at FROM analytics_pending
-            WHERE tenant_id = $1 AND {_OK}) u
-     ) s
-WHERE week >= $2 AND week < $3 AND first_at >= $2 AND first_at < $3
-GROUP BY 1, 2 ORDER BY 1, 2"""
+WITH pend AS (SELECT payer, created_at FROM analytics_pending WHERE tenant_id = $1 AND {_OK}),
+life AS (SELECT a.payer, a.pf, (SELECT min(p.first_at) FROM analytics_payers p
+                                WHERE p.tenant_id = $1 AND p.payer = a.payer) AS lf
+         FROM (SELECT payer, min(created_at) AS pf FROM pend GROUP BY 1) a),
+moved AS (
+    SELECT date_trunc('week', l.lf, 'UTC') AS cohort, w.week, -1 AS n FROM life l
+    JOIN analytics_payer_weeks w ON w.tenant_id = $1 AND w.payer = l.payer WHERE l.lf IS NOT NULL
+    UNION ALL
+    SELECT date_trunc('week', least(l.lf, l.pf), 'UTC'), wk.week, 1 FROM life l
+    CROSS JOIN LATERAL (SELECT w.week FROM analytics_payer_weeks w WHERE w.tenant_id = $1 AND w.payer = l.payer
+                        UNION SELECT date_trunc('week', created_at, 'UTC') FROM pend WHERE pend.payer = l.payer) wk
+)
+SELECT cohort, week, sum(n) AS n
+FROM (SELECT cohort, week, n FROM analytics_cohorts
+      WHERE tenant_id = $1 AND cohort >= $2 AND cohort < $3 AND week >= $2 AND week < $3
+      UNION ALL SELECT cohort, week, n FROM moved) c
+WHERE cohort >= $2 AND cohort < $3 AND week >= $2 AND week < $3
+GROUP BY 1, 2 HAVING sum(n) > 0 ORDER BY 1, 2"""
 _COHORTS_RAW = """
 SELECT date_trunc('week', first_at, 'UTC') AS cohort, week, count(DISTINCT payer) AS n
 FROM (SELECT payer, created_at, date_trunc('week', created_at, 'UTC') AS week,

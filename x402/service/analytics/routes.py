@@ -16,6 +16,7 @@ from x402.service.analytics import breakdowns as bd
 from x402.service.analytics import timeseries as ts
 from x402.service.analytics.export import csv_response, wants_csv
 from x402.service.analytics.folder import folder_ctx
+from x402.service.analytics.session import reading
 from x402.service.analytics.window import (
     BREAKDOWN_SPAN,
     DEFAULT_SPAN,
@@ -54,7 +55,7 @@ async def timeseries(request: web.Request) -> web.StreamResponse:
     interval = parse_interval(request)
     tz = parse_tz(request)
     start, end = raw_range(request, DEFAULT_SPAN[interval])
-    async with request.app[PLATFORM].store.pool.acquire() as conn:
+    async with reading(request.app[PLATFORM].store.pool) as conn:
         window = await align(conn, start, end, interval, tz)
         starts = await ts.buckets(conn, window)
         if len(starts) > MAX_BUCKETS:
@@ -133,7 +134,7 @@ async def breakdown(request: web.Request, name: str) -> web.StreamResponse:
     start, end = raw_range(request, span)
     limit = _limit(request)
     csv = wants_csv(request)
-    async with request.app[PLATFORM].store.pool.acquire() as conn:
+    async with reading(request.app[PLATFORM].store.pool) as conn:
         window = await align(conn, start, end, unit, "UTC")
         body, rows = await func(conn, principal.tenant_id, window, limit)
     if csv:

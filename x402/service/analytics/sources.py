@@ -14,6 +14,8 @@ from __future__ import annotations
 COLUMNS = {
     "analytics_hourly": "tenant_id, hour, network, asset, pay_to, resource, method, resource_id, total, succeeded, "
     "failed, pending, volume, pending_volume",
+    "analytics_totals_hourly": "tenant_id, hour, network, asset, total, succeeded, failed, pending, volume, "
+    "pending_volume",
     "analytics_payers_hourly": "tenant_id, hour, payer, network, asset, succeeded, failed, volume, first_at, last_at",
     "analytics_latency_hourly": "tenant_id, hour, op, bin, n",
     "analytics_failures_hourly": "tenant_id, hour, kind, reason, network, n",
@@ -22,6 +24,11 @@ COLUMNS = {
 
 _SHAPES = {
     "analytics_hourly": """SELECT tenant_id, hour, network, asset, pay_to, resource, method, resource_id,
+        1 AS total, (o = 'succeeded')::int AS succeeded, (o = 'failed')::int AS failed,
+        (o = 'pending')::int AS pending, CASE WHEN o = 'succeeded' THEN amount ELSE 0 END AS volume,
+        CASE WHEN o = 'pending' THEN amount ELSE 0 END AS pending_volume
+      FROM {rows} r WHERE o IS NOT NULL""",
+    "analytics_totals_hourly": """SELECT tenant_id, hour, network, asset,
         1 AS total, (o = 'succeeded')::int AS succeeded, (o = 'failed')::int AS failed,
         (o = 'pending')::int AS pending, CASE WHEN o = 'succeeded' THEN amount ELSE 0 END AS volume,
         CASE WHEN o = 'pending' THEN amount ELSE 0 END AS pending_volume
@@ -65,3 +72,52 @@ def source(table: str, *, raw: bool) -> str:
         f"(SELECT {COLUMNS[table]} FROM {table} WHERE tenant_id = $1 AND hour >= $2 AND hour < $3 "
         f"UNION ALL {_SHAPES[table].format(rows=PENDING_ROWS)}) s"
     )
+
+
+#: Hourly rollups with a daily twin (migration 0036): (daily table, dimension columns, additive measure columns).
+TWINS = {
+    "analytics_hourly": (
+        "analytics_daily",
+        "network, asset, pay_to, resource, method, resource_id",
+        ("total", "succeeded", "failed", "pending", "volume", "pending_volume"),
+    ),
+    "analytics_payers_hourly": ("analytics_payers_daily", "payer, network, asset", ("succeeded", "failed", "volume")),
+    "analytics_latency_hourly": ("analytics_latency_daily", "op, bin", ("n",)),
+}
+
+# Every hour of the UTC days the window [$2, $3) touches: ``whole`` when its day is read from the daily twin (the
+# day's noon is in the window), ``inw`` when the hour is in the window. A day is read whole, then corrected by
+# the hours where that differs from the window or its buckets: minus each hour of a whole day outside the window
+# or in another bucket than the day's noon, plus each hour in the window that its day's row does not bring.
+_HOURS = """SELECT h, d + interval '12 hours' AS anchor, (h >= $2 AND h < $3) AS inw,
+           (d + interval '12 hours' >= $2 AND d + interval '12 hours' < $3) AS whole
+    FROM generate_series(date_trunc('day', $2::timestamptz, 'UTC'),
+                         date_trunc('day', $3::timestamptz - interval '1 hour', 'UTC') + interval '23 hours',
+                         interval '1 hour') h
+    CROSS JOIN LATERAL (SELECT date_trunc('day', h, 'UTC') AS d) x"""
+
+
+def split_source(table: str, bucket: str | None = None) -> str:
+    """``FROM`` clause text for an hourly rollup with a daily twin: the same columns (``hour``: a moment inside the
+    bucket the row counts in; measures signed) for a window of whole UTC hours, reading whole UTC days from the
+    twin and only the differing hours from ``table``, plus the pending records.
+
+    ``bucket``: SQL of the bucket of a moment ``{t}`` (time series; None: the window is one bucket). The sums of
+    the measures per bucket are exact; a group may sum to zero (callers drop those)."""
+    daily, dims, measures = TWINS[table]
+    same = "TRUE" if bucket is None else f"{bucket.format(t='h')} = {bucket.format(t='anchor')}"
+    signed = ", ".join(f"f.sign * t.{m} AS {m}" for m in measures)
+    cols = f"tenant_id, hour, {dims}, {', '.join(measures)}"
+    tdims = ", ".join(f"t.{d.strip()}" for d in dims.split(","))
+    pending = _SHAPES[table].format(rows=PENDING_ROWS)
+    return f"""(WITH hrs AS ({_HOURS}),
+    fix AS (SELECT h, h AS at, 1 AS sign FROM hrs WHERE inw AND NOT (whole AND {same})
+            UNION ALL SELECT h, anchor, -1 FROM hrs WHERE whole AND NOT (inw AND {same}))
+    SELECT tenant_id, day + interval '12 hours' AS hour, {dims}, {", ".join(measures)} FROM {daily}
+    WHERE tenant_id = $1 AND day >= $2::timestamptz - interval '12 hours'
+      AND day < $3::timestamptz - interval '12 hours'
+    UNION ALL
+    SELECT t.tenant_id, f.at, {tdims}, {signed} FROM {table} t JOIN fix f ON f.h = t.hour
+    WHERE t.tenant_id = $1 AND t.hour = ANY (ARRAY(SELECT h FROM fix))
+    UNION ALL
+    SELECT {cols} FROM ({pending}) p) s"""

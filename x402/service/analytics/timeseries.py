@@ -10,7 +10,8 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from x402.service.analytics.money import usd, volume_json
-from x402.service.analytics.sources import source
+from x402.service.analytics.sources import source, split_source
+from x402.service.analytics.uniques import Unsplittable, unique_payers
 from x402.service.analytics.window import INTERVALS, Window, local_iso, whole_hours
 
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -23,14 +24,20 @@ _BUCKETS_HOURS = """SELECT bucket, x402_utc_offset(bucket, $3) AS off
     FROM generate_series($1::timestamptz, $2::timestamptz - $4::interval, $4::interval) AS bucket"""
 
 
-def _queries(raw: bool) -> dict[str, str]:
+def _queries(raw: bool, split: bool = False) -> dict[str, str]:
+    """The queries of one source: the raw records, the hourly rollups (hour buckets), or ``split``: whole UTC days
+    from the daily twins corrected by the hours where the zone's buckets differ (day and week buckets)."""
     b = "date_trunc($5, hour, $4)"
-    hourly, payers = source("analytics_hourly", raw=raw), source("analytics_payers_hourly", raw=raw)
-    latency = source("analytics_latency_hourly", raw=raw)
+    totals, payers = source("analytics_totals_hourly", raw=raw), source("analytics_payers_hourly", raw=raw)
+    latency = (
+        split_source("analytics_latency_hourly", "date_trunc($5, {t}, $4)")
+        if split
+        else source("analytics_latency_hourly", raw=raw)
+    )
     return {
         "counts": f"""SELECT {b} AS bucket, sum(total) AS total, sum(succeeded) AS succeeded, sum(failed) AS failed
-            FROM {hourly} GROUP BY 1""",
-        "volume": f"""SELECT {b} AS bucket, network, asset, sum(volume) AS amount FROM {hourly}
+            FROM {totals} GROUP BY 1""",
+        "volume": f"""SELECT {b} AS bucket, network, asset, sum(volume) AS amount FROM {totals}
             GROUP BY 1, 2, 3 HAVING sum(volume) > 0""",
         "payers": f"""SELECT {b} AS bucket, count(DISTINCT payer) AS n FROM {payers} WHERE succeeded > 0 GROUP BY 1""",
         # nearest-rank percentiles over the latency histogram: the first bin whose running count reaches p * n
@@ -39,12 +46,14 @@ def _queries(raw: bool) -> dict[str, str]:
                 x402_latency_bin_ms(min(bin) FILTER (WHERE cum >= ceil(0.95 * tot))) AS p95
             FROM (SELECT bucket, op, bin, sum(n) OVER (PARTITION BY bucket, op ORDER BY bin) AS cum,
                          sum(n) OVER (PARTITION BY bucket, op) AS tot
-                  FROM (SELECT {b} AS bucket, op, bin, sum(n) AS n FROM {latency} GROUP BY 1, 2, 3) h) c
+                  FROM (SELECT {b} AS bucket, op, bin, sum(n) AS n FROM {latency} GROUP BY 1, 2, 3
+                        HAVING sum(n) > 0) h) c
             GROUP BY 1, 2""",
     }
 
 
 ROLLUP_QUERIES = _queries(raw=False)
+SPLIT_QUERIES = _queries(raw=False, split=True)
 RAW_QUERIES = _queries(raw=True)
 
 
@@ -58,12 +67,14 @@ async def buckets(conn: Conn, window: Window) -> list[tuple[datetime, int]]:
 async def series(
     conn: Conn, tenant: uuid.UUID, window: Window, starts: list[tuple[datetime, int]], *, raw: bool | None = None
 ) -> dict[str, Any]:
-    """The answer body; reads the rollups unless a bucket boundary is not on a whole UTC hour (or ``raw``).
+    """The answer body; reads the rollups unless a bucket boundary is not on a whole UTC hour (or ``raw``): counts
+    and volume from ``analytics_totals_hourly``, unique payers from the payer sets (``uniques``), latency from the
+    hourly histograms (hour buckets) or the daily ones corrected by the hours where the buckets differ.
 
     ``raw`` set: the same figures from the raw payment records (the benchmark's baseline)."""
     if raw is None:
         raw = not whole_hours(window, [off for _, off in starts])
-    queries = RAW_QUERIES if raw else ROLLUP_QUERIES
+    queries = RAW_QUERIES if raw else ROLLUP_QUERIES if window.interval == "hour" else SPLIT_QUERIES
     args = (tenant, window.start, window.end, window.tz, window.interval)
     points: dict[datetime, dict[str, Any]] = {
         s: {"count": 0, "succeeded": 0, "failed": 0, "uniquePayers": 0, "volume": [], "off": off} for s, off in starts
@@ -76,9 +87,15 @@ async def series(
     for r in await conn.fetch(queries["volume"], *args):
         if r["bucket"] in points:
             points[r["bucket"]]["volume"].append((r["network"], r["asset"], int(r["amount"])))
-    for r in await conn.fetch(queries["payers"], *args):
-        if r["bucket"] in points:
-            points[r["bucket"]]["uniquePayers"] = int(r["n"])
+    try:
+        if raw:
+            raise Unsplittable("raw")
+        for (_, p), n in zip(points.items(), await unique_payers(conn, tenant, window, list(points)), strict=True):
+            p["uniquePayers"] = n
+    except Unsplittable:
+        for r in await conn.fetch(queries["payers"], *args):
+            if r["bucket"] in points:
+                points[r["bucket"]]["uniquePayers"] = int(r["n"])
     for r in await conn.fetch(queries["latency"], *args):
         latency[(r["bucket"], r["op"])] = (r["p50"], r["p95"])
     out = []

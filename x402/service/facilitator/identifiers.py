@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 
 from x402.facilitator.base import AnyPayload, AnyRequirements
-from x402.service.storage.scope import tenant_scope
+from x402.service.storage.scope import system_scope, tenant_scope
 from x402.wire import payment_identifier as pid
 from x402.wire.models import PaymentPayload, PaymentRequirements
 
@@ -79,3 +80,14 @@ class IdentifierStore:
             fingerprint,
         )
         return bound
+
+    async def purge(self, ttl_days: float) -> int:
+        """Forget ids bound more than ``ttl_days`` ago, of every tenant; returns how many.
+
+        A forgotten id may be bound again, to any purchase: the window is how long reuse is refused.
+        """
+        with system_scope("payment identifier retention: old ids of every tenant"):
+            result = await self.pool.execute(
+                "DELETE FROM payment_identifiers WHERE created_at < now() - $1::interval", timedelta(days=ttl_days)
+            )
+        return int(result.split()[-1])

@@ -42,7 +42,7 @@ class AppFacilitator:
     ) -> None:
         """Record the outcome (and its events) before the paywall acts on it, like the HTTP routes do."""
         from x402.service.appkeys import OUTCOME
-        from x402.service.outcome import detail_of
+        from x402.service.outcome import Outcome, detail_of
 
         hook = self.app.get(OUTCOME)
         if hook is None:
@@ -50,7 +50,7 @@ class AppFacilitator:
         detail = detail_of(payload, requirements, (time.perf_counter() - started) * 1000)
         if self.method and not detail.method:
             detail = type(detail)(detail.resource, self.method, detail.latency_ms)
-        await hook(None, kind, requirements, result, payload=payload, tenant_id=self.tenant_id, detail=detail)
+        await hook(Outcome(kind, requirements, result, payload=payload, tenant_id=self.tenant_id, detail=detail))
 
     async def verify(self, payload: AnyPayload, requirements: AnyRequirements) -> VerifyResponse:
         """Verify in process; recorded before it is returned."""

@@ -20,6 +20,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from chains.base import PreparedSettlement, ReplayKey
+from x402.errors import SignerBusy
 from x402.service.events.outbox import Event, insert_events
 
 OPEN_STATUSES = ("claimed", "submitted", "pending")
@@ -238,25 +239,52 @@ class Journal:
         return got is not None
 
     @contextlib.asynccontextmanager
-    async def signer_slot(self, network: str, signer: str) -> AsyncIterator[Conn]:
+    async def signer_slot(self, network: str, signer: str, *, wait: float | None = None) -> AsyncIterator[Conn]:
         """Hold the signer lane's lock (in-process and across processes) and yield its transaction's connection.
 
-        The caller picks, prepares and records its transaction inside the block, so nonces never collide.
+        The caller picks, prepares and records its transaction inside the block, so nonces never collide. With
+        ``wait``, waiting longer than that many seconds for the lane (this process's queue, then another
+        process's hold) raises ``SignerBusy`` instead: under more settlements than a signer can take, the queue
+        stays bounded and callers get a prompt 503 rather than a wait past their own timeout.
         """
         lock = self._signer_locks.setdefault((network, signer), asyncio.Lock())
-        async with lock, self.pool.acquire() as conn:
-            # BEGIN and the lock travel in one message (one round trip less on every settlement); the lane key is
-            # configuration (CAIP-2 network, signer address), quoted as a literal all the same
-            key = f"{network}|{signer}".replace("'", "''")
-            await conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 402))")
+        busy = f"the settlement lane of signer {signer} stayed busy for {wait} s"
+        if wait is None:
+            await lock.acquire()
+        else:
+            started = time.monotonic()
             try:
-                yield conn
-            except BaseException:
-                # a broken or cancelled link is rolled back by the pool's reset on release instead
-                with contextlib.suppress(Exception):
-                    await conn.execute("ROLLBACK")
-                raise
-            await conn.execute("COMMIT")
+                await asyncio.wait_for(lock.acquire(), wait)
+            except TimeoutError:
+                raise SignerBusy(busy, network=network) from None
+        try:
+            async with self.pool.acquire() as conn:
+                # BEGIN and the lock travel in one message (one round trip less on every settlement); the lane key
+                # is configuration (CAIP-2 network, signer address), quoted as a literal all the same
+                key = f"{network}|{signer}".replace("'", "''")
+                take = f"SELECT pg_advisory_xact_lock(hashtextextended('{key}', 402))"
+                if wait is None:
+                    sql = f"BEGIN; {take}"
+                else:
+                    left = max(1, int((wait - (time.monotonic() - started)) * 1000))
+                    # the lane's own statements are not bounded: the timeout is reset once the lock is held
+                    sql = f"BEGIN; SET LOCAL lock_timeout = {left}; {take}; SET LOCAL lock_timeout = 0"
+                try:
+                    await conn.execute(sql)
+                except asyncpg.LockNotAvailableError:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    raise SignerBusy(busy, network=network) from None
+                try:
+                    yield conn
+                except BaseException:
+                    # a broken or cancelled link is rolled back by the pool's reset on release instead
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+        finally:
+            lock.release()
 
     @staticmethod
     async def next_nonce(conn: Conn, network: str, signer: str) -> int | None:

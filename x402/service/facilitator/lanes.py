@@ -49,9 +49,11 @@ OUT_OF_GAS_COOLDOWN = 30.0
 class SignerLanes:
     """Picks a signer lane per settlement and keeps every lane free of nonce gaps."""
 
-    def __init__(self, journal: Journal, metrics: Metrics | None = None) -> None:
+    def __init__(self, journal: Journal, metrics: Metrics | None = None, *, signer_wait: float | None = None) -> None:
         self.journal = journal
         self.metrics = metrics
+        #: longest a settlement waits for its signer's lane before ``SignerBusy`` (None: no bound)
+        self.signer_wait = signer_wait
         self._turn: dict[str, int] = {}
         self._broke: dict[tuple[str, str], float] = {}
 
@@ -107,7 +109,7 @@ class SignerLanes:
         draft = None
         if isinstance(adapter, DraftsSettlements) and signer != NO_SIGNER:
             draft = await adapter.draft_settlement(ctx, signer)
-        async with self.journal.signer_slot(network, signer) as conn:
+        async with self.journal.signer_slot(network, signer, wait=self.signer_wait) as conn:
             nonce: int | None
             if isinstance(adapter, NonceLanes) and signer != NO_SIGNER:
                 nonce = await self._free_nonce(conn, adapter, network, signer, row_id)

@@ -21,6 +21,8 @@ log = get_logger("x402.reconciler")
 CLAIM_GRACE_SECONDS = 60.0
 #: An open settlement older than this is reported stuck (metric + log line with the reason).
 STUCK_AFTER_SECONDS = 120.0
+#: Seconds between purges of payment identifiers past their retention (run from the reconciler's loop).
+PURGE_EVERY = 600.0
 
 #: Why a settlement is still open, from what the last pass did with it.
 _STUCK_REASONS = {
@@ -63,12 +65,15 @@ class Reconciler:
         *,
         metrics: Metrics | None = None,
         stuck_after: float = STUCK_AFTER_SECONDS,
+        identifier_ttl_days: float = 0.0,
     ) -> None:
         self.service = service
         self.journal = journal
         self.registry = registry
         self.metrics = metrics
         self.stuck_after = stuck_after
+        self.identifier_ttl_days = identifier_ttl_days
+        self._purged_at: float | None = None
         self._lanes: dict[tuple[str, str], LaneState] = {}
 
     async def run_once(self, *, claim_grace: float = CLAIM_GRACE_SECONDS) -> dict[str, int]:
@@ -244,4 +249,20 @@ class Reconciler:
                 await self.run_once()
             except Exception as exc:  # the database may be briefly away; try again next round
                 log.warning("reconcile_pass_failed", error=type(exc).__name__)
+            await self.purge_identifiers()
             await asyncio.sleep(interval)
+
+    async def purge_identifiers(self, *, now: float | None = None) -> int:
+        """Forget payment identifiers past ``identifier_ttl_days`` (0: never), at most every ``PURGE_EVERY`` s."""
+        now = time.monotonic() if now is None else now
+        if self.identifier_ttl_days <= 0 or (self._purged_at is not None and now - self._purged_at < PURGE_EVERY):
+            return 0
+        try:
+            n = await self.service.identifiers.purge(self.identifier_ttl_days)
+        except Exception as exc:  # retried next round; a missed purge only keeps rows a little longer
+            log.warning("payment_identifier_purge_failed", error=type(exc).__name__)
+            return 0
+        self._purged_at = now
+        if n:
+            log.info("payment_identifiers_purged", count=n)
+        return n

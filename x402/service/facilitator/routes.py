@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -34,7 +33,7 @@ from x402.service.facilitator.service import FacilitatorService
 from x402.service.facilitator.verify_tx import verify_transaction
 from x402.service.http import ANSWER_NOT_FINAL
 from x402.service.http import json_response as _json
-from x402.service.outcome import OUTCOME_DETAIL, OutcomeDetail, detail_of
+from x402.service.outcome import OUTCOME_DETAIL, Outcome, OutcomeDetail, detail_of
 from x402.service.risk_gate import RiskGate, TrustOf
 from x402.service.storage.scope import system_scope
 from x402.wire import reasons
@@ -49,23 +48,8 @@ log = get_logger("x402.facilitator")
 Authorizer = Callable[[web.Request, str], Awaitable[str | None]]
 
 
-class OutcomeHook(Protocol):
-    """Told every outcome before it is answered: records it (and its events) durably, or raises to refuse."""
-
-    async def __call__(
-        self,
-        request: web.Request | None,
-        kind: str,
-        requirements: Any,
-        result: Any,
-        *,
-        payload: Any = None,
-        tenant_id: uuid.UUID | None = None,
-        detail: OutcomeDetail | None = None,
-    ) -> None:
-        """``request``: None for the in-process facilitator, which names the record's ``tenant_id`` and ``detail``
-        (resource, method, latency) itself; kind verify|settle|verify_tx; requirements, or the verify-tx body;
-        ``payload``: the payment (its resource URL goes into the events)."""
+#: Told every outcome before it is answered: records it (and its events) durably, or raises to refuse.
+OutcomeHook = Callable[[Outcome], Awaitable[None]]
 
 
 routes = web.RouteTableDef()
@@ -76,16 +60,7 @@ async def allow_all(request: web.Request, scope: str) -> str | None:
     return None
 
 
-async def ignore_outcome(
-    request: web.Request | None,
-    kind: str,
-    requirements: Any,
-    result: Any,
-    *,
-    payload: Any = None,
-    tenant_id: uuid.UUID | None = None,
-    detail: OutcomeDetail | None = None,
-) -> None:
+async def ignore_outcome(outcome: Outcome) -> None:
     """The default outcome hook: nothing is recorded (the platform layer records payments)."""
 
 
@@ -122,7 +97,7 @@ async def post_verify(request: web.Request) -> web.Response:
     started = time.perf_counter()
     result = await request.app[FACILITATOR].verify(req.payload, req.requirements, tenant_id=tenant)
     request[OUTCOME_DETAIL] = detail_of(req.payload, req.requirements, (time.perf_counter() - started) * 1000)
-    await request.app[OUTCOME](request, "verify", req.requirements, result, payload=req.payload)
+    await request.app[OUTCOME](Outcome("verify", req.requirements, result, request, payload=req.payload))
     return _with_extension_responses(result)
 
 
@@ -136,7 +111,7 @@ async def post_settle(request: web.Request) -> web.Response:
     request[OUTCOME_DETAIL] = detail_of(req.payload, req.requirements, (time.perf_counter() - started) * 1000)
     if not result.success and result.error_reason == reasons.SETTLEMENT_PENDING:
         request[ANSWER_NOT_FINAL] = True  # a retry with the same Idempotency-Key must see the outcome
-    await request.app[OUTCOME](request, "settle", req.requirements, result, payload=req.payload)
+    await request.app[OUTCOME](Outcome("settle", req.requirements, result, request, payload=req.payload))
     return _with_extension_responses(result)
 
 
@@ -150,7 +125,7 @@ async def post_verify_tx(request: web.Request) -> web.Response:
     started = time.perf_counter()
     result = await verify_transaction(request.app[CHAINS], request.app[DB], body, tenant_id=tenant, risk=engine)
     request[OUTCOME_DETAIL] = OutcomeDetail(latency_ms=round((time.perf_counter() - started) * 1000, 3))
-    await request.app[OUTCOME](request, "verify_tx", body, result)
+    await request.app[OUTCOME](Outcome("verify_tx", body, result, request))
     return _json(result)
 
 
@@ -172,6 +147,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         app[CHAINS],
         journal,
         settle_timeout=settings.settle_timeout,
+        signer_wait=settings.signer_wait or None,
         metrics=app[METRICS],
         extensions=app[EXTENSIONS],
         extension_handlers=app[EXTENSION_HANDLERS],
@@ -179,7 +155,12 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[FACILITATOR] = service
     reconciler = Reconciler(
-        service, journal, app[CHAINS], metrics=app[METRICS], stuck_after=settings.settle_stuck_after
+        service,
+        journal,
+        app[CHAINS],
+        metrics=app[METRICS],
+        stuck_after=settings.settle_stuck_after,
+        identifier_ttl_days=settings.payment_identifier_ttl_days,
     )
     app[RECONCILER] = reconciler
     with system_scope("settlement reconciler: open settlements of every tenant"):

@@ -101,6 +101,7 @@ class FacilitatorService:
         journal: Journal,
         *,
         settle_timeout: float = 30.0,
+        signer_wait: float | None = None,
         metrics: Metrics | None = None,
         extensions: list[str] | None = None,
         risk: RiskGate | None = None,
@@ -114,7 +115,7 @@ class FacilitatorService:
         self.extension_handlers = list(extension_handlers or [])
         self.risk = risk
         self.identifiers = IdentifierStore(journal.pool)
-        self.lanes = SignerLanes(journal, metrics)
+        self.lanes = SignerLanes(journal, metrics, signer_wait=signer_wait)
 
     # ------------------------------------------------------------------------------------ routing
 

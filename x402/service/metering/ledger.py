@@ -16,7 +16,7 @@ from typing import Any, Final
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from x402.errors import Conflict, NotFound, ValidationFailed
+from x402.errors import Conflict, InsufficientCredits, NotFound, ValidationFailed
 from x402.service.metering.ingest import MAX_VALUE
 from x402.service.metering.plans import tenant_is
 from x402.service.platform import audit
@@ -24,7 +24,7 @@ from x402.service.platform.audit import AuditEntry
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
-KINDS: Final = ("grant", "purchase", "burn", "expiry", "refund")
+KINDS: Final = ("grant", "purchase", "burn", "expiry", "refund", "burn_refund")
 #: The counter account of each kind (the other leg of the double entry).
 COUNTER: Final = {
     "grant": "issued:grant",
@@ -32,9 +32,10 @@ COUNTER: Final = {
     "burn": "consumed:burn",
     "expiry": "expired",
     "refund": "refunded",
+    "burn_refund": "consumed:burn",  # undoes a burn: both legs of the burn, reversed
 }
 #: Kinds that add to the customer's balance (the others take from it).
-CREDITING: Final = frozenset({"grant", "purchase"})
+CREDITING: Final = frozenset({"grant", "purchase", "burn_refund"})
 REFERENCE_PATTERN: Final = r"^[A-Za-z0-9_.:@/-]{1,200}$"
 
 
@@ -146,12 +147,7 @@ async def move(
                 tenant_id,
                 customer,
             )
-            raise Conflict(
-                "the customer's credit balance does not cover this",
-                code="insufficient_credits",
-                balance=int(have or 0),
-                needed=m.credits,
-            )
+            raise InsufficientCredits(balance=int(have or 0), needed=m.credits)
         txn = uuid.uuid4()
         rows = await conn.fetch(
             """INSERT INTO credit_entries (txn, tenant_id, customer, kind, account, amount, balance, meter, units,
@@ -207,3 +203,92 @@ async def history(
     )
     page = [entry_json(r) for r in rows[:limit]]
     return page, (rows[limit - 1]["seq"] if len(rows) > limit else None)
+
+
+#: A charge key may be retried after its charge was refunded this many times (each retry is a new burn).
+MAX_ATTEMPTS: Final = 20
+#: A charge key (no ``/``: the ledger adds ``/n`` for the n-th attempt after refunds).
+CHARGE_KEY_PATTERN: Final = r"^[A-Za-z0-9_.:@-]{1,160}$"
+
+
+async def _charge_lock(conn: Conn, tenant_id: uuid.UUID | None, customer: str, key: str) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"credits-charge|{tenant_id}|{customer}|{key}"
+    )
+
+
+async def _attempts(
+    conn: Conn, tenant_id: uuid.UUID | None, customer: str, key: str
+) -> tuple[int, asyncpg.Record | None, asyncpg.Record | None]:
+    """(next attempt number, the live burn if any, the last refund if any) of a charge key: attempt 1 is the burn
+    referenced ``key``, attempt n the one referenced ``key/n``; a burn is live until its ``burn_refund``."""
+    attempt, last_refund = 1, None
+    while attempt <= MAX_ATTEMPTS:
+        ref = key if attempt == 1 else f"{key}/{attempt}"
+        burn = await _existing(conn, tenant_id, customer, Movement("burn", 0, ref))
+        if burn is None:
+            return attempt, None, last_refund
+        refund = await _existing(conn, tenant_id, customer, Movement("burn_refund", 0, ref))
+        if refund is None:
+            return attempt, burn, last_refund
+        last_refund = refund
+        attempt += 1
+    return attempt, None, last_refund
+
+
+async def charge(
+    conn: Conn,
+    tenant_id: uuid.UUID | None,
+    customer: str,
+    key: str,
+    *,
+    credits: int | None = None,
+    meter: str | None = None,
+    units: int | None = None,
+    actor: str,
+    request_id: str | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Burn for one request, once per ``key``: (the burn entry, whether it is new). A key whose burn is live
+    answers that burn again (nothing is taken twice); a key whose burn was refunded (the request failed) burns
+    again under ``key/n``. ``credits``, or ``meter`` and ``units`` at the plan's burn rate (rounded up).
+    409 ``insufficient_credits`` when the balance does not cover it (unless the plan allows negative)."""
+    async with conn.transaction():
+        await _charge_lock(conn, tenant_id, customer, key)
+        attempt, live, _ = await _attempts(conn, tenant_id, customer, key)
+        if live is not None:
+            return entry_json(live), False
+        if attempt > MAX_ATTEMPTS:
+            raise Conflict(
+                f"this key was charged and refunded {MAX_ATTEMPTS} times; use a new Idempotency-Key",
+                code="charge_attempts_exhausted",
+            )
+        if meter is not None:
+            rate, per, negative = await burn_rate(conn, tenant_id, customer, meter)
+            amount = -(-(units or 0) * rate // per)
+        else:
+            _, _, negative = await burn_rate(conn, tenant_id, customer, "")
+            amount = credits or 0
+        ref = key if attempt == 1 else f"{key}/{attempt}"
+        movement = Movement("burn", amount, ref, meter, units if meter is not None else None)
+        return await move(
+            conn, tenant_id, customer, movement, actor=actor, request_id=request_id, allow_negative=negative
+        )
+
+
+async def refund_charge(
+    conn: Conn, tenant_id: uuid.UUID | None, customer: str, key: str, *, actor: str, request_id: str | None = None
+) -> tuple[dict[str, Any], bool]:
+    """Give back the live burn of a charge key (a ``burn_refund`` entry): (the refund entry, whether it is new).
+    Refunding again answers the last refund; a key that was never charged is 404 ``charge_not_found``."""
+    async with conn.transaction():
+        await _charge_lock(conn, tenant_id, customer, key)
+        _, live, last_refund = await _attempts(conn, tenant_id, customer, key)
+        if live is None:
+            if last_refund is not None:
+                return entry_json(last_refund), False
+            raise NotFound("no charge under this key for this customer", code="charge_not_found")
+        taken = -int(live["amount"])
+        if taken <= 0:  # a free (0-credit) charge: nothing to give back, the burn stays the record
+            return entry_json(live), False
+        movement = Movement("burn_refund", taken, live["reference"], live["meter"], live["units"])
+        return await move(conn, tenant_id, customer, movement, actor=actor, request_id=request_id)

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from x402.service.events.openapi import _PAGE as PAGE
 from x402.service.metering.ingest import ID_PATTERN, MAX_BATCH, MAX_VALUE, METER_PATTERN
-from x402.service.metering.ledger import COUNTER, KINDS, REFERENCE_PATTERN
+from x402.service.metering.ledger import CHARGE_KEY_PATTERN, COUNTER, KINDS, REFERENCE_PATTERN
 from x402.service.metering.plans import AGGREGATIONS, MAX_FEATURES, PRICE_PATTERN
 
 _PROBLEM: Final = {"$ref": "#/components/responses/Problem"}
@@ -239,6 +239,13 @@ def paths() -> dict[str, dict[str, Any]]:
             ),
         ]
     }
+    charge_key = {"type": "string", "pattern": CHARGE_KEY_PATTERN}
+    charge_body = {
+        "oneOf": [
+            _obj({"key": charge_key, "credits": credits}, ("key", "credits"), closed=True),
+            _obj({"key": charge_key, "meter": _KEY, "units": credits}, ("key", "meter", "units"), closed=True),
+        ]
+    }
     page = PAGE
     topup = _op(
         "Buy the configured credit pack over x402: 402 with its price, then 201 with the purchase (200: this "
@@ -302,6 +309,28 @@ def paths() -> dict[str, dict[str, Any]]:
                 body_required=True,
                 params=customer,
                 conflict=True,
+            )
+        },
+        "/v1/credits/{customer}/charges": {
+            "post": _op(
+                "Charge one request in credits, once per key: credits, or units of a meter at the plan's burn rate "
+                "(201; 200 answers the standing burn of a repeated key; 409 insufficient_credits)",
+                _ref("CreditEntry"),
+                body=charge_body,
+                body_required=True,
+                params=customer,
+                conflict=True,
+                created=True,
+            )
+        },
+        "/v1/credits/{customer}/charges/{key}/refund": {
+            "post": _op(
+                "Give back the standing burn of a charge key (a burn_refund entry; 200: refunded already; 404 "
+                "charge_not_found)",
+                _ref("CreditEntry"),
+                params=[*customer, *_path("key", CHARGE_KEY_PATTERN)],
+                conflict=True,
+                created=True,
             )
         },
         "/v1/meters/{key}": {

@@ -14,7 +14,8 @@ from x402.errors import Forbidden, Unauthorized, ValidationFailed
 from x402.service.appkeys import DB, METERING, SETTINGS
 from x402.service.http import json_object, json_response
 from x402.service.metering import ledger, plans
-from x402.service.metering.ingest import MAX_BATCH, MAX_VALUE, as_int, parse_batch, store
+from x402.service.metering.ingest import MAX_BATCH, MAX_VALUE, as_int, parse_batch
+from x402.service.metering.land import evict, land
 from x402.service.middleware import REQUEST_ID
 from x402.service.platform.auth import principal_of
 
@@ -53,22 +54,13 @@ async def ingest(request: web.Request) -> web.Response:
     if not isinstance(docs, list) or len(docs) > MAX_BATCH:
         raise ValidationFailed(f"events must be a list of at most {MAX_BATCH} events", code="invalid_batch")
     events, result = parse_batch(docs, timedelta(seconds=request.app[SETTINGS].usage_late_window))
-    async with request.app[DB].acquire() as conn, conn.transaction():
-        await store(conn, tenant_id, events, result)
-        if result.accepted:
-            landed = set(result.accepted)
-            pairs = {(e.customer, e.meter) for e in events if e.id in landed}
-            await plans.warn(conn, tenant_id, pairs)
-            await plans.notify(conn, tenant_id, {c for c, _ in pairs})
-    _evict(request, tenant_id, {e.customer for e in events})
+    await land(request.app, tenant_id, events, result)
     return json_response(result.json())
 
 
 def _evict(request: web.Request, tenant_id: uuid.UUID | None, customers: set[str]) -> None:
     """Drop this process's cached answers now (the NOTIFY reaches the other processes)."""
-    cache, tenant = request.app[METERING], plans.tenant_text(tenant_id)
-    for customer in customers:
-        cache.evict(f"{tenant}|{customer}")
+    evict(request.app, tenant_id, customers)
 
 
 Put = Callable[[Any, uuid.UUID | None, str, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -242,3 +234,61 @@ async def credit_burn(request: web.Request) -> web.Response:
             allow_negative=negative,
         )
     return json_response(out)
+
+
+_CHARGE_KEY = re.compile(ledger.CHARGE_KEY_PATTERN)
+
+
+def _charge_key(value: Any) -> str:
+    if not isinstance(value, str) or not _CHARGE_KEY.fullmatch(value):
+        raise ValidationFailed("key must be 1-160 characters of A-Z a-z 0-9 _ . : @ -", code="invalid_charge_key")
+    return value
+
+
+@routes.post("/v1/credits/{customer}/charges")
+async def credit_charge(request: web.Request) -> web.Response:
+    """Charge one request in credits, once per key (201; 200 answers the standing burn of a repeated key; 409
+    ``insufficient_credits``): what a paywall with a remote ledger calls per request."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    doc = await json_object(request)
+    unknown = sorted(set(doc) - {"key", "credits", "meter", "units"})
+    if unknown:
+        raise ValidationFailed(f"unknown fields {unknown}", code="invalid_credit_entry")
+    key = _charge_key(doc.get("key"))
+    meter: str | None = None
+    credits = units = None
+    if "meter" in doc:
+        if not isinstance(doc["meter"], str) or "credits" in doc:
+            raise ValidationFailed("give credits, or meter and units", code="invalid_credit_entry")
+        meter = plans.check_key(doc["meter"], "meter")
+        units = _credits(doc, "units")
+    else:
+        credits = _credits(doc)
+    async with request.app[DB].acquire() as conn:
+        out, new = await ledger.charge(
+            conn,
+            tenant_id,
+            customer,
+            key,
+            credits=credits,
+            meter=meter,
+            units=units,
+            actor=_actor(request),
+            request_id=request.get(REQUEST_ID),
+        )
+    return json_response(out, 201 if new else 200)
+
+
+@routes.post("/v1/credits/{customer}/charges/{key}/refund")
+async def credit_charge_refund(request: web.Request) -> web.Response:
+    """Give back the standing burn of a charge key (the handler failed): a ``burn_refund`` entry (201; 200 when it
+    was already refunded; 404 ``charge_not_found``)."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    key = _charge_key(request.match_info["key"])
+    async with request.app[DB].acquire() as conn:
+        out, new = await ledger.refund_charge(
+            conn, tenant_id, customer, key, actor=_actor(request), request_id=request.get(REQUEST_ID)
+        )
+    return json_response(out, 201 if new else 200)

@@ -17,6 +17,7 @@ from x402.service.platform import audit, lifecycle
 from x402.service.platform.tenants import Actor, TenantStore, parse_uuid
 from x402.service.platform.tiers import load_tiers
 from x402.service.settings import Settings
+from x402.service.storage.db import plain_numeric
 from x402.service.storage.scope import apply_scope, system_scope
 
 
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _run(args: argparse.Namespace, settings: Settings, url: str) -> int:
     # the CLI is the operator: it spans tenants, and holds even when DATABASE_URL names a role bound by RLS
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, setup=apply_scope)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=2, setup=apply_scope, init=plain_numeric)
     assert pool is not None
     try:
         with system_scope("operator CLI: tenants, keys and the audit log of every tenant"):

@@ -12,16 +12,20 @@ import json
 from typing import Any, Final
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from x402.logs import get_logger
 from x402.service.platform.writer import DB_ERRORS, describe
 from x402.service.storage.scope import system_scope
 
 log = get_logger("x402.service.platform.deadletters")
+Conn = asyncpg.Connection | PoolConnectionProxy
 
-_RECORDS: Final = (
-    "INSERT INTO payments SELECT * FROM jsonb_populate_recordset(NULL::payments, $1::jsonb) ON CONFLICT (id) DO NOTHING"
-)
+# resource_id resolved as the writer does (no trigger since migration 0040); a dead letter's rows never carry one
+_RECORDS: Final = """INSERT INTO payments SELECT q.* FROM jsonb_populate_recordset(NULL::payments, $1::jsonb) r,
+    LATERAL jsonb_populate_record(r, jsonb_build_object('resource_id', coalesce(r.resource_id, CASE
+        WHEN r.resource <> '' THEN x402_payment_resource_id(r.tenant_id, r.resource, r.method) END))) q
+    ON CONFLICT (id) DO NOTHING"""
 _EVENTS: Final = """INSERT INTO provider_events (id, tenant_id, type, api_version, data, created_at)
     SELECT (e->>'id')::uuid, (e->>'tenantId')::uuid, e->>'type', e->>'apiVersion', e->'data',
            (e->>'createdAt')::timestamptz
@@ -31,6 +35,21 @@ _LIST: Final = """SELECT id, count, error, attempts, last_error, created_at, las
     FROM record_dead_letters WHERE $1 = 'all' OR ($1 = 'open') = (replayed_at IS NULL) ORDER BY id LIMIT $2"""
 _ONE: Final = """SELECT id, count, error, attempts, last_error, created_at, last_attempt_at, replayed_at
     FROM record_dead_letters WHERE id=$1"""
+#: One tenant's share of every dead letter holding its rows (``$1``: tenant id as text): what stays, what is its.
+_PARTS: Final = """SELECT d.id,
+       COALESCE((SELECT jsonb_agg(r) FROM jsonb_array_elements(d.records) r
+                 WHERE r->>'tenant_id' IS DISTINCT FROM $1), '[]') AS other_records,
+       COALESCE((SELECT jsonb_agg(e) FROM jsonb_array_elements(d.events) e
+                 WHERE e->>'tenantId' IS DISTINCT FROM $1), '[]') AS other_events,
+       COALESCE((SELECT jsonb_agg(r) FROM jsonb_array_elements(d.records) r WHERE r->>'tenant_id' = $1), '[]')
+           AS records,
+       COALESCE((SELECT jsonb_agg(e) FROM jsonb_array_elements(d.events) e WHERE e->>'tenantId' = $1), '[]')
+           AS events,
+       d.count, d.error, d.attempts, d.last_error, d.created_at, d.last_attempt_at, d.replayed_at
+  FROM record_dead_letters d
+ WHERE d.records @> jsonb_build_array(jsonb_build_object('tenant_id', $1))
+    OR d.events @> jsonb_build_array(jsonb_build_object('tenantId', $1))
+ ORDER BY d.id"""
 _ONE_FULL: Final = """SELECT id, count, error, attempts, last_error, created_at, last_attempt_at, replayed_at,
            records, events
     FROM record_dead_letters WHERE id=$1"""
@@ -52,6 +71,31 @@ def _json(row: asyncpg.Record) -> dict[str, Any]:
         "replayedAt": ts("replayed_at"),
         "status": "open" if row["replayed_at"] is None else "replayed",
     }
+
+
+async def tenant_parts(conn: Conn, tenant_id: str) -> list[dict[str, Any]]:
+    """The dead letters holding rows of this tenant, each with only those rows (what its export shows)."""
+    rows = await conn.fetch(_PARTS, tenant_id)  # a global table without RLS: the caller's connection reads it
+    return [{**_json(r), "records": json.loads(r["records"]), "events": json.loads(r["events"])} for r in rows]
+
+
+async def forget_tenant(conn: Conn, tenant_id: str) -> int:
+    """Remove this tenant's records and events from every dead letter (in the caller's transaction); a letter left
+    with nothing is deleted. A batch spans tenants, so the others' rows stay. Returns how many letters changed."""
+    rows = await conn.fetch(_PARTS + " FOR UPDATE OF d", tenant_id)
+    for r in rows:
+        others = json.loads(r["other_records"])
+        if not others and not json.loads(r["other_events"]):
+            await conn.execute("DELETE FROM record_dead_letters WHERE id = $1", r["id"])
+            continue
+        await conn.execute(
+            "UPDATE record_dead_letters SET records = $2::jsonb, events = $3::jsonb, count = $4 WHERE id = $1",
+            r["id"],
+            r["other_records"],
+            r["other_events"],
+            max(len(others), r["count"] - len(json.loads(r["records"]))),
+        )
+    return len(rows)
 
 
 async def list_dead_letters(pool: asyncpg.Pool, *, status: str = "open", limit: int = 100) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from x402.errors import BadRequest, Forbidden, NotFound
@@ -29,6 +31,13 @@ def _id(request: web.Request) -> int:
     return int(raw)
 
 
+def _letter(letter: dict[str, Any] | None) -> web.Response:
+    """The answer about one dead letter (its state, or with its rows); 404 when there is no such letter."""
+    if letter is None:
+        raise NotFound("no such dead letter")
+    return _json(letter)
+
+
 @routes.get(BASE)
 async def list_letters(request: web.Request) -> web.Response:
     """Dead letters, oldest first (``status`` open (default), replayed or all; ``limit`` 1-500, default 100)."""
@@ -46,20 +55,14 @@ async def list_letters(request: web.Request) -> web.Response:
 async def get_letter(request: web.Request) -> web.Response:
     """One dead letter with its records and events."""
     _operator(request)
-    letter = await deadletters.get_dead_letter(request.app[DB], _id(request))
-    if letter is None:
-        raise NotFound("no such dead letter")
-    return _json(letter)
+    return _letter(await deadletters.get_dead_letter(request.app[DB], _id(request)))
 
 
 @routes.post(BASE + "/{id}/replay")
 async def replay_letter(request: web.Request) -> web.Response:
     """Write one dead letter's records and events now (idempotent); its state afterwards."""
     _operator(request)
-    state = await deadletters.replay(request.app[DB], _id(request))
-    if state is None:
-        raise NotFound("no such dead letter")
-    return _json(state)
+    return _letter(await deadletters.replay(request.app[DB], _id(request)))
 
 
 @routes.post(BASE + ":replay")

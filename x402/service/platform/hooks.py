@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
 
 from x402.errors import Forbidden, Unauthorized
 from x402.service.appkeys import PLATFORM
-from x402.service.outcome import OutcomeDetail
+from x402.service.outcome import Outcome, OutcomeDetail
 from x402.service.platform.auth import PRINCIPAL, Principal, presented_credential, principal_of
 from x402.service.platform.context import RESPONSE_HEADERS, response_headers
 from x402.service.platform.idempotency import Handler, idempotent
@@ -101,23 +100,15 @@ async def authorize(request: web.Request, scope: str) -> str | None:
 def outcome_recorder(app: web.Application) -> Any:
     """The facilitator's outcome hook for ``app``: records each answer and its events before it goes out."""
 
-    async def record_outcome(
-        request: web.Request | None,
-        kind: str,
-        requirements: Any,
-        result: Any,
-        *,
-        payload: Any = None,
-        tenant_id: uuid.UUID | None = None,
-        detail: OutcomeDetail | None = None,
-    ) -> None:
+    async def record_outcome(outcome: Outcome) -> None:
         """Write the record and its events (group commit); raises DatabaseUnavailable when it cannot be kept."""
-        if request is not None:
-            record = record_for(request, kind, requirements, result)
+        o = outcome
+        if o.request is not None:
+            record = record_for(o.request, o.kind, o.requirements, o.result)
         else:  # in process: the paywall's owner and the call's detail come with the outcome
-            record = build_record(tenant_id, kind, requirements, result, detail or OutcomeDetail())
+            record = build_record(o.tenant_id, o.kind, o.requirements, o.result, o.detail or OutcomeDetail())
         if record is not None:
-            resource = record.resource or resource_of(payload, requirements)
+            resource = record.resource or resource_of(o.payload, o.requirements)
             await app[PLATFORM].writer.write(record, events_for(record, resource))
 
     return record_outcome

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 
 from x402.errors import BadRequest, NotFound
-from x402.service.platform import audit
+from x402.service.platform import audit, deadletters
 from x402.service.platform.audit import AuditEntry, Conn
 from x402.service.platform.tenants import Actor, tenant_json
 
@@ -37,7 +37,7 @@ GLOBAL_TABLES = frozenset(
         "trust_scores",
         "trust_watermark",
         "siwx_nonces",
-        "record_dead_letters",
+        "record_dead_letters",  # batches span tenants: a tenant's rows inside them go through deadletters.py
     }
 )
 #: Columns never exported: key hashes, sealed keys and secrets, stored replies (they may echo a secret).
@@ -124,7 +124,9 @@ def _value(column: str, value: Any, type_name: str) -> Any:
         return REDACTED
     if isinstance(value, str) and type_name in ("json", "jsonb"):
         return json.loads(value)
-    if isinstance(value, uuid.UUID | Decimal):
+    if isinstance(value, Decimal):  # plain digits, never an exponent (amounts: 10000, not 1E+4)
+        return str(int(value)) if value == value.to_integral_value() else format(value, "f")
+    if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -148,6 +150,9 @@ async def export_lines(pool: asyncpg.Pool, tenant_id: uuid.UUID) -> AsyncIterato
             async for rec in stmt.cursor(str(tenant_id), prefetch=500):
                 row = {k: _value(k, v, types.get(k, "")) for k, v in rec.items()}
                 yield json.dumps({"table": table.name, "row": row}, separators=(",", ":"), sort_keys=True)
+        # dead-lettered payment records and events of the tenant (a letter's other tenants' rows are not shown)
+        for part in await deadletters.tenant_parts(conn, str(tenant_id)):
+            yield json.dumps({"table": "record_dead_letters", "row": part}, separators=(",", ":"), sort_keys=True)
         # the audit trail of the tenant and of everything it owns (the chain itself stays whole and global)
         with_id = [t for t in tables if await _has_id(conn, t.name)]
         owned_ids = " UNION ALL ".join(f"SELECT id::text FROM {t.name} WHERE {t.condition}" for t in with_id)
@@ -216,6 +221,8 @@ async def delete_tenant(pool: asyncpg.Pool, tenant_id: uuid.UUID, actor: Actor, 
                 continue
             result = await conn.execute(f"DELETE FROM {table.name} WHERE {table.condition}", str(tenant_id))
             deleted[table.name] = int(result.split()[-1])
+        # its payment records and events kept in dead letters (global rows: each batch spans tenants)
+        deleted["record_dead_letters"] = await deadletters.forget_tenant(conn, str(tenant_id))
         row = await conn.fetchrow(
             """UPDATE tenants SET status = 'deleted', name = '', status_changed_at = now() WHERE id = $1
                RETURNING *""",

@@ -54,22 +54,43 @@ COLUMNS = (
 
 _TYPES = ("uuid", "uuid", "text", "text", "text", "text", "text", "text", "numeric", "text", "text", "timestamptz")
 _ALL_TYPES = (*_TYPES, "text", "text", "float8", "text", "text", "text")  # the analytics columns
+_N = len(COLUMNS)
+_EVENT_TYPES = frozenset(EVENT_TYPES)
+# The registry listing of a record's resource (migration 0040 moved it here from 0020's per-row trigger; the same
+# rule as ``x402_payment_resource_id``): the tenant's own listing first, else one of no tenant; GET first, oldest.
+_RESOURCE = (
+    "LEFT JOIN LATERAL (SELECT x.id FROM resources x WHERE u.resource <> '' AND x.url = u.resource"
+    " AND (u.method = '' OR x.method = u.method) AND (x.tenant_id = u.tenant_id OR x.tenant_id IS NULL)"
+    " ORDER BY (x.tenant_id IS NULL), (x.method = 'GET') DESC, x.created_at LIMIT 1) res ON true"
+)
 # column-wise arrays; not COPY, which Postgres refuses on tables under row-level security.
 # ON CONFLICT: a batch retried after a commit whose acknowledgement was lost (or replayed) writes nothing twice
 _INSERT = (
-    f"INSERT INTO payments ({', '.join(COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO payments ({', '.join(COLUMNS)}, resource_id) SELECT u.*, res.id FROM unnest("
     + ", ".join(f"${i}::{t}[]" for i, t in enumerate(_ALL_TYPES, 1))
-    + ") ON CONFLICT (id) DO NOTHING"
+    + f") AS u({', '.join(COLUMNS)}) {_RESOURCE} ON CONFLICT (id) DO NOTHING"
 )
-_N = len(COLUMNS)
-_EVENT_TYPES = frozenset(EVENT_TYPES)
+# An event no active endpoint of its tenant subscribes to is written already dispatched: the dispatcher would fan
+# it out to nobody and only mark it (an UPDATE per event). Same test as the dispatcher's fan-out, in the same
+# statement snapshot: an endpoint active before the event is inserted still gets it (unchanged), one created after
+# never had a guarantee of events older than itself (the dispatcher fans out to the endpoints active when it runs).
+# The writer runs in the system scope, so row-level security hides no endpoint from this check.
+_UNSUBSCRIBED = (
+    "NOT EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.active AND w.tenant_id = u.t"
+    " AND (u.ty = ANY (w.events) OR '*' = ANY (w.events)))"
+    " AND NOT (u.t IS NULL AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.active AND w.tenant_id IS NULL"
+    " AND (u.ty = ANY (w.events) OR '*' = ANY (w.events))))"
+)
 # A whole batch in ONE statement (atomic by itself, one round trip instead of BEGIN, two INSERTs and COMMIT): the
-# records, and the events exactly as ``insert_events`` writes them (same columns, same ON CONFLICT). Batches are
-# small (a few ms of answers), so the round trips, not the rows, are what a verify would pay for.
+# records, and the events as ``insert_events`` writes them (same columns, same ON CONFLICT) plus ``dispatched``.
+# Batches are small (a few ms of answers), so the round trips, not the rows, are what a verify would pay for. The
+# text does not depend on the batch size (arrays), so asyncpg prepares it once per connection and reuses it.
 _BATCH = (
-    f"WITH p AS ({_INSERT}), e AS (INSERT INTO provider_events (id, tenant_id, type, api_version, data, created_at)"
-    f" SELECT i, t, ty, ${_N + 1}, d::jsonb, c FROM unnest(${_N + 2}::uuid[], ${_N + 3}::uuid[], ${_N + 4}::text[],"
-    f" ${_N + 5}::text[], ${_N + 6}::timestamptz[]) AS u(i, t, ty, d, c) ON CONFLICT (id) DO NOTHING) SELECT 1"
+    f"WITH p AS ({_INSERT}), e AS (INSERT INTO provider_events"
+    " (id, tenant_id, type, api_version, data, created_at, dispatched)"
+    f" SELECT u.i, u.t, u.ty, ${_N + 1}, u.d::jsonb, u.c, {_UNSUBSCRIBED} FROM unnest(${_N + 2}::uuid[],"
+    f" ${_N + 3}::uuid[], ${_N + 4}::text[], ${_N + 5}::text[], ${_N + 6}::timestamptz[]) AS u(i, t, ty, d, c)"
+    " ON CONFLICT (id) DO NOTHING) SELECT 1"
 )
 _DEAD_LETTER = "INSERT INTO record_dead_letters (records, events, count, error) VALUES ($1::jsonb, $2::jsonb, $3, $4)"
 #: Errors of the database or the way to it (InternalClientError: a connection left busy by a cancelled task,

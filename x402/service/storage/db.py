@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from importlib import resources
 
 import asyncpg
@@ -85,10 +86,22 @@ async def migrate(conn: asyncpg.Connection | PoolConnectionProxy) -> list[int]:
     return applied_now
 
 
+async def plain_numeric(conn: asyncpg.Connection) -> None:
+    """Decode ``numeric`` from Postgres's own text, so amounts print as written (``10000``).
+
+    asyncpg's binary decoder strips trailing zero digit groups into the exponent: ``10000::numeric`` arrives as
+    ``Decimal('1E+4')``, whose ``str`` (and msgspec's JSON) is ``"1E+4"``. Every pool and connection of the
+    service sets this codec (``create_pool``, ``connect``, the RLS pool, the operator CLI).
+    """
+    await conn.set_type_codec("numeric", schema="pg_catalog", encoder=str, decoder=Decimal, format="text")
+
+
 async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection:
     """One connection; a clear 503-class error when Postgres is not there."""
     try:
-        return await asyncpg.connect(url, timeout=timeout)
+        conn = await asyncpg.connect(url, timeout=timeout)
+        await plain_numeric(conn)
+        return conn
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot connect to Postgres: {type(exc).__name__}") from exc
 
@@ -96,7 +109,9 @@ async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection:
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
     """A connection pool; raises DatabaseUnavailable when Postgres is not reachable."""
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=30)
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, command_timeout=30, init=plain_numeric
+        )
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnavailable(f"cannot connect to Postgres: {type(exc).__name__}") from exc
     assert pool is not None

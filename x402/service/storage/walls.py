@@ -7,7 +7,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from x402.errors import ConfigError, DatabaseUnavailable
 from x402.logs import get_logger
-from x402.service.storage.db import UNWALLED, connect
+from x402.service.storage.db import UNWALLED, connect, plain_numeric
 from x402.service.storage.scope import ScopedConnection, apply_scope
 
 log = get_logger("x402.walls")
@@ -56,6 +56,7 @@ async def create_walled_pool(url: str, *, min_size: int = 2, max_size: int = 20)
     role = await _role_for(url)
 
     async def init(conn: asyncpg.Connection) -> None:
+        await plain_numeric(conn)
         if role is not None:
             try:
                 await conn.execute(f'SET ROLE "{role}"')
