@@ -261,7 +261,8 @@ class EvmAdapter:
         return dict(zip(nets, results, strict=True))
 
     async def close(self) -> None:
-        """Close every RPC pool."""
+        """Stop the receipt watchers and close every RPC pool."""
+        await self.settler.close()
         for pool in self._pools.values():
             await pool.close()
 

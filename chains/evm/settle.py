@@ -29,6 +29,7 @@ from chains.base import (
 from chains.evm import permit2 as p2
 from chains.evm.eip712 import domain_separator
 from chains.evm.permit2 import is_permit2_payload
+from chains.evm.receipts import ReceiptWatcher
 from chains.evm.rpc import RpcError, RpcPool
 from chains.evm.txsign import sign_type2
 from chains.evm.verify import (
@@ -49,10 +50,11 @@ log = logging.getLogger("chains.evm.settle")
 
 GAS_MARGIN_PERCENT: Final = 20
 FEE_CACHE_TTL: Final = 3.0
+#: The node-limit loop of bench/settle.py polls like a naive client: first after FIRST_POLL_DELAY, doubling to this.
 POLL_INTERVAL: Final = 0.25
 #: How long settlement waits for an ERC-6492 wallet deployment to be mined.
 DEPLOY_TIMEOUT: Final = 60.0
-#: The first wait after a broadcast; doubled after each look.
+#: The first wait of that loop; doubled after each look.
 FIRST_POLL_DELAY: Final = 0.005
 
 # verify_transaction reasons (not in the x402 wire inventory: they belong to this service's tx-id check).
@@ -71,6 +73,8 @@ _UNDERPRICED: Final = ("underpriced", "less than block base fee", "fee cap less 
 #: A replacement pays at least this much more (geth's pool asks for +10 % on both the fee cap and the tip).
 BUMP_PERCENT: Final = 125
 SELF_TRANSFER_GAS: Final = 21_000
+#: Receipts fetched with their broadcast and not yet taken by ``confirm`` (bounded: a resend is never confirmed).
+EARLY_RECEIPTS: Final = 1024
 
 _TX_HASH: Final = re.compile(r"0x[0-9a-fA-F]{64}")
 
@@ -164,6 +168,8 @@ class EvmSettler:
         self._account = accounts[0] if accounts else None
         self._fees: dict[str, _Fees] = {}
         self._keys: dict[str, coincurve.PrivateKey] = {}
+        self._watchers: dict[str, ReceiptWatcher] = {}
+        self._early: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"EvmSettler(signers={[a.address for a in self._accounts.values()]})"
@@ -447,8 +453,23 @@ class EvmSettler:
 
     async def broadcast(self, network: str, prepared: PreparedSettlement) -> None:
         """eth_sendRawTransaction; "already known" is success, "nonce too low" is success only if it is our tx."""
+        pool = self._pool(network)
+        # the first look for the receipt rides in the same JSON-RPC batch as the broadcast: an instantly mining node
+        # (anvil's automine, fast L2 sequencers) has it at once, so ``confirm`` needs no request of its own
+        answers: tuple[Any, Any] = await asyncio.gather(
+            pool.call("eth_sendRawTransaction", ["0x" + prepared.raw.hex()]),
+            pool.call("eth_getTransactionReceipt", [prepared.tx_id]),
+            return_exceptions=True,
+        )
+        sent, look = answers
+        if isinstance(look, Mapping):
+            if len(self._early) >= EARLY_RECEIPTS:
+                self._early.pop(next(iter(self._early)))
+            self._early[prepared.tx_id.lower()] = look
         try:
-            answer = await self._pool(network).call("eth_sendRawTransaction", ["0x" + prepared.raw.hex()])
+            if isinstance(sent, BaseException):
+                raise sent
+            answer = sent
         except RpcError as exc:
             msg = exc.message.lower()
             if any(k in msg for k in _ALREADY_KNOWN):
@@ -472,27 +493,34 @@ class EvmSettler:
     # -- confirm -----------------------------------------------------------------------------------------------
 
     async def confirm(self, ctx: PaymentContext | None, network: str, tx_id: str, timeout: float) -> Confirmation:
-        """Poll for the receipt (first look at once) until ``timeout``; "unknown" when the node has never seen it."""
+        """The receipt's verdict once mined (first look at once), "pending" after ``timeout``; "unknown" when the
+        node has never seen the transaction. Waits share the network's one receipt watcher."""
         pool = self._pool(network)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(timeout, 0.0)
-        first = True
-        delay = FIRST_POLL_DELAY
-        while True:
+        receipt = self._early.pop(tx_id.lower(), None)
+        if receipt is None:
             receipt = await pool.call("eth_getTransactionReceipt", [tx_id])
+        if receipt is not None:
+            return self._judge(ctx, receipt)
+        # A settlement just broadcast is known to the node; an unknown hash needs a re-broadcast, so say so at once
+        # instead of waiting out the timeout.
+        if await pool.call("eth_getTransactionByHash", [tx_id]) is None:
+            return Confirmation("unknown", message="the node does not know this transaction")
+        if timeout > 0:
+            receipt = await self._watcher(network, pool).wait(tx_id, timeout)
             if receipt is not None:
                 return self._judge(ctx, receipt)
-            if first or loop.time() >= deadline:
-                # A settlement just broadcast is known to the node; an unknown hash needs a re-broadcast, so say
-                # so at once instead of waiting out the timeout.
-                if await pool.call("eth_getTransactionByHash", [tx_id]) is None:
-                    return Confirmation("unknown", message="the node does not know this transaction")
-                if loop.time() >= deadline:
-                    return Confirmation("pending", reason=reasons.SETTLEMENT_PENDING)
-                first = False
-            # short first waits catch instant-mining and fast L2s; then back off to POLL_INTERVAL
-            await asyncio.sleep(min(delay, max(deadline - loop.time(), 0.0)))
-            delay = min(delay * 2, POLL_INTERVAL)
+        return Confirmation("pending", reason=reasons.SETTLEMENT_PENDING)
+
+    def _watcher(self, network: str, pool: RpcPool) -> ReceiptWatcher:
+        watcher = self._watchers.get(network)
+        if watcher is None:
+            watcher = self._watchers[network] = ReceiptWatcher(pool)
+        return watcher
+
+    async def close(self) -> None:
+        """Stop the receipt watchers."""
+        for watcher in self._watchers.values():
+            await watcher.close()
 
     def _judge(self, ctx: PaymentContext | None, receipt: Mapping[str, Any]) -> Confirmation:
         block = _int(receipt["blockNumber"]) if receipt.get("blockNumber") is not None else None

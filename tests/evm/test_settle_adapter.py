@@ -145,3 +145,42 @@ async def test_hundred_concurrent_settlements(devchain: DevChain, settler: EvmAd
     count = await rpc(devchain.rpc_url, "eth_getTransactionCount", settler.signer_address, "latest")
     assert int(count, 16) == n
     print(f"\n{n} concurrent settlements: {elapsed:.2f} s")
+
+
+async def test_waiting_settlements_share_one_receipt_watcher(devchain: DevChain, settler: EvmAdapter) -> None:
+    """Blocks seconds apart: the settlements waiting for receipts cost one head poll per tick between them, and one
+    batched receipt sweep when a block lands, not one receipt poll loop each."""
+    n = 20
+    payer = await funded_payer(devchain, 10_000_000)
+    pay_to = address_of(new_key())
+    req = requirements(devchain, pay_to, amount=1_000)
+    ctxs = [ctx_of(sign_payment(devchain, payer, req)) for _ in range(n)]
+    network = devchain.network
+    await rpc(devchain.rpc_url, "evm_setAutomine", False)
+    try:
+        nonce: int | None = None
+        prepared = []
+        for ctx in ctxs:
+            p = await settler.prepare_settlement(ctx, nonce_floor=nonce)
+            nonce = (p.signer_nonce or 0) + 1
+            prepared.append(p)
+        await asyncio.gather(*(settler.broadcast(network, p) for p in prepared))
+        pool = settler.settler.pools[network]
+        waits = [
+            asyncio.ensure_future(settler.confirm(ctx, network, p.tx_id, timeout=30))
+            for ctx, p in zip(ctxs, prepared, strict=True)
+        ]
+        await asyncio.sleep(1.0)  # every settlement waits: no block yet
+        assert not any(w.done() for w in waits)
+        before = pool.calls
+        await asyncio.sleep(1.0)
+        # one eth_blockNumber per 50 ms tick for all 20 (a per-transaction loop polling every 0.25 s makes 80)
+        assert pool.calls - before <= 1.0 / 0.05 + 2
+        await rpc(devchain.rpc_url, "evm_mine")
+        confs = await asyncio.wait_for(asyncio.gather(*waits), 10)
+    finally:
+        await rpc(devchain.rpc_url, "evm_setAutomine", True)
+    assert [c.status for c in confs] == ["confirmed"] * n
+    assert all(c.amount == 1_000 for c in confs)
+    assert await token_balance(devchain, pay_to) == n * 1_000
+    assert settler.settler._watchers[network].waiting == 0

@@ -258,19 +258,31 @@ class Journal:
             except TimeoutError:
                 raise SignerBusy(busy, network=network) from None
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                key = f"{network}|{signer}"
+            async with self.pool.acquire() as conn:
+                # BEGIN and the lock travel in one message (one round trip less on every settlement); the lane key
+                # is configuration (CAIP-2 network, signer address), quoted as a literal all the same
+                key = f"{network}|{signer}".replace("'", "''")
+                take = f"SELECT pg_advisory_xact_lock(hashtextextended('{key}', 402))"
                 if wait is None:
-                    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", key)
+                    sql = f"BEGIN; {take}"
                 else:
                     left = max(1, int((wait - (time.monotonic() - started)) * 1000))
-                    await conn.execute(f"SET LOCAL lock_timeout = {left}")
-                    try:
-                        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 402))", key)
-                    except asyncpg.LockNotAvailableError:
-                        raise SignerBusy(busy, network=network) from None
-                    await conn.execute("SET LOCAL lock_timeout = 0")  # the lane's own statements are not bounded
-                yield conn
+                    # the lane's own statements are not bounded: the timeout is reset once the lock is held
+                    sql = f"BEGIN; SET LOCAL lock_timeout = {left}; {take}; SET LOCAL lock_timeout = 0"
+                try:
+                    await conn.execute(sql)
+                except asyncpg.LockNotAvailableError:
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    raise SignerBusy(busy, network=network) from None
+                try:
+                    yield conn
+                except BaseException:
+                    # a broken or cancelled link is rolled back by the pool's reset on release instead
+                    with contextlib.suppress(Exception):
+                        await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
         finally:
             lock.release()
 
