@@ -33,7 +33,6 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -56,11 +55,11 @@ from bench.verify import (  # noqa: E402  (bench/verify.py: processes, readiness
     cpu_seconds,
     ensure_wrk,
     free_port,
-    kill_leftovers,
     machine_note,
     make_bodies,
     our_env,
     probe_verify,
+    run_bench,
     run_wrk,
     say,
     system_busy,
@@ -398,10 +397,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join([".venv/bin/python", "bench/scaleout.py", *argv])
 
     async def go() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: task.cancel() if task else None)
         runs = await bench(args)
         section = render(runs, args, command)
         say("")
@@ -411,12 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"updated {DOCS.relative_to(ROOT)}")
         return 1 if any(r.void for r in runs) else 0
 
-    try:
-        return asyncio.run(go())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
-    finally:
-        kill_leftovers()
+    return run_bench(go)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ import resource
 import secrets
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -720,27 +719,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     command = shlex.join([".venv/bin/python", "bench/settle.py", *argv])
 
-    async def go() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        seen = {"n": 0}
-
-        def on_signal() -> None:
-            seen["n"] += 1
-            if seen["n"] == 1 and task is not None:
-                say("interrupted: stopping every process started here ...")
-                task.cancel()
-
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(sig, on_signal)
-        return await bench(args, command)
-
-    try:
-        return asyncio.run(go())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
-    finally:
-        vb.kill_leftovers()
+    return vb.run_bench(lambda: bench(args, command))
 
 
 if __name__ == "__main__":

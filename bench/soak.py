@@ -39,7 +39,6 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -61,9 +60,9 @@ from bench.verify import (  # noqa: E402  (bench/verify.py: processes, readiness
     Procs,
     cpu_seconds,
     free_port,
-    kill_leftovers,
     machine_note,
     make_bodies,
+    run_bench,
     say,
     tail,
     wait_http,
@@ -760,10 +759,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = shlex.join([".venv/bin/python", "bench/soak.py", *argv])
 
     async def go() -> int:
-        task = asyncio.current_task()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: task.cancel() if task else None)
         section, ok = await soak(args, command)
         say("")
         say(section)
@@ -772,12 +767,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"updated {DOCS.relative_to(ROOT)}")
         return 0 if ok else 1
 
-    try:
-        return asyncio.run(go())
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        return 130
-    finally:
-        kill_leftovers()
+    return run_bench(go)
 
 
 if __name__ == "__main__":

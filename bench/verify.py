@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -1143,10 +1143,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    command = shlex.join([".venv/bin/python", "bench/verify.py", *argv])
+def run_bench(work: Callable[[], Awaitable[int]]) -> int:
+    """Run a benchmark's coroutine: the first Ctrl-C / SIGTERM / SIGHUP cancels it (its cleanup follows; later
+    signals must not cut that short), 130 when interrupted, and no process it started is left behind."""
 
     async def go() -> int:
         task = asyncio.current_task()
@@ -1154,7 +1153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         signals = {"n": 0}
 
         def on_signal() -> None:
-            # The first Ctrl-C / SIGTERM cancels the run (cleanup follows); later ones must not cut the cleanup short.
             signals["n"] += 1
             if signals["n"] == 1 and task is not None:
                 say("interrupted: stopping every process started here ...")
@@ -1162,7 +1160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, on_signal)
-        return await bench(args, command)
+        return await work()
 
     try:
         return asyncio.run(go())
@@ -1170,6 +1168,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         kill_leftovers()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    command = shlex.join([".venv/bin/python", "bench/verify.py", *argv])
+    return run_bench(lambda: bench(args, command))
 
 
 if __name__ == "__main__":
