@@ -175,6 +175,20 @@ async def settlement_rows(database_url: str, pay_to: str) -> dict[str, int]:
     return {r["status"]: int(r["n"]) for r in rows}
 
 
+async def final_settlement_rows(database_url: str, pay_to: str, timeout: float = 5.0) -> dict[str, int]:
+    """``settlement_rows`` once no row is still ``submitted`` (or after ``timeout``).
+
+    A facilitator writes its row's final status after the receipt, which can come a moment after the Transfer event
+    is visible to a test polling the chain.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        rows = await settlement_rows(database_url, pay_to)
+        if "submitted" not in rows or asyncio.get_running_loop().time() > deadline:
+            return rows
+        await asyncio.sleep(0.05)
+
+
 # ------------------------------------------------------------------------------------------------ a faulty seller
 
 PRICE: Final = 10_000

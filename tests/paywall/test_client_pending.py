@@ -21,6 +21,7 @@ from tests.harness.faults import (
     OFFER_SECONDS,
     PRICE,
     Seller,
+    final_settlement_rows,
     private_devchain,
     settlement_rows,
     start_remote_seller,
@@ -105,7 +106,7 @@ async def _assert_paid_once(client: X402Client, seller: Seller, devchain: DevCha
     assert client.pending == []
     assert await transfers_to(devchain, seller.pay_to) == 1
     assert await token_balance(devchain, seller.pay_to) == PRICE
-    assert await settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
+    assert await final_settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
 
 
 @pytest.mark.parametrize("mode", ["hang", "reset", "502", "402"])
@@ -177,4 +178,4 @@ async def test_slow_settle_within_timeout_is_paid(
     assert resp.settlement.success
     assert client.pending == []
     assert await transfers_to(devchain, seller.pay_to) == 1
-    assert await settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
+    assert await final_settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}

@@ -22,6 +22,7 @@ from tests.harness.faults import (
     OFFER_SECONDS,
     PRICE,
     Seller,
+    final_settlement_rows,
     private_devchain,
     settlement_rows,
     start_remote_seller,
@@ -150,7 +151,7 @@ async def test_settled_then_failed_is_paid_once(
     assert len(seller.faults.signatures) == 1
     assert await transfers_to(devchain, seller.pay_to) == 1
     assert await token_balance(devchain, seller.pay_to) == PRICE
-    assert await settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
+    assert await final_settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
     budget = await _budget(service, wallet["id"])
     assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
     assert budget["total"]["remaining"] == str(PRICE * 4)
@@ -222,7 +223,7 @@ async def test_late_settlement_stays_pending_then_commits(
     assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
     assert await transfers_to(devchain, seller.pay_to) == 1
     assert await token_balance(devchain, wallet["addresses"]["evm"]) == 10**9 - PRICE
-    assert await settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
+    assert await final_settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
 
     async def hooked() -> bool:
         return bool(receiver.resolved())
@@ -289,7 +290,7 @@ async def test_slow_settle_within_timeout_pays_once(
     assert status == 200, doc
     assert doc["payment"]["receipt"]["success"] is True
     assert await transfers_to(devchain, seller.pay_to) == 1
-    assert await settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
+    assert await final_settlement_rows(database_url, seller.pay_to) == {"confirmed": 1}
     budget = await _budget(service, wallet["id"])
     assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
 
@@ -362,7 +363,7 @@ async def test_paywall_with_remote_facilitator_that_settles_then_fails(
             assert again["payment"]["paymentId"] == doc["payment"]["paymentId"]
         assert len(remote.faults.signatures) == 1
         assert await transfers_to(devchain, remote.pay_to) == 1
-        assert await settlement_rows(database_url, remote.pay_to) == {"confirmed": 1}
+        assert await final_settlement_rows(database_url, remote.pay_to) == {"confirmed": 1}
         budget = await _budget(service, wallet["id"])
         assert (budget["spent"], budget["reserved"], budget["pending"]) == (str(PRICE), "0", "0"), budget
     finally:
