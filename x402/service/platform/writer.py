@@ -199,16 +199,18 @@ _STOP = None
 class PaymentWriter:
     """``write`` resolves once the record and its events are durable (committed, or dead-lettered).
 
-    ``interval``: how long a batch waits for company after its first item; ``flushers`` batches commit at once
-    (while one commits, the next gathers). ``submit`` queues without waiting (kept for bulk loads; flushed at
-    ``close``).
+    ``flushers`` batches commit at once; a batch is whatever queued while the flushers were busy (natural group
+    commit: an idle writer commits a lone record at once, a busy one gathers the records that arrive during a
+    COMMIT). ``interval`` > 0 additionally waits that long after a batch's first item (fewer, larger batches at
+    the cost of that much latency on every answer; measured 2026-12-04: 2 ms cost /verify 22% of its throughput at
+    16 connections). ``submit`` queues without waiting (kept for bulk loads; flushed at ``close``).
     """
 
     def __init__(
         self,
         pool: asyncpg.Pool,
         *,
-        interval: float = 0.002,
+        interval: float = 0.0,
         batch: int = 500,
         retries: int = 3,
         flushers: int = 2,
@@ -261,8 +263,8 @@ class PaymentWriter:
     async def _take(self) -> tuple[list[_Item], bool]:
         """The next batch, and whether the stop marker was reached.
 
-        After the first item, one sleep of ``interval`` lets the batch gather (one timer per batch, not a wait per
-        item: the hot path of every answered request), then whatever is queued is taken, up to ``batch``.
+        After the first item, whatever is queued is taken, up to ``batch`` (with ``interval`` > 0, after one sleep of
+        that long: one timer per batch, not a wait per item).
         """
         first = await self._queue.get()
         if first is _STOP:
