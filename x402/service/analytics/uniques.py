@@ -11,6 +11,16 @@ where a whole period's size is ``analytics_payer_counts`` and a part is counted 
 (the rest is the size minus the other side), through the (period, first_at) / (period, last_at) indexes: only the
 payers of the hours next to the cut are read. Records not folded yet are added when their payer is not in the
 bucket already.
+
+Day buckets (a local day in a whole-hour zone, 23, 24 or 25 hours) use the hour counts of migration 0038 instead,
+so no payer is read at all: with P the UTC day holding the bucket's start at hour ``a`` and Q the next one, where
+it ends at hour ``b`` (``b`` = 24: Q is whole),
+
+    unique = |payers of P whose last payment is at hour >= a| + |payers of Q whose first is at hour < b|
+             - |payers of both whose last in P is at hour >= a and first in Q at hour < b|
+
+the first two from ``analytics_payer_day_edges`` (at most 24 rows each), the third from
+``analytics_payer_day_pairs`` (counts by (last hour in P, first hour in Q)); a whole day is its set size.
 """
 
 from __future__ import annotations
@@ -145,19 +155,71 @@ TERMS_SQL = {g: _terms_sql(g) for g in SETS}
 PENDING_SQL = {g: _pending_sql(g) for g in SETS}
 
 
+DayTerm = tuple[int, str, datetime, int, int, int]
+
+#: (bucket index, kind, UTC day, hour x, hour y, coefficient) -> the weighted counts of ``day_terms``
+DAY_TERMS_SQL = """SELECT t.i, sum(t.coef * CASE t.kind
+        WHEN 'all' THEN (SELECT c.n FROM analytics_payer_counts c
+                         WHERE c.tenant_id = $1 AND c.grain = 'day' AND c.bucket = t.d)
+        WHEN 'first_lt' THEN (SELECT sum(e.n) FROM analytics_payer_day_edges e
+                              WHERE e.tenant_id = $1 AND e.day = t.d AND e.edge = 'first' AND e.hour < t.x)
+        WHEN 'last_ge' THEN (SELECT sum(e.n) FROM analytics_payer_day_edges e
+                             WHERE e.tenant_id = $1 AND e.day = t.d AND e.edge = 'last' AND e.hour >= t.x)
+        WHEN 'both' THEN (SELECT sum(p.n) FROM analytics_payer_day_pairs p
+                          WHERE p.tenant_id = $1 AND p.day = t.d AND p.last_hour >= t.x AND p.first_hour < t.y)
+    END) AS n
+    FROM unnest($2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::int[], $7::int[]) AS t(i, kind, d, x, y, coef)
+    GROUP BY t.i"""
+
+
+def day_terms(bounds: list[tuple[datetime, datetime]]) -> list[DayTerm]:
+    """Rows whose weighted counts sum to each bucket's payers from the day hour counts; Unsplittable when a bucket
+    is not a suffix of one UTC day followed by a prefix of the next (or one of them alone)."""
+    day, hour = timedelta(days=1), timedelta(hours=1)
+    out: list[DayTerm] = []
+    for i, (a, b) in enumerate(bounds):
+        p = period_start(a, "day")
+        q = p + day
+        x = (a - p) // hour
+        if a - p != x * hour or b > q + day or (b - p) % hour:
+            raise Unsplittable(f"[{a}, {b}) in UTC days")
+        if b <= q:  # inside P: whole, a prefix or a suffix
+            if x == 0:
+                y = (b - p) // hour
+                out.append((i, "all", p, 0, 0, 1) if y == 24 else (i, "first_lt", p, y, 0, 1))
+            elif b == q:
+                out.append((i, "last_ge", p, x, 0, 1))
+            else:
+                raise Unsplittable(f"[{a}, {b}) inside one UTC day")
+            continue
+        y = (b - q) // hour
+        out.append((i, "all", p, 0, 0, 1) if x == 0 else (i, "last_ge", p, x, 0, 1))
+        out.append((i, "all", q, 0, 0, 1) if y == 24 else (i, "first_lt", q, y, 0, 1))
+        out.append((i, "both", q, x, y, -1))
+    return out
+
+
 async def unique_payers(conn: Conn, tenant: uuid.UUID, window: Window, starts: list[datetime]) -> list[int]:
     """Payers with a succeeded payment in each bucket (``starts`` and the window's end bound them), in order.
 
     Raises Unsplittable when a bucket cannot be counted from the sets (the caller counts it from hourly rows)."""
     grain = window.interval
     bounds = list(zip(starts, [*starts[1:], window.end], strict=True))
-    rows = terms(bounds, grain)
     out = [0] * len(bounds)
-    if not rows:
+    if not bounds:
         return out
-    cols = list(zip(*rows, strict=True))
-    for r in await conn.fetch(TERMS_SQL[grain], tenant, grain, *[list(c) for c in cols]):
-        out[r["i"]] += int(r["n"])
+    try:
+        if grain != "day":
+            raise Unsplittable("day hour counts serve day buckets")
+        drows = day_terms(bounds)
+        dcols = [list(c) for c in zip(*drows, strict=True)]
+        for r in await conn.fetch(DAY_TERMS_SQL, tenant, *dcols):
+            out[r["i"]] += int(r["n"] or 0)
+    except Unsplittable:
+        rows = terms(bounds, grain)
+        cols = list(zip(*rows, strict=True))
+        for r in await conn.fetch(TERMS_SQL[grain], tenant, grain, *[list(c) for c in cols]):
+            out[r["i"]] += int(r["n"])
     a, b = [x for x, _ in bounds], [y for _, y in bounds]
     for r in await conn.fetch(PENDING_SQL[grain], tenant, a, b, list(range(len(bounds))), a[0], b[-1]):
         out[r["i"]] += int(r["n"])
