@@ -12,7 +12,7 @@ the bins of the bucket's rows. Records not folded yet are added per bucket.
 from __future__ import annotations
 
 import uuid
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -82,6 +82,9 @@ def percentile_bins(terms: list[tuple[int, Cdf]]) -> tuple[int | None, int | Non
     total = sum(sign * cdf[1][-1] for sign, cdf in terms if cdf[1])
     if total <= 0:
         return None, None
+    if len(terms) == 1:  # one row (an hour or a whole day): its own running counts
+        bins, cum = terms[0][1]
+        return bins[bisect_left(cum, (total + 1) // 2)], bins[bisect_left(cum, (95 * total + 99) // 100)]
     candidates = sorted({b for sign, cdf in terms if sign > 0 for b in cdf[0]})
 
     def first(k: int) -> int:

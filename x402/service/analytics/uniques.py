@@ -12,15 +12,16 @@ where a whole period's size is ``analytics_payer_counts`` and a part is counted 
 payers of the hours next to the cut are read. Records not folded yet are added when their payer is not in the
 bucket already.
 
-Day buckets (a local day in a whole-hour zone, 23, 24 or 25 hours) use the hour counts of migration 0038 instead,
-so no payer is read at all: with P the UTC day holding the bucket's start at hour ``a`` and Q the next one, where
-it ends at hour ``b`` (``b`` = 24: Q is whole),
+Day and week buckets (a local day or ISO week in a whole-hour zone, DST days included) use the hour counts of
+migration 0038 instead, so no payer is read at all: with P the UTC period holding the bucket's start at hour ``a``
+of P and Q the next one, where it ends at hour ``b`` of Q (``b`` = the period's length: Q is whole),
 
     unique = |payers of P whose last payment is at hour >= a| + |payers of Q whose first is at hour < b|
              - |payers of both whose last in P is at hour >= a and first in Q at hour < b|
 
-the first two from ``analytics_payer_day_edges`` (at most 24 rows each), the third from
-``analytics_payer_day_pairs`` (counts by (last hour in P, first hour in Q)); a whole day is its set size.
+the first two from ``analytics_payer_edges`` (at most one row per hour), the third from ``analytics_payer_pairs``
+(counts by (last hour in P, first hour in Q), read through the index on whichever hour range is shorter); a whole
+period is its set size.
 """
 
 from __future__ import annotations
@@ -155,47 +156,57 @@ TERMS_SQL = {g: _terms_sql(g) for g in SETS}
 PENDING_SQL = {g: _pending_sql(g) for g in SETS}
 
 
-DayTerm = tuple[int, str, datetime, int, int, int]
+EdgeTerm = tuple[int, str, datetime, int, int, int]
 
-#: (bucket index, kind, UTC day, hour x, hour y, coefficient) -> the weighted counts of ``day_terms``
-DAY_TERMS_SQL = """SELECT t.i, sum(t.coef * CASE t.kind
+#: (bucket index, kind, UTC period, hour x, hour y, coefficient) -> the weighted counts of ``edge_terms``; the
+#: ``both_*`` kinds differ in which hour range is indexable (the other is a filter: ``+ 0``)
+EDGE_TERMS_SQL = """SELECT t.i, sum(t.coef * CASE t.kind
         WHEN 'all' THEN (SELECT c.n FROM analytics_payer_counts c
-                         WHERE c.tenant_id = $1 AND c.grain = 'day' AND c.bucket = t.d)
-        WHEN 'first_lt' THEN (SELECT sum(e.n) FROM analytics_payer_day_edges e
-                              WHERE e.tenant_id = $1 AND e.day = t.d AND e.edge = 'first' AND e.hour < t.x)
-        WHEN 'last_ge' THEN (SELECT sum(e.n) FROM analytics_payer_day_edges e
-                             WHERE e.tenant_id = $1 AND e.day = t.d AND e.edge = 'last' AND e.hour >= t.x)
-        WHEN 'both' THEN (SELECT sum(p.n) FROM analytics_payer_day_pairs p
-                          WHERE p.tenant_id = $1 AND p.day = t.d AND p.last_hour >= t.x AND p.first_hour < t.y)
+                         WHERE c.tenant_id = $1 AND c.grain = $2 AND c.bucket = t.d)
+        WHEN 'first_lt' THEN (SELECT sum(e.n) FROM analytics_payer_edges e
+                              WHERE e.tenant_id = $1 AND e.grain = $2 AND e.period = t.d AND e.edge = 'first'
+                                AND e.hour < t.x)
+        WHEN 'last_ge' THEN (SELECT sum(e.n) FROM analytics_payer_edges e
+                             WHERE e.tenant_id = $1 AND e.grain = $2 AND e.period = t.d AND e.edge = 'last'
+                               AND e.hour >= t.x)
+        WHEN 'both_last' THEN (SELECT sum(p.n) FROM analytics_payer_pairs p
+                               WHERE p.tenant_id = $1 AND p.grain = $2 AND p.period = t.d AND p.last_hour >= t.x
+                                 AND p.first_hour + 0 < t.y)
+        WHEN 'both_first' THEN (SELECT sum(p.n) FROM analytics_payer_pairs p
+                                WHERE p.tenant_id = $1 AND p.grain = $2 AND p.period = t.d AND p.first_hour < t.y
+                                  AND p.last_hour + 0 >= t.x)
     END) AS n
-    FROM unnest($2::int[], $3::text[], $4::timestamptz[], $5::int[], $6::int[], $7::int[]) AS t(i, kind, d, x, y, coef)
+    FROM unnest($3::int[], $4::text[], $5::timestamptz[], $6::int[], $7::int[], $8::int[]) AS t(i, kind, d, x, y, coef)
     GROUP BY t.i"""
 
 
-def day_terms(bounds: list[tuple[datetime, datetime]]) -> list[DayTerm]:
-    """Rows whose weighted counts sum to each bucket's payers from the day hour counts; Unsplittable when a bucket
-    is not a suffix of one UTC day followed by a prefix of the next (or one of them alone)."""
-    day, hour = timedelta(days=1), timedelta(hours=1)
-    out: list[DayTerm] = []
+def edge_terms(bounds: list[tuple[datetime, datetime]], grain: str) -> list[EdgeTerm]:
+    """Rows whose weighted counts sum to each bucket's payers from the hour counts of the UTC periods (day or
+    week); Unsplittable when a bucket is not a suffix of one period followed by a prefix of the next (or one of them
+    alone), or not on whole UTC hours."""
+    hour = timedelta(hours=1)
+    size = SETS[grain][2]
+    n = size // hour
+    out: list[EdgeTerm] = []
     for i, (a, b) in enumerate(bounds):
-        p = period_start(a, "day")
-        q = p + day
+        p = period_start(a, grain)
+        q = p + size
+        if b > q + size or (a - p) % hour or (b - p) % hour:
+            raise Unsplittable(f"[{a}, {b}) in UTC {grain}s")
         x = (a - p) // hour
-        if a - p != x * hour or b > q + day or (b - p) % hour:
-            raise Unsplittable(f"[{a}, {b}) in UTC days")
         if b <= q:  # inside P: whole, a prefix or a suffix
+            y = (b - p) // hour
             if x == 0:
-                y = (b - p) // hour
-                out.append((i, "all", p, 0, 0, 1) if y == 24 else (i, "first_lt", p, y, 0, 1))
-            elif b == q:
+                out.append((i, "all", p, 0, 0, 1) if y == n else (i, "first_lt", p, y, 0, 1))
+            elif y == n:
                 out.append((i, "last_ge", p, x, 0, 1))
             else:
-                raise Unsplittable(f"[{a}, {b}) inside one UTC day")
+                raise Unsplittable(f"[{a}, {b}) inside one UTC {grain}")
             continue
         y = (b - q) // hour
         out.append((i, "all", p, 0, 0, 1) if x == 0 else (i, "last_ge", p, x, 0, 1))
-        out.append((i, "all", q, 0, 0, 1) if y == 24 else (i, "first_lt", q, y, 0, 1))
-        out.append((i, "both", q, x, y, -1))
+        out.append((i, "all", q, 0, 0, 1) if y == n else (i, "first_lt", q, y, 0, 1))
+        out.append((i, "both_last" if n - x <= y else "both_first", q, x, y, -1))
     return out
 
 
@@ -209,11 +220,11 @@ async def unique_payers(conn: Conn, tenant: uuid.UUID, window: Window, starts: l
     if not bounds:
         return out
     try:
-        if grain != "day":
-            raise Unsplittable("day hour counts serve day buckets")
-        drows = day_terms(bounds)
-        dcols = [list(c) for c in zip(*drows, strict=True)]
-        for r in await conn.fetch(DAY_TERMS_SQL, tenant, *dcols):
+        if grain == "hour":
+            raise Unsplittable("hour buckets are whole hour sets")
+        erows = edge_terms(bounds, grain)
+        ecols = [list(c) for c in zip(*erows, strict=True)]
+        for r in await conn.fetch(EDGE_TERMS_SQL, tenant, grain, *ecols):
             out[r["i"]] += int(r["n"] or 0)
     except Unsplittable:
         rows = terms(bounds, grain)

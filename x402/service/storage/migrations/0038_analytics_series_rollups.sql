@@ -4,16 +4,16 @@
 --   histogram of analytics_latency_hourly / _daily as one row of cumulative counts (bins ascending, cum[i] = records
 --   with bin <= bins[i]): a bucket's nearest-rank percentile is found by binary search over a few signed rows
 --   (whole days plus or minus edge hours), the same figure the histogram rows give;
--- * analytics_payer_day_hours: per payer and UTC day (a row of analytics_payer_days) the UTC hours of its first and
---   last succeeded payment; from it
---   analytics_payer_day_edges: per UTC day, how many payers paid first / last in each hour, and
---   analytics_payer_day_pairs: per UTC day Q, payers of both Q - 1 and Q by (last hour in Q - 1, first hour in Q):
---   the payers of a bucket [Q - 1 + a hours, Q + b hours) are |last hour >= a in Q - 1| + |first hour < b in Q|
+-- * analytics_payer_period_hours: per payer and UTC day / ISO week (a row of analytics_payer_days / _weeks) the
+--   hours (since the period's start) of its first and last succeeded payment; from it
+--   analytics_payer_edges: per period, how many payers paid first / last in each hour, and
+--   analytics_payer_pairs: per period Q, payers of both P (the period before) and Q by (last hour in P, first hour
+--   in Q): the payers of a bucket [P + a hours, Q + b hours) are |last hour >= a in P| + |first hour < b in Q|
 --   - |pairs with last >= a and first < b| (x402/service/analytics/uniques.py);
 -- * analytics_totals_daily: analytics_totals_hourly per UTC day (split reads: whole days plus edge hours).
 -- All are kept by statement-level triggers on the rollups the fold writes (the fold itself is unchanged): the
 -- histogram rows are recomputed from the rollup rows a statement touched; the payer tables and the daily totals
--- take deltas (the payer deltas against analytics_payer_day_hours, which each trigger call updates last, so the
+-- take deltas (the payer deltas against analytics_payer_period_hours, which each trigger call updates last, so the
 -- INSERT and the UPDATE half of one upsert compose). Folds run one at a time (migration 0036's advisory lock), so
 -- each change is applied exactly once. Backfilled from the rollups under a lock that holds folds off.
 
@@ -34,31 +34,35 @@ CREATE TABLE analytics_latency_day_cdf (
     CONSTRAINT analytics_latency_day_cdf_key UNIQUE NULLS NOT DISTINCT (tenant_id, day, op)
 );
 
-CREATE TABLE analytics_payer_day_hours (
+CREATE TABLE analytics_payer_period_hours (
     tenant_id   uuid,
-    day         timestamptz NOT NULL,
+    grain       text        NOT NULL CHECK (grain IN ('day', 'week')),
+    period      timestamptz NOT NULL,
     payer       text        NOT NULL,
-    first_hour  smallint    NOT NULL,
+    first_hour  smallint    NOT NULL,   -- hours since the period's start
     last_hour   smallint    NOT NULL,
-    -- looked up by payer and day (a tenant compared with IS NOT DISTINCT FROM cannot lead an index lookup)
-    CONSTRAINT analytics_payer_day_hours_key UNIQUE NULLS NOT DISTINCT (payer, day, tenant_id)
+    -- looked up by payer and period (a tenant compared with IS NOT DISTINCT FROM cannot lead an index lookup)
+    CONSTRAINT analytics_payer_period_hours_key UNIQUE NULLS NOT DISTINCT (payer, grain, period, tenant_id)
 );
-CREATE TABLE analytics_payer_day_edges (
+CREATE TABLE analytics_payer_edges (
     tenant_id   uuid,
-    day         timestamptz NOT NULL,
+    grain       text        NOT NULL,
+    period      timestamptz NOT NULL,
     edge        text        NOT NULL CHECK (edge IN ('first', 'last')),
     hour        smallint    NOT NULL,
     n           bigint      NOT NULL,
-    CONSTRAINT analytics_payer_day_edges_key UNIQUE NULLS NOT DISTINCT (tenant_id, day, edge, hour)
+    CONSTRAINT analytics_payer_edges_key UNIQUE NULLS NOT DISTINCT (tenant_id, grain, period, edge, hour)
 );
-CREATE TABLE analytics_payer_day_pairs (
+CREATE TABLE analytics_payer_pairs (
     tenant_id   uuid,
-    day         timestamptz NOT NULL,   -- Q: the later of the two days
-    last_hour   smallint    NOT NULL,   -- of the payer's last succeeded payment in Q - 1
+    grain       text        NOT NULL,
+    period      timestamptz NOT NULL,   -- Q: the later of the two periods
+    last_hour   smallint    NOT NULL,   -- of the payer's last succeeded payment in the period before Q
     first_hour  smallint    NOT NULL,   -- of its first in Q
     n           bigint      NOT NULL,
-    CONSTRAINT analytics_payer_day_pairs_key UNIQUE NULLS NOT DISTINCT (tenant_id, day, last_hour, first_hour)
+    CONSTRAINT analytics_payer_pairs_key UNIQUE NULLS NOT DISTINCT (tenant_id, grain, period, last_hour, first_hour)
 );
+CREATE INDEX analytics_payer_pairs_first ON analytics_payer_pairs (tenant_id, grain, period, first_hour);
 
 CREATE TABLE analytics_totals_daily (
     tenant_id       uuid,
@@ -117,69 +121,85 @@ CREATE TRIGGER analytics_latency_day_cdf_ins AFTER INSERT ON analytics_latency_d
 CREATE TRIGGER analytics_latency_day_cdf_upd AFTER UPDATE ON analytics_latency_daily
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_latency_day_cdf_sync();
 
--- Payer-day rows written by one statement (`changed`: the rows as they are now): the deltas of the edge and pair
--- counts between analytics_payer_day_hours (the state before) and that state with the changed rows applied, then
--- the changed rows into analytics_payer_day_hours.
-CREATE FUNCTION x402_payer_day_hours_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Payer-period rows written by one statement (`changed`, the rows as they are now; arguments: grain, period
+-- column, period length): the deltas of the edge and pair counts between analytics_payer_period_hours (the state
+-- before) and that state with the changed rows laid over it, then the changed rows into
+-- analytics_payer_period_hours.
+CREATE FUNCTION x402_payer_hours_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    len interval := TG_ARGV[2]::interval;
 BEGIN
-    CREATE TEMP TABLE x402_payer_day_changed ON COMMIT DROP AS
-    SELECT tenant_id, day, payer, extract(hour FROM first_at AT TIME ZONE 'UTC')::smallint AS fh,
-           extract(hour FROM last_at AT TIME ZONE 'UTC')::smallint AS lh
-    FROM changed;
-    CREATE TEMP TABLE x402_payer_day_before ON COMMIT DROP AS
-    SELECT m.tenant_id, m.day, m.payer, m.first_hour AS fh, m.last_hour AS lh
-    FROM x402_payer_day_changed c JOIN analytics_payer_day_hours m
-      ON m.payer = c.payer AND m.day = c.day AND m.tenant_id IS NOT DISTINCT FROM c.tenant_id;
-    ANALYZE pg_temp.x402_payer_day_changed;
-    ANALYZE pg_temp.x402_payer_day_before;
+    EXECUTE format($q$
+        CREATE TEMP TABLE x402_payer_changed ON COMMIT DROP AS
+        SELECT tenant_id, %1$L::text AS grain, %2$I AS period, payer,
+               floor(extract(epoch FROM first_at - %2$I) / 3600)::smallint AS fh,
+               floor(extract(epoch FROM last_at - %2$I) / 3600)::smallint AS lh
+        FROM changed WHERE first_at IS NOT NULL AND last_at IS NOT NULL
+    $q$, TG_ARGV[0], TG_ARGV[1]);
+    CREATE TEMP TABLE x402_payer_before ON COMMIT DROP AS
+    SELECT m.tenant_id, m.grain, m.period, m.payer, m.first_hour AS fh, m.last_hour AS lh
+    FROM x402_payer_changed c JOIN analytics_payer_period_hours m
+      ON m.payer = c.payer AND m.grain = c.grain AND m.period = c.period
+     AND m.tenant_id IS NOT DISTINCT FROM c.tenant_id;
+    ANALYZE pg_temp.x402_payer_changed;
+    ANALYZE pg_temp.x402_payer_before;
 
-    INSERT INTO analytics_payer_day_edges AS e (tenant_id, day, edge, hour, n)
-    SELECT tenant_id, day, edge, hour, sum(n) FROM (
-        SELECT tenant_id, day, 'first' AS edge, fh AS hour, 1 AS n FROM pg_temp.x402_payer_day_changed
-        UNION ALL SELECT tenant_id, day, 'last', lh, 1 FROM pg_temp.x402_payer_day_changed
-        UNION ALL SELECT tenant_id, day, 'first', fh, -1 FROM pg_temp.x402_payer_day_before
-        UNION ALL SELECT tenant_id, day, 'last', lh, -1 FROM pg_temp.x402_payer_day_before
-    ) d GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4
-    ON CONFLICT ON CONSTRAINT analytics_payer_day_edges_key DO UPDATE SET n = e.n + excluded.n;
+    INSERT INTO analytics_payer_edges AS e (tenant_id, grain, period, edge, hour, n)
+    SELECT tenant_id, grain, period, edge, hour, sum(n) FROM (
+        SELECT tenant_id, grain, period, 'first' AS edge, fh AS hour, 1 AS n FROM pg_temp.x402_payer_changed
+        UNION ALL SELECT tenant_id, grain, period, 'last', lh, 1 FROM pg_temp.x402_payer_changed
+        UNION ALL SELECT tenant_id, grain, period, 'first', fh, -1 FROM pg_temp.x402_payer_before
+        UNION ALL SELECT tenant_id, grain, period, 'last', lh, -1 FROM pg_temp.x402_payer_before
+    ) d GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT ON CONSTRAINT analytics_payer_edges_key DO UPDATE SET n = e.n + excluded.n;
 
-    -- pairs (Q - 1, Q) with a changed side: before from the mirror, after with the changed rows laid over it
-    INSERT INTO analytics_payer_day_pairs AS p (tenant_id, day, last_hour, first_hour, n)
-    SELECT x.tenant_id, x.q, d.l, d.f, sum(d.n) FROM (
-        SELECT k.tenant_id, k.q, coalesce(cp.lh, mp.last_hour) AS al, coalesce(cq.fh, mq.first_hour) AS af,
+    -- pairs (Q - len, Q) with a changed side: before from the mirror, after with the changed rows laid over it
+    INSERT INTO analytics_payer_pairs AS p (tenant_id, grain, period, last_hour, first_hour, n)
+    SELECT x.tenant_id, x.grain, x.q, d.l, d.f, sum(d.n) FROM (
+        SELECT k.tenant_id, k.grain, k.q, coalesce(cp.lh, mp.last_hour) AS al, coalesce(cq.fh, mq.first_hour) AS af,
                (cp.lh IS NOT NULL OR mp.last_hour IS NOT NULL) AND (cq.fh IS NOT NULL OR mq.first_hour IS NOT NULL)
                    AS after_both,
                mp.last_hour AS bl, mq.first_hour AS bf
-        FROM (SELECT DISTINCT tenant_id, q, payer FROM (
-                  SELECT tenant_id, day AS q, payer FROM pg_temp.x402_payer_day_changed
-                  UNION ALL SELECT tenant_id, day + interval '24 hours', payer FROM pg_temp.x402_payer_day_changed
+        FROM (SELECT DISTINCT tenant_id, grain, q, payer FROM (
+                  SELECT tenant_id, grain, period AS q, payer FROM pg_temp.x402_payer_changed
+                  UNION ALL SELECT tenant_id, grain, period + len, payer FROM pg_temp.x402_payer_changed
               ) k0) k
-        LEFT JOIN analytics_payer_day_hours mp ON mp.payer = k.payer AND mp.day = k.q - interval '24 hours'
-             AND mp.tenant_id IS NOT DISTINCT FROM k.tenant_id
-        LEFT JOIN analytics_payer_day_hours mq ON mq.payer = k.payer AND mq.day = k.q
-             AND mq.tenant_id IS NOT DISTINCT FROM k.tenant_id
-        LEFT JOIN pg_temp.x402_payer_day_changed cp ON cp.payer = k.payer AND cp.day = k.q - interval '24 hours'
+        LEFT JOIN analytics_payer_period_hours mp ON mp.payer = k.payer AND mp.grain = k.grain
+             AND mp.period = k.q - len AND mp.tenant_id IS NOT DISTINCT FROM k.tenant_id
+        LEFT JOIN analytics_payer_period_hours mq ON mq.payer = k.payer AND mq.grain = k.grain
+             AND mq.period = k.q AND mq.tenant_id IS NOT DISTINCT FROM k.tenant_id
+        LEFT JOIN pg_temp.x402_payer_changed cp ON cp.payer = k.payer AND cp.period = k.q - len
              AND cp.tenant_id IS NOT DISTINCT FROM k.tenant_id
-        LEFT JOIN pg_temp.x402_payer_day_changed cq ON cq.payer = k.payer AND cq.day = k.q
+        LEFT JOIN pg_temp.x402_payer_changed cq ON cq.payer = k.payer AND cq.period = k.q
              AND cq.tenant_id IS NOT DISTINCT FROM k.tenant_id
     ) x
     CROSS JOIN LATERAL (SELECT x.al, x.af, 1 WHERE x.after_both
                         UNION ALL SELECT x.bl, x.bf, -1 WHERE x.bl IS NOT NULL AND x.bf IS NOT NULL) AS d(l, f, n)
-    GROUP BY 1, 2, 3, 4 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3, 4
-    ON CONFLICT ON CONSTRAINT analytics_payer_day_pairs_key DO UPDATE SET n = p.n + excluded.n;
+    GROUP BY 1, 2, 3, 4, 5 HAVING sum(d.n) <> 0 ORDER BY 1, 2, 3, 4, 5
+    ON CONFLICT ON CONSTRAINT analytics_payer_pairs_key DO UPDATE SET n = p.n + excluded.n;
 
-    INSERT INTO analytics_payer_day_hours AS m (tenant_id, day, payer, first_hour, last_hour)
-    SELECT tenant_id, day, payer, fh, lh FROM pg_temp.x402_payer_day_changed ORDER BY payer, day, tenant_id
-    ON CONFLICT ON CONSTRAINT analytics_payer_day_hours_key DO UPDATE SET
+    INSERT INTO analytics_payer_period_hours AS m (tenant_id, grain, period, payer, first_hour, last_hour)
+    SELECT tenant_id, grain, period, payer, fh, lh FROM pg_temp.x402_payer_changed
+    ORDER BY payer, grain, period, tenant_id
+    ON CONFLICT ON CONSTRAINT analytics_payer_period_hours_key DO UPDATE SET
         first_hour = excluded.first_hour, last_hour = excluded.last_hour;
 
-    DROP TABLE pg_temp.x402_payer_day_changed, pg_temp.x402_payer_day_before;
+    DROP TABLE pg_temp.x402_payer_changed, pg_temp.x402_payer_before;
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER analytics_payer_day_hours_ins AFTER INSERT ON analytics_payer_days
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_payer_day_hours_sync();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION x402_payer_hours_sync('day', 'day', '24 hours');
 CREATE TRIGGER analytics_payer_day_hours_upd AFTER UPDATE ON analytics_payer_days
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_payer_day_hours_sync();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION x402_payer_hours_sync('day', 'day', '24 hours');
+CREATE TRIGGER analytics_payer_week_hours_ins AFTER INSERT ON analytics_payer_weeks
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION x402_payer_hours_sync('week', 'week', '168 hours');
+CREATE TRIGGER analytics_payer_week_hours_upd AFTER UPDATE ON analytics_payer_weeks
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
+    EXECUTE FUNCTION x402_payer_hours_sync('week', 'week', '168 hours');
 
 -- Daily totals: + the inserted rows; + the new and - the old version of updated rows.
 CREATE FUNCTION x402_totals_daily_add() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -217,8 +237,8 @@ CREATE TRIGGER analytics_totals_daily_upd AFTER UPDATE ON analytics_totals_hourl
     REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_totals_daily_change();
 
 -- Backfill from the rollups; the lock holds folds (which write these tables) off until this commits.
-LOCK TABLE analytics_latency_hourly, analytics_latency_daily, analytics_payer_days, analytics_totals_hourly
-    IN SHARE MODE;
+LOCK TABLE analytics_latency_hourly, analytics_latency_daily, analytics_payer_days, analytics_payer_weeks,
+    analytics_totals_hourly IN SHARE MODE;
 
 DO $$
 BEGIN
@@ -229,23 +249,32 @@ BEGIN
 END
 $$;
 
-INSERT INTO analytics_payer_day_hours (tenant_id, day, payer, first_hour, last_hour)
-SELECT tenant_id, day, payer, extract(hour FROM first_at AT TIME ZONE 'UTC')::smallint,
-       extract(hour FROM last_at AT TIME ZONE 'UTC')::smallint
-FROM analytics_payer_days;
+INSERT INTO analytics_payer_period_hours (tenant_id, grain, period, payer, first_hour, last_hour)
+SELECT tenant_id, 'day', day, payer, floor(extract(epoch FROM first_at - day) / 3600)::smallint,
+       floor(extract(epoch FROM last_at - day) / 3600)::smallint
+FROM analytics_payer_days
+UNION ALL
+SELECT tenant_id, 'week', week, payer, floor(extract(epoch FROM first_at - week) / 3600)::smallint,
+       floor(extract(epoch FROM last_at - week) / 3600)::smallint
+FROM analytics_payer_weeks WHERE first_at IS NOT NULL AND last_at IS NOT NULL;
 
-INSERT INTO analytics_payer_day_edges (tenant_id, day, edge, hour, n)
-SELECT tenant_id, day, 'first', first_hour, count(*) FROM analytics_payer_day_hours GROUP BY 1, 2, 4
-UNION ALL SELECT tenant_id, day, 'last', last_hour, count(*) FROM analytics_payer_day_hours GROUP BY 1, 2, 4;
+INSERT INTO analytics_payer_edges (tenant_id, grain, period, edge, hour, n)
+SELECT tenant_id, grain, period, 'first', first_hour, count(*) FROM analytics_payer_period_hours GROUP BY 1, 2, 3, 5
+UNION ALL
+SELECT tenant_id, grain, period, 'last', last_hour, count(*) FROM analytics_payer_period_hours GROUP BY 1, 2, 3, 5;
 
-INSERT INTO analytics_payer_day_pairs (tenant_id, day, last_hour, first_hour, n)
-SELECT q.tenant_id, q.day, p.last_hour, q.first_hour, count(*)
-FROM analytics_payer_day_hours q
-JOIN analytics_payer_day_hours p ON p.payer = q.payer AND p.day = q.day - interval '24 hours'
+INSERT INTO analytics_payer_pairs (tenant_id, grain, period, last_hour, first_hour, n)
+SELECT q.tenant_id, q.grain, q.period, p.last_hour, q.first_hour, count(*)
+FROM analytics_payer_period_hours q
+JOIN analytics_payer_period_hours p ON p.payer = q.payer AND p.grain = q.grain
+ AND p.period = q.period - CASE q.grain WHEN 'day' THEN interval '24 hours' ELSE interval '168 hours' END
  AND p.tenant_id IS NOT DISTINCT FROM q.tenant_id
-GROUP BY 1, 2, 3, 4;
+GROUP BY 1, 2, 3, 4, 5;
 
 INSERT INTO analytics_totals_daily
 SELECT tenant_id, date_trunc('day', hour, 'UTC'), network, asset, sum(total), sum(succeeded), sum(failed),
        sum(pending), sum(volume), sum(pending_volume)
 FROM analytics_totals_hourly GROUP BY 1, 2, 3, 4;
+
+ANALYZE analytics_latency_hour_cdf, analytics_latency_day_cdf, analytics_payer_period_hours, analytics_payer_edges,
+    analytics_payer_pairs, analytics_totals_daily;
