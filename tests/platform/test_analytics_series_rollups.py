@@ -1,7 +1,7 @@
-"""The time-series rollups of migration 0038 (cumulative latency histograms, payer first / last hours and their
-counts, daily totals): kept exactly by their triggers whatever the fold does (concurrent folds, late records, the
-INSERT and UPDATE halves of one upsert), backfilled by the migration, and giving the raw records' exact series in
-whole-hour zones with DST changes inside the window, with records not folded yet."""
+"""The time-series rollups of migration 0038 (cumulative daily latency histograms, payer first / last hours per
+UTC day and their counts, daily totals): kept exactly by their triggers whatever the fold does (concurrent folds,
+late records, the INSERT and UPDATE halves of one upsert), backfilled by the migration, and giving the raw records'
+exact series in whole-hour zones with DST changes inside the window, with records not folded yet."""
 
 from __future__ import annotations
 
@@ -58,27 +58,16 @@ async def _fold_all(conn: asyncpg.Connection, batch: int = 5000) -> None:
         pass
 
 
-# every payer-day and payer-week row with the hours (since its period's start) of its first and last payment
+# every payer-day row with the hours (since its period's start) of its first and last payment
 PERIOD_HOURS = """WITH src AS (
         SELECT tenant_id, 'day' AS grain, day AS period, payer, first_at, last_at, interval '24 hours' AS len
         FROM analytics_payer_days
-        UNION ALL SELECT tenant_id, 'week', week, payer, first_at, last_at, interval '168 hours'
-        FROM analytics_payer_weeks),
+    ),
     want AS (SELECT tenant_id, grain, period, payer, len,
                     floor(extract(epoch FROM first_at - period) / 3600)::smallint AS f,
                     floor(extract(epoch FROM last_at - period) / 3600)::smallint AS l FROM src)"""
 
 MISMATCHES = {
-    "hour cdf": """
-        (SELECT tenant_id, hour, op, bins, cum FROM analytics_latency_hour_cdf
-         EXCEPT SELECT tenant_id, hour, op, array_agg(bin ORDER BY bin), array_agg(c ORDER BY bin) FROM (
-             SELECT *, sum(n) OVER (PARTITION BY tenant_id, hour, op ORDER BY bin) AS c FROM analytics_latency_hourly
-         ) h GROUP BY 1, 2, 3)
-        UNION ALL
-        (SELECT tenant_id, hour, op, array_agg(bin ORDER BY bin), array_agg(c ORDER BY bin) FROM (
-             SELECT *, sum(n) OVER (PARTITION BY tenant_id, hour, op ORDER BY bin) AS c FROM analytics_latency_hourly
-         ) h GROUP BY 1, 2, 3
-         EXCEPT SELECT tenant_id, hour, op, bins, cum FROM analytics_latency_hour_cdf)""",
     "day cdf": """
         (SELECT tenant_id, day, op, bins, cum FROM analytics_latency_day_cdf
          EXCEPT SELECT tenant_id, day, op, array_agg(bin ORDER BY bin), array_agg(c ORDER BY bin) FROM (
@@ -122,8 +111,7 @@ async def _assert_derived_exact(conn: asyncpg.Connection) -> None:
     """Every 0038 table equals what the rollups it derives from give, recomputed from scratch."""
     for name, sql in MISMATCHES.items():
         assert await conn.fetch(sql) == [], name
-    for grain in ("day", "week"):
-        assert await conn.fetchval("SELECT count(*) FROM analytics_payer_pairs WHERE grain = $1 AND n > 0", grain)
+    assert await conn.fetchval("SELECT count(*) FROM analytics_payer_pairs WHERE grain = 'day' AND n > 0")
 
 
 async def _series_same_as_raw(conn: asyncpg.Connection, tenant: uuid.UUID) -> int:

@@ -243,7 +243,7 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         tid,
     )
     # records that fill every analytics rollup once folded (the app's folder is off here; see _pending_record); the
-    # payer also paid a day and a week before (payers of two consecutive days / weeks: analytics_payer_pairs)
+    # payer also paid a day (and a week) before: a payer of two consecutive days (analytics_payer_pairs)
     for status, ago in (("success", "0"), ("failed", "0"), ("success", "1 day"), ("success", "7 days")):
         await conn.execute(
             """INSERT INTO payments (id, tenant_id, kind, status, network, payer, amount, latency_ms, risk, risk_level,

@@ -1,7 +1,9 @@
 """Latency percentiles of time-series buckets from the cumulative histograms of migration 0038.
 
-``analytics_latency_hour_cdf`` / ``analytics_latency_day_cdf`` hold, per UTC hour / day and operation, the latency
-histogram (``x402_latency_bin`` bins) as one row: the bins present, ascending, and the cumulative count at each.
+``analytics_latency_day_cdf`` holds, per UTC day and operation, the latency histogram (``x402_latency_bin`` bins)
+as one row: the bins present, ascending, and the cumulative count at each; an hour's row is built from its
+``analytics_latency_hourly`` rows at read time (an hour bucket reads those rows, as before; keeping hour rows
+cumulative cost the fold too much).
 A bucket of whole UTC hours is a signed sum of a few such rows: its whole UTC days, and for a partial day either
 its hours or the day minus the other hours (whichever reads fewer rows). The bucket's cumulative count at a bin is
 the signed sum of the rows' counts there, so its nearest-rank percentile -- the first bin whose running count
@@ -15,6 +17,7 @@ import uuid
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -25,8 +28,10 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 OPS = ("verify", "settle")
 
-_ROWS = """SELECT hour AS at, FALSE AS whole, op, bins, cum FROM analytics_latency_hour_cdf
-    WHERE tenant_id = $1 AND hour = ANY ($2::timestamptz[])
+# per hour and operation the histogram as one row (counts, made cumulative here), per day the stored cumulative row
+_ROWS = """SELECT hour AS at, FALSE AS whole, op, array_agg(bin ORDER BY bin) AS bins, array_agg(n ORDER BY bin) AS cum
+    FROM analytics_latency_hourly WHERE tenant_id = $1 AND hour = ANY ($2::timestamptz[]) AND n <> 0
+    GROUP BY hour, op
     UNION ALL
     SELECT day, TRUE, op, bins, cum FROM analytics_latency_day_cdf
     WHERE tenant_id = $1 AND day = ANY ($3::timestamptz[])"""
@@ -109,7 +114,8 @@ async def percentiles(
     days = sorted({t for p in plan for whole, t, _ in p if whole})
     rows: dict[tuple[bool, datetime, str], Cdf] = {}
     for r in await conn.fetch(_ROWS, tenant, hours, days):
-        rows[(r["whole"], r["at"], r["op"])] = (list(r["bins"]), list(r["cum"]))
+        cum = list(r["cum"]) if r["whole"] else list(accumulate(r["cum"]))
+        rows[(r["whole"], r["at"], r["op"])] = (list(r["bins"]), cum)
     pending: list[dict[str, Counter[int]]] = [{op: Counter() for op in OPS} for _ in bounds]
     if bounds:
         starts = [a for a, _ in bounds]

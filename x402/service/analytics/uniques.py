@@ -12,16 +12,17 @@ where a whole period's size is ``analytics_payer_counts`` and a part is counted 
 payers of the hours next to the cut are read. Records not folded yet are added when their payer is not in the
 bucket already.
 
-Day and week buckets (a local day or ISO week in a whole-hour zone, DST days included) use the hour counts of
-migration 0038 instead, so no payer is read at all: with P the UTC period holding the bucket's start at hour ``a``
-of P and Q the next one, where it ends at hour ``b`` of Q (``b`` = the period's length: Q is whole),
+Day buckets (a local day in a whole-hour zone, DST days included) use the hour counts of migration 0038 instead,
+so no payer is read at all: with P the UTC day holding the bucket's start at hour ``a`` of P and Q the next one,
+where it ends at hour ``b`` of Q (``b`` = 24: Q is whole),
 
     unique = |payers of P whose last payment is at hour >= a| + |payers of Q whose first is at hour < b|
              - |payers of both whose last in P is at hour >= a and first in Q at hour < b|
 
 the first two from ``analytics_payer_edges`` (at most one row per hour), the third from ``analytics_payer_pairs``
 (counts by (last hour in P, first hour in Q), read through the index on whichever hour range is shorter); a whole
-period is its set size.
+day is its set size. (The tables take a grain; only days are kept: week buckets are few, and keeping weeks cost the
+fold more than their reads save.)
 """
 
 from __future__ import annotations
@@ -220,8 +221,8 @@ async def unique_payers(conn: Conn, tenant: uuid.UUID, window: Window, starts: l
     if not bounds:
         return out
     try:
-        if grain == "hour":
-            raise Unsplittable("hour buckets are whole hour sets")
+        if grain != "day":
+            raise Unsplittable("hour counts are kept for UTC days (hours are whole sets; weeks use the sets)")
         erows = edge_terms(bounds, grain)
         ecols = [list(c) for c in zip(*erows, strict=True)]
         for r in await conn.fetch(EDGE_TERMS_SQL, tenant, grain, *ecols):

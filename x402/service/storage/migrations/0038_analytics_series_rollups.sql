@@ -1,11 +1,12 @@
 -- Derived rollups for the time series (x402/service/analytics/timeseries.py, latency.py, uniques.py), so a series
 -- of local days or hours in any whole-hour time zone reads a few rows per bucket:
--- * analytics_latency_hour_cdf / analytics_latency_day_cdf: per UTC hour / day and operation, the latency
---   histogram of analytics_latency_hourly / _daily as one row of cumulative counts (bins ascending, cum[i] = records
---   with bin <= bins[i]): a bucket's nearest-rank percentile is found by binary search over a few signed rows
---   (whole days plus or minus edge hours), the same figure the histogram rows give;
--- * analytics_payer_period_hours: per payer and UTC day / ISO week (a row of analytics_payer_days / _weeks) the
---   hours (since the period's start) of its first and last succeeded payment; from it
+-- * analytics_latency_day_cdf: per UTC day and operation, the latency histogram of analytics_latency_daily as one
+--   row of cumulative counts (bins ascending, cum[i] = records with bin <= bins[i]); hours are read from
+--   analytics_latency_hourly as the same rows: a bucket's nearest-rank percentile is found by binary search over a
+--   few signed rows (whole days plus or minus edge hours), the same figure the histogram rows give;
+-- * analytics_payer_period_hours: per payer and UTC day (a row of analytics_payer_days) the hours (since the
+--   period's start) of its first and last succeeded payment (grain 'day'; the function takes the grain, weeks are
+--   not kept: their buckets read the payer sets, which cost the fold less); from it
 --   analytics_payer_edges: per period, how many payers paid first / last in each hour, and
 --   analytics_payer_pairs: per period Q, payers of both P (the period before) and Q by (last hour in P, first hour
 --   in Q): the payers of a bucket [P + a hours, Q + b hours) are |last hour >= a in P| + |first hour < b in Q|
@@ -17,14 +18,6 @@
 -- INSERT and the UPDATE half of one upsert compose). Folds run one at a time (migration 0036's advisory lock), so
 -- each change is applied exactly once. Backfilled from the rollups under a lock that holds folds off.
 
-CREATE TABLE analytics_latency_hour_cdf (
-    tenant_id   uuid,
-    hour        timestamptz NOT NULL,
-    op          text        NOT NULL,
-    bins        integer[]   NOT NULL,
-    cum         bigint[]    NOT NULL,
-    CONSTRAINT analytics_latency_hour_cdf_key UNIQUE NULLS NOT DISTINCT (tenant_id, hour, op)
-);
 CREATE TABLE analytics_latency_day_cdf (
     tenant_id   uuid,
     day         timestamptz NOT NULL,
@@ -100,22 +93,12 @@ ON CONFLICT ON CONSTRAINT %2$s_key DO UPDATE SET bins = excluded.bins, cum = exc
 $q$, src, dst, col, keys)
 $f$;
 
-CREATE FUNCTION x402_latency_hour_cdf_sync() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE x402_latency_cdf_sql('analytics_latency_hourly', 'analytics_latency_hour_cdf', 'hour', 'changed');
-    RETURN NULL;
-END
-$$;
 CREATE FUNCTION x402_latency_day_cdf_sync() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE x402_latency_cdf_sql('analytics_latency_daily', 'analytics_latency_day_cdf', 'day', 'changed');
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER analytics_latency_hour_cdf_ins AFTER INSERT ON analytics_latency_hourly
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_latency_hour_cdf_sync();
-CREATE TRIGGER analytics_latency_hour_cdf_upd AFTER UPDATE ON analytics_latency_hourly
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_latency_hour_cdf_sync();
 CREATE TRIGGER analytics_latency_day_cdf_ins AFTER INSERT ON analytics_latency_daily
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_latency_day_cdf_sync();
 CREATE TRIGGER analytics_latency_day_cdf_upd AFTER UPDATE ON analytics_latency_daily
@@ -136,11 +119,13 @@ BEGIN
                floor(extract(epoch FROM last_at - %2$I) / 3600)::smallint AS lh
         FROM changed WHERE first_at IS NOT NULL AND last_at IS NOT NULL
     $q$, TG_ARGV[0], TG_ARGV[1]);
+    -- one index lookup per changed row (a hash of the whole table costs more)
     CREATE TEMP TABLE x402_payer_before ON COMMIT DROP AS
-    SELECT m.tenant_id, m.grain, m.period, m.payer, m.first_hour AS fh, m.last_hour AS lh
-    FROM x402_payer_changed c JOIN analytics_payer_period_hours m
-      ON m.payer = c.payer AND m.grain = c.grain AND m.period = c.period
-     AND m.tenant_id IS NOT DISTINCT FROM c.tenant_id;
+    SELECT c.tenant_id, c.grain, c.period, c.payer, m.fh, m.lh
+    FROM x402_payer_changed c
+    CROSS JOIN LATERAL (SELECT m.first_hour AS fh, m.last_hour AS lh FROM analytics_payer_period_hours m
+                        WHERE m.payer = c.payer AND m.grain = c.grain AND m.period = c.period
+                          AND m.tenant_id IS NOT DISTINCT FROM c.tenant_id LIMIT 1) m;
     ANALYZE pg_temp.x402_payer_changed;
     ANALYZE pg_temp.x402_payer_before;
 
@@ -194,12 +179,6 @@ CREATE TRIGGER analytics_payer_day_hours_ins AFTER INSERT ON analytics_payer_day
 CREATE TRIGGER analytics_payer_day_hours_upd AFTER UPDATE ON analytics_payer_days
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
     EXECUTE FUNCTION x402_payer_hours_sync('day', 'day', '24 hours');
-CREATE TRIGGER analytics_payer_week_hours_ins AFTER INSERT ON analytics_payer_weeks
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION x402_payer_hours_sync('week', 'week', '168 hours');
-CREATE TRIGGER analytics_payer_week_hours_upd AFTER UPDATE ON analytics_payer_weeks
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION x402_payer_hours_sync('week', 'week', '168 hours');
 
 -- Daily totals: + the inserted rows; + the new and - the old version of updated rows.
 CREATE FUNCTION x402_totals_daily_add() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -237,13 +216,10 @@ CREATE TRIGGER analytics_totals_daily_upd AFTER UPDATE ON analytics_totals_hourl
     REFERENCING OLD TABLE AS before NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION x402_totals_daily_change();
 
 -- Backfill from the rollups; the lock holds folds (which write these tables) off until this commits.
-LOCK TABLE analytics_latency_hourly, analytics_latency_daily, analytics_payer_days, analytics_payer_weeks,
-    analytics_totals_hourly IN SHARE MODE;
+LOCK TABLE analytics_latency_daily, analytics_payer_days, analytics_totals_hourly IN SHARE MODE;
 
 DO $$
 BEGIN
-    EXECUTE x402_latency_cdf_sql('analytics_latency_hourly', 'analytics_latency_hour_cdf', 'hour',
-                                 '(SELECT DISTINCT tenant_id, hour, op FROM analytics_latency_hourly)');
     EXECUTE x402_latency_cdf_sql('analytics_latency_daily', 'analytics_latency_day_cdf', 'day',
                                  '(SELECT DISTINCT tenant_id, day, op FROM analytics_latency_daily)');
 END
@@ -252,11 +228,7 @@ $$;
 INSERT INTO analytics_payer_period_hours (tenant_id, grain, period, payer, first_hour, last_hour)
 SELECT tenant_id, 'day', day, payer, floor(extract(epoch FROM first_at - day) / 3600)::smallint,
        floor(extract(epoch FROM last_at - day) / 3600)::smallint
-FROM analytics_payer_days
-UNION ALL
-SELECT tenant_id, 'week', week, payer, floor(extract(epoch FROM first_at - week) / 3600)::smallint,
-       floor(extract(epoch FROM last_at - week) / 3600)::smallint
-FROM analytics_payer_weeks WHERE first_at IS NOT NULL AND last_at IS NOT NULL;
+FROM analytics_payer_days;
 
 INSERT INTO analytics_payer_edges (tenant_id, grain, period, edge, hour, n)
 SELECT tenant_id, grain, period, 'first', first_hour, count(*) FROM analytics_payer_period_hours GROUP BY 1, 2, 3, 5
@@ -276,5 +248,5 @@ SELECT tenant_id, date_trunc('day', hour, 'UTC'), network, asset, sum(total), su
        sum(pending), sum(volume), sum(pending_volume)
 FROM analytics_totals_hourly GROUP BY 1, 2, 3, 4;
 
-ANALYZE analytics_latency_hour_cdf, analytics_latency_day_cdf, analytics_payer_period_hours, analytics_payer_edges,
+ANALYZE analytics_latency_day_cdf, analytics_payer_period_hours, analytics_payer_edges,
     analytics_payer_pairs, analytics_totals_daily;
