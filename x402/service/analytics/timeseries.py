@@ -73,7 +73,7 @@ async def series(
     """The answer body; reads the rollups unless a bucket boundary is not on a whole UTC hour (or ``raw``): counts
     and volume from ``analytics_totals_hourly`` (hour buckets) or ``analytics_totals_daily`` corrected by the hours
     where the buckets differ from UTC days, unique payers from the payer sets and hour counts (``uniques``), latency
-    percentiles from the cumulative hour / day histograms (``latency``).
+    percentiles from the cumulative day rows and the hours of ``analytics_latency_hourly`` (``latency``).
 
     ``raw`` set: the same figures from the raw payment records (the benchmark's baseline)."""
     if raw is None:
