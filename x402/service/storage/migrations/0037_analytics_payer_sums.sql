@@ -1,0 +1,136 @@
+-- Coarser per-payer rollups for the payers and networks breakdowns (x402/service/analytics/payersums.py): the same
+-- measures as analytics_payers_hourly / analytics_payers_daily per payer, network and asset, over an ISO week
+-- (UTC, from Monday), a UTC calendar month, and the whole life of the tenant. A window is read as a signed sum of
+-- buckets of these grains and of days and hours (a long window as the lifetime minus what lies outside it), so a
+-- read touches about as many rows as the window has payers instead of one row per payer and day.
+-- The fold (x402_analytics_fold, one at a time under its advisory lock) adds each batch to these tables in the
+-- same transaction as the other rollups; the rows are backfilled from analytics_payers_daily under a lock that
+-- holds folds off.
+
+CREATE TABLE analytics_payers_weekly (
+    tenant_id   uuid,
+    week        timestamptz    NOT NULL,
+    payer       text           NOT NULL,
+    network     text           NOT NULL,
+    asset       text           NOT NULL,
+    succeeded   bigint         NOT NULL,
+    failed      bigint         NOT NULL,
+    volume      numeric(78, 0) NOT NULL,
+    CONSTRAINT analytics_payers_weekly_key UNIQUE NULLS NOT DISTINCT (tenant_id, week, payer, network, asset)
+);
+
+CREATE TABLE analytics_payers_monthly (
+    tenant_id   uuid,
+    month       timestamptz    NOT NULL,
+    payer       text           NOT NULL,
+    network     text           NOT NULL,
+    asset       text           NOT NULL,
+    succeeded   bigint         NOT NULL,
+    failed      bigint         NOT NULL,
+    volume      numeric(78, 0) NOT NULL,
+    CONSTRAINT analytics_payers_monthly_key UNIQUE NULLS NOT DISTINCT (tenant_id, month, payer, network, asset)
+);
+
+-- unique payers per network and asset of a month / the lifetime: an index-only count
+CREATE INDEX analytics_payers_monthly_paying ON analytics_payers_monthly (tenant_id, month, network, asset)
+    WHERE succeeded > 0;
+
+-- unlike analytics_payers (succeeded payments only), failed payments count here too
+CREATE TABLE analytics_payers_total (
+    tenant_id   uuid,
+    payer       text           NOT NULL,
+    network     text           NOT NULL,
+    asset       text           NOT NULL,
+    succeeded   bigint         NOT NULL,
+    failed      bigint         NOT NULL,
+    volume      numeric(78, 0) NOT NULL,
+    CONSTRAINT analytics_payers_total_key UNIQUE NULLS NOT DISTINCT (tenant_id, payer, network, asset)
+);
+CREATE INDEX analytics_payers_total_paying ON analytics_payers_total (tenant_id, network, asset)
+    WHERE succeeded > 0;
+
+-- The upserts that fold the batch (pg_temp.x402_analytics_batch) into the tables above.
+CREATE OR REPLACE FUNCTION x402_analytics_payer_sums_sql(src text) RETURNS text[] LANGUAGE sql IMMUTABLE AS $f$
+SELECT ARRAY[
+format($q$
+INSERT INTO analytics_payers_weekly AS h (tenant_id, week, payer, network, asset, succeeded, failed, volume)
+SELECT tenant_id, date_trunc('week', created_at, 'UTC'), payer, network, asset,
+       count(*) FILTER (WHERE o = 'succeeded'), count(*) FILTER (WHERE o = 'failed'),
+       coalesce(sum(amount) FILTER (WHERE o = 'succeeded'), 0)
+FROM (SELECT *, x402_payment_outcome(kind, status) AS o FROM %1$s) r
+WHERE o IN ('succeeded', 'failed') AND payer IS NOT NULL AND payer <> ''
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT ON CONSTRAINT analytics_payers_weekly_key DO UPDATE SET
+    succeeded = h.succeeded + excluded.succeeded, failed = h.failed + excluded.failed,
+    volume = h.volume + excluded.volume
+$q$, src),
+format($q$
+INSERT INTO analytics_payers_monthly AS h (tenant_id, month, payer, network, asset, succeeded, failed, volume)
+SELECT tenant_id, date_trunc('month', created_at, 'UTC'), payer, network, asset,
+       count(*) FILTER (WHERE o = 'succeeded'), count(*) FILTER (WHERE o = 'failed'),
+       coalesce(sum(amount) FILTER (WHERE o = 'succeeded'), 0)
+FROM (SELECT *, x402_payment_outcome(kind, status) AS o FROM %1$s) r
+WHERE o IN ('succeeded', 'failed') AND payer IS NOT NULL AND payer <> ''
+GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT ON CONSTRAINT analytics_payers_monthly_key DO UPDATE SET
+    succeeded = h.succeeded + excluded.succeeded, failed = h.failed + excluded.failed,
+    volume = h.volume + excluded.volume
+$q$, src),
+format($q$
+INSERT INTO analytics_payers_total AS h (tenant_id, payer, network, asset, succeeded, failed, volume)
+SELECT tenant_id, payer, network, asset,
+       count(*) FILTER (WHERE o = 'succeeded'), count(*) FILTER (WHERE o = 'failed'),
+       coalesce(sum(amount) FILTER (WHERE o = 'succeeded'), 0)
+FROM (SELECT *, x402_payment_outcome(kind, status) AS o FROM %1$s) r
+WHERE o IN ('succeeded', 'failed') AND payer IS NOT NULL AND payer <> ''
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT ON CONSTRAINT analytics_payers_total_key DO UPDATE SET
+    succeeded = h.succeeded + excluded.succeeded, failed = h.failed + excluded.failed,
+    volume = h.volume + excluded.volume
+$q$, src)
+]
+$f$;
+
+-- Fold up to max_rows pending records into the rollups; returns how many were folded. One fold at a time.
+CREATE OR REPLACE FUNCTION x402_analytics_fold(max_rows integer) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    q text;
+    n integer;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('x402_analytics_fold'));
+    CREATE TEMP TABLE x402_analytics_batch (LIKE analytics_pending) ON COMMIT DROP;
+    WITH picked AS (
+        SELECT ctid FROM analytics_pending LIMIT max_rows FOR UPDATE SKIP LOCKED
+    ), moved AS (
+        DELETE FROM analytics_pending p USING picked WHERE p.ctid = picked.ctid RETURNING p.*
+    )
+    INSERT INTO x402_analytics_batch SELECT * FROM moved;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        ANALYZE pg_temp.x402_analytics_batch;
+        FOREACH q IN ARRAY x402_analytics_rollup_sql('pg_temp.x402_analytics_batch')
+                           || x402_analytics_payer_sums_sql('pg_temp.x402_analytics_batch') LOOP
+            EXECUTE q;
+        END LOOP;
+    END IF;
+    DROP TABLE pg_temp.x402_analytics_batch;
+    RETURN n;
+END
+$$;
+
+-- Backfill from the daily payer rollup (days nest in ISO weeks and in months; records still pending are folded
+-- into every rollup later). The lock keeps folds of the old function (other service processes) out until this
+-- commits.
+LOCK TABLE analytics_payers_daily IN SHARE MODE;
+
+INSERT INTO analytics_payers_weekly
+SELECT tenant_id, date_trunc('week', day, 'UTC'), payer, network, asset, sum(succeeded), sum(failed), sum(volume)
+FROM analytics_payers_daily GROUP BY 1, 2, 3, 4, 5;
+
+INSERT INTO analytics_payers_monthly
+SELECT tenant_id, date_trunc('month', day, 'UTC'), payer, network, asset, sum(succeeded), sum(failed), sum(volume)
+FROM analytics_payers_daily GROUP BY 1, 2, 3, 4, 5;
+
+INSERT INTO analytics_payers_total
+SELECT tenant_id, payer, network, asset, sum(succeeded), sum(failed), sum(volume)
+FROM analytics_payers_daily GROUP BY 1, 2, 3, 4;
