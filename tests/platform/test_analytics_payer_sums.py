@@ -1,5 +1,5 @@
-"""The payer rollups of migration 0037 (per ISO week, month and lifetime) give the payers and networks breakdowns the
-raw records' exact figures: every way a window is split (lifetime minus the rest, a month plus corrections, weeks,
+"""The payer rollups of migration 0037 (per month and lifetime) give the payers and networks breakdowns the
+raw records' exact figures: every way a window is split (lifetime minus the rest, a month plus corrections,
 days and hours only), folded or pending, with late records, concurrent folds, a second tenant, ties in the order of
 the top payers, and after the migration's backfill."""
 
@@ -26,9 +26,9 @@ HOUR = timedelta(hours=1)
 # is read when every record is folded
 WINDOWS = [
     ("2026-03-10T00:00:00+00:00", "2026-04-20T00:00:00+00:00", "lifetime"),  # all the data: the rest subtracted
-    ("2026-03-18T05:00:00+00:00", "2026-04-08T17:00:00+00:00", "none"),  # weeks, days and hours
+    ("2026-03-18T05:00:00+00:00", "2026-04-08T17:00:00+00:00", "none"),  # days and hours (not a month)
     ("2026-03-01T05:00:00+00:00", "2026-03-30T07:00:00+00:00", "month"),  # March, minus / plus edge hours
-    ("2026-03-17T07:00:00+00:00", "2026-03-31T15:00:00+00:00", "none"),  # two ISO weeks, days and hours
+    ("2026-03-17T07:00:00+00:00", "2026-03-31T15:00:00+00:00", "none"),  # days and hours
     ("2026-03-25T13:00:00+00:00", "2026-03-25T20:00:00+00:00", "none"),  # hours of one day
     ("2026-03-22T11:00:00+00:00", "2026-03-23T13:00:00+00:00", "none"),  # two day edges
 ]
@@ -171,12 +171,10 @@ async def test_payer_sums_match_the_daily_rollup_after_concurrent_folds(database
         await _fold_all(conn)
         await _same_as_raw(conn, mine)
         # each record folded exactly once into every grain: the coarse rows are the daily rows summed
-        for table, bucket in (
-            ("analytics_payers_weekly", "date_trunc('week', day, 'UTC')"),
-            ("analytics_payers_monthly", "date_trunc('month', day, 'UTC')"),
-            ("analytics_payers_total", "NULL::timestamptz"),
+        for table, col, bucket in (
+            ("analytics_payers_monthly", "month", "date_trunc('month', day, 'UTC')"),
+            ("analytics_payers_total", "NULL::timestamptz", "NULL::timestamptz"),
         ):
-            col = "NULL::timestamptz" if table.endswith("total") else ("week" if "weekly" in table else "month")
             diff = await conn.fetch(
                 f"""(SELECT tenant_id, {col} AS b, payer, network, asset, succeeded, failed, volume FROM {table}
                      EXCEPT ALL
@@ -190,6 +188,21 @@ async def test_payer_sums_match_the_daily_rollup_after_concurrent_folds(database
             )
             assert not diff, (table, diff[:3])
         assert await conn.fetchval("SELECT count(*) FROM analytics_payers_total") > 40
+        # the counts of groups with a succeeded payment are the rows' own
+        counted = await conn.fetch(
+            """SELECT tenant_id, grain, bucket, network, asset, n FROM analytics_payer_asset_counts
+               EXCEPT ALL
+               SELECT tenant_id, 'month', month, network, asset, count(*) FROM analytics_payers_monthly
+               WHERE succeeded > 0 GROUP BY 1, 3, 4, 5"""
+        )
+        assert {r["grain"] for r in counted} == {"total"}
+        assert not await conn.fetch(
+            """SELECT tenant_id, network, asset, n FROM analytics_payer_asset_counts WHERE grain = 'total'
+               EXCEPT ALL
+               SELECT tenant_id, network, asset, count(*) FROM analytics_payers_total WHERE succeeded > 0
+               GROUP BY 1, 2, 3"""
+        )
+        assert await conn.fetchval("SELECT count(*) FROM analytics_payer_asset_counts WHERE n <= 0") == 0
     finally:
         await conn.close()
 

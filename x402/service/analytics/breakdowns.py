@@ -163,10 +163,10 @@ SELECT payer, succeeded, failed, count(*) FILTER (WHERE succeeded > 0) OVER () A
 FROM p ORDER BY usd DESC, succeeded DESC, succeeded + failed DESC, payer COLLATE "C" LIMIT ${at + 3}"""
 
 
-_PAYERS = _payers_sql(payersums.SOURCE, 13)
+_PAYERS = _payers_sql(payersums.SOURCE, 11)
 # the top payers' volume per network and asset
 _PAYER_VOLUME = f"""SELECT payer, network, asset, sum(volume) AS volume FROM {payersums.SOURCE}
-    WHERE payer = ANY($13::text[]) GROUP BY 1, 2, 3 HAVING sum(volume) <> 0"""
+    WHERE payer = ANY($11::text[]) GROUP BY 1, 2, 3 HAVING sum(volume) <> 0"""
 
 
 async def payers(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:

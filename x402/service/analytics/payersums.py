@@ -1,8 +1,7 @@
 """In-window sums per payer, network and asset (the ``payers`` and ``networks`` breakdowns), read from the payer
-rollups of five grains: the tenant's whole life (``analytics_payers_total``), UTC calendar months
-(``analytics_payers_monthly``) and ISO weeks (``analytics_payers_weekly``, both migration 0037), UTC days
-(``analytics_payers_daily``, 0036) and UTC hours (``analytics_payers_hourly``, 0021), plus the records not folded
-yet.
+rollups of four grains: the tenant's whole life (``analytics_payers_total``) and UTC calendar months
+(``analytics_payers_monthly``, both migration 0037), UTC days (``analytics_payers_daily``, 0036) and UTC hours
+(``analytics_payers_hourly``, 0021), plus the records not folded yet.
 
 A window of whole UTC hours is written as a signed sum of buckets (``split``): from the coarsest grain down, every
 bucket more than half of whose hours still carry the same nonzero coefficient is read whole with that coefficient
@@ -27,30 +26,30 @@ from asyncpg.pool import PoolConnectionProxy
 Conn = asyncpg.Connection | PoolConnectionProxy
 HOUR = timedelta(hours=1)
 #: grains read whole, coarsest first (the lifetime is handled by ``plan``)
-GRAINS = ("month", "week", "day")
+GRAINS = ("month", "day")
 #: rough rows per bucket relative to an hour's (a payer paying in several hours of a day has one day row)
-WEIGHT = {"total": 300, "month": 180, "week": 90, "day": 18, "hour": 1}
+WEIGHT = {"total": 300, "month": 180, "day": 18, "hour": 1}
 
 Segment = tuple[datetime, datetime, int]  # [start, end) hours with a coefficient
 Split = dict[str, tuple[list[datetime], list[int]]]
 
 
 def floor(moment: datetime, grain: str) -> datetime:
-    """Start of the UTC hour, day, ISO week or calendar month holding ``moment``."""
+    """Start of the UTC hour, day or calendar month holding ``moment``."""
     t = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     if grain == "hour":
         return t
     t -= timedelta(hours=t.hour)
     if grain == "day":
         return t
-    return t - timedelta(days=t.weekday()) if grain == "week" else t.replace(day=1)
+    return t.replace(day=1)
 
 
 def after(bucket: datetime, grain: str) -> datetime:
     """Start of the bucket of ``grain`` after the one starting at ``bucket``."""
     if grain == "month":
         return bucket.replace(year=bucket.year + bucket.month // 12, month=bucket.month % 12 + 1)
-    return bucket + {"hour": HOUR, "day": timedelta(days=1), "week": timedelta(weeks=1)}[grain]
+    return bucket + (HOUR if grain == "hour" else timedelta(days=1))
 
 
 def _normal(segments: list[Segment]) -> list[Segment]:
@@ -73,7 +72,7 @@ def _normal(segments: list[Segment]) -> list[Segment]:
 
 
 def split(segments: list[Segment]) -> Split:
-    """``{grain: (bucket starts, signs)}`` for month, week, day and hour whose signed sum has the coefficient of
+    """``{grain: (bucket starts, signs)}`` for month, day and hour whose signed sum has the coefficient of
     ``segments`` (whole UTC hours) on every hour."""
     segs = _normal(segments)
     out: Split = {}
@@ -117,9 +116,9 @@ class Plan:
 
     def args(self, tenant: uuid.UUID, start: datetime, end: datetime) -> tuple[Any, ...]:
         """The arguments of ``SOURCE``: $1 tenant, $2 window start, $3 window end, $4 lifetime coefficient,
-        $5..$12 the buckets and signs of month, week, day and hour."""
+        $5..$10 the buckets and signs of month, day and hour."""
         s = self.parts
-        return (tenant, start, end, self.total, *s["month"], *s["week"], *s["day"], *s["hour"])
+        return (tenant, start, end, self.total, *s["month"], *s["day"], *s["hour"])
 
     def big(self) -> tuple[datetime | None, Plan] | None:
         """The plan's biggest bucket when it is added (the lifetime: None, or a month) and the plan without it;
@@ -174,9 +173,8 @@ SOURCE = f"""(
     SELECT payer, network, asset, succeeded, failed, volume FROM analytics_payers_total
     WHERE tenant_id = $1 AND $4::int = 1
     UNION ALL {_grain("analytics_payers_monthly", "month", 5)}
-    UNION ALL {_grain("analytics_payers_weekly", "week", 7)}
-    UNION ALL {_grain("analytics_payers_daily", "day", 9)}
-    UNION ALL {_grain("analytics_payers_hourly", "hour", 11)}
+    UNION ALL {_grain("analytics_payers_daily", "day", 7)}
+    UNION ALL {_grain("analytics_payers_hourly", "hour", 9)}
     UNION ALL
     SELECT payer, network, asset, (o = 'succeeded')::int, (o = 'failed')::int,
            CASE WHEN o = 'succeeded' THEN amount ELSE 0 END
@@ -186,13 +184,14 @@ SOURCE = f"""(
 ) s"""
 
 
-#: Unique payers per network and asset in the window (payers with a succeeded payment), counted as the payers of the
-#: plan's biggest bucket (``{big}``: rows of that bucket, ``$13`` the month when it is one) with a succeeded payment,
-#: corrected by the groups the other buckets change: a group whose bucket count is positive and whose window count
-#: is not goes out, one whose bucket count is 0 (or that has no row there) and whose window count is positive comes
-#: in. Only the few rows of the other buckets are grouped, not the big bucket's. Arguments: ``Plan.args`` of the plan
-#: without the big bucket (and the month).
-def _uniques_sql(table: str, where: str) -> str:
+#: Unique payers per network and asset in the window (payers with a succeeded payment), counted as the groups of the
+#: plan's biggest bucket with a succeeded payment (``analytics_payer_asset_counts``; ``$11`` the month when it is
+#: one) corrected by the groups the other buckets change: a group whose bucket count is positive and whose window
+#: count is not goes out, one whose bucket count is 0 (or that has no row there) and whose window count is positive
+#: comes in. Only the few rows of the other buckets are grouped, not the big bucket's. Arguments: ``Plan.args`` of
+#: the plan without the big bucket (and the month).
+def _uniques_sql(table: str, grain: str, where: str) -> str:
+    bucket = "'-infinity'" if grain == "total" else "$11"
     return f"""WITH small AS (
     SELECT payer, network, asset, sum(succeeded) AS n FROM {SOURCE} GROUP BY 1, 2, 3 HAVING sum(succeeded) <> 0
 ), fix AS (  -- one index lookup per group (reading the big bucket whole costs more)
@@ -203,14 +202,14 @@ def _uniques_sql(table: str, where: str) -> str:
           FROM small s OFFSET 0) x
 )
 SELECT network, asset, sum(n) AS n FROM (
-    SELECT network, asset, count(*) AS n FROM {table} b WHERE b.tenant_id = $1 AND {where} AND b.succeeded > 0
-    GROUP BY 1, 2
+    SELECT network, asset, n FROM analytics_payer_asset_counts
+    WHERE tenant_id = $1 AND grain = '{grain}' AND bucket = {bucket}
     UNION ALL SELECT network, asset, n FROM fix
 ) u GROUP BY 1, 2"""
 
 
-UNIQUES_TOTAL = _uniques_sql("analytics_payers_total", "TRUE")
-UNIQUES_MONTH = _uniques_sql("analytics_payers_monthly", "b.month = $13")
+UNIQUES_TOTAL = _uniques_sql("analytics_payers_total", "total", "TRUE")
+UNIQUES_MONTH = _uniques_sql("analytics_payers_monthly", "month", "b.month = $11")
 #: the same from every bucket of the plan (no big bucket to count from)
 UNIQUES = f"""SELECT network, asset, count(*) AS n FROM (
     SELECT payer, network, asset FROM {SOURCE} GROUP BY 1, 2, 3 HAVING sum(succeeded) > 0) p GROUP BY 1, 2"""
