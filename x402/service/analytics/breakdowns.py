@@ -85,13 +85,17 @@ async def resources(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *
     return {**_head(window), "resources": rows}, rows
 
 
-async def _usd_scales(conn: Conn, args: tuple[Any, ...]) -> tuple[list[str], list[str], list[Decimal]]:
-    """(networks, assets, scales) of the USD stablecoins among the window's networks and assets: the factor that
-    turns atomic units into USD (10^-decimals), for ordering by USD in SQL."""
+# Every network and asset the tenant has a succeeded payment in (the lifetime counts of migration 0037, and the
+# records not folded yet): the only ones with volume.
+_PAID_ASSETS = """SELECT network, asset FROM analytics_payer_asset_counts WHERE tenant_id = $1 AND grain = 'total'
+    UNION SELECT network, asset FROM analytics_pending WHERE tenant_id = $1"""
+
+
+async def _usd_scales(conn: Conn, tenant: uuid.UUID) -> tuple[list[str], list[str], list[Decimal]]:
+    """(networks, assets, scales) of the USD stablecoins the tenant was paid in: the factor that turns atomic units
+    into USD (10^-decimals), for ordering by USD in SQL."""
     out: tuple[list[str], list[str], list[Decimal]] = ([], [], [])
-    for r in await conn.fetch(
-        f"SELECT DISTINCT network, asset FROM {source('analytics_totals_hourly', raw=False)}", *args
-    ):
+    for r in await conn.fetch(_PAID_ASSETS, tenant):
         decimals = usd_decimals(r["network"], r["asset"])
         if decimals is not None:
             out[0].append(r["network"])
@@ -177,7 +181,7 @@ async def payers(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, r
     if raw:
         rows, paying, repeat = await _payers_raw(conn, tenant, window, limit)
     else:
-        scales = await _usd_scales(conn, _args(tenant, window, False))
+        scales = await _usd_scales(conn, tenant)
         args = (await payersums.window_plan(conn, tenant, window.start, window.end)).args(
             tenant, window.start, window.end
         )
