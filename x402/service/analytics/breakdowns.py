@@ -185,8 +185,9 @@ async def payers(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, r
         args = (await payersums.window_plan(conn, tenant, window.start, window.end)).args(
             tenant, window.start, window.end
         )
-        top = await conn.fetch(_PAYERS, *args, *scales, limit)
+        top = await conn.fetch(_PAYERS, *args, *scales, max(limit, 1))  # (one row carries the counts)
         paying, repeat = (int(top[0]["paying"]), int(top[0]["repeat"])) if top else (0, 0)
+        top = top[:limit]
         volume: dict[str, Volume] = defaultdict(list)
         for r in await conn.fetch(_PAYER_VOLUME, *args, [r["payer"] for r in top]):
             volume[r["payer"]].append((r["network"], r["asset"], int(r["volume"])))

@@ -152,14 +152,16 @@ RANGE = """SELECT min(month) AS lo, max(month) AS hi FROM analytics_payers_month
 
 
 async def window_plan(conn: Conn, tenant: uuid.UUID, start: datetime, end: datetime) -> Plan:
-    """The plan of a window, from the range of the tenant's folded records (in the reader's snapshot)."""
+    """The plan of a window, from the range of the tenant's folded records. Read it in the same snapshot as the
+    figures (``session.reading``): a record folded in between, outside the range, would be in the lifetime rows and
+    not subtracted."""
     row = await conn.fetchrow(RANGE, tenant)
     data = None if row is None or row["lo"] is None else (row["lo"], after(row["hi"], "month"))
     return plan(start, end, data)
 
 
 def _grain(table: str, col: str, at: int) -> str:
-    # one index scan per bucket (OFFSET 0 keeps it a subquery: joined, the planner scans the whole table)
+    # one scan per bucket (OFFSET 0 keeps it a subquery: joined, the planner hashes the whole table's rows)
     return f"""SELECT r.payer, r.network, r.asset, t.sign * r.succeeded, t.sign * r.failed,
            CASE WHEN t.sign = 1 THEN r.volume ELSE t.sign * r.volume END
     FROM unnest(${at}::timestamptz[], ${at + 1}::int[]) AS t(at, sign)
@@ -168,7 +170,7 @@ def _grain(table: str, col: str, at: int) -> str:
 
 
 #: ``FROM`` clause text: (payer, network, asset, succeeded, failed, volume) rows, signed, whose sums per group are
-#: the window's; arguments from ``args``.
+#: the window's; arguments from ``Plan.args``.
 SOURCE = f"""(
     SELECT payer, network, asset, succeeded, failed, volume FROM analytics_payers_total
     WHERE tenant_id = $1 AND $4::int = 1
