@@ -151,7 +151,7 @@ class FacilitatorService:
 
     def _count(self, op: str, network: str, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.payments.labels(op, network, outcome).inc()
+            self.metrics.count_payment(op, network, outcome)
 
     # ------------------------------------------------------------------------------------- verify
 
