@@ -223,6 +223,9 @@ class PaymentWriter:
     COMMIT). ``interval`` > 0 additionally waits that long after a batch's first item (fewer, larger batches at
     the cost of that much latency on every answer; measured 2026-12-04: 2 ms cost /verify 22% of its throughput at
     16 connections). ``submit`` queues without waiting (kept for bulk loads; flushed at ``close``).
+
+    Three flushers by default (each keeps one pool connection): against two, /verify at 16 connections used 3-5%
+    less server CPU per answer with Postgres CPU unchanged (three same-conditions runs, 2026-12-04, issue 19).
     """
 
     def __init__(
@@ -232,7 +235,7 @@ class PaymentWriter:
         interval: float = 0.0,
         batch: int = 500,
         retries: int = 3,
-        flushers: int = 2,
+        flushers: int = 3,
         metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
