@@ -162,6 +162,8 @@ class FacilitatorService:
 
         With a payment identifier whose purchase is already settled, the answer is that purchase's (valid).
         """
+        if not tracing.enabled():  # the hot path: no span object, no attribute dict
+            return await self._verify_outer(payload, requirements, tenant_id)
         with tracing.span("x402.verify", **{"x402.network": requirements.network, "x402.tenant": tenant_id}):
             return await self._verify_outer(payload, requirements, tenant_id)
 
