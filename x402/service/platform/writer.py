@@ -224,8 +224,9 @@ class PaymentWriter:
     the cost of that much latency on every answer; measured 2026-12-04: 2 ms cost /verify 22% of its throughput at
     16 connections). ``submit`` queues without waiting (kept for bulk loads; flushed at ``close``).
 
-    Three flushers by default (each keeps one pool connection): against two, /verify at 16 connections used 3-5%
-    less server CPU per answer with Postgres CPU unchanged (three same-conditions runs, 2026-12-04, issue 19).
+    Three flushers by default (each keeps one pool connection): against two, /verify at 16 connections used 0-9%
+    less server CPU per answer, Postgres CPU within +-5% (four same-conditions runs of bench/verify_ab.py and its
+    prototype, 2026-12-04, issue 19): a small gain, kept because it was never a loss.
     """
 
     def __init__(
