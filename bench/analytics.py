@@ -16,7 +16,9 @@
 6. with ``--write-docs``, the figures into docs/benchmarks.md.
 
 Usage: ``.venv/bin/python bench/analytics.py [--rows 1000000] [--runs 30] [--write-docs]`` from the repository
-root. The box is shared: compare the ratios of one run, not absolute figures across runs.
+root. The box is shared: compare the ratios of one run, not absolute figures across runs. To iterate on queries,
+``--keep-db NAME`` keeps the built data set and ``--reuse-db NAME`` times it again (migrated to the current code
+first; no build, fold or write-cost figures), ``--only networks payers`` times only those endpoints.
 """
 
 from __future__ import annotations
@@ -251,23 +253,41 @@ def direct(
     return call
 
 
-async def run(server_url: str, rows: int, runs: int, raw_runs: int, write: bool = False) -> dict[str, Any]:
-    """Build the data set, start the app, time everything."""
-    name = f"x402_bench_analytics_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
+async def run(
+    server_url: str,
+    rows: int,
+    runs: int,
+    raw_runs: int,
+    write: bool = False,
+    keep: str | None = None,
+    reuse: str | None = None,
+    only: list[str] | None = None,
+) -> dict[str, Any]:
+    """Build the data set (or reuse one kept by an earlier run), start the app, time everything (or the endpoints
+    whose label starts with one of ``only``)."""
+    name = reuse or keep or f"x402_bench_analytics_{secrets.token_hex(4)}"
+    if not reuse:
+        admin = await asyncpg.connect(server_url)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
     db_url = re.sub(r"/[^/]*$", f"/{name}", server_url)
     runner: web.AppRunner | None = None
     try:
         conn = await asyncpg.connect(db_url)
         try:
             await migrate(conn)
-            tenant, other = uuid.uuid4(), uuid.uuid4()
-            for tid, tname in ((tenant, "bench"), (other, "noise")):
-                await conn.execute("INSERT INTO tenants (id, name, tier) VALUES ($1, $2, 'enterprise')", tid, tname)
-            print(f"generating {rows:,} payment records ...", flush=True)
-            seconds, fold_seconds = await generate(conn, tenant, other, rows)
+            if reuse:  # its records as an earlier run left them (the figures of that run's build are not known)
+                tenant = await conn.fetchval("SELECT id FROM tenants WHERE name = 'bench'")
+                other = await conn.fetchval("SELECT id FROM tenants WHERE name = 'noise'")
+                rows = await conn.fetchval("SELECT count(*) FROM payments WHERE tenant_id = $1", tenant)
+                seconds = fold_seconds = float("nan")
+                await conn.execute("VACUUM ANALYZE")
+            else:
+                tenant, other = uuid.uuid4(), uuid.uuid4()
+                for tid, tname in ((tenant, "bench"), (other, "noise")):
+                    await conn.execute("INSERT INTO tenants (id, name, tier) VALUES ($1, $2, 'enterprise')", tid, tname)
+                print(f"generating {rows:,} payment records ...", flush=True)
+                seconds, fold_seconds = await generate(conn, tenant, other, rows)
             rollup_rows = {
                 t: await conn.fetchval(f"SELECT count(*) FROM {t}")
                 for t in (
@@ -275,6 +295,8 @@ async def run(server_url: str, rows: int, runs: int, raw_runs: int, write: bool 
                     "analytics_daily",
                     "analytics_hourly",
                     "analytics_payers_daily",
+                    "analytics_payers_monthly",
+                    "analytics_payers_total",
                     "analytics_payer_days",
                     "analytics_latency_daily",
                     "analytics_latency_hourly",
@@ -282,7 +304,8 @@ async def run(server_url: str, rows: int, runs: int, raw_runs: int, write: bool 
                     "analytics_cohorts",
                 )
             }
-            cost = await write_cost(conn, other)
+            # (a reused data set is not written to: its records stay the same from run to run)
+            cost = {"on": float("nan"), "off": float("nan")} if reuse else await write_cost(conn, other)
         finally:
             await conn.close()
         print(f"inserted in {seconds:.0f} s, folded in {fold_seconds:.0f} s; rollup rows {rollup_rows}", flush=True)
@@ -302,6 +325,8 @@ async def run(server_url: str, rows: int, runs: int, raw_runs: int, write: bool 
             h = {"Authorization": f"Bearer {key}"}
             pool = app[PLATFORM].store.pool
             for label, path, query in endpoints():
+                if only and not any(label.startswith(o) for o in only):
+                    continue
 
                 async def over_http(path: str = path, query: dict[str, str] = query) -> Any:
                     async with http.get(f"{base}/v1/analytics/{path}", params=query, headers=h) as resp:
@@ -335,9 +360,10 @@ async def run(server_url: str, rows: int, runs: int, raw_runs: int, write: bool 
     finally:
         if runner is not None:
             await runner.cleanup()
-        admin = await asyncpg.connect(server_url)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        if not (keep or reuse):
+            admin = await asyncpg.connect(server_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 def write_docs(out: dict[str, Any]) -> None:
@@ -373,14 +399,19 @@ def write_docs(out: dict[str, Any]) -> None:
         "",
         f"Worst HTTP p95 **{worst:.1f} ms** (worst server time {worst_server:.1f} ms): {verdict} the "
         f"< {TARGET_P95_MS:.0f} ms target. The baseline computes the same figures from `payments` (its "
-        "`(tenant_id, created_at)` index, no rollup table). What serves each endpoint (migrations 0021 and 0036): "
+        "`(tenant_id, created_at)` index, no rollup table). What serves each endpoint (migrations 0021, 0036, "
+        "0037): "
         "time series counts and volume `analytics_totals_hourly` (per hour, network, asset); unique payers the "
         "payer sets `analytics_payer_hours` / `_days` / `_weeks` with their sizes (`analytics_payer_counts`); "
         "latency `analytics_latency_hourly` (hour buckets) or `analytics_latency_daily` corrected by the hours "
         "where the zone's days differ from UTC days; resources and payouts `analytics_daily` + edge hours of "
-        "`analytics_hourly`; networks `analytics_totals_hourly` and, for unique payers, `analytics_payers_daily` "
-        "+ edge hours; payers `analytics_payers_daily` + edge hours and `analytics_payers` (lifetime); failures "
-        "and risk their hourly rollups; cohorts `analytics_cohorts`. A statement-level trigger on `payments` "
+        "`analytics_hourly`; networks and payers the window as a signed sum of payer rollups (migration 0037): "
+        "the lifetime (`analytics_payers_total`) minus what lies outside the window when that is shorter, or a "
+        "UTC month (`analytics_payers_monthly`), plus or minus days (`analytics_payers_daily`) and hours "
+        "(`analytics_payers_hourly`); networks counts and volume `analytics_totals_hourly`, unique payers the "
+        "biggest bucket's count (`analytics_payer_asset_counts`) corrected by the groups the other buckets change; "
+        "payers ranked and counted in SQL, lifetime figures `analytics_payers`; failures and risk their hourly "
+        "rollups; cohorts `analytics_cohorts`. A statement-level trigger on `payments` "
         "copies each batch into `analytics_pending` in the writer's transaction; a folder (`x402_analytics_fold`, "
         "about once a second, one at a time) moves pending rows into the rollups in one transaction; reads add "
         "the pending rows, so figures are exact at any moment. Reads run in one read-only snapshot with JIT off.",
@@ -405,8 +436,24 @@ def main() -> None:
     ap.add_argument("--raw-runs", type=int, default=3)
     ap.add_argument("--database-url", default=LOCAL_PG, help="any database on the Postgres server to use")
     ap.add_argument("--write-docs", action="store_true")
+    ap.add_argument("--keep-db", metavar="NAME", help="build the data set into this new database and keep it")
+    ap.add_argument("--reuse-db", metavar="NAME", help="time a data set kept by --keep-db (migrated first)")
+    ap.add_argument("--only", nargs="+", metavar="LABEL", help="time only the endpoints whose label starts so")
     args = ap.parse_args()
-    out = asyncio.run(run(args.database_url, args.rows, args.runs, args.raw_runs, args.write_docs))
+    if args.write_docs and (args.reuse_db or args.only):
+        ap.error("--write-docs needs a full run on a fresh data set")
+    out = asyncio.run(
+        run(
+            args.database_url,
+            args.rows,
+            args.runs,
+            args.raw_runs,
+            args.write_docs,
+            keep=args.keep_db,
+            reuse=args.reuse_db,
+            only=args.only,
+        )
+    )
     worst = max(r["p95"] for r in out["results"])
     print(f"worst HTTP p95: {worst:.1f} ms (target < {TARGET_P95_MS:.0f} ms)")
     if args.write_docs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Literal
 
 from solders.pubkey import Pubkey
@@ -38,7 +39,12 @@ def family_of(value: str) -> Family:
     return "other"
 
 
+@lru_cache(maxsize=8192)
 def normalize_address(value: str) -> str:
-    """The form addresses are stored and compared in: EVM lower-case, everything else stripped only."""
+    """The form addresses are stored and compared in: EVM lower-case, everything else stripped only.
+
+    Memoised: every payment normalises the same few payer / payTo / asset addresses several times (risk rules,
+    baselines, payer history), and a regex match per call showed up in /verify profiles.
+    """
     value = value.strip()
     return value.lower() if is_evm_address(value) else value

@@ -11,6 +11,8 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -149,6 +151,15 @@ class _Hints:
             self.offer("duration", m.group(1).lower().replace(" ", ""), confidence, source)
 
 
+@lru_cache(maxsize=4096)
+def _url_parts(resource: str) -> tuple[str, Mapping[str, str]]:
+    """The path and the (lower-cased) query parameters of a resource URL; memoised, as every payment for the same
+    resource parses the same URL (the mapping is shared: read-only)."""
+    parts = urlsplit(resource)
+    query = {k.lower(): v[0] for k, v in parse_qs(parts.query).items() if v}
+    return parts.path, MappingProxyType(query)
+
+
 def infer_intent(ctx: RiskContext) -> Intent:
     """Hints from memos, requirements extra and the resource URL."""
     hints = _Hints()
@@ -165,12 +176,11 @@ def infer_intent(ctx: RiskContext) -> Intent:
             {str(k).lower(): str(v) for k, v in req_extra.items() if isinstance(v, str | int)}, 0.9, "extra"
         )
     if ctx.resource:
-        parts = urlsplit(ctx.resource)
-        if parts.path:
-            hints.offer("resource_path", parts.path, 0.3, "url")
-        query = {k.lower(): v[0] for k, v in parse_qs(parts.query).items() if v}
+        path, query = _url_parts(ctx.resource)
+        if path:
+            hints.offer("resource_path", path, 0.3, "url")
         hints.from_pairs(query, 0.8, "url")
-        hints.from_words(parts.path, 0.5, "url")
+        hints.from_words(path, 0.5, "url")
     if not hints.values:
         return Intent(memo=memos[0][:200] if memos else None, confidence=0.0)
     get = hints.values.get

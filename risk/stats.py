@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -63,9 +64,15 @@ def baseline_keys(ctx: RiskContext) -> list[str]:
     """The baselines a payment belongs to: its payTo (per network and asset) and its resource (without query)."""
     keys = [f"payto:{ctx.network}:{normalize_address(ctx.asset)}:{normalize_address(ctx.pay_to)}"]
     if ctx.resource:
-        parts = urlsplit(ctx.resource)
-        keys.append(f"resource:{ctx.network}:{parts.netloc}{parts.path}")
+        keys.append(f"resource:{ctx.network}:{_resource_key(ctx.resource)}")
     return keys
+
+
+@lru_cache(maxsize=4096)
+def _resource_key(resource: str) -> str:
+    """``netloc + path`` of a resource URL (memoised: a service is paid for the same few URLs over and over)."""
+    parts = urlsplit(resource)
+    return f"{parts.netloc}{parts.path}"
 
 
 class StatsStore(Protocol):

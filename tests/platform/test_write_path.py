@@ -156,3 +156,45 @@ async def test_the_batch_statement_is_prepared_once_per_connection(database_url:
         assert await conn.fetchval("SELECT count(*) FROM payments") == 40
     finally:
         await conn.close()
+
+
+async def test_the_batch_writes_every_column_as_given(database_url: str) -> None:
+    """The batch travels as JSON (jsonb_to_recordset): every column comes back exactly, huge amounts and non-ASCII
+    included; a naive created_at is read as local time (as asyncpg reads it); an event's data may be any mapping."""
+    from datetime import UTC, datetime
+    from types import MappingProxyType
+
+    from x402.service.events.outbox import Event
+
+    tenant = uuid.uuid4()
+    aware = PaymentRecord(
+        kind="settle", status="success", network="eip155:8453", tenant_id=tenant, asset="0xA",
+        payer="0xP", pay_to="0xQ", amount=2**255 + 7, tx="0xT", reason=None,
+        created_at=datetime(2026, 3, 1, 10, 15, 30, 123456, tzinfo=UTC),
+        resource="https://ex.example/é?q=1", method="POST", latency_ms=3.25, risk="accept", risk_level="low",
+        risk_flags="a,b",
+    )  # fmt: skip
+    naive_at = datetime(2026, 3, 2, 8, 0, 0)
+    naive = PaymentRecord(kind="verify", status="invalid", network="eip155:1", reason="x", created_at=naive_at)
+    data = MappingProxyType({"k": "v", "n": 1, "none": None})
+    event = Event("payment.settled", data, tenant, created_at=aware.created_at)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await write_batch(conn, [aware, naive], [event])
+        cols = "id, tenant_id, kind, status, network, asset, payer, pay_to, amount, tx, reason, created_at, resource, "
+        cols += "method, latency_ms, risk, risk_level, risk_flags"
+        got = await conn.fetchrow(f"SELECT {cols} FROM payments WHERE id = $1", aware.id)
+        assert got is not None
+        assert tuple(got.values()) == aware.row()  # numeric comes back as Decimal, equal to the int
+        assert await conn.fetchval("SELECT created_at FROM payments WHERE id = $1", naive.id) == naive_at.astimezone(
+            UTC
+        )
+        ev = await conn.fetchrow(
+            "SELECT tenant_id, type, data, created_at FROM provider_events WHERE id = $1", event.id
+        )
+        assert ev is not None
+        assert (ev["tenant_id"], ev["type"], json.loads(ev["data"]), ev["created_at"]) == (
+            tenant, "payment.settled", dict(data), aware.created_at
+        )  # fmt: skip
+    finally:
+        await conn.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -25,6 +26,28 @@ class Metrics:
     signer_nonce: Gauge
     records_dead_lettered: Counter
     events_dead_lettered: Counter
+    #: label children already looked up (``labels()`` hashes and validates its arguments on every call)
+    _children: dict[tuple[Any, ...], Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def count_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request and observe its latency."""
+        key = ("http", method, route, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(method, route),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+    def count_payment(self, op: str, network: str, outcome: str) -> None:
+        """Count one verify / settle outcome."""
+        key = ("payment", op, network, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.payments.labels(op, network, outcome)
+        child.inc()
 
     @classmethod
     def create(cls) -> Metrics:

@@ -75,9 +75,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     resp.headers["X-Request-Id"] = rid
     metrics = request.app.get(METRICS)
     if metrics is not None:
-        elapsed = time.perf_counter() - started
-        metrics.requests.labels(request.method, route, str(resp.status)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
+        metrics.count_request(request.method, route, resp.status, time.perf_counter() - started)
     return resp
 
 

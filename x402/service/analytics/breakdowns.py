@@ -14,7 +14,8 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from x402.service.analytics.money import usd, volume_json
+from x402.service.analytics import payersums
+from x402.service.analytics.money import usd, usd_decimals, volume_json
 from x402.service.analytics.sources import source, split_source
 from x402.service.analytics.window import Window, local_iso
 
@@ -84,6 +85,32 @@ async def resources(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *
     return {**_head(window), "resources": rows}, rows
 
 
+# Every network and asset the tenant has a succeeded payment in (the lifetime counts of migration 0037, and the
+# records not folded yet): the only ones with volume.
+_PAID_ASSETS = """SELECT network, asset FROM analytics_payer_asset_counts WHERE tenant_id = $1 AND grain = 'total'
+    UNION SELECT network, asset FROM analytics_pending WHERE tenant_id = $1"""
+
+
+async def _usd_scales(conn: Conn, tenant: uuid.UUID) -> tuple[list[str], list[str], list[Decimal]]:
+    """(networks, assets, scales) of the USD stablecoins the tenant was paid in: the factor that turns atomic units
+    into USD (10^-decimals), for ordering by USD in SQL."""
+    out: tuple[list[str], list[str], list[Decimal]] = ([], [], [])
+    for r in await conn.fetch(_PAID_ASSETS, tenant):
+        decimals = usd_decimals(r["network"], r["asset"])
+        if decimals is not None:
+            out[0].append(r["network"])
+            out[1].append(r["asset"])
+            out[2].append(Decimal(1).scaleb(-decimals))
+    return out
+
+
+def _payer_groups(src: str) -> str:
+    """Per payer, network and asset in the window: payments succeeded and failed, volume (groups with payments)."""
+    return f"""SELECT payer, network, asset, sum(succeeded) AS succeeded, sum(failed) AS failed,
+                      sum(volume) AS volume
+               FROM {src} GROUP BY 1, 2, 3 HAVING sum(succeeded) <> 0 OR sum(failed) <> 0"""
+
+
 async def networks(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
     """Counts, volume and unique payers per network and asset."""
     args = _args(tenant, window, raw)
@@ -93,16 +120,18 @@ async def networks(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *,
             FROM {source("analytics_totals_hourly", raw=raw)} GROUP BY 1, 2 HAVING sum(total) > 0 ORDER BY 1, 2""",
         *args,
     )
-    payers = {
-        (r["network"], r["asset"]): int(r["n"])
-        for r in await conn.fetch(
-            f"""SELECT network, asset, count(*) AS n
-                FROM (SELECT payer, network, asset FROM {_src("analytics_payers_hourly", raw)}
-                      GROUP BY 1, 2, 3 HAVING sum(succeeded) > 0) p
-                GROUP BY 1, 2""",
-            *args,
-        )
-    }
+    if raw:
+        payers = {
+            (r["network"], r["asset"]): int(r["n"])
+            for r in await conn.fetch(
+                f"""SELECT network, asset, count(*) AS n
+                    FROM ({_payer_groups(source("analytics_payers_hourly", raw=True))}) p
+                    WHERE succeeded > 0 GROUP BY 1, 2""",
+                *args,
+            )
+        }
+    else:
+        payers = await payersums.unique_payers(conn, tenant, window.start, window.end)
     rows = [
         {
             "network": r["network"],
@@ -121,28 +150,52 @@ async def networks(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *,
     return {**_head(window), "networks": rows}, rows
 
 
+# Per payer in the window (USD of the stablecoins by the scales $a..$a+2), the top ``$a+3`` payers in the order of
+# ``_top`` (USD, succeeded, count, then name by code point) with the number of payers with a succeeded payment and
+# with more than one. A payer is listed when it has a payment in the window: the sums of its groups are exact and
+# not negative, so the payer's total count is positive exactly when one of its groups has a payment.
+def _payers_sql(src: str, at: int) -> str:
+    return f"""WITH p AS (
+    SELECT s.payer, sum(s.succeeded) AS succeeded, sum(s.failed) AS failed,
+           sum(s.volume * coalesce(u.scale, 0)) AS usd
+    FROM {src} LEFT JOIN unnest(${at}::text[], ${at + 1}::text[], ${at + 2}::numeric[]) AS u(network, asset, scale)
+      ON u.network = s.network AND u.asset = s.asset
+    GROUP BY s.payer HAVING sum(s.succeeded) + sum(s.failed) > 0
+)
+SELECT payer, succeeded, failed, count(*) FILTER (WHERE succeeded > 0) OVER () AS paying,
+       count(*) FILTER (WHERE succeeded > 1) OVER () AS repeat
+FROM p ORDER BY usd DESC, succeeded DESC, succeeded + failed DESC, payer COLLATE "C" LIMIT ${at + 3}"""
+
+
+_PAYERS = _payers_sql(payersums.SOURCE, 11)
+# the top payers' volume per network and asset
+_PAYER_VOLUME = f"""SELECT payer, network, asset, sum(volume) AS volume FROM {payersums.SOURCE}
+    WHERE payer = ANY($11::text[]) GROUP BY 1, 2, 3 HAVING sum(volume) <> 0"""
+
+
 async def payers(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, raw: bool = False) -> Answer:
-    """Top customers: in-window payments and volume, lifetime first / last seen and value; the repeat rate."""
-    groups: dict[str, dict[str, Any]] = {}
-    for r in await conn.fetch(
-        f"""SELECT payer, network, asset, sum(succeeded) AS succeeded, sum(failed) AS failed, sum(volume) AS volume
-            FROM {_src("analytics_payers_hourly", raw)} GROUP BY 1, 2, 3
-            HAVING sum(succeeded) <> 0 OR sum(failed) <> 0""",
-        *_args(tenant, window, raw),
-    ):
-        g = groups.setdefault(r["payer"], {"payer": r["payer"], "succeeded": 0, "failed": 0, "_volume": []})
-        g["succeeded"] += int(r["succeeded"])
-        g["failed"] += int(r["failed"])
-        if r["volume"]:
-            g["_volume"].append((r["network"], r["asset"], int(r["volume"])))
-    paying = [g for g in groups.values() if g["succeeded"] > 0]
-    repeat = sum(1 for g in paying if g["succeeded"] > 1)
-    rows = []
-    for name in sorted(groups):
-        g = groups[name]
-        vol = g.pop("_volume")
-        rows.append({**g, "count": g["succeeded"] + g["failed"], "volume": volume_json(vol), "usd": usd(vol)})
-    rows = _top(rows, limit, "succeeded", "count")
+    """Top customers: in-window payments and volume, lifetime first / last seen and value; the repeat rate.
+
+    From the rollups, the top payers and the counts are computed in SQL (``_PAYERS``); from the raw records, every
+    payer's groups are fetched and ranked here (the same figures, computed independently)."""
+    if raw:
+        rows, paying, repeat = await _payers_raw(conn, tenant, window, limit)
+    else:
+        scales = await _usd_scales(conn, tenant)
+        args = (await payersums.window_plan(conn, tenant, window.start, window.end)).args(
+            tenant, window.start, window.end
+        )
+        top = await conn.fetch(_PAYERS, *args, *scales, max(limit, 1))  # (one row carries the counts)
+        paying, repeat = (int(top[0]["paying"]), int(top[0]["repeat"])) if top else (0, 0)
+        top = top[:limit]
+        volume: dict[str, Volume] = defaultdict(list)
+        for r in await conn.fetch(_PAYER_VOLUME, *args, [r["payer"] for r in top]):
+            volume[r["payer"]].append((r["network"], r["asset"], int(r["volume"])))
+        rows = []
+        for r in top:
+            n, f, vol = int(r["succeeded"]), int(r["failed"]), volume[r["payer"]]
+            rows.append({"payer": r["payer"], "succeeded": n, "failed": f, "count": n + f,
+                         "volume": volume_json(vol), "usd": usd(vol)})  # fmt: skip
     life = await _lifetime(conn, tenant, [r["payer"] for r in rows], raw=raw)
     for row in rows:
         first, last, vol, n = life.get(row["payer"], (None, None, [], 0))
@@ -155,12 +208,33 @@ async def payers(conn: Conn, tenant: uuid.UUID, window: Window, limit: int, *, r
         )
     body = {
         **_head(window),
-        "uniquePayers": len(paying),
+        "uniquePayers": paying,
         "repeatPayers": repeat,
-        "repeatRate": round(repeat / len(paying), 4) if paying else 0.0,
+        "repeatRate": round(repeat / paying, 4) if paying else 0.0,
         "payers": rows,
     }
     return body, rows
+
+
+async def _payers_raw(
+    conn: Conn, tenant: uuid.UUID, window: Window, limit: int
+) -> tuple[list[dict[str, Any]], int, int]:
+    """(top rows, payers with a succeeded payment, with more than one) from the raw records, ranked here."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in await conn.fetch(_payer_groups(source("analytics_payers_hourly", raw=True)), *_args(tenant, window, True)):
+        g = groups.setdefault(r["payer"], {"payer": r["payer"], "succeeded": 0, "failed": 0, "_volume": []})
+        g["succeeded"] += int(r["succeeded"])
+        g["failed"] += int(r["failed"])
+        if r["volume"]:
+            g["_volume"].append((r["network"], r["asset"], int(r["volume"])))
+    paying = [g for g in groups.values() if g["succeeded"] > 0]
+    repeat = sum(1 for g in paying if g["succeeded"] > 1)
+    rows = []
+    for name in sorted(groups):
+        g = groups[name]
+        vol = g.pop("_volume")
+        rows.append({**g, "count": g["succeeded"] + g["failed"], "volume": volume_json(vol), "usd": usd(vol)})
+    return _top(rows, limit, "succeeded", "count"), len(paying), repeat
 
 
 _LIFETIME_RAW = """SELECT payer, network, asset, count(*) AS succeeded, sum(amount) AS volume,

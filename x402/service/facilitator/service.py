@@ -151,7 +151,7 @@ class FacilitatorService:
 
     def _count(self, op: str, network: str, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.payments.labels(op, network, outcome).inc()
+            self.metrics.count_payment(op, network, outcome)
 
     # ------------------------------------------------------------------------------------- verify
 
@@ -162,6 +162,8 @@ class FacilitatorService:
 
         With a payment identifier whose purchase is already settled, the answer is that purchase's (valid).
         """
+        if not tracing.enabled():  # the hot path: no span object, no attribute dict
+            return await self._verify_outer(payload, requirements, tenant_id)
         with tracing.span("x402.verify", **{"x402.network": requirements.network, "x402.tenant": tenant_id}):
             return await self._verify_outer(payload, requirements, tenant_id)
 
