@@ -242,15 +242,18 @@ async def _populate_leftovers(conn: asyncpg.Connection, t: dict[str, Any]) -> No
         uuid.uuid4(),
         tid,
     )
-    # records that fill every analytics rollup once folded (the app's folder is off here; see _pending_record)
-    for status in ("success", "failed"):
+    # records that fill every analytics rollup once folded (the app's folder is off here; see _pending_record); the
+    # payer also paid a day (and a week) before: a payer of two consecutive days (analytics_payer_pairs)
+    for status, ago in (("success", "0"), ("failed", "0"), ("success", "1 day"), ("success", "7 days")):
         await conn.execute(
             """INSERT INTO payments (id, tenant_id, kind, status, network, payer, amount, latency_ms, risk, risk_level,
                                      risk_flags, created_at)
-               VALUES ($1, $2, 'settle', $3, 'eip155:1', '0xpayer', 5, 12, 'accept', 'low', 'new_payer', now())""",
+               VALUES ($1, $2, 'settle', $3, 'eip155:1', '0xpayer', 5, 12, 'accept', 'low', 'new_payer',
+                       now() - $4::text::interval)""",
             uuid.uuid4(),
             tid,
             status,
+            ago,
         )
 
     await conn.execute(

@@ -74,7 +74,7 @@ def source(table: str, *, raw: bool) -> str:
     )
 
 
-#: Hourly rollups with a daily twin (migration 0036): (daily table, dimension columns, additive measure columns).
+#: Hourly rollups with a daily twin (migrations 0036, 0038): (daily table, dimension columns, additive measures).
 TWINS = {
     "analytics_hourly": (
         "analytics_daily",
@@ -83,6 +83,11 @@ TWINS = {
     ),
     "analytics_payers_hourly": ("analytics_payers_daily", "payer, network, asset", ("succeeded", "failed", "volume")),
     "analytics_latency_hourly": ("analytics_latency_daily", "op, bin", ("n",)),
+    "analytics_totals_hourly": (
+        "analytics_totals_daily",
+        "network, asset",
+        ("total", "succeeded", "failed", "pending", "volume", "pending_volume"),
+    ),
 }
 
 # Every hour of the UTC days the window [$2, $3) touches: ``whole`` when its day is read from the daily twin (the

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from x402.service.analytics.latency import percentiles
 from x402.service.analytics.money import usd, volume_json
 from x402.service.analytics.sources import source, split_source
 from x402.service.analytics.uniques import Unsplittable, unique_payers
@@ -26,21 +27,23 @@ _BUCKETS_HOURS = """SELECT bucket, x402_utc_offset(bucket, $3) AS off
 
 def _queries(raw: bool, split: bool = False) -> dict[str, str]:
     """The queries of one source: the raw records, the hourly rollups (hour buckets), or ``split``: whole UTC days
-    from the daily twins corrected by the hours where the zone's buckets differ (day and week buckets)."""
+    from the daily twin corrected by the hours where the zone's buckets differ (day and week buckets)."""
     b = "date_trunc($5, hour, $4)"
-    totals, payers = source("analytics_totals_hourly", raw=raw), source("analytics_payers_hourly", raw=raw)
-    latency = (
-        split_source("analytics_latency_hourly", "date_trunc($5, {t}, $4)")
+    totals = (
+        split_source("analytics_totals_hourly", "date_trunc($5, {t}, $4)")
         if split
-        else source("analytics_latency_hourly", raw=raw)
+        else source("analytics_totals_hourly", raw=raw)
     )
+    payers = source("analytics_payers_hourly", raw=raw)
+    latency = source("analytics_latency_hourly", raw=raw)
     return {
-        "counts": f"""SELECT {b} AS bucket, sum(total) AS total, sum(succeeded) AS succeeded, sum(failed) AS failed
-            FROM {totals} GROUP BY 1""",
-        "volume": f"""SELECT {b} AS bucket, network, asset, sum(volume) AS amount FROM {totals}
-            GROUP BY 1, 2, 3 HAVING sum(volume) > 0""",
+        # counts and volume per bucket, network and asset (a split group may sum to zero: volume drops those)
+        "totals": f"""SELECT {b} AS bucket, network, asset, sum(total) AS total, sum(succeeded) AS succeeded,
+                sum(failed) AS failed, sum(volume) AS amount
+            FROM {totals} GROUP BY 1, 2, 3""",
         "payers": f"""SELECT {b} AS bucket, count(DISTINCT payer) AS n FROM {payers} WHERE succeeded > 0 GROUP BY 1""",
         # nearest-rank percentiles over the latency histogram: the first bin whose running count reaches p * n
+        # (the rollup paths find the same bins from the cumulative rows of migration 0038: latency.py)
         "latency": f"""SELECT bucket, op,
                 x402_latency_bin_ms(min(bin) FILTER (WHERE cum >= ceil(0.5 * tot))) AS p50,
                 x402_latency_bin_ms(min(bin) FILTER (WHERE cum >= ceil(0.95 * tot))) AS p95
@@ -68,8 +71,9 @@ async def series(
     conn: Conn, tenant: uuid.UUID, window: Window, starts: list[tuple[datetime, int]], *, raw: bool | None = None
 ) -> dict[str, Any]:
     """The answer body; reads the rollups unless a bucket boundary is not on a whole UTC hour (or ``raw``): counts
-    and volume from ``analytics_totals_hourly``, unique payers from the payer sets (``uniques``), latency from the
-    hourly histograms (hour buckets) or the daily ones corrected by the hours where the buckets differ.
+    and volume from ``analytics_totals_hourly`` (hour buckets) or ``analytics_totals_daily`` corrected by the hours
+    where the buckets differ from UTC days, unique payers from the payer sets and hour counts (``uniques``), latency
+    percentiles from the cumulative day rows and the hours of ``analytics_latency_hourly`` (``latency``).
 
     ``raw`` set: the same figures from the raw payment records (the benchmark's baseline)."""
     if raw is None:
@@ -79,14 +83,14 @@ async def series(
     points: dict[datetime, dict[str, Any]] = {
         s: {"count": 0, "succeeded": 0, "failed": 0, "uniquePayers": 0, "volume": [], "off": off} for s, off in starts
     }
-    latency: dict[tuple[datetime, str], tuple[float | None, float | None]] = {}
-    for r in await conn.fetch(queries["counts"], *args):
+    for r in await conn.fetch(queries["totals"], *args):
         p = points.get(r["bucket"])
         if p is not None:
-            p.update(count=int(r["total"]), succeeded=int(r["succeeded"]), failed=int(r["failed"]))
-    for r in await conn.fetch(queries["volume"], *args):
-        if r["bucket"] in points:
-            points[r["bucket"]]["volume"].append((r["network"], r["asset"], int(r["amount"])))
+            p["count"] += int(r["total"])
+            p["succeeded"] += int(r["succeeded"])
+            p["failed"] += int(r["failed"])
+            if r["amount"] > 0:
+                p["volume"].append((r["network"], r["asset"], int(r["amount"])))
     try:
         if raw:
             raise Unsplittable("raw")
@@ -96,8 +100,15 @@ async def series(
         for r in await conn.fetch(queries["payers"], *args):
             if r["bucket"] in points:
                 points[r["bucket"]]["uniquePayers"] = int(r["n"])
-    for r in await conn.fetch(queries["latency"], *args):
-        latency[(r["bucket"], r["op"])] = (r["p50"], r["p95"])
+    latency: dict[tuple[datetime, str], tuple[float | None, float | None]] = {}
+    if raw:
+        for r in await conn.fetch(queries["latency"], *args):
+            latency[(r["bucket"], r["op"])] = (r["p50"], r["p95"])
+    else:
+        bounds = list(zip(points, [*list(points)[1:], window.end], strict=True))
+        for (a, _), found in zip(bounds, await percentiles(conn, tenant, bounds), strict=True):
+            for op, pair in found.items():
+                latency[(a, op)] = pair
     out = []
     for start, p in points.items():
         vp50, vp95 = latency.get((start, "verify"), (None, None))

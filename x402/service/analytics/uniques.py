@@ -11,6 +11,18 @@ where a whole period's size is ``analytics_payer_counts`` and a part is counted 
 (the rest is the size minus the other side), through the (period, first_at) / (period, last_at) indexes: only the
 payers of the hours next to the cut are read. Records not folded yet are added when their payer is not in the
 bucket already.
+
+Day buckets (a local day in a whole-hour zone, DST days included) use the hour counts of migration 0038 instead,
+so no payer is read at all: with P the UTC day holding the bucket's start at hour ``a`` of P and Q the next one,
+where it ends at hour ``b`` of Q (``b`` = 24: Q is whole),
+
+    unique = |payers of P whose last payment is at hour >= a| + |payers of Q whose first is at hour < b|
+             - |payers of both whose last in P is at hour >= a and first in Q at hour < b|
+
+the first two from ``analytics_payer_edges`` (at most one row per hour), the third from ``analytics_payer_pairs``
+(counts by (last hour in P, first hour in Q), read through the index on whichever hour range is shorter); a whole
+day is its set size. (The tables take a grain; only days are kept: week buckets are few, and keeping weeks cost the
+fold more than their reads save.)
 """
 
 from __future__ import annotations
@@ -145,19 +157,81 @@ TERMS_SQL = {g: _terms_sql(g) for g in SETS}
 PENDING_SQL = {g: _pending_sql(g) for g in SETS}
 
 
+EdgeTerm = tuple[int, str, datetime, int, int, int]
+
+#: (bucket index, kind, UTC period, hour x, hour y, coefficient) -> the weighted counts of ``edge_terms``; the
+#: ``both_*`` kinds differ in which hour range is indexable (the other is a filter: ``+ 0``)
+EDGE_TERMS_SQL = """SELECT t.i, sum(t.coef * CASE t.kind
+        WHEN 'all' THEN (SELECT c.n FROM analytics_payer_counts c
+                         WHERE c.tenant_id = $1 AND c.grain = $2 AND c.bucket = t.d)
+        WHEN 'first_lt' THEN (SELECT sum(e.n) FROM analytics_payer_edges e
+                              WHERE e.tenant_id = $1 AND e.grain = $2 AND e.period = t.d AND e.edge = 'first'
+                                AND e.hour < t.x)
+        WHEN 'last_ge' THEN (SELECT sum(e.n) FROM analytics_payer_edges e
+                             WHERE e.tenant_id = $1 AND e.grain = $2 AND e.period = t.d AND e.edge = 'last'
+                               AND e.hour >= t.x)
+        WHEN 'both_last' THEN (SELECT sum(p.n) FROM analytics_payer_pairs p
+                               WHERE p.tenant_id = $1 AND p.grain = $2 AND p.period = t.d AND p.last_hour >= t.x
+                                 AND p.first_hour + 0 < t.y)
+        WHEN 'both_first' THEN (SELECT sum(p.n) FROM analytics_payer_pairs p
+                                WHERE p.tenant_id = $1 AND p.grain = $2 AND p.period = t.d AND p.first_hour < t.y
+                                  AND p.last_hour + 0 >= t.x)
+    END) AS n
+    FROM unnest($3::int[], $4::text[], $5::timestamptz[], $6::int[], $7::int[], $8::int[]) AS t(i, kind, d, x, y, coef)
+    GROUP BY t.i"""
+
+
+def edge_terms(bounds: list[tuple[datetime, datetime]], grain: str) -> list[EdgeTerm]:
+    """Rows whose weighted counts sum to each bucket's payers from the hour counts of the UTC periods (day or
+    week); Unsplittable when a bucket is not a suffix of one period followed by a prefix of the next (or one of them
+    alone), or not on whole UTC hours."""
+    hour = timedelta(hours=1)
+    size = SETS[grain][2]
+    n = size // hour
+    out: list[EdgeTerm] = []
+    for i, (a, b) in enumerate(bounds):
+        p = period_start(a, grain)
+        q = p + size
+        if b > q + size or (a - p) % hour or (b - p) % hour:
+            raise Unsplittable(f"[{a}, {b}) in UTC {grain}s")
+        x = (a - p) // hour
+        if b <= q:  # inside P: whole, a prefix or a suffix
+            y = (b - p) // hour
+            if x == 0:
+                out.append((i, "all", p, 0, 0, 1) if y == n else (i, "first_lt", p, y, 0, 1))
+            elif y == n:
+                out.append((i, "last_ge", p, x, 0, 1))
+            else:
+                raise Unsplittable(f"[{a}, {b}) inside one UTC {grain}")
+            continue
+        y = (b - q) // hour
+        out.append((i, "all", p, 0, 0, 1) if x == 0 else (i, "last_ge", p, x, 0, 1))
+        out.append((i, "all", q, 0, 0, 1) if y == n else (i, "first_lt", q, y, 0, 1))
+        out.append((i, "both_last" if n - x <= y else "both_first", q, x, y, -1))
+    return out
+
+
 async def unique_payers(conn: Conn, tenant: uuid.UUID, window: Window, starts: list[datetime]) -> list[int]:
     """Payers with a succeeded payment in each bucket (``starts`` and the window's end bound them), in order.
 
     Raises Unsplittable when a bucket cannot be counted from the sets (the caller counts it from hourly rows)."""
     grain = window.interval
     bounds = list(zip(starts, [*starts[1:], window.end], strict=True))
-    rows = terms(bounds, grain)
     out = [0] * len(bounds)
-    if not rows:
+    if not bounds:
         return out
-    cols = list(zip(*rows, strict=True))
-    for r in await conn.fetch(TERMS_SQL[grain], tenant, grain, *[list(c) for c in cols]):
-        out[r["i"]] += int(r["n"])
+    try:
+        if grain != "day":
+            raise Unsplittable("hour counts are kept for UTC days (hours are whole sets; weeks use the sets)")
+        erows = edge_terms(bounds, grain)
+        ecols = [list(c) for c in zip(*erows, strict=True)]
+        for r in await conn.fetch(EDGE_TERMS_SQL, tenant, grain, *ecols):
+            out[r["i"]] += int(r["n"] or 0)
+    except Unsplittable:
+        rows = terms(bounds, grain)
+        cols = list(zip(*rows, strict=True))
+        for r in await conn.fetch(TERMS_SQL[grain], tenant, grain, *[list(c) for c in cols]):
+            out[r["i"]] += int(r["n"])
     a, b = [x for x, _ in bounds], [y for _, y in bounds]
     for r in await conn.fetch(PENDING_SQL[grain], tenant, a, b, list(range(len(bounds))), a[0], b[-1]):
         out[r["i"]] += int(r["n"])
