@@ -204,6 +204,9 @@ class Explained:
     async def fetchrow(self, sql: str, *args: Any) -> Any:
         return await self.conn.fetchrow(sql, *args)
 
+    async def execute(self, sql: str, *args: Any) -> Any:
+        return await self.conn.execute(sql, *args)
+
 
 async def server_ms(pool: asyncpg.Pool, tenant: uuid.UUID, path: str, query: dict[str, str], runs: int = 3) -> float:
     """Median server-side time (EXPLAIN ANALYZE) of the endpoint's queries on the rollups."""
@@ -419,7 +422,8 @@ def write_docs(out: dict[str, Any]) -> None:
         "UTC month (`analytics_payers_monthly`), plus or minus days (`analytics_payers_daily`) and hours "
         "(`analytics_payers_hourly`); networks counts and volume `analytics_totals_hourly`, unique payers the "
         "biggest bucket's count (`analytics_payer_asset_counts`) corrected by the groups the other buckets change; "
-        "payers ranked and counted in SQL, lifetime figures `analytics_payers`; failures and risk their hourly "
+        "payers counted in SQL, the top list's candidates picked by a float USD figure with an error bound and "
+        "ranked by their exact sums, lifetime figures `analytics_payers`; failures and risk their hourly "
         "rollups; cohorts `analytics_cohorts`. A statement-level trigger on `payments` "
         "copies each batch into `analytics_pending` in the writer's transaction; a folder (`x402_analytics_fold`, "
         "about once a second, one at a time) moves pending rows into the rollups in one transaction; reads add "

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from tests.platform.test_analytics_records import _migrate_to
 from tests.platform.test_analytics_rollups import INSERT, START, _fold_all, _records
@@ -140,6 +141,29 @@ async def test_payer_sums_equal_the_raw_records_folded_pending_and_late(database
         await _fold_all(conn)
         await _same_as_raw(conn, mine, limit=7)
         await _same_as_raw(conn, other)
+    finally:
+        await conn.close()
+
+
+async def test_top_payers_candidates_and_the_exact_fallback_agree_with_raw(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The top list comes from float candidates ranked exactly; with too many candidates, from the exact query."""
+    rng = random.Random(373)
+    conn = await asyncpg.connect(database_url)
+    try:
+        mine, _ = await _tenants(conn)
+        await conn.executemany(INSERT, _records(rng, mine, 600, START + timedelta(days=3), 21) + _ties(mine))
+        await _fold_all(conn)
+        with monkeypatch.context() as m:  # the candidate path alone: the exact query would fail
+            m.setattr(bd, "_PAYERS_EXACT", "SELECT broken")
+            await _same_as_raw(conn, mine, limit=7)
+            await _same_as_raw(conn, mine, limit=1)
+            await _same_as_raw(conn, mine)
+        with monkeypatch.context() as m:  # every call falls back to the exact query
+            m.setattr(bd, "_too_many", lambda found, want: True)
+            await _same_as_raw(conn, mine, limit=7)
+            await _same_as_raw(conn, mine)
     finally:
         await conn.close()
 

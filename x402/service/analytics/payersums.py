@@ -160,30 +160,36 @@ async def window_plan(conn: Conn, tenant: uuid.UUID, start: datetime, end: datet
     return plan(start, end, data)
 
 
-def _grain(table: str, col: str, at: int) -> str:
+def _grain(table: str, col: str, at: int, extra: str = "") -> str:
     # one scan per bucket (OFFSET 0 keeps it a subquery: joined, the planner hashes the whole table's rows)
     return f"""SELECT r.payer, r.network, r.asset, t.sign * r.succeeded, t.sign * r.failed,
            CASE WHEN t.sign = 1 THEN r.volume ELSE t.sign * r.volume END
     FROM unnest(${at}::timestamptz[], ${at + 1}::int[]) AS t(at, sign)
     CROSS JOIN LATERAL (SELECT payer, network, asset, succeeded, failed, volume FROM {table}
-                        WHERE tenant_id = $1 AND {col} = t.at OFFSET 0) r"""
+                        WHERE tenant_id = $1 AND {col} = t.at{extra} OFFSET 0) r"""
 
 
 #: ``FROM`` clause text: (payer, network, asset, succeeded, failed, volume) rows, signed, whose sums per group are
 #: the window's; arguments from ``Plan.args``.
-SOURCE = f"""(
+def _source(extra: str = "") -> str:
+    return f"""(
     SELECT payer, network, asset, succeeded, failed, volume FROM analytics_payers_total
-    WHERE tenant_id = $1 AND $4::int = 1
-    UNION ALL {_grain("analytics_payers_monthly", "month", 5)}
-    UNION ALL {_grain("analytics_payers_daily", "day", 7)}
-    UNION ALL {_grain("analytics_payers_hourly", "hour", 9)}
+    WHERE tenant_id = $1 AND $4::int = 1{extra}
+    UNION ALL {_grain("analytics_payers_monthly", "month", 5, extra)}
+    UNION ALL {_grain("analytics_payers_daily", "day", 7, extra)}
+    UNION ALL {_grain("analytics_payers_hourly", "hour", 9, extra)}
     UNION ALL
     SELECT payer, network, asset, (o = 'succeeded')::int, (o = 'failed')::int,
            CASE WHEN o = 'succeeded' THEN amount ELSE 0 END
     FROM (SELECT payer, network, asset, amount, x402_payment_outcome(kind, status) AS o FROM analytics_pending
-          WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3) p
+          WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3{extra}) p
     WHERE o IN ('succeeded', 'failed') AND payer IS NOT NULL AND payer <> ''
 ) s"""
+
+
+SOURCE = _source()
+#: ``SOURCE`` of the payers in ``$11`` only (the filter inside every bucket's scan, where its index serves it)
+SOURCE_OF_PAYERS = _source(" AND payer = ANY($11::text[])")
 
 
 #: Unique payers per network and asset in the window (payers with a succeeded payment), counted as the groups of the
