@@ -5,7 +5,6 @@ the top payers, and after the migration's backfill."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import Counter
@@ -16,7 +15,7 @@ import asyncpg
 import pytest
 
 from tests.platform.test_analytics_records import _migrate_to
-from tests.platform.test_analytics_rollups import INSERT, START, _fold_all, _records
+from tests.platform.test_analytics_rollups import INSERT, START, _fold_all, _records, insert_while_folding
 from x402.service.analytics import breakdowns as bd
 from x402.service.analytics import payersums
 from x402.service.analytics.window import align
@@ -173,24 +172,8 @@ async def test_payer_sums_match_the_daily_rollup_after_concurrent_folds(database
     conn = await asyncpg.connect(database_url)
     try:
         mine, other = await _tenants(conn)
-        folders = [await asyncpg.connect(database_url) for _ in range(3)]
-        try:
-            stop = asyncio.Event()
-
-            async def fold(c: asyncpg.Connection) -> None:
-                while not stop.is_set():
-                    if not await c.fetchval("SELECT x402_analytics_fold(40)"):
-                        await asyncio.sleep(0.01)
-
-            tasks = [asyncio.create_task(fold(c)) for c in folders]
-            for i in range(12):
-                await conn.executemany(INSERT, _records(rng, mine if i % 3 else other, 70, START, 40))
-                await asyncio.sleep(0.02)
-            stop.set()
-            await asyncio.gather(*tasks)
-        finally:
-            for c in folders:
-                await c.close()
+        batches = [_records(rng, mine if i % 3 else other, 70, START, 40) for i in range(12)]
+        await insert_while_folding(database_url, conn, INSERT, batches, 40)
         await _same_as_raw(conn, mine)
         await _fold_all(conn)
         await _same_as_raw(conn, mine)

@@ -103,6 +103,31 @@ async def _fold_all(conn: asyncpg.Connection, batch: int = 5000) -> None:
         pass
 
 
+async def insert_while_folding(
+    database_url: str, conn: asyncpg.Connection, insert: str, batches: list[list[tuple[Any, ...]]], fold_batch: int
+) -> None:
+    """Insert ``batches`` one after another (``insert``) while 3 other connections fold batches of ``fold_batch``
+    (as several service processes do)."""
+    folders = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        stop = asyncio.Event()
+
+        async def fold(c: asyncpg.Connection) -> None:
+            while not stop.is_set():
+                if not await c.fetchval("SELECT x402_analytics_fold($1)", fold_batch):
+                    await asyncio.sleep(0.01)
+
+        tasks = [asyncio.create_task(fold(c)) for c in folders]
+        for rows in batches:
+            await conn.executemany(insert, rows)
+            await asyncio.sleep(0.02)
+        stop.set()
+        await asyncio.gather(*tasks)
+    finally:
+        for c in folders:
+            await c.close()
+
+
 async def _two_tenants(conn: asyncpg.Connection, rng: random.Random) -> tuple[uuid.UUID, uuid.UUID]:
     """Two tenants' records over four weeks, folded."""
     await conn.execute("SET jit = off")
@@ -137,24 +162,8 @@ async def test_rollups_stay_exact_with_records_arriving_while_folders_run(databa
     conn = await asyncpg.connect(database_url)
     try:
         mine, other = await _two_tenants(conn, rng)
-        folders = [await asyncpg.connect(database_url) for _ in range(3)]
-        try:
-            stop = asyncio.Event()
-
-            async def fold(c: asyncpg.Connection) -> None:
-                while not stop.is_set():
-                    if not await c.fetchval("SELECT x402_analytics_fold(40)"):
-                        await asyncio.sleep(0.01)
-
-            tasks = [asyncio.create_task(fold(c)) for c in folders]
-            for i in range(10):
-                await conn.executemany(INSERT, _records(rng, mine if i % 3 else other, 60, START, 28))
-                await asyncio.sleep(0.02)
-            stop.set()
-            await asyncio.gather(*tasks)
-        finally:
-            for c in folders:
-                await c.close()
+        batches = [_records(rng, mine if i % 3 else other, 60, START, 28) for i in range(10)]
+        await insert_while_folding(database_url, conn, INSERT, batches, 40)
         await _same_as_raw(conn, mine)
         await _fold_all(conn)
         await _same_as_raw(conn, other)

@@ -5,7 +5,6 @@ exact series in whole-hour zones with DST changes inside the window, with record
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import Counter
@@ -16,6 +15,7 @@ import asyncpg
 import pytest
 
 from tests.platform.test_analytics_records import _migrate_to
+from tests.platform.test_analytics_rollups import insert_while_folding
 from x402.service.analytics import latency
 from x402.service.analytics import timeseries as ts
 from x402.service.analytics.window import align
@@ -147,24 +147,8 @@ async def test_series_rollups_stay_exact_through_concurrent_folds_and_late_recor
         await _fold_all(conn, 150)  # many small folds: rows inserted by one, updated by later ones
         await _assert_derived_exact(conn)
         assert await _series_same_as_raw(conn, mine) > 100
-        folders = [await asyncpg.connect(database_url) for _ in range(3)]
-        try:
-            stop = asyncio.Event()
-
-            async def fold(c: asyncpg.Connection) -> None:
-                while not stop.is_set():
-                    if not await c.fetchval("SELECT x402_analytics_fold(37)"):
-                        await asyncio.sleep(0.01)
-
-            tasks = [asyncio.create_task(fold(c)) for c in folders]
-            for i in range(8):
-                await conn.executemany(INSERT, _records(rng, mine if i % 4 else other, 50, START, 14))
-                await asyncio.sleep(0.02)
-            stop.set()
-            await asyncio.gather(*tasks)
-        finally:
-            for c in folders:
-                await c.close()
+        batches = [_records(rng, mine if i % 4 else other, 50, START, 14) for i in range(8)]
+        await insert_while_folding(database_url, conn, INSERT, batches, 37)
         # late records, some of them pending: earlier and later hours of days already folded
         await conn.executemany(INSERT, _records(rng, mine, 120, START - timedelta(days=1), 16))
         await conn.fetchval("SELECT x402_analytics_fold(60)")
