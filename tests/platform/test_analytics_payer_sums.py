@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from tests.platform.test_analytics_records import _migrate_to
-from tests.platform.test_analytics_rollups import INSERT, START, _fold_all, _records, insert_while_folding
+from tests.platform.test_analytics_rollups import INSERT, START, _fold_all, _records, insert_while_folding, new_tenants
 from x402.service.analytics import breakdowns as bd
 from x402.service.analytics import payersums
 from x402.service.analytics.window import align
@@ -91,14 +91,6 @@ async def _same_as_raw(conn: asyncpg.Connection, tenant: uuid.UUID, limit: int =
     return kinds
 
 
-async def _tenants(conn: asyncpg.Connection) -> tuple[uuid.UUID, uuid.UUID]:
-    await conn.execute("SET jit = off")
-    mine, other = uuid.uuid4(), uuid.uuid4()
-    for tid in (mine, other):
-        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tid, str(tid))
-    return mine, other
-
-
 def _ties(tenant: uuid.UUID) -> list[tuple[Any, ...]]:
     """Payers whose figures are equal, named so that code-point and dictionary orders differ."""
     rows: list[tuple[Any, ...]] = []
@@ -115,7 +107,7 @@ async def test_payer_sums_equal_the_raw_records_folded_pending_and_late(database
     rng = random.Random(371)
     conn = await asyncpg.connect(database_url)
     try:
-        mine, other = await _tenants(conn)
+        mine, other = await new_tenants(conn)
         await conn.executemany(INSERT, _records(rng, mine, 900, START + timedelta(days=3), 21) + _ties(mine))
         await conn.executemany(INSERT, _records(rng, other, 500, START, 28))  # never in mine's figures
         # nothing folded yet: every figure from the pending records
@@ -151,7 +143,7 @@ async def test_top_payers_candidates_and_the_exact_fallback_agree_with_raw(
     rng = random.Random(373)
     conn = await asyncpg.connect(database_url)
     try:
-        mine, _ = await _tenants(conn)
+        mine, _ = await new_tenants(conn)
         await conn.executemany(INSERT, _records(rng, mine, 600, START + timedelta(days=3), 21) + _ties(mine))
         await _fold_all(conn)
         with monkeypatch.context() as m:  # the candidate path alone: the exact query would fail
@@ -171,7 +163,7 @@ async def test_payer_sums_match_the_daily_rollup_after_concurrent_folds(database
     rng = random.Random(372)
     conn = await asyncpg.connect(database_url)
     try:
-        mine, other = await _tenants(conn)
+        mine, other = await new_tenants(conn)
         batches = [_records(rng, mine if i % 3 else other, 70, START, 40) for i in range(12)]
         await insert_while_folding(database_url, conn, INSERT, batches, 40)
         await _same_as_raw(conn, mine)

@@ -128,12 +128,18 @@ async def insert_while_folding(
             await c.close()
 
 
-async def _two_tenants(conn: asyncpg.Connection, rng: random.Random) -> tuple[uuid.UUID, uuid.UUID]:
-    """Two tenants' records over four weeks, folded."""
+async def new_tenants(conn: asyncpg.Connection) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two new tenants (and JIT off on ``conn``: the exactness queries run in milliseconds)."""
     await conn.execute("SET jit = off")
     mine, other = uuid.uuid4(), uuid.uuid4()
     for tid in (mine, other):
         await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tid, str(tid))
+    return mine, other
+
+
+async def _two_tenants(conn: asyncpg.Connection, rng: random.Random) -> tuple[uuid.UUID, uuid.UUID]:
+    """Two tenants' records over four weeks, folded."""
+    mine, other = await new_tenants(conn)
     await conn.executemany(INSERT, _records(rng, mine, 800, START + timedelta(days=3), 21))
     await conn.executemany(INSERT, _records(rng, other, 800, START, 28))  # never in mine's figures
     await _fold_all(conn)

@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from tests.platform.test_analytics_records import _migrate_to
-from tests.platform.test_analytics_rollups import insert_while_folding
+from tests.platform.test_analytics_rollups import insert_while_folding, new_tenants
 from x402.service.analytics import latency
 from x402.service.analytics import timeseries as ts
 from x402.service.analytics.window import align
@@ -130,19 +130,11 @@ async def _series_same_as_raw(conn: asyncpg.Connection, tenant: uuid.UUID) -> in
     return nonempty
 
 
-async def _tenants(conn: asyncpg.Connection) -> tuple[uuid.UUID, uuid.UUID]:
-    await conn.execute("SET jit = off")
-    mine, other = uuid.uuid4(), uuid.uuid4()
-    for tid in (mine, other):
-        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tid, str(tid))
-    return mine, other
-
-
 async def test_series_rollups_stay_exact_through_concurrent_folds_and_late_records(database_url: str) -> None:
     rng = random.Random(38)
     conn = await asyncpg.connect(database_url)
     try:
-        mine, other = await _tenants(conn)
+        mine, other = await new_tenants(conn)
         await conn.executemany(INSERT, _records(rng, mine, 700, START, 14) + _records(rng, other, 200, START, 14))
         await _fold_all(conn, 150)  # many small folds: rows inserted by one, updated by later ones
         await _assert_derived_exact(conn)
@@ -167,7 +159,7 @@ async def test_migration_backfills_the_series_rollups(empty_database_url: str) -
     conn = await asyncpg.connect(empty_database_url)
     try:
         await _migrate_to(conn, 38)
-        mine, other = await _tenants(conn)
+        mine, other = await new_tenants(conn)
         await conn.executemany(INSERT, _records(rng, mine, 500, START, 14) + _records(rng, other, 100, START, 14))
         await _fold_all(conn)
         await conn.executemany(INSERT, _records(rng, mine, 60, START, 14))  # pending at the migration
