@@ -137,3 +137,73 @@ async def test_a_client_never_closed_flushes_at_interpreter_exit(client: Any, da
     assert out.decode().split() == ["200", "50", "250", "0"], (out, err)
     # the closed client's 10, the other's 250; nothing of the closed client's after its close
     assert await _stored(database_url) == (260, 260)
+
+
+class _LosingProxy:
+    """A TCP proxy to the service that forwards every request and, for the ``lose``-th ``POST /v1/events``, lets
+    the service answer (it commits before answering) and then cuts the connection instead of relaying the answer."""
+
+    def __init__(self, upstream_port: int, lose: int) -> None:
+        self.upstream_port = upstream_port
+        self.lose = lose
+        self.posts = 0  # POST /v1/events requests seen
+        self.lost = 0  # answers dropped
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._conn, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+    async def _conn(self, down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        drop = asyncio.Event()
+
+        async def requests() -> None:
+            while data := await down_r.read(65536):
+                if data.startswith(b"POST /v1/events"):
+                    self.posts += 1
+                    if self.posts == self.lose:
+                        drop.set()
+                up_w.write(data)
+                await up_w.drain()
+
+        async def answers() -> None:
+            while data := await up_r.read(65536):
+                if drop.is_set():  # the batch is committed: the answer goes nowhere
+                    self.lost += 1
+                    return
+                down_w.write(data)
+                await down_w.drain()
+
+        pumps = [asyncio.ensure_future(requests()), asyncio.ensure_future(answers())]
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            down_w.close()
+            up_w.close()
+
+
+async def test_a_batch_whose_answer_is_lost_is_resent_and_counted_once(client: Any, database_url: str) -> None:
+    _, h = await _tenant_key(client, "usage-lost-answer")
+    key = h["Authorization"].removeprefix("Bearer ")
+    proxy = _LosingProxy(client.server.port, lose=2)
+    port = await proxy.start()
+    try:
+        async with aiohttp.ClientSession() as http:
+            usage = UsageClient(http, f"http://127.0.0.1:{port}", key, backoff=0.05, backoff_cap=0.2)
+            for i in range(250):
+                usage.record(f"cus_{i % 3}", "tokens", 1)
+            await usage.close()
+    finally:
+        await proxy.close()
+    assert proxy.lost == 1
+    assert proxy.posts == 4  # three batches, the second one twice
+    # the resent second batch was already stored: the service said so, and it is stored once
+    assert (usage.sent, usage.duplicates, usage.pending) == (150, 100, 0)
+    assert await _stored(database_url) == (250, 250)
