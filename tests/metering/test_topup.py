@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import aiohttp
@@ -11,12 +12,15 @@ import pytest
 
 from chains.evm.devchain import DevChain
 from chains.evm.payer import EvmSigner
+from tests.harness import permit2 as p2
 from tests.harness.evm import address_of, chain_settings, fund_eth, funded_payer, mint, new_key, token_balance
 from tests.paywall.conftest import payer_client
 from tests.platform.conftest import ADMIN, bearer, new_tenant
 from tests.platform.conftest import new_key as new_api_key
 from tests.wallets.conftest import MASTER_KEY
+from x402.errors import ConfigError
 from x402.service.app import create_app
+from x402.service.metering.topup import pack_offers
 from x402.wire.codec import PAYMENT_REQUIRED, PAYMENT_SIGNATURE, decode_payment_required, encode_header
 from x402.wire.models import PaymentPayload
 
@@ -24,18 +28,23 @@ PRICE = 25_000
 CREDITS = 500
 
 
-async def _service(devchain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any) -> tuple[Any, str]:
+async def _service(
+    devchain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any, *, permit2: bool = False
+) -> tuple[Any, str]:
     key = new_key()
     await fund_eth(devchain, address_of(key))
     pay_to = address_of(new_key())
-    pack = {
-        "credits": CREDITS,
+    offer: dict[str, Any] = {
         "amount": PRICE,
         "network": devchain.network,
         "asset": devchain.token_address,
         "payTo": pay_to,
         "extra": {"name": devchain.token_name, "version": devchain.token_version},
     }
+    pack: dict[str, Any] = {"credits": CREDITS, **offer}
+    if permit2:  # the same pack by EIP-3009 or by Permit2
+        by_permit2 = {**offer, "extra": {**offer["extra"], "assetTransferMethod": "permit2"}}
+        pack = {"credits": CREDITS, "offers": [offer, by_permit2]}
     settings = chain_settings(
         devchain,
         database_url,
@@ -128,3 +137,62 @@ async def test_an_agent_wallet_tops_itself_up_within_its_policy(
     assert await token_balance(devchain, pay_to) == PRICE
     bal = await (await client.get("/v1/credits/agent-7", headers=h)).json()
     assert bal["balance"] == CREDITS
+
+
+@pytest.mark.slow
+async def test_a_pack_sold_by_several_offers_lists_them_all_and_any_one_grants_once(
+    devchain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any
+) -> None:
+    client, pay_to = await _service(devchain, database_url, redis_url, aiohttp_client, permit2=True)
+    tenant = await new_tenant(client, "multi-offer-topups")
+    h = bearer((await new_api_key(client, tenant, ["admin"]))["key"])
+    url = f"/v1/credits/cus_2/topup?tenant={tenant}"
+    r = await client.post(url)
+    assert r.status == 402
+    accepts = decode_payment_required(r.headers[PAYMENT_REQUIRED]).accepts
+    assert [(o.scheme, o.amount, o.extra.get("assetTransferMethod")) for o in accepts] == [
+        ("exact", str(PRICE), None),
+        ("exact", str(PRICE), "permit2"),
+    ]
+
+    # the second offer (Permit2) paid, then the same payment sent again: one settlement, one grant
+    payer = await p2.permit2_payer(devchain)
+    scheme_payload = await EvmSigner(payer).create_payload(accepts[1], 2)
+    assert "permit2Authorization" in scheme_payload
+    header = encode_header(PaymentPayload(accepted=accepts[1], payload=scheme_payload))
+    paid = await client.post(url, headers={PAYMENT_SIGNATURE: header})
+    assert paid.status == 201, await paid.text()
+    assert (await paid.json())["credits"] == CREDITS
+    again = await asyncio.gather(*(client.post(url, headers={PAYMENT_SIGNATURE: header}) for _ in range(2)))
+    assert {r.status for r in again} <= {200, 402}, [r.status for r in again]  # replayed or refused, never granted
+    assert await token_balance(devchain, pay_to) == PRICE
+    bal = await (await client.get("/v1/credits/cus_2", headers=h)).json()
+    assert bal["balance"] == CREDITS
+    assert await _purchases(database_url) == 1
+
+
+def test_a_malformed_pack_is_a_config_error_naming_the_offer() -> None:
+    usdc = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
+    offer = {
+        "amount": 1,
+        "network": "eip155:8453",
+        "asset": usdc,
+        "payTo": "0x1",
+        "extra": {"name": "USDC", "version": "2"},
+    }
+    credits, offers = pack_offers({"credits": 5, "offers": [offer, {**offer, "network": "eip155:84532"}]})
+    assert (credits, [o.network for o in offers]) == (5, ["eip155:8453", "eip155:84532"])
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"offers": [offer]}, "X402_CREDIT_PACK needs credits"),
+        ({"credits": 0, **offer}, "credits must be positive"),
+        ({"credits": 5, "offers": []}, "offers must be a non-empty JSON array"),
+        ({"credits": 5, "offers": [offer], "amount": 1}, "put amount, network, asset and payTo in each offer"),
+        ({"credits": 5, "offers": [offer, {"amount": 1}]}, "offers[1] needs amount, network, asset, payTo (missing"),
+        ({"credits": 5, "offers": [offer, {**offer, "network": "nowhere"}]}, "offers[1]: Offer.network"),
+        ({"credits": 5, "offers": [offer, {**offer, "amount": 0}]}, "offers[1]: Offer.amount"),
+        ({"credits": 5, "offers": [offer, offer]}, "offers[1] repeats the scheme, network and asset"),
+        ({"credits": 5, "offers": ["x"]}, "offers[0] must be a JSON object"),
+    ]
+    for pack, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            pack_offers(pack)

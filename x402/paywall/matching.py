@@ -19,7 +19,8 @@ def _same_address(network: str, ours: str, theirs: str) -> bool:
 
 
 def requirements_match(ours: PaymentRequirements, accepted: PaymentRequirements) -> bool:
-    """Core fields equal and our ``extra`` a subset of theirs (keys a client adds are tolerated)."""
+    """Core fields equal and our ``extra`` a subset of theirs (keys a client adds are tolerated, but on EVM not an
+    ``assetTransferMethod`` other than ours, EIP-3009 when unnamed)."""
     if (
         ours.scheme != accepted.scheme
         or ours.network != accepted.network
@@ -30,6 +31,10 @@ def requirements_match(ours: PaymentRequirements, accepted: PaymentRequirements)
     ):
         return False
     theirs = accepted.extra
+    if is_evm(ours.network) and ours.extra.get("assetTransferMethod", "eip3009") != theirs.get(
+        "assetTransferMethod", "eip3009"
+    ):
+        return False  # an EIP-3009 offer and a Permit2 one of the same asset and price are two offers
     return all(key in theirs and theirs[key] == value for key, value in ours.extra.items())
 
 

@@ -1,5 +1,8 @@
 """Credit top-ups over x402: ``POST /v1/credits/{customer}/topup`` answers 402 with the price of a credit pack.
 
+The pack (``X402_CREDIT_PACK``) is a number of credits and one or more offers (networks, assets, schemes); the 402
+lists them all and paying any one grants the same credits.
+
 The service's own paywall (x402/paywall) guards the route with the in-process facilitator and settles before the
 handler runs, so credits are granted only for money that moved; the grant is keyed by the payment id, so a retried
 payment (the paywall replays a settled purchase to its payer) grants once. The tenant is the caller's API key's,
@@ -31,24 +34,60 @@ TOPUP_PATH: Final = "/v1/credits/{customer}/topup"
 _TENANT: web.RequestKey[uuid.UUID | None] = web.RequestKey("x402_topup_tenant")
 
 
-def pack_offer(pack: Mapping[str, Any]) -> tuple[int, Offer]:
-    """(credits, offer) of the configured pack; ConfigError when it is malformed."""
+#: Keys of one way to pay for the pack (``X402_CREDIT_PACK`` itself, or each entry of its ``offers``).
+_OFFER_KEYS: Final = ("amount", "network", "asset", "payTo")
+
+
+def _offer(doc: Any, credits: int, where: str) -> Offer:
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{where} must be a JSON object with {', '.join(_OFFER_KEYS)}")
+    missing = [key for key in _OFFER_KEYS if key not in doc]
+    if missing:
+        raise ConfigError(f"{where} needs {', '.join(_OFFER_KEYS)} (missing {', '.join(missing)})")
     try:
-        credits = int(pack["credits"])
-        offer = Offer(
-            amount=int(pack["amount"]),
-            asset=str(pack["asset"]),
-            network=str(pack["network"]),
-            pay_to=str(pack["payTo"]),
-            extra=dict(pack.get("extra") or {}),
+        return Offer(
+            amount=int(doc["amount"]),
+            asset=str(doc["asset"]),
+            network=str(doc["network"]),
+            pay_to=str(doc["payTo"]),
+            extra=dict(doc.get("extra") or {}),
+            scheme=str(doc.get("scheme") or "exact"),
             description=f"{credits} prepaid credits",
             mime_type="application/json",
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"X402_CREDIT_PACK needs credits, amount, network, asset, payTo: {exc}") from None
-    if credits < 1 or offer.amount < 1:
-        raise ConfigError("X402_CREDIT_PACK credits and amount must be positive")
-    return credits, offer
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def pack_offers(pack: Mapping[str, Any]) -> tuple[int, tuple[Offer, ...]]:
+    """(credits, offers) of the configured pack; ConfigError when it is malformed.
+
+    The pack is ``{credits, amount, network, asset, payTo, extra?, scheme?}`` (one way to pay) or
+    ``{credits, offers: [{amount, network, asset, payTo, extra?, scheme?}, ...]}`` (the same credits for any of them).
+    """
+    try:
+        credits = int(pack["credits"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError("X402_CREDIT_PACK needs credits, a positive integer") from None
+    if credits < 1:
+        raise ConfigError("X402_CREDIT_PACK credits must be positive")
+    if "offers" not in pack:
+        return credits, (_offer(pack, credits, "X402_CREDIT_PACK"),)
+    docs = pack["offers"]
+    if not isinstance(docs, list) or not docs:
+        raise ConfigError("X402_CREDIT_PACK offers must be a non-empty JSON array")
+    if any(key in pack for key in _OFFER_KEYS):
+        raise ConfigError("X402_CREDIT_PACK has offers: put amount, network, asset and payTo in each offer")
+    offers = tuple(_offer(doc, credits, f"X402_CREDIT_PACK offers[{i}]") for i, doc in enumerate(docs))
+    seen: set[tuple[str, str, str, Any]] = set()
+    for i, offer in enumerate(offers):
+        key = (offer.scheme, offer.network, offer.asset.lower(), (offer.extra or {}).get("assetTransferMethod"))
+        if key in seen:
+            raise ConfigError(f"X402_CREDIT_PACK offers[{i}] repeats the scheme, network and asset of an earlier offer")
+        seen.add(key)
+    return credits, offers
 
 
 async def _tenant_of(request: web.Request) -> uuid.UUID | None:
@@ -91,7 +130,7 @@ async def topup(request: web.Request) -> web.Response:
     payment = request[PAYMENT]
     tenant = request[_TENANT]
     customer = request.match_info["customer"]
-    credits, _ = pack_offer(request.app[SETTINGS].credit_pack or {})
+    credits, _ = pack_offers(request.app[SETTINGS].credit_pack or {})
     movement = ledger.Movement("purchase", credits, f"x402:{payment.payment_id}")
     async with request.app[DB].acquire() as conn:
         out, new = await ledger.move(
@@ -105,13 +144,13 @@ def install(app: web.Application) -> None:
     pack = app[SETTINGS].credit_pack
     if not pack:
         return
-    _, offer = pack_offer(pack)
+    _, offers = pack_offers(pack)  # a malformed pack stops the start-up here
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
         paywall = Paywall(
             AppFacilitator(app),
-            routes={("POST", TOPUP_PATH): offer},
+            routes={("POST", TOPUP_PATH): list(offers)},
             cache=app[CACHE],
             max_header_bytes=settings.max_header_bytes,
             settle_before_handler=True,  # credits only for money that moved
