@@ -19,6 +19,7 @@ from tests.proxy.conftest import PRICE, Upstream, listing
 from tests.wallets.conftest import ServiceFactory, new_wallet, service_factory
 from x402.service.appkeys import DB, FACILITATOR, TRUST
 from x402.service.proxy import calls
+from x402.service.registry.ranking import W_TRUST
 from x402.service.storage.scope import system_scope
 from x402.wire.models import PaymentRequirements
 
@@ -105,6 +106,46 @@ async def test_exact_resource_scores_and_a_wash_traded_resource_drops(
     r = await plain.get("/discovery/search", params={"minTrust": "101"})
     assert r.status == 400
     assert (await r.json())["code"] == "invalid_min_trust"
+
+
+async def _ranked(client: TestClient[Any, Any], urls: set[str]) -> list[tuple[str, float]]:
+    """``(url, search score)`` of ``urls`` in the order ``/discovery/search`` ranks them (empty query)."""
+    r = await client.get("/discovery/search", params={"query": "", "limit": "50"})
+    assert r.status == 200, await r.text()
+    return [(i["resource"], i["metadata"]["score"]) for i in (await r.json())["resources"] if i["resource"] in urls]
+
+
+async def test_trust_alone_orders_otherwise_equal_listings(
+    plain: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
+) -> None:
+    a = await listing(plain, devchain, upstream.paid_url, upstream.pay_to)
+    b = await listing(plain, devchain, upstream.base_url + "/free", upstream.pay_to)
+    ids = [uuid.UUID(a["id"]), uuid.UUID(b["id"])]
+    urls = {upstream.paid_url, upstream.base_url + "/free"}
+    with system_scope("test: the same freshness for both listings"):
+        await plain.app[DB].execute("UPDATE resources SET last_updated = now() WHERE id = ANY($1::uuid[])", ids)
+    five = [uuid.uuid4() for _ in range(5)]
+    # the same calls, volume and probes for both; only who pays differs (b: one wallet pays 9 of 10)
+    await _paid_calls(plain, a["id"], five * 2, upstream.pay_to)
+    await _paid_calls(plain, b["id"], [five[0]] * 9 + [five[1]], upstream.pay_to)
+    for res in (a, b):
+        await _probes(plain, res["id"], 9, 10)
+    await plain.app[TRUST].refresh()
+    ta, tb = (await _score(plain, "resource", a["id"]))["score"], (await _score(plain, "resource", b["id"]))["score"]
+    assert ta > tb, (ta, tb)
+    ranked = await _ranked(plain, urls)
+    assert [u for u, _ in ranked] == [upstream.paid_url, upstream.base_url + "/free"]
+    assert ranked[0][1] - ranked[1][1] == pytest.approx(W_TRUST * (ta - tb) / 100, abs=2e-4)
+
+    # the scores flip (a is now wash-traded, b has 41 payers; still 50 calls each), and so does the order
+    await _paid_calls(plain, a["id"], [five[0]] * 40, upstream.pay_to)
+    await _paid_calls(plain, b["id"], [uuid.uuid4() for _ in range(40)], upstream.pay_to)
+    await plain.app[TRUST].refresh()
+    ta, tb = (await _score(plain, "resource", a["id"]))["score"], (await _score(plain, "resource", b["id"]))["score"]
+    assert tb > ta, (ta, tb)
+    ranked = await _ranked(plain, urls)
+    assert [u for u, _ in ranked] == [upstream.base_url + "/free", upstream.paid_url]
+    assert ranked[0][1] - ranked[1][1] == pytest.approx(W_TRUST * (tb - ta) / 100, abs=2e-4)
 
 
 async def _settlement(client: TestClient[Any, Any], payer: str, pay_to: str, amount: int) -> None:
