@@ -176,10 +176,9 @@ async def test_circular_flow_and_risk_flags_lower_address_scores_and_reach_the_r
     assert (doc["score"], doc["factors"]["circularFlow"]) == (41, False)
     doc = await _score(plain, "address", a)
     assert (doc["factors"]["base"], doc["factors"]["circularPenalty"], doc["score"]) == (41, 25, 16)
-    with system_scope("test: a list entry"):
-        await plain.app[DB].execute("INSERT INTO risk_address_lists (list, address) VALUES ('mixer', $1)", c)
-        await plain.app[DB].execute("UPDATE settlements SET updated_at = now() WHERE payer = $1", c)
-    await plain.app[TRUST].refresh()
+    r = await plain.post("/v1/risk/lists/mixer", json={"addresses": [c]})
+    assert r.status == 200, await r.text()
+    assert await plain.app[TRUST].refresh() == 1  # the list change alone recomputes c
     doc = await _score(plain, "address", c)
     assert (doc["factors"]["riskFlags"], doc["score"]) == (["mixer"], 1)
     # extensions.risk.trust of the facilitator's assessment
@@ -193,6 +192,58 @@ async def test_circular_flow_and_risk_flags_lower_address_scores_and_reach_the_r
     assert wire["trust"]["score"] == 16
     assert wire["trust"]["factors"]["circularFlow"] is True
     json.dumps(wire)  # wire-safe
+
+
+async def _computed(client: TestClient[Any, Any]) -> dict[tuple[str, str], Any]:
+    with system_scope("test: when each score was computed"):
+        rows = await client.app[DB].fetch("SELECT kind, subject, computed_at FROM trust_scores")
+    return {(r["kind"], r["subject"]): r["computed_at"] for r in rows}
+
+
+async def _recomputed(client: TestClient[Any, Any], before: dict[tuple[str, str], Any]) -> set[tuple[str, str]]:
+    """The subjects one refresh pass wrote (it returns how many)."""
+    n = await client.app[TRUST].refresh()
+    after = await _computed(client)
+    changed = {k for k, at in after.items() if before.get(k) != at}
+    assert n == len(changed), (n, changed)
+    return changed
+
+
+async def test_refresh_recomputes_only_what_a_change_touches_and_risk_list_changes_count(
+    plain: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
+) -> None:
+    payee = "0x" + "b2" * 20
+    payers = ["0x" + secrets.token_hex(20) for _ in range(12)]
+    for p in payers:
+        await _settlement(plain, p, payee, 5000)
+    res = await listing(plain, devchain, upstream.paid_url, upstream.pay_to)
+    assert await _recomputed(plain, {}) == {("address", p) for p in payers} | {("resource", res["id"])}
+    assert await _recomputed(plain, await _computed(plain)) == set()  # nothing changed: nothing recomputed
+    clean = await _score(plain, "address", payers[5])
+    assert clean["factors"]["riskFlags"] == []
+
+    # one more settlement of one payer: that payer alone, not the other 11 nor the listing
+    await _settlement(plain, payers[3], payee, 5000)
+    assert await _recomputed(plain, await _computed(plain)) == {("address", payers[3])}
+
+    # a risk-list entry: the listed payer and the listing that pays to a listed address, nothing else
+    r = await plain.post("/v1/risk/lists/mixer", json={"addresses": [payers[5], upstream.pay_to]})
+    assert (r.status, (await r.json())["added"]) == (200, 2)
+    assert await _recomputed(plain, await _computed(plain)) == {("address", payers[5]), ("resource", res["id"])}
+    doc = await _score(plain, "address", payers[5])
+    assert (doc["factors"]["riskFlags"], doc["score"]) == (["mixer"], clean["score"] - 40)
+    assert (await _score(plain, "resource", res["id"]))["factors"]["riskFlags"] == ["mixer"]
+    # an entry on a list that is not a risk flag changes no score
+    r = await plain.post("/v1/risk/lists/allow", json={"addresses": [payers[7]]})
+    assert r.status == 200, await r.text()
+    assert await _recomputed(plain, await _computed(plain)) == set()
+
+    # removing the entry (no row is left behind) recomputes the same subjects, and the flag is gone
+    r = await plain.delete("/v1/risk/lists/mixer", json={"addresses": [payers[5], upstream.pay_to]})
+    assert (r.status, (await r.json())["removed"]) == (200, 2)
+    assert await _recomputed(plain, await _computed(plain)) == {("address", payers[5]), ("resource", res["id"])}
+    doc = await _score(plain, "address", payers[5])
+    assert (doc["score"], doc["factors"]) == (clean["score"], clean["factors"])
 
 
 async def test_min_resource_trust_refuses_low_trust_resources(
