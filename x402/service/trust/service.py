@@ -1,7 +1,7 @@
 """Keeps ``trust_scores`` current: a background pass recomputes the subjects whose records changed since the
 watermark (routed calls, settlements, wallet payments, probes, and risk-list entries added or removed for an
-address they read), in ``system_scope``; routed calls also refresh
-their resource and wallet on write. Lookups for the wallet policy, the risk assessment and registry search.
+address they read), in ``system_scope``; routed calls also refresh their resource and wallet on write. Lookups for
+the wallet policy, the risk assessment and registry search.
 """
 
 from __future__ import annotations
