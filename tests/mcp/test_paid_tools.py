@@ -13,11 +13,12 @@ from chains.evm.devchain import DevChain
 from chains.evm.payer import EvmSigner
 from tests.harness.evm import address_of, fund_eth, rpc, token_balance, wait_receipt
 from tests.harness.node import OFFICIAL_PYTHON
-from tests.mcp.conftest import mcp_session, running_provider
+from tests.mcp.conftest import WEATHER, mcp_session, running_provider
 from tests.paywall.conftest import AMOUNT
 from x402.client import PaymentPolicy
 from x402.facilitator.remote import RemoteFacilitator
 from x402.mcp import PAYMENT_RESPONSE_META, McpPayer, payment_required_of
+from x402.mcp.paid import bazaar_declaration
 from x402.service.app import create_app
 from x402.service.facilitator.inprocess import AppFacilitator
 from x402.service.settings import Settings
@@ -61,7 +62,9 @@ async def test_unpaid_call_answers_the_payment_required_result(devchain: DevChai
         assert offer["network"] == devchain.network
         bazaar_input = doc["extensions"]["bazaar"]["info"]["input"]
         assert bazaar_input["type"] == "mcp"
-        assert bazaar_input["tool"] == "get_weather"
+        assert bazaar_input["toolName"] == "get_weather"
+        assert "tool" not in bazaar_input
+        assert "toolName" in doc["extensions"]["bazaar"]["schema"]["properties"]["input"]["required"]
         assert bazaar_input["inputSchema"]["required"] == ["city"]
         assert bazaar_input["example"] == {"city": "Paris"}
         assert provider.calls == []
@@ -172,3 +175,39 @@ async def test_official_python_mcp_client_pays_through_the_remote_facilitator(
         assert summary["receipt"]["transaction"].startswith("0x")
         assert provider.calls == [{"city": "Lisbon"}]
         assert await token_balance(devchain, provider.pay_to) == AMOUNT
+
+
+#: The official SDK's bazaar facilitator check of a declaration (x402.extensions.bazaar, own venv)
+_OFFICIAL_BAZAAR_CHECK = """
+import json, sys
+from x402.extensions.bazaar.facilitator import validate_discovery_extension_spec
+result = validate_discovery_extension_spec(json.load(sys.stdin))
+print(json.dumps({"valid": result.valid, "errors": result.errors}))
+"""
+
+
+async def test_official_bazaar_facilitator_accepts_the_declaration(tmp_path: Path) -> None:
+    """The PyPI SDK's bazaar facilitator requires ``info.input.toolName`` of an MCP declaration."""
+    assert OFFICIAL_PYTHON.exists(), "run scripts/bootstrap (it creates tests/interop/.venv-official)"
+    declaration = bazaar_declaration(WEATHER, example={"city": "Paris"})
+    assert declaration["info"]["input"]["toolName"] == "get_weather"
+
+    async def official_check(doc: dict[str, Any]) -> dict[str, Any]:
+        proc = await asyncio.create_subprocess_exec(
+            str(OFFICIAL_PYTHON),
+            "-c",
+            _OFFICIAL_BAZAAR_CHECK,
+            cwd=str(tmp_path),  # outside the checkout: our x402/ must not shadow the SDK's
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(json.dumps(doc).encode()), 60)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        return dict(json.loads(out))
+
+    assert await official_check(declaration) == {"valid": True, "errors": []}
+    # the legacy spelling is what it refuses: the check can fail
+    legacy = json.loads(json.dumps(declaration))
+    legacy["info"]["input"]["tool"] = legacy["info"]["input"].pop("toolName")
+    assert (await official_check(legacy))["valid"] is False

@@ -21,6 +21,7 @@ from tests.harness.evm import address_of, new_key, token_balance
 from tests.harness.procs import run_agent_example
 from tests.harness.services import free_port
 from x402.service.demo import DEMO_AMOUNT, DEMO_PAY_TO
+from x402.service.server import local_master_key
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -76,9 +77,17 @@ async def _records_of(database_url: str, resource: str, want: int) -> list[Any]:
 
 
 @contextlib.asynccontextmanager
-async def serve_dev(database_url: str, data_dir: Path) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-    """``x402 serve --dev`` as a subprocess: its base URL and the ``dev`` facts of ``/.well-known/x402``."""
+async def serve_dev(
+    database_url: str, data_dir: Path, *, listed: bool = False
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """``x402 serve --dev`` as a subprocess: its base URL and the ``dev`` facts of ``/.well-known/x402``.
+
+    ``listed``: as the README's gateway example starts it (``X402_PUBLIC_URL`` at its own URL, so it lists its own
+    ``/demo/paid``, and ``X402_ALLOW_PRIVATE_OUTBOUND=1``, so wallets may fetch that loopback URL), with the local
+    master key its embedded database would get (wallets need one; with ``DATABASE_URL`` none is made).
+    """
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
     serve_env = {
         "DATABASE_URL": database_url,
         "X402_PORT": str(port),
@@ -86,7 +95,13 @@ async def serve_dev(database_url: str, data_dir: Path) -> AsyncIterator[tuple[st
         "X402_DATA_DIR": str(data_dir),
         "X402_LOG_LEVEL": "warning",
     }
-    base = f"http://127.0.0.1:{port}"
+    if listed:
+        key_file = await asyncio.to_thread(local_master_key, data_dir)
+        serve_env |= {
+            "X402_PUBLIC_URL": base,
+            "X402_ALLOW_PRIVATE_OUTBOUND": "1",
+            "X402_MASTER_KEY_FILE": str(key_file),
+        }
     async with _process(sys.executable, "-m", "x402.service.cli", "serve", "--dev", env=serve_env) as serve:
         for _ in range(100):  # a busy box may answer something other than 200 first
             wk = await _wait_http(base + "/.well-known/x402", serve)

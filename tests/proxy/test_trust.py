@@ -19,6 +19,7 @@ from tests.proxy.conftest import PRICE, Upstream, listing
 from tests.wallets.conftest import ServiceFactory, new_wallet, service_factory
 from x402.service.appkeys import DB, FACILITATOR, TRUST
 from x402.service.proxy import calls
+from x402.service.registry.ranking import W_TRUST
 from x402.service.storage.scope import system_scope
 from x402.wire.models import PaymentRequirements
 
@@ -107,6 +108,46 @@ async def test_exact_resource_scores_and_a_wash_traded_resource_drops(
     assert (await r.json())["code"] == "invalid_min_trust"
 
 
+async def _ranked(client: TestClient[Any, Any], urls: set[str]) -> list[tuple[str, float]]:
+    """``(url, search score)`` of ``urls`` in the order ``/discovery/search`` ranks them (empty query)."""
+    r = await client.get("/discovery/search", params={"query": "", "limit": "50"})
+    assert r.status == 200, await r.text()
+    return [(i["resource"], i["metadata"]["score"]) for i in (await r.json())["resources"] if i["resource"] in urls]
+
+
+async def test_trust_alone_orders_otherwise_equal_listings(
+    plain: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
+) -> None:
+    a = await listing(plain, devchain, upstream.paid_url, upstream.pay_to)
+    b = await listing(plain, devchain, upstream.base_url + "/free", upstream.pay_to)
+    ids = [uuid.UUID(a["id"]), uuid.UUID(b["id"])]
+    urls = {upstream.paid_url, upstream.base_url + "/free"}
+    with system_scope("test: the same freshness for both listings"):
+        await plain.app[DB].execute("UPDATE resources SET last_updated = now() WHERE id = ANY($1::uuid[])", ids)
+    five = [uuid.uuid4() for _ in range(5)]
+    # the same calls, volume and probes for both; only who pays differs (b: one wallet pays 9 of 10)
+    await _paid_calls(plain, a["id"], five * 2, upstream.pay_to)
+    await _paid_calls(plain, b["id"], [five[0]] * 9 + [five[1]], upstream.pay_to)
+    for res in (a, b):
+        await _probes(plain, res["id"], 9, 10)
+    await plain.app[TRUST].refresh()
+    ta, tb = (await _score(plain, "resource", a["id"]))["score"], (await _score(plain, "resource", b["id"]))["score"]
+    assert ta > tb, (ta, tb)
+    ranked = await _ranked(plain, urls)
+    assert [u for u, _ in ranked] == [upstream.paid_url, upstream.base_url + "/free"]
+    assert ranked[0][1] - ranked[1][1] == pytest.approx(W_TRUST * (ta - tb) / 100, abs=2e-4)
+
+    # the scores flip (a is now wash-traded, b has 41 payers; still 50 calls each), and so does the order
+    await _paid_calls(plain, a["id"], [five[0]] * 40, upstream.pay_to)
+    await _paid_calls(plain, b["id"], [uuid.uuid4() for _ in range(40)], upstream.pay_to)
+    await plain.app[TRUST].refresh()
+    ta, tb = (await _score(plain, "resource", a["id"]))["score"], (await _score(plain, "resource", b["id"]))["score"]
+    assert tb > ta, (ta, tb)
+    ranked = await _ranked(plain, urls)
+    assert [u for u, _ in ranked] == [upstream.base_url + "/free", upstream.paid_url]
+    assert ranked[0][1] - ranked[1][1] == pytest.approx(W_TRUST * (tb - ta) / 100, abs=2e-4)
+
+
 async def _settlement(client: TestClient[Any, Any], payer: str, pay_to: str, amount: int) -> None:
     with system_scope("test: a constructed settlement"):
         await client.app[DB].execute(
@@ -135,10 +176,9 @@ async def test_circular_flow_and_risk_flags_lower_address_scores_and_reach_the_r
     assert (doc["score"], doc["factors"]["circularFlow"]) == (41, False)
     doc = await _score(plain, "address", a)
     assert (doc["factors"]["base"], doc["factors"]["circularPenalty"], doc["score"]) == (41, 25, 16)
-    with system_scope("test: a list entry"):
-        await plain.app[DB].execute("INSERT INTO risk_address_lists (list, address) VALUES ('mixer', $1)", c)
-        await plain.app[DB].execute("UPDATE settlements SET updated_at = now() WHERE payer = $1", c)
-    await plain.app[TRUST].refresh()
+    r = await plain.post("/v1/risk/lists/mixer", json={"addresses": [c]})
+    assert r.status == 200, await r.text()
+    assert await plain.app[TRUST].refresh() == 1  # the list change alone recomputes c
     doc = await _score(plain, "address", c)
     assert (doc["factors"]["riskFlags"], doc["score"]) == (["mixer"], 1)
     # extensions.risk.trust of the facilitator's assessment
@@ -152,6 +192,58 @@ async def test_circular_flow_and_risk_flags_lower_address_scores_and_reach_the_r
     assert wire["trust"]["score"] == 16
     assert wire["trust"]["factors"]["circularFlow"] is True
     json.dumps(wire)  # wire-safe
+
+
+async def _computed(client: TestClient[Any, Any]) -> dict[tuple[str, str], Any]:
+    with system_scope("test: when each score was computed"):
+        rows = await client.app[DB].fetch("SELECT kind, subject, computed_at FROM trust_scores")
+    return {(r["kind"], r["subject"]): r["computed_at"] for r in rows}
+
+
+async def _recomputed(client: TestClient[Any, Any], before: dict[tuple[str, str], Any]) -> set[tuple[str, str]]:
+    """The subjects one refresh pass wrote (it returns how many)."""
+    n = await client.app[TRUST].refresh()
+    after = await _computed(client)
+    changed = {k for k, at in after.items() if before.get(k) != at}
+    assert n == len(changed), (n, changed)
+    return changed
+
+
+async def test_refresh_recomputes_only_what_a_change_touches_and_risk_list_changes_count(
+    plain: TestClient[Any, Any], upstream: Upstream, devchain: DevChain
+) -> None:
+    payee = "0x" + "b2" * 20
+    payers = ["0x" + secrets.token_hex(20) for _ in range(12)]
+    for p in payers:
+        await _settlement(plain, p, payee, 5000)
+    res = await listing(plain, devchain, upstream.paid_url, upstream.pay_to)
+    assert await _recomputed(plain, {}) == {("address", p) for p in payers} | {("resource", res["id"])}
+    assert await _recomputed(plain, await _computed(plain)) == set()  # nothing changed: nothing recomputed
+    clean = await _score(plain, "address", payers[5])
+    assert clean["factors"]["riskFlags"] == []
+
+    # one more settlement of one payer: that payer alone, not the other 11 nor the listing
+    await _settlement(plain, payers[3], payee, 5000)
+    assert await _recomputed(plain, await _computed(plain)) == {("address", payers[3])}
+
+    # a risk-list entry: the listed payer and the listing that pays to a listed address, nothing else
+    r = await plain.post("/v1/risk/lists/mixer", json={"addresses": [payers[5], upstream.pay_to]})
+    assert (r.status, (await r.json())["added"]) == (200, 2)
+    assert await _recomputed(plain, await _computed(plain)) == {("address", payers[5]), ("resource", res["id"])}
+    doc = await _score(plain, "address", payers[5])
+    assert (doc["factors"]["riskFlags"], doc["score"]) == (["mixer"], clean["score"] - 40)
+    assert (await _score(plain, "resource", res["id"]))["factors"]["riskFlags"] == ["mixer"]
+    # an entry on a list that is not a risk flag changes no score
+    r = await plain.post("/v1/risk/lists/allow", json={"addresses": [payers[7]]})
+    assert r.status == 200, await r.text()
+    assert await _recomputed(plain, await _computed(plain)) == set()
+
+    # removing the entry (no row is left behind) recomputes the same subjects, and the flag is gone
+    r = await plain.delete("/v1/risk/lists/mixer", json={"addresses": [payers[5], upstream.pay_to]})
+    assert (r.status, (await r.json())["removed"]) == (200, 2)
+    assert await _recomputed(plain, await _computed(plain)) == {("address", payers[5]), ("resource", res["id"])}
+    doc = await _score(plain, "address", payers[5])
+    assert (doc["score"], doc["factors"]) == (clean["score"], clean["factors"])
 
 
 async def test_min_resource_trust_refuses_low_trust_resources(

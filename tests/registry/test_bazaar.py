@@ -127,3 +127,32 @@ async def test_mcp_catalogue_key_and_route_template() -> None:
         with pytest.raises(BazaarRejected) as err:
             draft_from_payment(payload, req)
         assert err.value.reason == "invalid_route_template", template
+
+
+async def test_mcp_declarations_key_by_tool_name_and_read_the_legacy_tool(
+    database_url: str, aiohttp_client: Any
+) -> None:
+    # the chain is not the point here: the in-memory fake chain stands in for anvil
+    ledger = FakeLedger()
+    app = fake_app(database_url, ledger, registry_probe_interval=0)
+    client = await aiohttp_client(app)
+    payer = FakePayer()
+    ledger.mint(payer.address, 10**6)
+    req = fake_requirements(FakePayer().address, 1_000)
+
+    def mcp(key: str, name: str) -> dict[str, Any]:
+        return {"bazaar": {"info": {"input": {"type": "mcp", key: name, "inputSchema": {"type": "object"}}}}}
+
+    # the current spelling, the legacy one for the same tool, and another tool at the same URL
+    for declaration in (mcp("toolName", "search"), mcp("tool", "search"), mcp("toolName", "describe")):
+        r = await client.post("/verify", json=_with_bazaar(fake_payment(payer, req), declaration))
+        assert (await r.json())["isValid"] is True
+        assert _ext_header(r)["bazaar"] == {"status": "success"}
+        await app[BAZAAR].drain()
+
+    r = await client.get("/discovery/resources", params={"type": "mcp"})
+    items = (await r.json())["items"]
+    assert sorted((i["resource"], i["metadata"]["toolName"]) for i in items) == [
+        (RESOURCE_URL, "describe"),
+        (RESOURCE_URL, "search"),
+    ]

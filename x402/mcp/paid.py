@@ -46,10 +46,14 @@ def tool_resource_url(name: str) -> str:
 def bazaar_declaration(
     tool: types.Tool, *, example: Mapping[str, Any] | None = None, output_example: Any = None
 ) -> dict[str, Any]:
-    """The ``bazaar`` extension of a paid tool (``specs/extensions/bazaar.md``: ``info.input.type = "mcp"``)."""
+    """The ``bazaar`` extension of a paid tool: ``info.input = {type: "mcp", toolName, inputSchema, …}``.
+
+    ``toolName`` is the current spelling (x402-spec §12.1, §12.5; the official SDK's bazaar facilitator requires
+    it); registries key MCP listings by (``resource.url``, ``input.toolName``).
+    """
     inp: dict[str, Any] = {
         "type": "mcp",
-        "tool": tool.name,
+        "toolName": tool.name,
         "inputSchema": dict(tool.input_schema),
         "transport": "streamable-http",
     }
@@ -68,13 +72,13 @@ def bazaar_declaration(
                 "type": "object",
                 "properties": {
                     "type": {"type": "string", "const": "mcp"},
-                    "tool": {"type": "string"},
+                    "toolName": {"type": "string"},
                     "description": {"type": "string"},
                     "transport": {"type": "string", "enum": ["streamable-http", "sse"]},
                     "inputSchema": {"type": "object"},
                     "example": {"type": "object"},
                 },
-                "required": ["type", "tool", "inputSchema"],
+                "required": ["type", "toolName", "inputSchema"],
                 "additionalProperties": False,
             },
             "output": {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]},

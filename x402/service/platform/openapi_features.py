@@ -215,6 +215,11 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
             "type": {"type": "string", "enum": ["http", "mcp"]},
             "x402Version": {"type": "integer", "enum": [1, 2]},
             "accepts": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+            "toolName": {
+                "type": "string",
+                "maxLength": 128,
+                "description": "an mcp resource's tool (else inputSchema.toolName as bazaar declares it; older: tool)",
+            },
         },
     },
     ("post", "/v1/resources/import"): {"type": "object", "required": ["origin"], "properties": {"origin": _URL}},

@@ -1,6 +1,7 @@
 """Keeps ``trust_scores`` current: a background pass recomputes the subjects whose records changed since the
-watermark (routed calls, settlements, wallet payments, probes), in ``system_scope``; routed calls also refresh
-their resource and wallet on write. Lookups for the wallet policy, the risk assessment and registry search.
+watermark (routed calls, settlements, wallet payments, probes, and risk-list entries added or removed for an
+address they read), in ``system_scope``; routed calls also refresh their resource and wallet on write. Lookups for
+the wallet policy, the risk assessment and registry search.
 """
 
 from __future__ import annotations
@@ -65,14 +66,24 @@ class TrustService:
                        UNION SELECT wallet_id FROM calls WHERE created_at >= $1""",
                     since,
                 )
+                listed = await store.listed_since(conn, since)
+                res_ids = {r["id"] for r in resources}
+                payers = {r["a"] for r in addresses}
+                wallet_ids = {r["id"] for r in wallets}
+                if listed:
+                    # a risk-list change moves the riskFlags factor of every score that reads that address
+                    touched = await store.touched_by(conn, listed)
+                    res_ids |= touched.resources
+                    payers |= touched.addresses
+                    wallet_ids |= touched.wallets
                 n = 0
-                for r in resources:
-                    n += await self._resource(conn, r["id"])
-                for r in addresses:
-                    await store.save(conn, "address", r["a"], await store.address_history(conn, r["a"]))
+                for rid in sorted(res_ids):
+                    n += await self._resource(conn, rid)
+                for a in sorted(payers):
+                    await store.save(conn, "address", a, await store.address_history(conn, a))
                     n += 1
-                for r in wallets:
-                    n += await self._wallet(conn, r["id"])
+                for wid in sorted(wallet_ids):
+                    n += await self._wallet(conn, wid)
                 await conn.execute(
                     """INSERT INTO trust_watermark (id, seen_at) VALUES (true, $1)
                        ON CONFLICT (id) DO UPDATE SET seen_at = $1""",

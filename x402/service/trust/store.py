@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -35,6 +36,49 @@ async def _flags(conn: Conn, addresses: list[str]) -> tuple[str, ...]:
         [a.lower() for a in addresses],
     )
     return tuple(r["list"] for r in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class Touched:
+    """The scored subjects that read some addresses (their riskFlags factor)."""
+
+    resources: set[uuid.UUID]
+    addresses: set[str]
+    wallets: set[uuid.UUID]
+
+
+async def listed_since(conn: Conn, since: datetime) -> list[str]:
+    """Addresses (lower-cased) added to or removed from a flagging risk list since ``since``: the list store audits
+    every change (a removal leaves no row behind), and an entry written without the store has its ``created_at``."""
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT lower(a) AS a
+            FROM risk_audit, jsonb_array_elements_text(coalesce(after, before)->'addresses') AS a
+            WHERE action IN ('risk.list.add', 'risk.list.remove') AND subject IN {FLAGGED} AND created_at >= $1
+            UNION SELECT lower(address) FROM risk_address_lists WHERE list IN {FLAGGED} AND created_at >= $1""",
+        since,
+    )
+    return [r["a"] for r in rows]
+
+
+async def touched_by(conn: Conn, addresses: list[str]) -> Touched:
+    """Resources paying to, scored payer addresses equal to, and wallets holding any of ``addresses``."""
+    resources = await conn.fetch(
+        "SELECT id FROM resources WHERE EXISTS (SELECT 1 FROM unnest(pay_to) p WHERE lower(p) = ANY($1::text[]))",
+        addresses,
+    )
+    payers = await conn.fetch(
+        "SELECT subject FROM trust_scores WHERE kind = 'address' AND subject = ANY($1::text[])", addresses
+    )
+    wallets = await conn.fetch(
+        """SELECT id FROM wallets
+           WHERE EXISTS (SELECT 1 FROM jsonb_each_text(addresses) e WHERE lower(e.value) = ANY($1::text[]))""",
+        addresses,
+    )
+    return Touched(
+        resources={r["id"] for r in resources},
+        addresses={r["subject"] for r in payers},
+        wallets={r["id"] for r in wallets},
+    )
 
 
 def _days(first: datetime | None, now: datetime) -> int:
