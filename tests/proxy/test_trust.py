@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from solders.pubkey import Pubkey
 
 from chains.base import PaymentContext
 from chains.evm.devchain import DevChain
@@ -290,3 +291,34 @@ async def test_the_risk_stage_reuses_a_score_until_a_refresh_changes_it(plain: T
     # ... and a pass that recomputes scores replaces it at once
     await plain.app[TRUST].refresh()
     assert (await gate.assess(ctx, payer=a.upper().replace("0X", "0x"))).to_wire()["trust"]["score"] > 0
+
+
+def _case_twins() -> tuple[str, str]:
+    """Two valid Solana addresses that differ only in the case of one letter (base58 is case-sensitive)."""
+    while True:
+        a = str(Pubkey.new_unique())
+        for i, ch in enumerate(a):
+            if ch.isalpha() and ch.swapcase() not in "0OIl":
+                b = a[:i] + ch.swapcase() + a[i + 1 :]
+                try:
+                    if len(bytes(Pubkey.from_string(b))) == 32:
+                        return a, b
+                except ValueError:
+                    continue
+
+
+async def test_solana_payers_keep_their_case_and_evm_payers_match_any_case(plain: TestClient[Any, Any]) -> None:
+    """Trust keys addresses as the risk engine does: EVM lower-case, Solana base58 exactly as written."""
+    upper, lower = _case_twins()
+    payee = str(Pubkey.new_unique())
+    for _ in range(3):
+        await _settlement(plain, upper, payee, 5000)
+    await _settlement(plain, lower, payee, 5000)
+    evm = "0x" + "aB" * 20
+    await _settlement(plain, evm, "0x" + "d4" * 20, 5000)
+    await plain.app[TRUST].refresh()
+    twins = await _score(plain, "address", upper), await _score(plain, "address", lower)
+    assert twins[0]["score"] != twins[1]["score"]  # not one merged history
+    assert twins[0]["factors"] != twins[1]["factors"]
+    assert await _score(plain, "address", evm.upper().replace("0X", "0x")) == await _score(plain, "address", evm)
+    assert await plain.app[TRUST].address_score(evm.lower()) == await _score(plain, "address", evm)

@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from risk.addresses import normalize_address
 from wallets.events import Conn
 from x402.logs import get_logger
 from x402.service.storage.scope import system_scope
@@ -57,9 +58,7 @@ class TrustService:
                        UNION SELECT id FROM resources WHERE last_probe_at >= $1 OR created_at >= $1""",
                     since,
                 )
-                addresses = await conn.fetch(
-                    "SELECT DISTINCT lower(payer) AS a FROM settlements WHERE updated_at >= $1", since
-                )
+                addresses = await conn.fetch(store.CHANGED_PAYERS, since)
                 wallets = await conn.fetch(
                     """SELECT DISTINCT wallet_id AS id FROM wallet_payments
                        WHERE created_at >= $1 OR settled_at >= $1
@@ -127,12 +126,12 @@ class TrustService:
         """A stored score (scores are aggregates, readable in any scope)."""
         with system_scope("trust scores: a global table of aggregates"):
             async with self.pool.acquire() as conn:
-                return await store.get(conn, kind, subject.lower() if kind == "address" else subject)
+                return await store.get(conn, kind, normalize_address(subject) if kind == "address" else subject)
 
     async def address_score(self, address: str) -> dict[str, Any] | None:
         """A payer address's stored score, as ``get`` reads it, reused for a few seconds (the risk stage of every
         verify asks for it; a hot payer costs one query per ``ADDRESS_TTL``, not three round trips per request)."""
-        key = address.lower()
+        key = normalize_address(address)
         now = time.monotonic()
         hit = self._addresses.get(key)
         if hit is not None and hit[0] > now:

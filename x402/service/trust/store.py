@@ -14,26 +14,36 @@ from typing import Any, Final
 
 import asyncpg
 
+from risk.addresses import normalize_address
 from wallets.events import Conn
 from x402.service.trust.formula import History, score
 
-#: Money that moved A -> B in our records (lower-cased): facilitator settlements, routed calls, wallet payments.
-FLOWS: Final = """(
-    SELECT lower(payer) AS src, lower(pay_to) AS dst FROM settlements WHERE status = 'confirmed'
-    UNION SELECT lower(payer), lower(pay_to) FROM calls WHERE status = 'paid' AND payer IS NOT NULL
-    UNION SELECT lower(CASE WHEN p.network LIKE 'eip155:%' THEN w.addresses->>'evm' ELSE w.addresses->>'solana' END),
-                 lower(p.pay_to)
+
+def addr(sql: str) -> str:
+    """SQL for an address the way trust keys it (``normalize_address``): EVM lower-case, anything else as written
+    (Solana base58 is case-sensitive: lower-casing it would merge or miss addresses)."""
+    return f"(CASE WHEN btrim({sql}) ~ '^0x[0-9a-fA-F]{{40}}$' THEN lower(btrim({sql})) ELSE btrim({sql}) END)"
+
+
+_WALLET_ADDRESS = "(CASE WHEN p.network LIKE 'eip155:%' THEN w.addresses->>'evm' ELSE w.addresses->>'solana' END)"
+#: Money that moved A -> B in our records (keyed by ``addr``): facilitator settlements, routed calls, wallet payments.
+FLOWS: Final = f"""(
+    SELECT {addr("payer")} AS src, {addr("pay_to")} AS dst FROM settlements WHERE status = 'confirmed'
+    UNION SELECT {addr("payer")}, {addr("pay_to")} FROM calls WHERE status = 'paid' AND payer IS NOT NULL
+    UNION SELECT {addr(_WALLET_ADDRESS)}, {addr("p.pay_to")}
           FROM wallet_payments p JOIN wallets w ON w.id = p.wallet_id
           WHERE p.status = 'committed'
 )"""
 FLAGGED: Final = "('deny', 'mixer', 'exploit')"
+#: Payers whose settlements changed since $1 (a refresh pass recomputes their scores).
+CHANGED_PAYERS: Final = f"SELECT DISTINCT {addr('payer')} AS a FROM settlements WHERE updated_at >= $1"
 
 
 async def _flags(conn: Conn, addresses: list[str]) -> tuple[str, ...]:
     rows = await conn.fetch(
         f"""SELECT DISTINCT list FROM risk_address_lists
-            WHERE list IN {FLAGGED} AND lower(address) = ANY($1::text[]) ORDER BY list""",
-        [a.lower() for a in addresses],
+            WHERE list IN {FLAGGED} AND {addr("address")} = ANY($1::text[]) ORDER BY list""",
+        [normalize_address(a) for a in addresses],
     )
     return tuple(r["list"] for r in rows)
 
@@ -48,13 +58,14 @@ class Touched:
 
 
 async def listed_since(conn: Conn, since: datetime) -> list[str]:
-    """Addresses (lower-cased) added to or removed from a flagging risk list since ``since``: the list store audits
-    every change (a removal leaves no row behind), and an entry written without the store has its ``created_at``."""
+    """Addresses (keyed by ``addr``) added to or removed from a flagging risk list since ``since``: the list store
+    audits every change (a removal leaves no row behind), and an entry written without the store has its
+    ``created_at``."""
     rows = await conn.fetch(
-        f"""SELECT DISTINCT lower(a) AS a
+        f"""SELECT DISTINCT {addr("a")} AS a
             FROM risk_audit, jsonb_array_elements_text(coalesce(after, before)->'addresses') AS a
             WHERE action IN ('risk.list.add', 'risk.list.remove') AND subject IN {FLAGGED} AND created_at >= $1
-            UNION SELECT lower(address) FROM risk_address_lists WHERE list IN {FLAGGED} AND created_at >= $1""",
+            UNION SELECT {addr("address")} FROM risk_address_lists WHERE list IN {FLAGGED} AND created_at >= $1""",
         since,
     )
     return [r["a"] for r in rows]
@@ -63,15 +74,15 @@ async def listed_since(conn: Conn, since: datetime) -> list[str]:
 async def touched_by(conn: Conn, addresses: list[str]) -> Touched:
     """Resources paying to, scored payer addresses equal to, and wallets holding any of ``addresses``."""
     resources = await conn.fetch(
-        "SELECT id FROM resources WHERE EXISTS (SELECT 1 FROM unnest(pay_to) p WHERE lower(p) = ANY($1::text[]))",
+        f"SELECT id FROM resources WHERE EXISTS (SELECT 1 FROM unnest(pay_to) p WHERE {addr('p')} = ANY($1::text[]))",
         addresses,
     )
     payers = await conn.fetch(
         "SELECT subject FROM trust_scores WHERE kind = 'address' AND subject = ANY($1::text[])", addresses
     )
     wallets = await conn.fetch(
-        """SELECT id FROM wallets
-           WHERE EXISTS (SELECT 1 FROM jsonb_each_text(addresses) e WHERE lower(e.value) = ANY($1::text[]))""",
+        f"""SELECT id FROM wallets
+           WHERE EXISTS (SELECT 1 FROM jsonb_each_text(addresses) e WHERE {addr("e.value")} = ANY($1::text[]))""",
         addresses,
     )
     return Touched(
@@ -107,12 +118,12 @@ async def resource_history(conn: Conn, resource_id: uuid.UUID) -> History | None
         resource_id,
     )
     volume = int(calls["volume"])
-    pay_to = [p.lower() for p in res["pay_to"]]
+    pay_to = [normalize_address(p) for p in res["pay_to"]]
     circular = await conn.fetchval(
         f"""WITH f AS {FLOWS}
             SELECT EXISTS (SELECT 1 FROM f a JOIN f b ON b.src = a.dst AND b.dst = a.src
                            WHERE a.dst = ANY($1::text[]) AND a.src IN (
-                               SELECT lower(payer) FROM calls WHERE resource_id = $2 AND status = 'paid'))""",
+                               SELECT {addr("payer")} FROM calls WHERE resource_id = $2 AND status = 'paid'))""",
         pay_to,
         resource_id,
     )
@@ -135,7 +146,7 @@ async def _circular(conn: Conn, address: str) -> bool:
         await conn.fetchval(
             f"""WITH f AS {FLOWS}
                 SELECT EXISTS (SELECT 1 FROM f a JOIN f b ON b.src = a.dst AND b.dst = a.src WHERE a.src = $1)""",
-            address.lower(),
+            normalize_address(address),
         )
     )
 
@@ -143,13 +154,13 @@ async def _circular(conn: Conn, address: str) -> bool:
 async def address_history(conn: Conn, address: str) -> History:
     """A payer address: its settlements through our facilitator, risk lists, circular flows."""
     row = await conn.fetchrow(
-        """SELECT count(*) FILTER (WHERE status = 'confirmed') AS ok,
+        f"""SELECT count(*) FILTER (WHERE status = 'confirmed') AS ok,
                   count(*) FILTER (WHERE status = 'failed') AS failed,
                   coalesce(sum(amount) FILTER (WHERE status = 'confirmed'), 0) AS volume,
-                  count(DISTINCT lower(pay_to)) FILTER (WHERE status = 'confirmed') AS payees,
+                  count(DISTINCT {addr("pay_to")}) FILTER (WHERE status = 'confirmed') AS payees,
                   min(created_at) AS first, now() AS now
-           FROM settlements WHERE lower(payer) = $1""",
-        address.lower(),
+           FROM settlements WHERE {addr("payer")} = $1""",
+        normalize_address(address),
     )
     assert row is not None  # an aggregate always has a row
     return History(
@@ -173,10 +184,10 @@ async def wallet_history(conn: Conn, wallet_id: uuid.UUID) -> History | None:
     if wallet is None:
         return None
     row = await conn.fetchrow(
-        """SELECT count(*) FILTER (WHERE status = 'committed') AS ok,
+        f"""SELECT count(*) FILTER (WHERE status = 'committed') AS ok,
                   count(*) FILTER (WHERE status = 'released' AND sent_at IS NOT NULL) AS failed,
                   coalesce(sum(amount) FILTER (WHERE status = 'committed'), 0) AS volume,
-                  count(DISTINCT lower(pay_to)) FILTER (WHERE status = 'committed') AS payees
+                  count(DISTINCT {addr("pay_to")}) FILTER (WHERE status = 'committed') AS payees
            FROM wallet_payments WHERE wallet_id = $1""",
         wallet_id,
     )
