@@ -290,7 +290,8 @@ def paths() -> dict[str, dict[str, Any]]:
     page = PAGE
     topup = _op(
         "Buy the configured credit pack over x402: 402 with its price (one offer per configured network, asset or "
-        "scheme), then 201 with the purchase (200: this payment's purchase again); served when X402_CREDIT_PACK is set",
+        "scheme), then 201 with the purchase (200: this payment's purchase again; expiresAt set when the pack has "
+        "expiresIn); served when X402_CREDIT_PACK is set",
         _ref("CreditEntry"),
         params=[
             *customer,
