@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -20,7 +21,7 @@ from tests.platform.conftest import new_key as new_api_key
 from tests.wallets.conftest import MASTER_KEY
 from x402.errors import ConfigError
 from x402.service.app import create_app
-from x402.service.metering.topup import pack_offers
+from x402.service.metering.topup import MAX_EXPIRES_IN, pack_expiry, pack_offers
 from x402.wire.codec import PAYMENT_REQUIRED, PAYMENT_SIGNATURE, decode_payment_required, encode_header
 from x402.wire.models import PaymentPayload
 
@@ -29,7 +30,13 @@ CREDITS = 500
 
 
 async def _service(
-    devchain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any, *, permit2: bool = False
+    devchain: DevChain,
+    database_url: str,
+    redis_url: str,
+    aiohttp_client: Any,
+    *,
+    permit2: bool = False,
+    expires_in: int | None = None,
 ) -> tuple[Any, str]:
     key = new_key()
     await fund_eth(devchain, address_of(key))
@@ -45,6 +52,8 @@ async def _service(
     if permit2:  # the same pack by EIP-3009 or by Permit2
         by_permit2 = {**offer, "extra": {**offer["extra"], "assetTransferMethod": "permit2"}}
         pack = {"credits": CREDITS, "offers": [offer, by_permit2]}
+    if expires_in is not None:
+        pack["expiresIn"] = expires_in
     settings = chain_settings(
         devchain,
         database_url,
@@ -143,7 +152,7 @@ async def test_an_agent_wallet_tops_itself_up_within_its_policy(
 async def test_a_pack_sold_by_several_offers_lists_them_all_and_any_one_grants_once(
     devchain: DevChain, database_url: str, redis_url: str, aiohttp_client: Any
 ) -> None:
-    client, pay_to = await _service(devchain, database_url, redis_url, aiohttp_client, permit2=True)
+    client, pay_to = await _service(devchain, database_url, redis_url, aiohttp_client, permit2=True, expires_in=86400)
     tenant = await new_tenant(client, "multi-offer-topups")
     h = bearer((await new_api_key(client, tenant, ["admin"]))["key"])
     url = f"/v1/credits/cus_2/topup?tenant={tenant}"
@@ -162,12 +171,15 @@ async def test_a_pack_sold_by_several_offers_lists_them_all_and_any_one_grants_o
     header = encode_header(PaymentPayload(accepted=accepts[1], payload=scheme_payload))
     paid = await client.post(url, headers={PAYMENT_SIGNATURE: header})
     assert paid.status == 201, await paid.text()
-    assert (await paid.json())["credits"] == CREDITS
+    purchase = await paid.json()
+    assert purchase["credits"] == CREDITS
+    assert purchase["expiresAt"] is not None  # the pack's expiresIn: bought credits that expire
     again = await asyncio.gather(*(client.post(url, headers={PAYMENT_SIGNATURE: header}) for _ in range(2)))
     assert {r.status for r in again} <= {200, 402}, [r.status for r in again]  # replayed or refused, never granted
     assert await token_balance(devchain, pay_to) == PRICE
     bal = await (await client.get("/v1/credits/cus_2", headers=h)).json()
     assert bal["balance"] == CREDITS
+    assert bal["nextExpiry"] == {"credits": CREDITS, "expiresAt": purchase["expiresAt"]}
     assert await _purchases(database_url) == 1
 
 
@@ -196,3 +208,8 @@ def test_a_malformed_pack_is_a_config_error_naming_the_offer() -> None:
     for pack, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
             pack_offers(pack)
+    assert pack_expiry({"credits": 5, **offer}) is None
+    assert pack_expiry({"credits": 5, "expiresIn": 86400, **offer}) == timedelta(days=1)
+    for bad in (0, -1, "86400", 1.5, True, MAX_EXPIRES_IN + 1):
+        with pytest.raises(ConfigError, match="expiresIn must be a number of seconds"):
+            pack_expiry({"credits": 5, "expiresIn": bad, **offer})

@@ -83,13 +83,16 @@ async def _tenant_with_everything(
     r = await client.post("/v1/resources", json=body, headers=h)
     assert r.status == 201, await r.text()
     resource = await r.json()
-    # metering: a plan, a customer on it, usage past 80% (a warning row) and a credit grant
+    # metering: a plan, a customer on it, usage past 80% (a warning row), a credit grant, an expiring grant (a lot)
+    # and a burn taken from it
     calls = [
         ("PUT", "/v1/plans/basic", {"limits": {"tokens": 10}}),
         ("PUT", "/v1/customers/cus_1", {"plan": "basic"}),
         ("PUT", "/v1/meters/tokens", {}),
         ("POST", "/v1/events", {"events": [{"id": "e1", "customer": "cus_1", "meter": "tokens", "value": 9}]}),
         ("POST", "/v1/credits/cus_1/entries", {"kind": "grant", "credits": 5}),
+        ("POST", "/v1/credits/cus_1/entries", {"kind": "grant", "credits": 5, "expiresAt": "2099-01-01T00:00:00Z"}),
+        ("POST", "/v1/credits/cus_1/burn", {"credits": 1}),
     ]
     for method, path, doc in calls:
         r = await client.request(method, path, json=doc, headers=h)

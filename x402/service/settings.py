@@ -98,6 +98,8 @@ class Settings:
     smtp_tls: str = "starttls"
     #: Usage events (issue 20): how old an event's timestamp may be when it arrives (seconds).
     usage_late_window: int = 7 * 86400
+    #: Seconds between two passes that expire credits past their ``expiresAt`` (0: no pass in this process).
+    credit_expiry_interval: float = 60.0
     #: The credit pack ``POST /v1/credits/{customer}/topup`` sells over x402 (None: no top-up route):
     #: ``{credits, amount, network, asset, payTo, extra?}``.
     credit_pack: Mapping[str, Any] | None = None
@@ -333,6 +335,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_to=tuple(a.strip() for a in env.get("X402_SMTP_TO", "").split(",") if a.strip()),
         smtp_tls=_smtp_tls(env),
         usage_late_window=_int(env, "X402_USAGE_LATE_WINDOW", 7 * 86400),
+        credit_expiry_interval=_float(env, "X402_CREDIT_EXPIRY_INTERVAL", 60.0),
         credit_pack=_json_object(env, "X402_CREDIT_PACK"),
     )
 

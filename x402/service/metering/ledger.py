@@ -3,6 +3,10 @@
 A movement locks the customer's ``credit_accounts`` row with one conditional ``UPDATE`` (a burn only when the
 balance covers it, unless the plan allows going negative), then appends its two legs and an audit entry in the
 same transaction. A movement with a ``reference`` happens once: a repeat answers the first one's result.
+
+Credits granted or bought with an expiry form a lot (``credit_lots``). Every debit takes from the lots soonest to
+expire first (credits without an expiry last), under the same account lock, so what a lot still holds at its
+date is exactly its unspent remainder; ``expire_due`` turns that remainder into an ``expiry`` entry, once.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from x402.service.metering.ingest import MAX_VALUE
 from x402.service.metering.plans import tenant_is
 from x402.service.platform import audit
 from x402.service.platform.audit import AuditEntry
+from x402.service.storage.scope import system_scope
 
 Conn = asyncpg.Connection | PoolConnectionProxy
 
@@ -36,6 +41,10 @@ COUNTER: Final = {
 }
 #: Kinds that add to the customer's balance (the others take from it).
 CREDITING: Final = frozenset({"grant", "purchase", "burn_refund"})
+#: Kinds whose credits may expire (``expires_at``); their lot's expiry is referenced ``<kind>:<txn>``.
+EXPIRING: Final = ("grant", "purchase")
+#: Who writes the expiry pass's entries (in the audit log and the ledger).
+EXPIRY_ACTOR: Final = "system:credit-expiry"
 REFERENCE_PATTERN: Final = r"^[A-Za-z0-9_.:@/-]{1,200}$"
 
 
@@ -48,6 +57,7 @@ class Movement:
     reference: str | None = None
     meter: str | None = None
     units: int | None = None
+    expires_at: datetime | None = None
 
 
 def _iso(value: datetime) -> str:
@@ -66,6 +76,7 @@ def entry_json(row: asyncpg.Record) -> dict[str, Any]:
         "meter": row["meter"],
         "units": row["units"],
         "reference": row["reference"],
+        "expiresAt": None if row["expires_at"] is None else _iso(row["expires_at"]),
         "createdAt": _iso(row["created_at"]),
     }
 
@@ -108,11 +119,15 @@ async def move(
     actor: str,
     request_id: str | None = None,
     allow_negative: bool = False,
+    lot: uuid.UUID | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Apply one movement (its own transaction); (the customer's entry, whether it is new). 409 when a burn or
-    expiry would take the balance below zero and the plan does not allow it."""
+    expiry would take the balance below zero and the plan does not allow it. A debit takes from the lots soonest
+    to expire first; with ``lot`` (the expiry pass) it takes from that lot only and closes it."""
     if m.kind not in KINDS:
         raise ValidationFailed(f"kind must be one of {list(KINDS)}", code="invalid_credit_entry")
+    if m.expires_at is not None and m.kind not in EXPIRING:
+        raise ValidationFailed("only a grant or a purchase may expire", code="invalid_credit_entry")
     if not 0 < m.credits <= MAX_VALUE and not (m.kind == "burn" and m.credits == 0):
         raise ValidationFailed(f"credits must be an integer from 1 to {MAX_VALUE}", code="invalid_credit_entry")
     delta = m.credits if m.kind in CREDITING else -m.credits
@@ -151,9 +166,9 @@ async def move(
         txn = uuid.uuid4()
         rows = await conn.fetch(
             """INSERT INTO credit_entries (txn, tenant_id, customer, kind, account, amount, balance, meter, units,
-                                           reference, actor)
-               SELECT $1, $2, $3, $4, a, d, b, $7, $8, $9, $10
-               FROM unnest($5::text[], $6::bigint[], $11::bigint[]) AS u(a, d, b)
+                                           reference, actor, expires_at)
+               SELECT $1, $2, $3, $4, a, d, b, $7, $8, $9, $10, e
+               FROM unnest($5::text[], $6::bigint[], $11::bigint[], $12::timestamptz[]) AS u(a, d, b, e)
                RETURNING *""",
             txn,
             tenant_id,
@@ -166,7 +181,9 @@ async def move(
             m.reference,
             actor,
             [balance, None],
+            [m.expires_at, None],
         )
+        await _lots(conn, tenant_id, customer, m, txn, delta, balance, lot)
         mine = next(r for r in rows if r["account"] == f"customer:{customer}")
         out = entry_json(mine)
         await audit.append(
@@ -176,8 +193,72 @@ async def move(
     return out, True
 
 
+async def _lots(
+    conn: Conn,
+    tenant_id: uuid.UUID | None,
+    customer: str,
+    m: Movement,
+    txn: uuid.UUID,
+    delta: int,
+    balance: int,
+    lot: uuid.UUID | None,
+) -> None:
+    """Keep the customer's lots in step with movement ``txn`` (the caller holds the account's row lock)."""
+    if m.expires_at is not None:
+        # credits that pay back a negative balance are spent already: the lot holds what the balance gained
+        await conn.execute(
+            """INSERT INTO credit_lots (tenant_id, txn, customer, kind, credits, remaining, expires_at)
+               VALUES ($1, $2, $3, $4, $5::bigint, greatest(least($5::bigint, $6::bigint), 0), $7)""",
+            tenant_id,
+            txn,
+            customer,
+            m.kind,
+            m.credits,
+            balance,
+            m.expires_at,
+        )
+    elif lot is not None:
+        await conn.execute(
+            f"""WITH closed AS (
+                    UPDATE credit_lots SET remaining = 0, expiries = expiries + 1
+                    WHERE {tenant_is("tenant_id")} AND txn = $2 RETURNING txn)
+                INSERT INTO credit_lot_takes (tenant_id, txn, lot, credits) SELECT $1, $3, txn, $4 FROM closed""",
+            tenant_id,
+            lot,
+            txn,
+            -delta,
+        )
+    elif delta < 0:
+        # soonest expiry first: each lot gives what the lots before it did not cover
+        await conn.execute(
+            f"""WITH live AS (
+                    SELECT txn, remaining, sum(remaining) OVER (ORDER BY expires_at, txn) - remaining AS before
+                    FROM credit_lots WHERE {tenant_is("tenant_id")} AND customer = $2 AND remaining > 0),
+                took AS (
+                    UPDATE credit_lots l SET remaining = l.remaining - t.take
+                    FROM (SELECT txn, least(remaining, $3 - before) AS take FROM live WHERE before < $3) AS t
+                    WHERE l.txn = t.txn RETURNING l.txn, t.take)
+                INSERT INTO credit_lot_takes (tenant_id, txn, lot, credits) SELECT $1, $4, txn, take FROM took""",
+            tenant_id,
+            customer,
+            -delta,
+            txn,
+        )
+    elif m.kind == "burn_refund":
+        # a burn given back returns its credits to the lots it took them from
+        await conn.execute(
+            f"""UPDATE credit_lots l SET remaining = l.remaining + t.credits
+                FROM credit_lot_takes t JOIN credit_entries e ON e.txn = t.txn
+                WHERE {tenant_is("e.tenant_id")} AND e.kind = 'burn' AND e.reference = $3
+                  AND e.account = 'customer:' || $2 AND l.txn = t.lot""",
+            tenant_id,
+            customer,
+            m.reference,
+        )
+
+
 async def balance(conn: Conn, tenant_id: uuid.UUID | None, customer: str) -> dict[str, Any]:
-    """The customer's balance (404 when the customer never had a movement)."""
+    """The customer's balance, and the credits that expire next (404 when the customer never had a movement)."""
     row = await conn.fetchrow(
         f"SELECT balance, updated_at FROM credit_accounts WHERE {tenant_is('tenant_id')} AND customer = $2",
         tenant_id,
@@ -185,7 +266,76 @@ async def balance(conn: Conn, tenant_id: uuid.UUID | None, customer: str) -> dic
     )
     if row is None:
         raise NotFound("no credit account for this customer", code="customer_not_found")
-    return {"customer": customer, "balance": row["balance"], "updatedAt": _iso(row["updated_at"])}
+    nxt = await conn.fetchrow(
+        f"""SELECT expires_at, sum(remaining) AS credits FROM credit_lots
+            WHERE {tenant_is("tenant_id")} AND customer = $2 AND remaining > 0
+            GROUP BY expires_at ORDER BY expires_at LIMIT 1""",
+        tenant_id,
+        customer,
+    )
+    return {
+        "customer": customer,
+        "balance": row["balance"],
+        "nextExpiry": None if nxt is None else {"credits": int(nxt["credits"]), "expiresAt": _iso(nxt["expires_at"])},
+        "updatedAt": _iso(row["updated_at"]),
+    }
+
+
+async def expire_lot(conn: Conn, tenant_id: uuid.UUID | None, customer: str, txn: uuid.UUID) -> dict[str, Any] | None:
+    """Expire what the customer's lot ``txn`` still holds if it is past its date: an ``expiry`` entry referenced
+    ``<kind>:<txn>`` through ``move``; None when there is nothing (left) to expire."""
+    async with conn.transaction():
+        # the account row first, as every movement takes it: a concurrent burn or pass waits, and the lot read
+        # next is final (an expiry never takes more than the balance holds, so never below zero)
+        have = await conn.fetchval(
+            f"SELECT balance FROM credit_accounts WHERE {tenant_is('tenant_id')} AND customer = $2 FOR UPDATE",
+            tenant_id,
+            customer,
+        )
+        lot = await conn.fetchrow(
+            f"""SELECT kind, remaining, expiries FROM credit_lots
+                WHERE {tenant_is("tenant_id")} AND txn = $2 AND expires_at <= now() AND remaining > 0""",
+            tenant_id,
+            txn,
+        )
+        if lot is None:
+            return None  # another pass expired it, or burns spent it
+        credits = min(int(lot["remaining"]), max(int(have or 0), 0))
+        reference = f"{lot['kind']}:{txn}" + (f"/{lot['expiries'] + 1}" if lot["expiries"] else "")
+        if credits == 0:
+            await conn.execute(
+                f"UPDATE credit_lots SET remaining = 0 WHERE {tenant_is('tenant_id')} AND txn = $2",
+                tenant_id,
+                txn,
+            )
+            return None
+        out, new = await move(
+            conn, tenant_id, customer, Movement("expiry", credits, reference), actor=EXPIRY_ACTOR, lot=txn
+        )
+        return out if new else None
+
+
+async def expire_due(pool: asyncpg.Pool, *, batch: int = 500) -> int:
+    """Expire every lot past its date, of every tenant; how many expiry entries this pass wrote. Safe to run in
+    several processes at once: each lot is expired under its account's lock, once."""
+    expired = 0
+    with system_scope("credit expiry: lots past their date, of every tenant"):
+        async with pool.acquire() as conn:
+            after: tuple[datetime, uuid.UUID] = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
+            while True:
+                due = await conn.fetch(
+                    """SELECT tenant_id, customer, txn, expires_at FROM credit_lots
+                       WHERE remaining > 0 AND expires_at <= now() AND (expires_at, txn) > ($1, $2)
+                       ORDER BY expires_at, txn LIMIT $3""",
+                    *after,
+                    batch,
+                )
+                for lot in due:
+                    out = await expire_lot(conn, lot["tenant_id"], lot["customer"], lot["txn"])
+                    expired += out is not None
+                if len(due) < batch:
+                    return expired
+                after = (due[-1]["expires_at"], due[-1]["txn"])
 
 
 async def history(

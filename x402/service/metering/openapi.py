@@ -107,10 +107,30 @@ CREDIT_ENTRY: Final = _obj(
         "counterAccount": {"type": "string", "enum": sorted(set(COUNTER.values()))},
         "meter": _NSTR,
         "units": _NINT,
-        "reference": _NSTR,
+        "reference": {
+            "type": ["string", "null"],
+            "description": "idempotency key; an expiry written by the expiry pass names the lot: <kind>:<txn>",
+        },
+        "expiresAt": {
+            "type": ["string", "null"],
+            "format": "date-time",
+            "description": "a grant's or purchase's credits expire then (unspent ones become an expiry entry)",
+        },
         "createdAt": _STR,
     },
-    ("txn", "seq", "kind", "credits", "balance", "counterAccount", "meter", "units", "reference", "createdAt"),
+    (
+        "txn",
+        "seq",
+        "kind",
+        "credits",
+        "balance",
+        "counterAccount",
+        "meter",
+        "units",
+        "reference",
+        "expiresAt",
+        "createdAt",
+    ),
 )
 ENTITLEMENTS: Final = _obj(
     {
@@ -224,8 +244,29 @@ def paths() -> dict[str, dict[str, Any]]:
     customer = _path("customer", ID_PATTERN)
     reference = {"type": ["string", "null"], "pattern": REFERENCE_PATTERN, "description": "idempotency key"}
     credits = {"type": "integer", "minimum": 1, "maximum": MAX_VALUE}
+    expires_at = {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "description": "grants only: an ISO-8601 instant with its offset, in the future (422 invalid_expires_at, "
+        "expires_at_not_future); burns take credits expiring soonest first, the unspent rest expires then",
+    }
+    next_expiry = {
+        "description": "the credits that expire next and when (null: none will)",
+        "oneOf": [
+            {"type": "null"},
+            _obj(
+                {"credits": {"type": "integer"}, "expiresAt": {"type": "string", "format": "date-time"}},
+                ("credits", "expiresAt"),
+            ),
+        ],
+    }
     entry_body = _obj(
-        {"kind": {"type": "string", "enum": ["grant", "expiry", "refund"]}, "credits": credits, "reference": reference},
+        {
+            "kind": {"type": "string", "enum": ["grant", "expiry", "refund"]},
+            "credits": credits,
+            "reference": reference,
+            "expiresAt": expires_at,
+        },
         ("kind", "credits"),
         closed=True,
     )
@@ -249,7 +290,8 @@ def paths() -> dict[str, dict[str, Any]]:
     page = PAGE
     topup = _op(
         "Buy the configured credit pack over x402: 402 with its price (one offer per configured network, asset or "
-        "scheme), then 201 with the purchase (200: this payment's purchase again); served when X402_CREDIT_PACK is set",
+        "scheme), then 201 with the purchase (200: this payment's purchase again; expiresAt set when the pack has "
+        "expiresIn); served when X402_CREDIT_PACK is set",
         _ref("CreditEntry"),
         params=[
             *customer,
@@ -274,8 +316,13 @@ def paths() -> dict[str, dict[str, Any]]:
             "get": _op(
                 "A customer's credit balance",
                 _obj(
-                    {"customer": _STR, "balance": {"type": "integer"}, "updatedAt": _STR},
-                    ("customer", "balance", "updatedAt"),
+                    {
+                        "customer": _STR,
+                        "balance": {"type": "integer"},
+                        "nextExpiry": next_expiry,
+                        "updatedAt": _STR,
+                    },
+                    ("customer", "balance", "nextExpiry", "updatedAt"),
                 ),
                 params=customer,
             )
@@ -292,7 +339,8 @@ def paths() -> dict[str, dict[str, Any]]:
         },
         "/v1/credits/{customer}/entries": {
             "post": _op(
-                "Grant credits, or take them back as an expiry or refund (201; 200 repeats a known reference)",
+                "Grant credits (optionally expiring at expiresAt), or take them back as an expiry or refund "
+                "(201; 200 repeats a known reference)",
                 _ref("CreditEntry"),
                 body=entry_body,
                 body_required=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -158,9 +158,26 @@ def _reference(doc: dict[str, Any]) -> str | None:
     return ref
 
 
+def _expires_at(value: Any) -> datetime:
+    """An ISO-8601 instant with its offset, in the future: 422 ``invalid_expires_at`` / ``expires_at_not_future``."""
+    try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            "expiresAt must be an ISO-8601 date-time with an offset (2027-01-31T00:00:00Z)", code="invalid_expires_at"
+        ) from None
+    if at.tzinfo is None:
+        raise ValidationFailed("expiresAt needs an offset (Z or +hh:mm)", code="invalid_expires_at")
+    if at <= datetime.now(UTC):
+        raise ValidationFailed("expiresAt must be in the future", code="expires_at_not_future")
+    return at
+
+
 @routes.get("/v1/credits/{customer}")
 async def credit_balance(request: web.Request) -> web.Response:
-    """A customer's credit balance."""
+    """A customer's credit balance and the credits that expire next."""
     tenant_id = caller_tenant(request)
     customer = plans.check_customer(request.match_info["customer"])
     async with request.app[DB].acquire() as conn:
@@ -188,13 +205,23 @@ async def credit_entry(request: web.Request) -> web.Response:
     tenant_id = caller_tenant(request, write=True)
     customer = plans.check_customer(request.match_info["customer"])
     doc = await json_object(request)
-    unknown = sorted(set(doc) - {"kind", "credits", "reference"})
+    unknown = sorted(set(doc) - {"kind", "credits", "reference", "expiresAt"})
     if unknown:
         raise ValidationFailed(f"unknown fields {unknown}", code="invalid_credit_entry")
     kind = doc.get("kind")
     if kind not in ("grant", "expiry", "refund"):
         raise ValidationFailed("kind must be grant, expiry or refund", code="invalid_credit_entry")
-    movement = ledger.Movement(kind, _credits(doc), _reference(doc))
+    ref = _reference(doc)
+    if kind == "expiry" and ref is not None and ref.startswith(tuple(f"{k}:" for k in ledger.EXPIRING)):
+        raise ValidationFailed(
+            "expiry references grant:… and purchase:… belong to the expiry pass", code="reserved_reference"
+        )
+    expires_at = None
+    if doc.get("expiresAt") is not None:
+        if kind != "grant":
+            raise ValidationFailed("only a grant may carry expiresAt", code="invalid_expires_at")
+        expires_at = _expires_at(doc["expiresAt"])
+    movement = ledger.Movement(kind, _credits(doc), ref, expires_at=expires_at)
     async with request.app[DB].acquire() as conn:
         out, new = await ledger.move(
             conn, tenant_id, customer, movement, actor=_actor(request), request_id=request.get(REQUEST_ID)

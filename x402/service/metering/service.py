@@ -1,20 +1,50 @@
-"""The metering feature of one process: its routes and the entitlement cache (with its NOTIFY listener)."""
+"""The metering feature of one process: its routes, the entitlement cache (with its NOTIFY listener) and the
+periodic credit expiry pass."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
+import asyncpg
 from aiohttp import web
 
-from x402.service.appkeys import METERING, SETTINGS
+from x402.logs import get_logger
+from x402.service.appkeys import DB, METERING, SETTINGS
 from x402.service.metering.cache import EntitlementCache
+from x402.service.metering.ledger import expire_due
+from x402.service.storage.scope import system_scope
+
+log = get_logger("x402.metering")
+
+
+async def _expiry_loop(pool: asyncpg.Pool, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            n = await expire_due(pool)
+        except Exception as exc:  # a missed pass is retried next round; it must not end the loop
+            log.warning("credit_expiry_failed", error=type(exc).__name__)
+            continue
+        if n:
+            log.info("credits_expired", lots=n)
 
 
 async def _ctx(app: web.Application) -> AsyncIterator[None]:
     cache = EntitlementCache(app[SETTINGS].database_url)
     app[METERING] = cache
     cache.start()
+    interval = app[SETTINGS].credit_expiry_interval
+    expiry = None
+    if interval > 0:
+        with system_scope("credit expiry: lots past their date, of every tenant"):
+            expiry = asyncio.create_task(_expiry_loop(app[DB], interval))
     yield
+    if expiry is not None:
+        expiry.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await expiry
     await cache.close()
 
 

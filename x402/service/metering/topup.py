@@ -1,7 +1,8 @@
 """Credit top-ups over x402: ``POST /v1/credits/{customer}/topup`` answers 402 with the price of a credit pack.
 
 The pack (``X402_CREDIT_PACK``) is a number of credits and one or more offers (networks, assets, schemes); the 402
-lists them all and paying any one grants the same credits.
+lists them all and paying any one grants the same credits. With ``expiresIn`` (seconds) the bought credits expire
+that long after the purchase (the ledger spends them before credits that never expire).
 
 The service's own paywall (x402/paywall) guards the route with the in-process facilitator and settles before the
 handler runs, so credits are granted only for money that moved; the grant is keyed by the payment id, so a retried
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from aiohttp import web
@@ -90,6 +92,20 @@ def pack_offers(pack: Mapping[str, Any]) -> tuple[int, tuple[Offer, ...]]:
     return credits, offers
 
 
+#: The longest ``expiresIn`` of a pack (ten years), so an expiry date always fits.
+MAX_EXPIRES_IN: Final = 10 * 366 * 86400
+
+
+def pack_expiry(pack: Mapping[str, Any]) -> timedelta | None:
+    """How long the pack's credits last after the purchase (``expiresIn`` seconds; None: they never expire)."""
+    raw = pack.get("expiresIn")
+    if raw is None:
+        return None
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 < raw <= MAX_EXPIRES_IN:
+        raise ConfigError(f"X402_CREDIT_PACK expiresIn must be a number of seconds from 1 to {MAX_EXPIRES_IN}")
+    return timedelta(seconds=raw)
+
+
 async def _tenant_of(request: web.Request) -> uuid.UUID | None:
     """The tenant a top-up is for: the key's, or the ``tenant`` query parameter of a keyless payer (must exist)."""
     principal = principal_of(request)
@@ -130,8 +146,11 @@ async def topup(request: web.Request) -> web.Response:
     payment = request[PAYMENT]
     tenant = request[_TENANT]
     customer = request.match_info["customer"]
-    credits, _ = pack_offers(request.app[SETTINGS].credit_pack or {})
-    movement = ledger.Movement("purchase", credits, f"x402:{payment.payment_id}")
+    pack = request.app[SETTINGS].credit_pack or {}
+    credits, _ = pack_offers(pack)
+    lasts = pack_expiry(pack)
+    expires_at = None if lasts is None else datetime.now(UTC) + lasts
+    movement = ledger.Movement("purchase", credits, f"x402:{payment.payment_id}", expires_at=expires_at)
     async with request.app[DB].acquire() as conn:
         out, new = await ledger.move(
             conn, tenant, customer, movement, actor=f"payer:{payment.payer}", request_id=request.get(REQUEST_ID)
@@ -145,6 +164,7 @@ def install(app: web.Application) -> None:
     if not pack:
         return
     _, offers = pack_offers(pack)  # a malformed pack stops the start-up here
+    pack_expiry(pack)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
