@@ -60,6 +60,8 @@ OBJECT_ROUTES: dict[str, dict[str, str]] = {
     "/v1/entitlements/{customer}": {"customer": "customer"},
     "/v1/credits/{customer}": {"customer": "customer"},
     "/v1/credits/{customer}/history": {"customer": "customer"},
+    "/v1/credits/{customer}/charges/{key}": {"customer": "customer", "key": "charge"},
+    "/v1/credits/{customer}/charges/{key}/capture": {"customer": "customer", "key": "charge"},
 }
 #: Path parameters of the cross-tenant routes (not object routes: B may act on them, see CROSS_TENANT).
 CROSS_TENANT_PARAMS: dict[str, dict[str, str]] = {"/v1/resources/{id}/ratings": {"id": "resource"}}
@@ -284,6 +286,9 @@ async def build_world(client: Any, app: Any, database_url: str) -> World:
     await _ok(await client.put(f"/v1/customers/{customer}", json={"plan": plan}, headers=h))
     await _ok(await client.post(f"/v1/credits/{customer}/entries", json={"kind": "grant", "credits": 7}, headers=h))
     w.ids["customer"] = customer
+    charge = f"req-{secrets.token_hex(4)}"
+    await _ok(await client.post(f"/v1/credits/{customer}/charges", json={"key": charge, "credits": 1}, headers=h))
+    w.ids["charge"] = charge
     w.markers |= {meter, plan, customer}
 
     url = f"https://api.example.com/{secrets.token_hex(6)}"

@@ -19,8 +19,11 @@ the provider's key (``RemoteCredits``), the same two ways the paywall reaches a 
 Exactly once per request: the burn is keyed by the request (the client's ``Idempotency-Key``, else a fresh id,
 hashed with method, path and query); a retry under the same key while its burn stands is served without a second
 burn. The burn happens before the handler (so concurrent requests can never spend the same credit twice) and is
-refunded (a ``burn_refund`` ledger entry) when the handler raises or answers ``refund_status`` or above (5xx by
-default), as a payment is not settled when the handler fails; a retry of a refunded key burns again. Responses
+a hold until the handler answered: then the paywall captures it (``CreditLedger.capture``, the charge becomes
+final); it is refunded (a ``burn_refund`` ledger entry) when the handler raises or answers ``refund_status`` or
+above (5xx by default), as a payment is not settled when the handler fails; a retry of a refunded key burns again.
+A charge neither captured nor refunded (the process died in between, or the refund call failed) is refunded by the
+service's hold pass once it has been held for the hold timeout (``X402_CREDIT_HOLD_TIMEOUT``). Responses
 carry ``X402-Credits-Remaining`` (the balance after) and ``X402-Credits-Charged``. With a ``meter`` price, a served
 request is also a usage event of that meter (id = the burn's reference, so it counts once).
 """
@@ -75,6 +78,11 @@ class CreditLedger(Protocol):
 
     async def charge(self, customer: str, key: str, price: CreditPrice) -> Charge:
         """Burn the price once per ``key``; ``InsufficientCredits`` when the balance does not cover it."""
+        ...
+
+    async def capture(self, customer: str, key: str) -> str:
+        """The handler answered: make the held burn of ``key`` final; its state after (``captured``, or
+        ``refunded`` when the hold pass gave it back first)."""
         ...
 
     async def refund(self, customer: str, key: str) -> int:
@@ -219,8 +227,8 @@ def _headers(response: web.StreamResponse, balance: int, charged: int) -> None:
 async def serve(
     config: CreditConfig, request: web.Request, handler: Handler, price: CreditPrice, fallback: Fallback | None
 ) -> web.StreamResponse:
-    """One request of a credit route: burn, run the handler, refund on failure; ``fallback`` (the x402 path) when
-    the customer cannot pay in credits and the route allows it."""
+    """One request of a credit route: burn (a hold), run the handler, capture on an answer, refund on failure;
+    ``fallback`` (the x402 path) when the customer cannot pay in credits and the route allows it."""
     try:
         customer = await config.customer(request)
     except Exception as exc:
@@ -261,6 +269,8 @@ async def serve(
         balance = await _refund(config, customer, charge, clog)
         _headers(response, charge.balance if balance is None else balance, 0 if balance is not None else charge.credits)
         return response
+    # the handler answered: the hold becomes final (also on a retry served on a standing burn: it is the answer)
+    await _capture(config, customer, charge, clog)
     if price.meter is not None and charge.new and response.status < config.refund_status:
         try:
             await config.ledger.record_usage(customer, price.meter, price.units, f"credits:{charge.reference}")
@@ -274,9 +284,21 @@ async def _refund(config: CreditConfig, customer: str, charge: Charge, clog: Any
     try:
         return await config.ledger.refund(customer, charge.key)
     except Exception as exc:
-        # the burn stands; the provider refunds it by hand (POST /v1/credits/{customer}/charges/{key}/refund)
+        # the charge stays held: the service's hold pass refunds it after the hold timeout
         clog.error("credits_refund_failed", error=type(exc).__name__)
         return None
+
+
+async def _capture(config: CreditConfig, customer: str, charge: Charge, clog: Any) -> None:
+    try:
+        state = await config.ledger.capture(customer, charge.key)
+    except Exception as exc:
+        # the request is served; its charge stays held and the hold pass will give it back after the timeout
+        clog.error("credits_capture_failed", error=type(exc).__name__)
+        return
+    if state != "captured":
+        # the hold timeout passed before the handler answered: the hold pass refunded it, the request is free
+        clog.warning("credits_capture_too_late", state=state)
 
 
 __all__ = [

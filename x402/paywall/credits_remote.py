@@ -1,7 +1,8 @@
 """``RemoteCredits``: a paywall's ``CreditLedger`` over the service's HTTP API with the provider's API key (a
 ``verify`` key is enough), for a provider whose paywall reaches the service remotely, like ``RemoteFacilitator``.
 
-``POST /v1/credits/{customer}/charges`` burns once per key, ``POST …/charges/{key}/refund`` gives it back,
+``POST /v1/credits/{customer}/charges`` burns once per key (a hold), ``POST …/charges/{key}/capture`` makes it
+final once the handler answered, ``POST …/charges/{key}/refund`` gives it back,
 ``POST /v1/events`` records the meter's usage. Transport errors, timeouts and 5xx are ``DependencyError``
 (``credits_unavailable``, 503); 409 ``insufficient_credits`` is ``InsufficientCredits``; other refusals keep the
 service's status and code.
@@ -113,6 +114,16 @@ class RemoteCredits:
         if status not in (200, 201):
             raise self._refused(status, doc)
         return int(doc["balance"])
+
+    async def capture(self, customer: str, key: str) -> str:
+        """``POST /v1/credits/{customer}/charges/{key}/capture``; the charge's state after (``refunded``: the
+        service's hold pass gave it back first)."""
+        status, doc = await self._post(f"{self._base(customer)}/charges/{key}/capture", {})
+        if status == 409 and doc.get("code") == "charge_refunded":
+            return "refunded"
+        if status != 200:
+            raise self._refused(status, doc)
+        return str(doc["state"])
 
     async def record_usage(self, customer: str, meter: str, units: int, event_id: str) -> None:
         """``POST /v1/events`` with one event."""

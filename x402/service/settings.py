@@ -100,6 +100,12 @@ class Settings:
     usage_late_window: int = 7 * 86400
     #: Seconds between two passes that expire credits past their ``expiresAt`` (0: no pass in this process).
     credit_expiry_interval: float = 60.0
+    #: Seconds between two passes that refund credit charges still held past ``credit_hold_timeout`` (0: no pass
+    #: in this process).
+    credit_hold_interval: float = 60.0
+    #: Seconds a paywalled request's credit charge may stay held (burned, not yet answered) before the hold pass
+    #: refunds it: longer than any credit-charged route may run.
+    credit_hold_timeout: float = 300.0
     #: The credit pack ``POST /v1/credits/{customer}/topup`` sells over x402 (None: no top-up route):
     #: ``{credits, amount, network, asset, payTo, extra?}``.
     credit_pack: Mapping[str, Any] | None = None
@@ -270,6 +276,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     log_format = env.get("X402_LOG_FORMAT", "json")
     if log_format not in {"json", "console"}:
         raise ConfigError("X402_LOG_FORMAT must be json or console")
+    hold_timeout = _float(env, "X402_CREDIT_HOLD_TIMEOUT", 300.0)
+    if not hold_timeout > 0:
+        raise ConfigError("X402_CREDIT_HOLD_TIMEOUT must be a number of seconds above 0")
     return Settings(
         database_url=env.get("DATABASE_URL") or None,
         redis_url=env.get("REDIS_URL") or None,
@@ -336,6 +345,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         smtp_tls=_smtp_tls(env),
         usage_late_window=_int(env, "X402_USAGE_LATE_WINDOW", 7 * 86400),
         credit_expiry_interval=_float(env, "X402_CREDIT_EXPIRY_INTERVAL", 60.0),
+        credit_hold_interval=_float(env, "X402_CREDIT_HOLD_INTERVAL", 60.0),
+        credit_hold_timeout=hold_timeout,
         credit_pack=_json_object(env, "X402_CREDIT_PACK"),
     )
 

@@ -7,6 +7,11 @@ same transaction. A movement with a ``reference`` happens once: a repeat answers
 Credits granted or bought with an expiry form a lot (``credit_lots``). Every debit takes from the lots soonest to
 expire first (credits without an expiry last), under the same account lock, so what a lot still holds at its
 date is exactly its unspent remainder; ``expire_due`` turns that remainder into an ``expiry`` entry, once.
+
+A paywalled request's burn (``charge``) is a hold until the answer goes out: its ``credit_charges`` row is ``held``
+until the paywall captures it (``capture_charge``, the handler answered) or refunds it (``refund_charge``, the
+handler failed); ``release_due`` refunds every charge still held after the hold timeout (the process died between
+the burn and the answer), once, through ``refund_charge``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from x402.errors import Conflict, InsufficientCredits, NotFound, ValidationFailed
+from x402.logs import get_logger
 from x402.service.metering.ingest import MAX_VALUE
 from x402.service.metering.plans import tenant_is
 from x402.service.platform import audit
@@ -28,6 +34,7 @@ from x402.service.platform.audit import AuditEntry
 from x402.service.storage.scope import system_scope
 
 Conn = asyncpg.Connection | PoolConnectionProxy
+log = get_logger("x402.metering.ledger")
 
 KINDS: Final = ("grant", "purchase", "burn", "expiry", "refund", "burn_refund")
 #: The counter account of each kind (the other leg of the double entry).
@@ -45,6 +52,10 @@ CREDITING: Final = frozenset({"grant", "purchase", "burn_refund"})
 EXPIRING: Final = ("grant", "purchase")
 #: Who writes the expiry pass's entries (in the audit log and the ledger).
 EXPIRY_ACTOR: Final = "system:credit-expiry"
+#: Who refunds the charges still held after the hold timeout (in the audit log and the ledger).
+HOLD_ACTOR: Final = "system:credit-holds"
+#: A charge's states: burned and not yet answered, answered (final), given back.
+CHARGE_STATES: Final = ("held", "captured", "refunded")
 REFERENCE_PATTERN: Final = r"^[A-Za-z0-9_.:@/-]{1,200}$"
 
 
@@ -406,7 +417,7 @@ async def charge(
         await _charge_lock(conn, tenant_id, customer, key)
         attempt, live, _ = await _attempts(conn, tenant_id, customer, key)
         if live is not None:
-            return entry_json(live), False
+            return {**entry_json(live), "state": await _state_of(conn, tenant_id, customer, live)}, False
         if attempt > MAX_ATTEMPTS:
             raise Conflict(
                 f"this key was charged and refunded {MAX_ATTEMPTS} times; use a new Idempotency-Key",
@@ -420,9 +431,78 @@ async def charge(
             amount = credits or 0
         ref = key if attempt == 1 else f"{key}/{attempt}"
         movement = Movement("burn", amount, ref, meter, units if meter is not None else None)
-        return await move(
+        out, new = await move(
             conn, tenant_id, customer, movement, actor=actor, request_id=request_id, allow_negative=negative
         )
+        # a free charge holds nothing: it is final at once
+        state = "held" if amount > 0 else "captured"
+        await conn.execute(
+            """INSERT INTO credit_charges (tenant_id, customer, key, reference, txn, credits, state, settled_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 = 'held' THEN NULL ELSE now() END)""",
+            tenant_id,
+            customer,
+            key,
+            ref,
+            uuid.UUID(out["txn"]),
+            amount,
+            state,
+        )
+        return {**out, "state": state}, new
+
+
+async def _state_of(conn: Conn, tenant_id: uuid.UUID | None, customer: str, burn: asyncpg.Record) -> str:
+    """The state of a live burn's charge (a burn from before holds existed was final when made: captured)."""
+    state = await conn.fetchval(
+        f"""SELECT state FROM credit_charges WHERE {tenant_is("tenant_id")} AND customer = $2 AND reference = $3""",
+        tenant_id,
+        customer,
+        burn["reference"],
+    )
+    return str(state or "captured")
+
+
+def charge_json(row: asyncpg.Record) -> dict[str, Any]:
+    """A charge as the API shows it."""
+    return {
+        "customer": row["customer"],
+        "key": row["key"],
+        "reference": row["reference"],
+        "txn": str(row["txn"]),
+        "credits": row["credits"],
+        "state": row["state"],
+        "createdAt": _iso(row["created_at"]),
+        "settledAt": None if row["settled_at"] is None else _iso(row["settled_at"]),
+    }
+
+
+async def get_charge(conn: Conn, tenant_id: uuid.UUID | None, customer: str, key: str) -> dict[str, Any]:
+    """The last attempt of a charge key (404 ``charge_not_found``)."""
+    row = await conn.fetchrow(
+        f"""SELECT * FROM credit_charges WHERE {tenant_is("tenant_id")} AND customer = $2 AND key = $3
+            ORDER BY created_at DESC, reference DESC LIMIT 1""",
+        tenant_id,
+        customer,
+        key,
+    )
+    if row is None:
+        raise NotFound("no charge under this key for this customer", code="charge_not_found")
+    return charge_json(row)
+
+
+async def capture_charge(conn: Conn, tenant_id: uuid.UUID | None, customer: str, key: str) -> dict[str, Any]:
+    """The handler answered: the key's held charge becomes ``captured`` (one conditional UPDATE; a concurrent hold
+    pass holding the row makes it wait and then find nothing held). Answers the charge; its state says whether
+    it was captured (now or before) or was ``refunded`` first. 404 ``charge_not_found`` for an unknown key."""
+    row = await conn.fetchrow(
+        f"""UPDATE credit_charges SET state = 'captured', settled_at = now()
+            WHERE {tenant_is("tenant_id")} AND customer = $2 AND key = $3 AND state = 'held' RETURNING *""",
+        tenant_id,
+        customer,
+        key,
+    )
+    if row is not None:
+        return charge_json(row)
+    return await get_charge(conn, tenant_id, customer, key)
 
 
 async def refund_charge(
@@ -435,10 +515,81 @@ async def refund_charge(
         _, live, last_refund = await _attempts(conn, tenant_id, customer, key)
         if live is None:
             if last_refund is not None:
-                return entry_json(last_refund), False
+                return {**entry_json(last_refund), "state": "refunded"}, False
             raise NotFound("no charge under this key for this customer", code="charge_not_found")
         taken = -int(live["amount"])
         if taken <= 0:  # a free (0-credit) charge: nothing to give back, the burn stays the record
-            return entry_json(live), False
+            return {**entry_json(live), "state": await _state_of(conn, tenant_id, customer, live)}, False
         movement = Movement("burn_refund", taken, live["reference"], live["meter"], live["units"])
-        return await move(conn, tenant_id, customer, movement, actor=actor, request_id=request_id)
+        out, new = await move(conn, tenant_id, customer, movement, actor=actor, request_id=request_id)
+        await conn.execute(
+            f"""UPDATE credit_charges SET state = 'refunded', settled_at = now()
+                WHERE {tenant_is("tenant_id")} AND customer = $2 AND reference = $3""",
+            tenant_id,
+            customer,
+            live["reference"],
+        )
+        return {**out, "state": "refunded"}, new
+
+
+async def release_held(
+    conn: Conn, tenant_id: uuid.UUID | None, customer: str, key: str, reference: str, timeout: float
+) -> dict[str, Any] | None:
+    """Refund charge ``reference`` of ``key`` if it is still held ``timeout`` seconds after its burn: the refund
+    entry, or None (captured or refunded meanwhile, or not due). Under the key's lock, then the charge row's: a
+    concurrent pass, capture or refund either finished first (and this finds nothing held) or waits."""
+    async with conn.transaction():
+        await _charge_lock(conn, tenant_id, customer, key)
+        held = await conn.fetchval(
+            f"""SELECT 1 FROM credit_charges WHERE {tenant_is("tenant_id")} AND customer = $2 AND reference = $3
+                AND state = 'held' AND created_at <= now() - make_interval(secs => $4) FOR UPDATE""",
+            tenant_id,
+            customer,
+            reference,
+            float(timeout),
+        )
+        if held is None:
+            return None
+        out, new = await refund_charge(conn, tenant_id, customer, key, actor=HOLD_ACTOR)
+        return out if new else None
+
+
+async def release_due(pool: asyncpg.Pool, timeout: float, *, batch: int = 500) -> int:
+    """Refund every charge, of every tenant, still held ``timeout`` seconds after its burn (its process died
+    before the answer); how many this pass refunded. Safe to run in several processes at once: each charge is
+    refunded under its key's lock and row lock, once."""
+    released = 0
+    with system_scope("credit holds: charges held past the hold timeout, of every tenant"):
+        async with pool.acquire() as conn:
+            after: tuple[datetime, str, str] = (datetime.min.replace(tzinfo=UTC), "", "")
+            while True:
+                due = await conn.fetch(
+                    """SELECT tenant_id, customer, key, reference, created_at FROM credit_charges
+                       WHERE state = 'held' AND created_at <= now() - make_interval(secs => $1)
+                         AND (created_at, customer, reference) > ($2, $3, $4)
+                       ORDER BY created_at, customer, reference LIMIT $5""",
+                    float(timeout),
+                    *after,
+                    batch,
+                )
+                for row in due:
+                    try:
+                        out = await release_held(
+                            conn, row["tenant_id"], row["customer"], row["key"], row["reference"], timeout
+                        )
+                    except (asyncpg.PostgresError, NotFound, ValidationFailed) as exc:
+                        log.warning("credit_hold_release_failed", reference=row["reference"], error=type(exc).__name__)
+                        continue
+                    if out is not None:
+                        released += 1
+                        log.info(
+                            "credit_hold_refunded",
+                            tenant=str(row["tenant_id"]),
+                            customer=row["customer"],
+                            reference=row["reference"],
+                            credits=out["credits"],
+                        )
+                if len(due) < batch:
+                    return released
+                last = due[-1]
+                after = (last["created_at"], last["customer"], last["reference"])

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 from x402.service.events.openapi import _PAGE as PAGE
 from x402.service.metering.ingest import ID_PATTERN, MAX_BATCH, MAX_VALUE, METER_PATTERN
-from x402.service.metering.ledger import CHARGE_KEY_PATTERN, COUNTER, KINDS, REFERENCE_PATTERN
+from x402.service.metering.ledger import CHARGE_KEY_PATTERN, CHARGE_STATES, COUNTER, KINDS, REFERENCE_PATTERN
 from x402.service.metering.plans import AGGREGATIONS, MAX_FEATURES, PRICE_PATTERN
 
 _PROBLEM: Final = {"$ref": "#/components/responses/Problem"}
@@ -117,6 +117,11 @@ CREDIT_ENTRY: Final = _obj(
             "description": "a grant's or purchase's credits expire then (unspent ones become an expiry entry)",
         },
         "createdAt": _STR,
+        "state": {
+            "type": "string",
+            "enum": list(CHARGE_STATES),
+            "description": "the answers of the charges API only: the charge's state after this call",
+        },
     },
     (
         "txn",
@@ -131,6 +136,25 @@ CREDIT_ENTRY: Final = _obj(
         "expiresAt",
         "createdAt",
     ),
+)
+_STATE: Final = {
+    "type": "string",
+    "enum": list(CHARGE_STATES),
+    "description": "held: burned, the handler has not answered (refunded by the hold pass after the hold timeout); "
+    "captured: answered, final; refunded: given back (burn_refund)",
+}
+CREDIT_CHARGE: Final = _obj(
+    {
+        "customer": _STR,
+        "key": _STR,
+        "reference": {"type": "string", "description": "the burn's reference: the key, or key/n after n-1 refunds"},
+        "txn": {"type": "string", "format": "uuid", "description": "the burn's ledger transaction"},
+        "credits": {"type": "integer", "description": "credits the burn took"},
+        "state": _STATE,
+        "createdAt": _STR,
+        "settledAt": {"type": ["string", "null"], "description": "when it was captured or refunded"},
+    },
+    ("customer", "key", "reference", "txn", "credits", "state", "createdAt", "settledAt"),
 )
 ENTITLEMENTS: Final = _obj(
     {
@@ -371,6 +395,22 @@ def paths() -> dict[str, dict[str, Any]]:
                 created=True,
             )
         },
+        "/v1/credits/{customer}/charges/{key}": {
+            "get": _op(
+                "The last attempt of a charge key and its state (held, captured, refunded; 404 charge_not_found)",
+                _ref("CreditCharge"),
+                params=[*customer, *_path("key", CHARGE_KEY_PATTERN)],
+            )
+        },
+        "/v1/credits/{customer}/charges/{key}/capture": {
+            "post": _op(
+                "The handler answered: the held charge becomes captured, final (200, also when captured before; "
+                "409 charge_refunded when it was refunded first, e.g. by the hold pass; 404 charge_not_found)",
+                _ref("CreditCharge"),
+                params=[*customer, *_path("key", CHARGE_KEY_PATTERN)],
+                conflict=True,
+            )
+        },
         "/v1/credits/{customer}/charges/{key}/refund": {
             "post": _op(
                 "Give back the standing burn of a charge key (a burn_refund entry; 200: refunded already; 404 "
@@ -433,4 +473,5 @@ def schemas() -> dict[str, dict[str, Any]]:
         "Plan": PLAN,
         "Entitlements": ENTITLEMENTS,
         "CreditEntry": CREDIT_ENTRY,
+        "CreditCharge": CREDIT_CHARGE,
     }

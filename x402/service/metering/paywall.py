@@ -18,8 +18,9 @@ from x402.service.storage.scope import tenant_scope
 
 
 class AppCredits:
-    """Burns, refunds and usage events of ``tenant_id``'s customers on ``app``'s database (looked up per call: the
-    pool is built in a cleanup context). ``actor`` names the paywall in the audit log."""
+    """Burns (held until captured), captures, refunds and usage events of ``tenant_id``'s customers on ``app``'s
+    database (looked up per call: the pool is built in a cleanup context). ``actor`` names the paywall in the audit
+    log."""
 
     def __init__(self, app: web.Application, *, tenant_id: uuid.UUID | None = None, actor: str = "paywall") -> None:
         self.app = app
@@ -49,6 +50,13 @@ class AppCredits:
             async with self.app[DB].acquire() as conn:
                 out, _ = await ledger.refund_charge(conn, self.tenant_id, customer, key, actor=self.actor)
         return int(out["balance"])
+
+    async def capture(self, customer: str, key: str) -> str:
+        """The handler answered: the key's held charge is final; its state after (``refunded``: too late)."""
+        with tenant_scope(self.tenant_id):
+            async with self.app[DB].acquire() as conn:
+                out = await ledger.capture_charge(conn, self.tenant_id, customer, key)
+        return str(out["state"])
 
     async def record_usage(self, customer: str, meter: str, units: int, event_id: str) -> None:
         """One usage event, landed as ``POST /v1/events`` lands it (warnings, cache invalidation)."""

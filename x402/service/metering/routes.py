@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from x402.errors import Forbidden, Unauthorized, ValidationFailed
+from x402.errors import Conflict, Forbidden, Unauthorized, ValidationFailed
 from x402.service.appkeys import DB, METERING, SETTINGS
 from x402.service.http import json_object, json_response
 from x402.service.metering import ledger, plans
@@ -305,6 +305,31 @@ async def credit_charge(request: web.Request) -> web.Response:
             request_id=request.get(REQUEST_ID),
         )
     return json_response(out, 201 if new else 200)
+
+
+@routes.get("/v1/credits/{customer}/charges/{key}")
+async def credit_charge_state(request: web.Request) -> web.Response:
+    """The last attempt of a charge key: credits, and ``state`` ``held`` (burned, the handler has not answered),
+    ``captured`` (answered: final) or ``refunded`` (404 ``charge_not_found``)."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    key = _charge_key(request.match_info["key"])
+    async with request.app[DB].acquire() as conn:
+        return json_response(await ledger.get_charge(conn, tenant_id, customer, key))
+
+
+@routes.post("/v1/credits/{customer}/charges/{key}/capture")
+async def credit_charge_capture(request: web.Request) -> web.Response:
+    """The handler answered: the key's held charge becomes ``captured`` (200, also when it was captured before;
+    409 ``charge_refunded`` when it was refunded first, e.g. by the hold pass; 404 ``charge_not_found``)."""
+    tenant_id = caller_tenant(request)
+    customer = plans.check_customer(request.match_info["customer"])
+    key = _charge_key(request.match_info["key"])
+    async with request.app[DB].acquire() as conn:
+        out = await ledger.capture_charge(conn, tenant_id, customer, key)
+    if out["state"] == "refunded":
+        raise Conflict("this charge was refunded before it was captured", code="charge_refunded")
+    return json_response(out)
 
 
 @routes.post("/v1/credits/{customer}/charges/{key}/refund")

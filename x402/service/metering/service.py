@@ -1,5 +1,5 @@
 """The metering feature of one process: its routes, the entitlement cache (with its NOTIFY listener) and the
-periodic credit expiry pass."""
+periodic credit expiry pass and the pass that refunds credit charges held past the hold timeout."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from aiohttp import web
 from x402.logs import get_logger
 from x402.service.appkeys import DB, METERING, SETTINGS
 from x402.service.metering.cache import EntitlementCache
-from x402.service.metering.ledger import expire_due
+from x402.service.metering.ledger import expire_due, release_due
 from x402.service.storage.scope import system_scope
 
 log = get_logger("x402.metering")
@@ -31,6 +31,18 @@ async def _expiry_loop(pool: asyncpg.Pool, interval: float) -> None:
             log.info("credits_expired", lots=n)
 
 
+async def _hold_loop(pool: asyncpg.Pool, interval: float, timeout: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            n = await release_due(pool, timeout)
+        except Exception as exc:  # a missed pass is retried next round; it must not end the loop
+            log.warning("credit_hold_pass_failed", error=type(exc).__name__)
+            continue
+        if n:
+            log.info("credit_holds_refunded", charges=n)
+
+
 async def _ctx(app: web.Application) -> AsyncIterator[None]:
     cache = EntitlementCache(app[SETTINGS].database_url)
     app[METERING] = cache
@@ -40,11 +52,18 @@ async def _ctx(app: web.Application) -> AsyncIterator[None]:
     if interval > 0:
         with system_scope("credit expiry: lots past their date, of every tenant"):
             expiry = asyncio.create_task(_expiry_loop(app[DB], interval))
+    holds = None
+    if app[SETTINGS].credit_hold_interval > 0:
+        with system_scope("credit holds: charges held past the hold timeout, of every tenant"):
+            holds = asyncio.create_task(
+                _hold_loop(app[DB], app[SETTINGS].credit_hold_interval, app[SETTINGS].credit_hold_timeout)
+            )
     yield
-    if expiry is not None:
-        expiry.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await expiry
+    for task in (expiry, holds):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await cache.close()
 
 
