@@ -81,14 +81,17 @@ async def test_paid_payment_with_bazaar_lists_its_resource(
     assert found["metadata"]["settledCount"] == 1
 
 
-async def test_invalid_payments_and_declarations_are_rejected(database_url: str, aiohttp_client: Any) -> None:
-    # the chain is not the point here: the in-memory fake chain stands in for anvil
+async def _funded_fake(database_url: str, aiohttp_client: Any) -> tuple[Any, FakePayer, Any]:
+    """A service on the in-memory fake chain (the chain is not the point here), a funded payer, a 1,000 offer."""
     ledger = FakeLedger()
-    app = fake_app(database_url, ledger, registry_probe_interval=0)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(fake_app(database_url, ledger, registry_probe_interval=0))
     payer = FakePayer()
     ledger.mint(payer.address, 10**6)
-    req = fake_requirements(FakePayer().address, 1_000)
+    return client, payer, fake_requirements(FakePayer().address, 1_000)
+
+
+async def test_invalid_payments_and_declarations_are_rejected(database_url: str, aiohttp_client: Any) -> None:
+    client, payer, req = await _funded_fake(database_url, aiohttp_client)
 
     # a payment that does not verify (value differs from the requirement) is not catalogued
     bad = fake_payment(payer, req, value=1)
@@ -103,7 +106,7 @@ async def test_invalid_payments_and_declarations_are_rejected(database_url: str,
 
     r = await client.post("/verify", json=_with_bazaar(good, None))
     assert "bazaar" not in _ext_header(r)  # no declaration: no bazaar answer (the risk one is there)
-    await app[BAZAAR].drain()
+    await client.app[BAZAAR].drain()
     r = await client.get("/discovery/resources")
     assert (await r.json())["pagination"]["total"] == 0
 
@@ -132,13 +135,7 @@ async def test_mcp_catalogue_key_and_route_template() -> None:
 async def test_mcp_declarations_key_by_tool_name_and_read_the_legacy_tool(
     database_url: str, aiohttp_client: Any
 ) -> None:
-    # the chain is not the point here: the in-memory fake chain stands in for anvil
-    ledger = FakeLedger()
-    app = fake_app(database_url, ledger, registry_probe_interval=0)
-    client = await aiohttp_client(app)
-    payer = FakePayer()
-    ledger.mint(payer.address, 10**6)
-    req = fake_requirements(FakePayer().address, 1_000)
+    client, payer, req = await _funded_fake(database_url, aiohttp_client)
 
     def mcp(key: str, name: str) -> dict[str, Any]:
         return {"bazaar": {"info": {"input": {"type": "mcp", key: name, "inputSchema": {"type": "object"}}}}}
@@ -148,7 +145,7 @@ async def test_mcp_declarations_key_by_tool_name_and_read_the_legacy_tool(
         r = await client.post("/verify", json=_with_bazaar(fake_payment(payer, req), declaration))
         assert (await r.json())["isValid"] is True
         assert _ext_header(r)["bazaar"] == {"status": "success"}
-        await app[BAZAAR].drain()
+        await client.app[BAZAAR].drain()
 
     r = await client.get("/discovery/resources", params={"type": "mcp"})
     items = (await r.json())["items"]
