@@ -84,7 +84,7 @@ async def _tenant_with_everything(
     assert r.status == 201, await r.text()
     resource = await r.json()
     # metering: a plan, a customer on it, usage past 80% (a warning row), a credit grant, an expiring grant (a lot)
-    # and a burn taken from it
+    # and a burn taken from it, and a paywall charge held until its answer (a credit_charges row)
     calls = [
         ("PUT", "/v1/plans/basic", {"limits": {"tokens": 10}}),
         ("PUT", "/v1/customers/cus_1", {"plan": "basic"}),
@@ -93,6 +93,7 @@ async def _tenant_with_everything(
         ("POST", "/v1/credits/cus_1/entries", {"kind": "grant", "credits": 5}),
         ("POST", "/v1/credits/cus_1/entries", {"kind": "grant", "credits": 5, "expiresAt": "2099-01-01T00:00:00Z"}),
         ("POST", "/v1/credits/cus_1/burn", {"credits": 1}),
+        ("POST", "/v1/credits/cus_1/charges", {"key": "req_1", "credits": 1}),
     ]
     for method, path, doc in calls:
         r = await client.request(method, path, json=doc, headers=h)
