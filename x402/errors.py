@@ -168,8 +168,7 @@ class ChainUnavailable(DependencyError):
 
 class SignerBusy(DependencyError):
     """A settlement waited longer than its bound for a signer's nonce lane (the signer is saturated): nothing was
-    signed or sent; like any failure before send the payment's settlement is closed as failed, and the payer pays
-    again with a new authorization."""
+    signed or sent, and its claim is dropped, so the payer may present the same payment again."""
 
     code = "signer_busy"
 

@@ -66,7 +66,7 @@ async def test_bounded_wait_on_a_lane_held_by_another_process(database_url: str)
 
 
 @pytest.mark.slow
-async def test_settle_answers_signer_busy_and_a_new_payment_settles_once_the_lane_frees(
+async def test_settle_answers_signer_busy_and_the_same_payment_settles_once_the_lane_frees(
     database_url: str, aiohttp_client: Any, devchain: DevChain
 ) -> None:
     key, signer = await evm.funded_signer(devchain)
@@ -82,14 +82,14 @@ async def test_settle_answers_signer_busy_and_a_new_payment_settles_once_the_lan
     assert doc["code"] == "signer_busy"
     assert await evm.tx_count(devchain, signer) == before  # nothing signed or sent
     assert await evm.token_balance(devchain, payment.requirements.pay_to) == 0
-    # like any failure before send, the payment's row is final: presented again it gets its recorded failure
+    # nothing was sent, so the claim was dropped: the same payment, presented again once the lane is free, settles
+    # (a 503 means "retry"), and exactly once
+    r = await client.post("/settle", json=payment.body())
+    doc = await r.json()
+    assert doc["success"] is True, doc
+    assert await evm.token_balance(devchain, payment.requirements.pay_to) == 41
     r = await client.post("/settle", json=payment.body())
     again = await r.json()
     assert again["success"] is False, again
-    assert again["errorReason"] == "unexpected_settle_error", again
-    # the payer pays again (a new authorization) once the lane is free
-    retry = await evm.new_payment(devchain, 41)
-    r = await client.post("/settle", json=retry.body())
-    doc = await r.json()
-    assert doc["success"] is True, doc
-    assert await evm.token_balance(devchain, retry.requirements.pay_to) == 41
+    assert again["errorReason"] == "duplicate_settlement", again
+    assert await evm.token_balance(devchain, payment.requirements.pay_to) == 41

@@ -13,7 +13,7 @@ import msgspec
 from chains.base import ChainAdapter, Confirmation, PaymentContext, SignerOutOfGas
 from chains.registry import ChainRegistry
 from x402 import tracing
-from x402.errors import DependencyError
+from x402.errors import DependencyError, SignerBusy
 from x402.facilitator.base import AnyPayload, AnyRequirements
 from x402.logs import get_logger
 from x402.service.events.outbox import Event
@@ -472,6 +472,11 @@ class FacilitatorService:
             except SignerOutOfGas as exc:
                 if required is None and await self._out_of_gas(exc, row_id, adapter, ctx.network, tried, signer):
                     continue
+                raise
+            except SignerBusy:
+                # the lane never freed: nothing was signed or sent, so the claim is dropped and the same payment may
+                # be presented again once the signer has room (the 503 says "retry", and a retry can succeed)
+                await self.journal.forget_unsent(row_id)
                 raise
             except DependencyError:
                 await self.journal.mark(
