@@ -32,7 +32,6 @@ import os
 import re
 import secrets
 import shlex
-import shutil
 import sys
 import tempfile
 import time
@@ -63,6 +62,7 @@ from bench.verify import (  # noqa: E402  (bench/verify.py: processes, readiness
     run_wrk,
     say,
     system_busy,
+    teardown,
     wait_http,
 )
 from chains.evm.devchain import start_devchain  # noqa: E402
@@ -249,12 +249,7 @@ async def bench(args: argparse.Namespace) -> list[Run]:
             finally:
                 await admin.close()
     finally:
-        try:
-            await procs.close()
-        finally:
-            if anvil is not None:
-                await anvil.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
+        await teardown(procs, anvil, tmp)
     return best_of(runs)
 
 

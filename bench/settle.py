@@ -35,7 +35,6 @@ import os
 import resource
 import secrets
 import shlex
-import shutil
 import sys
 import tempfile
 import time
@@ -555,15 +554,7 @@ async def bench(args: argparse.Namespace, command: str) -> int:
                     )
                 )
     finally:
-        try:
-            await procs.close()
-        finally:
-            try:
-                if anvil is not None:
-                    await anvil.stop()
-                    vb._STARTED.pop(vb.anvil_process_id(anvil) or -1, None)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        await vb.teardown(procs, anvil, tmp)
 
     info = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from chains.evm.devchain import DevChain, start_devchain  # noqa: E402
+from chains.evm.devchain import AnvilProcess, DevChain, start_devchain  # noqa: E402
 
 BENCH = ROOT / "bench"
 OFFICIAL_VENV = BENCH / ".venv-official"
@@ -179,6 +179,20 @@ def kill_leftovers() -> None:
             else:
                 os.kill(pid, signal.SIGKILL)
         _STARTED.pop(pid, None)
+
+
+async def teardown(procs: Procs, anvil: AnvilProcess | None, tmp: str | Path) -> None:
+    """Stop every started process, then anvil, then remove the run's scratch folder (each step runs even when an
+    earlier one fails)."""
+    try:
+        await procs.close()
+    finally:
+        try:
+            if anvil is not None:
+                await anvil.stop()
+                _STARTED.pop(anvil_process_id(anvil) or -1, None)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Procs:
@@ -1047,15 +1061,7 @@ async def bench(args: argparse.Namespace, command: str) -> int:
                 await procs.close()  # before their databases go
                 await databases.drop_all()
     finally:
-        try:
-            await procs.close()
-        finally:
-            try:
-                if anvil is not None:
-                    await anvil.stop()
-                    _STARTED.pop(anvil_process_id(anvil) or -1, None)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
+        await teardown(procs, anvil, tmp)
 
     info = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import shutil
 import statistics
 import sys
 import tempfile
@@ -124,12 +123,7 @@ async def bench(args: argparse.Namespace) -> int:
                 await procs.close()
                 await databases.drop_all()
     finally:
-        try:
-            await procs.close()
-        finally:
-            if anvil is not None:
-                await anvil.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
+        await V.teardown(procs, anvil, tmp)
 
     first = args.builds[0][0]
     V.say(f"\nmedian of {args.rounds} rounds, {args.connections} connections per build, all builds loaded at once:")
