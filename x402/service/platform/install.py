@@ -67,7 +67,6 @@ async def _platform_ctx(app: web.Application) -> AsyncIterator[None]:
         sessions=SessionStore(pool, auth, settings.dashboard_idle_seconds),
     )
     app[PLATFORM] = platform
-    writer.start()
     with system_scope("idempotency purge: expired keys of every tenant"):
         purge = asyncio.create_task(_purge_loop(platform))
     with system_scope("record dead letters: retried batches carry the records of many tenants"):

@@ -264,9 +264,6 @@ class PaymentWriter:
         stamps = self._stamps
         return len(stamps), (time.monotonic() - stamps[0]) if stamps else 0.0
 
-    def start(self) -> None:
-        """Kept for callers that start the writer up front: flushers start when records arrive."""
-
     def _put(self, item: _Item) -> None:
         if self._closing:
             raise DatabaseUnavailable("the payment record writer is shutting down")
